@@ -1,0 +1,181 @@
+"""`marketplace`: the one command for operating the exchange (decision 9)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from marketplace.logs import configure_logging, get_logger
+from marketplace.settings import ROOT, Settings, SettingsError
+
+log = get_logger(__name__)
+
+
+def _script_env(settings: Settings) -> dict[str, str]:
+    """The shell scripts read the same MARKETPLACE_* variables; hand them the resolved values."""
+    env = dict(os.environ)
+    env.update(
+        MARKETPLACE_LOCAL_DIR=str(settings.local_dir),
+        MARKETPLACE_KAFKA_PORT=str(settings.kafka_port),
+        MARKETPLACE_PG_PORT=str(settings.pg_port),
+        MARKETPLACE_DB_NAME=settings.db_name,
+        MARKETPLACE_DB_USER=settings.db_user,
+        MARKETPLACE_DB_PASSWORD=settings.db_password,
+        MARKETPLACE_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        MARKETPLACE_DATABASE_URL=settings.database_url,
+    )
+    return env
+
+
+def _script(settings: Settings, name: str, action: str, *, check: bool = True) -> int:
+    path = ROOT / "infra" / name
+    proc = subprocess.run([str(path), action], env=_script_env(settings), check=False)  # noqa: S603
+    if check and proc.returncode != 0:
+        raise SystemExit(f"{name} {action} failed with exit code {proc.returncode}")
+    return proc.returncode
+
+
+async def _prepare(settings: Settings) -> None:
+    from marketplace.db import migrate_database
+    from marketplace.kafka import ensure_topics, wait_for_kafka
+
+    applied = await migrate_database(settings)
+    print(f"postgres: migrations up to date ({len(applied)} applied now)")
+    await wait_for_kafka(settings)
+    for topic in await ensure_topics(settings):
+        print(
+            f"kafka: topic {topic.name:<24} {topic.partitions} partitions"
+            + (" (created)" if topic.created else "")
+        )
+
+
+def cmd_up(settings: Settings, _args: argparse.Namespace) -> int:
+    _script(settings, "kafka.sh", "up")
+    _script(settings, "postgres.sh", "up")
+    asyncio.run(_prepare(settings))
+    print("up: Kafka", settings.kafka_servers, "· PostgreSQL", settings.redacted()["dsn"])
+    return 0
+
+
+def cmd_down(settings: Settings, _args: argparse.Namespace) -> int:
+    rc_kafka = _script(settings, "kafka.sh", "down", check=False)
+    rc_pg = _script(settings, "postgres.sh", "down", check=False)
+    return 1 if rc_kafka or rc_pg else 0
+
+
+async def _status_checks(settings: Settings) -> list[str]:
+    from marketplace.db import connect
+    from marketplace.kafka import make_admin
+
+    lines = []
+    try:
+        conn = await asyncio.wait_for(connect(settings, timeout_s=2), timeout=5)
+        try:
+            rows = (
+                await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+                if await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+                else []
+            )
+        finally:
+            await conn.close()
+        lines.append(f"postgres: reachable, {len(rows)} migrations applied")
+    except (OSError, TimeoutError) as exc:
+        lines.append(f"postgres: not reachable ({exc})")
+    admin = make_admin(settings)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=5)
+        topics = sorted(t for t in await admin.list_topics() if not t.startswith("__"))
+        lines.append(f"kafka: reachable at {settings.kafka_servers}, {len(topics)} topics")
+    except Exception as exc:  # noqa: BLE001 - status reports any failure instead of raising
+        lines.append(f"kafka: not reachable at {settings.kafka_servers} ({type(exc).__name__})")
+    finally:
+        await admin.close()
+    return lines
+
+
+def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
+    rc = _script(settings, "kafka.sh", "status", check=False)
+    rc |= _script(settings, "postgres.sh", "status", check=False)
+    for line in asyncio.run(_status_checks(settings)):
+        print(line)
+    return 0 if rc == 0 else 3
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from marketplace.db import migrate_database
+
+    applied = asyncio.run(migrate_database(settings))
+    print(f"applied {len(applied)} migrations: {[f'{m.version:04d}_{m.name}' for m in applied]}")
+    return 0
+
+
+def cmd_topics(settings: Settings, _args: argparse.Namespace) -> int:
+    from marketplace.kafka import ensure_topics
+
+    for t in asyncio.run(ensure_topics(settings)):
+        print(f"{t.name}\t{t.partitions}\t{'created' if t.created else 'exists'}")
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.services import SERVICES, run_services
+
+    names = sorted(SERVICES) if args.service == "all" else [args.service]
+    asyncio.run(run_services(settings, names))
+    return 0
+
+
+def cmd_settings(settings: Settings, _args: argparse.Namespace) -> int:
+    for key, value in settings.redacted().items():
+        print(f"{key}={value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from marketplace.services import SERVICES
+
+    parser = argparse.ArgumentParser(
+        prog="marketplace", description="Operate the circular materials exchange."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "up", help="install if needed and start Kafka and PostgreSQL, migrate, create topics"
+    )
+    sub.add_parser("down", help="stop the local Kafka and PostgreSQL")
+    sub.add_parser("status", help="say what runs where")
+    sub.add_parser("migrate", help="apply pending SQL migrations")
+    sub.add_parser("topics", help="create missing topics")
+    sub.add_parser("settings", help="print the effective settings (passwords hidden)")
+    run = sub.add_parser("run", help="run a service in the foreground until SIGTERM/Ctrl-C")
+    run.add_argument("service", choices=[*sorted(SERVICES), "all"])
+    return parser
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "migrate": cmd_migrate,
+    "topics": cmd_topics,
+    "run": cmd_run,
+    "settings": cmd_settings,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"marketplace: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    return COMMANDS[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The Kafka adapter: clients configured as decision 1 says, and topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from marketplace.logs import get_logger
+from marketplace.settings import Settings
+from marketplace.topics import TOPICS, TopicSpec
+
+log = get_logger(__name__)
+
+# Kafka error code for "topic already exists", so that concurrent `up`s do not fail each other.
+TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicLayoutError(RuntimeError):
+    """An existing topic does not have the partitions the project expects."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicState:
+    name: str
+    partitions: int
+    created: bool
+
+
+def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_servers,
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+        "client_id": "marketplace-producer",
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_servers,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.consumer_session_timeout_ms,
+        "heartbeat_interval_ms": max(1000, settings.consumer_session_timeout_ms // 5),
+        "max_poll_records": settings.consumer_max_batch,
+        "isolation_level": "read_committed",
+        "client_id": f"marketplace-{group_id or 'reader'}",
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(**options)
+
+
+def make_admin(settings: Settings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_servers, client_id="marketplace-admin"
+    )
+
+
+async def wait_for_kafka(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Waits until the cluster answers a metadata request, or raises."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last: Exception | None = None
+    while loop.time() < deadline:
+        admin = make_admin(settings)
+        try:
+            await admin.start()
+            await admin.describe_cluster()
+            return
+        except (KafkaConnectionError, KafkaError, OSError) as exc:
+            last = exc
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.5)
+    raise TimeoutError(
+        f"Kafka at {settings.kafka_servers} not ready after {timeout_s:.0f} s: {last}"
+    )
+
+
+async def ensure_topics(
+    settings: Settings,
+    specs: Iterable[TopicSpec] = TOPICS,
+    *,
+    partitions: int | None = None,
+    replication: int | None = None,
+) -> list[TopicState]:
+    """Creates missing topics; checks existing ones. Safe to run any number of times."""
+    specs = list(specs)
+    partitions = partitions or settings.topic_partitions
+    replication = replication or settings.topic_replication
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        existing = await _partition_counts(admin, [s.name for s in specs])
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            config = {"min.insync.replicas": str(settings.topic_min_insync)}
+            response = await admin.create_topics(
+                [
+                    NewTopic(s.name, partitions, replication, topic_configs={**config, **s.config})
+                    for s in missing
+                ]
+            )
+            for topic, code, *rest in response.topic_errors:
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    message = rest[0] if rest else ""
+                    raise KafkaError(f"creating topic {topic} failed: error {code} {message}")
+            existing.update(await _partition_counts(admin, [s.name for s in missing]))
+        states = []
+        for s in specs:
+            count = existing.get(s.name, 0)
+            if count < 1:
+                raise TopicLayoutError(f"topic {s.name} has no partitions after creation")
+            states.append(TopicState(s.name, count, created=s in missing))
+        for st in states:
+            if not st.created and st.partitions != partitions:
+                log.warning(
+                    "topic_partitions_differ",
+                    topic=st.name,
+                    actual=st.partitions,
+                    configured=partitions,
+                    hint="partition counts of keyed topics are never changed in place",
+                )
+        return states
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    # Metadata for a freshly created topic can lag a moment behind the controller.
+    for attempt in range(20):
+        described = await admin.describe_topics(list(names))
+        pending = False
+        for topic in described:
+            code = topic.get("error_code", 0)
+            parts = topic.get("partitions", [])
+            if code == 0 and parts:
+                counts[topic["topic"]] = len(parts)
+            elif code not in (3,):  # 3 = unknown topic: it simply does not exist yet
+                pending = True
+        if not pending or attempt == 19:
+            break
+        await asyncio.sleep(0.25)
+    return counts
+
+
+async def delete_topics(settings: Settings, names: Sequence[str]) -> None:
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        await admin.delete_topics(list(names))
+    finally:
+        await admin.close()

@@ -1,0 +1,311 @@
+"""A consumer that applies every Kafka record exactly once to PostgreSQL (decision 4).
+
+For each batch of one partition, one database transaction holds the processor's effects, the
+outbox rows it emits and the partition's next offset. The offset row is locked first and compared
+with the position the in-memory state belongs to, which fences off a stale instance (one that lost
+the partition in a rebalance but is still finishing a batch): it rolls back, reloads, re-seeks.
+After the commit the outbox is published and the offset is also committed to Kafka, for lag tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from marketplace.db import Conn
+from marketplace.logs import get_logger
+from marketplace.runtime import outbox
+from marketplace.runtime.outbox import OutboxMessage, OutboxPublisher
+from marketplace.settings import Settings
+
+log = get_logger(__name__)
+
+S = TypeVar("S")
+
+# Names of the points where a test (or a chaos run) may crash the process on purpose.
+FaultHook = Callable[[str], None]
+
+
+class Transaction:
+    """What a processor may touch inside the batch's transaction."""
+
+    def __init__(self, conn: Conn, topic: str, partition: int) -> None:
+        self.conn = conn
+        self.topic = topic
+        self.partition = partition
+        self.emitted: list[OutboxMessage] = []
+
+    def emit(self, message: OutboxMessage) -> None:
+        self.emitted.append(message)
+
+
+class Processor(Protocol[S]):
+    """A stateful consumer's logic. `process` must not mutate `state`: it returns the new state,
+    which the runtime keeps only if the transaction commits."""
+
+    async def load(self, conn: Conn, topic: str, partition: int) -> S: ...
+
+    async def process(self, tx: Transaction, state: S, records: Sequence[Any]) -> S: ...
+
+
+@dataclass(slots=True)
+class ConsumerStats:
+    records: int = 0
+    batches: int = 0
+    emitted: int = 0
+    fenced: int = 0
+    failures: int = 0
+    assigned: set[TopicPartition] = field(default_factory=set)
+
+
+class ProcessingFailed(RuntimeError):
+    """A batch failed more often than the retry budget allows; the consumer stops."""
+
+
+class ExactlyOnceConsumer(Generic[S]):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        processor: Processor[S],
+        pool: asyncpg.Pool,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        fault: FaultHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.processor = processor
+        self.pool = pool
+        self.consumer = consumer
+        self.producer = producer
+        self.outbox = OutboxPublisher(pool, producer, group_id)
+        self.stats = ConsumerStats()
+        self._fault = fault or (lambda _point: None)
+        self._states: dict[TopicPartition, S] = {}
+        # The stored offset that the in-memory state of each partition corresponds to.
+        self._positions: dict[TopicPartition, int] = {}
+        self._failures: dict[TopicPartition, int] = {}
+        # Stored offsets to copy to Kafka after an assignment: a predecessor may have committed
+        # to PostgreSQL and died before telling Kafka, and lag tools read Kafka's offsets.
+        self._kafka_sync: dict[TopicPartition, int] = {}
+        # Held while a batch's transaction runs, so revocation waits for it to finish.
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self.log = log.bind(group=group_id)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Consumes until request_stop(); leaves the group cleanly on the way out."""
+        self.consumer.subscribe(self.topics, listener=_Listener(self))
+        await self.outbox.sweep(min_age_s=0)  # leftovers of a crashed predecessor
+        sweeper = asyncio.create_task(self._sweep_forever(), name=f"outbox-sweeper-{self.group_id}")
+        stop_wait = asyncio.create_task(self._stop.wait())
+        try:
+            while not self._stop.is_set():
+                fetch = asyncio.create_task(
+                    self.consumer.getmany(
+                        timeout_ms=self.settings.consumer_poll_ms,
+                        max_records=self.settings.consumer_max_batch,
+                    )
+                )
+                await asyncio.wait({fetch, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    fetch.cancel()
+                    break
+                batches: dict[TopicPartition, list[Any]] = fetch.result()
+                to_commit, self._kafka_sync = self._kafka_sync, {}
+                for tp, records in batches.items():
+                    if records:
+                        committed = await self._handle(tp, records)
+                        if committed is not None:
+                            to_commit[tp] = committed
+                if to_commit:
+                    await self._commit_to_kafka(to_commit)
+        finally:
+            stop_wait.cancel()
+            sweeper.cancel()
+            await asyncio.gather(sweeper, stop_wait, return_exceptions=True)
+            self.log.info("consumer_stopping", records=self.stats.records)
+
+    async def _handle(self, tp: TopicPartition, records: list[Any]) -> int | None:
+        """Applies one partition's batch; returns the next offset if it committed."""
+        try:
+            result = await self._apply(tp, records)
+        except Exception as exc:
+            failures = self._failures.get(tp, 0) + 1
+            self._failures[tp] = failures
+            self.stats.failures += 1
+            self.log.exception(
+                "batch_failed",
+                topic=tp.topic,
+                partition=tp.partition,
+                first_offset=records[0].offset,
+                attempt=failures,
+            )
+            if failures > self.settings.consumer_max_retries:
+                raise ProcessingFailed(
+                    f"{tp.topic}[{tp.partition}] offset {records[0].offset}: "
+                    f"failed {failures} times: {exc}"
+                ) from exc
+            self._rewind(tp)
+            await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+            return None
+        self._failures.pop(tp, None)
+        if result is None:
+            return None
+        next_offset, ids, emitted = result
+        self._fault("after_db_commit")
+        try:
+            await self.outbox.publish(ids, emitted)
+        except KafkaError:
+            # The rows stay in the outbox; the sweeper publishes them once Kafka answers.
+            self.log.warning("outbox_publish_deferred", topic=tp.topic, rows=len(emitted))
+        self._fault("after_publish")
+        return next_offset
+
+    async def _apply(
+        self, tp: TopicPartition, records: list[Any]
+    ) -> tuple[int, list[int], list[OutboxMessage]] | None:
+        async with self._lock:
+            if tp not in self.stats.assigned:
+                return None  # revoked while the batch was in flight
+            async with self.pool.acquire() as conn, conn.transaction():
+                stored = await _lock_offset(conn, self.group_id, tp)
+                if self._positions.get(tp) != stored:
+                    if tp in self._positions:
+                        self.stats.fenced += 1
+                        self.log.warning(
+                            "partition_moved_on",
+                            topic=tp.topic,
+                            partition=tp.partition,
+                            expected=self._positions[tp],
+                            stored=stored,
+                        )
+                    self._states[tp] = await self.processor.load(conn, tp.topic, tp.partition)
+                    self._positions[tp] = stored
+                    if records[0].offset > stored:
+                        # The fetched batch starts past the stored position: fetch again from it.
+                        self.consumer.seek(tp, stored)
+                        return None
+                fresh = [r for r in records if r.offset >= stored]
+                if not fresh:
+                    return None
+                tx = Transaction(conn, tp.topic, tp.partition)
+                new_state = await self.processor.process(tx, self._states[tp], fresh)
+                ids = await outbox.insert(conn, self.group_id, tx.emitted)
+                next_offset = fresh[-1].offset + 1
+                await conn.execute(
+                    "UPDATE consumer_offsets SET next_offset = $4, updated_at = now()"
+                    " WHERE group_id = $1 AND topic = $2 AND partition = $3",
+                    self.group_id,
+                    tp.topic,
+                    tp.partition,
+                    next_offset,
+                )
+                self._fault("before_db_commit")
+            self._states[tp] = new_state
+            self._positions[tp] = next_offset
+            self.stats.records += len(fresh)
+            self.stats.batches += 1
+            self.stats.emitted += len(tx.emitted)
+            return next_offset, ids, tx.emitted
+
+    def _rewind(self, tp: TopicPartition) -> None:
+        position = self._positions.get(tp)
+        if tp in self.stats.assigned and position is not None:
+            self.consumer.seek(tp, position)
+        else:
+            # State unknown: forget it, so the next batch reloads and re-seeks from the database.
+            self._positions.pop(tp, None)
+
+    async def _commit_to_kafka(self, offsets: dict[TopicPartition, int]) -> None:
+        owned = {tp: off for tp, off in offsets.items() if tp in self.stats.assigned}
+        if not owned:
+            return
+        try:
+            await self.consumer.commit(owned)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # Only the lag shown by Kafka tools is affected; PostgreSQL holds the real position.
+            self.log.info("kafka_commit_skipped", reason=str(exc))
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.outbox_sweep_interval_s)
+            try:
+                await self.outbox.sweep(self.settings.outbox_sweep_min_age_s)
+            except (KafkaError, asyncpg.PostgresError, OSError):
+                self.log.exception("outbox_sweep_failed")
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT topic, partition, next_offset FROM consumer_offsets"
+                " WHERE group_id = $1 AND topic = ANY($2::text[])",
+                self.group_id,
+                self.topics,
+            )
+        stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        for tp in assigned:
+            self.stats.assigned.add(tp)
+            if tp in stored:
+                self.consumer.seek(tp, stored[tp])
+                self._kafka_sync[tp] = stored[tp]
+            else:
+                await self.consumer.seek_to_beginning(tp)
+        self.log.info(
+            "partitions_assigned", partitions=sorted(f"{t.topic}[{t.partition}]" for t in assigned)
+        )
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            for tp in revoked:
+                self.stats.assigned.discard(tp)
+                self._states.pop(tp, None)
+                self._positions.pop(tp, None)
+                self._failures.pop(tp, None)
+        if revoked:
+            self.log.info(
+                "partitions_revoked",
+                partitions=sorted(f"{t.topic}[{t.partition}]" for t in revoked),
+            )
+
+
+async def _lock_offset(conn: Conn, group_id: str, tp: TopicPartition) -> int:
+    await conn.execute(
+        "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
+        " VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+        group_id,
+        tp.topic,
+        tp.partition,
+    )
+    value: int = await conn.fetchval(
+        "SELECT next_offset FROM consumer_offsets"
+        " WHERE group_id = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+        group_id,
+        tp.topic,
+        tp.partition,
+    )
+    return value
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: ExactlyOnceConsumer[Any]) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._owner.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._owner.on_assigned(set(assigned))

@@ -1,0 +1,123 @@
+"""The transactional outbox: rows written with a consumer's effects, published after commit.
+
+Publishing is at-least-once: rows are deleted only after Kafka acknowledged them (acks=all,
+idempotent producer), so a crash between the two republishes them. Consumers downstream
+deduplicate by CloudEvent id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from marketplace.db import Conn
+from marketplace.logs import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def headers_json(self) -> str:
+        try:
+            return orjson.dumps([[k, v.decode()] for k, v in self.headers]).decode()
+        except UnicodeDecodeError:
+            raise ValueError(f"outbox header values must be UTF-8 text ({self.topic})") from None
+
+
+_INSERT = """
+INSERT INTO outbox (group_id, topic, key, value, headers)
+SELECT $1, u.topic, u.key, u.value, u.headers::jsonb
+  FROM unnest($2::text[], $3::bytea[], $4::bytea[], $5::text[]) AS u(topic, key, value, headers)
+RETURNING id
+"""
+
+
+async def insert(conn: Conn, group_id: str, messages: Sequence[OutboxMessage]) -> list[int]:
+    if not messages:
+        return []
+    rows = await conn.fetch(
+        _INSERT,
+        group_id,
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.value for m in messages],
+        [m.headers_json() for m in messages],
+    )
+    return [r["id"] for r in rows]
+
+
+def _from_row(row: asyncpg.Record) -> OutboxMessage:
+    headers = orjson.loads(row["headers"])
+    return OutboxMessage(
+        topic=row["topic"],
+        key=row["key"],
+        value=row["value"],
+        headers=tuple((k, v.encode()) for k, v in headers),
+    )
+
+
+class OutboxPublisher:
+    """Publishes a group's outbox rows, right after commit and, for leftovers, by sweeping."""
+
+    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, group_id: str) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._group_id = group_id
+        self.published = 0
+        self.swept = 0
+
+    async def publish(self, ids: Sequence[int], messages: Sequence[OutboxMessage]) -> None:
+        """Sends messages already committed under `ids`, waits for acks, then deletes the rows."""
+        if not messages:
+            return
+        await self._send_all(messages)
+        async with self._pool.acquire() as conn:
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
+        self.published += len(messages)
+
+    async def sweep(self, min_age_s: float, limit: int = 1000) -> int:
+        """Republishes rows older than min_age_s that a crash (or a slow instance) left behind."""
+        total = 0
+        while True:
+            async with self._pool.acquire() as conn, conn.transaction():
+                # SKIP LOCKED: instances of one group sweep side by side without waiting.
+                rows = await conn.fetch(
+                    "SELECT id, topic, key, value, headers FROM outbox"
+                    " WHERE group_id = $1 AND created_at <= now() - make_interval(secs => $2)"
+                    " ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
+                    self._group_id,
+                    min_age_s,
+                    limit,
+                )
+                if not rows:
+                    break
+                await self._send_all([_from_row(r) for r in rows])
+                await conn.execute(
+                    "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+                )
+            total += len(rows)
+            if len(rows) < limit:
+                break
+        if total:
+            self.swept += total
+            log.info("outbox_swept", group=self._group_id, rows=total)
+        return total
+
+    async def _send_all(self, messages: Sequence[OutboxMessage]) -> None:
+        # send() queues in order; awaiting the futures afterwards keeps the batch pipelined.
+        futures = [
+            await self._producer.send(m.topic, value=m.value, key=m.key, headers=list(m.headers))
+            for m in messages
+        ]
+        await asyncio.gather(*futures)

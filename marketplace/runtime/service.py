@@ -1,0 +1,60 @@
+"""Running one exactly-once consumer as a service: build its adapters, run, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+from typing import TypeVar
+
+from marketplace.db import create_pool
+from marketplace.kafka import make_consumer, make_producer
+from marketplace.logs import get_logger
+from marketplace.runtime.consumer import ExactlyOnceConsumer, FaultHook, Processor
+from marketplace.settings import Settings
+
+log = get_logger(__name__)
+S = TypeVar("S")
+
+
+async def run_consumer(
+    settings: Settings,
+    *,
+    group_id: str,
+    topics: Sequence[str],
+    processor: Processor[S],
+    fault: FaultHook | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Runs until SIGTERM/SIGINT, then leaves the consumer group and flushes the producer."""
+    pool = await create_pool(settings)
+    producer = make_producer(settings, client_id=f"marketplace-{group_id}")
+    consumer = make_consumer(settings, group_id)
+    runner = ExactlyOnceConsumer(
+        settings,
+        group_id=group_id,
+        topics=topics,
+        processor=processor,
+        pool=pool,
+        consumer=consumer,
+        producer=producer,
+        fault=fault,
+    )
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runner.request_stop)
+    try:
+        await producer.start()
+        await consumer.start()
+        log.info("consumer_started", group=group_id, topics=list(topics))
+        await runner.run()
+    finally:
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        # stop() sends LeaveGroup, so the partitions move to the other instances at once.
+        await consumer.stop()
+        await producer.stop()
+        await pool.close()
+        log.info("consumer_stopped", group=group_id, records=runner.stats.records)

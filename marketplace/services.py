@@ -1,0 +1,58 @@
+"""The services `marketplace run <name>` can start. `all` runs every one of them in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from marketplace.logs import get_logger
+from marketplace.settings import Settings
+
+log = get_logger(__name__)
+
+Service = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+async def run_api(settings: Settings, stop: asyncio.Event) -> None:
+    from producers.api.app import create_app
+
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    log.info("api_listening", url=f"http://{settings.http_host}:{settings.http_port}")
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+SERVICES: dict[str, Service] = {
+    "api": run_api,
+}
+
+
+async def run_services(settings: Settings, names: list[str]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(SERVICES[n](settings, stop), name=n) for n in names]
+    log.info("services_started", services=names)
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    stop.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    failed = [
+        (t.get_name(), r)
+        for t, r in zip(tasks, results, strict=True)
+        if isinstance(r, BaseException)
+    ]
+    for name, exc in failed:
+        log.error("service_failed", service=name, error=repr(exc))
+    if failed:
+        raise SystemExit(1)
+    log.info("services_stopped", services=names)

@@ -1,0 +1,174 @@
+"""One typed settings object, read from MARKETPLACE_* environment variables.
+
+Every field's environment variable is ``MARKETPLACE_`` + the field name in upper case. The defaults
+match the local stack started by ``marketplace up`` (infra/kafka.sh, infra/postgres.sh), so a laptop
+needs no configuration; a deployment sets MARKETPLACE_KAFKA_BOOTSTRAP and MARKETPLACE_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
+
+PREFIX = "MARKETPLACE_"
+ROOT = Path(__file__).resolve().parent.parent
+
+LogFormat = Literal["auto", "json", "console"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the exchange cannot use."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    # Where the runtime files of the local stack go (git-ignored).
+    local_dir: Path = ROOT / ".local"
+    # Local servers started by `marketplace up` (ignored when the URL/bootstrap below is set).
+    kafka_port: int = 19092
+    pg_port: int = 15432
+    db_name: str = "marketplace"
+    db_user: str = "marketplace"
+    db_password: str = "marketplace"  # noqa: S105 - loopback-only dev server; set it elsewhere
+    # Set these to use servers you already run; `up` then starts nothing of its own.
+    kafka_bootstrap: str = ""
+    database_url: str = ""
+    # Topic layout (decision 1): one broker locally; 3 and 2 on a production cluster.
+    topic_partitions: int = 6
+    topic_replication: int = 1
+    topic_min_insync: int = 1
+    # Consumer runtime (decision 4).
+    consumer_max_batch: int = 500
+    consumer_poll_ms: int = 200
+    consumer_session_timeout_ms: int = 10000
+    consumer_max_retries: int = 5
+    outbox_sweep_interval_s: float = 5.0
+    outbox_sweep_min_age_s: float = 10.0
+    db_pool_max: int = 10
+    # HTTP services.
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    # Logging: auto = readable on a terminal, JSON lines otherwise.
+    log_format: LogFormat = "auto"
+    log_level: LogLevel = "info"
+    migrations_dir: Path = ROOT / "infra" / "migrations"
+
+    @property
+    def kafka_servers(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def dsn(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return (
+            f"postgresql://{self.db_user}:{self.db_password}"
+            f"@127.0.0.1:{self.pg_port}/{self.db_name}"
+        )
+
+    @property
+    def uses_local_kafka(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def uses_local_postgres(self) -> bool:
+        return not self.database_url
+
+    def redacted(self) -> dict[str, str]:
+        """The settings as text, with passwords hidden, safe for logs and `status`."""
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "db_password":
+                value = "***"
+            elif f.name == "database_url" and value:
+                value = redact_url(value)
+            out[f.name] = str(value)
+        out["dsn"] = redact_url(self.dsn)
+        out["kafka_servers"] = self.kafka_servers
+        return out
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        hints = typing.get_type_hints(cls)
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            name = PREFIX + f.name.upper()
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(name, raw.strip(), hints[f.name])
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        for name in ("kafka_port", "pg_port", "http_port"):
+            port = getattr(self, name)
+            if not 0 < port < 65536:
+                raise SettingsError(f"{PREFIX}{name.upper()}={port}: not a TCP port (1-65535)")
+        positive = (
+            "topic_partitions",
+            "topic_replication",
+            "topic_min_insync",
+            "consumer_max_batch",
+            "consumer_poll_ms",
+            "consumer_session_timeout_ms",
+            "db_pool_max",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
+        if self.topic_min_insync > self.topic_replication:
+            raise SettingsError(
+                f"{PREFIX}TOPIC_MIN_INSYNC ({self.topic_min_insync}) cannot exceed "
+                f"{PREFIX}TOPIC_REPLICATION ({self.topic_replication})"
+            )
+        if self.database_url and urlsplit(self.database_url).scheme not in (
+            "postgres",
+            "postgresql",
+        ):
+            raise SettingsError(f"{PREFIX}DATABASE_URL must be a postgresql:// URL")
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _convert(name: str, raw: str, hint: object) -> object:
+    if isinstance(hint, types.UnionType):
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    if get_origin(hint) is Literal:
+        allowed = [str(a) for a in get_args(hint)]
+        if raw.lower() not in allowed:
+            raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(allowed)}")
+        return raw.lower()
+    try:
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+    except ValueError:
+        kind = getattr(hint, "__name__", str(hint))
+        raise SettingsError(f"{name}={raw!r}: expected {kind}") from None
+    if hint is Path:
+        return Path(raw)
+    return raw

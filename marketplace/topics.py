@@ -1,0 +1,75 @@
+"""The exchange's Kafka topics: names, keys and configuration, in one place.
+
+Topics are created by `marketplace topics` (and `marketplace up`) through the admin API, never by
+auto-creation, which the local broker turns off. Partition counts are fixed once a topic holds keyed
+data: adding partitions would move keys between partitions and break per-key ordering (decision 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    key: str
+    purpose: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
+# Retention "-1": these topics are the exchange's log of record; the audit log keeps a copy too.
+_KEEP = {"retention.ms": "-1", "cleanup.policy": "delete"}
+_WEEK = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        "market.listings",
+        key="material class (4-digit List of Waste sub-chapter)",
+        purpose="offers, requests, withdrawals, match answers and expiry timers",
+        config=_KEEP,
+    ),
+    TopicSpec(
+        "market.matches",
+        key="material class",
+        purpose="match proposals, confirmations, declines and expiries from the matcher",
+        config=_KEEP,
+    ),
+    TopicSpec(
+        "logistics.jobs",
+        key="transport job id",
+        purpose="transport jobs, quotes, withdrawals and auction deadlines",
+        config=_KEEP,
+    ),
+    TopicSpec(
+        "logistics.awards",
+        key="transport job id",
+        purpose="awards and failed auctions from the auctioneer",
+        config=_KEEP,
+    ),
+    TopicSpec(
+        "partners.registry",
+        key="partner id",
+        purpose="partners registered, updated and their consents",
+        config=_KEEP,
+    ),
+    TopicSpec(
+        "partners.notifications",
+        key="partner id",
+        purpose="one notification per recipient, for webhooks and live push",
+        config=_WEEK,
+    ),
+    TopicSpec(
+        "ops.deadletters",
+        key="consumer group",
+        purpose="records a consumer could not process, with the reason",
+        config=_KEEP,
+    ),
+)
+
+
+def by_name(name: str) -> TopicSpec:
+    for spec in TOPICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)

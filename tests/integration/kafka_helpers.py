@@ -1,0 +1,95 @@
+"""Producing and reading test topics on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+
+from marketplace.cloudevents import Envelope
+from marketplace.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from marketplace.settings import Settings
+from marketplace.topics import TopicSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    id: str
+    key: bytes
+    n: int
+    partition: int
+
+
+def unique(prefix: str) -> str:
+    return f"test.{prefix}.{uuid.uuid4().hex[:12]}"
+
+
+async def make_topics(settings: Settings, *names: str, partitions: int = 3) -> None:
+    specs = [TopicSpec(n, key="test", purpose="test") for n in names]
+    states = await ensure_topics(settings, specs, partitions=partitions, replication=1)
+    assert all(s.created and s.partitions == partitions for s in states)
+
+
+async def produce_numbers(settings: Settings, topic: str, count: int, keys: int = 41) -> list[Sent]:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        futures = []
+        meta: list[tuple[str, bytes, int]] = []
+        now = datetime.now(UTC)
+        for n in range(count):
+            event_id = str(uuid.uuid4())
+            key = f"key-{n % keys}".encode()
+            env = Envelope(id=event_id, type="test.number.v1", source="tests", time=now)
+            futures.append(
+                await producer.send(
+                    topic, orjson.dumps({"n": n}), key=key, headers=list(env.headers())
+                )
+            )
+            meta.append((event_id, key, n))
+        results = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [Sent(i, k, n, r.partition) for (i, k, n), r in zip(meta, results, strict=True)]
+
+
+async def partition_count(settings: Settings, topic: str) -> int:
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return len(described["partitions"])
+
+
+async def read_all(settings: Settings, topic: str) -> list[Any]:
+    """Every record currently in the topic, from the beginning to the end offsets."""
+    partitions = await partition_count(settings, topic)
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        end = await consumer.end_offsets(parts)
+        records: list[Any] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in parts}
+            if all(positions[tp] >= end[tp] for tp in parts):
+                break
+            if loop.time() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end")
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                records.extend(recs)
+        return records
+    finally:
+        await consumer.stop()
