@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL_DIR="${MARKETPLACE_LOCAL_DIR:-$ROOT/.local}"
 KDIR="$LOCAL_DIR/kafka"
-LIBS="$KDIR/libs"
+LIBS="${MARKETPLACE_KAFKA_LIBS:-$KDIR/libs}"
 DATA="$KDIR/data"
 LOGS="$KDIR/logs"
 CONF="$KDIR/server.properties"
@@ -38,8 +38,14 @@ install() {
   # The pom's hash names the jar set, so a changed pom triggers a fresh resolve.
   local stamp; stamp="$(sha256sum "$POM" | cut -c1-16)"
   if [[ -f "$LIBS/.resolved-$stamp" ]]; then return 0; fi
-  command -v java >/dev/null || { log "java not found: install a Java 17 runtime (Debian: openjdk-17-jre-headless)"; exit 1; }
-  command -v mvn >/dev/null || { log "mvn not found: install Maven (Debian: maven)"; exit 1; }
+  if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+    if [[ "$(id -u)" != 0 ]]; then
+      log "java and mvn are needed: sudo apt-get install openjdk-17-jre-headless maven"; exit 1
+    fi
+    log "installing Java 17 and Maven from Debian's packages"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless maven >&2
+  fi
   log "resolving Kafka jars from Maven Central (first run only)"
   rm -rf "$LIBS"; mkdir -p "$LIBS"
   mvn -q -B -f "$POM" dependency:copy-dependencies \

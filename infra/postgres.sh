@@ -24,7 +24,7 @@ pg_base() {
   local base="$LOCAL_DIR/postgres"
   # The postgres user must reach the project's folder; a checkout under /root cannot be.
   if [[ "$(id -u)" == 0 ]] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$LOCAL_DIR" 2>/dev/null; then
-    base="/var/lib/postgresql/marketplace-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+    base="/var/lib/postgresql/marketplace-$(printf '%s' "$LOCAL_DIR" | sha256sum | cut -c1-12)"
   fi
   echo "$base"
 }

@@ -21,6 +21,7 @@ def _script_env(settings: Settings) -> dict[str, str]:
     env.update(
         MARKETPLACE_LOCAL_DIR=str(settings.local_dir),
         MARKETPLACE_KAFKA_PORT=str(settings.kafka_port),
+        MARKETPLACE_KAFKA_CONTROLLER_PORT=str(settings.kafka_controller_port),
         MARKETPLACE_PG_PORT=str(settings.pg_port),
         MARKETPLACE_DB_NAME=settings.db_name,
         MARKETPLACE_DB_USER=settings.db_user,

@@ -33,6 +33,7 @@ class Settings:
     local_dir: Path = ROOT / ".local"
     # Local servers started by `marketplace up` (ignored when the URL/bootstrap below is set).
     kafka_port: int = 19092
+    kafka_controller_port: int = 19093
     pg_port: int = 15432
     db_name: str = "marketplace"
     db_user: str = "marketplace"
@@ -111,7 +112,7 @@ class Settings:
         return settings
 
     def _check(self) -> None:
-        for name in ("kafka_port", "pg_port", "http_port"):
+        for name in ("kafka_port", "kafka_controller_port", "pg_port", "http_port"):
             port = getattr(self, name)
             if not 0 < port < 65536:
                 raise SettingsError(f"{PREFIX}{name.upper()}={port}: not a TCP port (1-65535)")

@@ -1,0 +1,31 @@
+# The two commands a newcomer needs (see README.md):
+#   make run    set everything up, then run the exchange's services in the foreground
+#   make test   set everything up, then lint, type-check and run the whole test suite
+SHELL := /bin/bash
+BIN := .venv/bin
+
+.PHONY: setup up down status run lint test
+
+setup:
+	infra/bootstrap.sh
+
+up: setup
+	$(BIN)/marketplace up
+
+down:
+	@if [[ -x $(BIN)/marketplace ]]; then $(BIN)/marketplace down; \
+	else infra/kafka.sh down; infra/postgres.sh down; fi
+
+status: setup
+	$(BIN)/marketplace status
+
+run: up
+	$(BIN)/marketplace run all
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: up lint
+	$(BIN)/pytest

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from marketplace.settings import Settings
+from producers.api.app import create_app
+
+pytestmark = pytest.mark.integration
+
+
+async def test_ready_when_kafka_and_postgres_answer(settings: Settings) -> None:
+    async with TestClient(TestServer(create_app(settings))) as client:
+        live = await client.get("/healthz")
+        assert live.status == 200
+        assert await live.json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+        assert ready.status == 200
+        assert await ready.json() == {
+            "status": "ready",
+            "checks": {"postgres": "ok", "kafka": "ok"},
+        }
+
+
+async def test_not_ready_names_the_missing_dependency(settings: Settings) -> None:
+    # Port 9 on loopback (discard) has no broker: Kafka must be reported, PostgreSQL still ok.
+    broken = dataclasses.replace(settings, kafka_bootstrap="127.0.0.1:9")
+    async with TestClient(TestServer(create_app(broken))) as client:
+        ready = await client.get("/readyz")
+        body = await ready.json()
+        assert ready.status == 503
+        assert body["status"] == "not ready"
+        assert body["checks"]["postgres"] == "ok"
+        assert body["checks"]["kafka"].startswith("unavailable")
