@@ -45,7 +45,8 @@ install() {
   bindir >/dev/null || { log "install finished but initdb not found"; exit 1; }
 }
 
-as_owner() { "${AS[@]}" "$@"; }
+# From / so that the postgres user is never left in a folder it cannot enter.
+as_owner() { (cd / && "${AS[@]}" "$@"); }
 
 BASE="$(pg_base)"; PGDATA="$BASE/data"; SOCK="$BASE/run"; PGLOG="$BASE/postgres.log"
 
