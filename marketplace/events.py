@@ -1,0 +1,64 @@
+"""Events to and from Kafka records: CloudEvents binary mode around the schemas/ payloads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from marketplace.cloudevents import Envelope, EnvelopeError
+from marketplace.runtime.outbox import OutboxMessage
+from schemas.base import Event
+from schemas.registry import TOPIC_EVENTS, key_of, topic_of, type_name
+
+_ENCODER = msgspec.json.Encoder()
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    topic: msgspec.json.Decoder(union) for topic, union in TOPIC_EVENTS.items()
+}
+
+
+class EventDecodeError(ValueError):
+    """A record is not a valid event for its topic; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    envelope: Envelope
+    event: Event
+
+
+def to_message(
+    event: Event, *, event_id: str, source: str, time: datetime, subject: str | None = None
+) -> OutboxMessage:
+    envelope = Envelope(
+        id=event_id, type=type_name(type(event)), source=source, time=time, subject=subject
+    )
+    return OutboxMessage(
+        topic=topic_of(event),
+        key=key_of(event).encode(),
+        value=_ENCODER.encode(event),
+        headers=envelope.headers(),
+    )
+
+
+def decode(topic: str, value: bytes | None, headers: Any) -> Decoded:
+    try:
+        envelope = Envelope.from_headers(headers)
+    except EnvelopeError as exc:
+        raise EventDecodeError(f"not a CloudEvent: {exc}") from None
+    decoder = _DECODERS.get(topic)
+    if decoder is None:
+        raise EventDecodeError(f"no contract for topic {topic}")
+    if value is None:
+        raise EventDecodeError("empty record value")
+    try:
+        event = decoder.decode(value)
+    except msgspec.DecodeError as exc:
+        raise EventDecodeError(f"{envelope.type}: {exc}") from None
+    if type_name(type(event)) != envelope.type:
+        raise EventDecodeError(
+            f"ce_type {envelope.type} does not match payload type {type_name(type(event))}"
+        )
+    return Decoded(envelope, event)

@@ -1,0 +1,136 @@
+"""Events on `market.listings` (key: the 4-digit List of Waste sub-chapter of the material)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from schemas.base import Event
+from schemas.common import (
+    BuyerSpecification,
+    Id,
+    Location,
+    LongText,
+    Material,
+    Money,
+    Quantity,
+    Recurrence,
+    WasteCode,
+    Window,
+)
+
+
+class OfferTerms(msgspec.Struct, frozen=True, kw_only=True):
+    quantity: Quantity
+    # Price per unit of `quantity`; negative when the holder pays to have it taken.
+    price: Money
+    available: Window
+    min_lot: Quantity | None = None
+    recurrence: Recurrence | None = None
+
+    def __post_init__(self) -> None:
+        lot = self.min_lot
+        if lot is not None and lot.unit == self.quantity.unit and lot.amount > self.quantity.amount:
+            raise ValueError("min_lot: larger than the quantity offered")
+
+
+class RequestTerms(msgspec.Struct, frozen=True, kw_only=True):
+    quantity: Quantity
+    # The most the buyer pays per unit delivered (may be negative: it wants to be paid).
+    max_price: Money
+    wanted: Window
+    max_distance_km: Annotated[float, msgspec.Meta(gt=0, le=5000)]
+    recurrence: Recurrence | None = None
+    specification: BuyerSpecification | None = None
+
+
+class OfferPosted(Event, frozen=True, kw_only=True, tag="market.offer.posted.v1"):
+    offer_id: Id
+    owner_id: Id
+    actor_id: Id
+    material: Material
+    location: Location
+    terms: OfferTerms
+
+
+class OfferUpdated(Event, frozen=True, kw_only=True, tag="market.offer.updated.v1"):
+    offer_id: Id
+    owner_id: Id
+    actor_id: Id
+    material_code: WasteCode
+    terms: OfferTerms
+
+
+class OfferWithdrawn(Event, frozen=True, kw_only=True, tag="market.offer.withdrawn.v1"):
+    offer_id: Id
+    owner_id: Id
+    actor_id: Id
+    material_code: WasteCode
+    reason: LongText = ""
+
+
+class RequestPosted(Event, frozen=True, kw_only=True, tag="market.request.posted.v1"):
+    request_id: Id
+    owner_id: Id
+    actor_id: Id
+    material: Material
+    # Other codes the buyer also takes (e.g. municipal plastics for plastic packaging).
+    accepts_codes: tuple[WasteCode, ...] = ()
+    location: Location
+    # The receiver holds a permit to take hazardous waste.
+    hazardous_permit: bool = False
+    terms: RequestTerms
+
+
+class RequestUpdated(Event, frozen=True, kw_only=True, tag="market.request.updated.v1"):
+    request_id: Id
+    owner_id: Id
+    actor_id: Id
+    material_code: WasteCode
+    terms: RequestTerms
+
+
+class RequestWithdrawn(Event, frozen=True, kw_only=True, tag="market.request.withdrawn.v1"):
+    request_id: Id
+    owner_id: Id
+    actor_id: Id
+    material_code: WasteCode
+    reason: LongText = ""
+
+
+class MatchAccepted(Event, frozen=True, kw_only=True, tag="market.match.accepted.v1"):
+    match_id: Id
+    partner_id: Id
+    actor_id: Id
+    material_code: WasteCode
+
+
+class MatchDeclined(Event, frozen=True, kw_only=True, tag="market.match.declined.v1"):
+    match_id: Id
+    partner_id: Id
+    actor_id: Id
+    material_code: WasteCode
+    reason: LongText = ""
+
+
+class MatchDeadlineDue(Event, frozen=True, kw_only=True, tag="market.match.deadline-due.v1"):
+    """Timer: the proposal's answer period is over (published by the scheduler)."""
+
+    match_id: Id
+    material_code: WasteCode
+    due: datetime
+
+
+ListingEvent = (
+    OfferPosted
+    | OfferUpdated
+    | OfferWithdrawn
+    | RequestPosted
+    | RequestUpdated
+    | RequestWithdrawn
+    | MatchAccepted
+    | MatchDeclined
+    | MatchDeadlineDue
+)

@@ -1,0 +1,61 @@
+"""Events on `market.matches` (key: material sub-chapter), emitted by the matcher."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from schemas.base import Event
+from schemas.common import Id, Location, Money, Quantity, Reason, WasteCode, Window
+
+
+class MatchProposed(Event, frozen=True, kw_only=True, tag="market.match.proposed.v1"):
+    match_id: Id
+    offer_id: Id
+    request_id: Id
+    seller_id: Id
+    buyer_id: Id
+    material_code: WasteCode
+    quantity: Quantity
+    # Per unit delivered: the offer price plus estimated transport.
+    delivered_price: Money
+    distance_km: Annotated[float, msgspec.Meta(ge=0)]
+    transport_co2e_kg: Annotated[float, msgspec.Meta(ge=0)]
+    co2e_saved_kg: float
+    score: float
+    reasons: tuple[Reason, ...]
+    expires_at: datetime
+
+
+class MatchConfirmed(Event, frozen=True, kw_only=True, tag="market.match.confirmed.v1"):
+    match_id: Id
+    offer_id: Id
+    request_id: Id
+    seller_id: Id
+    buyer_id: Id
+    material_code: WasteCode
+    hazardous: bool
+    quantity: Quantity
+    weight_t: Annotated[float, msgspec.Meta(gt=0)]
+    pickup: Location
+    delivery: Location
+    pickup_window: Window
+    delivery_window: Window
+    delivered_price: Money
+
+
+class MatchExpired(Event, frozen=True, kw_only=True, tag="market.match.expired.v1"):
+    match_id: Id
+    material_code: WasteCode
+
+
+class MatchCancelled(Event, frozen=True, kw_only=True, tag="market.match.cancelled.v1"):
+    match_id: Id
+    material_code: WasteCode
+    reason: Literal["declined", "offer_withdrawn", "request_withdrawn"]
+    by_partner_id: Id | None = None
+
+
+MatchEvent = MatchProposed | MatchConfirmed | MatchExpired | MatchCancelled

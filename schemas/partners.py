@@ -1,0 +1,61 @@
+"""Events on `partners.registry` and `partners.notifications` (key: partner id)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from schemas.base import Event
+from schemas.common import Depot, Id, Region, Role, ShortText, VehicleType
+
+Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+# NACE Rev. 2 division or class, e.g. "13" (textiles) or "13.92".
+Sector = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}(\.[0-9]{1,2})?$")]
+
+
+class PartnerRegistered(Event, frozen=True, kw_only=True, tag="partners.partner.registered.v1"):
+    partner_id: Id
+    name: ShortText
+    role: Role
+    country: Country
+    region: Region | None = None
+    sector: Sector | None = None
+    registered_by: Id
+
+
+class PartnerUpdated(Event, frozen=True, kw_only=True, tag="partners.partner.updated.v1"):
+    partner_id: Id
+    name: ShortText
+    region: Region | None = None
+    sector: Sector | None = None
+    active: bool = True
+    updated_by: Id
+
+
+class CarrierCapabilitiesDeclared(
+    Event, frozen=True, kw_only=True, tag="partners.carrier.capabilities.v1"
+):
+    """A logistics firm's coverage and fleet; each declaration replaces the previous one."""
+
+    partner_id: Id
+    actor_id: Id
+    depots: tuple[Depot, ...] = ()
+    regions: tuple[Region, ...] = ()
+    capacity_t: Annotated[float, msgspec.Meta(gt=0, le=10000)]
+    hazardous_permit: bool = False
+    vehicle_types: Annotated[tuple[VehicleType, ...], msgspec.Meta(min_length=1)]
+
+
+class NotificationIssued(Event, frozen=True, kw_only=True, tag="partners.notification.issued.v1"):
+    notification_id: Id
+    partner_id: Id
+    kind: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
+    subject_id: Id
+    cause_event_id: Id
+    summary: ShortText
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+RegistryEvent = PartnerRegistered | PartnerUpdated | CarrierCapabilitiesDeclared
+NotificationEvent = NotificationIssued

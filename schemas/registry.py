@@ -1,0 +1,60 @@
+"""Which events travel on which topic, and the key each is sent under (decision 2)."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from schemas.base import Event
+from schemas.listings import ListingEvent, OfferPosted, RequestPosted
+from schemas.logistics import AwardEvent, JobEvent
+from schemas.matches import MatchEvent
+from schemas.partners import NotificationEvent, RegistryEvent
+
+# One union per topic; a consumer decodes a topic's records with its union and dispatches by type.
+TOPIC_EVENTS: dict[str, Any] = {
+    "market.listings": ListingEvent,
+    "market.matches": MatchEvent,
+    "logistics.jobs": JobEvent,
+    "logistics.awards": AwardEvent,
+    "partners.registry": RegistryEvent,
+    "partners.notifications": NotificationEvent,
+}
+
+
+def members(union: Any) -> tuple[type[Event], ...]:
+    args = get_args(union)
+    return args if args else (union,)
+
+
+def type_name(cls: type[Event]) -> str:
+    tag = cls.__struct_config__.tag
+    if not isinstance(tag, str):
+        raise TypeError(f"{cls.__name__} has no string tag")
+    return tag
+
+
+EVENT_TOPIC: dict[type[Event], str] = {
+    cls: topic for topic, union in TOPIC_EVENTS.items() for cls in members(union)
+}
+EVENT_TYPES: dict[str, type[Event]] = {type_name(cls): cls for cls in EVENT_TOPIC}
+
+
+def topic_of(event: Event) -> str:
+    return EVENT_TOPIC[type(event)]
+
+
+def material_class(code: str) -> str:
+    """The partition key of the market topics: the List of Waste sub-chapter, e.g. "1501"."""
+    return code[:4]
+
+
+def key_of(event: Event) -> str:
+    """The Kafka key, so that every event one decision depends on lands on one partition."""
+    topic = topic_of(event)
+    if isinstance(event, OfferPosted | RequestPosted):
+        return material_class(event.material.code)
+    if topic in ("market.listings", "market.matches"):
+        return material_class(getattr(event, "material_code"))  # noqa: B009 - every such event has it
+    if topic in ("logistics.jobs", "logistics.awards"):
+        return str(getattr(event, "job_id"))  # noqa: B009 - every such event has it
+    return str(getattr(event, "partner_id"))  # noqa: B009 - every such event has it
