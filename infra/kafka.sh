@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Local Apache Kafka (KRaft, one combined broker+controller) from Maven Central jars.
-#   infra/kafka.sh install|start|stop|status|up|down
+#   infra/kafka.sh install|up|down|status
+#   infra/kafka.sh consume TOPIC [ConsoleConsumer options]   Kafka's own console consumer, with keys and headers
+#   infra/kafka.sh groups [ConsumerGroupCommand options]     Kafka's consumer-group tool (default: --describe --all-groups)
 # Data, logs, jars and the pid file live under $MARKETPLACE_LOCAL_DIR/kafka (default .local/kafka).
 # When MARKETPLACE_KAFKA_BOOTSTRAP is set, an existing cluster is used: nothing is installed or started.
 set -euo pipefail
@@ -130,10 +132,28 @@ status() {
   fi
 }
 
+tool() {
+  install
+  local bootstrap="${MARKETPLACE_KAFKA_BOOTSTRAP:-$HOST:$PORT}"
+  local cls="$1"; shift
+  java -cp "$LIBS/*" -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.properties" \
+       -Dkafka.logs.dir="$LOGS" "$cls" --bootstrap-server "$bootstrap" "$@"
+}
+
 case "${1:-}" in
+  consume)
+    [[ -n "${2:-}" ]] || { echo "usage: $0 consume TOPIC [options]" >&2; exit 2; }
+    topic="$2"; shift 2
+    tool org.apache.kafka.tools.consumer.ConsoleConsumer --topic "$topic" --from-beginning \
+      --property print.key=true --property print.headers=true --property print.partition=true \
+      --property print.offset=true "$@" ;;
+  groups)
+    shift
+    if [[ $# -eq 0 ]]; then set -- --describe --all-groups; fi
+    tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@" ;;
   install) install ;;
   start|up) start ;;
   stop|down) stop ;;
   status) status ;;
-  *) echo "usage: $0 install|up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 install|up|down|status|consume TOPIC|groups" >&2; exit 2 ;;
 esac

@@ -130,6 +130,88 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _partners(settings: Settings, args: argparse.Namespace) -> int:
+    import uuid
+    from datetime import UTC, datetime
+
+    from marketplace.db import connect
+    from marketplace.events import to_message
+    from marketplace.kafka import make_producer
+    from marketplace.partners import issue_key, registration, revoke_keys, rotate_key
+
+    conn = await connect(settings)
+    try:
+        if args.action == "add":
+            event = registration(
+                name=args.name,
+                role=args.role,
+                country=args.country,
+                region=args.region,
+                sector=args.sector,
+                registered_by="operator-cli",
+            )
+            message = to_message(
+                event,
+                event_id=str(uuid.uuid4()),
+                source="/cli/partners",
+                time=datetime.now(UTC),
+                subject=event.partner_id,
+            )
+            producer = make_producer(settings, client_id="marketplace-cli")
+            await producer.start()
+            try:
+                await producer.send_and_wait(
+                    message.topic, message.value, key=message.key, headers=list(message.headers)
+                )
+            finally:
+                await producer.stop()
+            key = await issue_key(conn, event.partner_id, event.role)
+            print(f"partner_id: {event.partner_id}")
+            print(f"api_key:    {key}")
+            print("The key is shown once; store it now.", file=sys.stderr)
+        elif args.action == "rotate-key":
+            key = await rotate_key(conn, args.partner_id)
+            print(f"api_key:    {key}")
+            print("Older keys of this partner are revoked. The key is shown once.", file=sys.stderr)
+        else:
+            count = await revoke_keys(conn, args.partner_id, args.key_id)
+            print(f"revoked {count} key(s)")
+    finally:
+        await conn.close()
+    return 0
+
+
+def cmd_partners(settings: Settings, args: argparse.Namespace) -> int:
+    import msgspec
+
+    from schemas.partners import PartnerRegistered
+
+    if args.action == "add":
+        # Validate with the contract before anything is published.
+        try:
+            msgspec.convert(
+                {
+                    "type": "partners.partner.registered.v1",
+                    "partner_id": "x",
+                    "name": args.name,
+                    "role": args.role,
+                    "country": args.country,
+                    "region": args.region,
+                    "sector": args.sector,
+                    "registered_by": "operator-cli",
+                },
+                PartnerRegistered,
+            )
+        except msgspec.ValidationError as exc:
+            print(f"marketplace partners add: {exc}", file=sys.stderr)
+            return 2
+    try:
+        return asyncio.run(_partners(settings, args))
+    except LookupError as exc:
+        print(f"marketplace partners: {exc}", file=sys.stderr)
+        return 1
+
+
 def cmd_settings(settings: Settings, _args: argparse.Namespace) -> int:
     for key, value in settings.redacted().items():
         print(f"{key}={value}")
@@ -151,6 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply pending SQL migrations")
     sub.add_parser("topics", help="create missing topics")
     sub.add_parser("settings", help="print the effective settings (passwords hidden)")
+    partners = sub.add_parser("partners", help="register partners and manage their API keys")
+    actions = partners.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="register a partner and print its first API key")
+    add.add_argument("--name", required=True)
+    add.add_argument(
+        "--role", required=True, choices=["sme", "logistics", "auditor", "facilitator", "operator"]
+    )
+    add.add_argument("--country", required=True, help="ISO 3166 alpha-2, e.g. BG or SE")
+    add.add_argument("--region", help="NUTS code, e.g. BG411")
+    add.add_argument("--sector", help="NACE division or class, e.g. 13 or 13.92")
+    rotate = actions.add_parser("rotate-key", help="issue a new key and revoke the others")
+    rotate.add_argument("partner_id")
+    revoke = actions.add_parser("revoke", help="revoke a partner's keys (or one of them)")
+    revoke.add_argument("partner_id")
+    revoke.add_argument("--key-id")
     run = sub.add_parser("run", help="run a service in the foreground until SIGTERM/Ctrl-C")
     run.add_argument("service", choices=[*sorted(SERVICES), "all"])
     return parser
@@ -164,6 +261,7 @@ COMMANDS = {
     "topics": cmd_topics,
     "run": cmd_run,
     "settings": cmd_settings,
+    "partners": cmd_partners,
 }
 
 

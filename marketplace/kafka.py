@@ -19,6 +19,7 @@ log = get_logger(__name__)
 
 # Kafka error code for "topic already exists", so that concurrent `up`s do not fail each other.
 TOPIC_ALREADY_EXISTS = 36
+UNKNOWN_TOPIC = 3
 
 
 class TopicLayoutError(RuntimeError):
@@ -115,7 +116,9 @@ async def ensure_topics(
                 if code not in (0, TOPIC_ALREADY_EXISTS):
                     message = rest[0] if rest else ""
                     raise KafkaError(f"creating topic {topic} failed: error {code} {message}")
-            existing.update(await _partition_counts(admin, [s.name for s in missing]))
+            existing.update(
+                await _partition_counts(admin, [s.name for s in missing], expect_all=True)
+            )
         states = []
         for s in specs:
             count = existing.get(s.name, 0)
@@ -136,23 +139,27 @@ async def ensure_topics(
         await admin.close()
 
 
-async def _partition_counts(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    # Metadata for a freshly created topic can lag a moment behind the controller.
-    for attempt in range(20):
-        described = await admin.describe_topics(list(names))
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, names: Sequence[str], *, expect_all: bool = False
+) -> dict[str, int]:
+    """Partition counts of the topics that exist. With expect_all (just after creating them),
+    waits until every one is visible with its partitions and leaders: a new broker's metadata
+    can lag a few seconds behind its controller."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        counts: dict[str, int] = {}
         pending = False
-        for topic in described:
+        for topic in await admin.describe_topics(list(names)):
             code = topic.get("error_code", 0)
             parts = topic.get("partitions", [])
-            if code == 0 and parts:
+            if code == 0 and parts and all(p.get("leader", -1) >= 0 for p in parts):
                 counts[topic["topic"]] = len(parts)
-            elif code not in (3,):  # 3 = unknown topic: it simply does not exist yet
+            elif code != UNKNOWN_TOPIC or expect_all:
                 pending = True
-        if not pending or attempt == 19:
-            break
+        if not pending or loop.time() > deadline:
+            return counts
         await asyncio.sleep(0.25)
-    return counts
 
 
 async def delete_topics(settings: Settings, names: Sequence[str]) -> None:

@@ -31,8 +31,18 @@ async def run_api(settings: Settings, stop: asyncio.Event) -> None:
         await runner.cleanup()
 
 
+async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.projector import GROUP, TOPICS, Projector
+    from marketplace.runtime.service import run_consumer
+
+    await run_consumer(
+        settings, group_id=GROUP, topics=TOPICS, processor=Projector(GROUP), stop=stop
+    )
+
+
 SERVICES: dict[str, Service] = {
     "api": run_api,
+    "projector": run_projector,
 }
 
 

@@ -56,6 +56,10 @@ class Settings:
     # HTTP services.
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    api_max_body_bytes: int = 65536
+    # Per API key: a steady rate and a burst on top of it; beyond that, 429 with Retry-After.
+    api_rate_per_s: float = 20.0
+    api_rate_burst: int = 40
     # Logging: auto = readable on a terminal, JSON lines otherwise.
     log_format: LogFormat = "auto"
     log_level: LogLevel = "info"
@@ -124,10 +128,14 @@ class Settings:
             "consumer_poll_ms",
             "consumer_session_timeout_ms",
             "db_pool_max",
+            "api_max_body_bytes",
+            "api_rate_burst",
         )
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
+        if self.api_rate_per_s <= 0:
+            raise SettingsError(f"{PREFIX}API_RATE_PER_S must be positive")
         if self.topic_min_insync > self.topic_replication:
             raise SettingsError(
                 f"{PREFIX}TOPIC_MIN_INSYNC ({self.topic_min_insync}) cannot exceed "

@@ -1,6 +1,7 @@
-"""Generates the JSON Schema of every payload and the AsyncAPI 3 document of every topic.
+"""Generates the JSON Schema of every payload, the AsyncAPI 3 document of every topic and the
+OpenAPI 3.1 document of the partner API.
 
-    python -m schemas.generate          # rewrite schemas/json/*.json and schemas/asyncapi.json
+    python -m schemas.generate          # rewrite json/*.json, asyncapi.json, openapi.json
     python -m schemas.generate --check  # exit 1 if the files on disk are stale
 
 The files are checked in; tests/unit/test_schemas_generated.py fails when they are stale."""
@@ -21,6 +22,7 @@ from schemas.registry import TOPIC_EVENTS, members, type_name
 HERE = Path(__file__).resolve().parent
 JSON_DIR = HERE / "json"
 ASYNCAPI = HERE / "asyncapi.json"
+OPENAPI = HERE / "openapi.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 KAFKA_BINDING = "0.5.0"
 
@@ -123,6 +125,9 @@ def asyncapi() -> bytes:
 def expected_files() -> dict[Path, bytes]:
     files = {JSON_DIR / name: body for name, body in payload_schemas().items()}
     files[ASYNCAPI] = asyncapi()
+    from producers.api.openapi import document
+
+    files[OPENAPI] = _dump(document())
     return files
 
 

@@ -24,9 +24,12 @@ async def run_consumer(
     topics: Sequence[str],
     processor: Processor[S],
     fault: FaultHook | None = None,
-    handle_signals: bool = True,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Runs until SIGTERM/SIGINT, then leaves the consumer group and flushes the producer."""
+    """Runs until `stop` is set (by default: until SIGTERM/SIGINT), then leaves the consumer
+    group and flushes the producer."""
+    handle_signals = stop is None
+    stop = stop or asyncio.Event()
     pool = await create_pool(settings)
     producer = make_producer(settings, client_id=f"marketplace-{group_id}")
     consumer = make_consumer(settings, group_id)
@@ -43,13 +46,20 @@ async def run_consumer(
     loop = asyncio.get_running_loop()
     if handle_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, runner.request_stop)
+            loop.add_signal_handler(sig, stop.set)
+
+    async def relay() -> None:
+        await stop.wait()
+        runner.request_stop()
+
+    relay_task = asyncio.create_task(relay())
     try:
         await producer.start()
         await consumer.start()
         log.info("consumer_started", group=group_id, topics=list(topics))
         await runner.run()
     finally:
+        relay_task.cancel()
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

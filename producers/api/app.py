@@ -1,5 +1,4 @@
-"""The API's application factory. So far it serves the health endpoints the operators probe;
-the partner endpoints arrive with the contracts-and-API work."""
+"""The API's application factory: middlewares, routes, and the pool and producer it shares."""
 
 from __future__ import annotations
 
@@ -10,11 +9,14 @@ import asyncpg
 from aiohttp import web
 
 from marketplace.db import create_pool
-from marketplace.kafka import make_admin
+from marketplace.kafka import make_admin, make_producer
 from marketplace.settings import Settings
-
-SETTINGS = web.AppKey("settings", Settings)
-POOL = web.AppKey("pool", asyncpg.Pool)
+from producers.api import listings, partners
+from producers.api.auth import auth_middleware
+from producers.api.context import LIMITER, POOL, PRODUCER, SETTINGS, ProducerHandle
+from producers.api.problems import problem_middleware
+from producers.api.ratelimit import RateLimiter
+from schemas.generate import OPENAPI
 
 
 async def healthz(_request: web.Request) -> web.StreamResponse:
@@ -46,16 +48,33 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     )
 
 
-def create_app(settings: Settings) -> web.Application:
-    app = web.Application()
-    app[SETTINGS] = settings
+async def openapi(_request: web.Request) -> web.StreamResponse:
+    return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
 
-    async def database(app: web.Application) -> AsyncIterator[None]:
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[problem_middleware, auth_middleware],
+        client_max_size=settings.api_max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = await create_pool(settings, min_size=0)
+        handle = ProducerHandle(lambda: make_producer(settings, client_id="marketplace-api"))
+        app[PRODUCER] = handle
+        connecting = asyncio.create_task(handle.connect(), name="api-producer-connect")
         yield
+        connecting.cancel()
+        await asyncio.gather(connecting, return_exceptions=True)
+        await handle.stop()
         await app[POOL].close()
 
-    app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(resources)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/openapi.json", openapi)
+    listings.add_routes(app)
+    partners.add_routes(app)
     return app

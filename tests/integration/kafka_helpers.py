@@ -93,3 +93,40 @@ async def read_all(settings: Settings, topic: str) -> list[Any]:
         return records
     finally:
         await consumer.stop()
+
+
+async def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    partitions = await partition_count(settings, topic)
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = await consumer.end_offsets(parts)
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_since(settings: Settings, topic: str, since: dict[int, int]) -> list[Any]:
+    """Every record appended to the topic after the offsets `since` (from end_offsets)."""
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(since)]
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, since[tp.partition])
+        end = await consumer.end_offsets(parts)
+        records: list[Any] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in parts}
+            if all(positions[tp] >= end[tp] for tp in parts):
+                return records
+            if loop.time() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end")
+            for recs in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(recs)
+    finally:
+        await consumer.stop()

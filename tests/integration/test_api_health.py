@@ -34,3 +34,11 @@ async def test_not_ready_names_the_missing_dependency(settings: Settings) -> Non
         assert body["status"] == "not ready"
         assert body["checks"]["postgres"] == "ok"
         assert body["checks"]["kafka"].startswith("unavailable")
+
+
+async def test_openapi_is_served_without_a_key(settings: Settings) -> None:
+    async with TestClient(TestServer(create_app(settings))) as client:
+        r = await client.get("/openapi.json")
+        assert r.status == 200
+        doc = await r.json()
+        assert "/v1/offers" in doc["paths"]

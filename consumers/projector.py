@@ -1,0 +1,135 @@
+"""The projector: keeps the API's read models (partners, carriers, listings) from the events.
+
+Stateless between batches, so its state is None; each event's effect is an idempotent upsert,
+and the runtime applies every record exactly once anyway."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from marketplace.db import Conn
+from marketplace.events import Decoded, EventDecodeError, decode
+from marketplace.logs import get_logger
+from marketplace.runtime import Transaction
+from marketplace.runtime.deadletter import dead_letter
+from schemas.listings import (
+    OfferPosted,
+    OfferUpdated,
+    OfferWithdrawn,
+    RequestPosted,
+    RequestUpdated,
+    RequestWithdrawn,
+)
+from schemas.partners import CarrierCapabilitiesDeclared, PartnerRegistered, PartnerUpdated
+
+GROUP = "projector"
+TOPICS = ("market.listings", "partners.registry")
+log = get_logger(__name__)
+_json = msgspec.json.Encoder()
+
+
+class Projector:
+    def __init__(self, group_id: str = GROUP) -> None:
+        self.group_id = group_id
+
+    async def load(self, conn: Conn, topic: str, partition: int) -> None:  # noqa: ARG002
+        return None
+
+    async def process(self, tx: Transaction, state: None, records: Sequence[Any]) -> None:
+        for record in records:
+            try:
+                decoded = decode(record.topic, record.value, record.headers)
+            except EventDecodeError as exc:
+                log.warning(
+                    "dead_letter", topic=record.topic, offset=record.offset, reason=str(exc)
+                )
+                tx.emit(dead_letter(self.group_id, record, str(exc)))
+                continue
+            await project(tx.conn, decoded)
+        return state
+
+
+async def project(conn: Conn, decoded: Decoded) -> None:
+    event, at, event_id = decoded.event, decoded.envelope.time, decoded.envelope.id
+    match event:
+        case PartnerRegistered():
+            await conn.execute(
+                "INSERT INTO partners (partner_id, name, role, country, region, sector,"
+                " registered_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+                " ON CONFLICT (partner_id) DO NOTHING",
+                event.partner_id,
+                event.name,
+                event.role,
+                event.country,
+                event.region,
+                event.sector,
+                at,
+            )
+        case PartnerUpdated():
+            await conn.execute(
+                "UPDATE partners SET name = $2, region = $3, sector = $4, active = $5,"
+                " updated_at = $6 WHERE partner_id = $1",
+                event.partner_id,
+                event.name,
+                event.region,
+                event.sector,
+                event.active,
+                at,
+            )
+        case CarrierCapabilitiesDeclared():
+            body = _json.encode(event).decode()
+            await conn.execute(
+                "INSERT INTO carriers (partner_id, capabilities, updated_at)"
+                " VALUES ($1, $2::jsonb - 'type' - 'actor_id' - 'partner_id', $3)"
+                " ON CONFLICT (partner_id) DO UPDATE"
+                " SET capabilities = EXCLUDED.capabilities, updated_at = EXCLUDED.updated_at",
+                event.partner_id,
+                body,
+                at,
+            )
+        case OfferPosted() | RequestPosted():
+            kind = "offer" if isinstance(event, OfferPosted) else "request"
+            listing_id = event.offer_id if isinstance(event, OfferPosted) else event.request_id
+            body = _json.encode(event).decode()
+            await conn.execute(
+                "INSERT INTO listings (listing_id, kind, owner_id, material_code, body, status,"
+                " posted_at, updated_at, last_event_id)"
+                " VALUES ($1, $2, $3, $4,"
+                " $5::jsonb - 'type' - 'offer_id' - 'request_id' - 'owner_id' - 'actor_id',"
+                " 'open', $6, $6, $7) ON CONFLICT (listing_id) DO NOTHING",
+                listing_id,
+                kind,
+                event.owner_id,
+                event.material.code,
+                body,
+                at,
+                event_id,
+            )
+        case OfferUpdated() | RequestUpdated():
+            listing_id = event.offer_id if isinstance(event, OfferUpdated) else event.request_id
+            terms = _json.encode(event.terms).decode()
+            await conn.execute(
+                "UPDATE listings SET body = jsonb_set(body, '{terms}', $2::jsonb),"
+                " updated_at = $3, last_event_id = $4"
+                " WHERE listing_id = $1 AND owner_id = $5 AND status = 'open'",
+                listing_id,
+                terms,
+                at,
+                event_id,
+                event.owner_id,
+            )
+        case OfferWithdrawn() | RequestWithdrawn():
+            listing_id = event.offer_id if isinstance(event, OfferWithdrawn) else event.request_id
+            await conn.execute(
+                "UPDATE listings SET status = 'withdrawn', updated_at = $2, last_event_id = $3"
+                " WHERE listing_id = $1 AND owner_id = $4",
+                listing_id,
+                at,
+                event_id,
+                event.owner_id,
+            )
+        case _:
+            pass  # match answers and timers are the matcher's business

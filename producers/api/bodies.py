@@ -1,0 +1,44 @@
+"""Request bodies. Unknown fields are refused, so a misspelt field is an error, not ignored."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from schemas.common import Depot, Location, LongText, Material, Region, VehicleType, WasteCode
+from schemas.listings import OfferTerms, RequestTerms
+
+
+class OfferIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    material: Material
+    location: Location
+    terms: OfferTerms
+
+
+class RequestIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    material: Material
+    location: Location
+    terms: RequestTerms
+    accepts_codes: tuple[WasteCode, ...] = ()
+    hazardous_permit: bool = False
+
+
+class OfferTermsIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    terms: OfferTerms
+
+
+class RequestTermsIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    terms: RequestTerms
+
+
+class WithdrawIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    reason: LongText = ""
+
+
+class CapabilitiesIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    depots: tuple[Depot, ...] = ()
+    regions: tuple[Region, ...] = ()
+    capacity_t: Annotated[float, msgspec.Meta(gt=0, le=10000)]
+    hazardous_permit: bool = False
+    vehicle_types: Annotated[tuple[VehicleType, ...], msgspec.Meta(min_length=1)]

@@ -1,0 +1,65 @@
+"""Typed application state and the per-request principal."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import asyncpg
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from marketplace.partners import Principal
+from marketplace.settings import Settings
+from producers.api.ratelimit import RateLimiter
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+
+
+class ProducerHandle:
+    """The API's producer, connected in the background so the API starts (and says it is not
+    ready) while Kafka is away; writes answer 503 until it is connected."""
+
+    def __init__(self, factory: Callable[[], AIOKafkaProducer]) -> None:
+        self._factory = factory
+        self.producer: AIOKafkaProducer | None = None
+
+    async def connect(self) -> None:
+        delay = 0.5
+        while self.producer is None:
+            candidate = self._factory()
+            starting = asyncio.ensure_future(candidate.start())
+            try:
+                # Shielded: cancelling aiokafka mid-bootstrap leaks the connection it is opening.
+                await asyncio.shield(starting)
+            except KafkaError:
+                await candidate.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            except asyncio.CancelledError:
+                # Shut down while connecting: let the attempt end, close it, then go.
+                await asyncio.wait({starting}, timeout=15)
+                if starting.done() and not starting.cancelled():
+                    starting.exception()  # retrieved: a failed attempt needs no report here
+                await candidate.stop()
+                raise
+            else:
+                self.producer = candidate
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+
+
+PRODUCER = web.AppKey("producer", ProducerHandle)
+LIMITER = web.AppKey("limiter", RateLimiter)
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def principal(request: web.Request) -> Principal:
+    try:
+        return request[PRINCIPAL]
+    except KeyError:
+        raise RuntimeError("route is not behind the auth middleware") from None

@@ -1,0 +1,249 @@
+"""SMEs' offers and requests: post, update, withdraw, list and read their own."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from aiohttp import web
+
+from marketplace.core.taxonomy import UnknownCode
+from marketplace.reference import list_of_waste
+from producers.api.auth import require_role
+from producers.api.bodies import (
+    OfferIn,
+    OfferTermsIn,
+    RequestIn,
+    RequestTermsIn,
+    WithdrawIn,
+)
+from producers.api.context import POOL, principal
+from producers.api.problems import Problem
+from producers.api.writes import Ids, idempotent, publish, read_body
+from schemas.base import Event
+from schemas.listings import (
+    OfferPosted,
+    OfferUpdated,
+    OfferWithdrawn,
+    RequestPosted,
+    RequestUpdated,
+    RequestWithdrawn,
+)
+
+Kind = Literal["offer", "request"]
+WRITERS = ("sme",)
+
+
+def check_code(code: str, field: str) -> None:
+    try:
+        list_of_waste().entry(code)
+    except UnknownCode as exc:
+        raise Problem(422, str(exc), field=field, kind="unknown-waste-code") from None
+
+
+def accepted(
+    event_id: str, kind: Kind, listing_id: str
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    return (
+        202,
+        {"status": "accepted", "event_id": event_id, f"{kind}_id": listing_id},
+        {"Location": f"/v1/{kind}s/{listing_id}"},
+    )
+
+
+async def own_listing(request: web.Request, kind: Kind) -> dict[str, Any]:
+    """The caller's listing, or 404: another partner's listing does not exist for the caller."""
+    listing_id = request.match_info["id"]
+    row = await request.app[POOL].fetchrow(
+        "SELECT listing_id, owner_id, material_code, body, status, posted_at, updated_at"
+        " FROM listings WHERE listing_id = $1 AND kind = $2",
+        listing_id,
+        kind,
+    )
+    if row is None or row["owner_id"] != principal(request).partner_id:
+        raise Problem(404, f"no {kind} {listing_id} of yours")
+    return as_json(row)
+
+
+def as_json(row: Any) -> dict[str, Any]:
+    body = orjson.loads(row["body"])
+    return {
+        "id": row["listing_id"],
+        "status": row["status"],
+        "posted_at": row["posted_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+        **body,
+    }
+
+
+async def post_offer(request: web.Request) -> web.StreamResponse:
+    require_role(request, *WRITERS)
+    body = await read_body(request, OfferIn)
+    check_code(body.material.code, "material.code")
+    who = principal(request)
+
+    async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
+        offer_id, event_id = ids.make("offer"), ids.make("event")
+        event = OfferPosted(
+            offer_id=offer_id,
+            owner_id=who.partner_id,
+            actor_id=who.partner_id,
+            material=body.material,
+            location=body.location,
+            terms=body.terms,
+        )
+        await publish(request, event, event_id=event_id, subject=offer_id)
+        return accepted(event_id, "offer", offer_id)
+
+    return await idempotent(request, write)
+
+
+async def post_request(request: web.Request) -> web.StreamResponse:
+    require_role(request, *WRITERS)
+    body = await read_body(request, RequestIn)
+    check_code(body.material.code, "material.code")
+    for i, code in enumerate(body.accepts_codes):
+        check_code(code, f"accepts_codes[{i}]")
+    who = principal(request)
+
+    async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
+        request_id, event_id = ids.make("request"), ids.make("event")
+        event = RequestPosted(
+            request_id=request_id,
+            owner_id=who.partner_id,
+            actor_id=who.partner_id,
+            material=body.material,
+            accepts_codes=body.accepts_codes,
+            location=body.location,
+            hazardous_permit=body.hazardous_permit,
+            terms=body.terms,
+        )
+        await publish(request, event, event_id=event_id, subject=request_id)
+        return accepted(event_id, "request", request_id)
+
+    return await idempotent(request, write)
+
+
+async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.StreamResponse:
+    require_role(request, *WRITERS)
+    current = await own_listing(request, kind)
+    if current["status"] != "open":
+        raise Problem(409, f"{kind} {current['id']} is {current['status']}", kind="not-open")
+    who = principal(request)
+    code = current["material"]["code"]
+    event: Event
+    if withdraw:
+        reason = (await read_body(request, WithdrawIn, optional=True)).reason
+        if kind == "offer":
+            event = OfferWithdrawn(
+                offer_id=current["id"],
+                owner_id=who.partner_id,
+                actor_id=who.partner_id,
+                material_code=code,
+                reason=reason,
+            )
+        else:
+            event = RequestWithdrawn(
+                request_id=current["id"],
+                owner_id=who.partner_id,
+                actor_id=who.partner_id,
+                material_code=code,
+                reason=reason,
+            )
+    elif kind == "offer":
+        terms = (await read_body(request, OfferTermsIn)).terms
+        event = OfferUpdated(
+            offer_id=current["id"],
+            owner_id=who.partner_id,
+            actor_id=who.partner_id,
+            material_code=code,
+            terms=terms,
+        )
+    else:
+        rterms = (await read_body(request, RequestTermsIn)).terms
+        event = RequestUpdated(
+            request_id=current["id"],
+            owner_id=who.partner_id,
+            actor_id=who.partner_id,
+            material_code=code,
+            terms=rterms,
+        )
+
+    async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
+        event_id = ids.make("event")
+        await publish(request, event, event_id=event_id, subject=current["id"])
+        return accepted(event_id, kind, current["id"])
+
+    return await idempotent(request, write)
+
+
+async def list_own(request: web.Request, kind: Kind) -> web.StreamResponse:
+    try:
+        limit = int(request.query.get("limit", "50"))
+        offset = int(request.query.get("offset", "0"))
+    except ValueError:
+        raise Problem(400, "limit and offset must be integers", field="limit") from None
+    if not 1 <= limit <= 200 or offset < 0:
+        raise Problem(400, "limit is 1 to 200 and offset at least 0", field="limit")
+    status = request.query.get("status")
+    if status not in (None, "open", "withdrawn"):
+        raise Problem(400, "status is open or withdrawn", field="status")
+    rows = await request.app[POOL].fetch(
+        "SELECT listing_id, owner_id, material_code, body, status, posted_at, updated_at"
+        " FROM listings WHERE owner_id = $1 AND kind = $2 AND ($3::text IS NULL OR status = $3)"
+        " ORDER BY posted_at DESC, listing_id LIMIT $4 OFFSET $5",
+        principal(request).partner_id,
+        kind,
+        status,
+        limit,
+        offset,
+    )
+    return web.json_response(
+        {"items": [as_json(r) for r in rows], "limit": limit, "offset": offset},
+        dumps=lambda o: orjson.dumps(o).decode(),
+    )
+
+
+async def get_offer(request: web.Request) -> web.StreamResponse:
+    return web.json_response(await own_listing(request, "offer"))
+
+
+async def get_request(request: web.Request) -> web.StreamResponse:
+    return web.json_response(await own_listing(request, "request"))
+
+
+async def list_offers(request: web.Request) -> web.StreamResponse:
+    return await list_own(request, "offer")
+
+
+async def list_requests(request: web.Request) -> web.StreamResponse:
+    return await list_own(request, "request")
+
+
+async def update_offer(request: web.Request) -> web.StreamResponse:
+    return await _change(request, "offer", withdraw=False)
+
+
+async def update_request(request: web.Request) -> web.StreamResponse:
+    return await _change(request, "request", withdraw=False)
+
+
+async def withdraw_offer(request: web.Request) -> web.StreamResponse:
+    return await _change(request, "offer", withdraw=True)
+
+
+async def withdraw_request(request: web.Request) -> web.StreamResponse:
+    return await _change(request, "request", withdraw=True)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/offers", post_offer)
+    app.router.add_get("/v1/offers", list_offers)
+    app.router.add_get("/v1/offers/{id}", get_offer)
+    app.router.add_put("/v1/offers/{id}", update_offer)
+    app.router.add_delete("/v1/offers/{id}", withdraw_offer)
+    app.router.add_post("/v1/requests", post_request)
+    app.router.add_get("/v1/requests", list_requests)
+    app.router.add_get("/v1/requests/{id}", get_request)
+    app.router.add_put("/v1/requests/{id}", update_request)
+    app.router.add_delete("/v1/requests/{id}", withdraw_request)

@@ -1,0 +1,165 @@
+"""The OpenAPI 3.1 document of the partner API, built from the routes' body types.
+
+Served at /openapi.json and checked in as schemas/openapi.json (python -m schemas.generate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from producers.api.bodies import (
+    CapabilitiesIn,
+    OfferIn,
+    OfferTermsIn,
+    RequestIn,
+    RequestTermsIn,
+    WithdrawIn,
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    summary: str
+    roles: tuple[str, ...] = ()
+    body: type | None = None
+    write: bool = False
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("get", "/healthz", "Liveness: the process is up"),
+    Route("get", "/readyz", "Readiness: PostgreSQL and Kafka answer"),
+    Route("get", "/v1/me", "The calling partner's profile", ("any",)),
+    Route("post", "/v1/offers", "Post an offer", ("sme",), OfferIn, True),
+    Route("get", "/v1/offers", "List your offers (?status=open|withdrawn&limit&offset)", ("sme",)),
+    Route("get", "/v1/offers/{id}", "Read one of your offers", ("sme",)),
+    Route("put", "/v1/offers/{id}", "Replace an offer's terms", ("sme",), OfferTermsIn, True),
+    Route("delete", "/v1/offers/{id}", "Withdraw an offer", ("sme",), WithdrawIn, True),
+    Route("post", "/v1/requests", "Post a request", ("sme",), RequestIn, True),
+    Route("get", "/v1/requests", "List your requests", ("sme",)),
+    Route("get", "/v1/requests/{id}", "Read one of your requests", ("sme",)),
+    Route("put", "/v1/requests/{id}", "Replace a request's terms", ("sme",), RequestTermsIn, True),
+    Route("delete", "/v1/requests/{id}", "Withdraw a request", ("sme",), WithdrawIn, True),
+    Route(
+        "put",
+        "/v1/carrier/capabilities",
+        "Declare coverage and fleet",
+        ("logistics",),
+        CapabilitiesIn,
+        True,
+    ),
+    Route("get", "/v1/carrier/capabilities", "Your declared capabilities", ("logistics",)),
+)
+
+PROBLEM: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    bodies = sorted({r.body for r in ROUTES if r.body is not None}, key=lambda t: t.__name__)
+    _, schemas = msgspec.json.schema_components(bodies, ref_template="#/components/schemas/{name}")
+    schemas["Problem"] = PROBLEM
+    schemas["Accepted"] = {
+        "type": "object",
+        "required": ["status", "event_id"],
+        "properties": {
+            "status": {"const": "accepted"},
+            "event_id": {"type": "string", "description": "the CloudEvent id on Kafka"},
+        },
+        "additionalProperties": {"type": "string"},
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    for r in ROUTES:
+        op: dict[str, Any] = {"summary": r.summary, "responses": {}}
+        if r.roles:
+            op["security"] = [{"apiKey": []}]
+            if r.roles != ("any",):
+                op["description"] = f"Role: {', '.join(r.roles)}."
+            op["responses"]["401"] = _problem("no valid API key")
+            op["responses"]["429"] = _problem("rate limit; see Retry-After")
+        else:
+            op["security"] = []
+        if "{id}" in r.path:
+            op["parameters"] = [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ]
+            op["responses"]["404"] = _problem("not found among your own resources")
+        if r.body is not None:
+            op["requestBody"] = {
+                "required": r.method != "delete",
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{r.body.__name__}"}
+                    }
+                },
+            }
+        if r.write:
+            op["parameters"] = [
+                *op.get("parameters", []),
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 200},
+                    "description": "retrying with the same key returns the first answer",
+                },
+            ]
+            op["responses"]["202"] = {
+                "description": "accepted: the event is on Kafka",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}
+                },
+            }
+            op["responses"]["400"] = _problem("malformed JSON")
+            op["responses"]["403"] = _problem("your role cannot do this")
+            op["responses"]["413"] = _problem("body too large")
+            op["responses"]["422"] = _problem("invalid field; `errors` names it")
+            if r.method in ("put", "delete"):
+                op["responses"]["409"] = _problem("not open any more")
+        else:
+            op["responses"]["200"] = {"description": "OK", "content": {"application/json": {}}}
+        paths.setdefault(r.path, {})[r.method] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Circular materials exchange: partner API",
+            "version": "1",
+            "description": "Writes are commands answered 202 with the event id; reads come "
+            "from read models. Generated by `python -m schemas.generate`; do not edit.",
+        },
+        "servers": [{"url": "http://127.0.0.1:8080"}],
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": paths,
+    }

@@ -1,0 +1,101 @@
+"""RFC 9457 problem details: every error the API gives is application/problem+json."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import orjson
+from aiohttp import web
+
+from marketplace.logs import get_logger
+
+log = get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class Problem(Exception):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        kind: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+        self.headers = headers or {}
+        self.kind = kind or TITLES.get(status, "error").lower().replace(" ", "-")
+
+    def response(self, instance: str) -> web.Response:
+        body: dict[str, Any] = {
+            "type": f"https://circular-exchange.example/problems/{self.kind}",
+            "title": TITLES.get(self.status, "Error"),
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+        }
+        if self.field is not None:
+            body["errors"] = [{"field": self.field, "reason": self.detail}]
+        return web.Response(
+            status=self.status,
+            body=orjson.dumps(body),
+            content_type="application/problem+json",
+            headers=self.headers,
+        )
+
+
+_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$\.?(?P<field>[^`]*)`)?$", re.S)
+
+
+def from_validation(exc: msgspec.ValidationError) -> Problem:
+    """A msgspec validation error as a 422 naming the field, e.g. `terms.quantity.amount`."""
+    m = _AT.match(str(exc))
+    reason = m.group("reason") if m else str(exc)
+    field = (m.group("field") if m else None) or None
+    if field is None:
+        # Our own __post_init__ checks say "field: reason".
+        head, sep, rest = reason.partition(": ")
+        if sep and re.fullmatch(r"[a-z_.]+", head):
+            field, reason = head, rest
+    return Problem(422, reason, field=field or "body", kind="validation")
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response(request.path)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return Problem(413, f"body too large: {exc.text}").response(request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return Problem(exc.status, exc.reason, headers=headers).response(request.path)
+    except Exception:
+        log.exception("request_failed", path=request.path, method=request.method)
+        return Problem(500, "the request failed; it has been logged").response(request.path)

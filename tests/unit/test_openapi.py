@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import orjson
+
+from marketplace.settings import Settings
+from producers.api.app import create_app
+from schemas.generate import OPENAPI
+
+
+def test_openapi_documents_exactly_the_routes_the_app_serves() -> None:
+    app = create_app(Settings.from_env({}))
+    served = {
+        (route.method.lower(), route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None and route.method != "HEAD"
+    }
+    doc = orjson.loads(OPENAPI.read_bytes())
+    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+    assert documented | {("get", "/openapi.json")} == served
+    assert doc["openapi"] == "3.1.0"
+
+
+def test_every_write_documents_idempotency_and_problems() -> None:
+    doc = orjson.loads(OPENAPI.read_bytes())
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if "202" in op["responses"]:
+                names = [p["name"] for p in op["parameters"]]
+                assert "Idempotency-Key" in names, (method, path)
+                assert {"400", "401", "403", "413", "422", "429"} <= set(op["responses"])
