@@ -16,6 +16,8 @@ from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.deadletter import dead_letter
 from schemas.listings import (
+    MatchAccepted,
+    MatchDeclined,
     OfferPosted,
     OfferUpdated,
     OfferWithdrawn,
@@ -23,10 +25,24 @@ from schemas.listings import (
     RequestUpdated,
     RequestWithdrawn,
 )
+from schemas.logistics import (
+    AuctionFailed,
+    QuoteSubmitted,
+    QuoteWithdrawn,
+    TransportAwarded,
+    TransportJobRequested,
+)
+from schemas.matches import MatchCancelled, MatchConfirmed, MatchExpired, MatchProposed
 from schemas.partners import CarrierCapabilitiesDeclared, PartnerRegistered, PartnerUpdated
 
 GROUP = "projector"
-TOPICS = ("market.listings", "partners.registry")
+TOPICS = (
+    "market.listings",
+    "market.matches",
+    "logistics.jobs",
+    "logistics.awards",
+    "partners.registry",
+)
 log = get_logger(__name__)
 _json = msgspec.json.Encoder()
 
@@ -132,4 +148,100 @@ async def project(conn: Conn, decoded: Decoded) -> None:
                 event.owner_id,
             )
         case _:
-            pass  # match answers and timers are the matcher's business
+            await project_trade(conn, decoded)
+
+
+async def project_trade(conn: Conn, decoded: Decoded) -> None:
+    """Matches, answers, transport jobs, quotes and awards."""
+    event, at = decoded.event, decoded.envelope.time
+    match event:
+        case MatchProposed():
+            await conn.execute(
+                "INSERT INTO matches (match_id, material_code, seller_id, buyer_id, body, status,"
+                " proposed_at, updated_at) VALUES ($1, $2, $3, $4, $5::jsonb - 'type',"
+                " 'proposed', $6, $6) ON CONFLICT (match_id) DO NOTHING",
+                event.match_id,
+                event.material_code,
+                event.seller_id,
+                event.buyer_id,
+                _json.encode(event).decode(),
+                at,
+            )
+        case MatchAccepted() | MatchDeclined():
+            answer = "accepted" if isinstance(event, MatchAccepted) else "declined"
+            await conn.execute(
+                "UPDATE matches SET answers = answers || jsonb_build_object($2::text, $3::text),"
+                " updated_at = $4 WHERE match_id = $1 AND $2 IN (seller_id, buyer_id)",
+                event.match_id,
+                event.partner_id,
+                answer,
+                at,
+            )
+        case MatchConfirmed() | MatchExpired() | MatchCancelled():
+            status = {
+                MatchConfirmed: "confirmed",
+                MatchExpired: "expired",
+                MatchCancelled: "cancelled",
+            }[type(event)]
+            await conn.execute(
+                "UPDATE matches SET status = $2, updated_at = $3 WHERE match_id = $1",
+                event.match_id,
+                status,
+                at,
+            )
+        case TransportJobRequested():
+            await conn.execute(
+                "INSERT INTO jobs (job_id, match_id, body, status, bidding_deadline, created_at,"
+                " updated_at) VALUES ($1, $2, $3::jsonb - 'type', 'open', $4, $5, $5)"
+                " ON CONFLICT (job_id) DO NOTHING",
+                event.job_id,
+                event.match_id,
+                _json.encode(event).decode(),
+                event.bidding_deadline,
+                at,
+            )
+        case QuoteSubmitted():
+            await conn.execute(
+                "INSERT INTO quotes (quote_id, job_id, carrier_id, body, status, updated_at)"
+                " VALUES ($1, $2, $3, $4::jsonb - 'type', 'active', $5)"
+                " ON CONFLICT (quote_id) DO UPDATE SET body = EXCLUDED.body, status = 'active',"
+                " updated_at = EXCLUDED.updated_at WHERE quotes.carrier_id = EXCLUDED.carrier_id",
+                event.quote_id,
+                event.job_id,
+                event.carrier_id,
+                _json.encode(event).decode(),
+                at,
+            )
+        case QuoteWithdrawn():
+            await conn.execute(
+                "UPDATE quotes SET status = 'withdrawn', updated_at = $3"
+                " WHERE quote_id = $1 AND carrier_id = $2",
+                event.quote_id,
+                event.carrier_id,
+                at,
+            )
+        case TransportAwarded():
+            await conn.execute(
+                "UPDATE jobs SET status = 'awarded', winner_id = $2, updated_at = $3"
+                " WHERE job_id = $1",
+                event.job_id,
+                event.carrier_id,
+                at,
+            )
+        case AuctionFailed():
+            if event.reopened_until is not None:
+                await conn.execute(
+                    "UPDATE jobs SET status = 'open', bidding_deadline = $2, updated_at = $3"
+                    " WHERE job_id = $1",
+                    event.job_id,
+                    event.reopened_until,
+                    at,
+                )
+            else:
+                await conn.execute(
+                    "UPDATE jobs SET status = 'failed', updated_at = $2 WHERE job_id = $1",
+                    event.job_id,
+                    at,
+                )
+        case _:
+            pass  # timers are the matcher's and the auctioneer's business

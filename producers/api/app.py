@@ -11,7 +11,7 @@ from aiohttp import web
 from marketplace.db import create_pool
 from marketplace.kafka import make_admin, make_producer
 from marketplace.settings import Settings
-from producers.api import listings, partners
+from producers.api import jobs, listings, matches, partners
 from producers.api.auth import auth_middleware
 from producers.api.context import LIMITER, POOL, PRODUCER, SETTINGS, ProducerHandle
 from producers.api.problems import problem_middleware
@@ -77,4 +77,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/openapi.json", openapi)
     listings.add_routes(app)
     partners.add_routes(app)
+    matches.add_routes(app)
+    jobs.add_routes(app)
     return app

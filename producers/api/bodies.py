@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
 
-from schemas.common import Depot, Location, LongText, Material, Region, VehicleType, WasteCode
+from schemas.common import (
+    Depot,
+    Id,
+    Location,
+    LongText,
+    Material,
+    Money,
+    Region,
+    VehicleType,
+    WasteCode,
+)
 from schemas.listings import OfferTerms, RequestTerms
 
 
@@ -42,3 +53,16 @@ class CapabilitiesIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     capacity_t: Annotated[float, msgspec.Meta(gt=0, le=10000)]
     hazardous_permit: bool = False
     vehicle_types: Annotated[tuple[VehicleType, ...], msgspec.Meta(min_length=1)]
+
+
+class AnswerIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    reason: LongText = ""
+
+
+class QuoteIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # Given: revises that quote of yours; absent: a new quote.
+    quote_id: Id | None = None
+    price: Money
+    vehicle: VehicleType
+    co2e_kg: Annotated[float, msgspec.Meta(ge=0, le=1e7)]
+    pickup_at: datetime

@@ -10,9 +10,11 @@ from typing import Any
 import msgspec
 
 from producers.api.bodies import (
+    AnswerIn,
     CapabilitiesIn,
     OfferIn,
     OfferTermsIn,
+    QuoteIn,
     RequestIn,
     RequestTermsIn,
     WithdrawIn,
@@ -52,6 +54,29 @@ ROUTES: tuple[Route, ...] = (
         True,
     ),
     Route("get", "/v1/carrier/capabilities", "Your declared capabilities", ("logistics",)),
+    Route("get", "/v1/matches", "Match proposals where you are seller or buyer", ("sme",)),
+    Route("get", "/v1/matches/{id}", "One of your match proposals", ("sme",)),
+    Route("post", "/v1/matches/{id}/accept", "Accept a proposal", ("sme",), AnswerIn, True),
+    Route("post", "/v1/matches/{id}/decline", "Decline a proposal", ("sme",), AnswerIn, True),
+    Route("get", "/v1/jobs", "Open transport jobs that fit your coverage", ("logistics",)),
+    Route("get", "/v1/jobs/{id}", "One transport job offered to you", ("logistics",)),
+    Route("get", "/v1/jobs/{id}/quotes", "Your quotes on a job", ("logistics",)),
+    Route(
+        "post",
+        "/v1/jobs/{id}/quotes",
+        "Submit a quote, or revise one by quote_id",
+        ("logistics",),
+        QuoteIn,
+        True,
+    ),
+    Route(
+        "delete",
+        "/v1/jobs/{id}/quotes/{quote_id}",
+        "Withdraw your quote",
+        ("logistics",),
+        None,
+        True,
+    ),
 )
 
 PROBLEM: dict[str, Any] = {
@@ -108,9 +133,11 @@ def document() -> dict[str, Any]:
             op["responses"]["429"] = _problem("rate limit; see Retry-After")
         else:
             op["security"] = []
-        if "{id}" in r.path:
+        names = [n for n in ("id", "quote_id") if "{" + n + "}" in r.path]
+        if names:
             op["parameters"] = [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                for n in names
             ]
             op["responses"]["404"] = _problem("not found among your own resources")
         if r.body is not None:
@@ -143,7 +170,7 @@ def document() -> dict[str, Any]:
             op["responses"]["403"] = _problem("your role cannot do this")
             op["responses"]["413"] = _problem("body too large")
             op["responses"]["422"] = _problem("invalid field; `errors` names it")
-            if r.method in ("put", "delete"):
+            if r.method in ("put", "delete") or r.path.endswith(("/accept", "/decline", "/quotes")):
                 op["responses"]["409"] = _problem("not open any more")
         else:
             op["responses"]["200"] = {"description": "OK", "content": {"application/json": {}}}

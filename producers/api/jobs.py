@@ -1,0 +1,189 @@
+"""Logistics firms: the transport jobs that fit their coverage, and their quotes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from marketplace.core.carriers import Coverage, Depot, JobNeeds, Place, unfit_reasons
+from producers.api.auth import require_role
+from producers.api.bodies import QuoteIn
+from producers.api.context import POOL, principal
+from producers.api.problems import Problem
+from producers.api.writes import Ids, idempotent, publish, read_body
+from schemas.logistics import QuoteSubmitted, QuoteWithdrawn
+
+
+def _place(loc: dict[str, Any]) -> Place:
+    return Place(lat=loc["lat"], lon=loc["lon"], region=loc.get("region"))
+
+
+def needs(job: dict[str, Any]) -> JobNeeds:
+    return JobNeeds(
+        pickup=_place(job["pickup"]),
+        delivery=_place(job["delivery"]),
+        weight_t=job["weight_t"],
+        hazardous=job["hazardous"],
+    )
+
+
+def coverage(caps: dict[str, Any]) -> Coverage:
+    return Coverage(
+        depots=tuple(Depot(_place(d["location"]), d["radius_km"]) for d in caps["depots"]),
+        regions=tuple(caps["regions"]),
+        capacity_t=caps["capacity_t"],
+        hazardous_permit=caps["hazardous_permit"],
+        vehicle_types=tuple(caps["vehicle_types"]),
+    )
+
+
+async def my_coverage(request: web.Request) -> Coverage:
+    raw = await request.app[POOL].fetchval(
+        "SELECT capabilities FROM carriers WHERE partner_id = $1", principal(request).partner_id
+    )
+    if raw is None:
+        raise Problem(
+            409,
+            "declare your coverage and capabilities first (PUT /v1/carrier/capabilities)",
+            kind="no-capabilities",
+        )
+    return coverage(orjson.loads(raw))
+
+
+def as_json(row: Any) -> dict[str, Any]:
+    return {
+        **orjson.loads(row["body"]),
+        "status": row["status"],
+        "bidding_deadline": row["bidding_deadline"].isoformat(),
+    }
+
+
+async def list_jobs(request: web.Request) -> web.StreamResponse:
+    require_role(request, "logistics")
+    cov = await my_coverage(request)
+    rows = await request.app[POOL].fetch(
+        "SELECT job_id, body, status, bidding_deadline FROM jobs"
+        " WHERE status = 'open' AND bidding_deadline > $1 ORDER BY bidding_deadline, job_id",
+        datetime.now(UTC),
+    )
+    items = [as_json(r) for r in rows if not unfit_reasons(needs(orjson.loads(r["body"])), cov)]
+    return web.json_response({"items": items})
+
+
+async def fitting_job(request: web.Request) -> tuple[Any, Coverage]:
+    """The job, if this carrier may see it: jobs outside its coverage do not exist for it."""
+    require_role(request, "logistics")
+    cov = await my_coverage(request)
+    job_id = request.match_info["id"]
+    row = await request.app[POOL].fetchrow(
+        "SELECT job_id, body, status, bidding_deadline FROM jobs WHERE job_id = $1", job_id
+    )
+    if row is None or unfit_reasons(needs(orjson.loads(row["body"])), cov):
+        raise Problem(404, f"no transport job {job_id} offered to you")
+    return row, cov
+
+
+async def get_job(request: web.Request) -> web.StreamResponse:
+    row, _ = await fitting_job(request)
+    return web.json_response(as_json(row))
+
+
+def _open_for_bids(row: Any) -> None:
+    if row["status"] != "open" or row["bidding_deadline"] <= datetime.now(UTC):
+        raise Problem(409, f"bidding on job {row['job_id']} is closed", kind="bidding-closed")
+
+
+async def own_quote(request: web.Request, job_id: str, quote_id: str) -> Any:
+    row = await request.app[POOL].fetchrow(
+        "SELECT quote_id, body, status FROM quotes"
+        " WHERE quote_id = $1 AND job_id = $2 AND carrier_id = $3",
+        quote_id,
+        job_id,
+        principal(request).partner_id,
+    )
+    if row is None:
+        raise Problem(404, f"no quote {quote_id} of yours on job {job_id}")
+    return row
+
+
+async def submit_quote(request: web.Request) -> web.StreamResponse:
+    row, cov = await fitting_job(request)
+    _open_for_bids(row)
+    body = await read_body(request, QuoteIn)
+    job = orjson.loads(row["body"])
+    if body.vehicle not in cov.vehicle_types:
+        raise Problem(
+            422, f"{body.vehicle} is not among your declared vehicle types", field="vehicle"
+        )
+    start = datetime.fromisoformat(job["pickup_window"]["start"])
+    end = datetime.fromisoformat(job["pickup_window"]["end"])
+    if body.pickup_at.tzinfo is None or not start <= body.pickup_at <= end:
+        raise Problem(422, "pickup_at must fall within the job's pickup window", field="pickup_at")
+    if body.quote_id is not None:
+        quote = await own_quote(request, row["job_id"], body.quote_id)
+        if quote["status"] != "active":
+            raise Problem(409, f"quote {body.quote_id} was withdrawn", kind="not-open")
+    who = principal(request)
+
+    async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
+        quote_id, event_id = body.quote_id or ids.make("quote"), ids.make("event")
+        event = QuoteSubmitted(
+            quote_id=quote_id,
+            job_id=row["job_id"],
+            carrier_id=who.partner_id,
+            actor_id=who.partner_id,
+            price=body.price,
+            vehicle=body.vehicle,
+            co2e_kg=body.co2e_kg,
+            pickup_at=body.pickup_at,
+        )
+        await publish(request, event, event_id=event_id, subject=row["job_id"])
+        return 202, {"status": "accepted", "event_id": event_id, "quote_id": quote_id}, {}
+
+    return await idempotent(request, write)
+
+
+async def list_quotes(request: web.Request) -> web.StreamResponse:
+    row, _ = await fitting_job(request)
+    rows = await request.app[POOL].fetch(
+        "SELECT quote_id, body, status, updated_at FROM quotes"
+        " WHERE job_id = $1 AND carrier_id = $2 ORDER BY updated_at",
+        row["job_id"],
+        principal(request).partner_id,
+    )
+    return web.json_response(
+        {"items": [{**orjson.loads(q["body"]), "status": q["status"]} for q in rows]}
+    )
+
+
+async def withdraw_quote(request: web.Request) -> web.StreamResponse:
+    row, _ = await fitting_job(request)
+    _open_for_bids(row)
+    quote = await own_quote(request, row["job_id"], request.match_info["quote_id"])
+    if quote["status"] != "active":
+        raise Problem(409, f"quote {quote['quote_id']} is already withdrawn", kind="not-open")
+    who = principal(request)
+
+    async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
+        event_id = ids.make("event")
+        event = QuoteWithdrawn(
+            quote_id=quote["quote_id"],
+            job_id=row["job_id"],
+            carrier_id=who.partner_id,
+            actor_id=who.partner_id,
+        )
+        await publish(request, event, event_id=event_id, subject=row["job_id"])
+        return 202, {"status": "accepted", "event_id": event_id, "quote_id": quote["quote_id"]}, {}
+
+    return await idempotent(request, write)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/jobs", list_jobs)
+    app.router.add_get("/v1/jobs/{id}", get_job)
+    app.router.add_get("/v1/jobs/{id}/quotes", list_quotes)
+    app.router.add_post("/v1/jobs/{id}/quotes", submit_quote)
+    app.router.add_delete("/v1/jobs/{id}/quotes/{quote_id}", withdraw_quote)

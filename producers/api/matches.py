@@ -1,0 +1,109 @@
+"""SMEs' match proposals: list and read their own, accept or decline them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from producers.api.auth import require_role
+from producers.api.bodies import AnswerIn
+from producers.api.context import POOL, principal
+from producers.api.problems import Problem
+from producers.api.writes import Ids, idempotent, publish, read_body
+from schemas.base import Event
+from schemas.listings import MatchAccepted, MatchDeclined
+
+_COLUMNS = "match_id, material_code, seller_id, buyer_id, body, status, answers, proposed_at"
+
+
+def as_json(row: Any, partner_id: str) -> dict[str, Any]:
+    answers = orjson.loads(row["answers"])
+    return {
+        **orjson.loads(row["body"]),
+        "status": row["status"],
+        "your_side": "seller" if row["seller_id"] == partner_id else "buyer",
+        "your_answer": answers.get(partner_id),
+        "answers": answers,
+        "proposed_at": row["proposed_at"].isoformat(),
+    }
+
+
+async def own_match(request: web.Request) -> Any:
+    who = principal(request)
+    match_id = request.match_info["id"]
+    row = await request.app[POOL].fetchrow(
+        f"SELECT {_COLUMNS} FROM matches WHERE match_id = $1"  # noqa: S608 - constant columns
+        " AND $2 IN (seller_id, buyer_id)",
+        match_id,
+        who.partner_id,
+    )
+    if row is None:
+        raise Problem(404, f"no match {match_id} of yours")
+    return row
+
+
+async def list_matches(request: web.Request) -> web.StreamResponse:
+    require_role(request, "sme")
+    who = principal(request)
+    rows = await request.app[POOL].fetch(
+        f"SELECT {_COLUMNS} FROM matches WHERE $1 IN (seller_id, buyer_id)"  # noqa: S608
+        " ORDER BY proposed_at DESC, match_id LIMIT 200",
+        who.partner_id,
+    )
+    return web.json_response({"items": [as_json(r, who.partner_id) for r in rows]})
+
+
+async def get_match(request: web.Request) -> web.StreamResponse:
+    require_role(request, "sme")
+    return web.json_response(as_json(await own_match(request), principal(request).partner_id))
+
+
+async def _answer(request: web.Request, accept: bool) -> web.StreamResponse:
+    require_role(request, "sme")
+    who = principal(request)
+    row = await own_match(request)
+    if row["status"] != "proposed":
+        raise Problem(409, f"match {row['match_id']} is {row['status']}", kind="not-open")
+    if who.partner_id in orjson.loads(row["answers"]):
+        raise Problem(409, "you have already answered this proposal", kind="already-answered")
+    reason = (await read_body(request, AnswerIn, optional=True)).reason
+    event: Event
+    if accept:
+        event = MatchAccepted(
+            match_id=row["match_id"],
+            partner_id=who.partner_id,
+            actor_id=who.partner_id,
+            material_code=row["material_code"],
+        )
+    else:
+        event = MatchDeclined(
+            match_id=row["match_id"],
+            partner_id=who.partner_id,
+            actor_id=who.partner_id,
+            material_code=row["material_code"],
+            reason=reason,
+        )
+
+    async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
+        event_id = ids.make("event")
+        await publish(request, event, event_id=event_id, subject=row["match_id"])
+        return 202, {"status": "accepted", "event_id": event_id, "match_id": row["match_id"]}, {}
+
+    return await idempotent(request, write)
+
+
+async def accept_match(request: web.Request) -> web.StreamResponse:
+    return await _answer(request, accept=True)
+
+
+async def decline_match(request: web.Request) -> web.StreamResponse:
+    return await _answer(request, accept=False)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/matches", list_matches)
+    app.router.add_get("/v1/matches/{id}", get_match)
+    app.router.add_post("/v1/matches/{id}/accept", accept_match)
+    app.router.add_post("/v1/matches/{id}/decline", decline_match)
