@@ -46,8 +46,9 @@ class Transaction:
 
 
 class Processor(Protocol[S]):
-    """A stateful consumer's logic. `process` must not mutate `state`: it returns the new state,
-    which the runtime keeps only if the transaction commits."""
+    """A stateful consumer's logic. `process` returns the partition's new state; it may change
+    `state` in place (a large book is not copied per batch): when the transaction fails, the
+    runtime throws the in-memory state away and reloads it with `load`."""
 
     async def load(self, conn: Conn, topic: str, partition: int) -> S: ...
 
@@ -223,12 +224,12 @@ class ExactlyOnceConsumer(Generic[S]):
             return next_offset, ids, tx.emitted
 
     def _rewind(self, tp: TopicPartition) -> None:
-        position = self._positions.get(tp)
+        # The failed batch may have changed the in-memory state before failing: forget it, so the
+        # next batch reloads it from the database, and fetch again from the last stored offset.
+        position = self._positions.pop(tp, None)
+        self._states.pop(tp, None)
         if tp in self.stats.assigned and position is not None:
             self.consumer.seek(tp, position)
-        else:
-            # State unknown: forget it, so the next batch reloads and re-seeks from the database.
-            self._positions.pop(tp, None)
 
     async def _commit_to_kafka(self, offsets: dict[TopicPartition, int]) -> None:
         owned = {tp: off for tp, off in offsets.items() if tp in self.stats.assigned}
