@@ -5,14 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from marketplace.core.geo import distance_km, in_region
+from marketplace.core.geo import Place, in_region
 
-
-@dataclass(frozen=True, slots=True)
-class Place:
-    lat: float
-    lon: float
-    region: str | None = None
+__all__ = ["Coverage", "Depot", "JobNeeds", "Place", "unfit_reasons"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +36,7 @@ class JobNeeds:
 def _covered(place: Place, coverage: Coverage) -> bool:
     if any(in_region(place.region, r) for r in coverage.regions):
         return True
-    return any(
-        distance_km(d.place.lat, d.place.lon, place.lat, place.lon) <= d.radius_km
-        for d in coverage.depots
-    )
+    return any(d.place.km_to(place) <= d.radius_km for d in coverage.depots)
 
 
 def unfit_reasons(job: JobNeeds, coverage: Coverage) -> list[str]:

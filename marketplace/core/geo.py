@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import asin, cos, radians, sin, sqrt
 
 EARTH_RADIUS_KM = 6371.0088  # the IUGG mean radius
@@ -18,3 +19,13 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def in_region(region: str | None, covered: str) -> bool:
     """NUTS codes nest by prefix: "SE3" covers "SE312"."""
     return region is not None and region.startswith(covered)
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    lat: float
+    lon: float
+    region: str | None = None
+
+    def km_to(self, other: Place) -> float:
+        return distance_km(self.lat, self.lon, other.lat, other.lon)

@@ -1,0 +1,106 @@
+"""A spatial grid index: find the ids near a point without scanning them all. Pure."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from math import cos, floor, radians
+
+CELL_DEG = 0.5  # about 55 km of latitude
+KM_PER_DEG_LAT = 111.2
+LON_CELLS = int(360 / CELL_DEG)
+
+Cell = tuple[int, int]
+
+
+def cell_of(lat: float, lon: float) -> Cell:
+    return (floor(lat / CELL_DEG), floor(lon / CELL_DEG))
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """The cells that may hold a point within a radius: a superset, cheap to test."""
+
+    lat0: int
+    lat1: int
+    lon0: int
+    lon1: int
+    all_lon: bool
+
+    def size(self) -> int:
+        width = LON_CELLS if self.all_lon else self.lon1 - self.lon0 + 1
+        return (self.lat1 - self.lat0 + 1) * width
+
+    def __contains__(self, cell: Cell) -> bool:
+        i, j = cell
+        if not self.lat0 <= i <= self.lat1:
+            return False
+        if self.all_lon:
+            return True
+        # The box may run across the antimeridian: compare on the circle of cells.
+        return (j - self.lon0) % LON_CELLS <= self.lon1 - self.lon0
+
+    def cells(self) -> list[Cell]:
+        width = LON_CELLS if self.all_lon else self.lon1 - self.lon0 + 1
+        start = -LON_CELLS // 2 if self.all_lon else self.lon0
+        return [
+            (i, (start + k + LON_CELLS // 2) % LON_CELLS - LON_CELLS // 2)
+            for i in range(self.lat0, self.lat1 + 1)
+            for k in range(width)
+        ]
+
+
+def box_around(lat: float, lon: float, radius_km: float) -> Box:
+    dlat = radius_km / KM_PER_DEG_LAT
+    # Longitude degrees shrink towards the poles: use the widest latitude the circle reaches.
+    widest = min(89.9, abs(lat) + dlat)
+    dlon = radius_km / (KM_PER_DEG_LAT * max(cos(radians(widest)), 1e-6))
+    lon0, lon1 = floor((lon - dlon) / CELL_DEG), floor((lon + dlon) / CELL_DEG)
+    return Box(
+        lat0=floor((lat - dlat) / CELL_DEG),
+        lat1=floor((lat + dlat) / CELL_DEG),
+        lon0=lon0,
+        lon1=lon1,
+        all_lon=lon1 - lon0 + 1 >= LON_CELLS,
+    )
+
+
+class GridIndex:
+    """ids filed by (key, cell); the key is the List of Waste code."""
+
+    def __init__(self) -> None:
+        self._cells: dict[str, dict[Cell, set[str]]] = defaultdict(dict)
+
+    def add(self, key: str, lat: float, lon: float, item: str) -> None:
+        self._cells[key].setdefault(cell_of(lat, lon), set()).add(item)
+
+    def remove(self, key: str, lat: float, lon: float, item: str) -> None:
+        cells = self._cells.get(key)
+        if cells is None:
+            return
+        cell = cell_of(lat, lon)
+        bucket = cells.get(cell)
+        if bucket is not None:
+            bucket.discard(item)
+            if not bucket:
+                del cells[cell]
+        if not cells:
+            del self._cells[key]
+
+    def near(self, key: str, lat: float, lon: float, radius_km: float) -> set[str]:
+        """A superset of the ids within radius_km: callers check the exact distance."""
+        cells = self._cells.get(key)
+        if not cells:
+            return set()
+        box = box_around(lat, lon, radius_km)
+        found: set[str] = set()
+        if box.size() <= len(cells):
+            for cell in box.cells():
+                bucket = cells.get(cell)
+                if bucket:
+                    found |= bucket
+        else:
+            for cell, bucket in cells.items():
+                if cell in box:
+                    found |= bucket
+        return found
