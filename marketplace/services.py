@@ -40,9 +40,25 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     )
 
 
+async def run_matcher(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.matcher import GROUP, TOPIC, Matcher, market_config
+    from marketplace.runtime.service import run_consumer
+
+    matcher = Matcher(market_config(settings), GROUP)
+    await run_consumer(settings, group_id=GROUP, topics=[TOPIC], processor=matcher, stop=stop)
+
+
+async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
+    from producers.scheduler import run_scheduler as scheduler
+
+    await scheduler(settings, stop)
+
+
 SERVICES: dict[str, Service] = {
     "api": run_api,
     "projector": run_projector,
+    "matcher": run_matcher,
+    "scheduler": run_scheduler,
 }
 
 

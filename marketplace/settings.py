@@ -53,6 +53,14 @@ class Settings:
     outbox_sweep_interval_s: float = 5.0
     outbox_sweep_min_age_s: float = 10.0
     db_pool_max: int = 10
+    scheduler_interval_s: float = 0.5
+    # Matching (ARCHITECTURE "The domain"): how long partners have to answer a proposal, the
+    # vehicle whose emission factor estimates transport, and the operator's estimate of
+    # transport cost per tonne-km by currency ("EUR=0.12,SEK=1.35"); a currency without an
+    # estimate is not matched. Real figures replace the estimate once a carrier wins the job.
+    match_answer_period_s: float = 48 * 3600
+    estimate_vehicle: str = "articulated_truck"
+    transport_cost_per_tkm: str = "EUR=0.12,SEK=1.35,BGN=0.23"
     # HTTP services.
     http_host: str = "127.0.0.1"
     http_port: int = 8080

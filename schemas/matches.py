@@ -54,7 +54,9 @@ class MatchExpired(Event, frozen=True, kw_only=True, tag="market.match.expired.v
 class MatchCancelled(Event, frozen=True, kw_only=True, tag="market.match.cancelled.v1"):
     match_id: Id
     material_code: WasteCode
-    reason: Literal["declined", "offer_withdrawn", "request_withdrawn"]
+    reason: Literal[
+        "declined", "offer_withdrawn", "request_withdrawn", "offer_updated", "request_updated"
+    ]
     by_partner_id: Id | None = None
 
 

@@ -45,6 +45,7 @@ class Listing:
     hazardous: bool = False  # offers: the code is hazardous
     hazardous_permit: bool = False  # requests: the receiver may take hazardous waste
     accepts: tuple[str, ...] = ()  # requests: other codes taken
+    density: float | None = None  # t per m3, as posted, for updates given in m3
     confirmed: float = 0.0
     reserved: float = 0.0
 

@@ -24,7 +24,8 @@ class MaterialFactor:
 
 @dataclass(frozen=True, slots=True)
 class TransportModel:
-    cost_per_tkm: float  # in the listing currency
+    # The operator's estimate per tonne-km, by currency; a currency without one is not matched.
+    cost_per_tkm: Mapping[str, float]
     kgco2e_per_tkm: float
     # Road distance is longer than the great circle; 1.3 is a common rule of thumb.
     detour_factor: float = 1.3
@@ -43,12 +44,20 @@ class Estimate:
 
 
 def estimate(
-    *, distance_km: float, tonnes: float, factor: MaterialFactor, transport: TransportModel
-) -> Estimate:
+    *,
+    distance_km: float,
+    tonnes: float,
+    factor: MaterialFactor,
+    transport: TransportModel,
+    currency: str,
+) -> Estimate | None:
+    cost = transport.cost_per_tkm.get(currency)
+    if cost is None:
+        return None
     road_km = distance_km * transport.detour_factor
     return Estimate(
         road_km=road_km,
-        transport_cost_per_t=road_km * transport.cost_per_tkm,
+        transport_cost_per_t=road_km * cost,
         transport_co2e_kg=tonnes * road_km * transport.kgco2e_per_tkm,
         saved_co2e_kg=tonnes * factor.saved_per_t,
     )

@@ -49,6 +49,7 @@ class Post:
     hazardous: bool = False
     hazardous_permit: bool = False
     accepts: tuple[str, ...] = ()
+    density: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,7 @@ def _post(book: Book, command: Post, config: MarketConfig, out: list[Event]) -> 
         hazardous=command.hazardous,
         hazardous_permit=command.hazardous_permit,
         accepts=command.accepts,
+        density=command.density,
     )
     book.listings[listing.id] = listing
     book.file(listing, config.substitutions)
@@ -364,7 +366,15 @@ def _evaluate(
     factor = config.factors.get(offer.code)
     if factor is None:
         return None
-    est = estimate(distance_km=distance, tonnes=quantity, factor=factor, transport=config.transport)
+    est = estimate(
+        distance_km=distance,
+        tonnes=quantity,
+        factor=factor,
+        transport=config.transport,
+        currency=o.currency,
+    )
+    if est is None:
+        return None
     delivered = o.price + est.transport_cost_per_t
     if delivered > r.price + EPS or est.saved_co2e_kg <= est.transport_co2e_kg:
         return None

@@ -29,7 +29,7 @@ from marketplace.core.matching import (
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 CONFIG = MarketConfig(
-    transport=TransportModel(cost_per_tkm=0.1, kgco2e_per_tkm=0.1),
+    transport=TransportModel(cost_per_tkm={"EUR": 0.1}, kgco2e_per_tkm=0.1),
     factors={
         "150102": MaterialFactor(virgin=2000, reuse=300, disposal=40),
         "200139": MaterialFactor(virgin=2000, reuse=300, disposal=40),

@@ -1,0 +1,387 @@
+"""The matcher: one partition's book in memory, the pure core deciding, PostgreSQL keeping the
+book, the emitted events and the offset in one transaction (decisions 2, 3, 4).
+
+`marketplace run matcher` runs one instance; more instances in the group share the partitions
+of market.listings, whose key (the material's List of Waste sub-chapter) keeps every listing,
+answer and timer a decision depends on in one partition."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+
+from marketplace.core.book import Book, Listing, Proposal, Terms
+from marketplace.core.economics import TransportModel
+from marketplace.core.geo import Place
+from marketplace.core.ids import derived_id
+from marketplace.core.matching import (
+    Answer,
+    Cancelled,
+    Command,
+    Confirmed,
+    DeadlineDue,
+    Event,
+    Expired,
+    MarketConfig,
+    Post,
+    Proposed,
+    Update,
+    Withdraw,
+    step,
+)
+from marketplace.core.units import IncompatibleUnits, to_tonnes
+from marketplace.db import Conn
+from marketplace.events import Decoded, EventDecodeError, decode, to_message
+from marketplace.logs import get_logger
+from marketplace.reference import list_of_waste, material_factors, substitutions, transport_factors
+from marketplace.runtime import Transaction
+from marketplace.runtime.deadletter import dead_letter
+from marketplace.settings import Settings
+from marketplace.timers import schedule
+from schemas import common
+from schemas import listings as ls
+from schemas import matches as ms
+
+GROUP = "matcher"
+TOPIC = "market.listings"
+SOURCE = "/consumers/matcher"
+log = get_logger(__name__)
+_json = msgspec.json.Encoder()
+
+
+def market_config(settings: Settings) -> MarketConfig:
+    costs = parse_costs(settings.transport_cost_per_tkm)
+    kg_per_tkm = transport_factors()[settings.estimate_vehicle]
+    return MarketConfig(
+        transport=TransportModel(cost_per_tkm=costs, kgco2e_per_tkm=kg_per_tkm),
+        factors=material_factors(),
+        substitutions=substitutions(),
+        answer_period=timedelta(seconds=settings.match_answer_period_s),
+    )
+
+
+def parse_costs(raw: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in raw.split(","):
+        currency, sep, value = part.strip().partition("=")
+        if not sep or len(currency) != 3:
+            raise ValueError(f"transport cost {part!r}: write CUR=amount, e.g. EUR=0.12")
+        out[currency.upper()] = float(value)
+    return out
+
+
+# From contracts to the core's commands ----------------------------------------------------------
+
+
+def _base(q: common.Quantity, density: float | None) -> tuple[float, str, float]:
+    """(amount in the base unit, base unit, factor from one original unit to the base unit)."""
+    try:
+        per_unit = to_tonnes(1.0, q.unit, density)
+    except IncompatibleUnits:
+        return q.amount, q.unit, 1.0
+    return q.amount * per_unit, "t", per_unit
+
+
+def _terms(
+    quantity: common.Quantity,
+    price: common.Money,
+    window: common.Window,
+    density: float | None,
+    **extra: Any,
+) -> Terms:
+    amount, unit, per_unit = _base(quantity, density)
+    min_lot = extra.pop("min_lot", None)
+    if min_lot is not None:
+        min_lot = _base(min_lot, density)[0]
+    return Terms(
+        quantity=amount,
+        unit=unit,  # type: ignore[arg-type]
+        price=price.amount / per_unit,
+        currency=price.currency,
+        start=window.start,
+        end=window.end,
+        min_lot=min_lot,
+        **extra,
+    )
+
+
+def _place(loc: common.Location) -> Place:
+    return Place(loc.lat, loc.lon, loc.region)
+
+
+def offer_terms(t: ls.OfferTerms, density: float | None) -> Terms:
+    return _terms(t.quantity, t.price, t.available, density, min_lot=t.min_lot)
+
+
+def request_terms(t: ls.RequestTerms, density: float | None) -> Terms:
+    spec = t.specification
+    return _terms(
+        t.quantity,
+        t.max_price,
+        t.wanted,
+        density,
+        max_distance_km=t.max_distance_km,
+        weight_price=spec.weight_price if spec else 0.5,
+        weight_co2e=spec.weight_co2e if spec else 0.5,
+    )
+
+
+def to_command(d: Decoded, book: Book) -> Command | None:
+    e, at, eid = d.event, d.envelope.time, d.envelope.id
+    match e:
+        case ls.OfferPosted():
+            density = e.material.density_t_per_m3
+            return Post(
+                eid,
+                at,
+                e.offer_id,
+                "offer",
+                e.owner_id,
+                e.material.code,
+                _place(e.location),
+                offer_terms(e.terms, density),
+                hazardous=list_of_waste().is_hazardous(e.material.code),
+                density=density,
+            )
+        case ls.RequestPosted():
+            density = e.material.density_t_per_m3
+            return Post(
+                eid,
+                at,
+                e.request_id,
+                "request",
+                e.owner_id,
+                e.material.code,
+                _place(e.location),
+                request_terms(e.terms, density),
+                hazardous_permit=e.hazardous_permit,
+                accepts=e.accepts_codes,
+                density=density,
+            )
+        case ls.OfferUpdated():
+            current = book.listings.get(e.offer_id)
+            density = current.density if current else None
+            return Update(eid, at, e.offer_id, "offer", e.owner_id, offer_terms(e.terms, density))
+        case ls.RequestUpdated():
+            current = book.listings.get(e.request_id)
+            density = current.density if current else None
+            return Update(
+                eid, at, e.request_id, "request", e.owner_id, request_terms(e.terms, density)
+            )
+        case ls.OfferWithdrawn():
+            return Withdraw(eid, at, e.offer_id, "offer", e.owner_id)
+        case ls.RequestWithdrawn():
+            return Withdraw(eid, at, e.request_id, "request", e.owner_id)
+        case ls.MatchAccepted():
+            return Answer(eid, at, e.match_id, e.partner_id, True)
+        case ls.MatchDeclined():
+            return Answer(eid, at, e.match_id, e.partner_id, False)
+        case ls.MatchDeadlineDue():
+            return DeadlineDue(eid, e.due, e.match_id)
+    return None
+
+
+# From the core's events to contracts ------------------------------------------------------------
+
+
+def _quantity(amount: float) -> common.Quantity:
+    return common.Quantity(amount=round(amount, 6), unit="t")
+
+
+def _location(p: Place) -> common.Location:
+    return common.Location(lat=p.lat, lon=p.lon, region=p.region)
+
+
+def _money(amount: float, currency: str) -> common.Money:
+    return common.Money(amount=round(amount, 2), currency=currency)
+
+
+def to_contract(event: Event) -> Contract:
+    match event:
+        case Proposed(proposal=p):
+            return ms.MatchProposed(
+                match_id=p.match_id,
+                offer_id=p.offer_id,
+                request_id=p.request_id,
+                seller_id=p.seller,
+                buyer_id=p.buyer,
+                material_code=p.code,
+                quantity=_quantity(p.quantity),
+                delivered_price=_money(p.delivered_price, p.currency),
+                distance_km=next(r.value for r in event.reasons if r.factor == "distance_km"),
+                transport_co2e_kg=round(p.estimate.transport_co2e_kg, 3),
+                co2e_saved_kg=round(p.estimate.saved_co2e_kg, 3),
+                score=event.score,
+                reasons=tuple(
+                    common.Reason(factor=r.factor, value=r.value, note=r.note[:200])
+                    for r in event.reasons
+                ),
+                expires_at=p.expires_at,
+            )
+        case Confirmed(proposal=p, offer=o, request=r):
+            window = common.Window(start=p.window[0], end=p.window[1])
+            return ms.MatchConfirmed(
+                match_id=p.match_id,
+                offer_id=p.offer_id,
+                request_id=p.request_id,
+                seller_id=p.seller,
+                buyer_id=p.buyer,
+                material_code=p.code,
+                hazardous=o.hazardous,
+                quantity=_quantity(p.quantity),
+                weight_t=round(p.quantity, 6),
+                pickup=_location(o.place),
+                delivery=_location(r.place),
+                pickup_window=window,
+                delivery_window=window,
+                delivered_price=_money(p.delivered_price, p.currency),
+            )
+        case Expired():
+            return ms.MatchExpired(match_id=event.match_id, material_code=event.code)
+        case Cancelled():
+            return ms.MatchCancelled(
+                match_id=event.match_id,
+                material_code=event.code,
+                reason=event.reason,
+                by_partner_id=event.by,
+            )
+    raise TypeError(f"unknown core event {event!r}")
+
+
+Contract = ms.MatchProposed | ms.MatchConfirmed | ms.MatchExpired | ms.MatchCancelled
+
+
+# The processor -----------------------------------------------------------------------------------
+
+
+class Matcher:
+    def __init__(self, config: MarketConfig, group_id: str = GROUP) -> None:
+        self.config = config
+        self.group_id = group_id
+
+    async def load(self, conn: Conn, topic: str, partition: int) -> Book:
+        book = Book()
+        key = (self.group_id, topic, partition)
+        book.seq = (
+            await conn.fetchval(
+                "SELECT seq FROM matcher_partitions WHERE group_id = $1 AND topic = $2"
+                " AND partition = $3",
+                *key,
+            )
+            or 0
+        )
+        rows = await conn.fetch(
+            "SELECT kind, body FROM matcher_items WHERE group_id = $1 AND topic = $2"
+            " AND partition = $3",
+            *key,
+        )
+        for row in rows:
+            if row["kind"] == "listing":
+                listing = msgspec.json.decode(row["body"], type=Listing)
+                book.listings[listing.id] = listing
+                book.file(listing, self.config.substitutions)
+        for row in rows:
+            if row["kind"] == "proposal":
+                book.add_proposal(msgspec.json.decode(row["body"], type=Proposal))
+        pairs = await conn.fetch(
+            "SELECT offer_id, request_id FROM matcher_closed_pairs WHERE group_id = $1"
+            " AND topic = $2 AND partition = $3",
+            *key,
+        )
+        book.closed_pairs = {(r["offer_id"], r["request_id"]) for r in pairs}
+        book.dirty.clear()
+        return book
+
+    async def process(self, tx: Transaction, book: Book, records: Sequence[Any]) -> Book:
+        closed_before = set(book.closed_pairs)
+        for record in records:
+            try:
+                decoded = decode(record.topic, record.value, record.headers)
+            except EventDecodeError as exc:
+                log.warning("dead_letter", offset=record.offset, reason=str(exc))
+                tx.emit(dead_letter(self.group_id, record, str(exc)))
+                continue
+            command = to_command(decoded, book)
+            if command is None:
+                continue
+            book, out = step(book, command, self.config)
+            for k, event in enumerate(out):
+                contract = to_contract(event)
+                tx.emit(
+                    to_message(
+                        contract,
+                        event_id=derived_id(f"{decoded.envelope.id}/matcher", k),
+                        source=SOURCE,
+                        time=decoded.envelope.time,
+                        subject=contract.match_id,
+                    )
+                )
+                if isinstance(event, Proposed):
+                    await self._ask_timer(tx, event.proposal)
+        await self._save(tx, book, closed_before)
+        return book
+
+    async def _ask_timer(self, tx: Transaction, p: Proposal) -> None:
+        due = ls.MatchDeadlineDue(match_id=p.match_id, material_code=p.code, due=p.expires_at)
+        timer_id = derived_id(p.match_id, 0)
+        message = to_message(
+            due,
+            event_id=timer_id,
+            source="/producers/scheduler",
+            time=p.expires_at,
+            subject=p.match_id,
+        )
+        await schedule(tx.conn, timer_id, message, p.expires_at)
+
+    async def _save(self, tx: Transaction, book: Book, closed_before: set[tuple[str, str]]) -> None:
+        key = (self.group_id, tx.topic, tx.partition)
+        upserts: list[tuple[str, str, str]] = []
+        deletes: list[str] = []
+        for item in sorted(book.dirty):
+            if item in book.listings:
+                upserts.append((item, "listing", _json.encode(book.listings[item]).decode()))
+            elif item in book.proposals:
+                upserts.append((item, "proposal", _json.encode(book.proposals[item]).decode()))
+            else:
+                deletes.append(item)
+        if upserts:
+            await tx.conn.execute(
+                "INSERT INTO matcher_items (group_id, topic, partition, item_id, kind, body)"
+                " SELECT $1, $2, $3, u.id, u.kind, u.body::jsonb"
+                " FROM unnest($4::text[], $5::text[], $6::text[]) AS u(id, kind, body)"
+                " ON CONFLICT (group_id, topic, partition, item_id)"
+                " DO UPDATE SET body = EXCLUDED.body, kind = EXCLUDED.kind",
+                *key,
+                [u[0] for u in upserts],
+                [u[1] for u in upserts],
+                [u[2] for u in upserts],
+            )
+        if deletes:
+            await tx.conn.execute(
+                "DELETE FROM matcher_items WHERE group_id = $1 AND topic = $2"
+                " AND partition = $3 AND item_id = ANY($4::text[])",
+                *key,
+                deletes,
+            )
+        new_pairs = sorted(book.closed_pairs - closed_before)
+        if new_pairs:
+            await tx.conn.execute(
+                "INSERT INTO matcher_closed_pairs"
+                " (group_id, topic, partition, offer_id, request_id)"
+                " SELECT $1, $2, $3, o, r FROM unnest($4::text[], $5::text[]) AS u(o, r)"
+                " ON CONFLICT DO NOTHING",
+                *key,
+                [p[0] for p in new_pairs],
+                [p[1] for p in new_pairs],
+            )
+        await tx.conn.execute(
+            "INSERT INTO matcher_partitions (group_id, topic, partition, seq)"
+            " VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (group_id, topic, partition) DO UPDATE SET seq = EXCLUDED.seq",
+            *key,
+            book.seq,
+        )
+        book.dirty.clear()

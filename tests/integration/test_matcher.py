@@ -1,0 +1,180 @@
+"""The matcher end to end: listings through the API, proposals on market.matches, answers
+through the API, confirmations, declines handed to the next candidate, and expiry by timer."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import pytest
+
+from consumers.matcher import TOPIC, Matcher, market_config
+from marketplace.cloudevents import Envelope
+from marketplace.runtime.service import run_consumer
+from marketplace.settings import Settings
+from producers.scheduler import run_scheduler
+from tests.integration.api_helpers import Partner, eventually, register, running_api
+from tests.integration.kafka_helpers import end_offsets, read_since
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def matcher_running(settings: Settings) -> AsyncIterator[None]:
+    """A matcher with its own consumer group (it reads market.listings from the start, so earlier
+    tests' listings are in its book too: the tests use codes and places of their own), plus the
+    scheduler."""
+    stop = asyncio.Event()
+    group = f"test.matcher.{uuid.uuid4().hex[:8]}"
+    tasks = [
+        asyncio.create_task(
+            run_consumer(
+                settings,
+                group_id=group,
+                topics=[TOPIC],
+                processor=Matcher(market_config(settings), group),
+                stop=stop,
+            )
+        ),
+        asyncio.create_task(run_scheduler(settings, stop)),
+    ]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+
+
+def place() -> dict[str, float]:
+    # A spot of its own for each test, far from other tests' listings (Arctic Sweden, by uuid).
+    n = uuid.uuid4().int
+    return {"lat": 66.0 + (n % 1000) / 1000 * 2, "lon": 15.0 + (n // 1000 % 1000) / 1000 * 8}
+
+
+def near(p: dict[str, float], dlat: float) -> dict[str, float]:
+    return {"lat": p["lat"] + dlat, "lon": p["lon"]}
+
+
+def offer(p: dict[str, float], qty: float, price: float) -> dict[str, Any]:
+    return {
+        "material": {"code": "150102", "description": "PE film, baled", "form": "bales"},
+        "location": p,
+        "terms": {
+            "quantity": {"amount": qty, "unit": "t"},
+            "price": {"amount": price, "currency": "EUR"},
+            "available": {"start": "2026-12-01T00:00:00Z", "end": "2027-03-01T00:00:00Z"},
+        },
+    }
+
+
+def request(p: dict[str, float], qty: float, max_price: float) -> dict[str, Any]:
+    return {
+        "material": {"code": "150102", "description": "PE film for regranulation"},
+        "location": p,
+        "terms": {
+            "quantity": {"amount": qty, "unit": "t"},
+            "max_price": {"amount": max_price, "currency": "EUR"},
+            "wanted": {"start": "2026-12-15T00:00:00Z", "end": "2027-02-01T00:00:00Z"},
+            "max_distance_km": 100,
+        },
+    }
+
+
+async def matches_about(
+    settings: Settings, since: dict[int, int], ids: set[str], kinds: set[str], count: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """Waits for `count` events of `kinds` on market.matches that concern the listings `ids`."""
+    found: list[tuple[str, dict[str, Any]]] = []
+
+    async def enough() -> bool:
+        nonlocal found
+        found = []
+        for r in await read_since(settings, "market.matches", since):
+            kind = Envelope.from_headers(r.headers).type
+            body = orjson.loads(r.value)
+            if kind in kinds and (
+                {body.get("offer_id"), body.get("request_id")} & ids or body.get("match_id") in ids
+            ):
+                found.append((kind, body))
+        return len(found) >= count
+
+    await eventually(enough, 60)
+    return found
+
+
+async def post(client: Any, who: Partner, path: str, body: dict[str, Any]) -> str:
+    r = await client.post(path, json=body, headers=who.auth)
+    assert r.status == 202, await r.text()
+    data = await r.json()
+    return str(data.get("offer_id") or data.get("request_id"))
+
+
+async def test_propose_accept_confirm_and_decline_to_the_next(settings: Settings) -> None:
+    seller = await register(settings, "sme", "Folie Norr AB")
+    buyer1 = await register(settings, "sme", "Granulat Luleå AB")
+    buyer2 = await register(settings, "sme", "Plastretur Kiruna AB")
+    spot = place()
+    since = await end_offsets(settings, "market.matches")
+    async with running_api(settings) as client, matcher_running(settings):
+        r1 = await post(client, buyer1, "/v1/requests", request(near(spot, 0.1), 4, 80))
+        r2 = await post(client, buyer2, "/v1/requests", request(near(spot, 0.5), 4, 80))
+        o1 = await post(client, seller, "/v1/offers", offer(spot, 5, 10))
+        ids = {r1, r2, o1}
+        proposals = await matches_about(settings, since, ids, {"market.match.proposed.v1"}, 2)
+        by_request = {b["request_id"]: b for _, b in proposals}
+        # The nearer buyer gets all it wants, the other the rest of the offer.
+        assert by_request[r1]["quantity"] == {"amount": 4.0, "unit": "t"}
+        assert by_request[r2]["quantity"] == {"amount": 1.0, "unit": "t"}
+        assert by_request[r1]["delivered_price"]["amount"] <= 80
+        factors = {x["factor"] for x in by_request[r1]["reasons"]}
+        assert factors == {"distance_km", "delivered_price", "quantity_fit", "net_co2e_kg"}
+
+        first = by_request[r1]["match_id"]
+        for who in (seller, buyer1):
+
+            async def visible(w: Partner = who) -> bool:
+                return (await client.get(f"/v1/matches/{first}", headers=w.auth)).status == 200
+
+            await eventually(visible)
+            r = await client.post(f"/v1/matches/{first}/accept", headers=who.auth)
+            assert r.status == 202, await r.text()
+        confirmed = await matches_about(settings, since, {first}, {"market.match.confirmed.v1"}, 1)
+        assert confirmed[0][1]["weight_t"] == 4.0
+        assert confirmed[0][1]["seller_id"] == seller.partner_id
+
+        second = by_request[r2]["match_id"]
+
+        async def second_visible() -> bool:
+            return (await client.get(f"/v1/matches/{second}", headers=buyer2.auth)).status == 200
+
+        await eventually(second_visible)
+        r = await client.post(
+            f"/v1/matches/{second}/decline", json={"reason": "too little"}, headers=buyer2.auth
+        )
+        assert r.status == 202
+        cancelled = await matches_about(settings, since, {second}, {"market.match.cancelled.v1"}, 1)
+        assert cancelled[0][1]["reason"] == "declined"
+        # No third buyer: the declined tonne stays on offer, and no pair is proposed twice.
+        everything = await matches_about(settings, since, ids, {"market.match.proposed.v1"}, 2)
+        assert len(everything) == 2
+
+
+async def test_unanswered_proposal_expires_by_timer(settings: Settings) -> None:
+    quick = dataclasses.replace(settings, match_answer_period_s=2.0, scheduler_interval_s=0.2)
+    seller = await register(settings, "sme")
+    buyer = await register(settings, "sme")
+    spot = place()
+    since = await end_offsets(settings, "market.matches")
+    async with running_api(quick) as client, matcher_running(quick):
+        o = await post(client, seller, "/v1/offers", offer(spot, 3, 5))
+        r = await post(client, buyer, "/v1/requests", request(near(spot, 0.2), 3, 90))
+        (proposed,) = await matches_about(quick, since, {o, r}, {"market.match.proposed.v1"}, 1)
+        expired = await matches_about(
+            quick, since, {proposed[1]["match_id"]}, {"market.match.expired.v1"}, 1
+        )
+        assert expired[0][1]["match_id"] == proposed[1]["match_id"]
