@@ -32,6 +32,7 @@ from marketplace.core.matching import (
     Withdraw,
     step,
 )
+from marketplace.core.taxonomy import UnknownCode
 from marketplace.core.units import IncompatibleUnits, to_tonnes
 from marketplace.db import Conn
 from marketplace.events import Decoded, EventDecodeError, decode, to_message
@@ -261,6 +262,10 @@ class Matcher:
     def __init__(self, config: MarketConfig, group_id: str = GROUP) -> None:
         self.config = config
         self.group_id = group_id
+        # Every instance of a group signs its events alike; groups are told apart.
+        self.source = f"{SOURCE}/{group_id}"
+        # Every instance of a group signs its events alike; groups are told apart.
+        self.source = f"{SOURCE}/{group_id}"
 
     async def load(self, conn: Conn, topic: str, partition: int) -> Book:
         book = Book()
@@ -304,7 +309,14 @@ class Matcher:
                 log.warning("dead_letter", offset=record.offset, reason=str(exc))
                 tx.emit(dead_letter(self.group_id, record, str(exc)))
                 continue
-            command = to_command(decoded, book)
+            try:
+                command = to_command(decoded, book)
+            except (UnknownCode, IncompatibleUnits, ValueError) as exc:
+                # The API validates the same rules, so this is a record from elsewhere.
+                reason = f"{decoded.envelope.type}: {exc}"
+                log.warning("dead_letter", offset=record.offset, reason=reason)
+                tx.emit(dead_letter(self.group_id, record, reason))
+                continue
             if command is None:
                 continue
             book, out = step(book, command, self.config)
@@ -314,7 +326,7 @@ class Matcher:
                     to_message(
                         contract,
                         event_id=derived_id(f"{decoded.envelope.id}/matcher", k),
-                        source=SOURCE,
+                        source=self.source,
                         time=decoded.envelope.time,
                         subject=contract.match_id,
                     )
