@@ -87,6 +87,43 @@ class GridIndex:
         if not cells:
             del self._cells[key]
 
+    def nearest(self, key: str, lat: float, lon: float, radius_km: float, limit: int) -> list[str]:
+        """The ids in the cells nearest to the point, ring by ring, until a ring completes with
+        at least `limit` ids (or the radius is covered). Ids within a ring come sorted, so the
+        answer depends on the index's content only, never on the order it was filled in."""
+        cells = self._cells.get(key)
+        if not cells:
+            return []
+        box = box_around(lat, lon, radius_km)
+        ci, cj = cell_of(lat, lon)
+        found: list[str] = []
+        if box.size() > len(cells):
+            # Few occupied cells: order those inside the box by ring instead of walking rings.
+            rings: dict[int, list[Cell]] = {}
+            for cell in cells:
+                if cell in box:
+                    rings.setdefault(_ring(cell, ci, cj), []).append(cell)
+            for r in sorted(rings):
+                for cell in sorted(rings[r]):
+                    found += sorted(cells[cell])
+                if len(found) >= limit:
+                    break
+            return found
+        max_ring = max(
+            ci - box.lat0, box.lat1 - ci, _ring((0, box.lon0), 0, cj), _ring((0, box.lon1), 0, cj)
+        )
+        for r in range(max_ring + 1):
+            ring_ids: list[str] = []
+            for cell in _ring_cells(ci, cj, r):
+                if cell in box:
+                    bucket = cells.get(cell)
+                    if bucket:
+                        ring_ids += bucket
+            found += sorted(ring_ids)
+            if len(found) >= limit:
+                break
+        return found
+
     def near(self, key: str, lat: float, lon: float, radius_km: float) -> set[str]:
         """A superset of the ids within radius_km: callers check the exact distance."""
         cells = self._cells.get(key)
@@ -104,3 +141,18 @@ class GridIndex:
                 if cell in box:
                     found |= bucket
         return found
+
+
+def _ring(cell: Cell, ci: int, cj: int) -> int:
+    """Chebyshev distance in cells, longitude taken round the circle."""
+    dj = (cell[1] - cj) % LON_CELLS
+    return max(abs(cell[0] - ci), min(dj, LON_CELLS - dj))
+
+
+def _ring_cells(ci: int, cj: int, r: int) -> list[Cell]:
+    if r == 0:
+        return [(ci, cj)]
+    out = [(ci + di, cj + dj) for di in (-r, r) for dj in range(-r, r + 1)]
+    out += [(ci + di, cj + dj) for di in range(-r + 1, r) for dj in (-r, r)]
+    # Wrap longitude onto the cells points are filed under.
+    return [(i, (j + LON_CELLS // 2) % LON_CELLS - LON_CELLS // 2) for i, j in out]

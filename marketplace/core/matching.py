@@ -33,6 +33,9 @@ class MarketConfig:
     # code -> codes a buyer of it also takes, e.g. plastic packaging and municipal plastics.
     substitutions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     answer_period: timedelta = timedelta(hours=48)
+    # Candidates considered per listing and code: the nearest ones, ring of grid cells by ring.
+    # Bounds the cost of an event however dense the book grows.
+    max_candidates: int = 64
 
 
 # Commands: what the matcher reads from market.listings, in the core's own terms.
@@ -331,14 +334,15 @@ def _allocate(
 
 def _candidates(book: Book, listing: Listing, config: MarketConfig) -> list[Candidate | None]:
     p = listing.place
+    limit = config.max_candidates
     if listing.kind == "offer":
         reach = book.reach_km.get(listing.code, 0.0)
-        ids = book.requests.near(listing.code, p.lat, p.lon, reach)
+        ids = set(book.requests.nearest(listing.code, p.lat, p.lon, reach, limit))
         return [_evaluate(book, listing, book.listings[i], config) for i in sorted(ids)]
     found: set[str] = set()
     radius = listing.terms.max_distance_km or 0.0
     for code in book.request_codes(listing, config.substitutions):
-        found |= book.offers.near(code, p.lat, p.lon, radius)
+        found.update(book.offers.nearest(code, p.lat, p.lon, radius, limit))
     return [_evaluate(book, book.listings[i], listing, config) for i in sorted(found)]
 
 
