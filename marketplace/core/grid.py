@@ -6,7 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from math import cos, floor, radians
 
-CELL_DEG = 0.5  # about 55 km of latitude
+from marketplace.core.geo import distance_km
+
+CELL_DEG = 0.2  # about 22 km of latitude
 KM_PER_DEG_LAT = 111.2
 LON_CELLS = int(360 / CELL_DEG)
 
@@ -69,10 +71,11 @@ class GridIndex:
     """ids filed by (key, cell); the key is the List of Waste code."""
 
     def __init__(self) -> None:
-        self._cells: dict[str, dict[Cell, set[str]]] = defaultdict(dict)
+        # key -> cell -> id -> (lat, lon)
+        self._cells: dict[str, dict[Cell, dict[str, tuple[float, float]]]] = defaultdict(dict)
 
     def add(self, key: str, lat: float, lon: float, item: str) -> None:
-        self._cells[key].setdefault(cell_of(lat, lon), set()).add(item)
+        self._cells[key].setdefault(cell_of(lat, lon), {})[item] = (lat, lon)
 
     def remove(self, key: str, lat: float, lon: float, item: str) -> None:
         cells = self._cells.get(key)
@@ -81,22 +84,30 @@ class GridIndex:
         cell = cell_of(lat, lon)
         bucket = cells.get(cell)
         if bucket is not None:
-            bucket.discard(item)
+            bucket.pop(item, None)
             if not bucket:
                 del cells[cell]
         if not cells:
             del self._cells[key]
 
     def nearest(self, key: str, lat: float, lon: float, radius_km: float, limit: int) -> list[str]:
-        """The ids in the cells nearest to the point, ring by ring, until a ring completes with
-        at least `limit` ids (or the radius is covered). Ids within a ring come sorted, so the
-        answer depends on the index's content only, never on the order it was filled in."""
+        """At most `limit` ids within radius_km, nearest first (ties by id): cells are visited
+        ring by ring from the point's own, and the search stops at the first ring boundary past
+        `limit` ids, after which only the nearest `limit` are kept. The answer depends on the
+        index's content only, never on the order it was filled in."""
         cells = self._cells.get(key)
         if not cells:
             return []
         box = box_around(lat, lon, radius_km)
         ci, cj = cell_of(lat, lon)
-        found: list[str] = []
+        found: list[tuple[float, str]] = []
+
+        def take(bucket: dict[str, tuple[float, float]]) -> None:
+            for item, (plat, plon) in bucket.items():
+                d = distance_km(lat, lon, plat, plon)
+                if d <= radius_km:
+                    found.append((d, item))
+
         if box.size() > len(cells):
             # Few occupied cells: order those inside the box by ring instead of walking rings.
             rings: dict[int, list[Cell]] = {}
@@ -104,28 +115,29 @@ class GridIndex:
                 if cell in box:
                     rings.setdefault(_ring(cell, ci, cj), []).append(cell)
             for r in sorted(rings):
-                for cell in sorted(rings[r]):
-                    found += sorted(cells[cell])
+                for cell in rings[r]:
+                    take(cells[cell])
                 if len(found) >= limit:
                     break
-            return found
-        max_ring = max(
-            ci - box.lat0, box.lat1 - ci, _ring((0, box.lon0), 0, cj), _ring((0, box.lon1), 0, cj)
-        )
-        for r in range(max_ring + 1):
-            ring_ids: list[str] = []
-            for cell in _ring_cells(ci, cj, r):
-                if cell in box:
+        else:
+            max_ring = max(
+                ci - box.lat0,
+                box.lat1 - ci,
+                _ring((0, box.lon0), 0, cj),
+                _ring((0, box.lon1), 0, cj),
+            )
+            for r in range(max_ring + 1):
+                for cell in _ring_cells(ci, cj, r):
                     bucket = cells.get(cell)
-                    if bucket:
-                        ring_ids += bucket
-            found += sorted(ring_ids)
-            if len(found) >= limit:
-                break
-        return found
+                    if bucket and cell in box:
+                        take(bucket)
+                if len(found) >= limit:
+                    break
+        found.sort()
+        return [item for _, item in found[:limit]]
 
     def near(self, key: str, lat: float, lon: float, radius_km: float) -> set[str]:
-        """A superset of the ids within radius_km: callers check the exact distance."""
+        """A superset of the ids within radius_km (every id in the cells that may hold one)."""
         cells = self._cells.get(key)
         if not cells:
             return set()
@@ -135,11 +147,11 @@ class GridIndex:
             for cell in box.cells():
                 bucket = cells.get(cell)
                 if bucket:
-                    found |= bucket
+                    found.update(bucket)
         else:
             for cell, bucket in cells.items():
                 if cell in box:
-                    found |= bucket
+                    found.update(bucket)
         return found
 
 
