@@ -15,6 +15,7 @@ import pytest
 
 from consumers.matcher import TOPIC, Matcher, market_config
 from marketplace.cloudevents import Envelope
+from marketplace.db import connect
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from producers.scheduler import run_scheduler
@@ -26,11 +27,24 @@ pytestmark = pytest.mark.integration
 
 @asynccontextmanager
 async def matcher_running(settings: Settings) -> AsyncIterator[None]:
-    """A matcher with its own consumer group (it reads market.listings from the start, so earlier
-    tests' listings are in its book too: the tests use codes and places of their own), plus the
-    scheduler."""
+    """A matcher with a consumer group of its own that starts at the current end of
+    market.listings (as if it had consumed all before), so other tests' listings stay out of its
+    book; plus the scheduler."""
     stop = asyncio.Event()
     group = f"test.matcher.{uuid.uuid4().hex[:8]}"
+    conn = await connect(settings)
+    try:
+        for partition, offset in (await end_offsets(settings, TOPIC)).items():
+            await conn.execute(
+                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
+                " VALUES ($1, $2, $3, $4)",
+                group,
+                TOPIC,
+                partition,
+                offset,
+            )
+    finally:
+        await conn.close()
     tasks = [
         asyncio.create_task(
             run_consumer(
