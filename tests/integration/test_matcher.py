@@ -132,13 +132,15 @@ async def test_propose_accept_confirm_and_decline_to_the_next(settings: Settings
     seller = await register(settings, "sme", "Folie Norr AB")
     buyer1 = await register(settings, "sme", "Granulat Luleå AB")
     buyer2 = await register(settings, "sme", "Plastretur Kiruna AB")
+    buyer3 = await register(settings, "sme", "Återvinning Gällivare AB")
     spot = place()
     since = await end_offsets(settings, "market.matches")
     async with running_api(settings) as client, matcher_running(settings):
         r1 = await post(client, buyer1, "/v1/requests", request(near(spot, 0.1), 4, 80))
         r2 = await post(client, buyer2, "/v1/requests", request(near(spot, 0.5), 4, 80))
+        r3 = await post(client, buyer3, "/v1/requests", request(near(spot, 0.8), 4, 80))
         o1 = await post(client, seller, "/v1/offers", offer(spot, 5, 10))
-        ids = {r1, r2, o1}
+        ids = {r1, r2, r3, o1}
         proposals = await matches_about(settings, since, ids, {"market.match.proposed.v1"}, 2)
         by_request = {b["request_id"]: b for _, b in proposals}
         # The nearer buyer gets all it wants, the other the rest of the offer.
@@ -173,9 +175,11 @@ async def test_propose_accept_confirm_and_decline_to_the_next(settings: Settings
         assert r.status == 202
         cancelled = await matches_about(settings, since, {second}, {"market.match.cancelled.v1"}, 1)
         assert cancelled[0][1]["reason"] == "declined"
-        # No third buyer: the declined tonne stays on offer, and no pair is proposed twice.
-        everything = await matches_about(settings, since, ids, {"market.match.proposed.v1"}, 2)
-        assert len(everything) == 2
+        # The declined tonne goes to the next candidate, the farthest buyer.
+        everything = await matches_about(settings, since, ids, {"market.match.proposed.v1"}, 3)
+        assert len(everything) == 3
+        third = everything[2][1]
+        assert (third["request_id"], third["quantity"]["amount"]) == (r3, 1.0)
 
 
 async def test_unanswered_proposal_expires_by_timer(settings: Settings) -> None:
