@@ -5,6 +5,7 @@ the rest of the suite uses is not disturbed."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -88,9 +89,12 @@ def test_up_twice_status_and_down(settings: Settings, stack_dir: Path) -> None:
     assert "(created)" in first.stdout
     assert f"{MIGRATIONS} applied now" in first.stdout
     kafka_pid = int((stack_dir / "kafka" / "kafka.pid").read_text())
-    pg_pid_file = next(stack_dir.rglob("postmaster.pid"), None) or next(
-        Path("/var/lib/postgresql").glob("marketplace-*/data/postmaster.pid")
+    # infra/postgres.sh keeps the cluster in the stack's folder, or, when the postgres user
+    # cannot enter that folder, in /var/lib/postgresql under a hash of the folder's path.
+    fallback = Path("/var/lib/postgresql") / (
+        "marketplace-" + hashlib.sha256(str(stack_dir).encode()).hexdigest()[:12]
     )
+    pg_pid_file = next(stack_dir.rglob("postmaster.pid"), None) or fallback / "data/postmaster.pid"
     pg_pid = int(pg_pid_file.read_text().split()[0])
     assert alive(kafka_pid)
     assert alive(pg_pid)
