@@ -41,6 +41,8 @@ async def readyz(request: web.Request) -> web.StreamResponse:
         checks["kafka"] = f"unavailable: {type(exc).__name__}"
     finally:
         await admin.close()
+    # Writes need the API's own producer connected, not just a broker that answers.
+    checks["producer"] = "ok" if request.app[PRODUCER].producer is not None else "connecting"
     ready = all(v == "ok" for v in checks.values())
     return web.json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},

@@ -70,6 +70,11 @@ async def running_api(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]
     )
     try:
         async with TestClient(TestServer(create_app(settings))) as client:
+
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status == 200
+
+            await eventually(ready, 30)
             yield client
     finally:
         stop.set()

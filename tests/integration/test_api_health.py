@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -17,10 +18,15 @@ async def test_ready_when_kafka_and_postgres_answer(settings: Settings) -> None:
         assert live.status == 200
         assert await live.json() == {"status": "ok"}
         ready = await client.get("/readyz")
+        for _ in range(100):  # the producer connects in the background, within moments
+            if ready.status == 200:
+                break
+            await asyncio.sleep(0.1)
+            ready = await client.get("/readyz")
         assert ready.status == 200
         assert await ready.json() == {
             "status": "ready",
-            "checks": {"postgres": "ok", "kafka": "ok"},
+            "checks": {"postgres": "ok", "kafka": "ok", "producer": "ok"},
         }
 
 
@@ -34,6 +40,7 @@ async def test_not_ready_names_the_missing_dependency(settings: Settings) -> Non
         assert body["status"] == "not ready"
         assert body["checks"]["postgres"] == "ok"
         assert body["checks"]["kafka"].startswith("unavailable")
+        assert body["checks"]["producer"] == "connecting"
 
 
 async def test_openapi_is_served_without_a_key(settings: Settings) -> None:
