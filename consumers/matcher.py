@@ -40,6 +40,7 @@ from marketplace.logs import get_logger
 from marketplace.reference import list_of_waste, material_factors, substitutions, transport_factors
 from marketplace.runtime import Transaction
 from marketplace.runtime.deadletter import dead_letter
+from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import Settings
 from marketplace.timers import schedule
 from schemas import common
@@ -255,6 +256,30 @@ def to_contract(event: Event) -> Contract:
 Contract = ms.MatchProposed | ms.MatchConfirmed | ms.MatchExpired | ms.MatchCancelled
 
 
+def source_of(group_id: str) -> str:
+    return f"{SOURCE}/{group_id}"
+
+
+def decide(
+    book: Book, command: Command, decoded: Decoded, config: MarketConfig, source: str
+) -> tuple[Book, list[tuple[Event, OutboxMessage]]]:
+    """One command through the pure core, and the events it decides as the messages to publish
+    (ids derived from the cause). The matcher and `marketplace audit replay` both call this."""
+    book, out = step(book, command, config)
+    messages: list[tuple[Event, OutboxMessage]] = []
+    for k, event in enumerate(out):
+        contract = to_contract(event)
+        message = to_message(
+            contract,
+            event_id=derived_id(f"{decoded.envelope.id}/matcher", k),
+            source=source,
+            time=decoded.envelope.time,
+            subject=contract.match_id,
+        )
+        messages.append((event, message))
+    return book, messages
+
+
 # The processor -----------------------------------------------------------------------------------
 
 
@@ -263,9 +288,7 @@ class Matcher:
         self.config = config
         self.group_id = group_id
         # Every instance of a group signs its events alike; groups are told apart.
-        self.source = f"{SOURCE}/{group_id}"
-        # Every instance of a group signs its events alike; groups are told apart.
-        self.source = f"{SOURCE}/{group_id}"
+        self.source = source_of(group_id)
 
     async def load(self, conn: Conn, topic: str, partition: int) -> Book:
         book = Book()
@@ -319,18 +342,9 @@ class Matcher:
                 continue
             if command is None:
                 continue
-            book, out = step(book, command, self.config)
-            for k, event in enumerate(out):
-                contract = to_contract(event)
-                tx.emit(
-                    to_message(
-                        contract,
-                        event_id=derived_id(f"{decoded.envelope.id}/matcher", k),
-                        source=self.source,
-                        time=decoded.envelope.time,
-                        subject=contract.match_id,
-                    )
-                )
+            book, out = decide(book, command, decoded, self.config, self.source)
+            for event, message in out:
+                tx.emit(message)
                 if isinstance(event, Proposed):
                     await self._ask_timer(tx, event.proposal)
         await self._save(tx, book, closed_before)

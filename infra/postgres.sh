@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local PostgreSQL for the exchange, from Debian's packages, in a project-local cluster.
-#   infra/postgres.sh install|up|down|status
+#   infra/postgres.sh install|up|down|status|psql
 # The cluster lives under $MARKETPLACE_LOCAL_DIR/postgres (default .local/postgres), listens on
 # 127.0.0.1:$MARKETPLACE_PG_PORT only, and its unix socket sits in a private folder.
 # PostgreSQL refuses to run as root; as root, the server runs as the `postgres` user.
@@ -130,5 +130,11 @@ case "${1:-}" in
   start|up) start ;;
   stop|down) stop ;;
   status) status ;;
-  *) echo "usage: $0 install|up|down|status" >&2; exit 2 ;;
+  # A superuser session on the local cluster, for operators (and the audit log's tamper tests):
+  #   infra/postgres.sh psql [DATABASE] [psql arguments...]
+  psql)
+    if external; then log "psql: only for the local cluster"; exit 2; fi
+    shift; db="${1:-$DB_NAME}"; [[ $# -gt 0 ]] && shift
+    as_owner "$(bindir)/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d "$db" "$@" ;;
+  *) echo "usage: $0 install|up|down|status|psql [DATABASE] [ARGS]" >&2; exit 2 ;;
 esac

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from marketplace.audit import cli as audit_cli
 from marketplace.logs import configure_logging, get_logger
 from marketplace.settings import ROOT, Settings, SettingsError
 
@@ -54,10 +55,21 @@ async def _prepare(settings: Settings) -> None:
         )
 
 
+def _ensure_audit_key(settings: Settings) -> None:
+    """The auditor signs checkpoints with the operator's key; a local stack gets its own."""
+    from marketplace.audit.signing import create_key, fingerprint, public_bytes
+
+    path = settings.audit_key_path
+    if not path.exists():
+        key = create_key(path)
+        print(f"audit: created signing key {path} (key {fingerprint(public_bytes(key))})")
+
+
 def cmd_up(settings: Settings, _args: argparse.Namespace) -> int:
     _script(settings, "kafka.sh", "up")
     _script(settings, "postgres.sh", "up")
     asyncio.run(_prepare(settings))
+    _ensure_audit_key(settings)
     print("up: Kafka", settings.kafka_servers, "· PostgreSQL", settings.redacted()["dsn"])
     return 0
 
@@ -250,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--key-id")
     run = sub.add_parser("run", help="run a service in the foreground until SIGTERM/Ctrl-C")
     run.add_argument("service", choices=[*sorted(SERVICES), "all"])
+    audit_cli.add_parser(sub)
     return parser
 
 
@@ -262,6 +275,7 @@ COMMANDS = {
     "run": cmd_run,
     "settings": cmd_settings,
     "partners": cmd_partners,
+    "audit": audit_cli.command,
 }
 
 

@@ -54,11 +54,18 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
     await scheduler(settings, stop)
 
 
+async def run_auditor(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.auditor import run_auditor as auditor
+
+    await auditor(settings, stop)
+
+
 SERVICES: dict[str, Service] = {
     "api": run_api,
     "projector": run_projector,
     "matcher": run_matcher,
     "scheduler": run_scheduler,
+    "auditor": run_auditor,
 }
 
 

@@ -72,6 +72,11 @@ class Settings:
     log_format: LogFormat = "auto"
     log_level: LogLevel = "info"
     migrations_dir: Path = ROOT / "infra" / "migrations"
+    # The audit log (decision 8): the operator's Ed25519 signing key (PKCS#8 PEM; default
+    # <local_dir>/audit/signing-key.pem, created by `marketplace up` when missing) and how often
+    # the auditor signs a checkpoint of the chain heads.
+    audit_signing_key: str = ""
+    audit_checkpoint_interval_s: float = 60.0
 
     @property
     def kafka_servers(self) -> str:
@@ -84,6 +89,14 @@ class Settings:
         return (
             f"postgresql://{self.db_user}:{self.db_password}"
             f"@127.0.0.1:{self.pg_port}/{self.db_name}"
+        )
+
+    @property
+    def audit_key_path(self) -> Path:
+        return (
+            Path(self.audit_signing_key)
+            if self.audit_signing_key
+            else (self.local_dir / "audit" / "signing-key.pem")
         )
 
     @property

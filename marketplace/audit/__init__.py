@@ -1,0 +1,1 @@
+"""The audit log (decision 8): chain format, signed checkpoints, verification, export, replay."""
