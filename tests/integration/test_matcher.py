@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 @asynccontextmanager
-async def matcher_running(settings: Settings) -> AsyncIterator[None]:
+async def matcher_running(settings: Settings) -> AsyncIterator[str]:
     """A matcher with a consumer group of its own that starts at the current end of
     market.listings (as if it had consumed all before), so other tests' listings stay out of its
     book; plus the scheduler."""
@@ -58,7 +58,7 @@ async def matcher_running(settings: Settings) -> AsyncIterator[None]:
         asyncio.create_task(run_scheduler(settings, stop)),
     ]
     try:
-        yield
+        yield group
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
