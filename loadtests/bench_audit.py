@@ -1,0 +1,219 @@
+"""Benchmark of the audit log's writes: rows per second the auditor's path sustains, against
+plain unchained inserts of the same rows, measured in the same run on the same database.
+
+    python -m loadtests.bench_audit [--rows 20000] [--batch 500] [--rounds 3]
+
+Three ways of writing the same realistic records (CloudEvent headers, ~700-byte JSON offers),
+in batches of one partition's records per transaction, as the runtime hands them over:
+- `plain`: the rows without any hashing, COPY into an ordinary table (the baseline);
+- `chained`: the same rows hash-chained (canonical encoding + SHA-256), into the same kind of table;
+- `auditor`: the auditor's own path (`marketplace.audit.store.append`) into `audit_log`, with its
+  monthly partitions, append-only triggers and indexes.
+The rounds are interleaved so that the shared machine's noise falls on all three alike; the
+report gives each one's median rows/s and its ratio to `plain`. Runs in a scratch database that
+is dropped afterwards. Writes loadtests/reports/audit-<timestamp>.json and .html."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from loadtests.report import bar_chart, write_report
+from loadtests.scratch import scratch_database
+from marketplace.audit import store
+from marketplace.audit.chain import GENESIS, entry_from_record, link
+from marketplace.db import Conn, connect
+from marketplace.settings import Settings
+
+PARTITIONS = 6
+ZERO = bytes(32)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    value: bytes
+
+
+def records(topic: str, count: int) -> dict[int, list[Record]]:
+    """`count` offers spread over the partitions, shaped like the API's events."""
+    out: dict[int, list[Record]] = {p: [] for p in range(PARTITIONS)}
+    now = datetime.now(UTC)
+    for n in range(count):
+        p = n % PARTITIONS
+        event_id, offer_id = str(uuid.uuid4()), str(uuid.uuid4())
+        body = {
+            "type": "market.offer.posted.v1",
+            "offer_id": offer_id,
+            "owner_id": str(uuid.uuid4()),
+            "actor_id": str(uuid.uuid4()),
+            "material": {
+                "code": "150102",
+                "description": f"PE film, baled, lot {n}",
+                "form": "bales",
+                "density_t_per_m3": 0.35,
+            },
+            "location": {"lat": 60.7 + n % 100 / 1000, "lon": 17.1, "region": "SE313"},
+            "terms": {
+                "quantity": {"amount": 12.5, "unit": "t"},
+                "price": {"amount": -15.0, "currency": "EUR"},
+                "available": {"start": "2026-12-01T00:00:00Z", "end": "2027-01-31T00:00:00Z"},
+                "min_lot": {"amount": 2.0, "unit": "t"},
+            },
+        }
+        headers = (
+            ("ce_specversion", b"1.0"),
+            ("ce_id", event_id.encode()),
+            ("ce_type", b"market.offer.posted.v1"),
+            ("ce_source", b"/producers/api"),
+            ("ce_time", now.isoformat().encode()),
+            ("ce_subject", offer_id.encode()),
+            ("content-type", b"application/json"),
+        )
+        offset = len(out[p])
+        ts = int(now.timestamp() * 1000)
+        out[p].append(Record(topic, p, offset, ts, b"1501", headers, orjson.dumps(body)))
+    return out
+
+
+PLAIN_TABLE = """
+CREATE TABLE IF NOT EXISTS bench_plain (
+    topic text NOT NULL, partition integer NOT NULL, kafka_offset bigint NOT NULL,
+    kafka_ts bigint NOT NULL, recorded_at timestamptz NOT NULL, ce_id text, ce_type text,
+    ce_source text, ce_subject text, ce_time timestamptz, key bytea, headers jsonb NOT NULL,
+    value bytea, data jsonb, refs text[] NOT NULL DEFAULT '{}', prev_hash bytea NOT NULL,
+    hash bytea NOT NULL, PRIMARY KEY (topic, partition, kafka_offset)
+)"""
+
+
+async def write_plain(conn: Conn, batch: list[Record]) -> None:
+    rows = [store.row(entry_from_record(r), ZERO, ZERO) for r in batch]
+    await conn.copy_records_to_table("bench_plain", records=rows, columns=store.COLUMNS)
+
+
+def chained_writer() -> Callable[[Conn, list[Record]], Awaitable[None]]:
+    heads: dict[int, bytes] = {}
+
+    async def write(conn: Conn, batch: list[Record]) -> None:
+        prev = heads.get(batch[0].partition, GENESIS)
+        rows = []
+        for r in batch:
+            entry = entry_from_record(r)
+            h = link(prev, entry)
+            rows.append(store.row(entry, prev, h))
+            prev = h
+        heads[batch[0].partition] = prev
+        await conn.copy_records_to_table("bench_plain", records=rows, columns=store.COLUMNS)
+
+    return write
+
+
+def auditor_writer() -> Callable[[Conn, list[Record]], Awaitable[None]]:
+    heads: dict[int, bytes] = {}
+
+    async def write(conn: Conn, batch: list[Record]) -> None:
+        p = batch[0].partition
+        heads[p] = await store.append(conn, heads.get(p, GENESIS), batch)
+
+    return write
+
+
+async def timed(
+    conn: Conn, data: dict[int, list[Record]], batch: int, write: Callable[..., Awaitable[None]]
+) -> float:
+    """Rows per second for writing all of `data`, one partition's batch per transaction."""
+    batches = [rows[i : i + batch] for rows in data.values() for i in range(0, len(rows), batch)]
+    total = sum(len(b) for b in batches)
+    start = time.perf_counter()
+    for b in batches:
+        async with conn.transaction():
+            await write(conn, b)
+    return total / (time.perf_counter() - start)
+
+
+async def measure(rows: int, batch: int, rounds: int) -> dict[str, Any]:
+    settings = Settings.from_env()
+    results: dict[str, list[float]] = {"plain": [], "chained": [], "auditor": []}
+    async with scratch_database(settings, "bench_audit") as scratch:
+        conn = await connect(scratch)
+        try:
+            await conn.execute(PLAIN_TABLE)
+            for r in range(rounds):
+                for name in results:
+                    data = records(f"bench.{name}.{r}", rows)
+                    writer: Callable[..., Awaitable[None]] = (
+                        write_plain
+                        if name == "plain"
+                        else chained_writer()
+                        if name == "chained"
+                        else auditor_writer()
+                    )
+                    rate = await timed(conn, data, batch, writer)
+                    results[name].append(rate)
+                    print(f"round {r + 1}/{rounds} {name:<8} {rate:>10,.0f} rows/s", flush=True)
+        finally:
+            await conn.close()
+    base = statistics.median(results["plain"])
+    return {
+        "rows_per_round": rows,
+        "batch": batch,
+        "rounds": rounds,
+        "variants": [
+            {
+                "name": name,
+                "median_rows_per_s": statistics.median(rates),
+                "all_rows_per_s": rates,
+                "ratio_to_plain": statistics.median(rates) / base,
+            }
+            for name, rates in results.items()
+        ],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--rows", type=int, default=20000, help="records per variant and round")
+    parser.add_argument("--batch", type=int, default=500, help="records per transaction")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if not (0 < args.rows <= 1_000_000 and 0 < args.batch <= 10_000 and 0 < args.rounds <= 20):
+        parser.error("keep it bounded: rows 1..1e6, batch 1..1e4, rounds 1..20")
+    result = asyncio.run(measure(args.rows, args.batch, args.rounds))
+    variants = result["variants"]
+    table = [
+        [v["name"], f"{v['median_rows_per_s']:,.0f}", f"{v['ratio_to_plain']:.2f}"]
+        for v in variants
+    ]
+    for row in table:
+        print(f"{row[0]:<8} {row[1]:>10} rows/s  ratio to plain {row[2]}")
+    paths = write_report(
+        "audit",
+        title="Audit log writes: the chain's cost",
+        summary=(
+            f"{args.rows:,} records per variant and round, batches of {args.batch}, "
+            f"{args.rounds} interleaved rounds; medians."
+        ),
+        data=result,
+        headers=["variant", "rows/s (median)", "ratio to plain"],
+        rows=table,
+        figure=bar_chart([(v["name"], v["median_rows_per_s"]) for v in variants], unit="rows/s"),
+    )
+    print(f"report: {paths[0]} and {paths[1].name}")
+
+
+if __name__ == "__main__":
+    main()
