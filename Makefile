@@ -20,7 +20,7 @@ status: setup
 	$(BIN)/marketplace status
 
 run: up
-	$(BIN)/marketplace run all
+	$(BIN)/marketplace run all --simulate 1
 
 lint: setup
 	$(BIN)/ruff check .

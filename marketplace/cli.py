@@ -135,50 +135,64 @@ def cmd_topics(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from marketplace.services import SERVICES, run_services
+    from marketplace.services import SERVICES, run_services, simulator
 
     names = sorted(SERVICES) if args.service == "all" else [args.service]
-    asyncio.run(run_services(settings, names))
+    extra = {"simulator": simulator(args.simulate)} if args.simulate else None
+    asyncio.run(run_services(settings, names, extra))
     return 0
 
 
-async def _partners(settings: Settings, args: argparse.Namespace) -> int:
-    import uuid
-    from datetime import UTC, datetime
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.simulator.driver import NotLoopback, simulate
 
+    api = args.api or f"http://{settings.http_host}:{settings.http_port}"
+    try:
+        stats = asyncio.run(
+            simulate(
+                settings,
+                api_url=api,
+                rate=args.rate,
+                duration_s=args.duration,
+                seed=args.seed,
+                smes=args.smes,
+                carriers=args.carriers,
+                max_actions=args.max_actions,
+            )
+        )
+    except (NotLoopback, ValueError) as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 1 if stats.counts["failed"] else 0
+
+
+async def _partners(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace.db import connect
-    from marketplace.events import to_message
     from marketplace.kafka import make_producer
-    from marketplace.partners import issue_key, registration, revoke_keys, rotate_key
+    from marketplace.partners import register_partner, revoke_keys, rotate_key
 
     conn = await connect(settings)
     try:
         if args.action == "add":
-            event = registration(
-                name=args.name,
-                role=args.role,
-                country=args.country,
-                region=args.region,
-                sector=args.sector,
-                registered_by="operator-cli",
-            )
-            message = to_message(
-                event,
-                event_id=str(uuid.uuid4()),
-                source="/cli/partners",
-                time=datetime.now(UTC),
-                subject=event.partner_id,
-            )
             producer = make_producer(settings, client_id="marketplace-cli")
             await producer.start()
             try:
-                await producer.send_and_wait(
-                    message.topic, message.value, key=message.key, headers=list(message.headers)
+                partner_id, key = await register_partner(
+                    conn,
+                    producer,
+                    name=args.name,
+                    role=args.role,
+                    country=args.country,
+                    region=args.region,
+                    sector=args.sector,
+                    registered_by="operator-cli",
+                    source="/cli/partners",
                 )
             finally:
                 await producer.stop()
-            key = await issue_key(conn, event.partner_id, event.role)
-            print(f"partner_id: {event.partner_id}")
+            print(f"partner_id: {partner_id}")
             print(f"api_key:    {key}")
             print("The key is shown once; store it now.", file=sys.stderr)
         elif args.action == "rotate-key":
@@ -262,6 +276,25 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--key-id")
     run = sub.add_parser("run", help="run a service in the foreground until SIGTERM/Ctrl-C")
     run.add_argument("service", choices=[*sorted(SERVICES), "all"])
+    run.add_argument(
+        "--simulate",
+        type=float,
+        metavar="RATE",
+        default=0.0,
+        help="also drive the API with the market simulator at RATE actions per second",
+    )
+    sim = sub.add_parser(
+        "simulate", help="drive the running API with a seeded market of SMEs and carriers"
+    )
+    sim.add_argument("--rate", type=float, default=1.0, help="actions per second (default 1)")
+    sim.add_argument(
+        "--duration", type=float, default=300.0, help="seconds (default 300; 0: until Ctrl-C)"
+    )
+    sim.add_argument("--max-actions", type=int, default=100_000, help="stop after this many")
+    sim.add_argument("--seed", type=int, default=1, help="same seed, same market")
+    sim.add_argument("--smes", type=int, default=60)
+    sim.add_argument("--carriers", type=int, default=6)
+    sim.add_argument("--api", help="the API's URL, loopback only (default: from settings)")
     audit_cli.add_parser(sub)
     return parser
 
@@ -276,6 +309,7 @@ COMMANDS = {
     "settings": cmd_settings,
     "partners": cmd_partners,
     "audit": audit_cli.command,
+    "simulate": cmd_simulate,
 }
 
 

@@ -162,6 +162,16 @@ async def _partition_counts(
         await asyncio.sleep(0.25)
 
 
+async def partition_counts(settings: Settings, names: Sequence[str]) -> dict[str, int]:
+    """How many partitions each of these topics has (topics that do not exist are left out)."""
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        return await _partition_counts(admin, names)
+    finally:
+        await admin.close()
+
+
 async def delete_topics(settings: Settings, names: Sequence[str]) -> None:
     admin = make_admin(settings)
     await admin.start()

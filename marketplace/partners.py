@@ -11,8 +11,12 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
 
 from marketplace.db import Conn
+from marketplace.events import to_message
 from schemas.common import Role
 from schemas.partners import PartnerRegistered
 
@@ -106,3 +110,38 @@ def registration(
         sector=sector,
         registered_by=registered_by,
     )
+
+
+async def register_partner(
+    conn: Conn,
+    producer: AIOKafkaProducer,
+    *,
+    name: str,
+    role: Role,
+    country: str,
+    region: str | None,
+    sector: str | None,
+    registered_by: str,
+    source: str,
+) -> tuple[str, str]:
+    """Publishes the partner's registration and issues its first key: (partner id, API key).
+    The key is returned once and stored only as a hash."""
+    event = registration(
+        name=name,
+        role=role,
+        country=country,
+        region=region,
+        sector=sector,
+        registered_by=registered_by,
+    )
+    message = to_message(
+        event,
+        event_id=str(uuid.uuid4()),
+        source=source,
+        time=datetime.now(UTC),
+        subject=event.partner_id,
+    )
+    await producer.send_and_wait(
+        message.topic, message.value, key=message.key, headers=list(message.headers)
+    )
+    return event.partner_id, await issue_key(conn, event.partner_id, event.role)

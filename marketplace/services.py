@@ -69,12 +69,38 @@ SERVICES: dict[str, Service] = {
 }
 
 
-async def run_services(settings: Settings, names: list[str]) -> None:
+def simulator(
+    rate: float, duration_s: float = 0.0, seed: int = 1, smes: int = 60, carriers: int = 6
+) -> Service:
+    """The market simulator as a service beside the others (`marketplace run all --simulate`)."""
+
+    async def run(settings: Settings, stop: asyncio.Event) -> None:
+        from producers.simulator.driver import simulate
+
+        await simulate(
+            settings,
+            api_url=f"http://{settings.http_host}:{settings.http_port}",
+            rate=rate,
+            duration_s=duration_s,
+            seed=seed,
+            smes=smes,
+            carriers=carriers,
+            stop=stop,
+        )
+
+    return run
+
+
+async def run_services(
+    settings: Settings, names: list[str], extra: dict[str, Service] | None = None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(SERVICES[n](settings, stop), name=n) for n in names]
+    chosen = {n: SERVICES[n] for n in names} | (extra or {})
+    names = list(chosen)
+    tasks = [asyncio.create_task(service(settings, stop), name=n) for n, service in chosen.items()]
     log.info("services_started", services=names)
     await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     stop.set()
