@@ -28,9 +28,10 @@ from marketplace.db import connect
 from marketplace.kafka import make_producer
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
+from producers.simulator.driver import simulate
 from tests.integration.api_helpers import eventually, register, running_api
 from tests.integration.kafka_helpers import end_offsets, make_topics, unique
-from tests.integration.test_matcher import matcher_running, near, offer, place, post, request
+from tests.integration.test_matcher import matcher_running
 
 pytestmark = pytest.mark.integration
 
@@ -267,49 +268,34 @@ async def caught_up(settings: Settings, topics: list[str]) -> None:
         await conn.close()
 
 
-async def test_replay_reproduces_every_decision_of_a_real_run(settings: Settings) -> None:
-    quick = dataclasses.replace(settings, match_answer_period_s=3.0, scheduler_interval_s=0.2)
-    seller = await register(quick, "sme", "Textilrester Bollnäs AB")
-    buyers = [await register(quick, "sme", f"Isolering {n} AB") for n in range(3)]
-    spot = place()
+async def test_replay_reproduces_every_decision_of_a_simulated_market(settings: Settings) -> None:
+    # A short answer period, so that some proposals also expire by timer while the simulated
+    # firms take 0.5 to 4 s to answer.
+    quick = dataclasses.replace(settings, match_answer_period_s=2.5, scheduler_interval_s=0.2)
     async with running_api(quick) as client, matcher_running(quick) as group:
         since = datetime.now(UTC)
-        requests = [
-            await post(client, b, "/v1/requests", request(near(spot, 0.1 * (i + 1)), 2, 80))
-            for i, b in enumerate(buyers)
-        ]
-        await post(client, seller, "/v1/offers", offer(spot, 5, 10))
-        await post(client, seller, "/v1/offers", offer(near(spot, 0.05), 1, 12))
-        # Let the proposals be made, one declined, and the rest expire by timer.
-        conn = await connect(quick)
-        try:
-
-            async def proposals() -> bool:
-                n = await conn.fetchval(
-                    "SELECT count(*) FROM matches WHERE body->>'request_id' = ANY($1::text[])",
-                    requests,
-                )
-                return bool(n >= 3)
-
-            await eventually(proposals, 60)
-            match_id = await conn.fetchval(
-                "SELECT match_id FROM matches WHERE body->>'request_id' = $1", requests[0]
-            )
-        finally:
-            await conn.close()
-        r = await client.post(f"/v1/matches/{match_id}/decline", headers=buyers[0].auth)
-        assert r.status == 202, await r.text()
-        await asyncio.sleep(4)  # past the answer period: the timers fire
+        stats = await simulate(
+            quick,
+            api_url=str(client.make_url("/")),
+            rate=6.0,
+            duration_s=10.0,
+            seed=11,
+            smes=24,
+            carriers=2,
+        )
+        await asyncio.sleep(3)  # past the answer period: the last timers fire
         until = datetime.now(UTC)
         async with auditor_running(quick):
             await caught_up(quick, ["market.listings", "market.matches"])
+    assert stats.counts["offer"] + stats.counts["request"] >= 30
+    assert stats.counts["proposed"] > 0
     conn = await connect(quick)
     try:
         report = await replay(
             conn, stages(quick, {"matching": group}), since=since, until=until, progress=False
         )
         assert report.identical, report.differences
-        assert report.decisions >= 5  # proposals, a cancellation, expiries
+        assert report.decisions >= stats.counts["proposed"]
         assert report.recorded >= report.decisions
         # A core configured differently decides differently, and replay says where.
         other = dataclasses.replace(quick, match_answer_period_s=999.0)
