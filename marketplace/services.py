@@ -98,7 +98,9 @@ async def run_services(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    chosen = {n: SERVICES[n] for n in names} | (extra or {})
+    from marketplace.metrics import serve_ops
+
+    chosen = {n: SERVICES[n] for n in names} | (extra or {}) | {"ops": serve_ops}
     names = list(chosen)
     tasks = [asyncio.create_task(service(settings, stop), name=n) for n, service in chosen.items()]
     log.info("services_started", services=names)

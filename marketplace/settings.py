@@ -64,6 +64,9 @@ class Settings:
     # HTTP services.
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Every service process serves /metrics, /healthz and /readyz here (the next free port up
+    # when several instances share a host).
+    metrics_port: int = 9464
     api_max_body_bytes: int = 65536
     # Per API key: a steady rate and a burst on top of it; beyond that, 429 with Retry-After.
     api_rate_per_s: float = 20.0
@@ -137,7 +140,7 @@ class Settings:
         return settings
 
     def _check(self) -> None:
-        for name in ("kafka_port", "kafka_controller_port", "pg_port", "http_port"):
+        for name in ("kafka_port", "kafka_controller_port", "pg_port", "http_port", "metrics_port"):
             port = getattr(self, name)
             if not 0 < port < 65536:
                 raise SettingsError(f"{PREFIX}{name.upper()}={port}: not a TCP port (1-65535)")

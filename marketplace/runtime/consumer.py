@@ -10,6 +10,7 @@ After the commit the outbox is published and the offset is also committed to Kaf
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -20,13 +21,51 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from marketplace.db import Conn
 from marketplace.logs import get_logger
+from marketplace.metrics import REGISTRY
 from marketplace.runtime import outbox
+from marketplace.runtime.deadletter import TOPIC as DEAD_LETTER_TOPIC
 from marketplace.runtime.outbox import OutboxMessage, OutboxPublisher
 from marketplace.settings import Settings
 
 log = get_logger(__name__)
 
 S = TypeVar("S")
+
+CONSUMED = REGISTRY.counter(
+    "marketplace_records_consumed_total", "Kafka records applied", ("group", "topic")
+)
+EMITTED = REGISTRY.counter(
+    "marketplace_events_emitted_total", "events emitted through the outbox", ("group", "topic")
+)
+DEAD_LETTERS = REGISTRY.counter(
+    "marketplace_dead_letters_total", "records sent to ops.deadletters", ("group",)
+)
+FAILURES = REGISTRY.counter(
+    "marketplace_batch_failures_total", "batches rolled back and retried", ("group",)
+)
+BATCH_RECORDS = REGISTRY.histogram(
+    "marketplace_batch_records",
+    "records per applied batch",
+    ("group",),
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
+BATCH_SECONDS = REGISTRY.histogram(
+    "marketplace_batch_seconds", "time to apply and commit one batch", ("group",)
+)
+END_TO_END = REGISTRY.histogram(
+    "marketplace_end_to_end_lag_seconds",
+    "from a record's Kafka timestamp to its effect committed",
+    ("group", "topic"),
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+LAG = REGISTRY.gauge(
+    "marketplace_consumer_lag_records",
+    "records behind the partition's end, as of the last fetch",
+    ("group", "topic", "partition"),
+)
+OUTBOX_BACKLOG = REGISTRY.gauge(
+    "marketplace_outbox_backlog", "emitted events not yet published", ("group",)
+)
 
 # Names of the points where a test (or a chaos run) may crash the process on purpose.
 FaultHook = Callable[[str], None]
@@ -102,7 +141,9 @@ class ExactlyOnceConsumer(Generic[S]):
         # Held while a batch's transaction runs, so revocation waits for it to finish.
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
+        self._polling = False
         self.log = log.bind(group=group_id)
+        REGISTRY.readiness[f"consumer:{group_id}"] = lambda: self._polling
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -126,25 +167,42 @@ class ExactlyOnceConsumer(Generic[S]):
                     fetch.cancel()
                     break
                 batches: dict[TopicPartition, list[Any]] = fetch.result()
+                self._polling = True
                 to_commit, self._kafka_sync = self._kafka_sync, {}
                 for tp, records in batches.items():
                     if records:
                         committed = await self._handle(tp, records)
                         if committed is not None:
                             to_commit[tp] = committed
+                        self._observe_lag(tp)
                 if to_commit:
                     await self._commit_to_kafka(to_commit)
         finally:
             stop_wait.cancel()
             sweeper.cancel()
             await asyncio.gather(sweeper, stop_wait, return_exceptions=True)
+            self._polling = False
+            REGISTRY.readiness.pop(f"consumer:{self.group_id}", None)
             self.log.info("consumer_stopping", records=self.stats.records)
+
+    def _observe_lag(self, tp: TopicPartition) -> None:
+        end = self.consumer.highwater(tp)
+        position = self._positions.get(tp)
+        if end is not None and position is not None:
+            LAG.set(
+                max(0, end - position),
+                group=self.group_id,
+                topic=tp.topic,
+                partition=str(tp.partition),
+            )
 
     async def _handle(self, tp: TopicPartition, records: list[Any]) -> int | None:
         """Applies one partition's batch; returns the next offset if it committed."""
+        started = time.perf_counter()
         try:
             result = await self._apply(tp, records)
         except Exception as exc:
+            FAILURES.inc(group=self.group_id)
             failures = self._failures.get(tp, 0) + 1
             self._failures[tp] = failures
             self.stats.failures += 1
@@ -167,6 +225,7 @@ class ExactlyOnceConsumer(Generic[S]):
         if result is None:
             return None
         next_offset, ids, emitted = result
+        self._measure(tp, records, next_offset, emitted, time.perf_counter() - started)
         self._fault("after_db_commit")
         try:
             await self.outbox.publish(ids, emitted)
@@ -223,6 +282,27 @@ class ExactlyOnceConsumer(Generic[S]):
             self.stats.emitted += len(tx.emitted)
             return next_offset, ids, tx.emitted
 
+    def _measure(
+        self,
+        tp: TopicPartition,
+        records: list[Any],
+        next_offset: int,
+        emitted: list[OutboxMessage],
+        seconds: float,
+    ) -> None:
+        group = self.group_id
+        applied = [r for r in records if r.offset < next_offset]
+        CONSUMED.inc(len(applied), group=group, topic=tp.topic)
+        BATCH_RECORDS.observe(len(applied), group=group)
+        BATCH_SECONDS.observe(seconds, group=group)
+        now_ms = time.time() * 1000
+        for r in applied:
+            END_TO_END.observe(max(0.0, (now_ms - r.timestamp) / 1000), group=group, topic=tp.topic)
+        for m in emitted:
+            EMITTED.inc(group=group, topic=m.topic)
+            if m.topic == DEAD_LETTER_TOPIC:
+                DEAD_LETTERS.inc(group=group)
+
     def _rewind(self, tp: TopicPartition) -> None:
         # The failed batch may have changed the in-memory state before failing: forget it, so the
         # next batch reloads it from the database, and fetch again from the last stored offset.
@@ -246,6 +326,11 @@ class ExactlyOnceConsumer(Generic[S]):
             await asyncio.sleep(self.settings.outbox_sweep_interval_s)
             try:
                 await self.outbox.sweep(self.settings.outbox_sweep_min_age_s)
+                async with self.pool.acquire() as conn:
+                    backlog = await conn.fetchval(
+                        "SELECT count(*) FROM outbox WHERE group_id = $1", self.group_id
+                    )
+                OUTBOX_BACKLOG.set(backlog, group=self.group_id)
             except (KafkaError, asyncpg.PostgresError, OSError):
                 self.log.exception("outbox_sweep_failed")
 
@@ -272,6 +357,7 @@ class ExactlyOnceConsumer(Generic[S]):
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
             for tp in revoked:
+                LAG.remove(group=self.group_id, topic=tp.topic, partition=str(tp.partition))
                 self.stats.assigned.discard(tp)
                 self._states.pop(tp, None)
                 self._positions.pop(tp, None)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from marketplace.db import create_pool
 from marketplace.kafka import make_admin, make_producer
+from marketplace.metrics import REGISTRY, metrics_handler
 from marketplace.settings import Settings
 from producers.api import jobs, listings, matches, partners
 from producers.api.auth import auth_middleware
@@ -54,9 +57,35 @@ async def openapi(_request: web.Request) -> web.StreamResponse:
     return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
 
 
+REQUESTS = REGISTRY.counter(
+    "marketplace_http_requests_total", "API requests answered", ("method", "route", "status")
+)
+REQUEST_SECONDS = REGISTRY.histogram(
+    "marketplace_http_request_seconds", "time to answer an API request", ("method", "route")
+)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        REQUESTS.inc(method=request.method, route=route, status=str(status))
+        REQUEST_SECONDS.observe(time.perf_counter() - started, method=request.method, route=route)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[problem_middleware, auth_middleware],
+        middlewares=[metrics_middleware, problem_middleware, auth_middleware],
         client_max_size=settings.api_max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -77,6 +106,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/metrics", metrics_handler)
     listings.add_routes(app)
     partners.add_routes(app)
     matches.add_routes(app)

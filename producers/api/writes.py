@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 
 from marketplace.events import to_message
 from marketplace.logs import get_logger
+from marketplace.metrics import REGISTRY
 from producers.api.context import POOL, PRODUCER, principal
 from producers.api.problems import Problem, from_validation
 from schemas.base import Event
@@ -53,6 +54,11 @@ class Ids:
         return str(uuid.uuid5(_IDEMPOTENT, f"{self._seed}/{purpose}"))
 
 
+PUBLISHED = REGISTRY.counter(
+    "marketplace_api_events_published_total", "events the API published", ("topic",)
+)
+
+
 async def publish(request: web.Request, event: Event, *, event_id: str, subject: str) -> None:
     message = to_message(
         event, event_id=event_id, source="/api", time=datetime.now(UTC), subject=subject
@@ -66,6 +72,7 @@ async def publish(request: web.Request, event: Event, *, event_id: str, subject:
         await producer.send_and_wait(
             message.topic, message.value, key=message.key, headers=list(message.headers)
         )
+        PUBLISHED.inc(topic=message.topic)
     except KafkaError as exc:
         log.error("publish_failed", topic=message.topic, error=repr(exc))
         raise Problem(503, "the exchange cannot take writes right now; retry later") from None
