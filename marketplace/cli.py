@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from marketplace.audit import cli as audit_cli
 from marketplace.logs import configure_logging, get_logger
@@ -140,6 +141,30 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     names = sorted(SERVICES) if args.service == "all" else [args.service]
     extra = {"simulator": simulator(args.simulate)} if args.simulate else None
     asyncio.run(run_services(settings, names, extra))
+    return 0
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.db import connect
+    from marketplace.report import FORMATS, build
+
+    async def make() -> bytes:
+        conn = await connect(settings)
+        try:
+            report = await build(conn, args.since, args.until, partner_id=args.partner)
+        finally:
+            await conn.close()
+        return FORMATS[args.format](report)
+
+    if args.until <= args.since:
+        print("report: --to must come after --from", file=sys.stderr)
+        return 2
+    data = asyncio.run(make())
+    out = args.out or Path(
+        f"report-{args.since.date().isoformat()}-{args.until.date().isoformat()}.{args.format}"
+    )
+    out.write_bytes(data)
+    print(f"report: wrote {out} ({len(data):,} bytes)")
     return 0
 
 
@@ -283,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="also drive the API with the market simulator at RATE actions per second",
     )
+    report = sub.add_parser(
+        "report", help="the period report for a funding authority, rebuilt from the audit log"
+    )
+    report.add_argument("--from", dest="since", type=audit_cli.when, required=True)
+    report.add_argument("--to", dest="until", type=audit_cli.when, required=True)
+    report.add_argument("--format", choices=["csv", "html", "pdf"], default="html")
+    report.add_argument("--out", type=Path, help="default: report-FROM-TO.FORMAT")
+    report.add_argument("--partner", help="one SME's own figures")
     sim = sub.add_parser(
         "simulate", help="drive the running API with a seeded market of SMEs and carriers"
     )
@@ -310,6 +343,7 @@ COMMANDS = {
     "partners": cmd_partners,
     "audit": audit_cli.command,
     "simulate": cmd_simulate,
+    "report": cmd_report,
 }
 
 

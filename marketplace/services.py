@@ -60,12 +60,22 @@ async def run_auditor(settings: Settings, stop: asyncio.Event) -> None:
     await auditor(settings, stop)
 
 
+async def run_analytics(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.analytics import GROUP, TOPICS, Analytics
+    from marketplace.runtime.service import run_consumer
+
+    await run_consumer(
+        settings, group_id=GROUP, topics=TOPICS, processor=Analytics(GROUP), stop=stop
+    )
+
+
 SERVICES: dict[str, Service] = {
     "api": run_api,
     "projector": run_projector,
     "matcher": run_matcher,
     "scheduler": run_scheduler,
     "auditor": run_auditor,
+    "analytics": run_analytics,
 }
 
 

@@ -16,7 +16,7 @@ import orjson
 from marketplace.settings import Settings
 
 
-def _when(text: str) -> datetime:
+def when(text: str) -> datetime:
     try:
         t = datetime.fromisoformat(text)
     except ValueError:
@@ -31,8 +31,8 @@ def add_parser(sub: Any) -> None:
     actions = audit.add_subparsers(dest="action", required=True)
 
     def ranged(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--from", dest="since", type=_when, help="start (ISO 8601, UTC if no zone)")
-        p.add_argument("--to", dest="until", type=_when, help="end (ISO 8601, UTC if no zone)")
+        p.add_argument("--from", dest="since", type=when, help="start (ISO 8601, UTC if no zone)")
+        p.add_argument("--to", dest="until", type=when, help="end (ISO 8601, UTC if no zone)")
 
     def keys(p: argparse.ArgumentParser) -> None:
         p.add_argument(

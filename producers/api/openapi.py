@@ -29,11 +29,18 @@ class Route:
     roles: tuple[str, ...] = ()
     body: type | None = None
     write: bool = False
+    content_type: str = "application/json"
 
 
 ROUTES: tuple[Route, ...] = (
     Route("get", "/healthz", "Liveness: the process is up"),
     Route("get", "/readyz", "Readiness: PostgreSQL and Kafka answer"),
+    Route(
+        "get",
+        "/metrics",
+        "Operations metrics in the Prometheus text format",
+        content_type="text/plain",
+    ),
     Route("get", "/v1/me", "The calling partner's profile", ("any",)),
     Route("post", "/v1/offers", "Post an offer", ("sme",), OfferIn, True),
     Route("get", "/v1/offers", "List your offers (?status=open|withdrawn&limit&offset)", ("sme",)),
@@ -173,7 +180,7 @@ def document() -> dict[str, Any]:
             if r.method in ("put", "delete") or r.path.endswith(("/accept", "/decline", "/quotes")):
                 op["responses"]["409"] = _problem("not open any more")
         else:
-            op["responses"]["200"] = {"description": "OK", "content": {"application/json": {}}}
+            op["responses"]["200"] = {"description": "OK", "content": {r.content_type: {}}}
         paths.setdefault(r.path, {})[r.method] = op
     return {
         "openapi": "3.1.0",

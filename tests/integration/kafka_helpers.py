@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -130,3 +131,33 @@ async def read_since(settings: Settings, topic: str, since: dict[int, int]) -> l
                 records.extend(recs)
     finally:
         await consumer.stop()
+
+
+async def caught_up(
+    settings: Settings, group: str, topics: Sequence[str], limit_s: float = 120
+) -> None:
+    """Waits until the consumer group has applied every record now in these topics (its
+    positions in PostgreSQL reach the current end offsets)."""
+    from marketplace.db import connect
+
+    conn = await connect(settings)
+    try:
+        for topic in topics:
+            ends = await end_offsets(settings, topic)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + limit_s
+            while True:
+                rows = await conn.fetch(
+                    "SELECT partition, next_offset FROM consumer_offsets"
+                    " WHERE group_id = $1 AND topic = $2",
+                    group,
+                    topic,
+                )
+                have = {r["partition"]: r["next_offset"] for r in rows}
+                if all(have.get(p, 0) >= off for p, off in ends.items()):
+                    break
+                if loop.time() > deadline:
+                    raise TimeoutError(f"{group} did not catch up with {topic}")
+                await asyncio.sleep(0.2)
+    finally:
+        await conn.close()

@@ -30,7 +30,7 @@ from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from producers.simulator.driver import simulate
 from tests.integration.api_helpers import eventually, register, running_api
-from tests.integration.kafka_helpers import end_offsets, make_topics, unique
+from tests.integration.kafka_helpers import caught_up, make_topics, unique
 from tests.integration.test_matcher import matcher_running
 
 pytestmark = pytest.mark.integration
@@ -247,27 +247,6 @@ async def auditor_running(settings: Settings) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 30)
 
 
-async def caught_up(settings: Settings, topics: list[str]) -> None:
-    conn = await connect(settings)
-    try:
-        for topic in topics:
-            ends = await end_offsets(settings, topic)
-
-            async def done(t: str = topic, e: dict[int, int] = ends) -> bool:
-                rows = await conn.fetch(
-                    "SELECT partition, next_offset FROM consumer_offsets"
-                    " WHERE group_id = $1 AND topic = $2",
-                    GROUP,
-                    t,
-                )
-                have = {r["partition"]: r["next_offset"] for r in rows}
-                return all(have.get(p, 0) >= off for p, off in e.items())
-
-            await eventually(done, 120)
-    finally:
-        await conn.close()
-
-
 async def test_replay_reproduces_every_decision_of_a_simulated_market(settings: Settings) -> None:
     # A short answer period, so that some proposals also expire by timer while the simulated
     # firms take 0.5 to 4 s to answer.
@@ -286,7 +265,7 @@ async def test_replay_reproduces_every_decision_of_a_simulated_market(settings: 
         await asyncio.sleep(3)  # past the answer period: the last timers fire
         until = datetime.now(UTC)
         async with auditor_running(quick):
-            await caught_up(quick, ["market.listings", "market.matches"])
+            await caught_up(quick, GROUP, ["market.listings", "market.matches"])
     assert stats.counts["offer"] + stats.counts["request"] >= 30
     assert stats.counts["proposed"] > 0
     conn = await connect(quick)
@@ -313,7 +292,7 @@ async def test_the_auditor_writes_every_record_once_and_the_log_verifies(
 ) -> None:
     partner = await register(settings, "sme", "Audit Trail OOD")
     async with auditor_running(settings):
-        await caught_up(settings, TOPICS)
+        await caught_up(settings, GROUP, TOPICS)
     conn = await connect(settings)
     try:
         rows = await conn.fetch(

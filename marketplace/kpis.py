@@ -1,0 +1,183 @@
+"""The exchange's impact KPIs, read from the analytics facts (consumers/analytics.py), for any
+period, sliced by day, region, material chapter or sector, for everyone or for one SME.
+
+The same queries serve the dashboard and the API (live facts) and `marketplace report` (facts
+rebuilt from the audit log in temporary tables of the same names, which PostgreSQL reads first).
+
+Definitions:
+- offers, requests: listings posted in the period; tonnes offered: their mass.
+- proposals: matches proposed in the period.
+- confirmed, tonnes exchanged (= diverted from disposal), CO2e saved: matches confirmed in the
+  period; CO2e saved is the saving by reuse (virgin material and disposal avoided) minus the
+  transport's CO2e, the winning carrier's figure when the job was awarded, else the estimate.
+- acceptance rate: confirmed / (confirmed + declined + expired + cancelled) among the proposals
+  resolved in the period.
+- time to first proposal / to confirmation: median seconds from a listing's posting (listings
+  posted in the period) to its first proposal / its first confirmed match.
+- jobs, bids, awarded, failed: transport jobs posted in the period, live quotes on them, and
+  their auctions' outcomes.
+Only facts dated before the period's end count, so the figures for a closed period never change.
+Times are event times: a proposal made the moment a listing arrives is 0 s after it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from marketplace.db import Conn
+
+Slice = Literal["total", "day", "month", "region", "chapter", "sector"]
+SLICES: tuple[Slice, ...] = ("total", "day", "month", "region", "chapter", "sector")
+
+
+def _slice(kind: Slice, time: str, region: str, code: str, sector: str) -> str:
+    """A whitelisted SQL expression for the slice, over the given column expressions."""
+    return {
+        "total": "'all'",
+        "day": f"to_char({time} AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        "month": f"to_char({time} AT TIME ZONE 'UTC', 'YYYY-MM')",
+        "region": f"coalesce({region}, 'unknown')",
+        "chapter": f"left({code}, 2)",
+        "sector": f"coalesce({sector}, 'unknown')",
+    }[kind]
+
+
+def _listings_sql(kind: Slice) -> str:
+    s = _slice(kind, "l.posted_at", "l.region", "l.code", "p.sector")
+    return f"""
+SELECT {s} AS slice,
+       count(*) FILTER (WHERE l.kind = 'offer') AS offers,
+       count(*) FILTER (WHERE l.kind = 'request') AS requests,
+       coalesce(sum(l.tonnes) FILTER (WHERE l.kind = 'offer'), 0) AS tonnes_offered,
+       percentile_cont(0.5) WITHIN GROUP
+           (ORDER BY extract(epoch FROM f.first_proposal - l.posted_at))
+           AS median_s_to_first_proposal,
+       percentile_cont(0.5) WITHIN GROUP
+           (ORDER BY extract(epoch FROM f.first_confirmed - l.posted_at))
+           AS median_s_to_confirmation
+FROM analytics_listings l
+LEFT JOIN analytics_partners p ON p.partner_id = l.owner_id
+CROSS JOIN LATERAL (
+    SELECT min(m.proposed_at) AS first_proposal,
+           min(m.resolved_at) FILTER (WHERE m.status = 'confirmed' AND m.resolved_at < $2)
+               AS first_confirmed
+    FROM analytics_matches m
+    WHERE ((l.kind = 'offer' AND m.offer_id = l.listing_id)
+        OR (l.kind = 'request' AND m.request_id = l.listing_id))
+      AND m.proposed_at < $2
+) f
+WHERE l.posted_at >= $1 AND l.posted_at < $2 AND ($3::text IS NULL OR l.owner_id = $3)
+GROUP BY 1 ORDER BY 1"""  # noqa: S608 - the slice comes from the whitelist above
+
+
+def _matches_sql(kind: Slice, by: Literal["proposed_at", "resolved_at"]) -> str:
+    s = _slice(kind, f"m.{by}", "o.region", "m.code", "p.sector")
+    if by == "proposed_at":
+        measures = "count(*) AS proposals"
+    else:
+        measures = """count(*) FILTER (WHERE m.status = 'confirmed') AS confirmed,
+       count(*) AS resolved,
+       coalesce(sum(m.tonnes) FILTER (WHERE m.status = 'confirmed'), 0) AS tonnes_exchanged,
+       coalesce(sum(m.saved_kg - coalesce(a.co2e_kg, m.est_transport_kg))
+           FILTER (WHERE m.status = 'confirmed'), 0) AS co2e_saved_kg,
+       count(a.co2e_kg) FILTER (WHERE m.status = 'confirmed') AS with_actual_transport"""
+    return f"""
+SELECT {s} AS slice, {measures}
+FROM analytics_matches m
+LEFT JOIN analytics_listings o ON o.listing_id = m.offer_id
+LEFT JOIN analytics_partners p ON p.partner_id = m.seller_id
+LEFT JOIN LATERAL (
+    SELECT aw.co2e_kg FROM analytics_jobs j
+    JOIN analytics_awards aw ON aw.job_id = j.job_id AND NOT aw.failed AND aw.decided_at < $2
+    WHERE j.match_id = m.match_id ORDER BY aw.decided_at LIMIT 1
+) a ON true
+WHERE m.{by} >= $1 AND m.{by} < $2
+  AND ($3::text IS NULL OR m.seller_id = $3 OR m.buyer_id = $3)
+GROUP BY 1 ORDER BY 1"""  # noqa: S608 - slice and column come from the whitelists above
+
+
+def _jobs_sql(kind: Slice) -> str:
+    s = _slice(kind, "j.posted_at", "o.region", "m.code", "p.sector")
+    return f"""
+SELECT {s} AS slice,
+       count(*) AS jobs,
+       coalesce(sum(q.bids), 0) AS bids,
+       count(*) FILTER (WHERE aw.failed = false) AS awarded,
+       count(*) FILTER (WHERE aw.failed) AS failed
+FROM analytics_jobs j
+LEFT JOIN analytics_matches m ON m.match_id = j.match_id
+LEFT JOIN analytics_listings o ON o.listing_id = m.offer_id
+LEFT JOIN analytics_partners p ON p.partner_id = m.seller_id
+LEFT JOIN analytics_awards aw ON aw.job_id = j.job_id AND aw.decided_at < $2
+CROSS JOIN LATERAL (
+    SELECT count(*) AS bids FROM analytics_quotes qq
+    WHERE qq.job_id = j.job_id AND qq.submitted_at < $2
+      AND (qq.withdrawn_at IS NULL OR qq.withdrawn_at >= $2)
+) q
+WHERE j.posted_at >= $1 AND j.posted_at < $2
+  AND ($3::text IS NULL OR m.seller_id = $3 OR m.buyer_id = $3)
+GROUP BY 1 ORDER BY 1"""  # noqa: S608 - the slice comes from the whitelist above
+
+
+def _rows(records: list[Any]) -> list[dict[str, Any]]:
+    """Plain rows; sums rounded to 6 decimals, so that the order in which PostgreSQL adds the
+    same numbers (live tables or the report's) never shows in the last bit."""
+    out = []
+    for r in records:
+        row = dict(r)
+        for k, v in row.items():
+            if v is not None and not isinstance(v, str | int):
+                row[k] = round(float(v), 6)
+        out.append(row)
+    return out
+
+
+async def kpis(
+    conn: Conn,
+    since: datetime,
+    until: datetime,
+    kind: Slice = "total",
+    partner_id: str | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every KPI table for [since, until), one row per slice value."""
+    if kind not in SLICES:
+        raise ValueError(f"slice {kind!r}: one of {', '.join(SLICES)}")
+    args = (since, until, partner_id)
+    return {
+        "listings": _rows(await conn.fetch(_listings_sql(kind), *args)),
+        "proposals": _rows(await conn.fetch(_matches_sql(kind, "proposed_at"), *args)),
+        "outcomes": _rows(await conn.fetch(_matches_sql(kind, "resolved_at"), *args)),
+        "jobs": _rows(await conn.fetch(_jobs_sql(kind), *args)),
+    }
+
+
+HEADLINES = (
+    "offers",
+    "requests",
+    "tonnes_offered",
+    "proposals",
+    "confirmed",
+    "acceptance_rate",
+    "tonnes_exchanged",
+    "co2e_saved_kg",
+    "median_s_to_first_proposal",
+    "median_s_to_confirmation",
+    "jobs",
+    "bids",
+    "awarded",
+    "failed",
+)
+
+
+def headline(tables: dict[str, list[dict[str, Any]]]) -> dict[str, float | None]:
+    """The 'total' slice's tables as one flat set of figures (with the acceptance rate)."""
+    flat: dict[str, Any] = {}
+    for rows in tables.values():
+        for row in rows:
+            flat.update({k: v for k, v in row.items() if k != "slice"})
+    resolved = flat.get("resolved") or 0
+    flat["acceptance_rate"] = (flat.get("confirmed", 0) / resolved) if resolved else None
+    return {k: flat.get(k, 0 if k not in _MAYBE else None) for k in HEADLINES}
+
+
+_MAYBE = {"acceptance_rate", "median_s_to_first_proposal", "median_s_to_confirmation"}
