@@ -53,13 +53,15 @@ async def _listing(
 ) -> None:
     await conn.execute(
         "INSERT INTO analytics_listings"
-        " (listing_id, kind, owner_id, code, region, tonnes, posted_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (listing_id) DO NOTHING",
+        " (listing_id, kind, owner_id, code, region, lat, lon, tonnes, posted_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (listing_id) DO NOTHING",
         listing_id,
         kind,
         owner,
         material.code,
         location.region,
+        location.lat,
+        location.lon,
         tonnes(quantity, material.density_t_per_m3),
         at,
     )

@@ -26,14 +26,25 @@ from typing import Any, Literal
 
 from marketplace.db import Conn
 
-Slice = Literal["total", "day", "month", "region", "chapter", "sector"]
-SLICES: tuple[Slice, ...] = ("total", "day", "month", "region", "chapter", "sector")
+Slice = Literal["total", "minute", "hour", "day", "month", "region", "chapter", "sector"]
+SLICES: tuple[Slice, ...] = (
+    "total",
+    "minute",
+    "hour",
+    "day",
+    "month",
+    "region",
+    "chapter",
+    "sector",
+)
 
 
 def _slice(kind: Slice, time: str, region: str, code: str, sector: str) -> str:
     """A whitelisted SQL expression for the slice, over the given column expressions."""
     return {
         "total": "'all'",
+        "minute": f"to_char({time} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')",
+        "hour": f"to_char({time} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')",
         "day": f"to_char({time} AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
         "month": f"to_char({time} AT TIME ZONE 'UTC', 'YYYY-MM')",
         "region": f"coalesce({region}, 'unknown')",
@@ -181,3 +192,24 @@ def headline(tables: dict[str, list[dict[str, Any]]]) -> dict[str, float | None]
 
 
 _MAYBE = {"acceptance_rate", "median_s_to_first_proposal", "median_s_to_confirmation"}
+
+
+async def flows(
+    conn: Conn, since: datetime, until: datetime, partner_id: str | None = None, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Confirmed matches in the period with where the material went from and to, for the map."""
+    rows = await conn.fetch(
+        "SELECT m.match_id, m.code, m.tonnes, m.resolved_at, o.lat AS from_lat,"
+        " o.lon AS from_lon, o.region AS from_region, r.lat AS to_lat, r.lon AS to_lon,"
+        " r.region AS to_region FROM analytics_matches m"
+        " JOIN analytics_listings o ON o.listing_id = m.offer_id"
+        " JOIN analytics_listings r ON r.listing_id = m.request_id"
+        " WHERE m.status = 'confirmed' AND m.resolved_at >= $1 AND m.resolved_at < $2"
+        " AND ($3::text IS NULL OR m.seller_id = $3 OR m.buyer_id = $3)"
+        " ORDER BY m.resolved_at DESC LIMIT $4",
+        since,
+        until,
+        partner_id,
+        limit,
+    )
+    return [{**dict(r), "resolved_at": r["resolved_at"].isoformat()} for r in rows]

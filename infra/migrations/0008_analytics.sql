@@ -17,6 +17,8 @@ CREATE TABLE analytics_listings (
     owner_id     text             NOT NULL,
     code         text             NOT NULL,
     region       text,
+    lat          double precision NOT NULL,
+    lon          double precision NOT NULL,
     tonnes       double precision,  -- NULL when the quantity has no mass (pieces, no density)
     posted_at    timestamptz      NOT NULL,
     withdrawn_at timestamptz

@@ -14,7 +14,7 @@ from marketplace.db import create_pool
 from marketplace.kafka import make_admin, make_producer
 from marketplace.metrics import REGISTRY, metrics_handler
 from marketplace.settings import Settings
-from producers.api import jobs, listings, matches, partners
+from producers.api import impact, jobs, listings, matches, partners
 from producers.api.auth import auth_middleware
 from producers.api.context import LIMITER, POOL, PRODUCER, SETTINGS, ProducerHandle
 from producers.api.problems import problem_middleware
@@ -111,4 +111,5 @@ def create_app(settings: Settings) -> web.Application:
     partners.add_routes(app)
     matches.add_routes(app)
     jobs.add_routes(app)
+    impact.add_routes(app)
     return app

@@ -10,7 +10,7 @@ from marketplace.partners import authenticate
 from producers.api.context import LIMITER, POOL, PRINCIPAL
 from producers.api.problems import Handler, Problem
 
-PUBLIC = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics"})
+PUBLIC = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics", "/dashboard"})
 
 
 def presented_key(request: web.Request) -> str | None:

@@ -41,7 +41,32 @@ ROUTES: tuple[Route, ...] = (
         "Operations metrics in the Prometheus text format",
         content_type="text/plain",
     ),
+    Route(
+        "get",
+        "/dashboard",
+        "The association's dashboard (HTML; data needs a key)",
+        content_type="text/html",
+    ),
     Route("get", "/v1/me", "The calling partner's profile", ("any",)),
+    Route(
+        "get",
+        "/v1/impact",
+        "Impact KPIs (?from&to&slice=total|minute|hour|day|month|region|chapter|sector"
+        "&partner); an SME gets its own",
+        ("sme", "operator", "auditor", "facilitator"),
+    ),
+    Route(
+        "get",
+        "/v1/impact/flows",
+        "Confirmed matches with their pickup and delivery places (?from&to&partner)",
+        ("sme", "operator", "auditor", "facilitator"),
+    ),
+    Route(
+        "get",
+        "/v1/ops/consumers",
+        "Each consumer group's lag behind the topics' ends",
+        ("operator", "auditor", "facilitator"),
+    ),
     Route("post", "/v1/offers", "Post an offer", ("sme",), OfferIn, True),
     Route("get", "/v1/offers", "List your offers (?status=open|withdrawn&limit&offset)", ("sme",)),
     Route("get", "/v1/offers/{id}", "Read one of your offers", ("sme",)),
