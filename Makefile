@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 BIN := .venv/bin
 
-.PHONY: setup up down status run lint test
+.PHONY: setup up down status run lint browser test
 
 setup:
 	infra/bootstrap.sh
@@ -27,5 +27,9 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: up lint
+# Debian's Chromium, for the end-to-end tests of the web pages.
+browser:
+	infra/chromium.sh install >/dev/null
+
+test: up lint browser
 	$(BIN)/pytest
