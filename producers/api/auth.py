@@ -10,7 +10,9 @@ from marketplace.partners import authenticate
 from producers.api.context import LIMITER, POOL, PRINCIPAL
 from producers.api.problems import Handler, Problem
 
-PUBLIC = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics", "/dashboard"})
+PUBLIC = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", "/metrics", "/dashboard", "/audit/public-key"}
+)
 
 
 def presented_key(request: web.Request) -> str | None:

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
+from marketplace.audit.signing import SigningKeyError, fingerprint, load_key, public_bytes
 from marketplace.kafka import make_consumer, partition_counts
 from marketplace.kpis import SLICES, Slice, flows, headline, kpis
 from marketplace.settings import Settings
@@ -121,6 +122,17 @@ async def _end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str,
     return {(tp.topic, tp.partition): off for tp, off in found.items()}
 
 
+async def audit_public_key(request: web.Request) -> web.StreamResponse:
+    """The public key the auditor signs checkpoints with, so that anyone can check an export."""
+    try:
+        key = public_bytes(load_key(request.app[SETTINGS].audit_key_path))
+    except SigningKeyError:
+        raise Problem(404, "this exchange has no audit signing key configured") from None
+    return web.json_response(
+        {"algorithm": "Ed25519", "public_key": key.hex(), "fingerprint": fingerprint(key)}
+    )
+
+
 async def dashboard(_request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "dashboard.html")
 
@@ -130,3 +142,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/impact/flows", get_flows)
     app.router.add_get("/v1/ops/consumers", get_consumers)
     app.router.add_get("/dashboard", dashboard)
+    app.router.add_get("/audit/public-key", audit_public_key)

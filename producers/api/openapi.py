@@ -47,6 +47,7 @@ ROUTES: tuple[Route, ...] = (
         "The association's dashboard (HTML; data needs a key)",
         content_type="text/html",
     ),
+    Route("get", "/audit/public-key", "The Ed25519 key that signs the audit log's checkpoints"),
     Route("get", "/v1/me", "The calling partner's profile", ("any",)),
     Route(
         "get",

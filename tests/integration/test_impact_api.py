@@ -67,6 +67,12 @@ async def test_smes_see_their_own_figures_and_the_association_sees_all(settings:
             assert all(g["lag"] >= 0 and g["partitions"] > 0 for g in data["groups"])
             assert not any(g["group"].startswith("test.") for g in data["groups"])
 
+            published = await client.get("/audit/public-key")
+            assert published.status == 200
+            key = await published.json()
+            assert key["algorithm"] == "Ed25519"
+            assert len(bytes.fromhex(key["public_key"])) == 32
+
             page = await client.get("/dashboard")
             assert page.status == 200
             assert page.content_type == "text/html"
