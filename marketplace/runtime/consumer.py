@@ -63,8 +63,25 @@ LAG = REGISTRY.gauge(
     "records behind the partition's end, as of the last fetch",
     ("group", "topic", "partition"),
 )
+DB_WAITING = REGISTRY.gauge(
+    "marketplace_consumer_waiting_for_database",
+    "1 while the consumer is paused because PostgreSQL does not answer",
+    ("group",),
+)
 OUTBOX_BACKLOG = REGISTRY.gauge(
     "marketplace_outbox_backlog", "emitted events not yet published", ("group",)
+)
+
+# Errors that mean "PostgreSQL cannot be reached right now", as opposed to a batch that fails.
+UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
 )
 
 # Names of the points where a test (or a chaos run) may crash the process on purpose.
@@ -142,8 +159,11 @@ class ExactlyOnceConsumer(Generic[S]):
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._polling = False
+        self._waiting_since: float | None = None
         self.log = log.bind(group=group_id)
-        REGISTRY.readiness[f"consumer:{group_id}"] = lambda: self._polling
+        REGISTRY.readiness[f"consumer:{group_id}"] = lambda: (
+            self._polling and self._waiting_since is None
+        )
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -201,6 +221,21 @@ class ExactlyOnceConsumer(Generic[S]):
         started = time.perf_counter()
         try:
             result = await self._apply(tp, records)
+        except UNREACHABLE as exc:
+            # PostgreSQL is down or restarting: not the batch's fault. Pause this partition at
+            # its stored position and try again until the database answers; never give up.
+            self._waiting_since = self._waiting_since or time.monotonic()
+            DB_WAITING.set(1, group=self.group_id)
+            self.log.warning(
+                "database_unavailable",
+                topic=tp.topic,
+                partition=tp.partition,
+                error=repr(exc),
+                waiting_s=round(time.monotonic() - self._waiting_since, 1),
+            )
+            self._rewind(tp)
+            await asyncio.sleep(1.0)
+            return None
         except Exception as exc:
             FAILURES.inc(group=self.group_id)
             failures = self._failures.get(tp, 0) + 1
@@ -222,6 +257,12 @@ class ExactlyOnceConsumer(Generic[S]):
             await asyncio.sleep(min(5.0, 0.1 * 2**failures))
             return None
         self._failures.pop(tp, None)
+        if self._waiting_since is not None:
+            self.log.info(
+                "database_back", waited_s=round(time.monotonic() - self._waiting_since, 1)
+            )
+            self._waiting_since = None
+            DB_WAITING.set(0, group=self.group_id)
         if result is None:
             return None
         next_offset, ids, emitted = result

@@ -1,0 +1,90 @@
+"""A consumer whose PostgreSQL goes away pauses, and resumes where it was when the database is
+back: nothing lost, nothing applied twice, and the process never gave up."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+
+import pytest
+
+from consumers.projector import TOPICS, Projector
+from marketplace.db import connect
+from marketplace.metrics import REGISTRY
+from marketplace.runtime.consumer import DB_WAITING
+from marketplace.runtime.service import run_consumer
+from marketplace.settings import Settings
+from tests.faults import proxy
+from tests.integration.api_helpers import eventually, register
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_consumer_waits_out_a_database_outage(settings: Settings) -> None:
+    group = f"test.outage.{uuid.uuid4().hex[:8]}"
+    prefix = f"Outage {uuid.uuid4().hex[:6]}"
+    async with proxy("127.0.0.1", settings.pg_port) as pg:
+        through = dataclasses.replace(
+            settings,
+            database_url=(
+                f"postgresql://{settings.db_user}:{settings.db_password}"
+                f"@127.0.0.1:{pg.port}/{settings.db_name}"
+            ),
+            consumer_max_retries=1,  # a real failure would stop it at once
+        )
+        stop = asyncio.Event()
+        consumer = asyncio.create_task(
+            run_consumer(
+                through, group_id=group, topics=TOPICS, processor=Projector(group), stop=stop
+            )
+        )
+        conn = await connect(settings)  # straight to the database, not through the proxy
+        try:
+
+            async def applied() -> int:
+                n = await conn.fetchval(
+                    "SELECT count(*) FROM partners WHERE name LIKE $1", prefix + "%"
+                )
+                return int(n)
+
+            for n in range(5):
+                await register(settings, "sme", f"{prefix} before {n}")
+
+            async def first_five() -> bool:
+                return await applied() == 5
+
+            await eventually(first_five, 60)
+            pg.cut()
+            for n in range(5):
+                await register(settings, "sme", f"{prefix} during {n}")
+
+            async def waiting() -> bool:
+                return DB_WAITING.get(group=group) == 1
+
+            await eventually(waiting, 30)
+            assert f"consumer:{group}" in REGISTRY.not_ready()
+            await asyncio.sleep(3)
+            assert not consumer.done(), "the consumer gave up during the outage"
+            assert await applied() == 5
+            pg.restore()
+
+            async def all_ten() -> bool:
+                return await applied() == 10
+
+            await eventually(all_ten, 60)
+            await eventually(lambda: _true(DB_WAITING.get(group=group) == 0), 30)
+            dupes = await conn.fetchval(
+                "SELECT count(*) FROM (SELECT name FROM partners WHERE name LIKE $1"
+                " GROUP BY name HAVING count(*) > 1) d",
+                prefix + "%",
+            )
+            assert dupes == 0
+        finally:
+            await conn.close()
+            stop.set()
+            await asyncio.wait_for(consumer, 30)
+
+
+async def _true(value: bool) -> bool:
+    return value
