@@ -168,6 +168,52 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from marketplace import dlq
+
+    async def run() -> int:
+        if args.action == "list":
+            letters = await dlq.read(settings, args.group, args.limit)
+            for d in letters:
+                when = datetime.fromtimestamp(d.timestamp_ms / 1000, UTC).isoformat(
+                    timespec="seconds"
+                )
+                print(
+                    f"{d.id:<10} {when}  {d.group:<24} {d.source_topic}/{d.source_partition}"
+                    f"@{d.source_offset}  {d.reason[:100]}"
+                )
+            print(f"dlq: {len(letters)} dead letter(s)", file=sys.stderr)
+            return 0
+        letter = await dlq.find(settings, args.id)
+        if letter is None:
+            print(f"dlq: no dead letter {args.id}", file=sys.stderr)
+            return 1
+        if args.action == "show":
+            print(f"id:      {letter.id}")
+            print(f"group:   {letter.group}")
+            print(
+                f"from:    {letter.source_topic}/{letter.source_partition}@{letter.source_offset}"
+            )
+            print(f"reason:  {letter.reason}")
+            key = letter.key.decode("utf-8", errors="replace") if letter.key else None
+            print(f"key:     {key}")
+            for name, value in letter.headers:
+                print(f"header:  {name}={value.decode('utf-8', errors='replace')}")
+            print(f"value:   {letter.value.decode('utf-8', errors='replace')}")
+            return 0
+        topic, partition, offset = await dlq.replay(settings, letter)
+        print(f"dlq: replayed {letter.id} to {topic}/{partition}@{offset}")
+        return 0
+
+    try:
+        return asyncio.run(run())
+    except ValueError as exc:
+        print(f"dlq: {exc}", file=sys.stderr)
+        return 2
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from producers.simulator.driver import NotLoopback, simulate
 
@@ -308,6 +354,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="also drive the API with the market simulator at RATE actions per second",
     )
+    dlq = sub.add_parser("dlq", help="dead letters: list, show and replay them")
+    dlq_actions = dlq.add_subparsers(dest="action", required=True)
+    dlq_list = dlq_actions.add_parser("list", help="the dead letters, oldest first")
+    dlq_list.add_argument("--group", help="only those of this consumer group")
+    dlq_list.add_argument("--limit", type=int, default=1000, help="the newest N (default 1000)")
+    for name, text in (
+        ("show", "one dead letter: reason, origin, headers, bytes"),
+        ("replay", "publish the original record again to its topic (every group sees it)"),
+    ):
+        action = dlq_actions.add_parser(name, help=text)
+        action.add_argument("id", help="PARTITION:OFFSET on ops.deadletters, from `dlq list`")
     report = sub.add_parser(
         "report", help="the period report for a funding authority, rebuilt from the audit log"
     )
@@ -344,6 +401,7 @@ COMMANDS = {
     "audit": audit_cli.command,
     "simulate": cmd_simulate,
     "report": cmd_report,
+    "dlq": cmd_dlq,
 }
 
 
