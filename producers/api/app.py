@@ -93,7 +93,10 @@ def create_app(settings: Settings) -> web.Application:
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = await create_pool(settings, min_size=0)
-        handle = ProducerHandle(lambda: make_producer(settings, client_id="marketplace-api"))
+        # A write waits at most 10 s for Kafka, then answers 503 with Retry-After.
+        handle = ProducerHandle(
+            lambda: make_producer(settings, client_id="marketplace-api", request_timeout_ms=10000)
+        )
         app[PRODUCER] = handle
         connecting = asyncio.create_task(handle.connect(), name="api-producer-connect")
         yield

@@ -66,7 +66,9 @@ async def publish(request: web.Request, event: Event, *, event_id: str, subject:
     producer = request.app[PRODUCER].producer
     if producer is None:
         raise Problem(
-            503, "the exchange is connecting to Kafka; retry shortly", headers={"Retry-After": "2"}
+            503,
+            "the exchange is connecting to Kafka and cannot store writes yet; retry shortly",
+            headers={"Retry-After": "2"},
         )
     try:
         await producer.send_and_wait(
@@ -75,7 +77,11 @@ async def publish(request: web.Request, event: Event, *, event_id: str, subject:
         PUBLISHED.inc(topic=message.topic)
     except KafkaError as exc:
         log.error("publish_failed", topic=message.topic, error=repr(exc))
-        raise Problem(503, "the exchange cannot take writes right now; retry later") from None
+        raise Problem(
+            503,
+            "the exchange cannot store writes right now (Kafka does not answer); retry later",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 Write = Callable[[Ids], Awaitable[tuple[int, dict[str, Any], dict[str, str]]]]

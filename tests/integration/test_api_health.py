@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from marketplace.settings import Settings
 from producers.api.app import create_app
+from tests.integration.api_helpers import offer_body, register
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,7 @@ async def test_ready_when_kafka_and_postgres_answer(settings: Settings) -> None:
 
 async def test_not_ready_names_the_missing_dependency(settings: Settings) -> None:
     # Port 9 on loopback (discard) has no broker: Kafka must be reported, PostgreSQL still ok.
+    sme = await register(settings, "sme", "Waiting Textiles AB")
     broken = dataclasses.replace(settings, kafka_bootstrap="127.0.0.1:9")
     async with TestClient(TestServer(create_app(broken))) as client:
         ready = await client.get("/readyz")
@@ -41,6 +43,12 @@ async def test_not_ready_names_the_missing_dependency(settings: Settings) -> Non
         assert body["checks"]["postgres"] == "ok"
         assert body["checks"]["kafka"].startswith("unavailable")
         assert body["checks"]["producer"] == "connecting"
+        # Writes are refused, with when to come back, rather than accepted and lost.
+        r = await client.post("/v1/offers", json=offer_body(), headers=sme.auth)
+        assert r.status == 503
+        assert r.headers["Retry-After"] == "2"
+        assert r.content_type == "application/problem+json"
+        assert "Kafka" in (await r.json())["detail"]
 
 
 async def test_openapi_is_served_without_a_key(settings: Settings) -> None:
