@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import orjson
 
 from marketplace.db import Conn
 from marketplace.events import Decoded, EventDecodeError, decode
@@ -27,8 +28,10 @@ from schemas.listings import (
 )
 from schemas.logistics import (
     AuctionFailed,
+    QuoteRejected,
     QuoteSubmitted,
     QuoteWithdrawn,
+    ReservePriceSet,
     TransportAwarded,
     TransportJobRequested,
 )
@@ -153,7 +156,7 @@ async def project(conn: Conn, decoded: Decoded) -> None:
 
 async def project_trade(conn: Conn, decoded: Decoded) -> None:
     """Matches, answers, transport jobs, quotes and awards."""
-    event, at = decoded.event, decoded.envelope.time
+    event, at, event_id = decoded.event, decoded.envelope.time, decoded.envelope.id
     match event:
         case MatchProposed():
             await conn.execute(
@@ -200,35 +203,78 @@ async def project_trade(conn: Conn, decoded: Decoded) -> None:
                 event.bidding_deadline,
                 at,
             )
+            await _match_transport(conn, event.match_id, _job_opened(event), at)
         case QuoteSubmitted():
+            # The auctioneer's refusal of this very submission may have been projected first
+            # (it travels on logistics.awards); then the refusal stands.
             await conn.execute(
                 "INSERT INTO quotes (quote_id, job_id, carrier_id, body, status, updated_at)"
-                " VALUES ($1, $2, $3, $4::jsonb - 'type', 'active', $5)"
-                " ON CONFLICT (quote_id) DO UPDATE SET body = EXCLUDED.body, status = 'active',"
-                " updated_at = EXCLUDED.updated_at WHERE quotes.carrier_id = EXCLUDED.carrier_id",
+                " VALUES ($1, $2, $3, $4::jsonb - 'type' - 'coverage', 'active', $5)"
+                " ON CONFLICT (quote_id) DO UPDATE SET body = EXCLUDED.body,"
+                " status = CASE WHEN quotes.refusal->>'submission_id' = $6 THEN quotes.status"
+                " ELSE 'active' END,"
+                " refusal = CASE WHEN quotes.refusal->>'submission_id' = $6 THEN quotes.refusal"
+                " END, updated_at = EXCLUDED.updated_at"
+                " WHERE quotes.carrier_id = EXCLUDED.carrier_id",
                 event.quote_id,
                 event.job_id,
                 event.carrier_id,
                 _json.encode(event).decode(),
                 at,
+                event_id,
             )
         case QuoteWithdrawn():
             await conn.execute(
                 "UPDATE quotes SET status = 'withdrawn', updated_at = $3"
-                " WHERE quote_id = $1 AND carrier_id = $2",
+                " WHERE quote_id = $1 AND carrier_id = $2"
+                " AND (refusal->>'submission_id') IS DISTINCT FROM $4",
                 event.quote_id,
                 event.carrier_id,
+                at,
+                event_id,
+            )
+        case QuoteRejected():
+            await _quote_rejected(conn, event, at)
+        case ReservePriceSet():
+            price = _json.encode(event.price).decode()
+            await conn.execute(
+                "UPDATE matches SET transport = jsonb_set(COALESCE(transport, '{}'::jsonb),"
+                " '{reserves}', COALESCE(transport->'reserves', '{}'::jsonb)"
+                " || jsonb_build_object($2::text, $3::jsonb)), updated_at = $4"
+                " WHERE match_id = $1",
+                event.match_id,
+                event.partner_id,
+                price,
                 at,
             )
         case TransportAwarded():
             await conn.execute(
-                "UPDATE jobs SET status = 'awarded', winner_id = $2, updated_at = $3"
-                " WHERE job_id = $1",
+                "UPDATE jobs SET status = 'awarded', winner_id = $2, outcome_reason = NULL,"
+                " updated_at = $3 WHERE job_id = $1",
                 event.job_id,
                 event.carrier_id,
                 at,
             )
+            await conn.execute(
+                "UPDATE quotes SET outcome = CASE WHEN quote_id = $2 THEN 'won' ELSE 'lost' END"
+                " WHERE job_id = $1 AND status <> 'rejected'",
+                event.job_id,
+                event.quote_id,
+            )
+            await _match_awarded(conn, event, at)
         case AuctionFailed():
+            await conn.execute(
+                "UPDATE jobs SET outcome_reason = $2 WHERE job_id = $1", event.job_id, event.reason
+            )
+            status = "open" if event.reopened_until is not None else "failed"
+            deadline = event.reopened_until.isoformat() if event.reopened_until else None
+            await _match_transport(
+                conn,
+                event.match_id,
+                {"status": status, "reason": event.reason}
+                | ({"bidding_deadline": deadline} if deadline else {}),
+                at,
+            )
             if event.reopened_until is not None:
                 await conn.execute(
                     "UPDATE jobs SET status = 'open', bidding_deadline = $2, updated_at = $3"
@@ -245,3 +291,98 @@ async def project_trade(conn: Conn, decoded: Decoded) -> None:
                 )
         case _:
             pass  # timers are the matcher's and the auctioneer's business
+
+
+def _job_opened(event: TransportJobRequested) -> dict[str, Any]:
+    return {
+        "job_id": event.job_id,
+        "status": "open",
+        "bidding_deadline": event.bidding_deadline.isoformat(),
+        "estimated_price": msgspec.to_builtins(event.estimated_price),
+        "estimated_co2e_kg": event.estimated_co2e_kg,
+    }
+
+
+async def _match_transport(conn: Conn, match_id: str, fields: dict[str, Any], at: Any) -> None:
+    """Merges `fields` into the match's transport view, unless the job is already awarded."""
+    await conn.execute(
+        "UPDATE matches SET transport = COALESCE(transport, '{}'::jsonb) || $2::jsonb,"
+        " updated_at = $3 WHERE match_id = $1"
+        " AND (transport->>'status') IS DISTINCT FROM 'awarded'",
+        match_id,
+        _json.encode(fields).decode(),
+        at,
+    )
+
+
+async def _quote_rejected(conn: Conn, event: QuoteRejected, at: Any) -> None:
+    refusal = {
+        "action": event.action,
+        "submission_id": event.submission_id,
+        "reason_code": event.reason_code,
+        "reason": event.reason,
+        "previous_stands": event.previous_stands,
+    }
+    # A refused new quote is 'rejected'; after a refused revision or withdrawal the quote that
+    # was there still counts, so it is (again) 'active'.
+    status = "active" if event.previous_stands else "rejected"
+    await conn.execute(
+        "INSERT INTO quotes (quote_id, job_id, carrier_id, body, status, refusal, updated_at)"
+        " VALUES ($1, $2, $3, '{}'::jsonb, $4, $5::jsonb, $6)"
+        " ON CONFLICT (quote_id) DO UPDATE SET status = EXCLUDED.status,"
+        " refusal = EXCLUDED.refusal, updated_at = EXCLUDED.updated_at"
+        " WHERE quotes.carrier_id = EXCLUDED.carrier_id",
+        event.quote_id,
+        event.job_id,
+        event.carrier_id,
+        status,
+        _json.encode(refusal).decode(),
+        at,
+    )
+
+
+async def _match_awarded(conn: Conn, event: TransportAwarded, at: Any) -> None:
+    """The match's delivered price (per tonne) and transport CO2e switch from the operator's
+    estimate to the winning quote: delivered = estimate - estimated transport per t + quoted
+    transport per t."""
+    row = await conn.fetchrow(
+        "SELECT body, transport FROM matches WHERE match_id = $1 FOR UPDATE", event.match_id
+    )
+    if row is None:
+        return
+    transport = orjson.loads(row["transport"]) if row["transport"] else {}
+    if transport.get("status") == "awarded":
+        return
+    body = orjson.loads(row["body"])
+    estimate, weight = event.estimated_price, event.weight_t
+    delivered = body.get("delivered_price")
+    if (
+        delivered is not None
+        and estimate is not None
+        and weight
+        and delivered.get("currency") == event.price.currency == estimate.currency
+    ):
+        per_t = delivered["amount"] + (event.price.amount - estimate.amount) / weight
+        body["delivered_price"] = {"amount": round(per_t, 2), "currency": event.price.currency}
+        body["delivered_price_source"] = "winning quote"
+    body["transport_co2e_kg"] = event.co2e_kg
+    transport |= {
+        "job_id": event.job_id,
+        "status": "awarded",
+        "carrier_id": event.carrier_id,
+        "quote_id": event.quote_id,
+        "price": msgspec.to_builtins(event.price),
+        "co2e_kg": event.co2e_kg,
+        "vehicle": event.vehicle,
+        "pickup_at": event.pickup_at.isoformat() if event.pickup_at else None,
+        "estimated_price": msgspec.to_builtins(estimate),
+        "estimated_co2e_kg": event.estimated_co2e_kg,
+    }
+    await conn.execute(
+        "UPDATE matches SET body = $2::jsonb, transport = $3::jsonb, updated_at = $4"
+        " WHERE match_id = $1",
+        event.match_id,
+        orjson.dumps(body).decode(),
+        orjson.dumps(transport).decode(),
+        at,
+    )

@@ -69,6 +69,24 @@ async def run_analytics(settings: Settings, stop: asyncio.Event) -> None:
     )
 
 
+async def run_job_creator(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.auctioneer import CREATOR_GROUP, CREATOR_TOPIC, JobCreator
+    from marketplace.runtime.service import run_consumer
+
+    creator = JobCreator(settings, CREATOR_GROUP)
+    await run_consumer(
+        settings, group_id=CREATOR_GROUP, topics=[CREATOR_TOPIC], processor=creator, stop=stop
+    )
+
+
+async def run_auctioneer(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.auctioneer import GROUP, TOPIC, Auctioneer, auction_config
+    from marketplace.runtime.service import run_consumer
+
+    auctioneer = Auctioneer(auction_config(settings), GROUP)
+    await run_consumer(settings, group_id=GROUP, topics=[TOPIC], processor=auctioneer, stop=stop)
+
+
 SERVICES: dict[str, Service] = {
     "api": run_api,
     "projector": run_projector,
@@ -76,6 +94,8 @@ SERVICES: dict[str, Service] = {
     "scheduler": run_scheduler,
     "auditor": run_auditor,
     "analytics": run_analytics,
+    "job-creator": run_job_creator,
+    "auctioneer": run_auctioneer,
 }
 
 

@@ -61,6 +61,12 @@ class Settings:
     match_answer_period_s: float = 48 * 3600
     estimate_vehicle: str = "articulated_truck"
     transport_cost_per_tkm: str = "EUR=0.12,SEK=1.35,BGN=0.23"
+    # Transport auctions (marketplace/core/auction.py): how long carriers may bid on a new job,
+    # how much later a failed auction's one reopening closes, and the early close (0: off; N:
+    # decide as soon as N quotes within the reserve are in).
+    auction_bidding_period_s: float = 24 * 3600
+    auction_reopen_period_s: float = 24 * 3600
+    auction_early_close_quotes: int = 0
     # HTTP services.
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -158,6 +164,11 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
+        for name in ("auction_bidding_period_s", "auction_reopen_period_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if self.auction_early_close_quotes < 0:
+            raise SettingsError(f"{PREFIX}AUCTION_EARLY_CLOSE_QUOTES must be 0 (off) or more")
         if self.api_rate_per_s <= 0:
             raise SettingsError(f"{PREFIX}API_RATE_PER_S must be positive")
         if self.topic_min_insync > self.topic_replication:

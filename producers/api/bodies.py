@@ -66,3 +66,8 @@ class QuoteIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     vehicle: VehicleType
     co2e_kg: Annotated[float, msgspec.Meta(ge=0, le=1e7)]
     pickup_at: datetime
+
+
+class ReserveIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # The most you accept to pay for the whole transport job; null lifts your cap.
+    price: Money | None

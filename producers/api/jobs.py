@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 from aiohttp import web
 
@@ -14,7 +15,7 @@ from producers.api.bodies import QuoteIn
 from producers.api.context import POOL, principal
 from producers.api.problems import Problem
 from producers.api.writes import Ids, idempotent, publish, read_body
-from schemas.logistics import QuoteSubmitted, QuoteWithdrawn
+from schemas.logistics import CarrierCoverage, QuoteSubmitted, QuoteWithdrawn
 
 
 def _place(loc: dict[str, Any]) -> Place:
@@ -40,7 +41,7 @@ def coverage(caps: dict[str, Any]) -> Coverage:
     )
 
 
-async def my_coverage(request: web.Request) -> Coverage:
+async def my_capabilities(request: web.Request) -> dict[str, Any]:
     raw = await request.app[POOL].fetchval(
         "SELECT capabilities FROM carriers WHERE partner_id = $1", principal(request).partner_id
     )
@@ -50,7 +51,12 @@ async def my_coverage(request: web.Request) -> Coverage:
             "declare your coverage and capabilities first (PUT /v1/carrier/capabilities)",
             kind="no-capabilities",
         )
-    return coverage(orjson.loads(raw))
+    caps: dict[str, Any] = orjson.loads(raw)
+    return caps
+
+
+async def my_coverage(request: web.Request) -> Coverage:
+    return coverage(await my_capabilities(request))
 
 
 def as_json(row: Any) -> dict[str, Any]:
@@ -58,6 +64,7 @@ def as_json(row: Any) -> dict[str, Any]:
         **orjson.loads(row["body"]),
         "status": row["status"],
         "bidding_deadline": row["bidding_deadline"].isoformat(),
+        "outcome_reason": row["outcome_reason"],
     }
 
 
@@ -65,7 +72,7 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
     require_role(request, "logistics")
     cov = await my_coverage(request)
     rows = await request.app[POOL].fetch(
-        "SELECT job_id, body, status, bidding_deadline FROM jobs"
+        "SELECT job_id, body, status, bidding_deadline, outcome_reason FROM jobs"
         " WHERE status = 'open' AND bidding_deadline > $1 ORDER BY bidding_deadline, job_id",
         datetime.now(UTC),
     )
@@ -79,7 +86,9 @@ async def fitting_job(request: web.Request) -> tuple[Any, Coverage]:
     cov = await my_coverage(request)
     job_id = request.match_info["id"]
     row = await request.app[POOL].fetchrow(
-        "SELECT job_id, body, status, bidding_deadline FROM jobs WHERE job_id = $1", job_id
+        "SELECT job_id, body, status, bidding_deadline, outcome_reason, winner_id FROM jobs"
+        " WHERE job_id = $1",
+        job_id,
     )
     if row is None or unfit_reasons(needs(orjson.loads(row["body"])), cov):
         raise Problem(404, f"no transport job {job_id} offered to you")
@@ -88,7 +97,20 @@ async def fitting_job(request: web.Request) -> tuple[Any, Coverage]:
 
 async def get_job(request: web.Request) -> web.StreamResponse:
     row, _ = await fitting_job(request)
-    return web.json_response(as_json(row))
+    me = principal(request).partner_id
+    quoted = await request.app[POOL].fetchval(
+        "SELECT count(*) FROM quotes"
+        " WHERE job_id = $1 AND carrier_id = $2 AND status <> 'rejected'",
+        row["job_id"],
+        me,
+    )
+    # Every bidder learns the outcome; the winning price stays between the winner and the SMEs.
+    outcome = None
+    if row["status"] == "awarded" and (quoted or row["winner_id"] == me):
+        outcome = "won" if row["winner_id"] == me else "lost"
+    elif row["status"] == "failed" and quoted:
+        outcome = "failed"
+    return web.json_response(as_json(row) | {"your_outcome": outcome})
 
 
 def _open_for_bids(row: Any) -> None:
@@ -125,7 +147,9 @@ async def submit_quote(request: web.Request) -> web.StreamResponse:
     if body.quote_id is not None:
         quote = await own_quote(request, row["job_id"], body.quote_id)
         if quote["status"] != "active":
-            raise Problem(409, f"quote {body.quote_id} was withdrawn", kind="not-open")
+            raise Problem(409, f"quote {body.quote_id} is {quote['status']}", kind="not-open")
+    # The auctioneer decides from the log alone, so the quote carries the coverage it is judged by.
+    covered = msgspec.convert(await my_capabilities(request), CarrierCoverage)
     who = principal(request)
 
     async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -139,6 +163,7 @@ async def submit_quote(request: web.Request) -> web.StreamResponse:
             vehicle=body.vehicle,
             co2e_kg=body.co2e_kg,
             pickup_at=body.pickup_at,
+            coverage=covered,
         )
         await publish(request, event, event_id=event_id, subject=row["job_id"])
         return 202, {"status": "accepted", "event_id": event_id, "quote_id": quote_id}, {}
@@ -149,14 +174,22 @@ async def submit_quote(request: web.Request) -> web.StreamResponse:
 async def list_quotes(request: web.Request) -> web.StreamResponse:
     row, _ = await fitting_job(request)
     rows = await request.app[POOL].fetch(
-        "SELECT quote_id, body, status, updated_at FROM quotes"
+        "SELECT quote_id, body, status, refusal, outcome, updated_at FROM quotes"
         " WHERE job_id = $1 AND carrier_id = $2 ORDER BY updated_at",
         row["job_id"],
         principal(request).partner_id,
     )
-    return web.json_response(
-        {"items": [{**orjson.loads(q["body"]), "status": q["status"]} for q in rows]}
-    )
+    items = [
+        {
+            **orjson.loads(q["body"]),
+            "quote_id": q["quote_id"],
+            "status": q["status"],
+            "refusal": orjson.loads(q["refusal"]) if q["refusal"] else None,
+            "outcome": q["outcome"],
+        }
+        for q in rows
+    ]
+    return web.json_response({"items": items})
 
 
 async def withdraw_quote(request: web.Request) -> web.StreamResponse:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from producers.api.auth import require_role
-from producers.api.bodies import AnswerIn
+from producers.api.bodies import AnswerIn, ReserveIn
 from producers.api.context import POOL, principal
 from producers.api.problems import Problem
 from producers.api.writes import Ids, idempotent, publish, read_body
 from schemas.base import Event
 from schemas.listings import MatchAccepted, MatchDeclined
+from schemas.logistics import ReservePriceSet
 
-_COLUMNS = "match_id, material_code, seller_id, buyer_id, body, status, answers, proposed_at"
+_COLUMNS = (
+    "match_id, material_code, seller_id, buyer_id, body, status, answers, proposed_at, transport"
+)
 
 
 def as_json(row: Any, partner_id: str) -> dict[str, Any]:
@@ -27,6 +31,9 @@ def as_json(row: Any, partner_id: str) -> dict[str, Any]:
         "your_answer": answers.get(partner_id),
         "answers": answers,
         "proposed_at": row["proposed_at"].isoformat(),
+        # The transport job once the match is confirmed: its auction's state and, once awarded,
+        # the winning quote's price and CO2e (which delivered_price and transport_co2e_kg use).
+        "transport": orjson.loads(row["transport"]) if row["transport"] else None,
     }
 
 
@@ -102,8 +109,45 @@ async def decline_match(request: web.Request) -> web.StreamResponse:
     return await _answer(request, accept=False)
 
 
+async def set_transport_reserve(request: web.Request) -> web.StreamResponse:
+    require_role(request, "sme")
+    who = principal(request)
+    row = await own_match(request)
+    body = await read_body(request, ReserveIn)
+    job = await request.app[POOL].fetchrow(
+        "SELECT job_id, body, status, bidding_deadline FROM jobs WHERE match_id = $1",
+        row["match_id"],
+    )
+    if row["status"] != "confirmed" or job is None:
+        raise Problem(
+            409, f"match {row['match_id']} has no transport job (yet)", kind="no-transport-job"
+        )
+    if job["status"] != "open" or job["bidding_deadline"] <= datetime.now(UTC):
+        raise Problem(409, f"bidding on job {job['job_id']} is closed", kind="bidding-closed")
+    currency = orjson.loads(job["body"]).get("currency")
+    if body.price is not None and currency and body.price.currency != currency:
+        raise Problem(
+            422, f"the job is priced in {currency}", field="price.currency", kind="currency"
+        )
+
+    async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
+        event_id = ids.make("event")
+        event = ReservePriceSet(
+            job_id=job["job_id"],
+            match_id=row["match_id"],
+            partner_id=who.partner_id,
+            actor_id=who.partner_id,
+            price=body.price,
+        )
+        await publish(request, event, event_id=event_id, subject=job["job_id"])
+        return 202, {"status": "accepted", "event_id": event_id, "job_id": job["job_id"]}, {}
+
+    return await idempotent(request, write)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/matches", list_matches)
     app.router.add_get("/v1/matches/{id}", get_match)
     app.router.add_post("/v1/matches/{id}/accept", accept_match)
     app.router.add_post("/v1/matches/{id}/decline", decline_match)
+    app.router.add_put("/v1/matches/{id}/transport-reserve", set_transport_reserve)

@@ -17,6 +17,7 @@ from producers.api.bodies import (
     QuoteIn,
     RequestIn,
     RequestTermsIn,
+    ReserveIn,
     WithdrawIn,
 )
 
@@ -91,6 +92,14 @@ ROUTES: tuple[Route, ...] = (
     Route("get", "/v1/matches/{id}", "One of your match proposals", ("sme",)),
     Route("post", "/v1/matches/{id}/accept", "Accept a proposal", ("sme",), AnswerIn, True),
     Route("post", "/v1/matches/{id}/decline", "Decline a proposal", ("sme",), AnswerIn, True),
+    Route(
+        "put",
+        "/v1/matches/{id}/transport-reserve",
+        "Cap the transport price of a confirmed match's job (null lifts your cap)",
+        ("sme",),
+        ReserveIn,
+        True,
+    ),
     Route("get", "/v1/jobs", "Open transport jobs that fit your coverage", ("logistics",)),
     Route("get", "/v1/jobs/{id}", "One transport job offered to you", ("logistics",)),
     Route("get", "/v1/jobs/{id}/quotes", "Your quotes on a job", ("logistics",)),
