@@ -1,0 +1,391 @@
+"""Maximum sustained throughput of each consumer, with one and with several instances, against
+baselines measured in the same run on the same broker.
+
+    python -m loadtests.bench_consumers [--events 20000] [--instances 1,2]
+                                        [--consumers matcher,projector,auditor,analytics]
+
+The workload: `--events` offers and requests from the market simulator's mix (seeded), put onto
+`market.listings` directly. Each consumer then applies exactly those records, starting from an
+empty state in a scratch database of its own (so nothing shared is touched), as separate
+processes (`loadtests/consumer_worker.py`); its throughput is the records applied per second from
+its first commit to its last. The baselines, on the same records and broker:
+- `kafka-consumer-perf`: Kafka's own ConsumerPerformance tool (and ProducerPerformance for the
+  produce side) on a scratch topic of as many records of the same mean size;
+- `aiokafka-consume`: a bare aiokafka loop that reads the records and does nothing;
+- `aiokafka-consume-produce`: a bare loop that reads them and produces each to a scratch topic.
+The report states each consumer's rate as a ratio to the bare consume loop and to Kafka's tool.
+Writes loadtests/reports/consumers-<timestamp>.json and .html."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from aiokafka import TopicPartition
+
+from loadtests.report import bar_chart, write_report
+from loadtests.scratch import scratch_database
+from marketplace.db import connect
+from marketplace.events import to_message
+from marketplace.kafka import ensure_topics, make_consumer, make_producer, partition_counts
+from marketplace.settings import ROOT, Settings
+from marketplace.topics import TopicSpec
+from producers.simulator.market import Market
+from schemas import common
+from schemas import listings as ls
+
+LISTINGS = "market.listings"
+
+
+def events(count: int, seed: int) -> list[Any]:
+    """`count` OfferPosted/RequestPosted messages from the simulator's seeded mix."""
+    market = Market(seed, smes=400, carriers=0)
+    owners = {f.index: str(uuid.UUID(int=seed * 1_000_003 + f.index)) for f in market.firms}
+    out: list[Any] = []
+    start = datetime.now(UTC)
+    for action in market.actions(1000.0, start):
+        if len(out) >= count:
+            break
+        owner = owners[action.firm]
+        body = dict(action.body)
+        if action.kind == "offer":
+            event: Any = ls.OfferPosted(
+                offer_id=str(uuid.uuid4()),
+                owner_id=owner,
+                actor_id=owner,
+                material=msgspec.convert(body["material"], common.Material),
+                location=msgspec.convert(body["location"], common.Location),
+                terms=msgspec.convert(body["terms"], ls.OfferTerms),
+            )
+        elif action.kind == "request":
+            event = ls.RequestPosted(
+                request_id=str(uuid.uuid4()),
+                owner_id=owner,
+                actor_id=owner,
+                material=msgspec.convert(body["material"], common.Material),
+                location=msgspec.convert(body["location"], common.Location),
+                terms=msgspec.convert(body["terms"], ls.RequestTerms),
+                accepts_codes=tuple(body.get("accepts_codes", ())),
+            )
+        else:
+            continue
+        out.append(
+            to_message(
+                event, event_id=str(uuid.uuid4()), source="/loadtests", time=start, subject=owner
+            )
+        )
+    return out
+
+
+async def produce(settings: Settings, messages: list[Any]) -> tuple[dict[int, int], dict[int, int]]:
+    """Puts the messages on market.listings; returns the start and end offsets per partition."""
+    before = await _ends(settings, LISTINGS)
+    producer = make_producer(settings, linger_ms=20, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(m.topic, m.value, key=m.key, headers=list(m.headers))
+            for m in messages
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return before, await _ends(settings, LISTINGS)
+
+
+async def _ends(settings: Settings, topic: str) -> dict[int, int]:
+    counts = await partition_counts(settings, [topic])
+    consumer = make_consumer(settings, None)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(counts[topic])]
+        ends = await consumer.end_offsets(parts)
+    finally:
+        await consumer.stop()
+    return {tp.partition: off for tp, off in ends.items()}
+
+
+async def bare_loop(
+    settings: Settings, start: dict[int, int], end: dict[int, int], sink: str | None
+) -> float:
+    """Records per second for reading the range (and producing each record to `sink`)."""
+    consumer = make_consumer(settings, None, max_poll_records=2000)
+    producer = make_producer(settings, linger_ms=20) if sink else None
+    await consumer.start()
+    if producer:
+        await producer.start()
+    try:
+        parts = [TopicPartition(LISTINGS, p) for p in start]
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, start[tp.partition])
+        total = sum(end[p] - start[p] for p in start)
+        seen = 0
+        pending = []
+        t0 = time.perf_counter()
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batches.items():
+                for r in records:
+                    if r.offset < end[tp.partition]:
+                        seen += 1
+                        if producer and sink:
+                            pending.append(await producer.send(sink, r.value, key=r.key))
+        if pending:
+            await asyncio.gather(*pending)
+        return total / (time.perf_counter() - t0)
+    finally:
+        await consumer.stop()
+        if producer:
+            await producer.stop()
+
+
+def kafka_tools(settings: Settings, topic: str, count: int, size: int) -> dict[str, float]:
+    """Kafka's own performance tools on a scratch topic: records/s produced and consumed."""
+    libs = settings.local_dir / "kafka" / "libs"
+    java = [
+        "java",
+        "-cp",
+        f"{libs}/*",
+        f"-Dlog4j2.configurationFile={ROOT}/infra/kafka/log4j2.properties",
+        f"-Dkafka.logs.dir={settings.local_dir / 'kafka' / 'logs'}",
+    ]
+    produced = subprocess.run(
+        [
+            *java,
+            "org.apache.kafka.tools.ProducerPerformance",
+            "--topic",
+            topic,
+            "--num-records",
+            str(count),
+            "--record-size",
+            str(size),
+            "--throughput",
+            "-1",
+            "--producer-props",
+            f"bootstrap.servers={settings.kafka_servers}",
+            "acks=all",
+            "enable.idempotence=true",
+            "linger.ms=5",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
+    m = re.search(r"([\d.]+) records/sec", produced.strip().splitlines()[-1])
+    consumed = subprocess.run(
+        [
+            *java,
+            "org.apache.kafka.tools.ConsumerPerformance",
+            "--bootstrap-server",
+            settings.kafka_servers,
+            "--topic",
+            topic,
+            "--messages",
+            str(count),
+            "--timeout",
+            "60000",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
+    # The CSV line: start, end, MB consumed, MB/s, records consumed, records/s, ...
+    row = consumed.strip().splitlines()[-1].split(",")
+    return {
+        "kafka-producer-perf": float(m.group(1)) if m else 0.0,
+        "kafka-consumer-perf": float(row[5]),
+    }
+
+
+async def one_consumer(
+    settings: Settings, kind: str, instances: int, start: dict[int, int], end: dict[int, int]
+) -> float:
+    """Records per second `instances` processes of `kind` apply the range at."""
+    total = sum(end[p] - start[p] for p in start)
+    async with scratch_database(settings, "bench_consumers") as scratch:
+        group = f"bench.{kind}.{uuid.uuid4().hex[:6]}"
+        from loadtests.consumer_worker import consumer as build
+
+        topics, _ = build(kind, group, scratch)
+        conn = await connect(scratch)
+        try:
+            for topic in topics:
+                ends = start if topic == LISTINGS else await _ends(settings, topic)
+                for partition, offset in ends.items():
+                    await conn.execute(
+                        "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
+                        " VALUES ($1, $2, $3, $4)",
+                        group,
+                        topic,
+                        partition,
+                        offset,
+                    )
+            env = {
+                **os.environ,
+                "MARKETPLACE_DATABASE_URL": scratch.dsn,
+                "MARKETPLACE_LOG_LEVEL": "warning",
+            }
+            workers = [
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "loadtests.consumer_worker",
+                    kind,
+                    group,
+                    env=env,
+                    stdout=asyncio.subprocess.DEVNULL,
+                )
+                for _ in range(instances)
+            ]
+            try:
+                first: tuple[float, int] | None = None
+                deadline = time.monotonic() + 600
+                while True:
+                    rows = await conn.fetch(
+                        "SELECT partition, next_offset FROM consumer_offsets"
+                        " WHERE group_id = $1 AND topic = $2",
+                        group,
+                        LISTINGS,
+                    )
+                    done = sum(
+                        min(r["next_offset"], end[r["partition"]]) - start[r["partition"]]
+                        for r in rows
+                    )
+                    now = time.perf_counter()
+                    if first is None and done > 0:
+                        first = (now, done)
+                    if done >= total and first is not None:
+                        return (total - first[1]) / max(now - first[0], 1e-6)
+                    if time.monotonic() > deadline or any(
+                        w.returncode is not None for w in workers
+                    ):
+                        raise RuntimeError(f"{kind}: stopped at {done}/{total} records")
+                    await asyncio.sleep(0.05)
+            finally:
+                for w in workers:
+                    if w.returncode is None:
+                        w.send_signal(signal.SIGTERM)
+                for w in workers:
+                    try:
+                        await asyncio.wait_for(w.wait(), 30)
+                    except TimeoutError:
+                        w.kill()
+                        await w.wait()
+        finally:
+            await conn.close()
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings.from_env()
+    messages = events(args.events, args.seed)
+    size = sum(len(m.value) for m in messages) // max(len(messages), 1)
+    start, end = await produce(settings, messages)
+    print(f"workload: {len(messages):,} listings, mean {size} bytes, on {LISTINGS}", flush=True)
+    # Scratch topics (the broker never creates topics by itself).
+    sink, raw = f"bench.sink.{uuid.uuid4().hex[:8]}", f"bench.raw.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(
+        settings,
+        [TopicSpec(t, key="-", purpose="benchmark") for t in (sink, raw)],
+        partitions=settings.topic_partitions,
+        replication=1,
+    )
+    baselines = {
+        "aiokafka-consume": await bare_loop(settings, start, end, None),
+        "aiokafka-consume-produce": await bare_loop(settings, start, end, sink),
+        **await asyncio.to_thread(kafka_tools, settings, raw, len(messages), size),
+    }
+    for name, rate in baselines.items():
+        print(f"baseline {name:<26} {rate:>10,.0f} records/s", flush=True)
+    rows = []
+    for kind in args.consumers:
+        for k in args.instances:
+            rate = await one_consumer(settings, kind, k, start, end)
+            rows.append(
+                {
+                    "consumer": kind,
+                    "instances": k,
+                    "records_per_s": rate,
+                    "ratio_to_aiokafka_consume": rate / baselines["aiokafka-consume"],
+                    "ratio_to_kafka_consumer_perf": rate / baselines["kafka-consumer-perf"],
+                }
+            )
+            print(
+                f"{kind:<10} x{k}  {rate:>10,.0f} records/s  "
+                f"({rate / baselines['aiokafka-consume']:.3f} of the bare loop)",
+                flush=True,
+            )
+    return {
+        "events": len(messages),
+        "mean_record_bytes": size,
+        "seed": args.seed,
+        "cores": os.cpu_count(),
+        "baselines": baselines,
+        "consumers": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--instances", default="1,2")
+    parser.add_argument("--consumers", default="matcher,projector,auditor,analytics")
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    args.instances = [int(x) for x in args.instances.split(",")]
+    args.consumers = args.consumers.split(",")
+    if not 0 < args.events <= 1_000_000 or not all(0 < k <= 6 for k in args.instances):
+        parser.error("keep it bounded: events 1..1e6, instances 1..6 (6 partitions)")
+    result = asyncio.run(measure(args))
+    table = [
+        [
+            name,
+            "",
+            f"{rate:,.0f}",
+            "1.000"
+            if name == "aiokafka-consume"
+            else f"{rate / result['baselines']['aiokafka-consume']:.3f}",
+        ]
+        for name, rate in result["baselines"].items()
+    ]
+    table += [
+        [
+            r["consumer"],
+            str(r["instances"]),
+            f"{r['records_per_s']:,.0f}",
+            f"{r['ratio_to_aiokafka_consume']:.3f}",
+        ]
+        for r in result["consumers"]
+    ]
+    paths = write_report(
+        "consumers",
+        title="Consumer throughput against Kafka's and aiokafka's baselines",
+        summary=(
+            f"{result['events']:,} listings of {result['mean_record_bytes']} bytes on "
+            f"{result['cores']} cores; consumers apply them from an empty state."
+        ),
+        data=result,
+        headers=["stage", "instances", "records/s", "ratio to bare aiokafka consume"],
+        rows=table,
+        figure=bar_chart(
+            [(f"{r[0]} x{r[1]}" if r[1] else r[0], float(r[2].replace(",", ""))) for r in table],
+            unit="records/s",
+        ),
+    )
+    print(f"report: {paths[0]} and {paths[1].name}")
+
+
+if __name__ == "__main__":
+    main()

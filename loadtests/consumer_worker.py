@@ -1,0 +1,48 @@
+"""One consumer instance for the benchmarks: `python -m loadtests.consumer_worker KIND GROUP`.
+Settings come from the environment (the benchmark points it at a scratch database)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from marketplace.logs import configure_logging
+from marketplace.runtime.service import run_consumer
+from marketplace.settings import Settings
+
+KINDS = ("matcher", "projector", "auditor", "analytics")
+
+
+def consumer(kind: str, group: str, settings: Settings) -> tuple[list[str], Any]:
+    if kind == "matcher":
+        from consumers.matcher import TOPIC, Matcher, market_config
+
+        return [TOPIC], Matcher(market_config(settings), group)
+    if kind == "projector":
+        from consumers.projector import TOPICS, Projector
+
+        return list(TOPICS), Projector(group)
+    if kind == "auditor":
+        from consumers.auditor import TOPICS as AUDITED
+        from consumers.auditor import Auditor
+
+        return list(AUDITED), Auditor()
+    if kind == "analytics":
+        from consumers.analytics import TOPICS as FACTS
+        from consumers.analytics import Analytics
+
+        return list(FACTS), Analytics(group)
+    raise SystemExit(f"unknown consumer {kind!r}: one of {', '.join(KINDS)}")
+
+
+def main() -> None:
+    kind, group = sys.argv[1], sys.argv[2]
+    settings = Settings.from_env()
+    configure_logging(settings)
+    topics, processor = consumer(kind, group, settings)
+    asyncio.run(run_consumer(settings, group_id=group, topics=topics, processor=processor))
+
+
+if __name__ == "__main__":
+    main()
