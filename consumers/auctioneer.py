@@ -322,10 +322,10 @@ class Auctioneer:
             command = to_command(d)
             if command is not None:
                 decoded.append((d, command))
-        await self._fetch_decided(tx, state, {_job_id(c) for _, c in decoded})
+        await self._fetch_decided(tx, state, {job_id_of(c) for _, c in decoded})
         dirty: set[str] = set()
         for d, command in decoded:
-            job_id = _job_id(command)
+            job_id = job_id_of(command)
             before = state.get(job_id)
             after, messages, timers = decide(before, command, d, self.config, self.source)
             for message in messages:
@@ -377,5 +377,5 @@ class Auctioneer:
         )
 
 
-def _job_id(command: core.Command) -> str:
+def job_id_of(command: core.Command) -> str:
     return command.job.job_id if isinstance(command, core.Open) else command.job_id

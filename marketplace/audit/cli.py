@@ -55,6 +55,7 @@ def add_parser(sub: Any) -> None:
     replay = actions.add_parser("replay", help="re-decide recorded inputs with the pure cores")
     ranged(replay)
     replay.add_argument("--matcher-group", default="matcher")
+    replay.add_argument("--auctioneer-group", default="auctioneer")
     history = actions.add_parser("history", help="the ordered story of one item")
     history.add_argument("item_id", help="a listing, match, job, quote or partner id")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -119,7 +120,10 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
             result = await replay(
                 conn,
-                stages(settings, {"matching": args.matcher_group}),
+                stages(
+                    settings,
+                    {"matching": args.matcher_group, "auction": args.auctioneer_group},
+                ),
                 since=args.since,
                 until=args.until,
             )
@@ -128,9 +132,10 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             verdict = (
                 "identical" if result.identical else f"{len(result.differences)} difference(s)"
             )
+            per_stage = ", ".join(f"{k} {v:,}" for k, v in result.by_stage.items())
             print(
-                f"replay: {result.inputs:,} inputs, {result.decisions:,} decisions re-made, "
-                f"{result.recorded:,} recorded: {verdict}"
+                f"replay: {result.inputs:,} inputs, {result.decisions:,} decisions re-made "
+                f"({per_stage}), {result.recorded:,} recorded: {verdict}"
             )
             return 0 if result.identical else 1
         if args.action == "history":

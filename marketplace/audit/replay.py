@@ -74,9 +74,44 @@ class MatchingStage(Stage):
         return [message for _, message in out]
 
 
+class AuctionStage(Stage):
+    """Transport jobs, quotes, reserves and deadlines through the pure auction core; one
+    auction per job (the job id is the key, so a job's events are in order)."""
+
+    def __init__(self, settings: Settings, group_id: str) -> None:
+        from consumers import auctioneer
+
+        self._a = auctioneer
+        self._config = auctioneer.auction_config(settings)
+        self._auctions: dict[str, Any] = {}
+        self.name = "auction"
+        self.input_topic = auctioneer.TOPIC
+        self.output_topic = "logistics.awards"
+        self.source = f"{auctioneer.SOURCE}/{group_id}"
+
+    def feed(self, partition: int, record: Any) -> list[OutboxMessage]:  # noqa: ARG002
+        try:
+            decoded = decode(record.topic, record.value, record.headers)
+        except EventDecodeError:
+            return []
+        command = self._a.to_command(decoded)
+        if command is None:
+            return []
+        job_id = self._a.job_id_of(command)
+        after, messages, _ = self._a.decide(
+            self._auctions.get(job_id), command, decoded, self._config, self.source
+        )
+        if after is not None:
+            self._auctions[job_id] = after
+        return messages
+
+
 def stages(settings: Settings, group_ids: dict[str, str]) -> list[Stage]:
     """The decision-makers replay knows, each with the consumer group whose outputs it checks."""
-    return [MatchingStage(settings, group_ids.get("matching", "matcher"))]
+    return [
+        MatchingStage(settings, group_ids.get("matching", "matcher")),
+        AuctionStage(settings, group_ids.get("auction", "auctioneer")),
+    ]
 
 
 @dataclass(slots=True)
@@ -85,6 +120,7 @@ class ReplayReport:
     decisions: int = 0
     recorded: int = 0
     differences: list[str] = field(default_factory=list)
+    by_stage: dict[str, int] = field(default_factory=dict)  # decisions re-made per stage
 
     @property
     def identical(self) -> bool:
@@ -157,6 +193,7 @@ async def replay(
             if bar:
                 bar.close()
             report.decisions += len(expected)
+            report.by_stage[stage.name] = len(expected)
             recorded = await conn.fetch(
                 "SELECT ce_id, ce_type, value, partition, kafka_offset FROM audit_log"
                 " WHERE topic = $1 AND ce_source = $2 AND (ce_id = ANY($3::text[])"

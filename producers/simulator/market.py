@@ -432,9 +432,9 @@ class Market:
         weight = float(job["weight_t"])
         if weight > firm.capacity_t:
             return None
-        reach = distance_km(firm.town.lat, firm.town.lon, pickup["lat"], pickup["lon"])
-        if reach > firm.radius_km:
-            return None
+        for end in (pickup, delivery):
+            if distance_km(firm.town.lat, firm.town.lon, end["lat"], end["lon"]) > firm.radius_km:
+                return None  # both ends must lie in its coverage
         km = distance_km(pickup["lat"], pickup["lon"], delivery["lat"], delivery["lon"]) * 1.25
         digest = hashlib.sha256(f"{self.seed}/{job['job_id']}/{firm.index}".encode()).digest()
         markup = 0.8 + digest[0] / 255 * 0.7

@@ -63,7 +63,7 @@ async def start_at_end(settings: Settings, group: str, topic: str) -> None:
 
 
 @asynccontextmanager
-async def auction_running(settings: Settings) -> AsyncIterator[None]:
+async def auction_running(settings: Settings) -> AsyncIterator[tuple[str, str]]:
     """The job creator and the auctioneer, each with a consumer group of its own, and the
     scheduler that fires the deadlines."""
     stop = asyncio.Event()
@@ -93,7 +93,7 @@ async def auction_running(settings: Settings) -> AsyncIterator[None]:
         asyncio.create_task(run_scheduler(settings, stop)),
     ]
     try:
-        yield
+        yield creator, auctioneer
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)

@@ -31,6 +31,7 @@ from marketplace.settings import Settings
 from producers.simulator.driver import simulate
 from tests.integration.api_helpers import eventually, register, running_api
 from tests.integration.kafka_helpers import caught_up, make_topics, unique
+from tests.integration.test_auction import auction_running
 from tests.integration.test_matcher import matcher_running
 
 pytestmark = pytest.mark.integration
@@ -248,10 +249,21 @@ async def auditor_running(settings: Settings) -> AsyncIterator[None]:
 
 
 async def test_replay_reproduces_every_decision_of_a_simulated_market(settings: Settings) -> None:
-    # A short answer period, so that some proposals also expire by timer while the simulated
-    # firms take 0.5 to 4 s to answer.
-    quick = dataclasses.replace(settings, match_answer_period_s=2.5, scheduler_interval_s=0.2)
-    async with running_api(quick) as client, matcher_running(quick) as group:
+    # Short answer, bidding and reopening periods, so that in a few seconds proposals are
+    # answered or expire by timer, confirmed matches become jobs, carriers bid, and auctions are
+    # decided at their deadlines.
+    quick = dataclasses.replace(
+        settings,
+        match_answer_period_s=2.5,
+        scheduler_interval_s=0.2,
+        auction_bidding_period_s=3.0,
+        auction_reopen_period_s=2.0,
+    )
+    async with (
+        running_api(quick) as client,
+        matcher_running(quick) as matcher,
+        auction_running(quick) as (_, auctioneer),
+    ):
         since = datetime.now(UTC)
         stats = await simulate(
             quick,
@@ -260,27 +272,26 @@ async def test_replay_reproduces_every_decision_of_a_simulated_market(settings: 
             duration_s=10.0,
             seed=11,
             smes=24,
-            carriers=2,
+            carriers=4,
         )
-        await asyncio.sleep(3)  # past the answer period: the last timers fire
+        await asyncio.sleep(6)  # past the last answer periods and auction deadlines
         until = datetime.now(UTC)
         async with auditor_running(quick):
-            await caught_up(quick, GROUP, ["market.listings", "market.matches"])
+            await caught_up(quick, GROUP, TOPICS)
     assert stats.counts["offer"] + stats.counts["request"] >= 30
     assert stats.counts["proposed"] > 0
+    groups = {"matching": matcher, "auction": auctioneer}
     conn = await connect(quick)
     try:
-        report = await replay(
-            conn, stages(quick, {"matching": group}), since=since, until=until, progress=False
-        )
+        report = await replay(conn, stages(quick, groups), since=since, until=until, progress=False)
         assert report.identical, report.differences
-        assert report.decisions >= stats.counts["proposed"]
+        assert report.by_stage["matching"] >= stats.counts["proposed"]
+        if stats.counts["jobs"]:
+            assert report.by_stage["auction"] >= 1  # every job ends in an award or a failure
         assert report.recorded >= report.decisions
         # A core configured differently decides differently, and replay says where.
         other = dataclasses.replace(quick, match_answer_period_s=999.0)
-        wrong = await replay(
-            conn, stages(other, {"matching": group}), since=since, until=until, progress=False
-        )
+        wrong = await replay(conn, stages(other, groups), since=since, until=until, progress=False)
         assert not wrong.identical
         assert any("differs" in d for d in wrong.differences)
     finally:
