@@ -95,6 +95,12 @@ class GridIndex:
         ring by ring from the point's own, and the search stops at the first ring boundary past
         `limit` ids, after which only the nearest `limit` are kept. The answer depends on the
         index's content only, never on the order it was filled in."""
+        return [item for _, item in self.nearest_with_distance(key, lat, lon, radius_km, limit)]
+
+    def nearest_with_distance(
+        self, key: str, lat: float, lon: float, radius_km: float, limit: int
+    ) -> list[tuple[float, str]]:
+        """As `nearest`, with each id's great-circle distance from the point, in km."""
         cells = self._cells.get(key)
         if not cells:
             return []
@@ -134,7 +140,7 @@ class GridIndex:
                 if len(found) >= limit:
                     break
         found.sort()
-        return [item for _, item in found[:limit]]
+        return found[:limit]
 
     def near(self, key: str, lat: float, lon: float, radius_km: float) -> set[str]:
         """A superset of the ids within radius_km (every id in the cells that may hold one)."""

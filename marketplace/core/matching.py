@@ -146,7 +146,30 @@ class Candidate:
     estimate: Estimate
     delivered_price: float
     score: float
-    reasons: tuple[Reason, ...]
+
+    def reasons(self) -> tuple[Reason, ...]:
+        """Why this pair: built only for the candidates that become proposals."""
+        o, r, est = self.offer.terms, self.request.terms, self.estimate
+        quantity, distance, delivered = self.quantity, self.distance_km, self.delivered_price
+        fit = quantity / r.quantity if r.quantity > 0 else 0.0
+        return (
+            Reason(
+                "distance_km", round(distance, 3), f"within the buyer's {r.max_distance_km:g} km"
+            ),
+            Reason(
+                "delivered_price",
+                round(delivered, 2),
+                f"{o.price:g} asked + {est.transport_cost_per_t:.2f} transport per t; "
+                f"buyer's maximum {r.price:g} {o.currency}",
+            ),
+            Reason("quantity_fit", round(fit, 4), f"{quantity:g} t of the {r.quantity:g} t wanted"),
+            Reason(
+                "net_co2e_kg",
+                round(est.net_co2e_kg, 1),
+                f"{est.saved_co2e_kg:.0f} kg saved by reuse - "
+                f"{est.transport_co2e_kg:.0f} kg transport",
+            ),
+        )
 
     def rank(self, driver: Listing) -> tuple[float, float, int, str]:
         other = self.request if driver.kind == "offer" else self.offer
@@ -329,27 +352,37 @@ def _allocate(
         fresh.request.reserved += p.quantity
         book.dirty.update((fresh.offer.id, fresh.request.id))
         book.add_proposal(p)
-        out.append(Proposed(p, fresh.score, fresh.reasons))
+        out.append(Proposed(p, fresh.score, fresh.reasons()))
 
 
 def _candidates(book: Book, listing: Listing, config: MarketConfig) -> list[Candidate | None]:
+    # The index gives each candidate's distance along with it (the same great-circle formula,
+    # symmetric to the last bit), so that evaluating a pair does not compute it again.
     p = listing.place
     limit = config.max_candidates
     if listing.kind == "offer":
         reach = book.reach_km.get(listing.code, 0.0)
-        ids = set(book.requests.nearest(listing.code, p.lat, p.lon, reach, limit))
-        return [_evaluate(book, listing, book.listings[i], config) for i in sorted(ids)]
-    found: set[str] = set()
+        near = book.requests.nearest_with_distance(listing.code, p.lat, p.lon, reach, limit)
+        found = {i: d for d, i in near}
+        return [_evaluate(book, listing, book.listings[i], config, found[i]) for i in sorted(found)]
     radius = listing.terms.max_distance_km or 0.0
-    for code in book.request_codes(listing, config.substitutions):
-        found.update(book.offers.nearest(code, p.lat, p.lon, radius, limit))
-    return [_evaluate(book, book.listings[i], listing, config) for i in sorted(found)]
+    found = {
+        i: d
+        for code in book.request_codes(listing, config.substitutions)
+        for d, i in book.offers.nearest_with_distance(code, p.lat, p.lon, radius, limit)
+    }
+    return [_evaluate(book, book.listings[i], listing, config, found[i]) for i in sorted(found)]
 
 
 def _evaluate(
-    book: Book, offer: Listing, request: Listing, config: MarketConfig
+    book: Book,
+    offer: Listing,
+    request: Listing,
+    config: MarketConfig,
+    distance: float | None = None,
 ) -> Candidate | None:
-    """The pair as a candidate, or None when any rule forbids it."""
+    """The pair as a candidate, or None when any rule forbids it. `distance` is the pair's
+    great-circle distance when the caller has it already."""
     o, r = offer.terms, request.terms
     if (offer.id, request.id) in book.closed_pairs or book.pair_open(offer.id, request.id):
         return None
@@ -361,7 +394,8 @@ def _evaluate(
         return None
     if max(o.start, r.start) >= min(o.end, r.end):
         return None
-    distance = offer.place.km_to(request.place)
+    if distance is None:
+        distance = offer.place.km_to(request.place)
     if r.max_distance_km is None or distance > r.max_distance_km:
         return None
     quantity = min(offer.available, request.available)
@@ -389,19 +423,4 @@ def _evaluate(
     weights = r.weight_price + r.weight_co2e
     wp, wc = (r.weight_price / weights, r.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
     score = round(0.8 * (wp * price_score + wc * co2_score) + 0.2 * fit, 6)
-    reasons = (
-        Reason("distance_km", round(distance, 3), f"within the buyer's {r.max_distance_km:g} km"),
-        Reason(
-            "delivered_price",
-            round(delivered, 2),
-            f"{o.price:g} asked + {est.transport_cost_per_t:.2f} transport per t; "
-            f"buyer's maximum {r.price:g} {o.currency}",
-        ),
-        Reason("quantity_fit", round(fit, 4), f"{quantity:g} t of the {r.quantity:g} t wanted"),
-        Reason(
-            "net_co2e_kg",
-            round(est.net_co2e_kg, 1),
-            f"{est.saved_co2e_kg:.0f} kg saved by reuse - {est.transport_co2e_kg:.0f} kg transport",
-        ),
-    )
-    return Candidate(offer, request, distance, quantity, est, delivered, score, reasons)
+    return Candidate(offer, request, distance, quantity, est, delivered, score)
