@@ -16,6 +16,7 @@ from marketplace.settings import Settings
 from producers.simulator.driver import simulate
 from tests.browser import browser
 from tests.integration.api_helpers import register, running_api
+from tests.integration.kafka_helpers import start_at_session_start
 from tests.integration.test_matcher import matcher_running
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,7 @@ async def test_the_dashboard_follows_a_simulated_market_live(settings: Settings)
     quick = dataclasses.replace(settings, match_answer_period_s=60.0)
     operator = await register(quick, "operator", "Cluster Council Gabrovo")
     group = f"test.analytics.{uuid.uuid4().hex[:8]}"
+    await start_at_session_start(settings, group, TOPICS)
     stop = asyncio.Event()
     analytics = asyncio.create_task(
         run_consumer(quick, group_id=group, topics=TOPICS, processor=Analytics(group), stop=stop)

@@ -21,6 +21,7 @@ from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from producers.api.app import create_app
 from schemas.common import Role
+from tests.integration.kafka_helpers import start_at_session_start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +66,7 @@ async def running_api(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]
     """The API app plus a projector (own consumer group) feeding its read models."""
     stop = asyncio.Event()
     group = f"test.projector.{uuid.uuid4().hex[:8]}"
+    await start_at_session_start(settings, group, TOPICS)
     projector = asyncio.create_task(
         run_consumer(settings, group_id=group, topics=TOPICS, processor=Projector(group), stop=stop)
     )

@@ -12,6 +12,7 @@ import pytest
 from marketplace.db import connect, create_pool
 from marketplace.kafka import wait_for_kafka
 from marketplace.settings import Settings
+from tests.integration.kafka_helpers import mark_session_start
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,6 +23,7 @@ def _services_are_up() -> None:
         conn = await connect(settings, timeout_s=10)
         await conn.close()
         await wait_for_kafka(settings, timeout_s=20)
+        await mark_session_start(settings)
 
     try:
         asyncio.run(check())

@@ -161,3 +161,36 @@ async def caught_up(
                 await asyncio.sleep(0.2)
     finally:
         await conn.close()
+
+
+# Where every topic ended when this test session began (set by the session fixture in
+# conftest.py). A test's own consumer group starts there, so it reads this session's records
+# only, not everything earlier runs and benchmarks left on the shared broker.
+SESSION_START: dict[str, dict[int, int]] = {}
+
+
+async def mark_session_start(settings: Settings) -> None:
+    from marketplace.topics import TOPICS
+
+    for spec in TOPICS:
+        SESSION_START[spec.name] = await end_offsets(settings, spec.name)
+
+
+async def start_at_session_start(settings: Settings, group: str, topics: Sequence[str]) -> None:
+    """Positions a new consumer group at the session's start on these topics."""
+    from marketplace.db import connect
+
+    conn = await connect(settings)
+    try:
+        for topic in topics:
+            for partition, offset in SESSION_START.get(topic, {}).items():
+                await conn.execute(
+                    "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    group,
+                    topic,
+                    partition,
+                    offset,
+                )
+    finally:
+        await conn.close()

@@ -22,7 +22,7 @@ from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from producers.simulator.driver import simulate
 from tests.integration.api_helpers import running_api
-from tests.integration.kafka_helpers import caught_up
+from tests.integration.kafka_helpers import caught_up, start_at_session_start
 from tests.integration.test_audit import auditor_running
 from tests.integration.test_matcher import matcher_running
 
@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 async def test_live_kpis_and_the_audit_log_report_agree(settings: Settings) -> None:
     quick = dataclasses.replace(settings, match_answer_period_s=30.0)
     group = f"test.analytics.{uuid.uuid4().hex[:8]}"
+    await start_at_session_start(settings, group, TOPICS)
     stop = asyncio.Event()
     analytics = asyncio.create_task(
         run_consumer(quick, group_id=group, topics=TOPICS, processor=Analytics(group), stop=stop)

@@ -17,12 +17,14 @@ from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from tests.faults import proxy
 from tests.integration.api_helpers import eventually, register
+from tests.integration.kafka_helpers import start_at_session_start
 
 pytestmark = pytest.mark.integration
 
 
 async def test_a_consumer_waits_out_a_database_outage(settings: Settings) -> None:
     group = f"test.outage.{uuid.uuid4().hex[:8]}"
+    await start_at_session_start(settings, group, TOPICS)
     prefix = f"Outage {uuid.uuid4().hex[:6]}"
     async with proxy("127.0.0.1", settings.pg_port) as pg:
         through = dataclasses.replace(

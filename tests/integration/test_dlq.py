@@ -14,7 +14,7 @@ from marketplace.kafka import make_producer
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from tests.integration.api_helpers import eventually
-from tests.integration.kafka_helpers import end_offsets, read_since
+from tests.integration.kafka_helpers import end_offsets, read_since, start_at_session_start
 from tests.integration.test_audit import run_cli
 
 pytestmark = pytest.mark.integration
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 
 async def test_a_poison_record_can_be_listed_shown_and_replayed(settings: Settings) -> None:
     group = f"test.dlq.{uuid.uuid4().hex[:8]}"
+    await start_at_session_start(settings, group, TOPICS)
     marker = uuid.uuid4().hex
     poison = f'{{"not json at all {marker}'.encode()
     key = f"p-{marker}".encode()

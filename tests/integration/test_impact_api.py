@@ -11,6 +11,7 @@ from consumers.analytics import TOPICS, Analytics
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from tests.integration.api_helpers import eventually, offer_body, register, running_api
+from tests.integration.kafka_helpers import start_at_session_start
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +22,7 @@ async def test_smes_see_their_own_figures_and_the_association_sees_all(settings:
     operator = await register(settings, "operator", "Cluster Council")
     carrier = await register(settings, "logistics", "Hauler AB")
     group = f"test.analytics.{uuid.uuid4().hex[:8]}"
+    await start_at_session_start(settings, group, TOPICS)
     stop = asyncio.Event()
     analytics = asyncio.create_task(
         run_consumer(settings, group_id=group, topics=TOPICS, processor=Analytics(group), stop=stop)

@@ -15,6 +15,7 @@ from marketplace.metrics import serve_ops
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from tests.integration.api_helpers import eventually, register, running_api
+from tests.integration.kafka_helpers import start_at_session_start
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +38,7 @@ def sample(text: str, prefix: str) -> float:
 async def test_a_consumer_process_reports_its_work_and_readiness(settings: Settings) -> None:
     ops = dataclasses.replace(settings, metrics_port=free_port())
     group = f"test.metrics.{uuid.uuid4().hex[:8]}"
+    await start_at_session_start(settings, group, TOPICS)
     stop = asyncio.Event()
     server = asyncio.create_task(serve_ops(ops, stop))
     base = f"http://127.0.0.1:{ops.metrics_port}"
