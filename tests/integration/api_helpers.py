@@ -117,3 +117,22 @@ def request_body(code: str = "040222") -> dict[str, Any]:
             "max_distance_km": 150,
         },
     }
+
+
+@asynccontextmanager
+async def consumer_running(
+    settings: Settings, name: str, topics: list[str], processor: Callable[[str], Any]
+) -> AsyncIterator[str]:
+    """A consumer with a group of its own (`test.<name>.<uuid>`) that reads this session's
+    records; yields the group id and stops the consumer on the way out."""
+    group = f"test.{name}.{uuid.uuid4().hex[:8]}"
+    await start_at_session_start(settings, group, topics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_consumer(settings, group_id=group, topics=topics, processor=processor(group), stop=stop)
+    )
+    try:
+        yield group
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

@@ -3,11 +3,9 @@ report rebuilt from the audit log agree, for everyone and for one SME, in every 
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import dataclasses
 import io
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -18,11 +16,10 @@ from consumers.auditor import GROUP as AUDITOR
 from marketplace.db import connect
 from marketplace.kpis import headline, kpis
 from marketplace.report import build, to_csv, to_html, to_pdf
-from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from producers.simulator.driver import simulate
-from tests.integration.api_helpers import running_api
-from tests.integration.kafka_helpers import caught_up, start_at_session_start
+from tests.integration.api_helpers import consumer_running, running_api
+from tests.integration.kafka_helpers import caught_up
 from tests.integration.test_audit import auditor_running
 from tests.integration.test_matcher import matcher_running
 
@@ -31,13 +28,7 @@ pytestmark = pytest.mark.integration
 
 async def test_live_kpis_and_the_audit_log_report_agree(settings: Settings) -> None:
     quick = dataclasses.replace(settings, match_answer_period_s=30.0)
-    group = f"test.analytics.{uuid.uuid4().hex[:8]}"
-    await start_at_session_start(settings, group, TOPICS)
-    stop = asyncio.Event()
-    analytics = asyncio.create_task(
-        run_consumer(quick, group_id=group, topics=TOPICS, processor=Analytics(group), stop=stop)
-    )
-    try:
+    async with consumer_running(quick, "analytics", TOPICS, Analytics) as group:
         async with running_api(quick) as client, matcher_running(quick):
             since = datetime.now(UTC)
             stats = await simulate(
@@ -53,9 +44,6 @@ async def test_live_kpis_and_the_audit_log_report_agree(settings: Settings) -> N
         async with auditor_running(quick):
             await caught_up(quick, AUDITOR, TOPICS)
         await caught_up(quick, group, TOPICS)
-    finally:
-        stop.set()
-        await asyncio.wait_for(analytics, 30)
 
     conn = await connect(quick)
     try:
