@@ -36,7 +36,12 @@ from schemas.logistics import (
     TransportJobRequested,
 )
 from schemas.matches import MatchCancelled, MatchConfirmed, MatchExpired, MatchProposed
-from schemas.partners import CarrierCapabilitiesDeclared, PartnerRegistered, PartnerUpdated
+from schemas.partners import (
+    CarrierCapabilitiesDeclared,
+    NotificationIssued,
+    PartnerRegistered,
+    PartnerUpdated,
+)
 
 GROUP = "projector"
 TOPICS = (
@@ -45,7 +50,10 @@ TOPICS = (
     "logistics.jobs",
     "logistics.awards",
     "partners.registry",
+    "partners.notifications",
 )
+# The API's live push LISTENs here; the payload is the partner id (sent at commit).
+NOTIFY_CHANNEL = "partner_notifications"
 log = get_logger(__name__)
 _json = msgspec.json.Encoder()
 
@@ -150,8 +158,27 @@ async def project(conn: Conn, decoded: Decoded) -> None:
                 event_id,
                 event.owner_id,
             )
+        case NotificationIssued():
+            await _notification(conn, event, at)
         case _:
             await project_trade(conn, decoded)
+
+
+async def _notification(conn: Conn, event: NotificationIssued, at: Any) -> None:
+    """Kept for the live push to resume from; a repeat (same id) changes nothing."""
+    stored = await conn.fetchval(
+        "INSERT INTO notifications (notification_id, partner_id, kind, subject_id, body,"
+        " issued_at) VALUES ($1, $2, $3, $4, $5::jsonb - 'type', $6)"
+        " ON CONFLICT (notification_id) DO NOTHING RETURNING seq",
+        event.notification_id,
+        event.partner_id,
+        event.kind,
+        event.subject_id,
+        _json.encode(event).decode(),
+        at,
+    )
+    if stored is not None:
+        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, event.partner_id)
 
 
 async def project_trade(conn: Conn, decoded: Decoded) -> None:
