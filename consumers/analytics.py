@@ -13,10 +13,10 @@ from typing import Any
 
 from marketplace.core.units import IncompatibleUnits, to_tonnes
 from marketplace.db import Conn
-from marketplace.events import Decoded, EventDecodeError, decode
+from marketplace.events import Decoded
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
-from marketplace.runtime.deadletter import dead_letter
+from marketplace.runtime.decoding import decode_or_dead_letter
 from schemas import common
 from schemas import listings as ls
 from schemas import logistics as lg
@@ -209,10 +209,7 @@ class Analytics:
         records: Sequence[Any],
     ) -> None:
         for record in records:
-            try:
-                decoded = decode(record.topic, record.value, record.headers)
-            except EventDecodeError as exc:
-                log.warning("dead_letter", offset=record.offset, reason=str(exc))
-                tx.emit(dead_letter(self.group_id, record, str(exc)))
+            decoded = decode_or_dead_letter(tx, self.group_id, record)
+            if decoded is None:
                 continue
             await record_fact(tx.conn, decoded)

@@ -22,10 +22,10 @@ from marketplace.core.carriers import Coverage, Depot, JobNeeds, Place
 from marketplace.core.economics import TransportModel
 from marketplace.core.ids import derived_id
 from marketplace.db import Conn
-from marketplace.events import Decoded, EventDecodeError, decode, to_message
+from marketplace.events import Decoded, to_message
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
-from marketplace.runtime.deadletter import dead_letter
+from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import Settings
 from marketplace.timers import schedule
@@ -114,11 +114,8 @@ class JobCreator:
 
     async def process(self, tx: Transaction, state: None, records: Sequence[Any]) -> None:
         for record in records:
-            try:
-                decoded = decode(record.topic, record.value, record.headers)
-            except EventDecodeError as exc:
-                log.warning("dead_letter", offset=record.offset, reason=str(exc))
-                tx.emit(dead_letter(self.group_id, record, str(exc)))
+            decoded = decode_or_dead_letter(tx, self.group_id, record)
+            if decoded is None:
                 continue
             if not isinstance(decoded.event, MatchConfirmed):
                 continue
@@ -313,11 +310,8 @@ class Auctioneer:
     ) -> dict[str, core.Auction]:
         decoded: list[tuple[Decoded, core.Command]] = []
         for record in records:
-            try:
-                d = decode(record.topic, record.value, record.headers)
-            except EventDecodeError as exc:
-                log.warning("dead_letter", offset=record.offset, reason=str(exc))
-                tx.emit(dead_letter(self.group_id, record, str(exc)))
+            d = decode_or_dead_letter(tx, self.group_id, record)
+            if d is None:
                 continue
             command = to_command(d)
             if command is not None:

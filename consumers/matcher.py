@@ -35,11 +35,12 @@ from marketplace.core.matching import (
 from marketplace.core.taxonomy import UnknownCode
 from marketplace.core.units import IncompatibleUnits, to_tonnes
 from marketplace.db import Conn
-from marketplace.events import Decoded, EventDecodeError, decode, to_message
+from marketplace.events import Decoded, to_message
 from marketplace.logs import get_logger
 from marketplace.reference import list_of_waste, material_factors, substitutions, transport_factors
 from marketplace.runtime import Transaction
 from marketplace.runtime.deadletter import dead_letter
+from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import Settings
 from marketplace.timers import schedule
@@ -326,11 +327,8 @@ class Matcher:
     async def process(self, tx: Transaction, book: Book, records: Sequence[Any]) -> Book:
         closed_before = set(book.closed_pairs)
         for record in records:
-            try:
-                decoded = decode(record.topic, record.value, record.headers)
-            except EventDecodeError as exc:
-                log.warning("dead_letter", offset=record.offset, reason=str(exc))
-                tx.emit(dead_letter(self.group_id, record, str(exc)))
+            decoded = decode_or_dead_letter(tx, self.group_id, record)
+            if decoded is None:
                 continue
             try:
                 command = to_command(decoded, book)
