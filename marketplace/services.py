@@ -87,6 +87,21 @@ async def run_auctioneer(settings: Settings, stop: asyncio.Event) -> None:
     await run_consumer(settings, group_id=GROUP, topics=[TOPIC], processor=auctioneer, stop=stop)
 
 
+async def run_notifier(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.notifier import GROUP, TOPICS, Notifier
+    from marketplace.runtime.service import run_consumer
+
+    await run_consumer(
+        settings, group_id=GROUP, topics=TOPICS, processor=Notifier(GROUP), stop=stop
+    )
+
+
+async def run_webhooks(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.webhooks import run_webhooks as webhooks
+
+    await webhooks(settings, stop)
+
+
 SERVICES: dict[str, Service] = {
     "api": run_api,
     "projector": run_projector,
@@ -96,6 +111,8 @@ SERVICES: dict[str, Service] = {
     "analytics": run_analytics,
     "job-creator": run_job_creator,
     "auctioneer": run_auctioneer,
+    "notifier": run_notifier,
+    "webhooks": run_webhooks,
 }
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Literal, get_args, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
+from marketplace.core.webhooks import parse_networks
+
 PREFIX = "MARKETPLACE_"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +69,19 @@ class Settings:
     auction_bidding_period_s: float = 24 * 3600
     auction_reopen_period_s: float = 24 * 3600
     auction_early_close_quotes: int = 0
+    # Webhooks (decision 7): attempts and backoff (doubling from the base up to the cap, with
+    # jitter), the time one attempt may take, how many attempts run at once in all and per
+    # endpoint (so a slow endpoint never holds up the others), how long a rotated secret still
+    # signs, and the networks the operator allows as targets although they are private, loopback
+    # or link-local (comma-separated CIDRs, e.g. "127.0.0.0/8,::1/128"; empty: public only).
+    webhook_max_attempts: int = 8
+    webhook_retry_base_s: float = 10.0
+    webhook_retry_cap_s: float = 3600.0
+    webhook_timeout_s: float = 10.0
+    webhook_max_in_flight: int = 64
+    webhook_endpoint_concurrency: int = 2
+    webhook_secret_overlap_s: float = 24 * 3600
+    webhook_allow_networks: str = ""
     # HTTP services.
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -167,6 +182,26 @@ class Settings:
         for name in ("auction_bidding_period_s", "auction_reopen_period_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        for name in (
+            "webhook_max_attempts",
+            "webhook_max_in_flight",
+            "webhook_endpoint_concurrency",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
+        for name in ("webhook_retry_base_s", "webhook_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if self.webhook_retry_cap_s < self.webhook_retry_base_s:
+            raise SettingsError(
+                f"{PREFIX}WEBHOOK_RETRY_CAP_S cannot be below {PREFIX}WEBHOOK_RETRY_BASE_S"
+            )
+        if self.webhook_secret_overlap_s < 0:
+            raise SettingsError(f"{PREFIX}WEBHOOK_SECRET_OVERLAP_S cannot be negative")
+        try:
+            parse_networks(self.webhook_allow_networks)
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}WEBHOOK_ALLOW_NETWORKS: {exc}") from None
         if self.auction_early_close_quotes < 0:
             raise SettingsError(f"{PREFIX}AUCTION_EARLY_CLOSE_QUOTES must be 0 (off) or more")
         if self.api_rate_per_s <= 0:

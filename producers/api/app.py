@@ -14,7 +14,7 @@ from marketplace.db import create_pool
 from marketplace.kafka import make_admin, make_producer
 from marketplace.metrics import REGISTRY, metrics_handler
 from marketplace.settings import Settings
-from producers.api import impact, jobs, listings, matches, partners
+from producers.api import impact, jobs, listings, live, matches, partners, webhooks
 from producers.api.auth import auth_middleware
 from producers.api.context import LIMITER, POOL, PRODUCER, SETTINGS, ProducerHandle
 from producers.api.problems import problem_middleware
@@ -115,4 +115,6 @@ def create_app(settings: Settings) -> web.Application:
     matches.add_routes(app)
     jobs.add_routes(app)
     impact.add_routes(app)
+    webhooks.add_routes(app)
+    live.add_routes(app)
     return app

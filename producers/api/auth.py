@@ -12,6 +12,9 @@ from producers.api.problems import Handler, Problem
 
 PUBLIC = frozenset(
     {"/healthz", "/readyz", "/openapi.json", "/metrics", "/dashboard", "/audit/public-key"}
+    # The SME page's files carry no data; the live WebSocket authenticates in its handler
+    # (browsers cannot set headers on a WebSocket, so its first message may carry the key).
+    | {"/sme", "/v1/notifications/ws"}
 )
 
 

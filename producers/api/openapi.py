@@ -20,6 +20,7 @@ from producers.api.bodies import (
     ReserveIn,
     WithdrawIn,
 )
+from producers.api.webhooks import EndpointIn, RotateIn
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Route:
     body: type | None = None
     write: bool = False
     content_type: str = "application/json"
+    # The success status of a route that is not a 202 write.
+    status: int = 200
 
 
 ROUTES: tuple[Route, ...] = (
@@ -118,6 +121,53 @@ ROUTES: tuple[Route, ...] = (
         ("logistics",),
         None,
         True,
+    ),
+    Route(
+        "post",
+        "/v1/webhooks",
+        "Register a webhook endpoint; the answer (201) shows its signing secret once",
+        ("any",),
+        EndpointIn,
+        status=201,
+    ),
+    Route("get", "/v1/webhooks", "Your webhook endpoints", ("any",)),
+    Route("get", "/v1/webhooks/{id}", "One of your webhook endpoints", ("any",)),
+    Route(
+        "post",
+        "/v1/webhooks/{id}/rotate-secret",
+        "A new signing secret (shown once); the old one signs beside it for overlap_s",
+        ("any",),
+        RotateIn,
+    ),
+    Route("delete", "/v1/webhooks/{id}", "Delete an endpoint (204)", ("any",), status=204),
+    Route(
+        "get", "/v1/webhooks/dead-letters", "Your deliveries that failed every attempt", ("any",)
+    ),
+    Route(
+        "post",
+        "/v1/webhooks/dead-letters/{id}/redeliver",
+        "Send a dead-lettered delivery again, attempts from zero",
+        ("any",),
+    ),
+    Route(
+        "get",
+        "/v1/notifications",
+        "Your notifications, oldest first (?after=<notification id>&limit)",
+        ("any",),
+    ),
+    Route(
+        "get",
+        "/v1/notifications/stream",
+        "Your notifications as Server-Sent Events; resumes after Last-Event-ID or ?after",
+        ("any",),
+        content_type="text/event-stream",
+    ),
+    Route(
+        "get",
+        "/v1/notifications/ws",
+        "Your notifications over a WebSocket (key in Authorization or a first message "
+        '{"type":"auth","api_key":...,"after":...})',
+        status=101,
     ),
 )
 
@@ -215,7 +265,10 @@ def document() -> dict[str, Any]:
             if r.method in ("put", "delete") or r.path.endswith(("/accept", "/decline", "/quotes")):
                 op["responses"]["409"] = _problem("not open any more")
         else:
-            op["responses"]["200"] = {"description": "OK", "content": {r.content_type: {}}}
+            op["responses"][str(r.status)] = {
+                "description": "OK",
+                "content": {r.content_type: {}} if r.status not in (101, 204) else {},
+            }
         paths.setdefault(r.path, {})[r.method] = op
     return {
         "openapi": "3.1.0",

@@ -126,6 +126,7 @@ class Receiver:
         self.requests: dict[str, int] = defaultdict(int)
         self.accepted: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
         self.bad_signatures: list[str] = []
+        self.signature_headers: dict[str, list[str]] = defaultdict(list)
         self.arrived = asyncio.Event()
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -165,6 +166,7 @@ class Receiver:
         message_id = request.headers.get("webhook-id", "")
         stamp = request.headers.get("webhook-timestamp", "0")
         header = request.headers.get("webhook-signature", "")
+        self.signature_headers[name].append(header)
         fresh = abs(time.time() - int(stamp)) < 300
         secrets = self.secrets[name]
         if not (

@@ -1,0 +1,384 @@
+"""Webhook delivery (decision 7): `marketplace run webhooks`.
+
+Two parts in one process. The inbox (on the exactly-once runtime) reads partners.notifications
+and, in the batch's transaction, writes one delivery row per notification and subscribed
+endpoint. The dispatcher sends due deliveries, signed the Standard Webhooks way, and keeps each
+one's retry state in PostgreSQL: success ends it, a failure (timeout, connection refused, any
+non-2xx answer) schedules the next attempt with exponential backoff and jitter, and after the
+last attempt it is dead-lettered (`marketplace webhooks dead-letters`, `GET
+/v1/webhooks/dead-letters`) until someone redelivers it.
+
+At least once: an attempt in flight holds a lease; a worker killed mid-attempt leaves the lease to
+run out and the next worker sends it again, with the same webhook-id. Each endpoint has its own
+small number of slots (`MARKETPLACE_WEBHOOK_ENDPOINT_CONCURRENCY`) within the overall limit, so a
+slow or dead endpoint only ever waits on itself. Targets are checked again when sent (the
+resolver refuses addresses the policy refuses, so a DNS change cannot point a webhook inward).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from marketplace.core import webhooks as core
+from marketplace.core.ids import derived_id
+from marketplace.db import Conn, connect, create_pool
+from marketplace.events import EventDecodeError, decode
+from marketplace.logs import get_logger
+from marketplace.metrics import REGISTRY
+from marketplace.runtime import Transaction
+from marketplace.runtime.deadletter import dead_letter
+from marketplace.settings import Settings
+from schemas.partners import NotificationIssued
+
+GROUP = "webhooks"
+TOPIC = "partners.notifications"
+CHANNEL = "webhook_deliveries"
+log = get_logger(__name__)
+
+ATTEMPTS = REGISTRY.counter(
+    "marketplace_webhook_attempts_total", "webhook delivery attempts", ("outcome",)
+)
+DEAD = REGISTRY.counter("marketplace_webhook_dead_letters_total", "deliveries dead-lettered", ())
+IN_FLIGHT = REGISTRY.gauge("marketplace_webhook_in_flight", "webhook attempts under way", ())
+
+
+def body_of(event: NotificationIssued, issued_at: datetime) -> bytes:
+    """The JSON a receiver gets: Standard Webhooks' {type, timestamp, data}."""
+    return orjson.dumps(
+        {
+            "type": event.kind,
+            "timestamp": issued_at.isoformat(),
+            "data": {
+                "notification_id": event.notification_id,
+                "partner_id": event.partner_id,
+                "kind": event.kind,
+                "subject_id": event.subject_id,
+                "cause_event_id": event.cause_event_id,
+                "summary": event.summary,
+                "data": event.data,
+            },
+        }
+    )
+
+
+class WebhookInbox:
+    """partners.notifications -> delivery rows. Stateless; the runtime applies each record once
+    and the delivery id (derived from group, notification and endpoint) makes a repeat a no-op."""
+
+    def __init__(self, group_id: str = GROUP) -> None:
+        self.group_id = group_id
+
+    async def load(self, conn: Conn, topic: str, partition: int) -> None:  # noqa: ARG002
+        return None
+
+    async def process(self, tx: Transaction, state: None, records: Sequence[Any]) -> None:
+        found: list[tuple[NotificationIssued, datetime]] = []
+        for record in records:
+            try:
+                decoded = decode(record.topic, record.value, record.headers)
+            except EventDecodeError as exc:
+                log.warning("dead_letter", offset=record.offset, reason=str(exc))
+                tx.emit(dead_letter(self.group_id, record, str(exc)))
+                continue
+            if isinstance(decoded.event, NotificationIssued):
+                found.append((decoded.event, decoded.envelope.time))
+        if not found:
+            return state
+        rows = await tx.conn.fetch(
+            "SELECT endpoint_id, partner_id, kinds FROM webhook_endpoints"
+            " WHERE deleted_at IS NULL AND partner_id = ANY($1::text[])",
+            sorted({n.partner_id for n, _ in found}),
+        )
+        by_partner: dict[str, list[tuple[str, set[str]]]] = {}
+        for r in rows:
+            by_partner.setdefault(r["partner_id"], []).append((r["endpoint_id"], set(r["kinds"])))
+        ids, nids, eids, pids, kinds, bodies = [], [], [], [], [], []
+        for n, at in found:
+            for endpoint_id, wanted in by_partner.get(n.partner_id, []):
+                if wanted and n.kind not in wanted:
+                    continue
+                ids.append(derived_id(f"{self.group_id}/{n.notification_id}/{endpoint_id}"))
+                nids.append(n.notification_id)
+                eids.append(endpoint_id)
+                pids.append(n.partner_id)
+                kinds.append(n.kind)
+                bodies.append(body_of(n, at))
+        if ids:
+            await tx.conn.execute(
+                "INSERT INTO webhook_deliveries (delivery_id, group_id, notification_id,"
+                " endpoint_id, partner_id, kind, body)"
+                " SELECT u.id, $1, u.nid, u.eid, u.pid, u.kind, u.body FROM unnest($2::text[],"
+                " $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])"
+                " AS u(id, nid, eid, pid, kind, body) ON CONFLICT (delivery_id) DO NOTHING",
+                self.group_id,
+                ids,
+                nids,
+                eids,
+                pids,
+                kinds,
+                bodies,
+            )
+            await tx.conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.group_id)
+        return state
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves as usual, then refuses a host any of whose addresses the policy refuses."""
+
+    def __init__(self, allowed: Sequence[core.Network]) -> None:
+        self.inner = ThreadedResolver()
+        self.allowed = tuple(allowed)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self.inner.resolve(host, port, family)
+        addresses = [core.literal_address(r["host"]) for r in found]
+        problem = core.addresses_problem([a for a in addresses if a is not None], self.allowed)
+        if problem is not None or None in addresses:
+            raise OSError(f"webhook target {host} refused: {problem or 'unreadable address'}")
+        return found
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+_CLAIM = """
+WITH busy AS (SELECT * FROM unnest($3::text[], $4::int[]) AS b(endpoint_id, n)),
+ranked AS (
+    SELECT d.delivery_id, d.endpoint_id, d.next_attempt_at,
+           row_number() OVER (PARTITION BY d.endpoint_id
+                              ORDER BY d.next_attempt_at, d.delivery_id) AS rn
+    FROM webhook_deliveries d
+    WHERE d.group_id = $1
+      AND ((d.status = 'pending' AND d.next_attempt_at <= now())
+           OR (d.status = 'sending' AND d.lease_until < now()))
+)
+SELECT r.delivery_id FROM ranked r LEFT JOIN busy b ON b.endpoint_id = r.endpoint_id
+WHERE r.rn <= $5 - COALESCE(b.n, 0)
+ORDER BY r.next_attempt_at, r.delivery_id LIMIT $2
+"""
+
+_TAKE = """
+UPDATE webhook_deliveries d
+SET status = CASE WHEN e.deleted_at IS NULL THEN 'sending' ELSE 'cancelled' END,
+    lease_until = now() + make_interval(secs => $3)
+FROM webhook_endpoints e
+WHERE d.delivery_id = ANY($1::text[]) AND d.group_id = $2 AND e.endpoint_id = d.endpoint_id
+  AND ((d.status = 'pending' AND d.next_attempt_at <= now())
+       OR (d.status = 'sending' AND d.lease_until < now()))
+RETURNING d.delivery_id, d.notification_id, d.endpoint_id, d.body, d.attempts, d.status,
+          e.url, e.secret, e.previous_secret, e.previous_until > now() AS previous_valid
+"""
+
+
+class Dispatcher:
+    """Sends due deliveries of one group; see the module's docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        group_id: str = GROUP,
+        *,
+        draw: Callable[[], float] = random.random,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.group_id = group_id
+        self.draw = draw
+        self.poll_s = poll_s
+        self.policy = core.RetryPolicy(
+            max_attempts=settings.webhook_max_attempts,
+            base_s=settings.webhook_retry_base_s,
+            cap_s=settings.webhook_retry_cap_s,
+        )
+        self.allowed = core.parse_networks(settings.webhook_allow_networks)
+        self.wake = asyncio.Event()
+        self.busy: Counter[str] = Counter()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = await connect(self.settings)
+        await listener.add_listener(CHANNEL, lambda *_: self.wake.set())
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(self.allowed), limit=self.settings.webhook_max_in_flight
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s),
+            headers={"User-Agent": "circular-exchange-webhooks/1"},
+        )
+        log.info("webhooks_dispatching", group=self.group_id)
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                try:
+                    await self._fill(session)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("webhooks_claim_failed", error=repr(exc))
+                stopping = asyncio.ensure_future(stop.wait())
+                woken = asyncio.ensure_future(self.wake.wait())
+                await asyncio.wait(
+                    {stopping, woken}, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                stopping.cancel()
+                woken.cancel()
+        finally:
+            # Attempts under way are abandoned: their leases run out and they are sent again.
+            for task in list(self.tasks):
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await session.close()
+            await listener.close()
+
+    async def _fill(self, session: aiohttp.ClientSession) -> None:
+        free = self.settings.webhook_max_in_flight - len(self.tasks)
+        if free <= 0:
+            return
+        busy = list(self.busy.items())
+        lease = self.settings.webhook_timeout_s + 30
+        async with self.pool.acquire() as conn:
+            ids = await conn.fetch(
+                _CLAIM,
+                self.group_id,
+                free,
+                [e for e, _ in busy],
+                [n for _, n in busy],
+                self.settings.webhook_endpoint_concurrency,
+            )
+            if not ids:
+                return
+            rows = await conn.fetch(_TAKE, [r["delivery_id"] for r in ids], self.group_id, lease)
+        for row in rows:
+            if row["status"] != "sending":
+                continue
+            self.busy[row["endpoint_id"]] += 1
+            task = asyncio.create_task(self._attempt(session, row))
+            self.tasks.add(task)
+            task.add_done_callback(functools.partial(self._done, endpoint_id=row["endpoint_id"]))
+        IN_FLIGHT.set(len(self.tasks))
+
+    def _done(self, task: asyncio.Task[None], endpoint_id: str) -> None:
+        self.tasks.discard(task)
+        self.busy[endpoint_id] -= 1
+        if self.busy[endpoint_id] <= 0:
+            del self.busy[endpoint_id]
+        IN_FLIGHT.set(len(self.tasks))
+        if not task.cancelled() and task.exception() is not None:
+            log.error("webhook_attempt_crashed", error=repr(task.exception()))
+        self.wake.set()
+
+    async def _attempt(self, session: aiohttp.ClientSession, row: Any) -> None:
+        secrets = [row["secret"]]
+        if row["previous_secret"] and row["previous_valid"]:
+            secrets.append(row["previous_secret"])
+        body: bytes = row["body"]
+        status: int | None = None
+        error: str | None = None
+        target, problem = core.target_problem(row["url"])
+        literal = core.literal_address(target.host) if target else None
+        if problem is None and literal is not None:
+            problem = core.address_problem(literal, self.allowed)
+        if problem is not None:
+            error = f"target refused: {problem}"
+        else:
+            headers = core.headers(secrets, row["notification_id"], int(time.time()), body)
+            try:
+                async with session.post(
+                    row["url"], data=body, headers=headers, allow_redirects=False
+                ) as response:
+                    status = response.status
+                    await response.content.read(4096)
+            except TimeoutError:
+                error = f"no answer within {self.settings.webhook_timeout_s:g} s"
+            except (aiohttp.ClientError, OSError) as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+        ok = status is not None and 200 <= status < 300
+        if status is not None and not ok:
+            error = f"HTTP {status}"
+        await self._record(row, ok, status, error)
+
+    async def _record(self, row: Any, ok: bool, status: int | None, error: str | None) -> None:
+        attempts = row["attempts"] + 1
+        async with self.pool.acquire() as conn:
+            if ok:
+                ATTEMPTS.inc(outcome="delivered")
+                await conn.execute(
+                    "UPDATE webhook_deliveries SET status = 'delivered', attempts = $2,"
+                    " delivered_at = now(), last_status = $3, last_error = NULL,"
+                    " lease_until = NULL WHERE delivery_id = $1 AND status = 'sending'",
+                    row["delivery_id"],
+                    attempts,
+                    status,
+                )
+                return
+            delay = core.retry_delay(self.policy, attempts, self.draw())
+            ATTEMPTS.inc(outcome="failed")
+            log.info(
+                "webhook_attempt_failed",
+                delivery_id=row["delivery_id"],
+                endpoint_id=row["endpoint_id"],
+                attempts=attempts,
+                error=error,
+                retry_in_s=delay,
+            )
+            if delay is None:
+                DEAD.inc()
+                await conn.execute(
+                    "UPDATE webhook_deliveries SET status = 'dead', attempts = $2,"
+                    " dead_at = now(), last_status = $3, last_error = $4, lease_until = NULL"
+                    " WHERE delivery_id = $1 AND status = 'sending'",
+                    row["delivery_id"],
+                    attempts,
+                    status,
+                    error,
+                )
+                return
+            await conn.execute(
+                "UPDATE webhook_deliveries SET status = 'pending', attempts = $2,"
+                " next_attempt_at = now() + make_interval(secs => $5), last_status = $3,"
+                " last_error = $4, lease_until = NULL"
+                " WHERE delivery_id = $1 AND status = 'sending'",
+                row["delivery_id"],
+                attempts,
+                status,
+                error,
+                delay,
+            )
+
+
+async def run_webhooks(settings: Settings, stop: asyncio.Event, group_id: str = GROUP) -> None:
+    """The inbox and the dispatcher side by side until `stop`."""
+    from marketplace.runtime.service import run_consumer
+
+    pool = await create_pool(settings)
+    dispatcher = Dispatcher(settings, pool, group_id)
+    try:
+        await asyncio.gather(
+            run_consumer(
+                settings,
+                group_id=group_id,
+                topics=[TOPIC],
+                processor=WebhookInbox(group_id),
+                stop=stop,
+            ),
+            dispatcher.run(stop),
+        )
+    finally:
+        await pool.close()
