@@ -37,7 +37,7 @@ def notes(partner: Partner, n: int) -> list[NotificationIssued]:
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse, n: int) -> list[dict[str, Any]]:
-    got = []
+    got: list[dict[str, Any]] = []
     while len(got) < n:
         message = await asyncio.wait_for(ws.receive_json(), 30)
         assert message["type"] == "notification", message
