@@ -214,6 +214,37 @@ def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace import webhooks
+    from marketplace.db import connect
+
+    async def run() -> int:
+        conn = await connect(settings)
+        try:
+            if args.action == "dead-letters":
+                letters = await webhooks.dead_letters(conn, args.partner, args.limit)
+                for d in letters:
+                    print(
+                        f"{d['delivery_id']}  {d['dead_at']}  partner {d['partner_id']}"
+                        f"  endpoint {d['endpoint_id']}  {d['kind']}  {d['attempts']} attempts"
+                        f"  {(d['last_error'] or '')[:80]}"
+                    )
+                print(f"webhooks: {len(letters)} dead letter(s)", file=sys.stderr)
+                return 0
+            if await webhooks.redeliver(conn, args.delivery_id):
+                print(f"webhooks: {args.delivery_id} is pending again")
+                return 0
+            print(
+                f"webhooks: no dead letter {args.delivery_id} to a current endpoint",
+                file=sys.stderr,
+            )
+            return 1
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from producers.simulator.driver import NotLoopback, simulate
 
@@ -365,6 +396,17 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         action = dlq_actions.add_parser(name, help=text)
         action.add_argument("id", help="PARTITION:OFFSET on ops.deadletters, from `dlq list`")
+    hooks = sub.add_parser("webhooks", help="webhook deliveries: dead letters and redelivery")
+    hooks_actions = hooks.add_subparsers(dest="action", required=True)
+    hooks_dead = hooks_actions.add_parser(
+        "dead-letters", help="deliveries that failed every attempt, newest first"
+    )
+    hooks_dead.add_argument("--partner", help="only this partner's")
+    hooks_dead.add_argument("--limit", type=int, default=200)
+    hooks_again = hooks_actions.add_parser(
+        "redeliver", help="send a dead-lettered delivery again (attempts from zero)"
+    )
+    hooks_again.add_argument("delivery_id")
     report = sub.add_parser(
         "report", help="the period report for a funding authority, rebuilt from the audit log"
     )
@@ -402,6 +444,7 @@ COMMANDS = {
     "simulate": cmd_simulate,
     "report": cmd_report,
     "dlq": cmd_dlq,
+    "webhooks": cmd_webhooks,
 }
 
 

@@ -76,6 +76,22 @@ async def deliveries(settings: Settings, endpoint_id: str) -> list[Any]:
         await conn.close()
 
 
+async def cli(*args: str) -> tuple[int, str]:
+    """The operator's `marketplace` command, as a process."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "marketplace.cli",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
 async def test_every_notification_arrives_signed_and_a_flaky_endpoint_gets_everything(
     settings: Settings,
 ) -> None:
@@ -143,6 +159,11 @@ async def test_a_dead_endpoint_ends_in_the_dead_letters_and_can_be_redelivered(
                 }
             finally:
                 await conn.close()
+            listed = await cli("webhooks", "dead-letters", "--partner", partner.partner_id)
+            assert listed[0] == 0
+            assert letter["delivery_id"] in listed[1]
+            assert "HTTP 500" in listed[1]
+            assert (await cli("webhooks", "redeliver", "no-such-delivery"))[0] == 1
             theirs = await client.get("/v1/webhooks/dead-letters", headers=other.auth)
             assert (await theirs.json())["items"] == []
             refused = await client.post(
