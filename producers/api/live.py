@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -30,6 +31,7 @@ PAGE = 200
 IDLE_S = 15.0
 AUTH_TIMEOUT_S = 10.0
 WS_PATH = "/v1/notifications/ws"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 class Hub:
@@ -270,8 +272,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def sme_page(_request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "sme.html")
+
+
 def add_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(_hub_context)
+    app.router.add_get("/sme", sme_page)
     app.router.add_get("/v1/notifications", list_notifications)
     app.router.add_get("/v1/notifications/stream", sse)
     app.router.add_get(WS_PATH, websocket)

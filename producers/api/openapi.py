@@ -169,6 +169,12 @@ ROUTES: tuple[Route, ...] = (
         '{"type":"auth","api_key":...,"after":...})',
         status=101,
     ),
+    Route(
+        "get",
+        "/sme",
+        "The SME web page: listings, live proposals, accept or decline (HTML; data needs a key)",
+        content_type="text/html",
+    ),
 )
 
 PROBLEM: dict[str, Any] = {
