@@ -34,9 +34,11 @@ TOPICS = [
 log = get_logger(__name__)
 
 
-def tonnes(q: common.Quantity, density: float | None) -> float | None:
+def tonnes(
+    q: common.Quantity, density: float | None, mass_per_piece: float | None = None
+) -> float | None:
     try:
-        return to_tonnes(q.amount, q.unit, density)
+        return to_tonnes(q.amount, q.unit, density, mass_per_piece)
     except IncompatibleUnits:
         return None
 
@@ -62,7 +64,7 @@ async def _listing(
         location.region,
         location.lat,
         location.lon,
-        tonnes(quantity, material.density_t_per_m3),
+        tonnes(quantity, material.density_t_per_m3, material.mass_per_piece_t),
         at,
     )
 

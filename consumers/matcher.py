@@ -79,10 +79,13 @@ def parse_costs(raw: str) -> dict[str, float]:
 # From contracts to the core's commands ----------------------------------------------------------
 
 
-def _base(q: common.Quantity, density: float | None) -> tuple[float, str, float]:
+Mass = tuple[float | None, float | None]  # (t per m3, t per piece), as the material says
+
+
+def _base(q: common.Quantity, mass: Mass) -> tuple[float, str, float]:
     """(amount in the base unit, base unit, factor from one original unit to the base unit)."""
     try:
-        per_unit = to_tonnes(1.0, q.unit, density)
+        per_unit = to_tonnes(1.0, q.unit, *mass)
     except IncompatibleUnits:
         return q.amount, q.unit, 1.0
     return q.amount * per_unit, "t", per_unit
@@ -92,13 +95,13 @@ def _terms(
     quantity: common.Quantity,
     price: common.Money,
     window: common.Window,
-    density: float | None,
+    mass: Mass,
     **extra: Any,
 ) -> Terms:
-    amount, unit, per_unit = _base(quantity, density)
+    amount, unit, per_unit = _base(quantity, mass)
     min_lot = extra.pop("min_lot", None)
     if min_lot is not None:
-        min_lot = _base(min_lot, density)[0]
+        min_lot = _base(min_lot, mass)[0]
     return Terms(
         quantity=amount,
         unit=unit,  # type: ignore[arg-type]
@@ -115,28 +118,37 @@ def _place(loc: common.Location) -> Place:
     return Place(loc.lat, loc.lon, loc.region)
 
 
-def offer_terms(t: ls.OfferTerms, density: float | None) -> Terms:
-    return _terms(t.quantity, t.price, t.available, density, min_lot=t.min_lot)
+def offer_terms(t: ls.OfferTerms, mass: Mass) -> Terms:
+    return _terms(t.quantity, t.price, t.available, mass, min_lot=t.min_lot)
 
 
-def request_terms(t: ls.RequestTerms, density: float | None) -> Terms:
+def request_terms(t: ls.RequestTerms, mass: Mass) -> Terms:
     spec = t.specification
     return _terms(
         t.quantity,
         t.max_price,
         t.wanted,
-        density,
+        mass,
         max_distance_km=t.max_distance_km,
         weight_price=spec.weight_price if spec else 0.5,
         weight_co2e=spec.weight_co2e if spec else 0.5,
     )
 
 
+def _mass_of(material: common.Material) -> Mass:
+    return material.density_t_per_m3, material.mass_per_piece_t
+
+
+def _mass_held(book: Book, listing_id: str) -> Mass:
+    current = book.listings.get(listing_id)
+    return (current.density, current.mass_per_piece) if current else (None, None)
+
+
 def to_command(d: Decoded, book: Book) -> Command | None:
     e, at, eid = d.event, d.envelope.time, d.envelope.id
     match e:
         case ls.OfferPosted():
-            density = e.material.density_t_per_m3
+            mass = _mass_of(e.material)
             return Post(
                 eid,
                 at,
@@ -145,12 +157,13 @@ def to_command(d: Decoded, book: Book) -> Command | None:
                 e.owner_id,
                 e.material.code,
                 _place(e.location),
-                offer_terms(e.terms, density),
+                offer_terms(e.terms, mass),
                 hazardous=list_of_waste().is_hazardous(e.material.code),
-                density=density,
+                density=mass[0],
+                mass_per_piece=mass[1],
             )
         case ls.RequestPosted():
-            density = e.material.density_t_per_m3
+            mass = _mass_of(e.material)
             return Post(
                 eid,
                 at,
@@ -159,21 +172,18 @@ def to_command(d: Decoded, book: Book) -> Command | None:
                 e.owner_id,
                 e.material.code,
                 _place(e.location),
-                request_terms(e.terms, density),
+                request_terms(e.terms, mass),
                 hazardous_permit=e.hazardous_permit,
                 accepts=e.accepts_codes,
-                density=density,
+                density=mass[0],
+                mass_per_piece=mass[1],
             )
         case ls.OfferUpdated():
-            current = book.listings.get(e.offer_id)
-            density = current.density if current else None
-            return Update(eid, at, e.offer_id, "offer", e.owner_id, offer_terms(e.terms, density))
+            terms = offer_terms(e.terms, _mass_held(book, e.offer_id))
+            return Update(eid, at, e.offer_id, "offer", e.owner_id, terms)
         case ls.RequestUpdated():
-            current = book.listings.get(e.request_id)
-            density = current.density if current else None
-            return Update(
-                eid, at, e.request_id, "request", e.owner_id, request_terms(e.terms, density)
-            )
+            terms = request_terms(e.terms, _mass_held(book, e.request_id))
+            return Update(eid, at, e.request_id, "request", e.owner_id, terms)
         case ls.OfferWithdrawn():
             return Withdraw(eid, at, e.offer_id, "offer", e.owner_id)
         case ls.RequestWithdrawn():

@@ -81,6 +81,8 @@ class Material(msgspec.Struct, frozen=True):
     quality_notes: LongText = ""
     # tonnes per cubic metre, when known, so that m3 and t convert.
     density_t_per_m3: Annotated[float, msgspec.Meta(gt=0, le=25)] | None = None
+    # tonnes per piece (a pallet, a crate), when known, so that pieces and t convert.
+    mass_per_piece_t: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
 
 
 class BuyerSpecification(msgspec.Struct, frozen=True):

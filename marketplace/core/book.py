@@ -46,6 +46,7 @@ class Listing:
     hazardous_permit: bool = False  # requests: the receiver may take hazardous waste
     accepts: tuple[str, ...] = ()  # requests: other codes taken
     density: float | None = None  # t per m3, as posted, for updates given in m3
+    mass_per_piece: float | None = None  # t per piece, as posted, for updates given in pieces
     confirmed: float = 0.0
     reserved: float = 0.0
 

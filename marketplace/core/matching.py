@@ -53,6 +53,7 @@ class Post:
     hazardous_permit: bool = False
     accepts: tuple[str, ...] = ()
     density: float | None = None
+    mass_per_piece: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +214,7 @@ def _post(book: Book, command: Post, config: MarketConfig, out: list[Event]) -> 
         hazardous_permit=command.hazardous_permit,
         accepts=command.accepts,
         density=command.density,
+        mass_per_piece=command.mass_per_piece,
     )
     book.listings[listing.id] = listing
     book.file(listing, config.substitutions)

@@ -12,15 +12,23 @@ class IncompatibleUnits(ValueError):
     pass
 
 
-def to_tonnes(amount: float, unit: Unit, density_t_per_m3: float | None = None) -> float:
-    """Mass in tonnes: direct for t and kg, through the density for m3; pieces have no mass."""
+def to_tonnes(
+    amount: float,
+    unit: Unit,
+    density_t_per_m3: float | None = None,
+    mass_per_piece_t: float | None = None,
+) -> float:
+    """Mass in tonnes: direct for t and kg, through the density for m3, through the mass of one
+    piece for pieces (pallets, crates); without those, m3 and pieces have no mass."""
     if unit in _TONNES_PER:
         return amount * _TONNES_PER[unit]
     if unit == "m3":
         if density_t_per_m3 is None:
             raise IncompatibleUnits("m3 converts to tonnes only with a density")
         return amount * density_t_per_m3
-    raise IncompatibleUnits("pieces do not convert to a mass")
+    if mass_per_piece_t is None:
+        raise IncompatibleUnits("pieces convert to a mass only with the mass of one piece")
+    return amount * mass_per_piece_t
 
 
 def convert(amount: float, unit: Unit, to: Unit, density_t_per_m3: float | None = None) -> float:
