@@ -134,7 +134,8 @@ class Receiver:
     async def __aenter__(self) -> Receiver:
         app = web.Application()
         app.router.add_post("/{name}", self._handle)
-        self.runner = web.AppRunner(app, access_log=None)
+        # Hanging handlers are cut off on exit rather than waited for.
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
