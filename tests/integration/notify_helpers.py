@@ -127,6 +127,8 @@ class Receiver:
         self.accepted: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
         self.bad_signatures: list[str] = []
         self.signature_headers: dict[str, list[str]] = defaultdict(list)
+        self.active: dict[str, int] = defaultdict(int)
+        self.most_active: dict[str, int] = defaultdict(int)
         self.arrived = asyncio.Event()
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -134,8 +136,11 @@ class Receiver:
     async def __aenter__(self) -> Receiver:
         app = web.Application()
         app.router.add_post("/{name}", self._handle)
-        # Hanging handlers are cut off on exit rather than waited for.
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        # Hanging handlers are cut off on exit rather than waited for, and when the worker gives
+        # up on them (so `active` counts what the worker really has in flight).
+        self.runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
@@ -182,7 +187,12 @@ class Receiver:
         plan = self.plans.get(name, [])
         answer = plan[n] if n < len(plan) else 200
         if answer == "hang":
-            await asyncio.sleep(30)
+            self.active[name] += 1
+            self.most_active[name] = max(self.most_active[name], self.active[name])
+            try:
+                await asyncio.sleep(30)
+            finally:
+                self.active[name] -= 1
             return web.Response(status=200)
         assert isinstance(answer, int)
         if 200 <= answer < 300:

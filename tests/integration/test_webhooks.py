@@ -122,7 +122,9 @@ async def test_every_notification_arrives_signed_and_a_flaky_endpoint_gets_every
         assert body["data"]["partner_id"] == steady.partner_id
         rows = await deliveries(s, b["endpoint_id"])
         assert {r["status"] for r in rows} == {"delivered"}
-        assert sum(r["attempts"] for r in rows) == 7
+        # Three failures, then one success each (more only if the loaded machine made a success
+        # miss the timeout: at least once).
+        assert sum(r["attempts"] for r in rows) >= 7
         assert {r["status"] for r in await deliveries(s, a["endpoint_id"])} == {"delivered"}
 
 
@@ -204,7 +206,8 @@ async def test_a_slow_endpoint_does_not_hold_up_another_partners(settings: Setti
             await eventually(fast_done, 30)
             # Every one of the fast partner's arrived while the slow one had none answered.
             assert receiver.ids("slow") == set()
-            assert receiver.requests["slow"] <= s.webhook_endpoint_concurrency
+            # It never had more attempts at once than its own slots.
+            assert 1 <= receiver.most_active["slow"] <= s.webhook_endpoint_concurrency
 
 
 async def test_a_rotated_secret_signs_beside_the_old_one_during_the_overlap(
