@@ -233,7 +233,7 @@ class ExactlyOnceConsumer(Generic[S]):
                 error=repr(exc),
                 waiting_s=round(time.monotonic() - self._waiting_since, 1),
             )
-            self._rewind(tp)
+            self._rewind(tp, records[0].offset)
             await asyncio.sleep(1.0)
             return None
         except Exception as exc:
@@ -253,7 +253,7 @@ class ExactlyOnceConsumer(Generic[S]):
                     f"{tp.topic}[{tp.partition}] offset {records[0].offset}: "
                     f"failed {failures} times: {exc}"
                 ) from exc
-            self._rewind(tp)
+            self._rewind(tp, records[0].offset)
             await asyncio.sleep(min(5.0, 0.1 * 2**failures))
             return None
         self._failures.pop(tp, None)
@@ -344,13 +344,16 @@ class ExactlyOnceConsumer(Generic[S]):
             if m.topic == DEAD_LETTER_TOPIC:
                 DEAD_LETTERS.inc(group=group)
 
-    def _rewind(self, tp: TopicPartition) -> None:
+    def _rewind(self, tp: TopicPartition, batch_start: int) -> None:
         # The failed batch may have changed the in-memory state before failing: forget it, so the
-        # next batch reloads it from the database, and fetch again from the last stored offset.
+        # next batch reloads it from the database, and fetch again from the last stored offset,
+        # or, when the batch failed before that offset was known (the partition's first batch),
+        # from the batch's own start: the fetch position has moved past it already, and no later
+        # record may come to bring it back.
         position = self._positions.pop(tp, None)
         self._states.pop(tp, None)
-        if tp in self.stats.assigned and position is not None:
-            self.consumer.seek(tp, position)
+        if tp in self.stats.assigned:
+            self.consumer.seek(tp, batch_start if position is None else position)
 
     async def _commit_to_kafka(self, offsets: dict[TopicPartition, int]) -> None:
         owned = {tp: off for tp, off in offsets.items() if tp in self.stats.assigned}
