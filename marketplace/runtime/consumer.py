@@ -206,6 +206,8 @@ class ExactlyOnceConsumer(Generic[S]):
             self.log.info("consumer_stopping", records=self.stats.records)
 
     def _observe_lag(self, tp: TopicPartition) -> None:
+        if tp not in self.stats.assigned or tp not in self.consumer.assignment():
+            return  # revoked while its batch was handled: not ours to report any more
         end = self.consumer.highwater(tp)
         position = self._positions.get(tp)
         if end is not None and position is not None:
