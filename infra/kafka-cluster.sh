@@ -75,7 +75,9 @@ wait_node() {
   local n="$1" deadline=$((SECONDS + ${MARKETPLACE_KAFKA_START_TIMEOUT:-120}))
   until port_open "$HOST" "$(broker_port "$n")"; do
     if ! pid_of "$n" >/dev/null; then
-      log "node $n exited; last lines of its log:"; tail -n 20 "$(node_dir "$n")/logs/server.log" >&2 || true
+      log "node $n exited; its errors and the last lines of its log:"
+      grep -h -m 10 -E "ERROR|FATAL|Exception" "$(node_dir "$n")/logs/server.log" "$(node_dir "$n")/logs/stdout.log" >&2 || true
+      tail -n 5 "$(node_dir "$n")/logs/server.log" >&2 || true
       exit 1
     fi
     if (( SECONDS > deadline )); then log "node $n not listening after timeout"; exit 1; fi
