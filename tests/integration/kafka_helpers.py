@@ -194,3 +194,44 @@ async def start_at_session_start(settings: Settings, group: str, topics: Sequenc
                 )
     finally:
         await conn.close()
+
+
+async def publish(
+    settings: Settings, event: Any, event_id: str | None = None, time: datetime | None = None
+) -> None:
+    """One contract event onto its topic, as a CloudEvent, the way the services publish."""
+    from marketplace.events import to_message
+
+    message = to_message(
+        event,
+        event_id=event_id or str(uuid.uuid4()),
+        source="/tests",
+        time=time or datetime.now(UTC),
+    )
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            message.topic, message.value, key=message.key, headers=list(message.headers)
+        )
+    finally:
+        await producer.stop()
+
+
+async def start_at_end(settings: Settings, group: str, topic: str) -> None:
+    """A new consumer group starts at the topic's current end, so other tests' events stay out."""
+    from marketplace.db import connect
+
+    conn = await connect(settings)
+    try:
+        for partition, offset in (await end_offsets(settings, topic)).items():
+            await conn.execute(
+                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
+                " VALUES ($1, $2, $3, $4)",
+                group,
+                topic,
+                partition,
+                offset,
+            )
+    finally:
+        await conn.close()

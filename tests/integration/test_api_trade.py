@@ -13,8 +13,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from marketplace.cloudevents import Envelope
-from marketplace.events import to_message
-from marketplace.kafka import make_producer
 from marketplace.settings import Settings
 from schemas.base import Event
 from schemas.common import Location, Money, Quantity, Reason, Window
@@ -22,6 +20,7 @@ from schemas.logistics import TransportJobRequested
 from schemas.matches import MatchProposed
 from tests.integration.api_helpers import Partner, eventually, register, running_api
 from tests.integration.kafka_helpers import end_offsets, read_since
+from tests.integration.kafka_helpers import publish as publish_event
 
 pytestmark = pytest.mark.integration
 Client = TestClient[Any, Any]
@@ -29,15 +28,7 @@ NOW = datetime.now(UTC)
 
 
 async def publish(settings: Settings, event: Event) -> None:
-    message = to_message(event, event_id=str(uuid.uuid4()), source="/tests", time=NOW)
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            message.topic, message.value, key=message.key, headers=list(message.headers)
-        )
-    finally:
-        await producer.stop()
+    await publish_event(settings, event, time=NOW)
 
 
 def proposal(seller: Partner, buyer: Partner) -> MatchProposed:

@@ -26,40 +26,19 @@ from consumers.auctioneer import (
     job_id_for,
 )
 from marketplace.cloudevents import Envelope
-from marketplace.db import connect
-from marketplace.events import to_message
-from marketplace.kafka import make_producer
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from producers.scheduler import run_scheduler
-from schemas.base import Event
 from schemas.common import Depot, Location, Money, Quantity, Reason, Window
 from schemas.logistics import CarrierCoverage, QuoteSubmitted
 from schemas.matches import MatchConfirmed, MatchProposed
 from tests.integration.api_helpers import Partner, eventually, register, running_api
-from tests.integration.kafka_helpers import end_offsets, read_since
+from tests.integration.kafka_helpers import end_offsets, publish, read_since, start_at_end
 from tests.integration.test_matcher import matcher_running, matches_about, near, offer, request
 
 pytestmark = pytest.mark.integration
 Client = TestClient[Any, Any]
 AWARDS = "logistics.awards"
-
-
-async def start_at_end(settings: Settings, group: str, topic: str) -> None:
-    """The group starts at the topic's current end, so other tests' events stay out of it."""
-    conn = await connect(settings)
-    try:
-        for partition, offset in (await end_offsets(settings, topic)).items():
-            await conn.execute(
-                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
-                " VALUES ($1, $2, $3, $4)",
-                group,
-                topic,
-                partition,
-                offset,
-            )
-    finally:
-        await conn.close()
 
 
 @asynccontextmanager
@@ -97,20 +76,6 @@ async def auction_running(settings: Settings) -> AsyncIterator[tuple[str, str]]:
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
-
-
-async def publish(settings: Settings, event: Event, event_id: str | None = None) -> None:
-    message = to_message(
-        event, event_id=event_id or str(uuid.uuid4()), source="/tests", time=datetime.now(UTC)
-    )
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            message.topic, message.value, key=message.key, headers=list(message.headers)
-        )
-    finally:
-        await producer.stop()
 
 
 async def outcomes(

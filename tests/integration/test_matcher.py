@@ -15,12 +15,11 @@ import pytest
 
 from consumers.matcher import TOPIC, Matcher, market_config
 from marketplace.cloudevents import Envelope
-from marketplace.db import connect
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from producers.scheduler import run_scheduler
 from tests.integration.api_helpers import Partner, eventually, register, running_api
-from tests.integration.kafka_helpers import end_offsets, read_since
+from tests.integration.kafka_helpers import end_offsets, read_since, start_at_end
 
 pytestmark = pytest.mark.integration
 
@@ -32,19 +31,7 @@ async def matcher_running(settings: Settings) -> AsyncIterator[str]:
     book; plus the scheduler."""
     stop = asyncio.Event()
     group = f"test.matcher.{uuid.uuid4().hex[:8]}"
-    conn = await connect(settings)
-    try:
-        for partition, offset in (await end_offsets(settings, TOPIC)).items():
-            await conn.execute(
-                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
-                " VALUES ($1, $2, $3, $4)",
-                group,
-                TOPIC,
-                partition,
-                offset,
-            )
-    finally:
-        await conn.close()
+    await start_at_end(settings, group, TOPIC)
     tasks = [
         asyncio.create_task(
             run_consumer(
