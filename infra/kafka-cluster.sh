@@ -7,7 +7,7 @@
 #   infra/kafka-cluster.sh start N    start node N again
 #   infra/kafka-cluster.sh wipe       stop every node and delete the cluster's data
 # Ports: node N listens on BASE+100*(N-1) (brokers) and that +1 (controllers); BASE is
-# $MARKETPLACE_CLUSTER_BASE_PORT, default 39092.
+# $MARKETPLACE_CLUSTER_BASE_PORT, default 18092 (below the ephemeral range, 32768 and up, where an outgoing connection could hold the port).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,7 +15,7 @@ LOCAL_DIR="${MARKETPLACE_LOCAL_DIR:-$ROOT/.local}"
 CDIR="$LOCAL_DIR/kafka-cluster"
 LIBS="${MARKETPLACE_KAFKA_LIBS:-$LOCAL_DIR/kafka/libs}"
 HOST=127.0.0.1
-BASE="${MARKETPLACE_CLUSTER_BASE_PORT:-39092}"
+BASE="${MARKETPLACE_CLUSTER_BASE_PORT:-18092}"
 HEAP="${MARKETPLACE_CLUSTER_HEAP:-512m}"
 NODES=(1 2 3)
 
