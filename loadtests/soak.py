@@ -1,56 +1,46 @@
-"""A soak run: every service in one process (`marketplace run all`) with the market simulator
-driving it at a steady rate for a long time, while memory and consumer lag are sampled; neither
-may grow without bound.
+"""A soak run: every service in one process with the market simulator driving it at a steady rate
+for a long time, while memory and consumer lag are sampled; neither may grow without bound.
 
     python -m loadtests.soak [--minutes 30] [--rate 2] [--sample-s 10]
 
-It runs against a scratch database (dropped afterwards) whose consumer groups start at the
-topics' current ends, so only the soak's own traffic is processed; run it where no other
-`marketplace run all` is running (the Kafka group names are the services' own). Writes
-loadtests/reports/soak-<timestamp>.json and .html: resident memory of the process and the total
-lag of every consumer group over time, the memory slope over the second half, and the lag at
-the end."""
+The services run as `python -m loadtests.stack soak.<tag> --simulate RATE` (what `marketplace run
+all --simulate` runs, with consumer groups of the soak's own, so it never joins the groups of a
+`marketplace run all` or a test on the same broker) against a scratch database (dropped
+afterwards); the groups start at the topics' current ends, so only the soak's own traffic is
+processed. Every sample records the process's resident memory and CPU, each group's lag and the
+machine's load average (the machine may be shared: the report shows how busy it was).
+
+The verdict (`loadtests/trend.py`): memory and total lag are each fitted with a line over the
+first and over the second half of the run; a series counts as growing without bound when the
+second half's fitted growth exceeds 10 % of its mean (lag: or 500 records, whichever is more).
+Writes loadtests/reports/soak-<timestamp>.json and .html."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from loadtests.bench_consumers import _ends
-from loadtests.report import write_report
+from aiokafka import TopicPartition
+
+from loadtests.report import commit, line_chart, machine, table, write_report
 from loadtests.scratch import scratch_database
+from loadtests.stack import ALL, start_at_end, subscriptions
+from loadtests.trend import trend
 from marketplace.db import connect
+from marketplace.kafka import make_consumer, partition_counts
 from marketplace.settings import Settings
 from marketplace.topics import TOPICS
 
-
-def subscriptions() -> dict[str, list[str]]:
-    """Each service's consumer group and the topics it reads."""
-    from consumers import analytics, auctioneer, auditor, matcher, projector
-
-    groups = {
-        matcher.GROUP: [matcher.TOPIC],
-        projector.GROUP: list(projector.TOPICS),
-        auditor.GROUP: list(auditor.TOPICS),
-        analytics.GROUP: list(analytics.TOPICS),
-        auctioneer.GROUP: [auctioneer.TOPIC],
-        auctioneer.CREATOR_GROUP: [auctioneer.CREATOR_TOPIC],
-    }
-    try:  # the notifications issue's consumers, where this build has them
-        from consumers import notifier, webhooks
-
-        groups[notifier.GROUP] = list(notifier.TOPICS)
-        groups[webhooks.GROUP] = [webhooks.TOPIC]
-    except ImportError:
-        pass
-    return groups
+LAG_FLOOR = 500.0
 
 
 def free_port() -> int:
@@ -67,54 +57,25 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def slope(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope of y over x."""
-    n = len(points)
-    if n < 2:
-        return 0.0
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
-
-
-def svg_series(points: list[tuple[float, float]], label: str) -> str:
-    w, h, pad = 560, 220, 40
-    if not points:
-        return ""
-    x1 = max(x for x, _ in points) or 1.0
-    y1 = max(y for _, y in points) * 1.1 or 1.0
-    line = " ".join(
-        f"{pad + x / x1 * (w - 2 * pad):.1f},{h - pad - y / y1 * (h - 2 * pad):.1f}"
-        for x, y in points
-    )
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-size="12">'
-        f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="black"/>'
-        f'<text x="{pad}" y="14">{label} (max {y1 / 1.1:,.1f})</text>'
-        f'<text x="{w - pad}" y="{h - 8}" text-anchor="end">minutes ({x1:.0f} total)</text>'
-        f'<polyline points="{line}" fill="none" stroke="#2a7" stroke-width="2"/></svg>'
-    )
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
     settings = Settings.from_env()
-    samples: list[dict[str, float]] = []
+    samples: list[dict[str, Any]] = []
+    prefix = f"soak.{uuid.uuid4().hex[:6]}"
+    groups = subscriptions(prefix)
+    started_at = machine()
     async with scratch_database(settings, "soak") as scratch:
+        await start_at_end(scratch, groups)
+        counts = await partition_counts(settings, [spec.name for spec in TOPICS])
+        reader = make_consumer(settings, None)
+        await reader.start()
         conn = await connect(scratch)
         try:
-            groups = subscriptions()
-            for group, topics in groups.items():
-                for topic in topics:
-                    for partition, offset in (await _ends(settings, topic)).items():
-                        await conn.execute(
-                            "INSERT INTO consumer_offsets (group_id, topic, partition,"
-                            " next_offset) VALUES ($1, $2, $3, $4)",
-                            group,
-                            topic,
-                            partition,
-                            offset,
-                        )
             env = {
                 **os.environ,
                 "MARKETPLACE_DATABASE_URL": scratch.dsn,
@@ -125,15 +86,18 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "marketplace.cli",
-                "run",
-                "all",
+                "loadtests.stack",
+                prefix,
+                "--services",
+                ",".join(ALL),
                 "--simulate",
                 str(rate),
                 env=env,
                 stdout=asyncio.subprocess.DEVNULL,
             )
             t0 = time.monotonic()
+            cpu0, at0 = 0.0, t0
+            parts = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
             try:
                 while time.monotonic() - t0 < minutes * 60:
                     await asyncio.sleep(sample_s)
@@ -144,23 +108,31 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
                         " WHERE group_id = ANY($1::text[])",
                         list(groups),
                     )
-                    ends = {spec.name: await _ends(settings, spec.name) for spec in TOPICS}
+                    ends = {
+                        (tp.topic, tp.partition): o
+                        for tp, o in (await reader.end_offsets(parts)).items()
+                    }
                     per_group: dict[str, int] = dict.fromkeys(groups, 0)
                     for r in rows:
-                        behind = ends[r["topic"]].get(r["partition"], 0) - r["next_offset"]
+                        behind = ends.get((r["topic"], r["partition"]), 0) - r["next_offset"]
                         per_group[r["group_id"]] += max(0, behind)
-                    lag = sum(per_group.values())
-                    sample = {
-                        "minute": (time.monotonic() - t0) / 60,
+                    now, cpu = time.monotonic(), cpu_s(proc.pid)
+                    lags = {g.removeprefix(prefix + "."): v for g, v in per_group.items()}
+                    sample: dict[str, Any] = {
+                        "minute": (now - t0) / 60,
                         "rss_mb": rss_mb(proc.pid),
-                        "lag_records": float(lag),
-                        **{f"lag_{g}": float(v) for g, v in per_group.items()},
+                        "cpu_cores": (cpu - cpu0) / max(now - at0, 1e-6),
+                        "load_1m": os.getloadavg()[0],
+                        "lag_records": float(sum(per_group.values())),
+                        "lag": lags,
                     }
+                    cpu0, at0 = cpu, now
                     samples.append(sample)
-                    worst = max(per_group, key=lambda g: per_group[g])
+                    worst = max(lags, key=lambda g: lags[g])
                     print(
-                        f"{sample['minute']:6.1f} min  rss {sample['rss_mb']:7.1f} MB"
-                        f"  lag {lag:>6} records (most: {worst} {per_group[worst]})",
+                        f"{sample['minute']:6.1f} min  rss {sample['rss_mb']:7.1f} MB  cpu "
+                        f"{sample['cpu_cores']:4.2f}  load {sample['load_1m']:5.2f}  lag "
+                        f"{sample['lag_records']:>7.0f} (most: {worst} {lags[worst]})",
                         flush=True,
                     )
             finally:
@@ -173,14 +145,32 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
                         await proc.wait()
         finally:
             await conn.close()
-    second_half = [(s["minute"], s["rss_mb"]) for s in samples if s["minute"] >= minutes / 2]
+            await reader.stop()
+    memory = trend([(s["minute"], s["rss_mb"]) for s in samples], tolerance=0.1)
+    lag = trend([(s["minute"], s["lag_records"]) for s in samples], floor=LAG_FLOOR)
+    per_group_lag = {
+        g: trend([(s["minute"], float(s["lag"][g])) for s in samples], floor=LAG_FLOOR)
+        for g in (samples[0]["lag"] if samples else {})
+    }
+    loads = [s["load_1m"] for s in samples]
+    own = [s["cpu_cores"] for s in samples]
     return {
         "minutes": minutes,
         "rate_per_s": rate,
+        "commit": commit(),
+        "machine_at_start": started_at,
+        "machine_load_1m": {
+            "mean": sum(loads) / len(loads) if loads else None,
+            "max": max(loads, default=None),
+            "mean_own_cpu_cores": sum(own) / len(own) if own else None,
+        },
         "samples": samples,
-        "rss_slope_mb_per_min_second_half": slope(second_half),
+        "memory": dataclasses.asdict(memory) | {"verdict": memory.describe("MB")},
+        "lag": dataclasses.asdict(lag) | {"verdict": lag.describe("records")},
+        "lag_by_group": {g: dataclasses.asdict(t) for g, t in per_group_lag.items()},
         "lag_at_end": samples[-1]["lag_records"] if samples else None,
         "max_lag": max((s["lag_records"] for s in samples), default=None),
+        "bounded": memory.bounded and lag.bounded,
     }
 
 
@@ -194,22 +184,76 @@ def main() -> None:
         parser.error("keep it bounded: minutes 0..240, rate 0..200, sample 1..600 s")
     result = asyncio.run(soak(args.minutes, args.rate, args.sample_s))
     points = result["samples"]
+    busy = result["machine_load_1m"]
+    verdict = "neither grows without bound" if result["bounded"] else "SOMETHING GROWS"
     summary = (
-        f"{args.minutes:g} minutes at {args.rate:g} simulator actions/s: memory slope over the "
-        f"second half {result['rss_slope_mb_per_min_second_half']:+.2f} MB/min, lag at the end "
-        f"{result['lag_at_end']:.0f} records (max {result['max_lag']:.0f})."
+        f"{args.minutes:g} minutes at {args.rate:g} simulator actions/s (commit "
+        f"{result['commit']}): {verdict}. Memory: {result['memory']['verdict']}. Lag: "
+        f"{result['lag']['verdict']}; at the end {result['lag_at_end']:.0f} records (max "
+        f"{result['max_lag']:.0f}). The machine is shared with other agents' test runs: its "
+        f"1-minute load average was {busy['mean']:.2f} on average (max {busy['max']:.2f}) on "
+        f"{result['machine_at_start']['cores']:.0f} cores, of which the soak's own process used "
+        f"{busy['mean_own_cpu_cores']:.2f} cores; lag spikes can come from the others' bursts."
     )
+    groups = list(points[0]["lag"]) if points else []
+    group_rows = [
+        [
+            g,
+            f"{t['first_mean']:,.1f}",
+            f"{t['second_mean']:,.1f}",
+            f"{t['second_growth']:+,.1f}",
+            "bounded" if t["bounded"] else "GROWING",
+        ]
+        for g, t in result["lag_by_group"].items()
+    ]
     paths = write_report(
         "soak",
         title="Soak run: memory and lag over time",
         summary=summary,
         data=result,
-        headers=["minute", "resident MB", "lag (records)"],
+        headers=["minute", "resident MB", "own CPU (cores)", "load 1m", "lag (records)"],
         rows=[
-            [f"{s['minute']:.1f}", f"{s['rss_mb']:.1f}", f"{s['lag_records']:.0f}"] for s in points
+            [
+                f"{s['minute']:.1f}",
+                f"{s['rss_mb']:.1f}",
+                f"{s['cpu_cores']:.2f}",
+                f"{s['load_1m']:.2f}",
+                f"{s['lag_records']:.0f}",
+            ]
+            for s in points
         ],
-        figure=svg_series([(s["minute"], s["rss_mb"]) for s in points], "resident memory, MB")
-        + svg_series([(s["minute"], s["lag_records"]) for s in points], "lag, records"),
+        figure=line_chart(
+            {"resident MB": [(s["minute"], s["rss_mb"]) for s in points]},
+            title="Resident memory of the services' process",
+            x_label="minutes",
+            y_label="MB",
+        )
+        + line_chart(
+            {g: [(s["minute"], float(s["lag"][g])) for s in points] for g in groups},
+            title="Lag per consumer group (records behind the topic ends)",
+            x_label="minutes",
+            y_label="records",
+        )
+        + line_chart(
+            {
+                "machine load (1 min)": [(s["minute"], s["load_1m"]) for s in points],
+                "soak process CPU (cores)": [(s["minute"], s["cpu_cores"]) for s in points],
+            },
+            title="How busy the shared machine was",
+            x_label="minutes",
+            y_label="runnable / cores",
+        ),
+        extra=table(
+            [
+                "group",
+                "mean lag 1st half",
+                "mean lag 2nd half",
+                "fitted growth 2nd half",
+                "verdict",
+            ],
+            group_rows,
+            "Lag per group",
+        ),
     )
     print(summary)
     print(f"report: {paths[0]} and {paths[1].name}")
