@@ -1,8 +1,9 @@
 """Transport auctions: the job creator turns confirmed matches into transport jobs, and the
 auctioneer decides each job's auction with the pure core (marketplace/core/auction.py).
 
-`marketplace run job-creator` reads market.matches and, for each MatchConfirmed, emits a
-TransportJobRequested onto logistics.jobs (its id derived from the match id, its bidding deadline
+`marketplace run job-creator` reads market.matches and, for each one-off MatchConfirmed and each
+DeliveryScheduled of a standing agreement, emits a TransportJobRequested onto logistics.jobs (its
+id derived from the match id or the delivery id, its bidding deadline
 `MARKETPLACE_AUCTION_BIDDING_PERIOD_S` after the confirmation). `marketplace run auctioneer`
 reads logistics.jobs, whose key (the job id) keeps a job, its quotes, reserves and deadline timers
 on one partition, keeps each job's auction in PostgreSQL (`auctioneer_jobs`) and emits awards,
@@ -31,7 +32,7 @@ from marketplace.settings import Settings
 from marketplace.timers import schedule
 from schemas import common
 from schemas import logistics as lg
-from schemas.matches import MatchConfirmed
+from schemas.matches import DeliveryScheduled, MatchConfirmed
 
 GROUP = "auctioneer"
 TOPIC = "logistics.jobs"
@@ -69,8 +70,13 @@ def _money(amount: float, currency: str) -> common.Money:
 
 
 def job_for(
-    confirmed: MatchConfirmed, decided_at: Any, bidding_period: timedelta, model: TransportModel
+    confirmed: MatchConfirmed | DeliveryScheduled,
+    decided_at: Any,
+    bidding_period: timedelta,
+    model: TransportModel,
 ) -> lg.TransportJobRequested:
+    """The transport job for a one-off match, or for one period's delivery of a standing
+    agreement (its id then derived from the delivery)."""
     needs = JobNeeds(
         pickup=_place(confirmed.pickup),
         delivery=_place(confirmed.delivery),
@@ -79,8 +85,9 @@ def job_for(
     )
     currency = confirmed.delivered_price.currency
     estimate = core.transport_estimate(needs, model, currency)
+    delivery = confirmed.delivery_id if isinstance(confirmed, DeliveryScheduled) else None
     return lg.TransportJobRequested(
-        job_id=job_id_for(confirmed.match_id),
+        job_id=job_id_for(delivery or confirmed.match_id),
         match_id=confirmed.match_id,
         material_code=confirmed.material_code,
         hazardous=confirmed.hazardous,
@@ -96,12 +103,14 @@ def job_for(
         buyer_id=confirmed.buyer_id,
         estimated_price=_money(estimate[0], currency) if estimate else None,
         estimated_co2e_kg=estimate[1] if estimate else None,
+        delivery_id=delivery,
     )
 
 
 class JobCreator:
-    """Stateless: each MatchConfirmed gives one job, whose event id derives from the match's
-    confirmation, so a repeat publishes the very same event."""
+    """Stateless: each one-off MatchConfirmed, and each DeliveryScheduled of a standing
+    agreement, gives one job, whose event id derives from its cause, so a repeat publishes the
+    very same event."""
 
     def __init__(self, settings: Settings, group_id: str = CREATOR_GROUP) -> None:
         self.group_id = group_id
@@ -117,9 +126,13 @@ class JobCreator:
             decoded = decode_or_dead_letter(tx, self.group_id, record)
             if decoded is None:
                 continue
-            if not isinstance(decoded.event, MatchConfirmed):
+            event = decoded.event
+            # A standing agreement's confirmation carries no job: each period's delivery does.
+            if not isinstance(event, MatchConfirmed | DeliveryScheduled) or (
+                isinstance(event, MatchConfirmed) and event.agreement is not None
+            ):
                 continue
-            job = job_for(decoded.event, decoded.envelope.time, self.bidding_period, self.model)
+            job = job_for(event, decoded.envelope.time, self.bidding_period, self.model)
             tx.emit(
                 to_message(
                     job,

@@ -13,25 +13,29 @@ from typing import Any
 
 import msgspec
 
-from marketplace.core.book import Book, Listing, Proposal, Terms
+from marketplace.core.book import Book, Flow, Listing, Proposal, Standing, Terms
 from marketplace.core.economics import TransportModel
 from marketplace.core.geo import Place
 from marketplace.core.ids import derived_id
 from marketplace.core.matching import (
+    AgreementOver,
     Answer,
     Cancelled,
     Command,
     Confirmed,
     DeadlineDue,
+    DeliveryDue,
     Event,
     Expired,
     MarketConfig,
+    PeriodDue,
     Post,
     Proposed,
     Update,
     Withdraw,
     step,
 )
+from marketplace.core.specification import Spec, Stated
 from marketplace.core.taxonomy import UnknownCode
 from marketplace.core.units import IncompatibleUnits, to_tonnes
 from marketplace.db import Conn
@@ -118,8 +122,14 @@ def _place(loc: common.Location) -> Place:
     return Place(loc.lat, loc.lon, loc.region)
 
 
+def _flow(r: common.Recurrence | None) -> Flow | None:
+    return None if r is None else Flow(r.period, r.starts, r.ends)
+
+
 def offer_terms(t: ls.OfferTerms, mass: Mass) -> Terms:
-    return _terms(t.quantity, t.price, t.available, mass, min_lot=t.min_lot)
+    return _terms(
+        t.quantity, t.price, t.available, mass, min_lot=t.min_lot, flow=_flow(t.recurrence)
+    )
 
 
 def request_terms(t: ls.RequestTerms, mass: Mass) -> Terms:
@@ -132,7 +142,19 @@ def request_terms(t: ls.RequestTerms, mass: Mass) -> Terms:
         max_distance_km=t.max_distance_km,
         weight_price=spec.weight_price if spec else 0.5,
         weight_co2e=spec.weight_co2e if spec else 0.5,
+        flow=_flow(t.recurrence),
+        spec=spec_of(spec),
     )
+
+
+def spec_of(spec: common.BuyerSpecification | None) -> Spec:
+    if spec is None:
+        return Spec()
+    return Spec(spec.min_recycled_content_pct, spec.max_contamination_pct, spec.certifications)
+
+
+def stated_of(material: common.Material, certifications: tuple[str, ...]) -> Stated:
+    return Stated(material.recycled_content_pct, material.contamination_pct, certifications)
 
 
 def _mass_of(material: common.Material) -> Mass:
@@ -161,6 +183,7 @@ def to_command(d: Decoded, book: Book) -> Command | None:
                 hazardous=list_of_waste().is_hazardous(e.material.code),
                 density=mass[0],
                 mass_per_piece=mass[1],
+                stated=stated_of(e.material, e.certifications),
             )
         case ls.RequestPosted():
             mass = _mass_of(e.material)
@@ -194,6 +217,8 @@ def to_command(d: Decoded, book: Book) -> Command | None:
             return Answer(eid, at, e.match_id, e.partner_id, False)
         case ls.MatchDeadlineDue():
             return DeadlineDue(eid, e.due, e.match_id)
+        case ls.AgreementPeriodDue():
+            return PeriodDue(eid, e.due, e.match_id, e.period_key)
     return None
 
 
@@ -210,6 +235,19 @@ def _location(p: Place) -> common.Location:
 
 def _money(amount: float, currency: str) -> common.Money:
     return common.Money(amount=round(amount, 2), currency=currency)
+
+
+def _agreement(p: Proposal) -> common.Agreement | None:
+    a = p.agreement
+    if a is None:
+        return None
+    return common.Agreement(
+        period=a.period, quantity=_quantity(p.quantity), starts=a.starts, ends=a.ends
+    )
+
+
+def _window(w: tuple[Any, Any]) -> common.Window:
+    return common.Window(start=w[0], end=w[1])
 
 
 def to_contract(event: Event) -> Contract:
@@ -233,6 +271,16 @@ def to_contract(event: Event) -> Contract:
                     for r in event.reasons
                 ),
                 expires_at=p.expires_at,
+                agreement=_agreement(p),
+                criteria=tuple(
+                    common.CriterionCheck(
+                        criterion=c.criterion,
+                        required=c.required[:200],
+                        offered=c.offered[:200],
+                        met=c.met,
+                    )
+                    for c in event.criteria
+                ),
             )
         case Confirmed(proposal=p, offer=o, request=r):
             window = common.Window(start=p.window[0], end=p.window[1])
@@ -251,6 +299,34 @@ def to_contract(event: Event) -> Contract:
                 pickup_window=window,
                 delivery_window=window,
                 delivered_price=_money(p.delivered_price, p.currency),
+                agreement=_agreement(p),
+            )
+        case DeliveryDue(standing=a, key=key, window=w):
+            p = a.proposal
+            return ms.DeliveryScheduled(
+                delivery_id=delivery_id_of(p.match_id, key),
+                match_id=p.match_id,
+                offer_id=p.offer_id,
+                request_id=p.request_id,
+                seller_id=p.seller,
+                buyer_id=p.buyer,
+                material_code=p.code,
+                hazardous=a.hazardous,
+                period_key=key,
+                quantity=_quantity(p.quantity),
+                weight_t=round(p.quantity, 6),
+                pickup=_location(a.pickup),
+                delivery=_location(a.delivery),
+                pickup_window=_window(w),
+                delivery_window=_window(w),
+                delivered_price=_money(p.delivered_price, p.currency),
+            )
+        case AgreementOver():
+            return ms.AgreementEnded(
+                match_id=event.match_id,
+                material_code=event.code,
+                reason=event.reason,
+                last_period_key=event.last_key,
             )
         case Expired():
             return ms.MatchExpired(match_id=event.match_id, material_code=event.code)
@@ -264,7 +340,19 @@ def to_contract(event: Event) -> Contract:
     raise TypeError(f"unknown core event {event!r}")
 
 
-Contract = ms.MatchProposed | ms.MatchConfirmed | ms.MatchExpired | ms.MatchCancelled
+Contract = (
+    ms.MatchProposed
+    | ms.MatchConfirmed
+    | ms.MatchExpired
+    | ms.MatchCancelled
+    | ms.DeliveryScheduled
+    | ms.AgreementEnded
+)
+
+
+def delivery_id_of(match_id: str, period_key: str) -> str:
+    """One delivery per agreement and period, with an id anyone can derive."""
+    return derived_id(f"{match_id}/delivery/{period_key}")
 
 
 def source_of(group_id: str) -> str:
@@ -285,7 +373,9 @@ def decide(
             event_id=derived_id(f"{decoded.envelope.id}/matcher", k),
             source=source,
             time=decoded.envelope.time,
-            subject=contract.match_id,
+            subject=contract.delivery_id
+            if isinstance(contract, ms.DeliveryScheduled)
+            else contract.match_id,
         )
         messages.append((event, message))
     return book, messages
@@ -325,6 +415,9 @@ class Matcher:
         for row in rows:
             if row["kind"] == "proposal":
                 book.add_proposal(msgspec.json.decode(row["body"], type=Proposal))
+            elif row["kind"] == "agreement":
+                standing = msgspec.json.decode(row["body"], type=Standing)
+                book.agreements[standing.proposal.match_id] = standing
         pairs = await conn.fetch(
             "SELECT offer_id, request_id FROM matcher_closed_pairs WHERE group_id = $1"
             " AND topic = $2 AND partition = $3",
@@ -355,6 +448,10 @@ class Matcher:
                 tx.emit(message)
                 if isinstance(event, Proposed):
                     await self._ask_timer(tx, event.proposal)
+                elif isinstance(event, Confirmed) and event.first_period is not None:
+                    await self._ask_period(tx, event.proposal, *event.first_period)
+                elif isinstance(event, DeliveryDue):
+                    await self._ask_period(tx, event.standing.proposal, *event.next_period)
         await self._save(tx, book, closed_before)
         return book
 
@@ -370,6 +467,16 @@ class Matcher:
         )
         await schedule(tx.conn, timer_id, message, p.expires_at)
 
+    async def _ask_period(self, tx: Transaction, p: Proposal, key: str, due: Any) -> None:
+        timer = ls.AgreementPeriodDue(
+            match_id=p.match_id, material_code=p.code, period_key=key, due=due
+        )
+        timer_id = derived_id(f"{p.match_id}/period/{key}")
+        message = to_message(
+            timer, event_id=timer_id, source="/producers/scheduler", time=due, subject=p.match_id
+        )
+        await schedule(tx.conn, timer_id, message, due)
+
     async def _save(self, tx: Transaction, book: Book, closed_before: set[tuple[str, str]]) -> None:
         key = (self.group_id, tx.topic, tx.partition)
         upserts: list[tuple[str, str, str]] = []
@@ -379,6 +486,8 @@ class Matcher:
                 upserts.append((item, "listing", _json.encode(book.listings[item]).decode()))
             elif item in book.proposals:
                 upserts.append((item, "proposal", _json.encode(book.proposals[item]).decode()))
+            elif item in book.agreements:
+                upserts.append((item, "agreement", _json.encode(book.agreements[item]).decode()))
             else:
                 deletes.append(item)
         if upserts:

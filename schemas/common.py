@@ -83,16 +83,46 @@ class Material(msgspec.Struct, frozen=True):
     density_t_per_m3: Annotated[float, msgspec.Meta(gt=0, le=25)] | None = None
     # tonnes per piece (a pallet, a crate), when known, so that pieces and t convert.
     mass_per_piece_t: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
+    # Stated by the seller, checked against a buyer's specification (unknown never meets one).
+    recycled_content_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
+    contamination_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
 
 
 class BuyerSpecification(msgspec.Struct, frozen=True):
-    """Criteria beyond the code: hard limits and how to weigh price against CO2e."""
+    """Criteria beyond the code: hard limits and how to weigh price against CO2e. The maximum
+    transport distance is the request's `max_distance_km`. A criterion the offer says nothing
+    about is not met."""
 
     min_recycled_content_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
     max_contamination_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
     certifications: tuple[ShortText, ...] = ()
     weight_price: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
     weight_co2e: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
+
+
+Period = Literal["week", "month", "quarter", "year"]
+
+
+class Agreement(msgspec.Struct, frozen=True):
+    """A standing agreement: `quantity` every `period` (calendar weeks, months, quarters or
+    years) from `starts` until `ends` (open when None). Each period's delivery is scheduled
+    on its own."""
+
+    period: Period
+    quantity: Quantity
+    starts: date
+    ends: date | None = None
+
+
+class CriterionCheck(msgspec.Struct, frozen=True):
+    """One criterion of the buyer's specification against what the offer states."""
+
+    criterion: Literal[
+        "min_recycled_content_pct", "max_contamination_pct", "certification", "max_distance_km"
+    ]
+    required: ShortText
+    offered: ShortText
+    met: bool
 
 
 class Reason(msgspec.Struct, frozen=True):

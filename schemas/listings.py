@@ -17,6 +17,7 @@ from schemas.common import (
     Money,
     Quantity,
     Recurrence,
+    ShortText,
     WasteCode,
     Window,
 )
@@ -53,6 +54,8 @@ class OfferPosted(Event, frozen=True, kw_only=True, tag="market.offer.posted.v1"
     material: Material
     location: Location
     terms: OfferTerms
+    # Certifications the seller holds for this material (e.g. "EN 15343", "ISCC PLUS").
+    certifications: tuple[ShortText, ...] = ()
 
 
 class OfferUpdated(Event, frozen=True, kw_only=True, tag="market.offer.updated.v1"):
@@ -123,6 +126,17 @@ class MatchDeadlineDue(Event, frozen=True, kw_only=True, tag="market.match.deadl
     due: datetime
 
 
+class AgreementPeriodDue(Event, frozen=True, kw_only=True, tag="market.agreement.period-due.v1"):
+    """Timer: a standing agreement's period begins (published by the scheduler); the matcher
+    schedules that period's delivery if the agreement still runs."""
+
+    match_id: Id
+    material_code: WasteCode
+    # The period's calendar key, e.g. "2026-W49", "2026-12", "2026-Q4", "2026".
+    period_key: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}(-W[0-9]{2}|-[0-9]{2}|-Q[1-4])?$")]
+    due: datetime
+
+
 ListingEvent = (
     OfferPosted
     | OfferUpdated
@@ -133,4 +147,5 @@ ListingEvent = (
     | MatchAccepted
     | MatchDeclined
     | MatchDeadlineDue
+    | AgreementPeriodDue
 )

@@ -57,6 +57,8 @@ class TransportJobRequested(Event, frozen=True, kw_only=True, tag="logistics.job
     buyer_id: Id | None = None
     estimated_price: Money | None = None
     estimated_co2e_kg: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    # Under a standing agreement: the period's delivery this job carries.
+    delivery_id: Id | None = None
 
 
 class QuoteSubmitted(Event, frozen=True, kw_only=True, tag="logistics.quote.submitted.v1"):

@@ -8,7 +8,17 @@ from typing import Annotated, Literal
 import msgspec
 
 from schemas.base import Event
-from schemas.common import Id, Location, Money, Quantity, Reason, WasteCode, Window
+from schemas.common import (
+    Agreement,
+    CriterionCheck,
+    Id,
+    Location,
+    Money,
+    Quantity,
+    Reason,
+    WasteCode,
+    Window,
+)
 
 
 class MatchProposed(Event, frozen=True, kw_only=True, tag="market.match.proposed.v1"):
@@ -27,6 +37,10 @@ class MatchProposed(Event, frozen=True, kw_only=True, tag="market.match.proposed
     score: float
     reasons: tuple[Reason, ...]
     expires_at: datetime
+    # A standing agreement between recurring listings; `quantity` is then per period.
+    agreement: Agreement | None = None
+    # The buyer's specification, criterion by criterion (all met, or it would not be proposed).
+    criteria: tuple[CriterionCheck, ...] = ()
 
 
 class MatchConfirmed(Event, frozen=True, kw_only=True, tag="market.match.confirmed.v1"):
@@ -44,6 +58,9 @@ class MatchConfirmed(Event, frozen=True, kw_only=True, tag="market.match.confirm
     pickup_window: Window
     delivery_window: Window
     delivered_price: Money
+    # Set for a standing agreement: `quantity` is per period, and each period's delivery comes
+    # as its own DeliveryScheduled (the transport job follows that, not this event).
+    agreement: Agreement | None = None
 
 
 class MatchExpired(Event, frozen=True, kw_only=True, tag="market.match.expired.v1"):
@@ -60,4 +77,41 @@ class MatchCancelled(Event, frozen=True, kw_only=True, tag="market.match.cancell
     by_partner_id: Id | None = None
 
 
-MatchEvent = MatchProposed | MatchConfirmed | MatchExpired | MatchCancelled
+class DeliveryScheduled(Event, frozen=True, kw_only=True, tag="market.delivery.scheduled.v1"):
+    """One period's delivery under a confirmed standing agreement; it becomes a transport job."""
+
+    delivery_id: Id
+    match_id: Id
+    offer_id: Id
+    request_id: Id
+    seller_id: Id
+    buyer_id: Id
+    material_code: WasteCode
+    hazardous: bool
+    period_key: Annotated[str, msgspec.Meta(min_length=4, max_length=8)]
+    quantity: Quantity
+    weight_t: Annotated[float, msgspec.Meta(gt=0)]
+    pickup: Location
+    delivery: Location
+    pickup_window: Window
+    delivery_window: Window
+    delivered_price: Money
+
+
+class AgreementEnded(Event, frozen=True, kw_only=True, tag="market.agreement.ended.v1"):
+    """A standing agreement stops: its term is over, or a side withdrew its listing."""
+
+    match_id: Id
+    material_code: WasteCode
+    reason: Literal["term_over", "offer_withdrawn", "request_withdrawn"]
+    last_period_key: Annotated[str, msgspec.Meta(max_length=8)] | None = None
+
+
+MatchEvent = (
+    MatchProposed
+    | MatchConfirmed
+    | MatchExpired
+    | MatchCancelled
+    | DeliveryScheduled
+    | AgreementEnded
+)

@@ -5,15 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from marketplace.core.economics import Estimate
 from marketplace.core.geo import Place
 from marketplace.core.grid import GridIndex
+from marketplace.core.periods import Period
+from marketplace.core.specification import NO_SPEC, NOTHING_STATED, Spec, Stated
 
 Kind = Literal["offer", "request"]
 EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """A recurring listing's rhythm: its quantity is per `period`, from `starts` to `ends`."""
+
+    period: Period
+    starts: date
+    ends: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +42,8 @@ class Terms:
     max_distance_km: float | None = None  # requests only
     weight_price: float = 0.5  # requests: how the buyer weighs price against CO2e
     weight_co2e: float = 0.5
+    flow: Flow | None = None  # recurring: `quantity` is per period
+    spec: Spec = NO_SPEC  # requests: the buyer's hard criteria
 
 
 @dataclass(slots=True)
@@ -47,12 +60,30 @@ class Listing:
     accepts: tuple[str, ...] = ()  # requests: other codes taken
     density: float | None = None  # t per m3, as posted, for updates given in m3
     mass_per_piece: float | None = None  # t per piece, as posted, for updates given in pieces
+    stated: Stated = NOTHING_STATED  # offers: recycled content, contamination, certifications held
+    # For a recurring listing, `confirmed` and `reserved` count its standing agreements (per
+    # period, in its own period) and `period_used` its one-off deals by period key.
     confirmed: float = 0.0
     reserved: float = 0.0
+    period_used: dict[str, float] = field(default_factory=dict)
 
     @property
     def available(self) -> float:
         return max(0.0, self.terms.quantity - self.confirmed - self.reserved)
+
+    def available_in(self, key: str | None, standing_from: str | None = None) -> float:
+        """What is left: for a one-off listing (key None), of its quantity; for a recurring one,
+        in period `key` for a one-off deal, or per period from `standing_from` on for a new
+        standing agreement."""
+        left = self.available
+        if self.terms.flow is None:
+            return left
+        if key is not None:
+            return max(0.0, left - self.period_used.get(key, 0.0))
+        used = [
+            v for k, v in self.period_used.items() if standing_from is None or k >= standing_from
+        ]
+        return max(0.0, left - max(used, default=0.0))
 
 
 @dataclass(slots=True)
@@ -70,6 +101,32 @@ class Proposal:
     expires_at: datetime
     window: tuple[datetime, datetime]
     answers: dict[str, bool] = field(default_factory=dict)
+    # A standing agreement between two recurring listings (quantity per `agreement.period`).
+    agreement: Flow | None = None
+    # What each side gives up, in its own units (its own period for a recurring listing), and
+    # for a recurring listing in a one-off deal, the period key it is taken from.
+    offer_take: float | None = None
+    request_take: float | None = None
+    offer_period: str | None = None
+    request_period: str | None = None
+
+    def take(self, kind: Kind) -> tuple[float, str | None]:
+        if kind == "offer":
+            take, key = self.offer_take, self.offer_period
+        else:
+            take, key = self.request_take, self.request_period
+        return (self.quantity if take is None else take), key
+
+
+@dataclass(slots=True)
+class Standing:
+    """A confirmed standing agreement, kept until its term is over or a side withdraws."""
+
+    proposal: Proposal
+    pickup: Place
+    delivery: Place
+    hazardous: bool
+    last_key: str | None = None  # the last period whose delivery was scheduled
 
 
 @dataclass(slots=True)
@@ -84,6 +141,8 @@ class Book:
     requests: GridIndex = field(default_factory=GridIndex)
     reach_km: dict[str, float] = field(default_factory=dict)
     by_listing: dict[str, set[str]] = field(default_factory=dict)
+    # Confirmed standing agreements by match id.
+    agreements: dict[str, Standing] = field(default_factory=dict)
     # What changed since the last save (listing ids and match ids), for the consumer that
     # persists the book.
     dirty: set[str] = field(default_factory=set)
@@ -135,3 +194,10 @@ class Book:
 
     def open_proposals_of(self, listing_id: str) -> list[Proposal]:
         return [self.proposals[m] for m in sorted(self.by_listing.get(listing_id, ()))]
+
+    def agreements_of(self, listing_id: str) -> list[Standing]:
+        return [
+            a
+            for _, a in sorted(self.agreements.items())
+            if listing_id in (a.proposal.offer_id, a.proposal.request_id)
+        ]

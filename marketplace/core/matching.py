@@ -20,10 +20,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from marketplace.core.book import EPS, Book, Kind, Listing, Proposal, Terms
+from marketplace.core import periods
+from marketplace.core.book import EPS, Book, Flow, Kind, Listing, Proposal, Standing, Terms
 from marketplace.core.economics import Estimate, MaterialFactor, TransportModel, estimate
 from marketplace.core.geo import Place
 from marketplace.core.ids import derived_id
+from marketplace.core.specification import NOTHING_STATED, Check, Stated, check, meets
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class Post:
     accepts: tuple[str, ...] = ()
     density: float | None = None
     mass_per_piece: float | None = None
+    stated: Stated = NOTHING_STATED
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +94,17 @@ class DeadlineDue:
     match_id: str
 
 
-Command = Post | Update | Withdraw | Answer | DeadlineDue
+@dataclass(frozen=True, slots=True)
+class PeriodDue:
+    """Timer: period `key` of a standing agreement begins."""
+
+    event_id: str
+    at: datetime
+    match_id: str
+    key: str
+
+
+Command = Post | Update | Withdraw | Answer | DeadlineDue | PeriodDue
 
 
 # Events: what the matcher writes to market.matches.
@@ -107,6 +120,7 @@ class Proposed:
     proposal: Proposal
     score: float
     reasons: tuple[Reason, ...]
+    criteria: tuple[Check, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +128,26 @@ class Confirmed:
     proposal: Proposal
     offer: Listing
     request: Listing
+    # A standing agreement's first period: (key, when its timer is due).
+    first_period: tuple[str, datetime] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryDue:
+    """One period's delivery under a standing agreement, and when the next period begins."""
+
+    standing: Standing
+    key: str
+    window: tuple[datetime, datetime]
+    next_period: tuple[str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementOver:
+    match_id: str
+    code: str
+    reason: Literal["term_over", "offer_withdrawn", "request_withdrawn"]
+    last_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +169,20 @@ class Cancelled:
     by: str | None = None
 
 
-Event = Proposed | Confirmed | Expired | Cancelled
+Event = Proposed | Confirmed | Expired | Cancelled | DeliveryDue | AgreementOver
+
+
+@dataclass(frozen=True, slots=True)
+class Deal:
+    """How a pair would trade: per agreement period between two recurring listings, once
+    otherwise; and what each side gives up in its own units (and from which period)."""
+
+    quantity: float
+    offer_take: float
+    request_take: float
+    offer_period: str | None = None
+    request_period: str | None = None
+    agreement: Flow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +194,33 @@ class Candidate:
     estimate: Estimate
     delivered_price: float
     score: float
+    deal: Deal
+
+    def criteria(self) -> tuple[Check, ...]:
+        r = self.request.terms
+        return check(r.spec, self.offer.stated, self.distance_km, r.max_distance_km)
 
     def reasons(self) -> tuple[Reason, ...]:
         """Why this pair: built only for the candidates that become proposals."""
         o, r, est = self.offer.terms, self.request.terms, self.estimate
         quantity, distance, delivered = self.quantity, self.distance_km, self.delivered_price
-        fit = quantity / r.quantity if r.quantity > 0 else 0.0
+        fit = self.deal.request_take / r.quantity if r.quantity > 0 else 0.0
+        agreement = self.deal.agreement
+        per = f" per {agreement.period}" if agreement else ""
+        extra: tuple[Reason, ...] = ()
+        if agreement is not None:
+            until = f" until {agreement.ends.isoformat()}" if agreement.ends else ""
+            extra = (
+                Reason(
+                    "agreement_t_per_period",
+                    round(quantity, 6),
+                    f"{quantity:g} t every {agreement.period} from "
+                    f"{agreement.starts.isoformat()}{until}",
+                ),
+            )
+        elif self.deal.offer_period or self.deal.request_period:
+            key = self.deal.offer_period or self.deal.request_period
+            extra = (Reason("from_period", 0.0, f"one delivery, taken from period {key}"),)
         return (
             Reason(
                 "distance_km", round(distance, 3), f"within the buyer's {r.max_distance_km:g} km"
@@ -163,13 +231,19 @@ class Candidate:
                 f"{o.price:g} asked + {est.transport_cost_per_t:.2f} transport per t; "
                 f"buyer's maximum {r.price:g} {o.currency}",
             ),
-            Reason("quantity_fit", round(fit, 4), f"{quantity:g} t of the {r.quantity:g} t wanted"),
+            Reason(
+                "quantity_fit",
+                round(fit, 4),
+                f"{quantity:g} t{per} of the {r.quantity:g} t wanted"
+                + (f" per {r.flow.period}" if r.flow else ""),
+            ),
             Reason(
                 "net_co2e_kg",
                 round(est.net_co2e_kg, 1),
                 f"{est.saved_co2e_kg:.0f} kg saved by reuse - "
-                f"{est.transport_co2e_kg:.0f} kg transport",
+                f"{est.transport_co2e_kg:.0f} kg transport{per}",
             ),
+            *extra,
         )
 
     def rank(self, driver: Listing) -> tuple[float, float, int, str]:
@@ -195,6 +269,8 @@ def step(book: Book, command: Command, config: MarketConfig) -> tuple[Book, list
                 _release(book, p)
                 out.append(Expired(p.match_id, p.code))
                 _reallocate(book, [p.offer_id, p.request_id], command, config, out)
+        case PeriodDue():
+            _period_due(book, command, config, out)
     return book, out
 
 
@@ -215,6 +291,7 @@ def _post(book: Book, command: Post, config: MarketConfig, out: list[Event]) -> 
         accepts=command.accepts,
         density=command.density,
         mass_per_piece=command.mass_per_piece,
+        stated=command.stated,
     )
     book.listings[listing.id] = listing
     book.file(listing, config.substitutions)
@@ -250,8 +327,13 @@ def _withdraw(book: Book, command: Withdraw, config: MarketConfig, out: list[Eve
         return
     why: CancelReason = "offer_withdrawn" if listing.kind == "offer" else "request_withdrawn"
     freed = _cancel_all(book, listing, why, out)
+    ended: Literal["offer_withdrawn", "request_withdrawn"] = (
+        "offer_withdrawn" if listing.kind == "offer" else "request_withdrawn"
+    )
+    for standing in book.agreements_of(listing.id):
+        freed.extend(_end(book, standing, ended, out))
     _remove(book, listing, config)
-    _reallocate(book, freed, command, config, out)
+    _reallocate(book, [i for i in freed if i != listing.id], command, config, out)
 
 
 def _answer(book: Book, command: Answer, config: MarketConfig, out: list[Event]) -> None:
@@ -269,25 +351,106 @@ def _answer(book: Book, command: Answer, config: MarketConfig, out: list[Event])
     if p.seller in p.answers and p.buyer in p.answers:
         offer, request = book.listings[p.offer_id], book.listings[p.request_id]
         for listing in (offer, request):
-            listing.reserved = max(0.0, listing.reserved - p.quantity)
-            listing.confirmed += p.quantity
+            take, key = p.take(listing.kind)
+            if key is None:  # a one-off deal from a recurring listing stays in its period
+                listing.reserved = max(0.0, listing.reserved - take)
+                listing.confirmed += take
             book.dirty.add(listing.id)
         book.drop_proposal(p)
-        out.append(Confirmed(p, replace(offer), replace(request)))
+        first = None
+        if p.agreement is not None:
+            book.agreements[p.match_id] = Standing(p, offer.place, request.place, offer.hazardous)
+            book.dirty.add(p.match_id)
+            day = max(p.agreement.starts, command.at.date())
+            start = max(day, periods.start_of(p.agreement.period, day))
+            first = (
+                periods.key_of(p.agreement.period, day),
+                max(command.at, periods.midnight(start)),
+            )
+        out.append(Confirmed(p, replace(offer), replace(request), first))
         for listing in (offer, request):
-            if listing.terms.quantity - listing.confirmed <= EPS and not book.by_listing.get(
-                listing.id
+            if (
+                listing.terms.flow is None
+                and listing.terms.quantity - listing.confirmed <= EPS
+                and not book.by_listing.get(listing.id)
             ):
                 _remove(book, listing, config)
+
+
+def _period_due(book: Book, command: PeriodDue, config: MarketConfig, out: list[Event]) -> None:
+    standing = book.agreements.get(command.match_id)
+    if standing is None:
+        return  # ended already
+    p = standing.proposal
+    flow = p.agreement
+    assert flow is not None
+    if standing.last_key is not None and command.key <= standing.last_key:
+        return  # this period's delivery was scheduled already
+    begins = periods.start_of_key(flow.period, command.key)
+    if flow.ends is not None and begins >= flow.ends:
+        freed = _end(book, standing, "term_over", out)
+        _reallocate(book, freed, command, config, out)
+        return
+    following = periods.next_start(flow.period, begins)
+    opens = periods.midnight(max(begins, flow.starts))
+    closes = periods.midnight(min(following, flow.ends) if flow.ends else following)
+    standing.last_key = command.key
+    book.dirty.add(p.match_id)
+    out.append(
+        DeliveryDue(
+            standing,
+            command.key,
+            (opens, closes),
+            (periods.key_of(flow.period, following), periods.midnight(following)),
+        )
+    )
+
+
+def _end(
+    book: Book,
+    standing: Standing,
+    reason: Literal["term_over", "offer_withdrawn", "request_withdrawn"],
+    out: list[Event],
+) -> list[str]:
+    """Ends a standing agreement and gives both sides their per-period quantity back; returns
+    the listings freed."""
+    p = standing.proposal
+    freed = []
+    for lid in (p.offer_id, p.request_id):
+        listing = book.listings.get(lid)
+        if listing is not None:
+            take, _ = p.take(listing.kind)
+            listing.confirmed = max(0.0, listing.confirmed - take)
+            book.dirty.add(lid)
+            freed.append(lid)
+    del book.agreements[p.match_id]
+    book.dirty.add(p.match_id)
+    out.append(AgreementOver(p.match_id, p.code, reason, standing.last_key))
+    return freed
 
 
 def _release(book: Book, p: Proposal) -> None:
     for lid in (p.offer_id, p.request_id):
         listing = book.listings.get(lid)
         if listing is not None:
-            listing.reserved = max(0.0, listing.reserved - p.quantity)
+            take, key = p.take(listing.kind)
+            if key is None:
+                listing.reserved = max(0.0, listing.reserved - take)
+            else:
+                left = listing.period_used.get(key, 0.0) - take
+                if left > EPS:
+                    listing.period_used[key] = left
+                else:
+                    listing.period_used.pop(key, None)
             book.dirty.add(lid)
     book.drop_proposal(p)
+
+
+def _reserve(listing: Listing, take: float, key: str | None) -> None:
+    if key is None:
+        listing.reserved += take
+    else:
+        listing.period_used[key] = listing.period_used.get(key, 0.0) + take
 
 
 def _cancel_all(book: Book, listing: Listing, reason: CancelReason, out: list[Event]) -> list[str]:
@@ -333,6 +496,7 @@ def _allocate(
         if fresh is None:
             continue
         index = sum(1 for e in out if isinstance(e, Proposed))
+        deal = fresh.deal
         p = Proposal(
             match_id=derived_id(cause.event_id, index),
             offer_id=fresh.offer.id,
@@ -349,12 +513,17 @@ def _allocate(
                 max(fresh.offer.terms.start, fresh.request.terms.start),
                 min(fresh.offer.terms.end, fresh.request.terms.end),
             ),
+            agreement=deal.agreement,
+            offer_take=deal.offer_take,
+            request_take=deal.request_take,
+            offer_period=deal.offer_period,
+            request_period=deal.request_period,
         )
-        fresh.offer.reserved += p.quantity
-        fresh.request.reserved += p.quantity
+        _reserve(fresh.offer, deal.offer_take, deal.offer_period)
+        _reserve(fresh.request, deal.request_take, deal.request_period)
         book.dirty.update((fresh.offer.id, fresh.request.id))
         book.add_proposal(p)
-        out.append(Proposed(p, fresh.score, fresh.reasons()))
+        out.append(Proposed(p, fresh.score, fresh.reasons(), fresh.criteria()))
 
 
 def _candidates(book: Book, listing: Listing, config: MarketConfig) -> list[Candidate | None]:
@@ -385,27 +554,58 @@ def _evaluate(
 ) -> Candidate | None:
     """The pair as a candidate, or None when any rule forbids it. `distance` is the pair's
     great-circle distance when the caller has it already."""
-    o, r = offer.terms, request.terms
     if (offer.id, request.id) in book.closed_pairs or book.pair_open(offer.id, request.id):
         return None
     if offer.owner == request.owner:
         return None
+    return assess(offer, request, config, distance)
+
+
+Why = list[str] | None
+
+
+def _no(why: Why, rule: str) -> Candidate | None:
+    """Refuses a pair, saying why when asked."""
+    if why is not None:
+        why.append(rule)
+    return None
+
+
+def assess(
+    offer: Listing,
+    request: Listing,
+    config: MarketConfig,
+    distance: float | None = None,
+    why: Why = None,
+) -> Candidate | None:
+    """The pair on its own merits (what the book knows of other pairs aside): a candidate, or
+    None with the rule that forbids it appended to `why` when given."""
+    o, r = offer.terms, request.terms
     if offer.hazardous and not request.hazardous_permit:
-        return None
-    if o.unit != "t" or r.unit != "t" or o.currency != r.currency:
-        return None
+        return _no(why, "hazardous material needs a receiver with a permit")
+    if o.unit != "t" or r.unit != "t":
+        return _no(why, "quantities must convert to tonnes")
+    if o.currency != r.currency:
+        return _no(why, "different currencies")
     if max(o.start, r.start) >= min(o.end, r.end):
-        return None
+        return _no(why, "the listings' windows do not overlap")
     if distance is None:
         distance = offer.place.km_to(request.place)
     if r.max_distance_km is None or distance > r.max_distance_km:
-        return None
-    quantity = min(offer.available, request.available)
-    if quantity <= EPS or (o.min_lot is not None and quantity < o.min_lot - EPS):
-        return None
+        return _no(why, "farther than the buyer's maximum distance")
+    if not r.spec.empty and not meets(r.spec, offer.stated):
+        return _no(why, "does not meet the buyer's specification")
+    deal = _deal(offer, request)
+    if deal is None:
+        return _no(why, "the recurring flows do not overlap in time")
+    quantity = deal.quantity
+    if quantity <= EPS:
+        return _no(why, "nothing left to trade")
+    if o.min_lot is not None and quantity < o.min_lot - EPS:
+        return _no(why, "below the seller's minimum lot")
     factor = config.factors.get(offer.code)
     if factor is None:
-        return None
+        return _no(why, "no carbon factor for the material")
     est = estimate(
         distance_km=distance,
         tonnes=quantity,
@@ -414,15 +614,47 @@ def _evaluate(
         currency=o.currency,
     )
     if est is None:
-        return None
+        return _no(why, "no transport cost for the currency")
     delivered = o.price + est.transport_cost_per_t
-    if delivered > r.price + EPS or est.saved_co2e_kg <= est.transport_co2e_kg:
-        return None
+    if delivered > r.price + EPS:
+        return _no(why, "the delivered price is above the buyer's maximum")
+    if est.saved_co2e_kg <= est.transport_co2e_kg:
+        return _no(why, "transport emits more CO2e than reuse saves")
     headroom = (r.price - delivered) / max(abs(r.price), 1.0)
     price_score = min(1.0, max(0.0, headroom))
     co2_score = min(1.0, max(0.0, est.net_co2e_kg / est.saved_co2e_kg))
-    fit = quantity / r.quantity if r.quantity > 0 else 0.0
+    fit = deal.request_take / r.quantity if r.quantity > 0 else 0.0
     weights = r.weight_price + r.weight_co2e
     wp, wc = (r.weight_price / weights, r.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
     score = round(0.8 * (wp * price_score + wc * co2_score) + 0.2 * fit, 6)
-    return Candidate(offer, request, distance, quantity, est, delivered, score)
+    return Candidate(offer, request, distance, quantity, est, delivered, score, deal)
+
+
+def _deal(offer: Listing, request: Listing) -> Deal | None:
+    """The quantity a pair could trade now, or None when their flows never meet in time."""
+    of, rf = offer.terms.flow, request.terms.flow
+    if of is None and rf is None:
+        q = min(offer.available, request.available)
+        return Deal(q, q, q)
+    if of is not None and rf is not None:
+        span = periods.overlap(of.starts, of.ends, rf.starts, rf.ends)
+        if span is None:
+            return None
+        period = periods.coarser(of.period, rf.period)
+        n_o, n_r = periods.min_count(of.period, period), periods.min_count(rf.period, period)
+        o_left = offer.available_in(None, periods.key_of(of.period, span[0]))
+        r_left = request.available_in(None, periods.key_of(rf.period, span[0]))
+        q = min(o_left * n_o, r_left * n_r)
+        return Deal(q, q / n_o, q / n_r, agreement=Flow(period, span[0], span[1]))
+    # One recurring side, one one-off lot: one delivery, from the period the lot falls in.
+    flow, lot = (of, request) if of is not None else (rf, offer)
+    assert flow is not None
+    day = max(lot.terms.start.date(), flow.starts)
+    if day >= lot.terms.end.date() or (flow.ends is not None and day >= flow.ends):
+        return None
+    key = periods.key_of(flow.period, day)
+    recurring = offer if of is not None else request
+    q = min(lot.available, recurring.available_in(key))
+    if of is not None:
+        return Deal(q, q, q, offer_period=key)
+    return Deal(q, q, q, request_period=key)
