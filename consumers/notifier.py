@@ -6,6 +6,8 @@ logistics.jobs: a new transport job to every logistics firm whose declared cover
 it (the pure rule of marketplace/core/carriers.py, over the projector's carriers read model).
 From logistics.awards: the winner, every other bidder and both SMEs of an award; the bidders and
 the SMEs of a failed auction, and the fitting firms again when it reopens; a refused quote's firm.
+From partners.registry (#11): an SME nudged by a facilitator about a listing, and a facilitator
+told that an SME granted or revoked its consent.
 
 A notification's id derives from its cause's event id, its kind and its recipient, so a replay or
 a republished event gives the very same notification and never a second one with another id."""
@@ -30,11 +32,12 @@ from marketplace.runtime.deadletter import dead_letter
 from marketplace.runtime.outbox import OutboxMessage
 from schemas import common
 from schemas import logistics as lg
+from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
 from schemas.matches import MatchCancelled, MatchConfirmed, MatchExpired, MatchProposed
 from schemas.partners import NotificationIssued
 
 GROUP = "notifier"
-TOPICS = ("market.matches", "logistics.jobs", "logistics.awards")
+TOPICS = ("market.matches", "logistics.jobs", "logistics.awards", "partners.registry")
 SOURCE = "/consumers/notifier"
 log = get_logger(__name__)
 _coverage = msgspec.json.Decoder(lg.CarrierCoverage)
@@ -52,6 +55,9 @@ KINDS = (
     "award.lost",
     "auction.failed",
     "transport.awarded",
+    "listing.nudged",
+    "consent.granted",
+    "consent.revoked",
 )
 
 
@@ -216,7 +222,53 @@ def plan(event: Any, known: Known) -> list[Note]:
             return _awarded(event, known)
         case lg.AuctionFailed():
             return _failed(event, known)
+        case ListingNudged() | ConsentGranted() | ConsentRevoked():
+            return _facilitation(event)
     return []
+
+
+def _facilitation(event: ListingNudged | ConsentGranted | ConsentRevoked) -> list[Note]:
+    """#11: the SME hears of a nudge; the facilitator hears of a consent given or taken back."""
+    match event:
+        case ListingNudged():
+            days = f"{event.days_unchanged} day{'s' if event.days_unchanged != 1 else ''}"
+            return [
+                Note(
+                    event.partner_id,
+                    "listing.nudged",
+                    event.listing_id,
+                    f"Your {event.kind} of {event.material_code} has not changed for {days}:"
+                    " is it still current?",
+                    {
+                        "listing_id": event.listing_id,
+                        "kind": event.kind,
+                        "material_code": event.material_code,
+                        "days_unchanged": event.days_unchanged,
+                        "facilitator_id": event.facilitator_id,
+                        "message": event.message,
+                    },
+                )
+            ]
+        case ConsentGranted():
+            return [
+                Note(
+                    event.facilitator_id,
+                    "consent.granted",
+                    event.partner_id,
+                    "An SME lets you act for it",
+                    {"partner_id": event.partner_id, "note": event.note},
+                )
+            ]
+        case ConsentRevoked():
+            return [
+                Note(
+                    event.facilitator_id,
+                    "consent.revoked",
+                    event.partner_id,
+                    "An SME withdrew its consent: you can no longer act for it",
+                    {"partner_id": event.partner_id, "reason": event.reason},
+                )
+            ]
 
 
 def _awarded(event: lg.TransportAwarded, known: Known) -> list[Note]:

@@ -16,6 +16,7 @@ from marketplace.events import Decoded, EventDecodeError, decode
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.deadletter import dead_letter
+from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
 from schemas.listings import (
     MatchAccepted,
     MatchDeclined,
@@ -160,8 +161,50 @@ async def project(conn: Conn, decoded: Decoded) -> None:
             )
         case NotificationIssued():
             await _notification(conn, event, at)
+        case ConsentGranted() | ConsentRevoked() | ListingNudged():
+            await project_facilitation(conn, decoded)
         case _:
             await project_trade(conn, decoded)
+
+
+async def project_facilitation(conn: Conn, decoded: Decoded) -> None:
+    """Consents (one row per SME and facilitator, the latest event wins: they share the SME's
+    partition, so they arrive in order) and nudges (#11)."""
+    event, at, event_id = decoded.event, decoded.envelope.time, decoded.envelope.id
+    match event:
+        case ConsentGranted():
+            await conn.execute(
+                "INSERT INTO consents (partner_id, facilitator_id, status, note, granted_at,"
+                " updated_at) VALUES ($1, $2, 'granted', $3, $4, $4)"
+                " ON CONFLICT (partner_id, facilitator_id) DO UPDATE SET status = 'granted',"
+                " note = EXCLUDED.note, granted_at = EXCLUDED.granted_at, revoked_at = NULL,"
+                " updated_at = EXCLUDED.updated_at",
+                event.partner_id,
+                event.facilitator_id,
+                event.note,
+                at,
+            )
+        case ConsentRevoked():
+            await conn.execute(
+                "UPDATE consents SET status = 'revoked', revoked_at = $3, updated_at = $3"
+                " WHERE partner_id = $1 AND facilitator_id = $2 AND status = 'granted'",
+                event.partner_id,
+                event.facilitator_id,
+                at,
+            )
+        case ListingNudged():
+            await conn.execute(
+                "INSERT INTO nudges (event_id, listing_id, partner_id, facilitator_id, message,"
+                " nudged_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                event_id,
+                event.listing_id,
+                event.partner_id,
+                event.facilitator_id,
+                event.message,
+                at,
+            )
+        case _:
+            pass
 
 
 async def _notification(conn: Conn, event: NotificationIssued, at: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from schemas.base import Event
+from schemas.facilitators import FacilitatorEvent
 from schemas.listings import ListingEvent, OfferPosted, RequestPosted
 from schemas.logistics import AwardEvent, JobEvent
 from schemas.matches import MatchEvent
@@ -16,7 +17,7 @@ TOPIC_EVENTS: dict[str, Any] = {
     "market.matches": MatchEvent,
     "logistics.jobs": JobEvent,
     "logistics.awards": AwardEvent,
-    "partners.registry": RegistryEvent,
+    "partners.registry": RegistryEvent | FacilitatorEvent,
     "partners.notifications": NotificationEvent,
 }
 

@@ -59,6 +59,11 @@ def add_parser(sub: Any) -> None:
     history = actions.add_parser("history", help="the ordered story of one item")
     history.add_argument("item_id", help="a listing, match, job, quote or partner id")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
+    history.add_argument(
+        "--on-behalf",
+        action="store_true",
+        help="only what a partner did for another (a facilitator for an SME)",
+    )
     actions.add_parser("checkpoint", help="sign a checkpoint of the chain heads now")
     actions.add_parser("public-key", help="print the public key that signs checkpoints")
     keygen = actions.add_parser("keygen", help="create the signing key if it does not exist")
@@ -139,9 +144,19 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             )
             return 0 if result.identical else 1
         if args.action == "history":
-            from marketplace.audit.history import history
+            from marketplace.audit.history import history, partners_named
 
-            steps = await history(conn, args.item_id)
+            steps = await history(conn, args.item_id, on_behalf_only=args.on_behalf)
+            named = await partners_named(
+                conn, [p for s in steps for p in (s.actor, s.on_behalf_of) if p]
+            )
+
+            def who(partner: str | None) -> str | None:
+                if partner is None or partner not in named:
+                    return partner
+                role, name = named[partner]
+                return f"{partner} ({role} {name})"
+
             for s in steps:
                 if args.json:
                     data = orjson.loads(s.data) if isinstance(s.data, str) else s.data
@@ -153,13 +168,18 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                         "type": s.type,
                         "source": s.source,
                         "subject": s.subject,
+                        "actor": s.actor,
+                        "on_behalf_of": s.on_behalf_of,
                         "data": data,
                     }
                     print(orjson.dumps(line).decode())
                 else:
+                    acted = f"  by {who(s.actor)}" if s.actor else ""
+                    if s.on_behalf_of:
+                        acted += f" on behalf of {who(s.on_behalf_of)}"
                     print(
                         f"{s.recorded_at.isoformat()}  {s.topic}/{s.partition}@{s.offset}  "
-                        f"{s.type or '(not a CloudEvent)'}  from {s.source}"
+                        f"{s.type or '(not a CloudEvent)'}  from {s.source}{acted}"
                     )
             if not steps:
                 print(f"history: nothing in the audit log mentions {args.item_id}", file=sys.stderr)

@@ -14,7 +14,16 @@ from marketplace.db import create_pool
 from marketplace.kafka import make_admin, make_producer
 from marketplace.metrics import REGISTRY, metrics_handler
 from marketplace.settings import Settings
-from producers.api import impact, jobs, listings, live, matches, partners, webhooks
+from producers.api import (
+    facilitators,
+    impact,
+    jobs,
+    listings,
+    live,
+    matches,
+    partners,
+    webhooks,
+)
 from producers.api.auth import auth_middleware
 from producers.api.context import LIMITER, POOL, PRODUCER, SETTINGS, ProducerHandle
 from producers.api.problems import problem_middleware
@@ -111,6 +120,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics_handler)
     listings.add_routes(app)
+    facilitators.add_routes(app)
     partners.add_routes(app)
     matches.add_routes(app)
     jobs.add_routes(app)

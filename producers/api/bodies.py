@@ -25,6 +25,8 @@ class OfferIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     material: Material
     location: Location
     terms: OfferTerms
+    # A facilitator posts for the SME with this partner id (which must have consented).
+    on_behalf_of: Id | None = None
 
 
 class RequestIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -33,6 +35,8 @@ class RequestIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     terms: RequestTerms
     accepts_codes: tuple[WasteCode, ...] = ()
     hazardous_permit: bool = False
+    # A facilitator posts for the SME with this partner id (which must have consented).
+    on_behalf_of: Id | None = None
 
 
 class OfferTermsIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -18,6 +18,7 @@ from producers.api.bodies import (
     WithdrawIn,
 )
 from producers.api.context import POOL, principal
+from producers.api.facilitators import has_consent, no_consent, owner_for, require_consent
 from producers.api.problems import Problem
 from producers.api.writes import Ids, idempotent, publish, read_body
 from schemas.base import Event
@@ -31,7 +32,8 @@ from schemas.listings import (
 )
 
 Kind = Literal["offer", "request"]
-WRITERS = ("sme",)
+# A facilitator writes for an SME that consented (#11): owner = the SME, actor = the facilitator.
+WRITERS = ("sme", "facilitator")
 
 
 def check_code(code: str, field: str) -> None:
@@ -52,7 +54,9 @@ def accepted(
 
 
 async def own_listing(request: web.Request, kind: Kind) -> dict[str, Any]:
-    """The caller's listing, or 404: another partner's listing does not exist for the caller."""
+    """The caller's listing, or 404: another partner's listing does not exist for the caller.
+    A facilitator reaches the listings of the SMEs that consented to it, and gets 403 for the
+    others' (so that it knows a consent is missing)."""
     listing_id = request.match_info["id"]
     row = await request.app[POOL].fetchrow(
         "SELECT listing_id, owner_id, material_code, body, status, posted_at, updated_at"
@@ -60,7 +64,10 @@ async def own_listing(request: web.Request, kind: Kind) -> dict[str, Any]:
         listing_id,
         kind,
     )
-    if row is None or row["owner_id"] != principal(request).partner_id:
+    who = principal(request)
+    if row is not None and row["owner_id"] != who.partner_id and who.role == "facilitator":
+        await require_consent(request, row["owner_id"])
+    elif row is None or row["owner_id"] != who.partner_id:
         raise Problem(404, f"no {kind} {listing_id} of yours")
     return as_json(row)
 
@@ -69,6 +76,7 @@ def as_json(row: Any) -> dict[str, Any]:
     body = orjson.loads(row["body"])
     return {
         "id": row["listing_id"],
+        "owner_id": row["owner_id"],
         "status": row["status"],
         "posted_at": row["posted_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
@@ -81,12 +89,13 @@ async def post_offer(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, OfferIn)
     check_code(body.material.code, "material.code")
     who = principal(request)
+    owner = await owner_for(request, body.on_behalf_of)
 
     async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
         offer_id, event_id = ids.make("offer"), ids.make("event")
         event = OfferPosted(
             offer_id=offer_id,
-            owner_id=who.partner_id,
+            owner_id=owner,
             actor_id=who.partner_id,
             material=body.material,
             location=body.location,
@@ -105,12 +114,13 @@ async def post_request(request: web.Request) -> web.StreamResponse:
     for i, code in enumerate(body.accepts_codes):
         check_code(code, f"accepts_codes[{i}]")
     who = principal(request)
+    owner = await owner_for(request, body.on_behalf_of)
 
     async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
         request_id, event_id = ids.make("request"), ids.make("event")
         event = RequestPosted(
             request_id=request_id,
-            owner_id=who.partner_id,
+            owner_id=owner,
             actor_id=who.partner_id,
             material=body.material,
             accepts_codes=body.accepts_codes,
@@ -130,6 +140,7 @@ async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.Strea
     if current["status"] != "open":
         raise Problem(409, f"{kind} {current['id']} is {current['status']}", kind="not-open")
     who = principal(request)
+    owner = current["owner_id"]
     code = current["material"]["code"]
     event: Event
     if withdraw:
@@ -137,7 +148,7 @@ async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.Strea
         if kind == "offer":
             event = OfferWithdrawn(
                 offer_id=current["id"],
-                owner_id=who.partner_id,
+                owner_id=owner,
                 actor_id=who.partner_id,
                 material_code=code,
                 reason=reason,
@@ -145,7 +156,7 @@ async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.Strea
         else:
             event = RequestWithdrawn(
                 request_id=current["id"],
-                owner_id=who.partner_id,
+                owner_id=owner,
                 actor_id=who.partner_id,
                 material_code=code,
                 reason=reason,
@@ -154,7 +165,7 @@ async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.Strea
         terms = (await read_body(request, OfferTermsIn)).terms
         event = OfferUpdated(
             offer_id=current["id"],
-            owner_id=who.partner_id,
+            owner_id=owner,
             actor_id=who.partner_id,
             material_code=code,
             terms=terms,
@@ -163,7 +174,7 @@ async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.Strea
         rterms = (await read_body(request, RequestTermsIn)).terms
         event = RequestUpdated(
             request_id=current["id"],
-            owner_id=who.partner_id,
+            owner_id=owner,
             actor_id=who.partner_id,
             material_code=code,
             terms=rterms,
@@ -188,11 +199,22 @@ async def list_own(request: web.Request, kind: Kind) -> web.StreamResponse:
     status = request.query.get("status")
     if status not in (None, "open", "withdrawn"):
         raise Problem(400, "status is open or withdrawn", field="status")
+    who = principal(request)
+    owner = who.partner_id
+    if who.role == "facilitator":
+        sme = request.query.get("on_behalf_of")
+        if not sme:
+            raise Problem(
+                400, "a facilitator names the SME in ?on_behalf_of=", field="on_behalf_of"
+            )
+        if not await has_consent(request, sme, who.partner_id):
+            raise no_consent(sme, who.partner_id, "on_behalf_of")
+        owner = sme
     rows = await request.app[POOL].fetch(
         "SELECT listing_id, owner_id, material_code, body, status, posted_at, updated_at"
         " FROM listings WHERE owner_id = $1 AND kind = $2 AND ($3::text IS NULL OR status = $3)"
         " ORDER BY posted_at DESC, listing_id LIMIT $4 OFFSET $5",
-        principal(request).partner_id,
+        owner,
         kind,
         status,
         limit,

@@ -20,6 +20,7 @@ from producers.api.bodies import (
     ReserveIn,
     WithdrawIn,
 )
+from producers.api.facilitators import ConsentIn, NudgeIn, RevokeIn
 from producers.api.webhooks import EndpointIn, RotateIn
 
 
@@ -35,6 +36,9 @@ class Route:
     # The success status of a route that is not a 202 write.
     status: int = 200
 
+
+# Listings are written by their SME, or by a facilitator for an SME that consented (#11).
+_WRITERS = ("sme", "facilitator")
 
 ROUTES: tuple[Route, ...] = (
     Route("get", "/healthz", "Liveness: the process is up"),
@@ -72,16 +76,81 @@ ROUTES: tuple[Route, ...] = (
         "Each consumer group's lag behind the topics' ends",
         ("operator", "auditor", "facilitator"),
     ),
-    Route("post", "/v1/offers", "Post an offer", ("sme",), OfferIn, True),
-    Route("get", "/v1/offers", "List your offers (?status=open|withdrawn&limit&offset)", ("sme",)),
-    Route("get", "/v1/offers/{id}", "Read one of your offers", ("sme",)),
-    Route("put", "/v1/offers/{id}", "Replace an offer's terms", ("sme",), OfferTermsIn, True),
-    Route("delete", "/v1/offers/{id}", "Withdraw an offer", ("sme",), WithdrawIn, True),
-    Route("post", "/v1/requests", "Post a request", ("sme",), RequestIn, True),
-    Route("get", "/v1/requests", "List your requests", ("sme",)),
-    Route("get", "/v1/requests/{id}", "Read one of your requests", ("sme",)),
-    Route("put", "/v1/requests/{id}", "Replace a request's terms", ("sme",), RequestTermsIn, True),
-    Route("delete", "/v1/requests/{id}", "Withdraw a request", ("sme",), WithdrawIn, True),
+    Route(
+        "post",
+        "/v1/offers",
+        "Post an offer (a facilitator sets on_behalf_of to an SME that consented)",
+        _WRITERS,
+        OfferIn,
+        True,
+    ),
+    Route(
+        "get",
+        "/v1/offers",
+        "List your offers (?status=open|withdrawn&limit&offset; a facilitator adds"
+        " ?on_behalf_of=<SME>)",
+        _WRITERS,
+    ),
+    Route("get", "/v1/offers/{id}", "Read one of your offers", _WRITERS),
+    Route("put", "/v1/offers/{id}", "Replace an offer's terms", _WRITERS, OfferTermsIn, True),
+    Route("delete", "/v1/offers/{id}", "Withdraw an offer", _WRITERS, WithdrawIn, True),
+    Route(
+        "post",
+        "/v1/requests",
+        "Post a request (a facilitator sets on_behalf_of to an SME that consented)",
+        _WRITERS,
+        RequestIn,
+        True,
+    ),
+    Route("get", "/v1/requests", "List your requests (facilitator: ?on_behalf_of)", _WRITERS),
+    Route("get", "/v1/requests/{id}", "Read one of your requests", _WRITERS),
+    Route("put", "/v1/requests/{id}", "Replace a request's terms", _WRITERS, RequestTermsIn, True),
+    Route("delete", "/v1/requests/{id}", "Withdraw a request", _WRITERS, WithdrawIn, True),
+    Route(
+        "get",
+        "/v1/consents",
+        "The facilitators you let act for you, current and revoked",
+        ("sme",),
+    ),
+    Route(
+        "post",
+        "/v1/consents/{facilitator_id}",
+        "Let a facilitator of the association post, change and withdraw your listings",
+        ("sme",),
+        ConsentIn,
+        True,
+    ),
+    Route(
+        "delete",
+        "/v1/consents/{facilitator_id}",
+        "Revoke a facilitator's consent; from then on it can do nothing for you",
+        ("sme",),
+        RevokeIn,
+        True,
+    ),
+    Route(
+        "get",
+        "/v1/facilitator/smes",
+        "The SMEs that consented to you, with their open listings and how stale they are"
+        " (?stale_days, default 30)",
+        ("facilitator",),
+    ),
+    Route(
+        "post",
+        "/v1/offers/{id}/nudge",
+        "Remind the SME of its offer (once a day at most); the SME is notified",
+        ("facilitator",),
+        NudgeIn,
+        True,
+    ),
+    Route(
+        "post",
+        "/v1/requests/{id}/nudge",
+        "Remind the SME of its request (once a day at most); the SME is notified",
+        ("facilitator",),
+        NudgeIn,
+        True,
+    ),
     Route(
         "put",
         "/v1/carrier/capabilities",
@@ -231,7 +300,7 @@ def document() -> dict[str, Any]:
             op["responses"]["429"] = _problem("rate limit; see Retry-After")
         else:
             op["security"] = []
-        names = [n for n in ("id", "quote_id") if "{" + n + "}" in r.path]
+        names = [n for n in ("id", "quote_id", "facilitator_id") if "{" + n + "}" in r.path]
         if names:
             op["parameters"] = [
                 {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -268,7 +337,13 @@ def document() -> dict[str, Any]:
             op["responses"]["403"] = _problem("your role cannot do this")
             op["responses"]["413"] = _problem("body too large")
             op["responses"]["422"] = _problem("invalid field; `errors` names it")
-            if r.method in ("put", "delete") or r.path.endswith(("/accept", "/decline", "/quotes")):
+            if (
+                r.method in ("put", "delete")
+                or r.path.endswith(
+                    ("/accept", "/decline", "/quotes", "/nudge", "/delivered", "/feedback")
+                )
+                or r.path.startswith("/v1/consents/")
+            ):
                 op["responses"]["409"] = _problem("not open any more")
         else:
             op["responses"][str(r.status)] = {
