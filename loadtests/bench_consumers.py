@@ -2,13 +2,20 @@
 baselines measured in the same run on the same broker.
 
     python -m loadtests.bench_consumers [--events 20000] [--instances 1,2]
-                                        [--consumers matcher,projector,auditor,analytics]
+        [--consumers matcher,projector,auditor,analytics,auctioneer,notifier]
 
-The workload: `--events` offers and requests from the market simulator's mix (seeded), put onto
-`market.listings` directly. Each consumer then applies exactly those records, starting from an
-empty state in a scratch database of its own (so nothing shared is touched), as separate
-processes (`loadtests/consumer_worker.py`); its throughput is the records applied per second from
-its first commit to its last. The baselines, on the same records and broker:
+The workloads, each put onto its topic directly:
+- `market.listings` (matcher, projector, auditor, analytics): `--events` offers and requests from
+  the market simulator's mix (seeded);
+- `logistics.jobs` (auctioneer): `--events / 5` transport jobs between the simulated towns and the
+  quotes of the simulated carriers on them (those whose coverage fits, else one that does not and
+  is refused), about `--events` records in all;
+- `market.matches` (notifier): the proposals the matcher runs of this benchmark emitted (the
+  matcher runs once for them when it is not among `--consumers`).
+Each consumer then applies exactly those records, starting from an empty state in a scratch
+database of its own (so nothing shared is touched), as separate processes
+(`loadtests/consumer_worker.py`); its throughput is the records of its topic applied per second
+from its first commit to its last. The baselines, on the listings and the same broker:
 - `kafka-consumer-perf`: Kafka's own ConsumerPerformance tool (and ProducerPerformance for the
   produce side) on a scratch topic of as many records of the same mean size;
 - `aiokafka-consume`: a bare aiokafka loop that reads the records and does nothing;
@@ -21,30 +28,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 from aiokafka import TopicPartition
 
-from loadtests.report import bar_chart, write_report
+from loadtests.consumer_worker import KINDS
+from loadtests.report import bar_chart, commit, machine, write_report
 from loadtests.scratch import scratch_database
 from marketplace.db import connect
 from marketplace.events import to_message
 from marketplace.kafka import ensure_topics, make_consumer, make_producer, partition_counts
+from marketplace.reference import transport_factors
 from marketplace.settings import ROOT, Settings
 from marketplace.topics import TopicSpec
 from producers.simulator.market import Market
 from schemas import common
 from schemas import listings as ls
+from schemas import logistics as lg
 
 LISTINGS = "market.listings"
+JOBS = "logistics.jobs"
+MATCHES = "market.matches"
+TOPIC_OF = {"auctioneer": JOBS, "notifier": MATCHES}  # the others: LISTINGS
 
 
 def events(count: int, seed: int) -> list[Any]:
@@ -87,9 +101,88 @@ def events(count: int, seed: int) -> list[Any]:
     return out
 
 
-async def produce(settings: Settings, messages: list[Any]) -> tuple[dict[int, int], dict[int, int]]:
-    """Puts the messages on market.listings; returns the start and end offsets per partition."""
-    before = await _ends(settings, LISTINGS)
+def job_events(jobs: int, seed: int) -> list[Any]:
+    """`jobs` TransportJobRequested, each followed by the simulated carriers' quotes on it."""
+    market = Market(seed, smes=400, carriers=12)
+    rng = random.Random(seed)
+    carriers = [f for f in market.firms if f.role == "logistics"]
+    ids = {f.index: str(uuid.UUID(int=seed * 1_000_003 + f.index)) for f in market.firms}
+    factors = transport_factors()
+    start = datetime.now(UTC)
+    out: list[Any] = []
+    offers = (a for a in market.actions(1000.0, start) if a.kind == "offer")
+    for n, action in zip(range(jobs), offers, strict=False):
+        pickup = action.body["location"]
+        delivery = {
+            "lat": round(pickup["lat"] + rng.uniform(-0.8, 0.8), 5),
+            "lon": round(pickup["lon"] + rng.uniform(-1.0, 1.0), 5),
+            "region": pickup["region"],
+        }
+        window = action.body["terms"]["available"]
+        qty = action.body["terms"]["quantity"]["amount"]
+        job_id = str(uuid.UUID(int=seed * 7_000_003 + n))
+        job = lg.TransportJobRequested(
+            job_id=job_id,
+            match_id=str(uuid.UUID(int=seed * 9_000_011 + n)),
+            material_code=action.body["material"]["code"],
+            hazardous=False,
+            quantity=common.Quantity(qty, "t"),
+            weight_t=qty,
+            pickup=msgspec.convert(pickup, common.Location),
+            delivery=msgspec.convert(delivery, common.Location),
+            pickup_window=msgspec.convert(window, common.Window),
+            delivery_window=msgspec.convert(window, common.Window),
+            bidding_deadline=start + timedelta(days=1),
+            currency=action.body["terms"]["price"]["currency"],
+            seller_id=ids[action.firm],
+            buyer_id=ids[(action.firm + 1) % 400],
+        )
+        out.append(to_message(job, event_id=str(uuid.uuid4()), source="/loadtests", time=start))
+        as_dict = {
+            "job_id": job_id,
+            "pickup": pickup,
+            "delivery": delivery,
+            "weight_t": qty,
+            "pickup_window": window,
+        }
+        quotes = [(c, market.quote(c, as_dict, factors, 0.12)) for c in carriers]
+        fitting = [(c, q) for c, q in quotes if q is not None]
+        if not fitting:  # one that does not fit, which the auctioneer refuses
+            c = rng.choice(carriers)
+            fitting = [
+                (
+                    c,
+                    {
+                        "price": {"amount": 500.0, "currency": job.currency},
+                        "vehicle": c.vehicles[0],
+                        "co2e_kg": 10.0,
+                        "pickup_at": window["start"],
+                    },
+                )
+            ]
+        for c, q in fitting:
+            quote = lg.QuoteSubmitted(
+                quote_id=str(uuid.uuid4()),
+                job_id=job_id,
+                carrier_id=ids[c.index],
+                actor_id=ids[c.index],
+                price=msgspec.convert(q["price"], common.Money),
+                vehicle=q["vehicle"],
+                co2e_kg=q["co2e_kg"],
+                pickup_at=msgspec.convert(q["pickup_at"], datetime),
+                coverage=msgspec.convert(market.capabilities(c), lg.CarrierCoverage),
+            )
+            out.append(
+                to_message(quote, event_id=str(uuid.uuid4()), source="/loadtests", time=start)
+            )
+    return out
+
+
+async def produce(
+    settings: Settings, messages: list[Any], topic: str = LISTINGS
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Puts the messages on their topic; returns its start and end offsets per partition."""
+    before = await _ends(settings, topic)
     producer = make_producer(settings, linger_ms=20, max_batch_size=256 * 1024)
     await producer.start()
     try:
@@ -100,7 +193,7 @@ async def produce(settings: Settings, messages: list[Any]) -> tuple[dict[int, in
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    return before, await _ends(settings, LISTINGS)
+    return before, await _ends(settings, topic)
 
 
 async def _ends(settings: Settings, topic: str) -> dict[int, int]:
@@ -211,9 +304,15 @@ def kafka_tools(settings: Settings, topic: str, count: int, size: int) -> dict[s
 
 
 async def one_consumer(
-    settings: Settings, kind: str, instances: int, start: dict[int, int], end: dict[int, int]
+    settings: Settings,
+    kind: str,
+    instances: int,
+    start: dict[int, int],
+    end: dict[int, int],
+    measured: str = LISTINGS,
 ) -> float:
-    """Records per second `instances` processes of `kind` apply the range at."""
+    """Records per second `instances` processes of `kind` apply the range of `measured` at
+    (its other topics start at their current ends)."""
     total = sum(end[p] - start[p] for p in start)
     async with scratch_database(settings, "bench_consumers") as scratch:
         group = f"bench.{kind}.{uuid.uuid4().hex[:6]}"
@@ -223,7 +322,7 @@ async def one_consumer(
         conn = await connect(scratch)
         try:
             for topic in topics:
-                ends = start if topic == LISTINGS else await _ends(settings, topic)
+                ends = start if topic == measured else await _ends(settings, topic)
                 for partition, offset in ends.items():
                     await conn.execute(
                         "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
@@ -258,7 +357,7 @@ async def one_consumer(
                         "SELECT partition, next_offset FROM consumer_offsets"
                         " WHERE group_id = $1 AND topic = $2",
                         group,
-                        LISTINGS,
+                        measured,
                     )
                     done = sum(
                         min(r["next_offset"], end[r["partition"]]) - start[r["partition"]]
@@ -310,21 +409,44 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     for name, rate in baselines.items():
         print(f"baseline {name:<26} {rate:>10,.0f} records/s", flush=True)
     rows = []
-    for kind in args.consumers:
+    ranges: dict[str, tuple[dict[int, int], dict[int, int]]] = {LISTINGS: (start, end)}
+    if "auctioneer" in args.consumers:
+        jobs = job_events(max(args.events // 5, 1), args.seed)
+        ranges[JOBS] = await produce(settings, jobs, JOBS)
+        print(f"workload: {len(jobs):,} jobs and quotes on {JOBS}", flush=True)
+    order = [k for k in args.consumers if k != "notifier"]
+    if "notifier" in args.consumers:
+        proposals_from = await _ends(settings, MATCHES)
+        if "matcher" not in order:  # the notifier's workload is the matcher's proposals
+            await one_consumer(settings, "matcher", 1, start, end)
+        order.append("notifier")
+    for kind in order:
+        topic = TOPIC_OF.get(kind, LISTINGS)
+        if kind == "notifier":
+            await asyncio.sleep(2)  # the last matcher's outbox is published
+            ranges[MATCHES] = (proposals_from, await _ends(settings, MATCHES))
+            count = sum(ranges[MATCHES][1][p] - proposals_from[p] for p in proposals_from)
+            print(f"workload: {count:,} records on {MATCHES} from the matcher runs", flush=True)
+        first, last = ranges[topic]
         for k in args.instances:
-            rate = await one_consumer(settings, kind, k, start, end)
+            rate = await one_consumer(settings, kind, k, first, last, topic)
             rows.append(
                 {
                     "consumer": kind,
                     "instances": k,
+                    "topic": topic,
+                    "records": sum(last[p] - first[p] for p in first),
                     "records_per_s": rate,
                     "ratio_to_aiokafka_consume": rate / baselines["aiokafka-consume"],
+                    "ratio_to_aiokafka_consume_produce": rate
+                    / baselines["aiokafka-consume-produce"],
                     "ratio_to_kafka_consumer_perf": rate / baselines["kafka-consumer-perf"],
                 }
             )
             print(
                 f"{kind:<10} x{k}  {rate:>10,.0f} records/s  "
-                f"({rate / baselines['aiokafka-consume']:.3f} of the bare loop)",
+                f"({rate / baselines['aiokafka-consume']:.3f} of the bare loop, "
+                f"{rate / baselines['aiokafka-consume-produce']:.3f} of consume-produce)",
                 flush=True,
             )
     return {
@@ -332,6 +454,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "mean_record_bytes": size,
         "seed": args.seed,
         "cores": os.cpu_count(),
+        "commit": commit(),
+        "machine_at_end": machine(),
         "baselines": baselines,
         "consumers": rows,
     }
@@ -341,11 +465,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--instances", default="1,2")
-    parser.add_argument("--consumers", default="matcher,projector,auditor,analytics")
+    parser.add_argument(
+        "--consumers", default="matcher,projector,auditor,analytics,auctioneer,notifier"
+    )
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
     args.instances = [int(x) for x in args.instances.split(",")]
     args.consumers = args.consumers.split(",")
+    unknown = set(args.consumers) - set(KINDS)
+    if unknown:
+        parser.error(f"unknown consumers {sorted(unknown)}: choose from {', '.join(KINDS)}")
     if not 0 < args.events <= 1_000_000 or not all(0 < k <= 6 for k in args.instances):
         parser.error("keep it bounded: events 1..1e6, instances 1..6 (6 partitions)")
     result = asyncio.run(measure(args))
@@ -360,12 +489,16 @@ def main() -> None:
         ]
         for name, rate in result["baselines"].items()
     ]
+    produce_rate = result["baselines"]["aiokafka-consume-produce"]
+    for row in table:
+        row.append(f"{float(row[2].replace(',', '')) / produce_rate:.3f}")
     table += [
         [
-            r["consumer"],
+            f"{r['consumer']} ({r['topic']})",
             str(r["instances"]),
             f"{r['records_per_s']:,.0f}",
             f"{r['ratio_to_aiokafka_consume']:.3f}",
+            f"{r['ratio_to_aiokafka_consume_produce']:.3f}",
         ]
         for r in result["consumers"]
     ]
@@ -374,10 +507,20 @@ def main() -> None:
         title="Consumer throughput against Kafka's and aiokafka's baselines",
         summary=(
             f"{result['events']:,} listings of {result['mean_record_bytes']} bytes on "
-            f"{result['cores']} cores; consumers apply them from an empty state."
+            f"{result['cores']} cores (shared with other agents' test runs; load average at the "
+            f"end {result['machine_at_end']['load_1m']:.2f}), commit {result['commit']}; "
+            "consumers apply their topic's workload from an empty state (the auctioneer: "
+            "jobs and quotes on logistics.jobs; the notifier: the matcher runs' proposals on "
+            "market.matches). Ratios are to the baselines measured in the same run."
         ),
         data=result,
-        headers=["stage", "instances", "records/s", "ratio to bare aiokafka consume"],
+        headers=[
+            "stage",
+            "instances",
+            "records/s",
+            "ratio to bare aiokafka consume",
+            "ratio to aiokafka consume-produce",
+        ],
         rows=table,
         figure=bar_chart(
             [(f"{r[0]} x{r[1]}" if r[1] else r[0], float(r[2].replace(",", ""))) for r in table],

@@ -11,7 +11,7 @@ from marketplace.logs import configure_logging
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 
-KINDS = ("matcher", "projector", "auditor", "analytics")
+KINDS = ("matcher", "projector", "auditor", "analytics", "auctioneer", "notifier")
 
 
 def consumer(kind: str, group: str, settings: Settings) -> tuple[list[str], Any]:
@@ -33,6 +33,16 @@ def consumer(kind: str, group: str, settings: Settings) -> tuple[list[str], Any]
         from consumers.analytics import Analytics
 
         return list(FACTS), Analytics(group)
+    if kind == "auctioneer":
+        from consumers.auctioneer import TOPIC as JOBS
+        from consumers.auctioneer import Auctioneer, auction_config
+
+        return [JOBS], Auctioneer(auction_config(settings), group)
+    if kind == "notifier":
+        from consumers.notifier import TOPICS as NOTIFIED
+        from consumers.notifier import Notifier
+
+        return list(NOTIFIED), Notifier(group)
     raise SystemExit(f"unknown consumer {kind!r}: one of {', '.join(KINDS)}")
 
 
