@@ -15,6 +15,7 @@ from schemas.common import (
     Material,
     Money,
     Region,
+    ShortText,
     VehicleType,
     WasteCode,
 )
@@ -27,6 +28,8 @@ class OfferIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     terms: OfferTerms
     # A facilitator posts for the SME with this partner id (which must have consented).
     on_behalf_of: Id | None = None
+    # Certifications the seller holds for this material, checked against buyers' specifications.
+    certifications: tuple[ShortText, ...] = ()
 
 
 class RequestIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

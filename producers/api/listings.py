@@ -100,6 +100,7 @@ async def post_offer(request: web.Request) -> web.StreamResponse:
             material=body.material,
             location=body.location,
             terms=body.terms,
+            certifications=body.certifications,
         )
         await publish(request, event, event_id=event_id, subject=offer_id)
         return accepted(event_id, "offer", offer_id)

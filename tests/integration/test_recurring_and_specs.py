@@ -227,3 +227,68 @@ async def test_a_buyers_specification_keeps_out_offers_that_miss_it(settings: Se
         # A one-off request against a monthly flow: one delivery, from this month.
         assert proposed["agreement"] is None
         assert {x["factor"] for x in proposed["reasons"]} >= {"from_period"}
+
+
+async def test_a_procurer_previews_a_specification_and_nothing_is_published(
+    settings: Settings,
+) -> None:
+    certified = await register(settings, "sme", "Regranulat Falun AB")
+    vague = await register(settings, "sme", "Plast Ludvika AB")
+    procurer = await register(settings, "sme", "Falu kommun")
+    carrier = await register(settings, "logistics", "Frakt Dalarna AB")
+    spot = place()
+    spec = {"min_recycled_content_pct": 70, "certifications": ["EN 15343"]}
+    async with running_api(settings) as client:
+        good_body = recurring_offer(spot, 5, "month", recycled_content_pct=85)
+        good = await post(
+            client, certified, "/v1/offers", {**good_body, "certifications": ["EN 15343"]}
+        )
+        other = await post(
+            client,
+            vague,
+            "/v1/offers",
+            recurring_offer(near(spot, 0.1), 9, "month", recycled_content_pct=40),
+        )
+        far = await post(client, vague, "/v1/offers", recurring_offer(near(spot, 3.0), 9, "month"))
+
+        async def listed() -> bool:
+            for who, oid in ((certified, good), (vague, other), (vague, far)):
+                if (await client.get(f"/v1/offers/{oid}", headers=who.auth)).status != 200:
+                    return False
+            return True
+
+        await eventually(listed)
+        since = await end_offsets(settings, "market.listings")
+        draft = recurring_request(near(spot, 0.15), 5, "month", spec)
+        r = await client.post("/v1/requests/preview", json=draft, headers=procurer.auth)
+        assert r.status == 200, await r.text()
+        got = await r.json()
+        assert got["published"] is False
+        mine = {i["offer_id"]: i for i in got["items"] if i["offer_id"] in {good, other, far}}
+        assert set(mine) == {good, other}  # the third lies 330 km away, beyond the 100 km
+        assert got["beyond_distance"] >= 1
+        assert mine[good]["eligible"] is True
+        assert mine[good]["seller_name"] == "Regranulat Falun AB"
+        assert mine[good]["agreement"]["period"] == "month"
+        assert all(c["met"] for c in mine[good]["criteria"])
+        assert mine[other]["eligible"] is False
+        assert mine[other]["refused_because"] == ["does not meet the buyer's specification"]
+        unmet = {(c["criterion"], c["offered"]) for c in mine[other]["criteria"] if not c["met"]}
+        assert unmet == {("min_recycled_content_pct", "40 %"), ("certification", "not held")}
+        # Eligible offers come first.
+        flags = [i["eligible"] for i in got["items"]]
+        assert flags == sorted(flags, reverse=True)
+        # Nothing was published: no listing event by the procurer since the preview.
+        mine_since = [
+            x
+            for x in await read_since(settings, "market.listings", since)
+            if orjson.loads(x.value).get("owner_id") == procurer.partner_id
+        ]
+        assert mine_since == []
+
+        bad = dict(draft, material={"code": "999999", "description": "x"})
+        refused = await client.post("/v1/requests/preview", json=bad, headers=procurer.auth)
+        assert refused.status == 422
+        assert (await refused.json())["errors"][0]["field"] == "material.code"
+        wrong_role = await client.post("/v1/requests/preview", json=draft, headers=carrier.auth)
+        assert wrong_role.status == 403
