@@ -369,11 +369,23 @@ class Market:
         }
         if qty > 2 and rng.random() < 0.3:
             terms["min_lot"] = {"amount": round(qty / 4, 2), "unit": "t"}
-        return {
-            "material": {"code": m.code, "description": m.description, "form": m.form},
+        material: dict[str, Any] = {"code": m.code, "description": m.description, "form": m.form}
+        body: dict[str, Any] = {
+            "material": material,
             "location": self._spot(rng, firm.town),
             "terms": terms,
         }
+        # Recurring flows and stated qualities (#11) from a stream of their own, so that the
+        # main stream, and every market built before they existed, stays as it was.
+        extra = random.Random(f"{self.seed}/offer/{at!r}")
+        if extra.random() < 0.2:
+            terms["recurrence"] = _recurrence(extra, begins)
+        if extra.random() < 0.4:
+            material["recycled_content_pct"] = round(extra.uniform(20, 100))
+            material["contamination_pct"] = round(extra.uniform(0, 8), 1)
+        if extra.random() < 0.25:
+            body["certifications"] = [extra.choice(CERTIFICATIONS)]
+        return body
 
     def _request(
         self, rng: random.Random, firm: Firm, start: datetime, at: float
@@ -399,6 +411,19 @@ class Market:
         }
         if n.accepts:
             body["accepts_codes"] = list(n.accepts)
+        extra = random.Random(f"{self.seed}/request/{at!r}")
+        if extra.random() < 0.15:
+            body["terms"]["recurrence"] = _recurrence(extra, begins)
+        if extra.random() < 0.15:
+            # A procurer's specification: a floor on recycled content or a certificate, and
+            # weights leaning to price or to CO2e.
+            weight = round(extra.uniform(0.2, 0.8), 2)
+            spec: dict[str, Any] = {"weight_price": weight, "weight_co2e": round(1 - weight, 2)}
+            if extra.random() < 0.5:
+                spec["min_recycled_content_pct"] = extra.choice((30, 50, 70))
+            else:
+                spec["certifications"] = [extra.choice(CERTIFICATIONS)]
+            body["terms"]["specification"] = spec
         return body
 
     def answers(self, match_id: str, partner_id: str) -> tuple[bool, float]:
@@ -450,6 +475,17 @@ class Market:
             "co2e_kg": round(km * weight * kg_per_tkm.get(vehicle, 0.1), 3),
             "pickup_at": job["pickup_window"]["start"],
         }
+
+
+CERTIFICATIONS = ("EN 15343", "ISCC PLUS", "ISO 14001", "RecyClass")
+
+
+def _recurrence(rng: random.Random, begins: datetime) -> dict[str, Any]:
+    period = rng.choice(("week", "week", "month", "quarter"))
+    out: dict[str, Any] = {"period": period, "starts": begins.date().isoformat()}
+    if rng.random() < 0.5:
+        out["ends"] = (begins + timedelta(days=rng.randint(60, 365))).date().isoformat()
+    return out
 
 
 def _iso(t: datetime) -> str:
