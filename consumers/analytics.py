@@ -18,6 +18,7 @@ from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.decoding import decode_or_dead_letter
 from schemas import common
+from schemas import feedback as fb
 from schemas import listings as ls
 from schemas import logistics as lg
 from schemas import matches as ms
@@ -172,6 +173,30 @@ async def record_fact(conn: Conn, decoded: Decoded) -> None:
                 e.carrier_id,
                 e.price.amount,
                 e.co2e_kg,
+                at,
+            )
+        case fb.MatchDelivered():
+            # #11: the parties asked for feedback (seller and buyer, and the carrier if any).
+            await conn.execute(
+                "INSERT INTO analytics_deliveries (delivery_key, match_id, parties, delivered_at)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_key) DO NOTHING",
+                e.delivery_id or e.match_id,
+                e.match_id,
+                len({e.seller_id, e.buyer_id} | ({e.carrier_id} if e.carrier_id else set())),
+                at,
+            )
+        case fb.FeedbackGiven():
+            await conn.execute(
+                "INSERT INTO analytics_feedback (feedback_id, delivery_key, match_id,"
+                " partner_id, side, rating, reason, given_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                e.feedback_id,
+                e.delivery_id or e.match_id,
+                e.match_id,
+                e.partner_id,
+                e.side,
+                e.rating,
+                e.reason,
                 at,
             )
         case lg.AuctionFailed() if e.reopened_until is None:

@@ -7,7 +7,8 @@ it (the pure rule of marketplace/core/carriers.py, over the projector's carriers
 From logistics.awards: the winner, every other bidder and both SMEs of an award; the bidders and
 the SMEs of a failed auction, and the fitting firms again when it reopens; a refused quote's firm.
 From partners.registry (#11): an SME nudged by a facilitator about a listing, and a facilitator
-told that an SME granted or revoked its consent.
+told that an SME granted or revoked its consent. From market.matches, a delivery confirmed: every
+party it names (seller, buyer, carrier) is asked for feedback.
 
 A notification's id derives from its cause's event id, its kind and its recipient, so a replay or
 a republished event gives the very same notification and never a second one with another id."""
@@ -33,6 +34,7 @@ from marketplace.runtime.outbox import OutboxMessage
 from schemas import common
 from schemas import logistics as lg
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
+from schemas.feedback import FEEDBACK_REASONS, MatchDelivered
 from schemas.matches import MatchCancelled, MatchConfirmed, MatchExpired, MatchProposed
 from schemas.partners import NotificationIssued
 
@@ -58,6 +60,7 @@ KINDS = (
     "listing.nudged",
     "consent.granted",
     "consent.revoked",
+    "feedback.requested",
 )
 
 
@@ -224,7 +227,40 @@ def plan(event: Any, known: Known) -> list[Note]:
             return _failed(event, known)
         case ListingNudged() | ConsentGranted() | ConsentRevoked():
             return _facilitation(event)
+        case MatchDelivered():
+            return _feedback_requested(event)
     return []
+
+
+def _feedback_requested(event: MatchDelivered) -> list[Note]:
+    """#11: after a delivery, each party named in it is asked for its feedback, once."""
+    parties = [(event.seller_id, "seller"), (event.buyer_id, "buyer")]
+    if event.carrier_id is not None:
+        parties.append((event.carrier_id, "carrier"))
+    data = {
+        "match_id": event.match_id,
+        "delivery_id": event.delivery_id,
+        "material_code": event.material_code,
+        "confirmed_as": event.confirmed_as,
+        "reasons": list(FEEDBACK_REASONS),
+        "answer_at": f"/v1/matches/{event.match_id}/feedback",
+    }
+    summary = f"Delivered: {event.material_code}. How did it go? Rate it 1-5 with the main reason"
+    seen: set[str] = set()
+    notes = []
+    for partner, side in parties:
+        if partner not in seen:  # a party on two sides is asked once
+            seen.add(partner)
+            notes.append(
+                Note(
+                    partner,
+                    "feedback.requested",
+                    event.match_id,
+                    summary,
+                    data | {"your_side": side},
+                )
+            )
+    return notes
 
 
 def _facilitation(event: ListingNudged | ConsentGranted | ConsentRevoked) -> list[Note]:

@@ -17,6 +17,7 @@ from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.deadletter import dead_letter
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
+from schemas.feedback import FeedbackGiven, MatchDelivered
 from schemas.listings import (
     MatchAccepted,
     MatchDeclined,
@@ -163,6 +164,8 @@ async def project(conn: Conn, decoded: Decoded) -> None:
             await _notification(conn, event, at)
         case ConsentGranted() | ConsentRevoked() | ListingNudged():
             await project_facilitation(conn, decoded)
+        case MatchDelivered() | FeedbackGiven():
+            await project_feedback(conn, decoded)
         case _:
             await project_trade(conn, decoded)
 
@@ -201,6 +204,54 @@ async def project_facilitation(conn: Conn, decoded: Decoded) -> None:
                 event.partner_id,
                 event.facilitator_id,
                 event.message,
+                at,
+            )
+        case _:
+            pass
+
+
+def delivery_key(match_id: str, delivery_id: str | None) -> str:
+    """A delivery's identity: one period's delivery id under a standing agreement, or the match's
+    id for a one-off match."""
+    return delivery_id or match_id
+
+
+async def project_feedback(conn: Conn, decoded: Decoded) -> None:
+    """Deliveries and feedback (#11): the first of each in the log counts, a later one for the
+    same delivery (or the same party and delivery) changes nothing."""
+    event, at = decoded.event, decoded.envelope.time
+    match event:
+        case MatchDelivered():
+            await conn.execute(
+                "INSERT INTO deliveries (delivery_key, match_id, delivery_id, material_code,"
+                " seller_id, buyer_id, carrier_id, confirmed_by, confirmed_as, note,"
+                " delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                " ON CONFLICT (delivery_key) DO NOTHING",
+                delivery_key(event.match_id, event.delivery_id),
+                event.match_id,
+                event.delivery_id,
+                event.material_code,
+                event.seller_id,
+                event.buyer_id,
+                event.carrier_id,
+                event.partner_id,
+                event.confirmed_as,
+                event.note,
+                at,
+            )
+        case FeedbackGiven():
+            await conn.execute(
+                "INSERT INTO feedback (feedback_id, delivery_key, match_id, partner_id, side,"
+                " rating, reason, comment, given_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                " ON CONFLICT DO NOTHING",
+                event.feedback_id,
+                delivery_key(event.match_id, event.delivery_id),
+                event.match_id,
+                event.partner_id,
+                event.side,
+                event.rating,
+                event.reason,
+                event.comment,
                 at,
             )
         case _:

@@ -16,6 +16,12 @@ Definitions:
   posted in the period) to its first proposal / its first confirmed match.
 - jobs, bids, awarded, failed: transport jobs posted in the period, live quotes on them, and
   their auctions' outcomes.
+- deliveries, response rate (#11): deliveries confirmed in the period, and the share of the
+  parties asked for feedback on them (seller, buyer, carrier) who answered before the period's
+  end. Sliced like matches: the offer's region, the seller's sector.
+- feedback answers, mean rating, low ratings (#11): answers given in the period, their mean
+  rating (1-5) and how many rated 1 or 2. Sliced by the answering partner's own region and
+  sector; for one SME, its own answers only (what others said of it stays with the association).
 Only facts dated before the period's end count, so the figures for a closed period never change.
 Times are event times: a proposal made the moment a listing arrives is 0 s after it."""
 
@@ -130,6 +136,40 @@ WHERE j.posted_at >= $1 AND j.posted_at < $2
 GROUP BY 1 ORDER BY 1"""  # noqa: S608 - the slice comes from the whitelist above
 
 
+def _deliveries_sql(kind: Slice) -> str:
+    s = _slice(kind, "d.delivered_at", "o.region", "coalesce(m.code, 'un')", "p.sector")
+    return f"""
+SELECT {s} AS slice,
+       count(*) AS deliveries,
+       coalesce(sum(d.parties), 0) AS feedback_asked,
+       coalesce(sum(a.answered), 0) AS feedback_answered
+FROM analytics_deliveries d
+LEFT JOIN analytics_matches m ON m.match_id = d.match_id
+LEFT JOIN analytics_listings o ON o.listing_id = m.offer_id
+LEFT JOIN analytics_partners p ON p.partner_id = m.seller_id
+CROSS JOIN LATERAL (
+    SELECT count(*) AS answered FROM analytics_feedback f
+    WHERE f.delivery_key = d.delivery_key AND f.given_at < $2
+) a
+WHERE d.delivered_at >= $1 AND d.delivered_at < $2
+  AND ($3::text IS NULL OR m.seller_id = $3 OR m.buyer_id = $3)
+GROUP BY 1 ORDER BY 1"""  # noqa: S608 - the slice comes from the whitelist above
+
+
+def _feedback_sql(kind: Slice) -> str:
+    s = _slice(kind, "f.given_at", "p.region", "coalesce(m.code, 'un')", "p.sector")
+    return f"""
+SELECT {s} AS slice,
+       count(*) AS feedback_answers,
+       avg(f.rating) AS mean_rating,
+       count(*) FILTER (WHERE f.rating <= 2) AS low_ratings
+FROM analytics_feedback f
+LEFT JOIN analytics_partners p ON p.partner_id = f.partner_id
+LEFT JOIN analytics_matches m ON m.match_id = f.match_id
+WHERE f.given_at >= $1 AND f.given_at < $2 AND ($3::text IS NULL OR f.partner_id = $3)
+GROUP BY 1 ORDER BY 1"""  # noqa: S608 - the slice comes from the whitelist above
+
+
 def _rows(records: list[Any]) -> list[dict[str, Any]]:
     """Plain rows; sums rounded to 6 decimals, so that the order in which PostgreSQL adds the
     same numbers (live tables or the report's) never shows in the last bit."""
@@ -159,7 +199,43 @@ async def kpis(
         "proposals": _rows(await conn.fetch(_matches_sql(kind, "proposed_at"), *args)),
         "outcomes": _rows(await conn.fetch(_matches_sql(kind, "resolved_at"), *args)),
         "jobs": _rows(await conn.fetch(_jobs_sql(kind), *args)),
+        **await feedback_kpis(conn, since, until, kind, partner_id),
     }
+
+
+async def feedback_kpis(
+    conn: Conn,
+    since: datetime,
+    until: datetime,
+    kind: Slice = "total",
+    partner_id: str | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The two feedback tables (#11) of `kpis`: deliveries and feedback answers."""
+    if kind not in SLICES:
+        raise ValueError(f"slice {kind!r}: one of {', '.join(SLICES)}")
+    args = (since, until, partner_id)
+    return {
+        "deliveries": _rows(await conn.fetch(_deliveries_sql(kind), *args)),
+        "feedback": _rows(await conn.fetch(_feedback_sql(kind), *args)),
+    }
+
+
+async def feedback_reasons(
+    conn: Conn, since: datetime, until: datetime, partner_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Feedback given in [since, until) by the reason that mattered most: answers, mean rating,
+    low ratings (1 or 2)."""
+    return _rows(
+        await conn.fetch(
+            "SELECT f.reason, count(*) AS answers, avg(f.rating) AS mean_rating,"
+            " count(*) FILTER (WHERE f.rating <= 2) AS low_ratings FROM analytics_feedback f"
+            " WHERE f.given_at >= $1 AND f.given_at < $2"
+            " AND ($3::text IS NULL OR f.partner_id = $3) GROUP BY 1 ORDER BY 1",
+            since,
+            until,
+            partner_id,
+        )
+    )
 
 
 HEADLINES = (
@@ -177,6 +253,11 @@ HEADLINES = (
     "bids",
     "awarded",
     "failed",
+    "deliveries",
+    "response_rate",
+    "feedback_answers",
+    "mean_rating",
+    "low_ratings",
 )
 
 
@@ -188,10 +269,18 @@ def headline(tables: dict[str, list[dict[str, Any]]]) -> dict[str, float | None]
             flat.update({k: v for k, v in row.items() if k != "slice"})
     resolved = flat.get("resolved") or 0
     flat["acceptance_rate"] = (flat.get("confirmed", 0) / resolved) if resolved else None
+    asked = flat.get("feedback_asked") or 0
+    flat["response_rate"] = (flat.get("feedback_answered", 0) / asked) if asked else None
     return {k: flat.get(k, 0 if k not in _MAYBE else None) for k in HEADLINES}
 
 
-_MAYBE = {"acceptance_rate", "median_s_to_first_proposal", "median_s_to_confirmation"}
+_MAYBE = {
+    "acceptance_rate",
+    "median_s_to_first_proposal",
+    "median_s_to_confirmation",
+    "response_rate",
+    "mean_rating",
+}
 
 
 async def flows(

@@ -22,7 +22,7 @@ from marketplace.audit.progress import Progress
 from marketplace.audit.verify import verify_database
 from marketplace.db import Conn
 from marketplace.events import EventDecodeError, decode
-from marketplace.kpis import HEADLINES, Slice, headline, kpis
+from marketplace.kpis import HEADLINES, Slice, feedback_reasons, headline, kpis
 from marketplace.pdf import Document
 
 FACTS = (
@@ -32,6 +32,8 @@ FACTS = (
     "analytics_jobs",
     "analytics_quotes",
     "analytics_awards",
+    "analytics_deliveries",
+    "analytics_feedback",
 )
 REPORT_SLICES: tuple[Slice, ...] = ("day", "region", "chapter", "sector")
 LABELS = {
@@ -49,7 +51,15 @@ LABELS = {
     "bids": "Bids on them",
     "awarded": "Jobs awarded",
     "failed": "Auctions failed",
+    "deliveries": "Deliveries confirmed",
+    "response_rate": "Feedback response rate",
+    "feedback_answers": "Feedback answers",
+    "mean_rating": "Mean rating (1-5)",
+    "low_ratings": "Low ratings (1 or 2)",
 }
+# Partner feedback (#11) by region and by sector: of the answering partner, see marketplace/kpis.
+FEEDBACK_SLICES: tuple[Slice, ...] = ("region", "sector")
+FEEDBACK_COLUMNS = ("deliveries", "feedback_answers", "mean_rating", "low_ratings")
 
 
 @dataclass
@@ -61,6 +71,7 @@ class PeriodReport:
     audit_findings: int = 0
     headline: dict[str, float | None] = field(default_factory=dict)
     slices: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    reasons: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def build(
@@ -108,6 +119,7 @@ async def build(
         report.headline = headline(await kpis(conn, since, until, "total", partner_id))
         for kind in REPORT_SLICES:
             report.slices[kind] = await kpis(conn, since, until, kind, partner_id)
+        report.reasons = await feedback_reasons(conn, since, until, partner_id)
     return report
 
 
@@ -122,8 +134,10 @@ def _unb64(text: str | None) -> bytes:
 def fmt(key: str, value: float | None) -> str:
     if value is None:
         return "n/a"
-    if key == "acceptance_rate":
+    if key in ("acceptance_rate", "response_rate"):
         return f"{value:.0%}"
+    if key == "mean_rating":
+        return f"{value:.2f}"
     if key.startswith(("tonnes", "co2e")):
         return f"{value:,.1f}"
     if key.startswith("median_s"):
@@ -160,10 +174,22 @@ def to_csv(report: PeriodReport) -> bytes:
         w.writerow(["headline", "all", key, "" if value is None else round(float(value), 6)])
     for kind in REPORT_SLICES:
         for row in _by_slice(report, kind):
-            for key in COLUMNS:
+            for key in COLUMNS + FEEDBACK_COLUMNS:
                 if key in row and row[key] is not None:
                     w.writerow([kind, row["slice"], key, round(float(row[key]), 6)])
+    for row in report.reasons:
+        for key in ("answers", "mean_rating", "low_ratings"):
+            w.writerow(["feedback_reason", row["reason"], key, round(float(row[key]), 6)])
     return out.getvalue().encode()
+
+
+def _feedback_rows(report: PeriodReport, kind: str) -> list[dict[str, Any]]:
+    """The slice's rows that have deliveries or feedback."""
+    return [
+        r
+        for r in _by_slice(report, kind)
+        if r.get("deliveries") is not None or r.get("feedback_answers") is not None
+    ]
 
 
 def _title(report: PeriodReport) -> str:
@@ -225,6 +251,34 @@ def to_html(report: PeriodReport) -> bytes:
             + "".join(f"<th>{h(LABELS[c])}</th>" for c in COLUMNS)
             + f"</tr>{body}</table><p>Tonnes exchanged by {h(kind)}:</p>{chart}"
         )
+    feedback = []
+    for kind in FEEDBACK_SLICES:
+        body = "".join(
+            "<tr><td>"
+            + h(str(r["slice"]))
+            + "</td>"
+            + "".join(f"<td>{fmt(c, r.get(c))}</td>" for c in FEEDBACK_COLUMNS)
+            + "</tr>"
+            for r in _feedback_rows(report, kind)
+        )
+        feedback.append(
+            f"<h3>By {h(kind)}</h3><table><tr><th>{h(kind)}</th>"
+            + "".join(f"<th>{h(LABELS[c])}</th>" for c in FEEDBACK_COLUMNS)
+            + f"</tr>{body}</table>"
+        )
+    reasons = "".join(
+        f"<tr><td>{h(r['reason'])}</td><td>{fmt('answers', r['answers'])}</td>"
+        f"<td>{fmt('mean_rating', r['mean_rating'])}</td>"
+        f"<td>{fmt('low_ratings', r['low_ratings'])}</td></tr>"
+        for r in report.reasons
+    )
+    sections.append(
+        "<h2>Partner feedback</h2><p>After each delivery the seller, the buyer and the carrier"
+        " rate it 1-5 and name the reason that mattered most. By region and sector of the"
+        f" partner who answered.</p>{''.join(feedback)}<h3>By reason</h3><table><tr>"
+        "<th>reason</th><th>Answers</th><th>Mean rating (1-5)</th><th>Low ratings (1 or 2)</th>"
+        f"</tr>{reasons}</table>"
+    )
     return (
         "<!doctype html><html lang=en><meta charset=utf-8>"
         f"<title>{h(_title(report))}</title>"
@@ -260,6 +314,22 @@ def to_pdf(report: PeriodReport) -> bytes:
         doc.gap(4)
         doc.line(f"Tonnes exchanged by {kind}", 9, bold=True)
         doc.bars([(str(r["slice"]), float(r.get("tonnes_exchanged") or 0)) for r in rows], "t")
+    doc.gap()
+    doc.line("Partner feedback", 12, bold=True)
+    widths = [120, 90, 90, 90, 90]
+    for kind in FEEDBACK_SLICES:
+        doc.gap(4)
+        doc.row([kind, "deliveries", "answers", "mean rating", "low ratings"], widths, 8, bold=True)
+        for r in _feedback_rows(report, kind):
+            doc.row([str(r["slice"])] + [fmt(c, r.get(c)) for c in FEEDBACK_COLUMNS], widths, 8)
+    doc.gap(4)
+    doc.row(["reason", "answers", "mean rating", "low ratings"], widths[:4], 8, bold=True)
+    for r in report.reasons:
+        doc.row(
+            [r["reason"]] + [fmt(k, r[k]) for k in ("answers", "mean_rating", "low_ratings")],
+            widths[:4],
+            8,
+        )
     return doc.render()
 
 

@@ -6,6 +6,7 @@ from typing import Any, get_args
 
 from schemas.base import Event
 from schemas.facilitators import FacilitatorEvent
+from schemas.feedback import FeedbackEvent
 from schemas.listings import ListingEvent, OfferPosted, RequestPosted
 from schemas.logistics import AwardEvent, JobEvent
 from schemas.matches import MatchEvent
@@ -14,7 +15,7 @@ from schemas.partners import NotificationEvent, RegistryEvent
 # One union per topic; a consumer decodes a topic's records with its union and dispatches by type.
 TOPIC_EVENTS: dict[str, Any] = {
     "market.listings": ListingEvent,
-    "market.matches": MatchEvent,
+    "market.matches": MatchEvent | FeedbackEvent,
     "logistics.jobs": JobEvent,
     "logistics.awards": AwardEvent,
     "partners.registry": RegistryEvent | FacilitatorEvent,

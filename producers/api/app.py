@@ -16,6 +16,7 @@ from marketplace.metrics import REGISTRY, metrics_handler
 from marketplace.settings import Settings
 from producers.api import (
     facilitators,
+    feedback,
     impact,
     jobs,
     listings,
@@ -121,6 +122,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/metrics", metrics_handler)
     listings.add_routes(app)
     facilitators.add_routes(app)
+    feedback.add_routes(app)
     partners.add_routes(app)
     matches.add_routes(app)
     jobs.add_routes(app)

@@ -21,6 +21,7 @@ from producers.api.bodies import (
     WithdrawIn,
 )
 from producers.api.facilitators import ConsentIn, NudgeIn, RevokeIn
+from producers.api.feedback import DeliveredIn, FeedbackIn
 from producers.api.webhooks import EndpointIn, RotateIn
 
 
@@ -171,6 +172,44 @@ ROUTES: tuple[Route, ...] = (
         ("sme",),
         ReserveIn,
         True,
+    ),
+    Route(
+        "post",
+        "/v1/matches/{id}/delivered",
+        "Confirm that a confirmed match's material arrived (its buyer, or the carrier that won"
+        " its job; delivery_id for one period of a standing agreement); the parties are asked"
+        " for feedback",
+        ("sme", "logistics"),
+        DeliveredIn,
+        True,
+    ),
+    Route(
+        "post",
+        "/v1/matches/{id}/feedback",
+        "Your feedback on a delivery (seller, buyer or carrier; once per delivery): rating 1-5,"
+        " the reason that mattered most, an optional comment",
+        ("sme", "logistics"),
+        FeedbackIn,
+        True,
+    ),
+    Route(
+        "get",
+        "/v1/matches/{id}/feedback",
+        "A match's deliveries and feedback: a party's own answers; the association's view of all",
+        ("sme", "logistics", "operator", "auditor", "facilitator"),
+    ),
+    Route(
+        "get",
+        "/v1/feedback",
+        "Every feedback answer in the period, newest first, with who gave it (?from&to&limit)",
+        ("operator", "auditor", "facilitator"),
+    ),
+    Route(
+        "get",
+        "/v1/feedback/summary",
+        "Feedback KPIs (deliveries, response rate, answers, mean rating, low ratings) by"
+        " ?slice=total|minute|hour|day|month|region|chapter|sector, and by reason (?from&to)",
+        ("operator", "auditor", "facilitator"),
     ),
     Route("get", "/v1/jobs", "Open transport jobs that fit your coverage", ("logistics",)),
     Route("get", "/v1/jobs/{id}", "One transport job offered to you", ("logistics",)),
