@@ -275,6 +275,13 @@ class ExactlyOnceConsumer(Generic[S]):
         except KafkaError:
             # The rows stay in the outbox; the sweeper publishes them once Kafka answers.
             self.log.warning("outbox_publish_deferred", topic=tp.topic, rows=len(emitted))
+        except UNREACHABLE as exc:
+            # Committed (and perhaps published), but PostgreSQL went away before the published
+            # rows were deleted: they stay in the outbox and the sweeper publishes them again,
+            # with the same ids, once the database answers. The batch itself is done.
+            self.log.warning(
+                "outbox_cleanup_deferred", topic=tp.topic, rows=len(emitted), error=repr(exc)
+            )
         self._fault("after_publish")
         return next_offset
 
@@ -377,7 +384,8 @@ class ExactlyOnceConsumer(Generic[S]):
                         "SELECT count(*) FROM outbox WHERE group_id = $1", self.group_id
                     )
                 OUTBOX_BACKLOG.set(backlog, group=self.group_id)
-            except (KafkaError, asyncpg.PostgresError, OSError):
+            except (KafkaError, asyncpg.PostgresError, *UNREACHABLE):
+                # Never ends the sweeper: a dropped connection is retried at the next interval.
                 self.log.exception("outbox_sweep_failed")
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
