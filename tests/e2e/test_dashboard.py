@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 
 import orjson
 import pytest
@@ -66,6 +67,14 @@ async def test_the_dashboard_follows_a_simulated_market_live(settings: Settings)
         await page.wait_for("document.querySelectorAll('#map line.flow').length > 0", 90)
         await page.wait_for("document.querySelector('#groups table') !== null")
         assert "tonnes" in await page.eval("document.getElementById('cards').textContent")
+        # Partner feedback (#11): its figures and its panel (empty, or one bar per region with
+        # its number of answers: the database is shared with the feedback tests).
+        for kpi in ("deliveries", "response_rate", "mean_rating"):
+            assert await page.eval(f"document.querySelector('[data-kpi={kpi}]') !== null"), kpi
+        rating = await page.eval("document.querySelector('[data-kpi=mean_rating] b').textContent")
+        assert re.fullmatch(r"n/a|[1-5](\.\d+)?", rating), rating
+        panel = await page.eval("document.getElementById('feedback').textContent")
+        assert "Nothing in this period" in panel or re.search(r"\(\d+\)", panel), panel
         status = await page.eval("document.getElementById('status').textContent")
         assert status.startswith("updated")
         await page.screenshot(SCREENSHOTS / "dashboard.png")
