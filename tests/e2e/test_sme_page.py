@@ -39,7 +39,7 @@ async def test_a_proposal_shows_live_and_is_accepted_from_the_page(settings: Set
     since = await end_offsets(settings, "market.matches")
     async with (
         running_api(settings) as client,
-        matcher_running(settings),
+        matcher_running(settings) as group,
         notifier_running(settings),
         browser() as page,
     ):
@@ -111,7 +111,7 @@ async def test_a_proposal_shows_live_and_is_accepted_from_the_page(settings: Set
         answer = await client.post(f"/v1/matches/{match_id}/accept", headers=seller.auth)
         assert answer.status == 202, await answer.text()
         confirmed = await matches_about(
-            settings, since, {match_id}, {"market.match.confirmed.v1"}, 1
+            settings, since, {match_id}, {"market.match.confirmed.v1"}, 1, group
         )
         assert confirmed[0][1]["buyer_id"] == buyer.partner_id
         await page.wait_for(f"{card}.dataset.state === 'confirmed'", 60)

@@ -169,7 +169,11 @@ async def test_three_firms_bid_one_revises_one_withdraws_and_the_lowest_wins(
     here = spot()
     since_matches = await end_offsets(settings, "market.matches")
     since_awards = await end_offsets(settings, AWARDS)
-    async with running_api(quick) as client, matcher_running(quick), auction_running(quick):
+    async with (
+        running_api(quick) as client,
+        matcher_running(quick) as group,
+        auction_running(quick),
+    ):
         for carrier in (a, b, c):
             await declare(client, carrier, here["lat"], here["lon"])
         await declare(client, far, 42.15, 24.75)
@@ -181,7 +185,7 @@ async def test_three_firms_bid_one_revises_one_withdraws_and_the_lowest_wins(
         )
         assert r.status == 202, await r.text()
         ((_, proposed),) = await matches_about(
-            quick, since_matches, {offer_id}, {"market.match.proposed.v1"}, 1
+            quick, since_matches, {offer_id}, {"market.match.proposed.v1"}, 1, group
         )
         match_id = proposed["match_id"]
         for sme in (seller, buyer):

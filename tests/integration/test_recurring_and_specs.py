@@ -13,7 +13,6 @@ import orjson
 import pytest
 
 from consumers.auctioneer import CREATOR_SOURCE, CREATOR_TOPIC, JobCreator
-from consumers.matcher import source_of
 from marketplace.cloudevents import Envelope
 from marketplace.core import periods
 from marketplace.settings import Settings
@@ -25,7 +24,7 @@ from tests.integration.api_helpers import (
     running_api,
 )
 from tests.integration.kafka_helpers import end_offsets, read_since
-from tests.integration.test_matcher import matcher_running, near, place, post
+from tests.integration.test_matcher import matcher_running, matches_about, near, place, post
 
 pytestmark = pytest.mark.integration
 
@@ -75,25 +74,10 @@ def recurring_request(
 async def one(
     settings: Settings, since: dict[int, int], group: str, ids: set[str], kind: str
 ) -> Any:
-    """The one event of `kind` about `ids` from this test's matcher group (other groups reading
-    the same listings, a benchmark's or a replay's, sign with their own source)."""
-    source = source_of(group)
-    found: list[Any] = []
-
-    async def seen() -> bool:
-        nonlocal found
-        found = []
-        for record in await read_since(settings, "market.matches", since):
-            envelope = Envelope.from_headers(record.headers)
-            body = orjson.loads(record.value)
-            about = {body.get("offer_id"), body.get("request_id"), body.get("match_id")}
-            if envelope.type == kind and envelope.source == source and about & ids:
-                found.append(body)
-        return bool(found)
-
-    await eventually(seen, 60)
+    """The one event of `kind` about `ids` from this test's matcher group."""
+    found = await matches_about(settings, since, ids, {kind}, 1, group)
     assert len(found) == 1, found
-    return found[0]
+    return found[0][1]
 
 
 async def jobs_for(
