@@ -37,7 +37,13 @@ from schemas.logistics import (
     TransportAwarded,
     TransportJobRequested,
 )
-from schemas.matches import MatchCancelled, MatchConfirmed, MatchExpired, MatchProposed
+from schemas.matches import (
+    AgreementEnded,
+    MatchCancelled,
+    MatchConfirmed,
+    MatchExpired,
+    MatchProposed,
+)
 from schemas.partners import (
     CarrierCapabilitiesDeclared,
     NotificationIssued,
@@ -299,6 +305,12 @@ async def project_trade(conn: Conn, decoded: Decoded) -> None:
                 event.match_id,
                 event.partner_id,
                 answer,
+                at,
+            )
+        case AgreementEnded():
+            await conn.execute(
+                "UPDATE matches SET status = 'ended', updated_at = $2 WHERE match_id = $1",
+                event.match_id,
                 at,
             )
         case MatchConfirmed() | MatchExpired() | MatchCancelled():

@@ -23,6 +23,7 @@ from producers.api import (
     live,
     matches,
     partners,
+    preview,
     webhooks,
 )
 from producers.api.auth import auth_middleware
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics_handler)
+    preview.add_routes(app)
     listings.add_routes(app)
     facilitators.add_routes(app)
     feedback.add_routes(app)

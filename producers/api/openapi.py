@@ -103,6 +103,14 @@ ROUTES: tuple[Route, ...] = (
         RequestIn,
         True,
     ),
+    Route(
+        "post",
+        "/v1/requests/preview",
+        "Preview a draft request: the open offers its specification would meet, criterion by"
+        " criterion, and why the others would not. Publishes nothing",
+        ("sme", "facilitator", "operator"),
+        RequestIn,
+    ),
     Route("get", "/v1/requests", "List your requests (facilitator: ?on_behalf_of)", _WRITERS),
     Route("get", "/v1/requests/{id}", "Read one of your requests", _WRITERS),
     Route("put", "/v1/requests/{id}", "Replace a request's terms", _WRITERS, RequestTermsIn, True),
