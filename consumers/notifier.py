@@ -35,7 +35,14 @@ from schemas import common
 from schemas import logistics as lg
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
 from schemas.feedback import FEEDBACK_REASONS, MatchDelivered
-from schemas.matches import MatchCancelled, MatchConfirmed, MatchExpired, MatchProposed
+from schemas.matches import (
+    AgreementEnded,
+    DeliveryScheduled,
+    MatchCancelled,
+    MatchConfirmed,
+    MatchExpired,
+    MatchProposed,
+)
 from schemas.partners import NotificationIssued
 
 GROUP = "notifier"
@@ -61,6 +68,8 @@ KINDS = (
     "consent.granted",
     "consent.revoked",
     "feedback.requested",
+    "delivery.scheduled",
+    "agreement.ended",
 )
 
 
@@ -94,6 +103,11 @@ def _money(m: common.Money) -> str:
     return f"{m.amount:.2f} {m.currency}"
 
 
+def _every(a: common.Agreement | None) -> str:
+    """ " every month from 2026-12-07" for a standing agreement, "" otherwise."""
+    return "" if a is None else f" every {a.period} from {a.starts.isoformat()}"
+
+
 def job_needs(job: lg.TransportJobRequested) -> JobNeeds:
     return JobNeeds(
         pickup=Place(job.pickup.lat, job.pickup.lon, job.pickup.region),
@@ -124,8 +138,9 @@ def plan(event: Any, known: Known) -> list[Note]:
         case MatchProposed():
             parties = (event.seller_id, event.buyer_id)
             summary = (
-                f"New proposal: {_qty(event.quantity)} of {event.material_code} at "
-                f"{_money(event.delivered_price)} delivered, {event.distance_km:.0f} km"
+                f"New proposal: {_qty(event.quantity)}{_every(event.agreement)} of "
+                f"{event.material_code} at {_money(event.delivered_price)} delivered, "
+                f"{event.distance_km:.0f} km"
             )
             base = {
                 "match_id": event.match_id,
@@ -138,22 +153,64 @@ def plan(event: Any, known: Known) -> list[Note]:
                 "co2e_saved_kg": event.co2e_saved_kg,
                 "score": event.score,
                 "expires_at": event.expires_at.isoformat(),
+                "agreement": _plain(event.agreement),
+                "criteria": _plain(event.criteria),
             }
             return [
                 Note(p, "match.proposed", event.match_id, summary, base | {"your_side": side})
                 for p, side in _both(parties)
             ]
         case MatchConfirmed():
-            summary = f"Confirmed: {_qty(event.quantity)} of {event.material_code}"
+            summary = (
+                f"Confirmed: {_qty(event.quantity)}{_every(event.agreement)} of "
+                f"{event.material_code}"
+            )
             base = {
                 "match_id": event.match_id,
                 "material_code": event.material_code,
                 "quantity": _plain(event.quantity),
                 "delivered_price": _plain(event.delivered_price),
+                "agreement": _plain(event.agreement),
             }
             return [
                 Note(p, "match.confirmed", event.match_id, summary, base | {"your_side": side})
                 for p, side in _both((event.seller_id, event.buyer_id))
+            ]
+        case DeliveryScheduled():
+            summary = (
+                f"Delivery for {event.period_key}: {_qty(event.quantity)} of "
+                f"{event.material_code}, pickup from {event.pickup_window.start.date()}"
+            )
+            data = {
+                "match_id": event.match_id,
+                "delivery_id": event.delivery_id,
+                "period_key": event.period_key,
+                "material_code": event.material_code,
+                "quantity": _plain(event.quantity),
+                "pickup_window": _plain(event.pickup_window),
+            }
+            return [
+                Note(
+                    p, "delivery.scheduled", event.delivery_id, summary, data | {"your_side": side}
+                )
+                for p, side in _both((event.seller_id, event.buyer_id))
+            ]
+        case AgreementEnded():
+            text = f"A standing agreement ended ({event.reason.replace('_', ' ')})"
+            return [
+                Note(
+                    p,
+                    "agreement.ended",
+                    event.match_id,
+                    text,
+                    {
+                        "match_id": event.match_id,
+                        "reason": event.reason,
+                        "last_period_key": event.last_period_key,
+                        "your_side": side,
+                    },
+                )
+                for p, side in _both(known.parties)
             ]
         case MatchExpired():
             return [
@@ -440,7 +497,7 @@ class Notifier:
                         )
                     carriers = carriers if carriers is not None else await _carriers(tx.conn)
                     known = Known(fitting=fitting_carriers(event, carriers))
-                case MatchExpired() | MatchCancelled() | lg.TransportAwarded():
+                case MatchExpired() | MatchCancelled() | AgreementEnded() | lg.TransportAwarded():
                     known = Known(parties=await self._parties(tx.conn, event.match_id))
                 case lg.AuctionFailed():
                     fitting: tuple[str, ...] = ()
