@@ -8,7 +8,10 @@ in batches of one partition's records per transaction, as the runtime hands them
 - `plain`: the rows without any hashing, COPY into an ordinary table (the baseline);
 - `chained`: the same rows hash-chained (canonical encoding + SHA-256), into the same kind of table;
 - `auditor`: the auditor's own path (`marketplace.audit.store.append`) into `audit_log`, with its
-  monthly partitions, append-only triggers and indexes.
+  monthly partitions, append-only triggers and indexes;
+- `auditor-before`: the same path as it was before it was profiled and trimmed (#9: the ids walk
+  of `refs`, base64 through its wrapper, the headers encoded twice), kept here for the A/B: the
+  report gives `auditor` as a ratio to it too.
 The rounds are interleaved so that the shared machine's noise falls on all three alike; the
 report gives each one's median rows/s and its ratio to `plain`. Runs in a scratch database that
 is dropped afterwards. Writes loadtests/reports/audit-<timestamp>.json and .html."""
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import statistics
 import time
 import uuid
@@ -30,7 +35,7 @@ import orjson
 from loadtests.report import bar_chart, write_report
 from loadtests.scratch import scratch_database
 from marketplace.audit import store
-from marketplace.audit.chain import GENESIS, entry_from_record, link
+from marketplace.audit.chain import FORMAT, GENESIS, Entry, entry_from_record, link
 from marketplace.db import Conn, connect
 from marketplace.settings import Settings
 
@@ -132,6 +137,108 @@ def auditor_writer() -> Callable[[Conn, list[Record]], Awaitable[None]]:
     return write
 
 
+def _b64_before(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def _refs_before(data: Any, extra: tuple[str | None, ...]) -> list[str]:
+    found: set[str] = {x for x in extra if x}
+
+    def walk(node: Any, depth: int) -> None:
+        if depth > 3 or not isinstance(node, dict):
+            return
+        for name, value in node.items():
+            if isinstance(value, str) and (name.endswith("_id") or name == "id"):
+                found.add(value)
+            elif isinstance(value, list) and (name.endswith("_ids") or name == "bidders"):
+                found.update(v for v in value if isinstance(v, str))
+            elif isinstance(value, dict):
+                walk(value, depth + 1)
+
+    walk(data, 0)
+    return sorted(found)
+
+
+def _row_before(entry: Entry, prev_hash: bytes) -> tuple[tuple[Any, ...], bytes]:
+    """The row and hash as the auditor built them before #9's profiling."""
+    canonical = orjson.dumps(
+        [
+            FORMAT,
+            entry.topic,
+            entry.partition,
+            entry.offset,
+            entry.timestamp_ms,
+            _b64_before(entry.key),
+            [[name, _b64_before(value)] for name, value in entry.headers],
+            _b64_before(entry.value),
+        ]
+    )
+    hash_ = hashlib.sha256(prev_hash + canonical).digest()
+    ce = {name: store._text(value) for name, value in entry.headers if name.startswith("ce_")}
+    text, parsed = store._json(entry.value)
+    subject = ce.get("ce_subject")
+    row = (
+        entry.topic,
+        entry.partition,
+        entry.offset,
+        entry.timestamp_ms,
+        datetime.fromtimestamp(entry.timestamp_ms / 1000, UTC),
+        ce.get("ce_id"),
+        ce.get("ce_type"),
+        ce.get("ce_source"),
+        subject,
+        store._time(ce.get("ce_time")),
+        entry.key,
+        orjson.dumps([[name, _b64_before(value)] for name, value in entry.headers]).decode(),
+        entry.value,
+        text,
+        _refs_before(parsed, (subject,)),
+        prev_hash,
+        hash_,
+    )
+    return row, hash_
+
+
+def auditor_before_writer() -> Callable[[Conn, list[Record]], Awaitable[None]]:
+    heads: dict[int, bytes] = {}
+
+    async def write(conn: Conn, batch: list[Record]) -> None:
+        p = batch[0].partition
+        prev = heads.get(p, GENESIS)
+        rows, months = [], set()
+        for r in batch:
+            row, prev = _row_before(entry_from_record(r), prev)
+            rows.append(row)
+            months.add(row[4])
+        heads[p] = prev
+        await conn.execute(
+            "SELECT audit_ensure_partition(m) FROM unnest($1::timestamptz[]) AS m", sorted(months)
+        )
+        await conn.copy_records_to_table("audit_log", records=rows, columns=store.COLUMNS)
+
+    return write
+
+
+def build_rate(data: dict[int, list[Record]], before: bool) -> float:
+    """Rows per second for chaining and building the rows alone (no database): the CPU work
+    the auditor does per record, before and after the trim."""
+    start = time.perf_counter()
+    n = 0
+    for batch in data.values():
+        prev = GENESIS
+        for r in batch:
+            entry = entry_from_record(r)
+            if before:
+                _, prev = _row_before(entry, prev)
+            else:
+                headers = entry.headers_json()
+                h = link(prev, entry, headers)
+                store.row(entry, prev, h, headers)
+                prev = h
+            n += 1
+    return n / (time.perf_counter() - start)
+
+
 async def timed(
     conn: Conn, data: dict[int, list[Record]], batch: int, write: Callable[..., Awaitable[None]]
 ) -> float:
@@ -147,7 +254,13 @@ async def timed(
 
 async def measure(rows: int, batch: int, rounds: int) -> dict[str, Any]:
     settings = Settings.from_env()
-    results: dict[str, list[float]] = {"plain": [], "chained": [], "auditor": []}
+    builds: dict[str, list[float]] = {}
+    results: dict[str, list[float]] = {
+        "plain": [],
+        "chained": [],
+        "auditor-before": [],
+        "auditor": [],
+    }
     async with scratch_database(settings, "bench_audit") as scratch:
         conn = await connect(scratch)
         try:
@@ -155,20 +268,27 @@ async def measure(rows: int, batch: int, rounds: int) -> dict[str, Any]:
             for r in range(rounds):
                 for name in results:
                     data = records(f"bench.{name}.{r}", rows)
-                    writer: Callable[..., Awaitable[None]] = (
-                        write_plain
-                        if name == "plain"
-                        else chained_writer()
-                        if name == "chained"
-                        else auditor_writer()
-                    )
+                    writer: Callable[..., Awaitable[None]] = {
+                        "plain": lambda: write_plain,
+                        "chained": chained_writer,
+                        "auditor-before": auditor_before_writer,
+                        "auditor": auditor_writer,
+                    }[name]()
                     rate = await timed(conn, data, batch, writer)
                     results[name].append(rate)
                     print(f"round {r + 1}/{rounds} {name:<8} {rate:>10,.0f} rows/s", flush=True)
+                data = records(f"bench.build.{r}", rows)
+                for name, old in (("build-before", True), ("build", False)):
+                    builds.setdefault(name, []).append(build_rate(data, old))
         finally:
             await conn.close()
     base = statistics.median(results["plain"])
+    before = statistics.median(results["auditor-before"])
     return {
+        "auditor_after_over_before": statistics.median(results["auditor"]) / before,
+        "row_building_rows_per_s": {k: statistics.median(v) for k, v in builds.items()},
+        "row_building_after_over_before": statistics.median(builds["build"])
+        / statistics.median(builds["build-before"]),
         "rows_per_round": rows,
         "batch": batch,
         "rounds": rounds,
@@ -200,12 +320,18 @@ def main() -> None:
     ]
     for row in table:
         print(f"{row[0]:<8} {row[1]:>10} rows/s  ratio to plain {row[2]}")
+    print(
+        f"auditor after/before {result['auditor_after_over_before']:.2f}; row building alone "
+        f"after/before {result['row_building_after_over_before']:.2f}"
+    )
     paths = write_report(
         "audit",
         title="Audit log writes: the chain's cost",
         summary=(
             f"{args.rows:,} records per variant and round, batches of {args.batch}, "
-            f"{args.rounds} interleaved rounds; medians."
+            f"{args.rounds} interleaved rounds; medians. A/B of #9's trim in the same run: the "
+            f"auditor's path after/before {result['auditor_after_over_before']:.2f}, row "
+            f"building alone (no database) {result['row_building_after_over_before']:.2f}."
         ),
         data=result,
         headers=["variant", "rows/s (median)", "ratio to plain"],

@@ -225,6 +225,10 @@ async def bare_loop(
         total = sum(end[p] - start[p] for p in start)
         seen = 0
         pending = []
+        if producer and sink:
+            # A new topic's partitions may still be electing leaders: wait for every one.
+            for p in range(settings.topic_partitions):
+                await producer.send_and_wait(sink, b"warm-up", partition=p)
         t0 = time.perf_counter()
         while seen < total:
             batches = await consumer.getmany(timeout_ms=1000)

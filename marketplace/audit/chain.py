@@ -5,6 +5,7 @@ so that anyone can re-implement the check without this code."""
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ GENESIS = bytes(32)  # the `prev_hash` of the first record of every chain
 
 
 def b64(data: bytes | None) -> str | None:
-    return None if data is None else base64.b64encode(data).decode("ascii")
+    # binascii directly: what base64.b64encode does, without its wrapper (a hot path).
+    return None if data is None else binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def unb64(text: str | None) -> bytes | None:
@@ -36,10 +38,11 @@ class Entry:
     headers: tuple[tuple[str, bytes | None], ...]
     value: bytes | None
 
-    def canonical(self) -> bytes:
+    def canonical(self, headers_json: list[list[str | None]] | None = None) -> bytes:
         """Compact JSON of [format, topic, partition, offset, timestamp, key, headers, value]
         with bytes in standard base64 (null when absent) and headers as [name, value] pairs in
-        the record's order."""
+        the record's order. `headers_json`, when given, is this entry's `headers_json()`
+        already computed (the writer needs it for its own column too)."""
         return orjson.dumps(
             [
                 FORMAT,
@@ -48,7 +51,7 @@ class Entry:
                 self.offset,
                 self.timestamp_ms,
                 b64(self.key),
-                [[name, b64(value)] for name, value in self.headers],
+                self.headers_json() if headers_json is None else headers_json,
                 b64(self.value),
             ]
         )
@@ -57,9 +60,11 @@ class Entry:
         return [[name, b64(value)] for name, value in self.headers]
 
 
-def link(prev_hash: bytes, entry: Entry) -> bytes:
+def link(
+    prev_hash: bytes, entry: Entry, headers_json: list[list[str | None]] | None = None
+) -> bytes:
     """sha256(prev_hash || canonical(entry))."""
-    return hashlib.sha256(prev_hash + entry.canonical()).digest()
+    return hashlib.sha256(prev_hash + entry.canonical(headers_json)).digest()
 
 
 def entry_from_record(record: Any) -> Entry:
@@ -153,20 +158,41 @@ class ChainCheck:
         return Finding(self.topic, self.partition, offset, problem)
 
 
+_ID, _IDS, _OTHER = 1, 2, 0
+_NAME_KINDS: dict[str, int] = {}  # field name -> what it holds; events reuse few names
+
+
+def _name_kind(name: str) -> int:
+    kind = _NAME_KINDS.get(name)
+    if kind is None:
+        if name.endswith("_id") or name == "id":
+            kind = _ID
+        elif name.endswith("_ids") or name == "bidders":
+            kind = _IDS
+        else:
+            kind = _OTHER
+        if len(_NAME_KINDS) < 10_000:
+            _NAME_KINDS[name] = kind
+    return kind
+
+
 def refs(data: Any, extra: Iterable[str | None] = ()) -> list[str]:
-    """The ids an event mentions (fields named *_id, *_ids, bidders), for `audit history`."""
+    """The ids an event mentions (fields named *_id, *_ids, bidders, in objects nested at most
+    three deep), for `audit history`. The names' meanings are remembered (the auditor calls this
+    for every record)."""
     found: set[str] = {x for x in extra if x}
-
-    def walk(node: Any, depth: int) -> None:
-        if depth > 3 or not isinstance(node, dict):
-            return
+    if not isinstance(data, dict):
+        return sorted(found)
+    stack: list[tuple[dict[Any, Any], int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
         for name, value in node.items():
-            if isinstance(value, str) and (name.endswith("_id") or name == "id"):
-                found.add(value)
-            elif isinstance(value, list) and (name.endswith("_ids") or name == "bidders"):
-                found.update(v for v in value if isinstance(v, str))
-            elif isinstance(value, dict):
-                walk(value, depth + 1)
-
-    walk(data, 0)
+            if isinstance(value, str):
+                if _name_kind(name) == _ID:
+                    found.add(value)
+            elif isinstance(value, list):
+                if _name_kind(name) == _IDS:
+                    found.update(v for v in value if isinstance(v, str))
+            elif isinstance(value, dict) and depth < 3:
+                stack.append((value, depth + 1))
     return sorted(found)

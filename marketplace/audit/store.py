@@ -64,7 +64,13 @@ def _json(value: bytes | None) -> tuple[str | None, Any]:
     return value.decode("utf-8"), parsed
 
 
-def row(entry: Entry, prev_hash: bytes, hash_: bytes) -> tuple[Any, ...]:
+def row(
+    entry: Entry,
+    prev_hash: bytes,
+    hash_: bytes,
+    headers_json: list[list[str | None]] | None = None,
+) -> tuple[Any, ...]:
+    """The audit_log row of a chained entry (`headers_json`: the entry's, when computed)."""
     ce = {name: _text(value) for name, value in entry.headers if name.startswith("ce_")}
     text, parsed = _json(entry.value)
     subject = ce.get("ce_subject")
@@ -80,7 +86,7 @@ def row(entry: Entry, prev_hash: bytes, hash_: bytes) -> tuple[Any, ...]:
         subject,
         _time(ce.get("ce_time")),
         entry.key,
-        orjson.dumps(entry.headers_json()).decode(),
+        orjson.dumps(entry.headers_json() if headers_json is None else headers_json).decode(),
         entry.value,
         text,
         refs(parsed, (subject,)),
@@ -108,8 +114,9 @@ async def append(conn: Conn, prev_hash: bytes, records: Sequence[Any]) -> bytes:
     months: set[datetime] = set()
     for record in records:
         entry = entry_from_record(record)
-        hash_ = link(prev_hash, entry)
-        rows.append(row(entry, prev_hash, hash_))
+        headers = entry.headers_json()  # once, for the hash and for the column
+        hash_ = link(prev_hash, entry, headers)
+        rows.append(row(entry, prev_hash, hash_, headers))
         months.add(rows[-1][4])
         prev_hash = hash_
     if rows:
