@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from consumers.auctioneer import job_id_for
 from marketplace.core.units import IncompatibleUnits, to_tonnes
 from marketplace.db import Conn
 from marketplace.events import Decoded
@@ -118,7 +119,8 @@ async def record_fact(conn: Conn, decoded: Decoded) -> None:
             await conn.execute(
                 "INSERT INTO analytics_matches (match_id, offer_id, request_id, seller_id,"
                 " buyer_id, code, tonnes, price, currency, est_transport_kg, saved_kg,"
-                " proposed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                " proposed_at, standing)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
                 " ON CONFLICT (match_id) DO NOTHING",
                 e.match_id,
                 e.offer_id,
@@ -131,6 +133,17 @@ async def record_fact(conn: Conn, decoded: Decoded) -> None:
                 e.delivered_price.currency,
                 e.transport_co2e_kg,
                 e.co2e_saved_kg,
+                at,
+                e.agreement is not None,
+            )
+        case ms.DeliveryScheduled():
+            await conn.execute(
+                "INSERT INTO analytics_scheduled (delivery_id, match_id, job_id, tonnes,"
+                " scheduled_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id) DO NOTHING",
+                e.delivery_id,
+                e.match_id,
+                job_id_for(e.delivery_id),
+                e.weight_t,
                 at,
             )
         case ms.MatchConfirmed():

@@ -10,6 +10,8 @@ Definitions:
 - confirmed, tonnes exchanged (= diverted from disposal), CO2e saved: matches confirmed in the
   period; CO2e saved is the saving by reuse (virgin material and disposal avoided) minus the
   transport's CO2e, the winning carrier's figure when the job was awarded, else the estimate.
+  A standing agreement (#11) counts as one confirmed match; its tonnes and CO2e count per
+  delivery, in the period each delivery is scheduled (with that delivery's job's award).
 - acceptance rate: confirmed / (confirmed + declined + expired + cancelled) among the proposals
   resolved in the period.
 - time to first proposal / to confirmation: median seconds from a listing's posting (listings
@@ -87,26 +89,48 @@ WHERE l.posted_at >= $1 AND l.posted_at < $2 AND ($3::text IS NULL OR l.owner_id
 GROUP BY 1 ORDER BY 1"""  # noqa: S608 - the slice comes from the whitelist above
 
 
+# The matches, and each scheduled delivery of a standing agreement as a row of its own dated
+# when it was scheduled, with its share of the agreement's per-period figures and its own job.
+_OUTCOMES = """(
+    SELECT x.match_id, x.offer_id, x.seller_id, x.buyer_id, x.code, x.status, x.resolved_at,
+           x.tonnes, x.saved_kg, x.est_transport_kg, NULL::text AS job_id, false AS delivery,
+           x.status = 'confirmed' AND NOT x.standing AS counts
+    FROM analytics_matches x
+    UNION ALL
+    SELECT x.match_id, x.offer_id, x.seller_id, x.buyer_id, x.code, x.status, d.scheduled_at,
+           d.tonnes, x.saved_kg * d.tonnes / x.tonnes, x.est_transport_kg * d.tonnes / x.tonnes,
+           d.job_id, true, true
+    FROM analytics_scheduled d JOIN analytics_matches x ON x.match_id = d.match_id
+    WHERE x.tonnes > 0
+)"""
+
+
 def _matches_sql(kind: Slice, by: Literal["proposed_at", "resolved_at"]) -> str:
     s = _slice(kind, f"m.{by}", "o.region", "m.code", "p.sector")
     if by == "proposed_at":
         measures = "count(*) AS proposals"
+        source = "(SELECT x.*, NULL::text AS job_id FROM analytics_matches x)"
     else:
-        measures = """count(*) FILTER (WHERE m.status = 'confirmed') AS confirmed,
-       count(*) AS resolved,
-       coalesce(sum(m.tonnes) FILTER (WHERE m.status = 'confirmed'), 0) AS tonnes_exchanged,
+        # Confirmed and resolved count matches; tonnes and CO2e count one-off matches at their
+        # confirmation and a standing agreement's deliveries as they are scheduled.
+        measures = """count(*) FILTER (WHERE m.status = 'confirmed' AND NOT m.delivery)
+           AS confirmed,
+       count(*) FILTER (WHERE NOT m.delivery) AS resolved,
+       coalesce(sum(m.tonnes) FILTER (WHERE m.counts), 0) AS tonnes_exchanged,
        coalesce(sum(m.saved_kg - coalesce(a.co2e_kg, m.est_transport_kg))
-           FILTER (WHERE m.status = 'confirmed'), 0) AS co2e_saved_kg,
-       count(a.co2e_kg) FILTER (WHERE m.status = 'confirmed') AS with_actual_transport"""
+           FILTER (WHERE m.counts), 0) AS co2e_saved_kg,
+       count(a.co2e_kg) FILTER (WHERE m.counts) AS with_actual_transport"""
+        source = _OUTCOMES
     return f"""
 SELECT {s} AS slice, {measures}
-FROM analytics_matches m
+FROM {source} m
 LEFT JOIN analytics_listings o ON o.listing_id = m.offer_id
 LEFT JOIN analytics_partners p ON p.partner_id = m.seller_id
 LEFT JOIN LATERAL (
     SELECT aw.co2e_kg FROM analytics_jobs j
     JOIN analytics_awards aw ON aw.job_id = j.job_id AND NOT aw.failed AND aw.decided_at < $2
-    WHERE j.match_id = m.match_id ORDER BY aw.decided_at LIMIT 1
+    WHERE j.match_id = m.match_id AND (m.job_id IS NULL OR j.job_id = m.job_id)
+    ORDER BY aw.decided_at LIMIT 1
 ) a ON true
 WHERE m.{by} >= $1 AND m.{by} < $2
   AND ($3::text IS NULL OR m.seller_id = $3 OR m.buyer_id = $3)

@@ -34,6 +34,7 @@ FACTS = (
     "analytics_awards",
     "analytics_deliveries",
     "analytics_feedback",
+    "analytics_scheduled",
 )
 REPORT_SLICES: tuple[Slice, ...] = ("day", "region", "chapter", "sector")
 LABELS = {
