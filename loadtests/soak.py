@@ -9,6 +9,10 @@ all --simulate` runs, with consumer groups of the soak's own, so it never joins 
 afterwards); the groups start at the topics' current ends, so only the soak's own traffic is
 processed. Every sample records the process's resident memory and CPU, each group's lag and the
 machine's load average (the machine may be shared: the report shows how busy it was).
+On a broker that other runs use, the soak's consumers also process (and its matcher and
+auctioneer decide on) their traffic; give it a broker of its own:
+
+    loadtests/broker.sh up soak 29092 && MARKETPLACE_KAFKA_PORT=29092 python -m loadtests.soak
 
 The verdict (`loadtests/trend.py`): memory and total lag are each fitted with a line over the
 first and over the second half of the run; a series counts as growing without bound when the
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
@@ -98,9 +103,15 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
             t0 = time.monotonic()
             cpu0, at0 = 0.0, t0
             parts = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
+            stop = asyncio.Event()  # SIGTERM/SIGINT end the run early, with its report
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
             try:
                 while time.monotonic() - t0 < minutes * 60:
-                    await asyncio.sleep(sample_s)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), sample_s)
+                    if stop.is_set():
+                        break
                     if proc.returncode is not None:
                         raise RuntimeError(f"the services stopped (exit {proc.returncode})")
                     rows = await conn.fetch(
@@ -158,6 +169,7 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
         "minutes": minutes,
         "rate_per_s": rate,
         "commit": commit(),
+        "broker": settings.kafka_servers,
         "machine_at_start": started_at,
         "machine_load_1m": {
             "mean": sum(loads) / len(loads) if loads else None,
@@ -188,7 +200,8 @@ def main() -> None:
     verdict = "neither grows without bound" if result["bounded"] else "SOMETHING GROWS"
     summary = (
         f"{args.minutes:g} minutes at {args.rate:g} simulator actions/s (commit "
-        f"{result['commit']}): {verdict}. Memory: {result['memory']['verdict']}. Lag: "
+        f"{result['commit']}, broker {result['broker']}): {verdict}. Memory: "
+        f"{result['memory']['verdict']}. Lag: "
         f"{result['lag']['verdict']}; at the end {result['lag_at_end']:.0f} records (max "
         f"{result['max_lag']:.0f}). The machine is shared with other agents' test runs: its "
         f"1-minute load average was {busy['mean']:.2f} on average (max {busy['max']:.2f}) on "
