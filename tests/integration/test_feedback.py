@@ -31,7 +31,8 @@ from marketplace.partners import issue_key, registration
 from marketplace.report import build, to_csv, to_html, to_pdf
 from marketplace.settings import Settings
 from producers.api.feedback import FEEDBACK_HEADLINES
-from schemas.common import Location, Money, Quantity, Reason, Role, Window
+from schemas.base import Event
+from schemas.common import Agreement, Location, Money, Quantity, Reason, Role, Window
 from schemas.logistics import TransportAwarded, TransportJobRequested
 from schemas.matches import MatchConfirmed, MatchProposed
 from tests.integration.api_helpers import (
@@ -68,10 +69,17 @@ async def partner_in(
 
 
 async def confirmed_match_with_carrier(
-    settings: Settings, seller: Partner, buyer: Partner, carrier: Partner
+    settings: Settings,
+    seller: Partner,
+    buyer: Partner,
+    carrier: Partner | None,
+    *,
+    agreement: Agreement | None = None,
+    delivery_id: str | None = None,
 ) -> str:
-    """A proposal, its confirmation, the transport job and its award to `carrier`, published
-    the way the matcher, the job creator and the auctioneer publish them."""
+    """A proposal, its confirmation, the transport job (of one period's delivery, for a standing
+    agreement) and its award to `carrier` (none without one), published the way the matcher,
+    the job creator and the auctioneer publish them."""
     match_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())
     proposed = MatchProposed(
         match_id=match_id,
@@ -88,6 +96,7 @@ async def confirmed_match_with_carrier(
         score=0.82,
         reasons=(Reason(factor="distance_km", value=42.0),),
         expires_at=NOW + timedelta(days=2),
+        agreement=agreement,
     )
     pickup_window = Window(start=NOW + timedelta(days=1), end=NOW + timedelta(days=3))
     delivery_window = Window(start=NOW + timedelta(days=1), end=NOW + timedelta(days=5))
@@ -104,6 +113,7 @@ async def confirmed_match_with_carrier(
         pickup=PICKUP,
         delivery=DELIVERY,
         delivered_price=proposed.delivered_price,
+        agreement=agreement,
         pickup_window=pickup_window,
         delivery_window=delivery_window,
     )
@@ -122,20 +132,25 @@ async def confirmed_match_with_carrier(
         buyer_id=buyer.partner_id,
         pickup_window=pickup_window,
         delivery_window=delivery_window,
+        delivery_id=delivery_id,
     )
-    awarded = TransportAwarded(
-        job_id=job_id,
-        match_id=match_id,
-        quote_id=str(uuid.uuid4()),
-        carrier_id=carrier.partner_id,
-        price=Money(amount=180, currency="EUR"),
-        co2e_kg=21.0,
-        bidders=(carrier.partner_id,),
-    )
+    events: list[Event] = [proposed, confirmed, job]
+    if carrier is not None:
+        events.append(
+            TransportAwarded(
+                job_id=job_id,
+                match_id=match_id,
+                quote_id=str(uuid.uuid4()),
+                carrier_id=carrier.partner_id,
+                price=Money(amount=180, currency="EUR"),
+                co2e_kg=21.0,
+                bidders=(carrier.partner_id,),
+            )
+        )
     producer = make_producer(settings)
     await producer.start()
     try:
-        for event in (proposed, confirmed, job, awarded):
+        for event in events:
             m = to_message(event, event_id=str(uuid.uuid4()), source="/tests", time=NOW)
             await producer.send_and_wait(m.topic, m.value, key=m.key, headers=list(m.headers))
     finally:
@@ -365,3 +380,62 @@ async def test_parties_rate_a_delivery_once_and_the_association_sees_it(
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(to_pdf(report))).pages)
     assert "Partner feedback" in text
     assert regions["seller"] in text
+
+
+async def test_a_standing_agreement_is_rated_per_delivered_period(settings: Settings) -> None:
+    """Each period of a standing agreement is delivered and rated on its own, named by the
+    delivery id its transport job carries; without an awarded carrier only the SMEs answer."""
+    seller = await register(settings, "sme", "Brewery AB")
+    buyer = await register(settings, "sme", "Feed Mill AB")
+    period = str(uuid.uuid4())
+    agreement = Agreement(period="week", quantity=Quantity(amount=2, unit="t"), starts=NOW.date())
+    async with running_api(settings) as client:
+        match_id = await confirmed_match_with_carrier(
+            settings, seller, buyer, None, agreement=agreement, delivery_id=period
+        )
+        delivered = f"/v1/matches/{match_id}/delivered"
+        feedback = f"/v1/matches/{match_id}/feedback"
+
+        async def confirmed() -> bool:
+            # Once the match is projected as confirmed, a period must be named.
+            r = await client.post(delivered, headers=buyer.auth)
+            return r.status == 422
+
+        await eventually(confirmed, 30)
+        body = await problem(await client.post(delivered, headers=buyer.auth), 422)
+        assert body["errors"][0]["field"] == "delivery_id"
+        unknown = await client.post(
+            delivered, json={"delivery_id": "no-such-period"}, headers=buyer.auth
+        )
+        assert (await problem(unknown, 404))["errors"][0]["field"] == "delivery_id"
+
+        async def accepted() -> bool:
+            # 404 until the period's job is projected (that is what a delivery id is checked
+            # against), then 202.
+            r = await client.post(delivered, json={"delivery_id": period}, headers=buyer.auth)
+            return r.status == 202
+
+        await eventually(accepted, 30)
+
+        async def recorded() -> bool:
+            r = await client.get(feedback, headers=buyer.auth)
+            return [d["delivery_id"] for d in (await r.json())["deliveries"]] == [period]
+
+        await eventually(recorded, 30)
+        listed = await (await client.get(feedback, headers=seller.auth)).json()
+        assert listed["deliveries"][0]["asked"] == sorted([seller.partner_id, buyer.partner_id])
+        again = await client.post(delivered, json={"delivery_id": period}, headers=buyer.auth)
+        await problem(again, 409)
+        # The answer names the period; without it, there is no delivery of the match as a whole.
+        answer = {"rating": 5, "reason": "timeliness"}
+        await problem(await client.post(feedback, json=answer, headers=seller.auth), 409)
+        r = await client.post(feedback, json=answer | {"delivery_id": period}, headers=seller.auth)
+        assert r.status == 202, await r.text()
+
+        async def kept() -> bool:
+            r = await client.get(feedback, headers=seller.auth)
+            return [
+                (a["delivery_key"], a["rating"]) for a in (await r.json())["your_feedback"]
+            ] == [(period, 5)]
+
+        await eventually(kept, 30)
