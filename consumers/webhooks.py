@@ -40,6 +40,7 @@ from marketplace.events import EventDecodeError, decode
 from marketplace.logs import get_logger
 from marketplace.metrics import REGISTRY
 from marketplace.runtime import Transaction
+from marketplace.runtime.consumer import UNREACHABLE
 from marketplace.runtime.deadletter import dead_letter
 from marketplace.settings import Settings
 from schemas.partners import NotificationIssued
@@ -230,7 +231,9 @@ class Dispatcher:
                 self.wake.clear()
                 try:
                     await self._fill(session)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except (*UNREACHABLE, asyncpg.PostgresError) as exc:
+                    # PostgreSQL away or restarting (found by the fault suite: a connection lost
+                    # mid-claim raised InternalClientError and stopped the dispatcher for good).
                     log.warning("webhooks_claim_failed", error=repr(exc))
                 stopping = asyncio.ensure_future(stop.wait())
                 woken = asyncio.ensure_future(self.wake.wait())

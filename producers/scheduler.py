@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 from marketplace.db import create_pool
 from marketplace.kafka import make_producer
 from marketplace.logs import get_logger
+from marketplace.runtime.consumer import UNREACHABLE
 from marketplace.settings import Settings
 
 log = get_logger(__name__)
@@ -56,7 +57,9 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 fired = await fire_due(pool, producer)
-            except (KafkaError, asyncpg.PostgresError, OSError):
+            except (KafkaError, asyncpg.PostgresError, *UNREACHABLE):
+                # Also a connection PostgreSQL dropped mid-transaction (InterfaceError, found by
+                # the fault suite's restart): the timers stay due and the next round fires them.
                 log.exception("timers_failed")
                 fired = 0
             if fired:

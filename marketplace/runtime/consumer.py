@@ -82,6 +82,9 @@ UNREACHABLE = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    # A connection lost in the middle of an operation leaves asyncpg's protocol in a state it
+    # reports this way ("cannot switch to state ..."); seen when PostgreSQL stopped under load.
+    asyncpg.InternalClientError,
 )
 
 # Names of the points where a test (or a chaos run) may crash the process on purpose.
