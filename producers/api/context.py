@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import asyncpg
@@ -25,6 +26,7 @@ class ProducerHandle:
     def __init__(self, factory: Callable[[], AIOKafkaProducer]) -> None:
         self._factory = factory
         self.producer: AIOKafkaProducer | None = None
+        self._replacing: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         delay = 0.5
@@ -48,7 +50,26 @@ class ProducerHandle:
             else:
                 self.producer = candidate
 
+    def replace(self) -> None:
+        """Swaps a producer that cannot write any more for a new one (a new producer id), in
+        the background; writes answer 503 until it is connected. aiokafka's idempotent producer
+        does not recover once a write expired while the brokers were away: every later write
+        fails with OutOfOrderSequenceNumber (found by the fault suite, all brokers killed)."""
+        old, self.producer = self.producer, None
+        if old is None or (self._replacing is not None and not self._replacing.done()):
+            return
+
+        async def again() -> None:
+            with contextlib.suppress(KafkaError):
+                await old.stop()
+            await self.connect()
+
+        self._replacing = asyncio.create_task(again(), name="api-producer-replace")
+
     async def stop(self) -> None:
+        if self._replacing is not None:
+            self._replacing.cancel()
+            await asyncio.gather(self._replacing, return_exceptions=True)
         if self.producer is not None:
             await self.producer.stop()
 

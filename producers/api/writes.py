@@ -12,7 +12,13 @@ from typing import Any, TypeVar
 import msgspec
 import orjson
 from aiohttp import web
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 
 from marketplace.events import to_message
 from marketplace.logs import get_logger
@@ -54,6 +60,14 @@ class Ids:
         return str(uuid.uuid5(_IDEMPOTENT, f"{self._seed}/{purpose}"))
 
 
+# Errors after which the idempotent producer never writes again; the API takes a new one.
+BROKEN_PRODUCER = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    ProducerFenced,
+)
+
 PUBLISHED = REGISTRY.counter(
     "marketplace_api_events_published_total", "events the API published", ("topic",)
 )
@@ -77,6 +91,8 @@ async def publish(request: web.Request, event: Event, *, event_id: str, subject:
         PUBLISHED.inc(topic=message.topic)
     except KafkaError as exc:
         log.error("publish_failed", topic=message.topic, error=repr(exc))
+        if isinstance(exc, BROKEN_PRODUCER):
+            request.app[PRODUCER].replace()
         raise Problem(
             503,
             "the exchange cannot store writes right now (Kafka does not answer); retry later",
