@@ -10,6 +10,7 @@ turns into a notification to the SME)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -26,6 +27,9 @@ from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
 
 # A listing nudged less than this long ago is not nudged again (the SME is not pestered).
 NUDGE_PAUSE = timedelta(hours=24)
+# How long a consent's grant or revocation waits for the projector to put it in force, so that
+# the SME's answer can say whether it is (normally in well under a second).
+IN_EFFECT_WAIT_S = 5.0
 
 
 class ConsentIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -91,6 +95,19 @@ async def owner_for(request: web.Request, on_behalf_of: str | None) -> str:
 # --- the SME's side: consents --------------------------------------------------------------
 
 
+async def in_effect(request: web.Request, sme_id: str, facilitator_id: str, granted: bool) -> bool:
+    """Waits until the consents read model, which every facilitator request is checked against,
+    shows the grant or the revocation (at most IN_EFFECT_WAIT_S)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + IN_EFFECT_WAIT_S
+    while True:
+        if await has_consent(request, sme_id, facilitator_id) == granted:
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
 async def _facilitator(request: web.Request) -> str:
     facilitator_id = request.match_info["facilitator_id"]
     # The keys table, not the partners read model: a facilitator just registered counts at once.
@@ -119,9 +136,14 @@ async def grant_consent(request: web.Request) -> web.StreamResponse:
             partner_id=me, facilitator_id=facilitator_id, actor_id=me, note=body.note
         )
         await publish(request, event, event_id=event_id, subject=me)
+        answer: dict[str, Any] = {
+            "status": "accepted",
+            "event_id": event_id,
+            "facilitator_id": facilitator_id,
+        }
         return (
             202,
-            {"status": "accepted", "event_id": event_id, "facilitator_id": facilitator_id},
+            answer | {"in_effect": await in_effect(request, me, facilitator_id, granted=True)},
             {"Location": "/v1/consents"},
         )
 
@@ -142,9 +164,14 @@ async def revoke_consent(request: web.Request) -> web.StreamResponse:
             partner_id=me, facilitator_id=facilitator_id, actor_id=me, reason=body.reason
         )
         await publish(request, event, event_id=event_id, subject=me)
+        answer: dict[str, Any] = {
+            "status": "accepted",
+            "event_id": event_id,
+            "facilitator_id": facilitator_id,
+        }
         return (
             202,
-            {"status": "accepted", "event_id": event_id, "facilitator_id": facilitator_id},
+            answer | {"in_effect": await in_effect(request, me, facilitator_id, granted=False)},
             {},
         )
 

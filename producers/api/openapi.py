@@ -334,7 +334,8 @@ def document() -> dict[str, Any]:
             "status": {"const": "accepted"},
             "event_id": {"type": "string", "description": "the CloudEvent id on Kafka"},
         },
-        "additionalProperties": {"type": "string"},
+        # Ids of what was made; a consent's answer adds `in_effect` (a boolean).
+        "additionalProperties": {"type": ["string", "boolean"]},
     }
     paths: dict[str, dict[str, Any]] = {}
     for r in ROUTES:

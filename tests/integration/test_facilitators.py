@@ -123,6 +123,8 @@ async def test_a_facilitator_acts_only_with_a_current_consent(settings: Settings
             headers=sme.auth,
         )
         assert granted.status == 202, await granted.text()
+        # The answer waits for the consent to be in force (the projector applied it).
+        assert (await granted.json())["in_effect"] is True
         records = await read_since(settings, "partners.registry", before)
         [consent] = [orjson.loads(r.value) for r in records if r.key == sme.partner_id.encode()]
         assert consent["type"] == "partners.consent.granted.v1"
@@ -254,10 +256,11 @@ async def test_a_facilitator_acts_only_with_a_current_consent(settings: Settings
         again = await client.post(f"/v1/offers/{stale.offer_id}/nudge", headers=facilitator.auth)
         assert (await problem(again, 409))["type"].endswith("/recently-nudged")
 
-        # Revocation takes effect: every write and read for the SME is refused again.
+        # Revocation takes effect: once the SME has its answer, every write and read for it is
+        # refused again, with no waiting.
         revoked = await client.delete(f"/v1/consents/{facilitator.partner_id}", headers=sme.auth)
         assert revoked.status == 202, await revoked.text()
-        await wait_consent(client, sme, facilitator, "revoked")
+        assert (await revoked.json())["in_effect"] is True
         for method, path, payload in (
             ("POST", "/v1/offers", for_sme),
             ("GET", f"/v1/offers/{offer_id}", None),
@@ -267,6 +270,7 @@ async def test_a_facilitator_acts_only_with_a_current_consent(settings: Settings
         ):
             r = await client.request(method, path, json=payload, headers=facilitator.auth)
             assert (await problem(r, 403))["type"].endswith("/no-consent"), (method, path)
+        await wait_consent(client, sme, facilitator, "revoked")
         after = await (await client.get("/v1/facilitator/smes", headers=facilitator.auth)).json()
         assert sme.partner_id not in {i["partner_id"] for i in after["items"]}
         await problem(
