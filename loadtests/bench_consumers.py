@@ -441,18 +441,30 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "topic": topic,
                     "records": sum(last[p] - first[p] for p in first),
                     "records_per_s": rate,
-                    "ratio_to_aiokafka_consume": rate / baselines["aiokafka-consume"],
-                    "ratio_to_aiokafka_consume_produce": rate
-                    / baselines["aiokafka-consume-produce"],
-                    "ratio_to_kafka_consumer_perf": rate / baselines["kafka-consumer-perf"],
                 }
             )
-            print(
-                f"{kind:<10} x{k}  {rate:>10,.0f} records/s  "
-                f"({rate / baselines['aiokafka-consume']:.3f} of the bare loop, "
-                f"{rate / baselines['aiokafka-consume-produce']:.3f} of consume-produce)",
-                flush=True,
-            )
+            print(f"{kind:<10} x{k}  {rate:>10,.0f} records/s", flush=True)
+    # The machine is shared: the bare loops again at the end, and each baseline is the better
+    # of its two measurements (the ratios are then the conservative ones).
+    first_pass = dict(baselines)
+    again = {
+        "aiokafka-consume": await bare_loop(settings, start, end, None),
+        "aiokafka-consume-produce": await bare_loop(settings, start, end, sink),
+    }
+    for name, rate in again.items():
+        baselines[name] = max(baselines[name], rate)
+        print(f"baseline {name:<26} {rate:>10,.0f} records/s (at the end)", flush=True)
+    for r in rows:
+        rate = r["records_per_s"]
+        r["ratio_to_aiokafka_consume"] = rate / baselines["aiokafka-consume"]
+        r["ratio_to_aiokafka_consume_produce"] = rate / baselines["aiokafka-consume-produce"]
+        r["ratio_to_kafka_consumer_perf"] = rate / baselines["kafka-consumer-perf"]
+        print(
+            f"{r['consumer']:<10} x{r['instances']}  {rate:>10,.0f} records/s  "
+            f"({r['ratio_to_aiokafka_consume']:.3f} of the bare loop, "
+            f"{r['ratio_to_aiokafka_consume_produce']:.3f} of consume-produce)",
+            flush=True,
+        )
     return {
         "events": len(messages),
         "mean_record_bytes": size,
@@ -461,7 +473,15 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "commit": commit(),
         "machine_at_end": machine(),
         "baselines": baselines,
+        "baselines_at_start": first_pass,
+        "baselines_at_end": again,
         "consumers": rows,
+        "scaling_over_one_instance": {
+            f"{r['consumer']} x{r['instances']}": r["records_per_s"] / one["records_per_s"]
+            for r in rows
+            for one in rows
+            if one["consumer"] == r["consumer"] and one["instances"] == 1 and r["instances"] > 1
+        },
     }
 
 

@@ -19,7 +19,9 @@ receiver on loopback (signatures checked); the first 40 also hold a WebSocket op
    through the API open-loop at a rate above what the pipeline can take; the maximum is the
    listings over the time from the first 202 to the last proposal's webhook.
 3. Latency: open-loop through the API at each fraction of (2) for `--latency-s` seconds. Each
-   proposal's start is the 202 of the later of its offer and its request; stages: proposal on
+   proposal's start is the 202 of the later of its offer and its request (a proposal that a
+   later event caused, a withdrawal or a decline that freed quantity, is counted apart: its
+   CloudEvent time, its cause's, is after that 202); stages: proposal on
    market.matches, notification on partners.notifications, webhook received, WebSocket
    message received (HDR histograms, p50/p95/p99/max).
 
@@ -39,6 +41,7 @@ import signal
 import sys
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -71,7 +74,8 @@ LIMIT_S = 240  # the longest any one wait may last
 class Seen:
     """When each proposal and its deliveries were seen (perf_counter seconds)."""
 
-    proposals: dict[str, tuple[float, str, str]] = dataclasses.field(default_factory=dict)
+    # match id -> (seen, offer id, request id, the wall-clock time of the event that caused it)
+    proposals: dict[str, tuple[float, str, str, float]] = dataclasses.field(default_factory=dict)
     stages: dict[str, dict[tuple[str, str], float]] = dataclasses.field(
         default_factory=lambda: {s: {} for s in STAGES[1:]}
     )
@@ -134,8 +138,12 @@ async def watch(settings: Settings, seen: Seen, ready: asyncio.Event) -> None:
                             and dict(r.headers).get("ce_source") == seen.matcher.encode()
                             and {body.get("seller_id"), body.get("buyer_id")} & seen.mine
                         ):
+                            cause = datetime.fromisoformat(
+                                dict(r.headers)["ce_time"].decode()
+                            ).timestamp()
                             seen.proposals.setdefault(
-                                body["match_id"], (now, body["offer_id"], body["request_id"])
+                                body["match_id"],
+                                (now, body["offer_id"], body["request_id"], cause),
                             )
                     elif body.get("kind") == "match.proposed":
                         key = (body["data"]["match_id"], body["data"]["your_side"])
@@ -250,14 +258,23 @@ async def settle(
     return mine, seen.last_delivery(mine)[1]
 
 
-def latencies(seen: Seen, sent: dict[str, float]) -> dict[str, dict[str, float]]:
-    """Per stage, HDR percentiles (ms) from the later 202 of each proposal's two listings."""
+def latencies(
+    seen: Seen, sent: dict[str, tuple[float, float]]
+) -> tuple[dict[str, dict[str, float]], int]:
+    """Per stage, HDR percentiles (ms) from the 202 of the later of each proposal's two
+    listings; and how many proposals were left out because a later event caused them (a
+    withdrawal or a decline that freed quantity: their CloudEvent time, the cause's, is after
+    that 202)."""
     hist = {s: Histogram(lowest=1e-4) for s in STAGES}
-    for match_id, (at, offer_id, request_id) in seen.proposals.items():
+    other_cause = 0
+    for match_id, (at, offer_id, request_id, cause_wall) in seen.proposals.items():
         starts = [sent[x] for x in (offer_id, request_id) if x in sent]
         if not starts:
             continue  # not this phase's
-        start = max(starts)
+        start, start_wall = max(starts)
+        if cause_wall > start_wall + 0.001:
+            other_cause += 1
+            continue
         hist["proposal_on_kafka"].record(max(at - start, 1e-4))
         for stage in STAGES[1:]:
             for side in ("seller", "buyer"):
@@ -267,7 +284,7 @@ def latencies(seen: Seen, sent: dict[str, float]) -> dict[str, dict[str, float]]
     return {
         s: {k: v * (1000 if k != "count" else 1) for k, v in h.summary().items()}
         for s, h in hist.items()
-    }
+    }, other_cause
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -333,7 +350,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 end = await _ends(settings, "market.listings")
                 n = sum(end[p] - start[p] for p in start)
                 if k == args.instances[0]:
-                    result["baselines"] = await baselines(settings, start, end)
+                    found = await baselines(settings, start, end)
+                    result["sink"] = found.pop("sink")
+                    result["baselines"] = found
+                    first_range = (start, end)
                 for service in CONSUMERS:
                     await services.start(prefix, service, k)
                 t_first = await first_commit(conn, f"{prefix}.matcher", start, services)
@@ -362,8 +382,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             seen.matcher = source_of(f"{prefix}.matcher")
             await asyncio.sleep(3)  # the consumers have joined their groups
             gen.mode, gen.api = "api", api_url
-            sent: dict[str, float] = {}
-            gen.on_accepted = lambda _kind, listing_id, at: sent.__setitem__(listing_id, at)
+            sent: dict[str, tuple[float, float]] = {}  # listing id -> its 202: perf, wall clock
+            gen.on_accepted = lambda _kind, listing_id, at: sent.__setitem__(
+                listing_id, (at, time.time())
+            )
             seen.proposals.clear()
             t_first = time.perf_counter()
             offered = await gen.run(args.api_rate, 60.0, args.listings)
@@ -396,7 +418,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 seen.proposals.clear()
                 offered = await gen.run(rate, args.latency_s, 1_000_000)
                 await settle(settings, conn, prefix, seen, services)
-                stages = latencies(seen, dict(sent))
+                stages, other_cause = latencies(seen, dict(sent))
                 summary = offered.summary()
                 result["latency"].append(
                     {
@@ -405,6 +427,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                         "seconds": args.latency_s,
                         "accepted": summary["accepted"],
                         "http_202_ms": summary["ack_ms"],
+                        "proposals_caused_by_later_events": other_cause,
                         "stages_ms": stages,
                     }
                 )
@@ -415,6 +438,27 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     f"(n={w['count']:.0f})",
                     flush=True,
                 )
+            # Deliveries that needed more than one attempt (a retry waits 5-10 s: the tail).
+            result["webhook_deliveries"] = [
+                dict(r)
+                for r in await conn.fetch(
+                    "SELECT group_id, count(*) AS deliveries,"
+                    " count(*) FILTER (WHERE attempts > 1) AS retried,"
+                    " count(*) FILTER (WHERE status <> 'delivered') AS not_delivered,"
+                    " array_remove(array_agg(DISTINCT left(last_error, 100)), NULL) AS errors"
+                    " FROM webhook_deliveries GROUP BY group_id ORDER BY group_id"
+                )
+            ]
+            # The machine is shared: the bare loops again at the end; each baseline is the
+            # better of its two measurements.
+            again = {
+                "aiokafka-consume": await bare_loop(settings, *first_range, None),
+                "aiokafka-consume-produce": await bare_loop(settings, *first_range, result["sink"]),
+            }
+            result["baselines_at_start"] = dict(result["baselines"])
+            result["baselines_at_end"] = again
+            for name, rate in again.items():
+                result["baselines"][name] = max(result["baselines"][name], rate)
         finally:
             for t in [*side_tasks, watcher]:
                 t.cancel()
@@ -449,6 +493,7 @@ async def first_commit(conn: Conn, group: str, start: dict[int, int], services: 
 
 
 async def baselines(settings: Settings, start: dict[int, int], end: dict[int, int]) -> Any:
+    """The bare loops and Kafka's tools on the round's listings (and the sink topic's name)."""
     sink, raw = f"bench.sink.{uuid.uuid4().hex[:8]}", f"bench.raw.{uuid.uuid4().hex[:8]}"
     await ensure_topics(
         settings,
@@ -464,7 +509,7 @@ async def baselines(settings: Settings, start: dict[int, int], end: dict[int, in
     }
     for name, rate in found.items():
         print(f"baseline {name:<26} {rate:>10,.0f} records/s", flush=True)
-    return found
+    return found | {"sink": sink}
 
 
 def main() -> None:
