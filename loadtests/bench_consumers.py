@@ -1,7 +1,7 @@
 """Maximum sustained throughput of each consumer, with one and with several instances, against
 baselines measured in the same run on the same broker.
 
-    python -m loadtests.bench_consumers [--events 20000] [--instances 1,2]
+    python -m loadtests.bench_consumers [--events 20000] [--instances 1,2] [--repeat 1]
         [--consumers matcher,projector,auditor,analytics,auctioneer,notifier]
 
 The workloads, each put onto its topic directly:
@@ -15,7 +15,8 @@ The workloads, each put onto its topic directly:
 Each consumer then applies exactly those records, starting from an empty state in a scratch
 database of its own (so nothing shared is touched), as separate processes
 (`loadtests/consumer_worker.py`); its throughput is the records of its topic applied per second
-from its first commit to its last. The baselines, on the listings and the same broker:
+from its first commit to its last; with `--repeat N` the instance counts are run N times,
+interleaved, and the median is reported. The baselines, on the listings and the same broker:
 - `kafka-consumer-perf`: Kafka's own ConsumerPerformance tool (and ProducerPerformance for the
   produce side) on a scratch topic of as many records of the same mean size;
 - `aiokafka-consume`: a bare aiokafka loop that reads the records and does nothing;
@@ -31,6 +32,7 @@ import os
 import random
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -432,18 +434,23 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             count = sum(ranges[MATCHES][1][p] - proposals_from[p] for p in proposals_from)
             print(f"workload: {count:,} records on {MATCHES} from the matcher runs", flush=True)
         first, last = ranges[topic]
-        for k in args.instances:
-            rate = await one_consumer(settings, kind, k, first, last, topic)
+        samples: dict[int, list[float]] = {k: [] for k in args.instances}
+        for _ in range(args.repeat):  # interleaved, so the machine's swings fall on all alike
+            for k in args.instances:
+                rate = await one_consumer(settings, kind, k, first, last, topic)
+                samples[k].append(rate)
+                print(f"{kind:<10} x{k}  {rate:>10,.0f} records/s", flush=True)
+        for k, rates in samples.items():
             rows.append(
                 {
                     "consumer": kind,
                     "instances": k,
                     "topic": topic,
                     "records": sum(last[p] - first[p] for p in first),
-                    "records_per_s": rate,
+                    "records_per_s": statistics.median(rates),
+                    "samples_per_s": rates,
                 }
             )
-            print(f"{kind:<10} x{k}  {rate:>10,.0f} records/s", flush=True)
     # The machine is shared: the bare loops again at the end, and each baseline is the better
     # of its two measurements (the ratios are then the conservative ones).
     first_pass = dict(baselines)
@@ -493,13 +500,18 @@ def main() -> None:
         "--consumers", default="matcher,projector,auditor,analytics,auctioneer,notifier"
     )
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per count (median)")
     args = parser.parse_args()
     args.instances = [int(x) for x in args.instances.split(",")]
     args.consumers = args.consumers.split(",")
     unknown = set(args.consumers) - set(KINDS)
     if unknown:
         parser.error(f"unknown consumers {sorted(unknown)}: choose from {', '.join(KINDS)}")
-    if not 0 < args.events <= 1_000_000 or not all(0 < k <= 6 for k in args.instances):
+    if (
+        not 0 < args.events <= 1_000_000
+        or not all(0 < k <= 6 for k in args.instances)
+        or not 1 <= args.repeat <= 5
+    ):
         parser.error("keep it bounded: events 1..1e6, instances 1..6 (6 partitions)")
     result = asyncio.run(measure(args))
     table = [
