@@ -16,6 +16,7 @@ down:
 	@if [[ -x $(BIN)/marketplace ]]; then $(BIN)/marketplace down; \
 	else infra/kafka.sh down; infra/postgres.sh down; fi
 	@infra/kafka-cluster.sh down 2>/dev/null || true
+	@infra/faults.sh down 2>/dev/null || true
 
 status: setup
 	$(BIN)/marketplace status
