@@ -17,6 +17,9 @@ auctioneer decide on) their traffic; give it a broker of its own:
 The verdict (`loadtests/trend.py`): memory and total lag are each fitted with a line over the
 first and over the second half of the run; a series counts as growing without bound when the
 second half's fitted growth exceeds 10 % of its mean (lag: or 500 records, whichever is more).
+The matcher keeps its book of open listings in memory and listings stay open for their 30 to
+120 days, so during a soak the book (sampled too) only grows; memory is also judged net of the
+book (memory minus the fitted cost per open listing), which must not grow.
 Writes loadtests/reports/soak-<timestamp>.json and .html."""
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from aiokafka import TopicPartition
 from loadtests.report import commit, line_chart, machine, table, write_report
 from loadtests.scratch import scratch_database
 from loadtests.stack import ALL, start_at_end, subscriptions
-from loadtests.trend import trend
+from loadtests.trend import net_of, trend
 from marketplace.db import connect
 from marketplace.kafka import make_consumer, partition_counts
 from marketplace.settings import Settings
@@ -127,11 +130,17 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
                     for r in rows:
                         behind = ends.get((r["topic"], r["partition"]), 0) - r["next_offset"]
                         per_group[r["group_id"]] += max(0, behind)
+                    book = await conn.fetchval(
+                        "SELECT count(*) FROM matcher_items WHERE group_id = $1 AND kind ="
+                        " 'listing'",
+                        f"{prefix}.matcher",
+                    )
                     now, cpu = time.monotonic(), cpu_s(proc.pid)
                     lags = {g.removeprefix(prefix + "."): v for g, v in per_group.items()}
                     sample: dict[str, Any] = {
                         "minute": (now - t0) / 60,
                         "rss_mb": rss_mb(proc.pid),
+                        "open_listings": float(book),
                         "cpu_cores": (cpu - cpu0) / max(now - at0, 1e-6),
                         "load_1m": os.getloadavg()[0],
                         "lag_records": float(sum(per_group.values())),
@@ -141,7 +150,8 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
                     samples.append(sample)
                     worst = max(lags, key=lambda g: lags[g])
                     print(
-                        f"{sample['minute']:6.1f} min  rss {sample['rss_mb']:7.1f} MB  cpu "
+                        f"{sample['minute']:6.1f} min  rss {sample['rss_mb']:7.1f} MB  book "
+                        f"{book:>6}  cpu "
                         f"{sample['cpu_cores']:4.2f}  load {sample['load_1m']:5.2f}  lag "
                         f"{sample['lag_records']:>7.0f} (most: {worst} {lags[worst]})",
                         flush=True,
@@ -158,6 +168,12 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
             await conn.close()
             await reader.stop()
     memory = trend([(s["minute"], s["rss_mb"]) for s in samples], tolerance=0.1)
+    # The matcher holds every open listing in memory, and listings stay open for their 30 to
+    # 120 days, so over a soak the book only grows; what memory does beside the book must not.
+    residual, per_listing = net_of(
+        [(s["minute"], s["rss_mb"]) for s in samples], [s["open_listings"] for s in samples]
+    )
+    beside = trend(residual, tolerance=0.1, floor=0.1 * (samples[0]["rss_mb"] if samples else 0))
     lag = trend([(s["minute"], s["lag_records"]) for s in samples], floor=LAG_FLOOR)
     per_group_lag = {
         g: trend([(s["minute"], float(s["lag"][g])) for s in samples], floor=LAG_FLOOR)
@@ -178,11 +194,14 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
         },
         "samples": samples,
         "memory": dataclasses.asdict(memory) | {"verdict": memory.describe("MB")},
+        "memory_beside_the_book": dataclasses.asdict(beside)
+        | {"verdict": beside.describe("MB"), "mb_per_open_listing": per_listing},
+        "open_listings_at_end": samples[-1]["open_listings"] if samples else None,
         "lag": dataclasses.asdict(lag) | {"verdict": lag.describe("records")},
         "lag_by_group": {g: dataclasses.asdict(t) for g, t in per_group_lag.items()},
         "lag_at_end": samples[-1]["lag_records"] if samples else None,
         "max_lag": max((s["lag_records"] for s in samples), default=None),
-        "bounded": memory.bounded and lag.bounded,
+        "bounded": (memory.bounded or beside.bounded) and lag.bounded,
     }
 
 
@@ -201,7 +220,10 @@ def main() -> None:
     summary = (
         f"{args.minutes:g} minutes at {args.rate:g} simulator actions/s (commit "
         f"{result['commit']}, broker {result['broker']}): {verdict}. Memory: "
-        f"{result['memory']['verdict']}. Lag: "
+        f"{result['memory']['verdict']}. Memory beside the matcher's book of open listings "
+        f"({result['open_listings_at_end']:.0f} at the end, "
+        f"{result['memory_beside_the_book']['mb_per_open_listing'] * 1024:.1f} KB each by the "
+        f"fit): {result['memory_beside_the_book']['verdict']}. Lag: "
         f"{result['lag']['verdict']}; at the end {result['lag_at_end']:.0f} records (max "
         f"{result['max_lag']:.0f}). The machine is shared with other agents' test runs: its "
         f"1-minute load average was {busy['mean']:.2f} on average (max {busy['max']:.2f}) on "
@@ -224,11 +246,19 @@ def main() -> None:
         title="Soak run: memory and lag over time",
         summary=summary,
         data=result,
-        headers=["minute", "resident MB", "own CPU (cores)", "load 1m", "lag (records)"],
+        headers=[
+            "minute",
+            "resident MB",
+            "open listings",
+            "own CPU (cores)",
+            "load 1m",
+            "lag (records)",
+        ],
         rows=[
             [
                 f"{s['minute']:.1f}",
                 f"{s['rss_mb']:.1f}",
+                f"{s['open_listings']:.0f}",
                 f"{s['cpu_cores']:.2f}",
                 f"{s['load_1m']:.2f}",
                 f"{s['lag_records']:.0f}",
@@ -240,6 +270,12 @@ def main() -> None:
             title="Resident memory of the services' process",
             x_label="minutes",
             y_label="MB",
+        )
+        + line_chart(
+            {"open listings in the book": [(s["minute"], s["open_listings"]) for s in points]},
+            title="The matcher's book of open listings",
+            x_label="minutes",
+            y_label="listings",
         )
         + line_chart(
             {g: [(s["minute"], float(s["lag"][g])) for s in points] for g in groups},

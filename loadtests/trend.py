@@ -60,3 +60,13 @@ def trend(points: Sequence[Point], *, tolerance: float = 0.1, floor: float = 0.0
     growth = s2 * span
     allowance = max(tolerance * abs(mean(second)), floor)
     return Trend(s1, s2, mean(first), mean(second), growth, allowance, growth <= allowance)
+
+
+def net_of(points: Sequence[Point], driver: Sequence[float]) -> tuple[list[Point], float]:
+    """The series with the part explained by `driver` (sampled at the same times) taken out:
+    y - b * driver, b the least-squares slope of y over the driver. Returns the residual series
+    and b (e.g. memory per open listing, when a process legitimately holds more state as its
+    book grows; what is left must then not grow)."""
+    pairs = [(d, y) for d, (_, y) in zip(driver, points, strict=True)]
+    b = slope(pairs)
+    return [(x, y - b * d) for d, (x, y) in zip(driver, points, strict=True)], b

@@ -8,7 +8,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loadtests.trend import slope, trend
+from loadtests.trend import net_of, slope, trend
 
 
 @given(
@@ -62,3 +62,19 @@ def test_the_floor_tolerates_small_absolute_growth() -> None:
 
 def test_no_samples_is_bounded() -> None:
     assert trend([]).bounded
+
+
+def test_memory_that_follows_the_book_is_bounded_once_the_book_is_taken_out() -> None:
+    # 60 MB plus 2 KB per open listing, the book growing by 100 listings a minute, plus noise.
+    book = [100.0 * m for m in range(31)]
+    points = [(float(m), 60 + 0.002 * book[m] + (0.3 if m % 3 else -0.3)) for m in range(31)]
+    residual, per_item = net_of(points, book)
+    assert math.isclose(per_item, 0.002, rel_tol=0.05)
+    assert trend(residual, tolerance=0.1).bounded
+
+
+def test_a_leak_beside_the_book_still_shows() -> None:
+    book = [100.0 * (m % 10) for m in range(31)]  # the book comes and goes
+    points = [(float(m), 60 + 0.002 * book[m] + 1.5 * m) for m in range(31)]  # and 1.5 MB/min
+    residual, _ = net_of(points, book)
+    assert not trend(residual, tolerance=0.1).bounded
