@@ -22,6 +22,7 @@ from marketplace.reference import list_of_waste, substitutions
 from producers.api.auth import require_role
 from producers.api.bodies import RequestIn
 from producers.api.context import POOL, SETTINGS, principal
+from producers.api.facilitators import owner_for
 from producers.api.listings import check_code
 from producers.api.problems import Problem
 from producers.api.writes import read_body
@@ -120,11 +121,14 @@ async def preview_request(request: web.Request) -> web.StreamResponse:
             " material.mass_per_piece_t) to be matched",
             field="terms.quantity",
         )
-    who = principal(request)
+    # Drafting for an SME is checked like posting for it: a facilitator needs its consent.
+    owner = principal(request).partner_id
+    if body.on_behalf_of is not None:
+        owner = await owner_for(request, body.on_behalf_of)
     draft = Listing(
         id="draft",
         kind="request",
-        owner=body.on_behalf_of or who.partner_id,
+        owner=owner,
         code=body.material.code,
         place=_place(body.location),
         terms=terms,

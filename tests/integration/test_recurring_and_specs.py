@@ -276,3 +276,7 @@ async def test_a_procurer_previews_a_specification_and_nothing_is_published(
         assert (await refused.json())["errors"][0]["field"] == "material.code"
         wrong_role = await client.post("/v1/requests/preview", json=draft, headers=carrier.auth)
         assert wrong_role.status == 403
+        # Drafting for another SME is for a facilitator with that SME's consent only.
+        posing = dict(draft, on_behalf_of=certified.partner_id)
+        posed = await client.post("/v1/requests/preview", json=posing, headers=procurer.auth)
+        assert posed.status == 403
