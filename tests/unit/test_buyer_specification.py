@@ -11,13 +11,14 @@ from marketplace.core.specification import Spec, Stated, check
 from tests.unit.test_matching import CONFIG, offer, request
 
 
-def spec_request(i: str, spec: Spec, **kw: float) -> Post:
+def spec_request(i: str, spec: Spec, weight_price: float = 0.5, weight_co2e: float = 0.5) -> Post:
     post = request(i, "buyer", 10, 200)
-    return replace(post, terms=replace(post.terms, spec=spec, **kw))
+    terms = replace(post.terms, spec=spec, weight_price=weight_price, weight_co2e=weight_co2e)
+    return replace(post, terms=terms)
 
 
 def proposed(book: Book, *posts: Post) -> list[Proposed]:
-    out = []
+    out: list[Proposed] = []
     for post in posts:
         book, events = step(book, post, CONFIG)
         out.extend(e for e in events if isinstance(e, Proposed))
@@ -57,7 +58,7 @@ def test_hard_criteria_exclude_offers_that_miss_or_do_not_state_them() -> None:
 
 def test_the_buyers_weights_rank_price_against_co2e() -> None:
     # Cheap but farther (more transport CO2e) against dearer and nearer.
-    near = Listing(**_fields(offer("near", "s1", 10, 60)))
+    near = _listing(offer("near", "s1", 10, 60))
     far = replace(offer("far", "s2", 10, 5), place=replace(near.place, lat=near.place.lat - 0.5))
     winners = {}
     for name, weights in {"price": (1.0, 0.0), "co2e": (0.0, 1.0)}.items():
@@ -71,25 +72,25 @@ def test_the_buyers_weights_rank_price_against_co2e() -> None:
 
 def test_assess_names_the_rule_that_refuses_a_pair() -> None:
     spec = Spec(max_contamination_pct=1)
-    o = Listing(**_fields(replace(offer("o", "s", 10, 10), stated=Stated(None, 4.0, ()))))
-    r = Listing(**_fields(spec_request("r", spec)))
+    o = _listing(replace(offer("o", "s", 10, 10), stated=Stated(None, 4.0, ())))
+    r = _listing(spec_request("r", spec))
     why: list[str] = []
     assert assess(o, r, CONFIG, why=why) is None
     assert why == ["does not meet the buyer's specification"]
-    ok = Listing(**_fields(replace(offer("o", "s", 10, 10), stated=Stated(None, 0.5, ()))))
+    ok = _listing(replace(offer("o", "s", 10, 10), stated=Stated(None, 0.5, ())))
     candidate = assess(ok, r, CONFIG)
     assert candidate is not None
     assert all(c.met for c in candidate.criteria())
 
 
-def _fields(post: Post) -> dict[str, object]:
-    return {
-        "id": post.id,
-        "kind": post.kind,
-        "owner": post.owner,
-        "code": post.code,
-        "place": post.place,
-        "terms": post.terms,
-        "seq": 1,
-        "stated": post.stated,
-    }
+def _listing(post: Post) -> Listing:
+    return Listing(
+        id=post.id,
+        kind=post.kind,
+        owner=post.owner,
+        code=post.code,
+        place=post.place,
+        terms=post.terms,
+        seq=1,
+        stated=post.stated,
+    )
