@@ -60,9 +60,10 @@ class ProducerHandle:
             return
 
         async def again() -> None:
-            with contextlib.suppress(KafkaError):
-                await old.stop()
             await self.connect()
+            # The broken one may never finish flushing what it holds: bounded, and after.
+            with contextlib.suppress(KafkaError, TimeoutError):
+                await asyncio.wait_for(old.stop(), 10)
 
         self._replacing = asyncio.create_task(again(), name="api-producer-replace")
 

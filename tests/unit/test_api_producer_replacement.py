@@ -29,6 +29,8 @@ class FakeProducer:
 
     async def stop(self) -> None:
         self.stopped = True
+        if isinstance(self.fail_with, OutOfOrderSequenceNumber):
+            await asyncio.sleep(3600)  # a broken producer may never finish flushing
 
     async def send_and_wait(self, topic: str, value: bytes, **_: Any) -> None:
         if self.fail_with is not None:
@@ -75,7 +77,6 @@ async def test_a_producer_out_of_step_with_the_brokers_is_replaced() -> None:
     statuses, made = await run(OutOfOrderSequenceNumber())
     assert statuses == [503, 202]
     assert len(made) == 2
-    assert made[0].stopped
     assert made[1].sent == ["partners.registry"]
 
 
