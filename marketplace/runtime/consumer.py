@@ -140,6 +140,7 @@ class ExactlyOnceConsumer(Generic[S]):
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         fault: FaultHook | None = None,
+        renew_producer: Callable[[], AIOKafkaProducer] | None = None,
     ) -> None:
         self.settings = settings
         self.group_id = group_id
@@ -148,7 +149,7 @@ class ExactlyOnceConsumer(Generic[S]):
         self.pool = pool
         self.consumer = consumer
         self.producer = producer
-        self.outbox = OutboxPublisher(pool, producer, group_id)
+        self.outbox = OutboxPublisher(pool, producer, group_id, renew=renew_producer)
         self.stats = ConsumerStats()
         self._fault = fault or (lambda _point: None)
         self._states: dict[TopicPartition, S] = {}

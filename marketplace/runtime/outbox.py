@@ -8,12 +8,20 @@ deduplicate by CloudEvent id.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 
 from marketplace.db import Conn
 from marketplace.logs import get_logger
@@ -67,15 +75,40 @@ def _from_row(row: asyncpg.Record) -> OutboxMessage:
     )
 
 
+# Errors after which an idempotent producer never writes again: its sequence numbers are out of
+# step with the brokers (aiokafka does not recover once a send expired while every broker was
+# away; the fault suite saw the API's producer do it). The publisher then takes a new producer.
+BROKEN_PRODUCER = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    ProducerFenced,
+)
+
+
 class OutboxPublisher:
     """Publishes a group's outbox rows, right after commit and, for leftovers, by sweeping."""
 
-    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, group_id: str) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        group_id: str,
+        renew: Callable[[], AIOKafkaProducer] | None = None,
+    ) -> None:
         self._pool = pool
         self._producer = producer
         self._group_id = group_id
+        self._renew = renew
+        self._renewing = asyncio.Lock()
         self.published = 0
         self.swept = 0
+        self.renewed = 0
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The producer in use now (a renewed one after a broken producer was replaced)."""
+        return self._producer
 
     async def publish(self, ids: Sequence[int], messages: Sequence[OutboxMessage]) -> None:
         """Sends messages already committed under `ids`, waits for acks, then deletes the rows."""
@@ -116,8 +149,31 @@ class OutboxPublisher:
 
     async def _send_all(self, messages: Sequence[OutboxMessage]) -> None:
         # send() queues in order; awaiting the futures afterwards keeps the batch pipelined.
-        futures = [
-            await self._producer.send(m.topic, value=m.value, key=m.key, headers=list(m.headers))
-            for m in messages
-        ]
-        await asyncio.gather(*futures)
+        producer = self._producer
+        try:
+            futures = [
+                await producer.send(m.topic, value=m.value, key=m.key, headers=list(m.headers))
+                for m in messages
+            ]
+            await asyncio.gather(*futures)
+        except BROKEN_PRODUCER:
+            # This attempt fails (the rows stay in the outbox); the next one uses a new producer.
+            await self._replace(producer)
+            raise
+
+    async def _replace(self, broken: AIOKafkaProducer) -> None:
+        async with self._renewing:
+            if self._renew is None or self._producer is not broken:
+                return  # nothing to renew with, or already renewed by the other path
+            fresh = self._renew()
+            try:
+                await fresh.start()
+            except BaseException:
+                await fresh.stop()
+                raise
+            self._producer = fresh
+            self.renewed += 1
+            log.warning("outbox_producer_renewed", group=self._group_id)
+            # The broken one may never finish flushing what it holds: bounded.
+            with contextlib.suppress(KafkaError, TimeoutError):
+                await asyncio.wait_for(broken.stop(), 10)

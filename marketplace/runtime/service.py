@@ -7,6 +7,8 @@ import signal
 from collections.abc import Sequence
 from typing import TypeVar
 
+from aiokafka import AIOKafkaProducer
+
 from marketplace.db import create_pool
 from marketplace.kafka import make_consumer, make_producer
 from marketplace.logs import get_logger
@@ -31,7 +33,11 @@ async def run_consumer(
     handle_signals = stop is None
     stop = stop or asyncio.Event()
     pool = await create_pool(settings)
-    producer = make_producer(settings, client_id=f"marketplace-{group_id}")
+
+    def new_producer() -> AIOKafkaProducer:
+        return make_producer(settings, client_id=f"marketplace-{group_id}")
+
+    producer = new_producer()
     consumer = make_consumer(settings, group_id)
     runner = ExactlyOnceConsumer(
         settings,
@@ -42,6 +48,7 @@ async def run_consumer(
         consumer=consumer,
         producer=producer,
         fault=fault,
+        renew_producer=new_producer,
     )
     loop = asyncio.get_running_loop()
     if handle_signals:
@@ -65,6 +72,6 @@ async def run_consumer(
                 loop.remove_signal_handler(sig)
         # stop() sends LeaveGroup, so the partitions move to the other instances at once.
         await consumer.stop()
-        await producer.stop()
+        await runner.outbox.producer.stop()  # a renewed one, or the first
         await pool.close()
         log.info("consumer_stopped", group=group_id, records=runner.stats.records)
