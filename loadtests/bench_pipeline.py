@@ -397,11 +397,16 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             # as they would at their sustained maximum; sampled every second.
             posting = asyncio.create_task(gen.run(args.api_rate, args.api_seconds, 1_000_000))
             series: list[tuple[float, float, float]] = []  # (s, listings matched, webhooks)
+            hooks_before = len(seen.stages["webhook"])  # the earlier rounds' webhooks
             while not posting.done() and time.perf_counter() - t_first < args.api_seconds:
                 await asyncio.sleep(1.0)
                 done = await progress(conn, f"{prefix}.matcher", "market.listings", listings_from)
                 series.append(
-                    (time.perf_counter() - t_first, float(done), float(len(seen.stages["webhook"])))
+                    (
+                        time.perf_counter() - t_first,
+                        float(done),
+                        float(len(seen.stages["webhook"]) - hooks_before),
+                    )
                 )
             offered = await posting
             matches, t_last = await settle(settings, conn, prefix, seen, services)

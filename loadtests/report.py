@@ -22,6 +22,7 @@ def write_report(
     rows: list[list[str]],
     figure: str = "",
     extra: str = "",
+    figure_first: bool = False,
 ) -> tuple[Path, Path]:
     """loadtests/reports/<name>-<timestamp>.json and .html; returns both paths."""
     REPORTS.mkdir(exist_ok=True)
@@ -38,19 +39,22 @@ def write_report(
     html_path.write_text(
         f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
         f"<h1>{html.escape(title)}</h1><p>{html.escape(summary)} ({stamp})</p>"
-        f"<table border=1 cellpadding=4><tr>{head}</tr>{body}</table>{figure}{extra}"
+        + (figure + extra if figure_first else "")
+        + f"<table border=1 cellpadding=4><tr>{head}</tr>{body}</table>"
+        + ("" if figure_first else figure + extra)
     )
     return json_path, html_path
 
 
 def bar_chart(bars: list[tuple[str, float]], unit: str) -> str:
     """Horizontal bars, one per (label, value), scaled to the largest."""
-    width, left, row_h = 560, 90, 28
+    width, row_h = 640, 28
+    left = 12 + 7 * max((len(label) for label, _ in bars), default=10)
     top = max((v for _, v in bars), default=1.0) or 1.0
     parts = []
     for i, (label, value) in enumerate(bars):
         y = 10 + i * row_h
-        w = value / top * (width - left - 120)
+        w = value / top * max(width - left - 120, 100)
         parts.append(
             f'<text x="{left - 6}" y="{y + 16}" text-anchor="end">{html.escape(label)}</text>'
             f'<rect x="{left}" y="{y}" width="{w:.1f}" height="20" fill="#2a7"/>'
@@ -58,9 +62,8 @@ def bar_chart(bars: list[tuple[str, float]], unit: str) -> str:
         )
     h = 20 + len(bars) * row_h
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" font-size="12">'
-        + "".join(parts)
-        + "</svg>"
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{max(width, left + 220)}" height="{h}" '
+        'font-size="12">' + "".join(parts) + "</svg>"
     )
 
 

@@ -303,6 +303,7 @@ def main() -> None:
             group_rows,
             "Lag per group",
         ),
+        figure_first=True,  # the samples' table is long
     )
     print(summary)
     print(f"report: {paths[0]} and {paths[1].name}")
