@@ -77,6 +77,7 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
     prefix = f"soak.{uuid.uuid4().hex[:6]}"
     groups = subscriptions(prefix)
     started_at = machine()
+    code = commit()  # what runs is what was checked out at the start
     async with scratch_database(settings, "soak") as scratch:
         await start_at_end(scratch, groups)
         counts = await partition_counts(settings, [spec.name for spec in TOPICS])
@@ -184,7 +185,7 @@ async def soak(minutes: float, rate: float, sample_s: float) -> dict[str, Any]:
     return {
         "minutes": minutes,
         "rate_per_s": rate,
-        "commit": commit(),
+        "commit": code,
         "broker": settings.kafka_servers,
         "machine_at_start": started_at,
         "machine_load_1m": {
