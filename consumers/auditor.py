@@ -19,10 +19,9 @@ import asyncpg
 
 from marketplace.audit import store
 from marketplace.audit.signing import Head, load_key
-from marketplace.db import Conn, connect
+from marketplace.db import UNREACHABLE, Conn, connect
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
-from marketplace.runtime.consumer import UNREACHABLE
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from marketplace.topics import TOPICS as SPECS

@@ -35,12 +35,11 @@ from aiohttp.resolver import ThreadedResolver
 
 from marketplace.core import webhooks as core
 from marketplace.core.ids import derived_id
-from marketplace.db import Conn, connect, create_pool
+from marketplace.db import UNREACHABLE, Conn, connect, create_pool
 from marketplace.events import EventDecodeError, decode
 from marketplace.logs import get_logger
 from marketplace.metrics import REGISTRY
 from marketplace.runtime import Transaction
-from marketplace.runtime.consumer import UNREACHABLE
 from marketplace.runtime.deadletter import dead_letter
 from marketplace.settings import Settings
 from schemas.partners import NotificationIssued

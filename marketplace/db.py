@@ -119,6 +119,23 @@ async def connect(settings: Settings, timeout_s: float = 30.0) -> asyncpg.Connec
             await asyncio.sleep(0.5)
 
 
+# Errors that mean "PostgreSQL cannot be reached right now", as opposed to a statement that
+# fails: consumers pause and retry, the API answers 503 with Retry-After.
+UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    # A connection lost in the middle of an operation leaves asyncpg's protocol in a state it
+    # reports this way ("cannot switch to state ..."); seen when PostgreSQL stopped under load.
+    asyncpg.InternalClientError,
+)
+
+
 async def create_pool(settings: Settings, *, min_size: int = 1) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         settings.dsn, min_size=min_size, max_size=settings.db_pool_max, command_timeout=60

@@ -14,10 +14,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from marketplace.db import create_pool
+from marketplace.db import UNREACHABLE, create_pool
 from marketplace.kafka import make_producer
 from marketplace.logs import get_logger
-from marketplace.runtime.consumer import UNREACHABLE
 from marketplace.settings import Settings
 
 log = get_logger(__name__)

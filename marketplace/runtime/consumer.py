@@ -19,7 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from marketplace.db import Conn
+from marketplace.db import UNREACHABLE, Conn
 from marketplace.logs import get_logger
 from marketplace.metrics import REGISTRY
 from marketplace.runtime import outbox
@@ -70,21 +70,6 @@ DB_WAITING = REGISTRY.gauge(
 )
 OUTBOX_BACKLOG = REGISTRY.gauge(
     "marketplace_outbox_backlog", "emitted events not yet published", ("group",)
-)
-
-# Errors that mean "PostgreSQL cannot be reached right now", as opposed to a batch that fails.
-UNREACHABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError,
-    # A connection lost in the middle of an operation leaves asyncpg's protocol in a state it
-    # reports this way ("cannot switch to state ..."); seen when PostgreSQL stopped under load.
-    asyncpg.InternalClientError,
 )
 
 # Names of the points where a test (or a chaos run) may crash the process on purpose.

@@ -16,7 +16,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from consumers.projector import NOTIFY_CHANNEL
-from marketplace.db import connect
+from marketplace.db import UNREACHABLE, connect
 from marketplace.logs import get_logger
 from marketplace.partners import Principal, authenticate
 from marketplace.settings import Settings
@@ -75,7 +75,7 @@ class Hub:
                 # Whatever happened while not listening is read now.
                 self._wake_all()
                 await closed.wait()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (asyncpg.PostgresError, *UNREACHABLE) as exc:
                 log.warning("live_listener_lost", error=repr(exc))
             finally:
                 with contextlib.suppress(Exception):

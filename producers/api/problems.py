@@ -10,6 +10,7 @@ import msgspec
 import orjson
 from aiohttp import web
 
+from marketplace.db import UNREACHABLE
 from marketplace.logs import get_logger
 
 log = get_logger(__name__)
@@ -96,6 +97,15 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return Problem(exc.status, exc.reason, headers=headers).response(request.path)
+    except UNREACHABLE as exc:
+        # The database is away (restarting, failing over): nothing was written; try again.
+        log.warning("database_unreachable", path=request.path, error=type(exc).__name__)
+        return Problem(
+            503,
+            "the exchange's database cannot be reached right now; nothing was stored, try again",
+            headers={"Retry-After": "5"},
+            kind="database-unavailable",
+        ).response(request.path)
     except Exception:
         log.exception("request_failed", path=request.path, method=request.method)
         return Problem(500, "the request failed; it has been logged").response(request.path)
