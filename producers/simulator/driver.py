@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import aiohttp
+import msgspec
 import orjson
 from aiokafka import TopicPartition
 
@@ -28,6 +29,9 @@ from marketplace.partners import register_partner
 from marketplace.reference import transport_factors
 from marketplace.settings import Settings
 from producers.simulator.market import Action, Firm, Market
+from schemas.logistics import TransportJobRequested
+
+_job = msgspec.json.Decoder(TransportJobRequested)
 
 log = get_logger(__name__)
 WATCHED = ("market.matches", "logistics.jobs", "logistics.awards")
@@ -234,6 +238,8 @@ class Simulation:
             body = orjson.loads(r.value)
         except (EnvelopeError, orjson.JSONDecodeError):
             return
+        if not isinstance(body, dict):
+            return  # not an event of ours (a poison record in a fault test, say)
         mine = bool({body.get("seller_id"), body.get("buyer_id")} & self.keys.keys())
         if kind == "market.match.proposed.v1" and mine:
             self.stats.counts["proposed"] += 1
@@ -241,6 +247,10 @@ class Simulation:
         elif kind == "market.match.confirmed.v1" and mine:
             self.stats.counts["confirmed"] += 1
         elif kind == "logistics.job.requested.v1":
+            try:
+                _job.decode(r.value)
+            except msgspec.ValidationError:
+                return  # carriers bid on real jobs only
             self.stats.counts["jobs"] += 1
             self.spawn(self.bid(http, body))
         elif kind == "logistics.transport.awarded.v1" and body.get("carrier_id") in self.keys:
