@@ -172,7 +172,7 @@ class Cancelled:
 Event = Proposed | Confirmed | Expired | Cancelled | DeliveryDue | AgreementOver
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every candidate, and frozen init costs more
 class Deal:
     """How a pair would trade: per agreement period between two recurring listings, once
     otherwise; and what each side gives up in its own units (and from which period)."""
