@@ -141,7 +141,10 @@ def _b64_before(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")
 
 
-def _refs_before(data: Any, extra: tuple[str | None, ...]) -> list[str]:
+def refs_before(data: Any, extra: tuple[str | None, ...] = ()) -> list[str]:
+    """The auditor's ids walk before its profiling, and the definition the trimmed one is tested
+    against: fields named *_id or id (strings), *_ids or bidders (lists of strings), in objects
+    nested at most three deep."""
     found: set[str] = {x for x in extra if x}
 
     def walk(node: Any, depth: int) -> None:
@@ -192,7 +195,7 @@ def _row_before(entry: Entry, prev_hash: bytes) -> tuple[tuple[Any, ...], bytes]
         orjson.dumps([[name, _b64_before(value)] for name, value in entry.headers]).decode(),
         entry.value,
         text,
-        _refs_before(parsed, (subject,)),
+        refs_before(parsed, (subject,)),
         prev_hash,
         hash_,
     )

@@ -50,6 +50,7 @@ from marketplace.db import connect
 from marketplace.events import to_message
 from marketplace.kafka import ensure_topics, make_consumer, make_producer, partition_counts
 from marketplace.reference import transport_factors
+from marketplace.runtime.consumer import start_group_at
 from marketplace.settings import ROOT, Settings
 from marketplace.topics import TopicSpec
 from producers.simulator.market import Market
@@ -329,15 +330,7 @@ async def one_consumer(
         try:
             for topic in topics:
                 ends = start if topic == measured else await _ends(settings, topic)
-                for partition, offset in ends.items():
-                    await conn.execute(
-                        "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
-                        " VALUES ($1, $2, $3, $4)",
-                        group,
-                        topic,
-                        partition,
-                        offset,
-                    )
+                await start_group_at(conn, group, {(topic, p): o for p, o in ends.items()})
             env = {
                 **os.environ,
                 "MARKETPLACE_DATABASE_URL": scratch.dsn,

@@ -48,6 +48,7 @@ from marketplace.events import to_message
 from marketplace.kafka import make_consumer, make_producer, partition_counts
 from marketplace.logs import configure_logging
 from marketplace.partners import issue_key, registration
+from marketplace.runtime.consumer import start_group_at
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from producers.api.app import create_app
@@ -93,15 +94,7 @@ async def start_at_end(settings: Settings, group: str, topics: tuple[str, ...] |
         await reader.stop()
     conn = await connect(settings)
     try:
-        for (topic, partition), offset in ends.items():
-            await conn.execute(
-                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                group,
-                topic,
-                partition,
-                offset,
-            )
+        await start_group_at(conn, group, ends)
     finally:
         await conn.close()
 

@@ -21,6 +21,7 @@ from aiokafka import TopicPartition
 from marketplace.db import connect
 from marketplace.kafka import make_consumer, partition_counts
 from marketplace.logs import configure_logging
+from marketplace.runtime.consumer import start_group_at
 from marketplace.services import SERVICES, Service, run_services, simulator
 from marketplace.settings import Settings
 
@@ -122,16 +123,10 @@ async def start_at_end(settings: Settings, groups: dict[str, list[str]]) -> None
     conn = await connect(settings)
     try:
         for group, wanted in groups.items():
-            for tp, offset in ends.items():
-                if tp.topic in wanted:
-                    await conn.execute(
-                        "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
-                        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                        group,
-                        tp.topic,
-                        tp.partition,
-                        offset,
-                    )
+            positions = {
+                (tp.topic, tp.partition): o for tp, o in ends.items() if tp.topic in wanted
+            }
+            await start_group_at(conn, group, positions)
     finally:
         await conn.close()
 

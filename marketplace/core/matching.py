@@ -361,11 +361,12 @@ def _answer(book: Book, command: Answer, config: MarketConfig, out: list[Event])
         if p.agreement is not None:
             book.agreements[p.match_id] = Standing(p, offer.place, request.place, offer.hazardous)
             book.dirty.add(p.match_id)
+            # The first period is the one the agreement starts in (or the current one), its
+            # timer due when the agreement starts (or at once).
             day = max(p.agreement.starts, command.at.date())
-            start = max(day, periods.start_of(p.agreement.period, day))
             first = (
                 periods.key_of(p.agreement.period, day),
-                max(command.at, periods.midnight(start)),
+                max(command.at, periods.midnight(day)),
             )
         out.append(Confirmed(p, replace(offer), replace(request), first))
         for listing in (offer, request):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -410,6 +410,18 @@ class ExactlyOnceConsumer(Generic[S]):
                 "partitions_revoked",
                 partitions=sorted(f"{t.topic}[{t.partition}]" for t in revoked),
             )
+
+
+async def start_group_at(
+    conn: Conn, group_id: str, positions: Mapping[tuple[str, int], int]
+) -> None:
+    """Where a new consumer group starts: the next offset of each (topic, partition) given.
+    A partition the group already has a position for keeps it (ON CONFLICT DO NOTHING)."""
+    await conn.executemany(
+        "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        [(group_id, topic, partition, offset) for (topic, partition), offset in positions.items()],
+    )
 
 
 async def _lock_offset(conn: Conn, group_id: str, tp: TopicPartition) -> int:

@@ -130,22 +130,30 @@ async def grant_consent(request: web.Request) -> web.StreamResponse:
             409, f"facilitator {facilitator_id} already has your consent", kind="already-granted"
         )
 
+    event = ConsentGranted(
+        partner_id=me, facilitator_id=facilitator_id, actor_id=me, note=body.note
+    )
+    return await _consent_change(request, event, granted=True)
+
+
+async def _consent_change(
+    request: web.Request, event: ConsentGranted | ConsentRevoked, granted: bool
+) -> web.StreamResponse:
+    """Publishes a grant or a revocation and answers once the read model has it in force (or
+    says it is not yet)."""
+
     async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
         event_id = ids.make("event")
-        event = ConsentGranted(
-            partner_id=me, facilitator_id=facilitator_id, actor_id=me, note=body.note
-        )
-        await publish(request, event, event_id=event_id, subject=me)
+        await publish(request, event, event_id=event_id, subject=event.partner_id)
         answer: dict[str, Any] = {
             "status": "accepted",
             "event_id": event_id,
-            "facilitator_id": facilitator_id,
+            "facilitator_id": event.facilitator_id,
+            "in_effect": await in_effect(
+                request, event.partner_id, event.facilitator_id, granted=granted
+            ),
         }
-        return (
-            202,
-            answer | {"in_effect": await in_effect(request, me, facilitator_id, granted=True)},
-            {"Location": "/v1/consents"},
-        )
+        return 202, answer, {"Location": "/v1/consents"} if granted else {}
 
     return await idempotent(request, write)
 
@@ -158,24 +166,10 @@ async def revoke_consent(request: web.Request) -> web.StreamResponse:
         raise Problem(404, f"facilitator {facilitator_id} has no current consent of yours")
     body = await read_body(request, RevokeIn, optional=True)
 
-    async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
-        event_id = ids.make("event")
-        event = ConsentRevoked(
-            partner_id=me, facilitator_id=facilitator_id, actor_id=me, reason=body.reason
-        )
-        await publish(request, event, event_id=event_id, subject=me)
-        answer: dict[str, Any] = {
-            "status": "accepted",
-            "event_id": event_id,
-            "facilitator_id": facilitator_id,
-        }
-        return (
-            202,
-            answer | {"in_effect": await in_effect(request, me, facilitator_id, granted=False)},
-            {},
-        )
-
-    return await idempotent(request, write)
+    event = ConsentRevoked(
+        partner_id=me, facilitator_id=facilitator_id, actor_id=me, reason=body.reason
+    )
+    return await _consent_change(request, event, granted=False)
 
 
 async def list_consents(request: web.Request) -> web.StreamResponse:

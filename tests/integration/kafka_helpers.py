@@ -14,6 +14,7 @@ from aiokafka import TopicPartition
 
 from marketplace.cloudevents import Envelope
 from marketplace.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from marketplace.runtime.consumer import start_group_at
 from marketplace.settings import Settings
 from marketplace.topics import TopicSpec
 
@@ -182,16 +183,11 @@ async def start_at_session_start(settings: Settings, group: str, topics: Sequenc
 
     conn = await connect(settings)
     try:
-        for topic in topics:
-            for partition, offset in SESSION_START.get(topic, {}).items():
-                await conn.execute(
-                    "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
-                    " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    group,
-                    topic,
-                    partition,
-                    offset,
-                )
+        await start_group_at(
+            conn,
+            group,
+            {(t, p): o for t in topics for p, o in SESSION_START.get(t, {}).items()},
+        )
     finally:
         await conn.close()
 
@@ -224,14 +220,7 @@ async def start_at_end(settings: Settings, group: str, topic: str) -> None:
 
     conn = await connect(settings)
     try:
-        for partition, offset in (await end_offsets(settings, topic)).items():
-            await conn.execute(
-                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
-                " VALUES ($1, $2, $3, $4)",
-                group,
-                topic,
-                partition,
-                offset,
-            )
+        ends = await end_offsets(settings, topic)
+        await start_group_at(conn, group, {(topic, p): o for p, o in ends.items()})
     finally:
         await conn.close()

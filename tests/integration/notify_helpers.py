@@ -26,6 +26,7 @@ from consumers.webhooks import run_webhooks
 from marketplace.db import connect
 from marketplace.events import to_message
 from marketplace.kafka import make_producer
+from marketplace.runtime.consumer import start_group_at
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from schemas.base import Event
@@ -48,16 +49,8 @@ async def start_at_end(settings: Settings, group: str, topics: Sequence[str]) ->
     """A new group starts at the topics' current ends, as if it had read all before."""
     conn = await connect(settings)
     try:
-        for topic in topics:
-            for partition, offset in (await end_offsets(settings, topic)).items():
-                await conn.execute(
-                    "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)"
-                    " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    group,
-                    topic,
-                    partition,
-                    offset,
-                )
+        ends = {(t, p): o for t in topics for p, o in (await end_offsets(settings, t)).items()}
+        await start_group_at(conn, group, ends)
     finally:
         await conn.close()
 
