@@ -4,10 +4,19 @@
 SHELL := /bin/bash
 BIN := .venv/bin
 
-.PHONY: setup up down status run lint browser test
+.PHONY: setup lock upgrade up down status run lint browser test
 
+# Installs exactly what uv.lock pins (uv sync --frozen), with the machine's Python.
 setup:
 	infra/bootstrap.sh
+
+# Fails when pyproject.toml and uv.lock disagree (after editing dependencies: infra/bootstrap.sh add).
+lock:
+	infra/bootstrap.sh check
+
+# Re-resolves every dependency to its newest allowed release and rewrites uv.lock.
+upgrade:
+	infra/bootstrap.sh upgrade
 
 up: setup
 	$(BIN)/marketplace up
@@ -24,7 +33,7 @@ status: setup
 run: up
 	$(BIN)/marketplace run all --simulate 1
 
-lint: setup
+lint: setup lock
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
-# Creates .venv with Python 3.11+ and installs the project (editable) with its dev tools.
-# Re-running is cheap: it reinstalls only when pyproject.toml changed.
+# Installs the project exactly as uv.lock pins it, into .venv, with the machine's Python 3.11+.
+#   infra/bootstrap.sh           sync .venv with uv.lock (frozen: the lock is never rewritten)
+#   infra/bootstrap.sh check     exit 1 when pyproject.toml and uv.lock disagree
+#   infra/bootstrap.sh upgrade   re-resolve every dependency to its newest allowed release
+#   infra/bootstrap.sh add PKG   add a dependency (uv add; --group dev for a dev tool)
+# uv itself is the one tool outside the lock: pinned with its hash in infra/uv/requirements.txt,
+# installed into .local/uv. uv never downloads a Python build here (UV_PYTHON_DOWNLOADS=never).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${MARKETPLACE_VENV:-$ROOT/.venv}"
+LOCAL_DIR="${MARKETPLACE_LOCAL_DIR:-$ROOT/.local}"
+UV_HOME="$LOCAL_DIR/uv"
 PY="${PYTHON:-python3}"
+REQ="$ROOT/infra/uv/requirements.txt"
 
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
   echo "bootstrap: Python 3.11 or newer is required ($PY is $("$PY" --version 2>&1))" >&2; exit 1; }
 
-if [[ ! -x "$VENV/bin/python" ]]; then
-  echo "bootstrap: creating $VENV" >&2
-  "$PY" -m venv "$VENV"
-fi
-stamp="$VENV/.installed-$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+stamp="$UV_HOME/.installed-$(sha256sum "$REQ" | cut -c1-16)"
 if [[ ! -f "$stamp" ]]; then
-  echo "bootstrap: installing the project and its dev tools into $VENV" >&2
-  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]" >&2
-  rm -f "$VENV"/.installed-*
+  echo "bootstrap: installing uv (pinned in infra/uv/requirements.txt) into $UV_HOME" >&2
+  rm -rf "$UV_HOME"
+  "$PY" -m venv "$UV_HOME"
+  "$UV_HOME/bin/python" -m pip install -q --require-hashes --no-deps -r "$REQ" >&2
   touch "$stamp"
 fi
+
+export UV_PYTHON_DOWNLOADS=never
+export UV_PYTHON="$(command -v "$PY")"
+export UV_PROJECT_ENVIRONMENT="${MARKETPLACE_VENV:-$ROOT/.venv}"
+UV="$UV_HOME/bin/uv"
+cd "$ROOT"
+case "${1:-sync}" in
+  sync)    "$UV" sync --frozen --quiet ;;
+  check)   "$UV" lock --check ;;
+  upgrade) "$UV" lock --upgrade && "$UV" sync --frozen ;;
+  add)     shift; "$UV" add "$@" ;;
+  *) echo "usage: infra/bootstrap.sh [sync|check|upgrade|add ARGS]" >&2; exit 2 ;;
+esac

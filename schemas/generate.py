@@ -9,6 +9,8 @@ The files are checked in; tests/unit/test_schemas_generated.py fails when they a
 from __future__ import annotations
 
 import argparse
+import inspect
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,8 +44,31 @@ CLOUDEVENT_HEADERS: dict[str, Any] = {
 }
 
 
+PROSE_KEYS = frozenset({"description", "summary"})
+
+
+def normalise_prose(text: str) -> str:
+    """The text of a docstring, independent of how it was dedented: msgspec releases and Python
+    versions (3.13 dedents at compile time) hand over the same docstring with different leading
+    whitespace. Paragraphs are kept; the lines within one are joined by single spaces."""
+    paragraphs = re.split(r"\n\s*\n", inspect.cleandoc(text))
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
+
+
+def normalised(obj: Any) -> Any:
+    """`obj` with every description and summary passed through `normalise_prose`."""
+    if isinstance(obj, dict):
+        return {
+            k: normalise_prose(v) if k in PROSE_KEYS and isinstance(v, str) else normalised(v)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [normalised(v) for v in obj]
+    return obj
+
+
 def _dump(obj: Any) -> bytes:
-    return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    return orjson.dumps(normalised(obj), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
 def payload_schemas() -> dict[str, bytes]:
@@ -74,7 +99,7 @@ def asyncapi() -> bytes:
             messages[cls.__name__] = {
                 "name": type_name(cls),
                 "title": cls.__name__,
-                "summary": (cls.__doc__ or "").strip().split("\n")[0] or type_name(cls),
+                "summary": normalise_prose(cls.__doc__ or "").split("\n\n")[0] or type_name(cls),
                 "contentType": "application/json",
                 "headers": {"$ref": "#/components/schemas/CloudEventHeaders"},
                 "payload": {"$ref": f"#/components/schemas/{cls.__name__}"},
