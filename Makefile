@@ -37,6 +37,7 @@ lint: setup lock
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Debian's Chromium, for the end-to-end tests of the web pages.
 browser:

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from consumers.auctioneer import job_id_for
 from marketplace.core.units import IncompatibleUnits, to_tonnes
 from marketplace.db import Conn
 from marketplace.events import Decoded
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.decoding import decode_or_dead_letter
-from schemas import common
+from marketplace.translate.auction import job_id_for
+from schemas import common, topics
 from schemas import feedback as fb
 from schemas import listings as ls
 from schemas import logistics as lg
@@ -27,11 +27,11 @@ from schemas import partners as ps
 
 GROUP = "analytics"
 TOPICS = [
-    "partners.registry",
-    "market.listings",
-    "market.matches",
-    "logistics.jobs",
-    "logistics.awards",
+    topics.REGISTRY,
+    topics.LISTINGS,
+    topics.MATCHES,
+    topics.JOBS,
+    topics.AWARDS,
 ]
 log = get_logger(__name__)
 

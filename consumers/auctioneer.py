@@ -17,94 +17,38 @@ from typing import Any
 
 import msgspec
 
-from consumers.matcher import market_config
 from marketplace.core import auction as core
-from marketplace.core.carriers import Coverage, Depot, JobNeeds, Place
-from marketplace.core.economics import TransportModel
 from marketplace.core.ids import derived_id
 from marketplace.db import Conn
 from marketplace.events import Decoded, to_message
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.decoding import decode_or_dead_letter
-from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import Settings
 from marketplace.timers import schedule
-from schemas import common
-from schemas import logistics as lg
+from marketplace.translate.auction import (
+    deadline_timer,
+    decide,
+    job_for,
+    job_id_of,
+    source_of,
+    to_command,
+)
+from marketplace.translate.matching import market_config
+from schemas import topics
 from schemas.matches import DeliveryScheduled, MatchConfirmed
 
 GROUP = "auctioneer"
-TOPIC = "logistics.jobs"
-SOURCE = "/consumers/auctioneer"
+TOPIC = topics.JOBS
 CREATOR_GROUP = "job-creator"
-CREATOR_TOPIC = "market.matches"
+CREATOR_TOPIC = topics.MATCHES
 CREATOR_SOURCE = "/consumers/job-creator"
-TIMER_SOURCE = "/producers/scheduler"
 log = get_logger(__name__)
 _json = msgspec.json.Encoder()
 _auction = msgspec.json.Decoder(core.Auction)
 
 
-def auction_config(settings: Settings) -> core.AuctionConfig:
-    return core.AuctionConfig(
-        reopen_after=timedelta(seconds=settings.auction_reopen_period_s),
-        early_close_quotes=settings.auction_early_close_quotes,
-    )
-
-
-def job_id_for(match_id: str) -> str:
-    """One transport job per confirmed match, with an id anyone can derive from the match."""
-    return derived_id(f"{match_id}/transport-job")
-
-
-def _place(loc: common.Location) -> Place:
-    return Place(loc.lat, loc.lon, loc.region)
-
-
-def _money(amount: float, currency: str) -> common.Money:
-    return common.Money(amount=round(amount, 2), currency=currency)
-
-
 # The job creator -------------------------------------------------------------------------------
-
-
-def job_for(
-    confirmed: MatchConfirmed | DeliveryScheduled,
-    decided_at: Any,
-    bidding_period: timedelta,
-    model: TransportModel,
-) -> lg.TransportJobRequested:
-    """The transport job for a one-off match, or for one period's delivery of a standing
-    agreement (its id then derived from the delivery)."""
-    needs = JobNeeds(
-        pickup=_place(confirmed.pickup),
-        delivery=_place(confirmed.delivery),
-        weight_t=confirmed.weight_t,
-        hazardous=confirmed.hazardous,
-    )
-    currency = confirmed.delivered_price.currency
-    estimate = core.transport_estimate(needs, model, currency)
-    delivery = confirmed.delivery_id if isinstance(confirmed, DeliveryScheduled) else None
-    return lg.TransportJobRequested(
-        job_id=job_id_for(delivery or confirmed.match_id),
-        match_id=confirmed.match_id,
-        material_code=confirmed.material_code,
-        hazardous=confirmed.hazardous,
-        quantity=confirmed.quantity,
-        weight_t=confirmed.weight_t,
-        pickup=confirmed.pickup,
-        delivery=confirmed.delivery,
-        pickup_window=confirmed.pickup_window,
-        delivery_window=confirmed.delivery_window,
-        bidding_deadline=decided_at + bidding_period,
-        currency=currency,
-        seller_id=confirmed.seller_id,
-        buyer_id=confirmed.buyer_id,
-        estimated_price=_money(estimate[0], currency) if estimate else None,
-        estimated_co2e_kg=estimate[1] if estimate else None,
-        delivery_id=delivery,
-    )
 
 
 class JobCreator:
@@ -145,160 +89,6 @@ class JobCreator:
         return state
 
 
-# The auctioneer: contracts to the core's commands and back -------------------------------------
-
-
-def coverage_of(c: lg.CarrierCoverage) -> Coverage:
-    return Coverage(
-        depots=tuple(Depot(_place(d.location), d.radius_km) for d in c.depots),
-        regions=c.regions,
-        capacity_t=c.capacity_t,
-        hazardous_permit=c.hazardous_permit,
-        vehicle_types=c.vehicle_types,
-    )
-
-
-def to_command(d: Decoded) -> core.Command | None:
-    e, at, eid = d.event, d.envelope.time, d.envelope.id
-    match e:
-        case lg.TransportJobRequested():
-            reserve = e.reserve_price
-            currency = e.currency or (reserve.currency if reserve else None)
-            job = core.Job(
-                job_id=e.job_id,
-                match_id=e.match_id,
-                needs=JobNeeds(
-                    pickup=_place(e.pickup),
-                    delivery=_place(e.delivery),
-                    weight_t=e.weight_t,
-                    hazardous=e.hazardous,
-                ),
-                pickup_start=e.pickup_window.start,
-                pickup_end=e.pickup_window.end,
-                deadline=e.bidding_deadline,
-                currency=currency,
-                reserve=reserve.amount if reserve else None,
-                parties=tuple(p for p in (e.seller_id, e.buyer_id) if p),
-                estimated_price=e.estimated_price.amount if e.estimated_price else None,
-                estimated_co2e_kg=e.estimated_co2e_kg,
-            )
-            return core.Open(eid, at, job)
-        case lg.QuoteSubmitted():
-            return core.Submit(
-                event_id=eid,
-                at=at,
-                job_id=e.job_id,
-                quote_id=e.quote_id,
-                carrier_id=e.carrier_id,
-                price=e.price.amount,
-                currency=e.price.currency,
-                vehicle=e.vehicle,
-                co2e_kg=e.co2e_kg,
-                pickup_at=e.pickup_at,
-                coverage=coverage_of(e.coverage) if e.coverage else None,
-            )
-        case lg.QuoteWithdrawn():
-            return core.Withdraw(eid, at, e.job_id, e.quote_id, e.carrier_id)
-        case lg.ReservePriceSet():
-            price = e.price
-            return core.SetReserve(
-                event_id=eid,
-                at=at,
-                job_id=e.job_id,
-                partner_id=e.partner_id,
-                price=price.amount if price else None,
-                currency=price.currency if price else None,
-            )
-        case lg.AuctionDeadlineDue():
-            return core.DeadlineDue(eid, e.job_id, e.due)
-    return None
-
-
-def to_contract(event: core.Rejected | core.Awarded | core.Failed) -> lg.AwardEvent:
-    match event:
-        case core.Rejected():
-            return lg.QuoteRejected(
-                quote_id=event.quote_id,
-                job_id=event.job_id,
-                carrier_id=event.carrier_id,
-                action=event.action,
-                submission_id=event.submission_id,
-                reason_code=event.code,
-                reason=event.reason,
-                previous_stands=event.previous_stands,
-            )
-        case core.Awarded(job=job, quote=q):
-            currency = job.currency or q.currency
-            return lg.TransportAwarded(
-                job_id=job.job_id,
-                match_id=job.match_id,
-                quote_id=q.quote_id,
-                carrier_id=q.carrier_id,
-                price=common.Money(amount=q.price, currency=q.currency),
-                co2e_kg=q.co2e_kg,
-                bidders=event.bidders,
-                vehicle=q.vehicle,  # type: ignore[arg-type]  # checked against VehicleType on input
-                pickup_at=q.pickup_at,
-                weight_t=job.needs.weight_t,
-                estimated_price=(
-                    common.Money(amount=job.estimated_price, currency=currency)
-                    if job.estimated_price is not None
-                    else None
-                ),
-                estimated_co2e_kg=job.estimated_co2e_kg,
-            )
-        case core.Failed(job=job):
-            return lg.AuctionFailed(
-                job_id=job.job_id,
-                match_id=job.match_id,
-                reason=event.reason,
-                reopened_until=event.reopened_until,
-                bidders=event.bidders,
-            )
-    raise TypeError(f"unknown core event {event!r}")
-
-
-def deadline_timer(job_id: str, due: Any) -> tuple[str, OutboxMessage]:
-    """The timer that brings the deadline back as an event; its id (and its event's) derives from
-    the job and the due time, so asking again, or firing twice, repeats the very same event."""
-    timer_id = derived_id(f"{job_id}/deadline/{due.isoformat()}")
-    event = lg.AuctionDeadlineDue(job_id=job_id, due=due)
-    return timer_id, to_message(
-        event, event_id=timer_id, source=TIMER_SOURCE, time=due, subject=job_id
-    )
-
-
-def decide(
-    auction: core.Auction | None,
-    command: core.Command,
-    decoded: Decoded,
-    config: core.AuctionConfig,
-    source: str,
-) -> tuple[core.Auction | None, list[OutboxMessage], list[core.DeadlineSet]]:
-    """One command through the pure core; the events it decides as messages to publish (ids
-    derived from the cause) and the deadlines to set as timers."""
-    auction, out = core.step(auction, command, config)
-    messages: list[OutboxMessage] = []
-    timers: list[core.DeadlineSet] = []
-    k = 0
-    for event in out:
-        if isinstance(event, core.DeadlineSet):
-            timers.append(event)
-            continue
-        contract = to_contract(event)
-        messages.append(
-            to_message(
-                contract,
-                event_id=derived_id(f"{decoded.envelope.id}/auctioneer", k),
-                source=source,
-                time=decoded.envelope.time,
-                subject=contract.job_id,
-            )
-        )
-        k += 1
-    return auction, messages, timers
-
-
 class Auctioneer:
     """State: the partition's open auctions by job id. Decided auctions stay in PostgreSQL and
     are read back only when a late event about them arrives."""
@@ -306,7 +96,7 @@ class Auctioneer:
     def __init__(self, config: core.AuctionConfig, group_id: str = GROUP) -> None:
         self.config = config
         self.group_id = group_id
-        self.source = f"{SOURCE}/{group_id}"
+        self.source = source_of(group_id)
 
     async def load(self, conn: Conn, topic: str, partition: int) -> dict[str, core.Auction]:
         rows = await conn.fetch(
@@ -382,7 +172,3 @@ class Auctioneer:
             [state[i].status for i in ids],
             [_json.encode(state[i]).decode() for i in ids],
         )
-
-
-def job_id_of(command: core.Command) -> str:
-    return command.job.job_id if isinstance(command, core.Open) else command.job_id

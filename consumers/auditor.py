@@ -24,7 +24,7 @@ from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
-from marketplace.topics import TOPICS as SPECS
+from schemas.topics import TOPICS as SPECS
 
 GROUP = "auditor"
 TOPICS = [spec.name for spec in SPECS]

@@ -22,7 +22,6 @@ from typing import Any
 import msgspec
 import orjson
 
-from consumers.auctioneer import coverage_of
 from marketplace.core.carriers import JobNeeds, Place, unfit_reasons
 from marketplace.core.ids import derived_id
 from marketplace.db import Conn
@@ -31,7 +30,8 @@ from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.deadletter import dead_letter
 from marketplace.runtime.outbox import OutboxMessage
-from schemas import common
+from marketplace.translate.auction import coverage_of
+from schemas import common, topics
 from schemas import logistics as lg
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
 from schemas.feedback import FEEDBACK_REASONS, MatchDelivered
@@ -46,31 +46,10 @@ from schemas.matches import (
 from schemas.partners import NotificationIssued
 
 GROUP = "notifier"
-TOPICS = ("market.matches", "logistics.jobs", "logistics.awards", "partners.registry")
+TOPICS = (topics.MATCHES, topics.JOBS, topics.AWARDS, topics.REGISTRY)
 SOURCE = "/consumers/notifier"
 log = get_logger(__name__)
 _coverage = msgspec.json.Decoder(lg.CarrierCoverage)
-
-# Every kind a partner can be told about (webhook endpoints subscribe to some of them).
-KINDS = (
-    "match.proposed",
-    "match.confirmed",
-    "match.expired",
-    "match.cancelled",
-    "job.requested",
-    "job.reopened",
-    "quote.rejected",
-    "award.won",
-    "award.lost",
-    "auction.failed",
-    "transport.awarded",
-    "listing.nudged",
-    "consent.granted",
-    "consent.revoked",
-    "feedback.requested",
-    "delivery.scheduled",
-    "agreement.ended",
-)
 
 
 @dataclass(frozen=True, slots=True)

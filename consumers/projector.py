@@ -11,11 +11,12 @@ from typing import Any
 import msgspec
 import orjson
 
-from marketplace.db import Conn
+from marketplace.db import NOTIFY_CHANNEL, Conn
 from marketplace.events import Decoded, EventDecodeError, decode
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.deadletter import dead_letter
+from schemas import topics
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
 from schemas.feedback import FeedbackGiven, MatchDelivered
 from schemas.listings import (
@@ -53,15 +54,14 @@ from schemas.partners import (
 
 GROUP = "projector"
 TOPICS = (
-    "market.listings",
-    "market.matches",
-    "logistics.jobs",
-    "logistics.awards",
-    "partners.registry",
-    "partners.notifications",
+    topics.LISTINGS,
+    topics.MATCHES,
+    topics.JOBS,
+    topics.AWARDS,
+    topics.REGISTRY,
+    topics.NOTIFICATIONS,
 )
 # The API's live push LISTENs here; the payload is the partner id (sent at commit).
-NOTIFY_CHANNEL = "partner_notifications"
 log = get_logger(__name__)
 _json = msgspec.json.Encoder()
 

@@ -42,10 +42,11 @@ from marketplace.metrics import REGISTRY
 from marketplace.runtime import Transaction
 from marketplace.runtime.deadletter import dead_letter
 from marketplace.settings import Settings
+from schemas import topics
 from schemas.partners import NotificationIssued
 
 GROUP = "webhooks"
-TOPIC = "partners.notifications"
+TOPIC = topics.NOTIFICATIONS
 CHANNEL = "webhook_deliveries"
 log = get_logger(__name__)
 

@@ -52,11 +52,11 @@ from marketplace.kafka import ensure_topics, make_consumer, make_producer, parti
 from marketplace.reference import transport_factors
 from marketplace.runtime.consumer import start_group_at
 from marketplace.settings import ROOT, Settings
-from marketplace.topics import TopicSpec
 from producers.simulator.market import Market
 from schemas import common
 from schemas import listings as ls
 from schemas import logistics as lg
+from schemas.topics import TopicSpec
 
 LISTINGS = "market.listings"
 JOBS = "logistics.jobs"

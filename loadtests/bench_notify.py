@@ -34,7 +34,7 @@ import orjson
 from aiohttp import web
 from aiokafka import TopicPartition
 
-from consumers.matcher import Matcher, market_config
+from consumers.matcher import Matcher
 from consumers.notifier import TOPICS as NOTIFIER_TOPICS
 from consumers.notifier import Notifier
 from consumers.projector import TOPICS as PROJECTOR_TOPICS
@@ -51,6 +51,7 @@ from marketplace.partners import issue_key, registration
 from marketplace.runtime.consumer import start_group_at
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
+from marketplace.translate.matching import market_config
 from producers.api.app import create_app
 
 STAGES = ("proposal_on_kafka", "notification_on_kafka", "webhook", "websocket")

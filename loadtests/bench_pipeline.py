@@ -52,7 +52,6 @@ import orjson
 from aiohttp import web
 from aiokafka import TopicPartition
 
-from consumers.matcher import source_of
 from loadtests.bench_consumers import _ends, bare_loop, kafka_tools
 from loadtests.bench_notify import signed
 from loadtests.hdr import Histogram
@@ -66,7 +65,8 @@ from marketplace.db import Conn, connect
 from marketplace.kafka import ensure_topics, make_consumer, partition_counts
 from marketplace.logs import configure_logging
 from marketplace.settings import Settings
-from marketplace.topics import TopicSpec
+from marketplace.translate.matching import source_of
+from schemas.topics import TopicSpec
 
 CONSUMERS = ("matcher", "notifier", "projector", "webhooks")
 STAGES = ("proposal_on_kafka", "notification_on_kafka", "webhook", "websocket")

@@ -16,7 +16,8 @@ KINDS = ("matcher", "projector", "auditor", "analytics", "auctioneer", "notifier
 
 def consumer(kind: str, group: str, settings: Settings) -> tuple[list[str], Any]:
     if kind == "matcher":
-        from consumers.matcher import TOPIC, Matcher, market_config
+        from consumers.matcher import TOPIC, Matcher
+        from marketplace.translate.matching import market_config
 
         return [TOPIC], Matcher(market_config(settings), group)
     if kind == "projector":
@@ -35,7 +36,8 @@ def consumer(kind: str, group: str, settings: Settings) -> tuple[list[str], Any]
         return list(FACTS), Analytics(group)
     if kind == "auctioneer":
         from consumers.auctioneer import TOPIC as JOBS
-        from consumers.auctioneer import Auctioneer, auction_config
+        from consumers.auctioneer import Auctioneer
+        from marketplace.translate.auction import auction_config
 
         return [JOBS], Auctioneer(auction_config(settings), group)
     if kind == "notifier":

@@ -46,7 +46,7 @@ from loadtests.trend import net_of, trend
 from marketplace.db import connect
 from marketplace.kafka import make_consumer, partition_counts
 from marketplace.settings import Settings
-from marketplace.topics import TOPICS
+from schemas.topics import TOPICS
 
 LAG_FLOOR = 500.0
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from marketplace.app.services import SERVICES, Service, run_services, simulator
 from marketplace.db import connect
 from marketplace.kafka import make_consumer, partition_counts
 from marketplace.logs import configure_logging
 from marketplace.runtime.consumer import start_group_at
-from marketplace.services import SERVICES, Service, run_services, simulator
 from marketplace.settings import Settings
 
 ALL = (
@@ -60,17 +60,19 @@ def services(prefix: str, names: list[str]) -> dict[str, Service]:
     """The chosen services, each consumer in its own `prefix.<name>` group."""
     from consumers.analytics import TOPICS as FACTS
     from consumers.analytics import Analytics
-    from consumers.auctioneer import CREATOR_TOPIC, Auctioneer, JobCreator, auction_config
+    from consumers.auctioneer import CREATOR_TOPIC, Auctioneer, JobCreator
     from consumers.auctioneer import TOPIC as JOBS
     from consumers.auditor import run_auditor
     from consumers.matcher import TOPIC as LISTINGS
-    from consumers.matcher import Matcher, market_config
+    from consumers.matcher import Matcher
     from consumers.notifier import TOPICS as NOTIFIED
     from consumers.notifier import Notifier
     from consumers.projector import TOPICS as PROJECTED
     from consumers.projector import Projector
     from consumers.webhooks import run_webhooks
     from marketplace.runtime.service import run_consumer
+    from marketplace.translate.auction import auction_config
+    from marketplace.translate.matching import market_config
 
     def consumer(name: str, topics: list[str], build: Callable[[Settings, str], Any]) -> Service:
         group = f"{prefix}.{name}"

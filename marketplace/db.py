@@ -25,6 +25,9 @@ log = get_logger(__name__)
 MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any constant works; it keeps two `migrate` runs from interleaving.
 MIGRATION_LOCK = 7_305_117_001
+# The channel the projector signals (pg_notify, at commit, payload: the partner id) when it has
+# stored a notification, and on which the API's live push listens.
+NOTIFY_CHANNEL = "partner_notifications"
 
 
 # A connection handed out by a pool or opened directly: both run the same queries.

@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from marketplace.logs import get_logger
 from marketplace.settings import Settings
-from marketplace.topics import TOPICS, TopicSpec
+from schemas.topics import TOPICS, TopicSpec
 
 log = get_logger(__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
+from schemas import topics
 from schemas.base import Event
 from schemas.facilitators import FacilitatorEvent
 from schemas.feedback import FeedbackEvent
@@ -14,12 +15,12 @@ from schemas.partners import NotificationEvent, RegistryEvent
 
 # One union per topic; a consumer decodes a topic's records with its union and dispatches by type.
 TOPIC_EVENTS: dict[str, Any] = {
-    "market.listings": ListingEvent,
-    "market.matches": MatchEvent | FeedbackEvent,
-    "logistics.jobs": JobEvent,
-    "logistics.awards": AwardEvent,
-    "partners.registry": RegistryEvent | FacilitatorEvent,
-    "partners.notifications": NotificationEvent,
+    topics.LISTINGS: ListingEvent,
+    topics.MATCHES: MatchEvent | FeedbackEvent,
+    topics.JOBS: JobEvent,
+    topics.AWARDS: AwardEvent,
+    topics.REGISTRY: RegistryEvent | FacilitatorEvent,
+    topics.NOTIFICATIONS: NotificationEvent,
 }
 
 
@@ -55,8 +56,8 @@ def key_of(event: Event) -> str:
     topic = topic_of(event)
     if isinstance(event, OfferPosted | RequestPosted):
         return material_class(event.material.code)
-    if topic in ("market.listings", "market.matches"):
+    if topic in (topics.LISTINGS, topics.MATCHES):
         return material_class(getattr(event, "material_code"))  # noqa: B009 - every such event has it
-    if topic in ("logistics.jobs", "logistics.awards"):
+    if topic in (topics.JOBS, topics.AWARDS):
         return str(getattr(event, "job_id"))  # noqa: B009 - every such event has it
     return str(getattr(event, "partner_id"))  # noqa: B009 - every such event has it

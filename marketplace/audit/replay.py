@@ -18,10 +18,15 @@ import orjson
 
 from marketplace.audit.progress import Progress
 from marketplace.audit.verify import entry_of
+from marketplace.core.book import Book
+from marketplace.core.taxonomy import UnknownCode
+from marketplace.core.units import IncompatibleUnits
 from marketplace.db import Conn
 from marketplace.events import EventDecodeError, decode
 from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import Settings
+from marketplace.translate import auction, matching
+from schemas import topics
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,31 +50,24 @@ class Stage:
 
 class MatchingStage(Stage):
     def __init__(self, settings: Settings, group_id: str) -> None:
-        from consumers import matcher
-        from marketplace.core.book import Book
-        from marketplace.core.taxonomy import UnknownCode
-        from marketplace.core.units import IncompatibleUnits
-
-        self._m = matcher
-        self._config = matcher.market_config(settings)
+        self._config = matching.market_config(settings)
         self._books: dict[int, Book] = {}
-        self._new_book = Book
         self._skip = (EventDecodeError, UnknownCode, IncompatibleUnits, ValueError)
         self.name = "matching"
-        self.input_topic = matcher.TOPIC
-        self.output_topic = "market.matches"
-        self.source = matcher.source_of(group_id)
+        self.input_topic = topics.LISTINGS
+        self.output_topic = topics.MATCHES
+        self.source = matching.source_of(group_id)
 
     def feed(self, partition: int, record: Any) -> list[OutboxMessage]:
-        book = self._books.setdefault(partition, self._new_book())
+        book = self._books.setdefault(partition, Book())
         try:
             decoded = decode(record.topic, record.value, record.headers)
-            command = self._m.to_command(decoded, book)
+            command = matching.to_command(decoded, book)
         except self._skip:
             return []  # the matcher dead-letters these; they decide nothing
         if command is None:
             return []
-        book, out = self._m.decide(book, command, decoded, self._config, self.source)
+        book, out = matching.decide(book, command, decoded, self._config, self.source)
         self._books[partition] = book
         return [message for _, message in out]
 
@@ -79,26 +77,23 @@ class AuctionStage(Stage):
     auction per job (the job id is the key, so a job's events are in order)."""
 
     def __init__(self, settings: Settings, group_id: str) -> None:
-        from consumers import auctioneer
-
-        self._a = auctioneer
-        self._config = auctioneer.auction_config(settings)
+        self._config = auction.auction_config(settings)
         self._auctions: dict[str, Any] = {}
         self.name = "auction"
-        self.input_topic = auctioneer.TOPIC
-        self.output_topic = "logistics.awards"
-        self.source = f"{auctioneer.SOURCE}/{group_id}"
+        self.input_topic = topics.JOBS
+        self.output_topic = topics.AWARDS
+        self.source = auction.source_of(group_id)
 
     def feed(self, partition: int, record: Any) -> list[OutboxMessage]:  # noqa: ARG002
         try:
             decoded = decode(record.topic, record.value, record.headers)
         except EventDecodeError:
             return []
-        command = self._a.to_command(decoded)
+        command = auction.to_command(decoded)
         if command is None:
             return []
-        job_id = self._a.job_id_of(command)
-        after, messages, _ = self._a.decide(
+        job_id = auction.job_id_of(command)
+        after, messages, _ = auction.decide(
             self._auctions.get(job_id), command, decoded, self._config, self.source
         )
         if after is not None:

@@ -7,8 +7,9 @@ import base64
 from typing import Any
 
 from marketplace.runtime.outbox import OutboxMessage
+from schemas import topics
 
-TOPIC = "ops.deadletters"
+TOPIC = topics.DEADLETTERS
 
 
 def dead_letter(group_id: str, record: Any, reason: str) -> OutboxMessage:

@@ -30,7 +30,7 @@ from producers.api.auth import auth_middleware
 from producers.api.context import LIMITER, POOL, PRODUCER, SETTINGS, ProducerHandle
 from producers.api.problems import problem_middleware
 from producers.api.ratelimit import RateLimiter
-from schemas.generate import OPENAPI
+from schemas.files import OPENAPI
 
 
 async def healthz(_request: web.Request) -> web.StreamResponse:

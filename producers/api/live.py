@@ -15,8 +15,7 @@ import asyncpg
 import orjson
 from aiohttp import WSMsgType, web
 
-from consumers.projector import NOTIFY_CHANNEL
-from marketplace.db import UNREACHABLE, connect
+from marketplace.db import NOTIFY_CHANNEL, UNREACHABLE, connect
 from marketplace.logs import get_logger
 from marketplace.partners import Principal, authenticate
 from marketplace.settings import Settings

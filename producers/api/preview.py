@@ -13,12 +13,12 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from consumers.matcher import market_config, offer_terms, request_terms, stated_of
 from marketplace.core.book import Listing
-from marketplace.core.geo import Place
 from marketplace.core.preview import Row, preview
 from marketplace.core.units import IncompatibleUnits
 from marketplace.reference import list_of_waste, substitutions
+from marketplace.translate.common import place_of
+from marketplace.translate.matching import market_config, offer_terms, request_terms, stated_of
 from producers.api.auth import require_role
 from producers.api.bodies import RequestIn
 from producers.api.context import POOL, SETTINGS, principal
@@ -43,10 +43,6 @@ class _Offer(msgspec.Struct, frozen=True):
 _offer = msgspec.json.Decoder(_Offer)
 
 
-def _place(loc: Location) -> Place:
-    return Place(loc.lat, loc.lon, loc.region)
-
-
 def _listing(listing_id: str, owner: str, body: _Offer) -> Listing | None:
     mass = (body.material.density_t_per_m3, body.material.mass_per_piece_t)
     try:
@@ -58,7 +54,7 @@ def _listing(listing_id: str, owner: str, body: _Offer) -> Listing | None:
         kind="offer",
         owner=owner,
         code=body.material.code,
-        place=_place(body.location),
+        place=place_of(body.location),
         terms=terms,
         seq=0,
         hazardous=list_of_waste().is_hazardous(body.material.code),
@@ -130,7 +126,7 @@ async def preview_request(request: web.Request) -> web.StreamResponse:
         kind="request",
         owner=owner,
         code=body.material.code,
-        place=_place(body.location),
+        place=place_of(body.location),
         terms=terms,
         seq=0,
         hazardous_permit=body.hazardous_permit,

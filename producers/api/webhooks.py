@@ -9,8 +9,8 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from consumers.notifier import KINDS
 from marketplace import webhooks as store
+from marketplace.core.notifications import KINDS
 from marketplace.core.webhooks import parse_networks
 from producers.api.context import POOL, SETTINGS, principal
 from producers.api.problems import Problem

@@ -29,12 +29,13 @@ from marketplace.partners import register_partner
 from marketplace.reference import transport_factors
 from marketplace.settings import Settings
 from producers.simulator.market import Action, Firm, Market
+from schemas import topics
 from schemas.logistics import TransportJobRequested
 
 _job = msgspec.json.Decoder(TransportJobRequested)
 
 log = get_logger(__name__)
-WATCHED = ("market.matches", "logistics.jobs", "logistics.awards")
+WATCHED = (topics.MATCHES, topics.JOBS, topics.AWARDS)
 MAX_IN_FLIGHT = 2000
 
 

@@ -16,7 +16,7 @@ from marketplace.cloudevents import Envelope
 from marketplace.kafka import ensure_topics, make_admin, make_consumer, make_producer
 from marketplace.runtime.consumer import start_group_at
 from marketplace.settings import Settings
-from marketplace.topics import TopicSpec
+from schemas.topics import TopicSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +171,7 @@ SESSION_START: dict[str, dict[int, int]] = {}
 
 
 async def mark_session_start(settings: Settings) -> None:
-    from marketplace.topics import TOPICS
+    from schemas.topics import TOPICS
 
     for spec in TOPICS:
         SESSION_START[spec.name] = await end_offsets(settings, spec.name)

@@ -6,10 +6,11 @@ import asyncio
 import dataclasses
 import sys
 
-from consumers.matcher import TOPIC, Matcher, market_config
+from consumers.matcher import TOPIC, Matcher
 from marketplace.logs import configure_logging
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
+from marketplace.translate.matching import market_config
 
 
 async def main(group: str) -> None:

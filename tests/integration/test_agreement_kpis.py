@@ -10,12 +10,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from consumers.analytics import record_fact
+from marketplace.app.report import FACTS
 from marketplace.cloudevents import Envelope
 from marketplace.core.ids import derived_id
 from marketplace.db import connect
 from marketplace.events import Decoded
 from marketplace.kpis import headline, kpis
-from marketplace.report import FACTS
 from marketplace.settings import Settings
 from schemas.base import Event
 from schemas.common import Agreement, Location, Money, Quantity, Reason, Window

@@ -13,9 +13,9 @@ from pypdf import PdfReader
 
 from consumers.analytics import TOPICS, Analytics
 from consumers.auditor import GROUP as AUDITOR
+from marketplace.app.report import build, to_csv, to_html, to_pdf
 from marketplace.db import connect
 from marketplace.kpis import headline, kpis
-from marketplace.report import build, to_csv, to_html, to_pdf
 from marketplace.settings import Settings
 from producers.simulator.driver import simulate
 from tests.integration.api_helpers import consumer_running, running_api

@@ -17,17 +17,11 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from consumers.auctioneer import (
-    CREATOR_TOPIC,
-    TOPIC,
-    Auctioneer,
-    JobCreator,
-    auction_config,
-    job_id_for,
-)
+from consumers.auctioneer import CREATOR_TOPIC, TOPIC, Auctioneer, JobCreator
 from marketplace.cloudevents import Envelope
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
+from marketplace.translate.auction import auction_config, job_id_for
 from producers.scheduler import run_scheduler
 from schemas.common import Depot, Location, Money, Quantity, Reason, Window
 from schemas.logistics import CarrierCoverage, QuoteSubmitted

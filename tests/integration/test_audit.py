@@ -42,7 +42,7 @@ PER_PARTITION = 10
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "marketplace.cli", *args],
+        [sys.executable, "-m", "marketplace.app.cli", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -314,7 +314,7 @@ async def test_a_facilitator_acts_only_with_a_current_consent(settings: Settings
     cli = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "marketplace.cli",
+        "marketplace.app.cli",
         "audit",
         "history",
         offer_id,

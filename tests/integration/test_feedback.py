@@ -22,13 +22,13 @@ from consumers.analytics import TOPICS as ANALYTICS_TOPICS
 from consumers.analytics import Analytics
 from consumers.auditor import GROUP as AUDITOR
 from consumers.auditor import TOPICS as AUDITED
+from marketplace.app.report import build, to_csv, to_html, to_pdf
 from marketplace.audit.history import history
 from marketplace.db import connect
 from marketplace.events import to_message
 from marketplace.kafka import make_producer
 from marketplace.kpis import feedback_kpis, feedback_reasons, headline, kpis
 from marketplace.partners import issue_key, registration
-from marketplace.report import build, to_csv, to_html, to_pdf
 from marketplace.settings import Settings
 from producers.api.feedback import FEEDBACK_HEADLINES
 from schemas.base import Event

@@ -5,7 +5,7 @@ from aiokafka.errors import UnknownTopicOrPartitionError
 
 from marketplace.kafka import ensure_topics, make_admin, make_producer
 from marketplace.settings import Settings
-from marketplace.topics import TOPICS, TopicSpec
+from schemas.topics import TOPICS, TopicSpec
 from tests.integration.kafka_helpers import partition_count, unique
 
 pytestmark = pytest.mark.integration

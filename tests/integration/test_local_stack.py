@@ -47,7 +47,7 @@ def stack_dir(settings: Settings) -> Iterator[Path]:
     path = ROOT / ".local" / f"stack-test-{uuid.uuid4().hex[:8]}"
     yield path
     env = stack_env(settings, path)
-    subprocess.run([sys.executable, "-m", "marketplace.cli", "down"], env=env, check=False)
+    subprocess.run([sys.executable, "-m", "marketplace.app.cli", "down"], env=env, check=False)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -68,7 +68,7 @@ def stack_env(settings: Settings, path: Path) -> dict[str, str]:
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "marketplace.cli", *args],
+        [sys.executable, "-m", "marketplace.app.cli", *args],
         env=env,
         capture_output=True,
         text=True,

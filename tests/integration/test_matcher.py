@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.matcher import TOPIC, Matcher, market_config, source_of
+from consumers.matcher import TOPIC, Matcher
 from marketplace.cloudevents import Envelope
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
+from marketplace.translate.matching import market_config, source_of
 from producers.scheduler import run_scheduler
 from tests.integration.api_helpers import Partner, eventually, register, running_api
 from tests.integration.kafka_helpers import end_offsets, read_since, start_at_end

@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from consumers.matcher import Matcher, market_config, to_command
+from consumers.matcher import Matcher
 from marketplace.core.book import Book
 from marketplace.core.matching import Proposed, step
 from marketplace.events import EventDecodeError, decode, to_message
 from marketplace.kafka import make_producer
 from marketplace.settings import ROOT, Settings
+from marketplace.translate.matching import market_config, to_command
 from schemas.common import Location, Material, Money, Quantity, Window
 from schemas.listings import OfferPosted, OfferTerms, RequestPosted, RequestTerms
 from tests.integration.api_helpers import eventually

@@ -81,7 +81,7 @@ async def cli(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "marketplace.cli",
+        "marketplace.app.cli",
         *args,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,

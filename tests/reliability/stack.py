@@ -20,7 +20,7 @@ import aiohttp
 from consumers import analytics, auctioneer, auditor, matcher, notifier, projector, webhooks
 from marketplace.kafka import make_admin
 from marketplace.settings import ROOT, Settings
-from marketplace.topics import TOPICS
+from schemas.topics import TOPICS
 
 FAULTS = str(ROOT / "infra" / "faults.sh")
 CLUSTER = str(ROOT / "infra" / "kafka-cluster.sh")

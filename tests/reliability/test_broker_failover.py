@@ -23,7 +23,7 @@ from marketplace.db import connect
 from marketplace.kafka import ensure_topics, make_admin, make_producer
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import ROOT, Settings
-from marketplace.topics import TopicSpec
+from schemas.topics import TopicSpec
 from tests.integration.api_helpers import eventually
 from tests.integration.kafka_helpers import end_offsets
 

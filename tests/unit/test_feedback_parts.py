@@ -6,9 +6,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from consumers.notifier import KINDS, Known, plan
+from consumers.notifier import Known, plan
+from marketplace.app.report import LABELS, fmt
+from marketplace.core.notifications import KINDS
 from marketplace.kpis import HEADLINES, headline
-from marketplace.report import LABELS, fmt
 from producers.api.feedback import FeedbackIn, feedback_id
 from schemas.feedback import FEEDBACK_REASONS, FeedbackGiven, MatchDelivered
 from schemas.registry import key_of, topic_of

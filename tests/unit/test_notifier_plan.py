@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.notifier import KINDS, Known, Note, notification_id, plan
+from consumers.notifier import Known, Note, notification_id, plan
+from marketplace.core.notifications import KINDS
 from schemas.common import Money, Quantity, Reason
 from schemas.logistics import AuctionFailed, TransportAwarded
 from schemas.matches import MatchCancelled, MatchExpired, MatchProposed

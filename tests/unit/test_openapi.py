@@ -4,7 +4,7 @@ import orjson
 
 from marketplace.settings import Settings
 from producers.api.app import create_app
-from schemas.generate import OPENAPI
+from schemas.files import OPENAPI
 
 
 def test_openapi_documents_exactly_the_routes_the_app_serves() -> None:

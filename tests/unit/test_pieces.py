@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumers.matcher import to_command
 from marketplace.cloudevents import Envelope
 from marketplace.core.book import Book
 from marketplace.core.matching import Post
 from marketplace.core.units import IncompatibleUnits, to_tonnes
 from marketplace.events import Decoded
+from marketplace.translate.matching import to_command
 from schemas import common
 from schemas import listings as ls
 

@@ -2,20 +2,19 @@ from __future__ import annotations
 
 import orjson
 
-from schemas.generate import (
-    ASYNCAPI,
-    JSON_DIR,
+from marketplace.app.generate import (
     PROSE_KEYS,
     expected_files,
     normalise_prose,
     stale_files,
 )
+from schemas.files import ASYNCAPI, JSON_DIR
 from schemas.registry import EVENT_TYPES, TOPIC_EVENTS
 
 
 def test_generated_schema_files_are_current() -> None:
     stale = stale_files()
-    assert stale == [], f"run `python -m schemas.generate` and commit: {stale}"
+    assert stale == [], f"run `python -m marketplace.app.generate` and commit: {stale}"
 
 
 def test_every_event_has_a_json_schema_and_an_asyncapi_message() -> None:

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from marketplace.topics import TOPICS, by_name
+from schemas.topics import TOPICS, by_name
 
 
 def test_topic_names_are_unique_and_kafka_legal() -> None:

@@ -41,8 +41,9 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def run_matcher(settings: Settings, stop: asyncio.Event) -> None:
-    from consumers.matcher import GROUP, TOPIC, Matcher, market_config
+    from consumers.matcher import GROUP, TOPIC, Matcher
     from marketplace.runtime.service import run_consumer
+    from marketplace.translate.matching import market_config
 
     matcher = Matcher(market_config(settings), GROUP)
     await run_consumer(settings, group_id=GROUP, topics=[TOPIC], processor=matcher, stop=stop)
@@ -80,8 +81,9 @@ async def run_job_creator(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def run_auctioneer(settings: Settings, stop: asyncio.Event) -> None:
-    from consumers.auctioneer import GROUP, TOPIC, Auctioneer, auction_config
+    from consumers.auctioneer import GROUP, TOPIC, Auctioneer
     from marketplace.runtime.service import run_consumer
+    from marketplace.translate.auction import auction_config
 
     auctioneer = Auctioneer(auction_config(settings), GROUP)
     await run_consumer(settings, group_id=GROUP, topics=[TOPIC], processor=auctioneer, stop=stop)

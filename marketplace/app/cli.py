@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from marketplace.audit import cli as audit_cli
+from marketplace.app import audit_cli
 from marketplace.logs import configure_logging, get_logger
 from marketplace.settings import ROOT, Settings, SettingsError
 
@@ -136,7 +136,7 @@ def cmd_topics(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from marketplace.services import SERVICES, run_services, simulator
+    from marketplace.app.services import SERVICES, run_services, simulator
 
     names = sorted(SERVICES) if args.service == "all" else [args.service]
     extra = {"simulator": simulator(args.simulate)} if args.simulate else None
@@ -145,8 +145,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.app.report import FORMATS, build
     from marketplace.db import connect
-    from marketplace.report import FORMATS, build
 
     async def make() -> bytes:
         conn = await connect(settings)
@@ -347,7 +347,7 @@ def cmd_settings(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from marketplace.services import SERVICES
+    from marketplace.app.services import SERVICES
 
     parser = argparse.ArgumentParser(
         prog="marketplace", description="Operate the circular materials exchange."

@@ -19,48 +19,56 @@ class TopicSpec:
 
 
 # Retention "-1": these topics are the exchange's log of record; the audit log keeps a copy too.
+LISTINGS = "market.listings"
+MATCHES = "market.matches"
+JOBS = "logistics.jobs"
+AWARDS = "logistics.awards"
+REGISTRY = "partners.registry"
+NOTIFICATIONS = "partners.notifications"
+DEADLETTERS = "ops.deadletters"
+
 _KEEP = {"retention.ms": "-1", "cleanup.policy": "delete"}
 _WEEK = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
-        "market.listings",
+        LISTINGS,
         key="material class (4-digit List of Waste sub-chapter)",
         purpose="offers, requests, withdrawals, match answers and expiry timers",
         config=_KEEP,
     ),
     TopicSpec(
-        "market.matches",
+        MATCHES,
         key="material class",
         purpose="match proposals, confirmations, declines and expiries from the matcher",
         config=_KEEP,
     ),
     TopicSpec(
-        "logistics.jobs",
+        JOBS,
         key="transport job id",
         purpose="transport jobs, quotes, withdrawals and auction deadlines",
         config=_KEEP,
     ),
     TopicSpec(
-        "logistics.awards",
+        AWARDS,
         key="transport job id",
         purpose="awards and failed auctions from the auctioneer",
         config=_KEEP,
     ),
     TopicSpec(
-        "partners.registry",
+        REGISTRY,
         key="partner id",
         purpose="partners registered, updated and their consents",
         config=_KEEP,
     ),
     TopicSpec(
-        "partners.notifications",
+        NOTIFICATIONS,
         key="partner id",
         purpose="one notification per recipient, for webhooks and live push",
         config=_WEEK,
     ),
     TopicSpec(
-        "ops.deadletters",
+        DEADLETTERS,
         key="consumer group",
         purpose="records a consumer could not process, with the reason",
         config=_KEEP,
