@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from marketplace.core.feedback import delivery_key
 from marketplace.core.units import IncompatibleUnits, to_tonnes
 from marketplace.db import Conn
 from marketplace.events import Decoded
@@ -193,7 +194,7 @@ async def record_fact(conn: Conn, decoded: Decoded) -> None:
             await conn.execute(
                 "INSERT INTO analytics_deliveries (delivery_key, match_id, parties, delivered_at)"
                 " VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_key) DO NOTHING",
-                e.delivery_id or e.match_id,
+                delivery_key(e.match_id, e.delivery_id),
                 e.match_id,
                 len({e.seller_id, e.buyer_id} | ({e.carrier_id} if e.carrier_id else set())),
                 at,
@@ -204,7 +205,7 @@ async def record_fact(conn: Conn, decoded: Decoded) -> None:
                 " partner_id, side, rating, reason, given_at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
                 e.feedback_id,
-                e.delivery_id or e.match_id,
+                delivery_key(e.match_id, e.delivery_id),
                 e.match_id,
                 e.partner_id,
                 e.side,

@@ -25,10 +25,10 @@ import orjson
 from marketplace.core.carriers import JobNeeds, Place, unfit_reasons
 from marketplace.core.ids import derived_id
 from marketplace.db import Conn
-from marketplace.events import Decoded, EventDecodeError, decode, to_message
+from marketplace.events import Decoded, to_message
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
-from marketplace.runtime.deadletter import dead_letter
+from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.runtime.outbox import OutboxMessage
 from marketplace.translate.auction import coverage_of
 from schemas import common, topics
@@ -456,13 +456,8 @@ class Notifier:
     async def process(self, tx: Transaction, state: None, records: Sequence[Any]) -> None:
         carriers: list[tuple[str, lg.CarrierCoverage]] | None = None
         for record in records:
-            try:
-                decoded = decode(record.topic, record.value, record.headers)
-            except EventDecodeError as exc:
-                log.warning(
-                    "dead_letter", topic=record.topic, offset=record.offset, reason=str(exc)
-                )
-                tx.emit(dead_letter(self.group_id, record, str(exc)))
+            decoded = decode_or_dead_letter(tx, self.group_id, record)
+            if decoded is None:
                 continue
             event = decoded.event
             known = Known()

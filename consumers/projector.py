@@ -11,11 +11,12 @@ from typing import Any
 import msgspec
 import orjson
 
+from marketplace.core.feedback import delivery_key
 from marketplace.db import NOTIFY_CHANNEL, Conn
-from marketplace.events import Decoded, EventDecodeError, decode
+from marketplace.events import Decoded
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
-from marketplace.runtime.deadletter import dead_letter
+from marketplace.runtime.decoding import decode_or_dead_letter
 from schemas import topics
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
 from schemas.feedback import FeedbackGiven, MatchDelivered
@@ -75,13 +76,8 @@ class Projector:
 
     async def process(self, tx: Transaction, state: None, records: Sequence[Any]) -> None:
         for record in records:
-            try:
-                decoded = decode(record.topic, record.value, record.headers)
-            except EventDecodeError as exc:
-                log.warning(
-                    "dead_letter", topic=record.topic, offset=record.offset, reason=str(exc)
-                )
-                tx.emit(dead_letter(self.group_id, record, str(exc)))
+            decoded = decode_or_dead_letter(tx, self.group_id, record)
+            if decoded is None:
                 continue
             await project(tx.conn, decoded)
         return state
@@ -214,12 +210,6 @@ async def project_facilitation(conn: Conn, decoded: Decoded) -> None:
             )
         case _:
             pass
-
-
-def delivery_key(match_id: str, delivery_id: str | None) -> str:
-    """A delivery's identity: one period's delivery id under a standing agreement, or the match's
-    id for a one-off match."""
-    return delivery_id or match_id
 
 
 async def project_feedback(conn: Conn, decoded: Decoded) -> None:

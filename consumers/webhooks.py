@@ -36,11 +36,10 @@ from aiohttp.resolver import ThreadedResolver
 from marketplace.core import webhooks as core
 from marketplace.core.ids import derived_id
 from marketplace.db import UNREACHABLE, Conn, connect, create_pool
-from marketplace.events import EventDecodeError, decode
 from marketplace.logs import get_logger
 from marketplace.metrics import REGISTRY
 from marketplace.runtime import Transaction
-from marketplace.runtime.deadletter import dead_letter
+from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.settings import Settings
 from schemas import topics
 from schemas.partners import NotificationIssued
@@ -89,11 +88,8 @@ class WebhookInbox:
     async def process(self, tx: Transaction, state: None, records: Sequence[Any]) -> None:
         found: list[tuple[NotificationIssued, datetime]] = []
         for record in records:
-            try:
-                decoded = decode(record.topic, record.value, record.headers)
-            except EventDecodeError as exc:
-                log.warning("dead_letter", offset=record.offset, reason=str(exc))
-                tx.emit(dead_letter(self.group_id, record, str(exc)))
+            decoded = decode_or_dead_letter(tx, self.group_id, record)
+            if decoded is None:
                 continue
             if isinstance(decoded.event, NotificationIssued):
                 found.append((decoded.event, decoded.envelope.time))

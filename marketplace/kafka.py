@@ -9,13 +9,31 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaConnectionError,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 
 from marketplace.logs import get_logger
 from marketplace.settings import Settings
 from schemas.topics import TOPICS, TopicSpec
 
 log = get_logger(__name__)
+
+# Errors after which an idempotent producer never writes again: its sequence numbers are out of
+# step with the brokers (aiokafka does not recover once a send expired while every broker was
+# away; the fault suite saw it). Whoever holds such a producer (the API, an outbox publisher)
+# replaces it with a new one.
+BROKEN_PRODUCER = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    ProducerFenced,
+)
 
 # Kafka error code for "topic already exists", so that concurrent `up`s do not fail each other.
 TOPIC_ALREADY_EXISTS = 36

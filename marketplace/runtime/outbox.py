@@ -16,14 +16,11 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
-    InvalidProducerEpoch,
     KafkaError,
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    UnknownProducerId,
 )
 
 from marketplace.db import Conn
+from marketplace.kafka import BROKEN_PRODUCER
 from marketplace.logs import get_logger
 
 log = get_logger(__name__)
@@ -73,17 +70,6 @@ def _from_row(row: asyncpg.Record) -> OutboxMessage:
         value=row["value"],
         headers=tuple((k, v.encode()) for k, v in headers),
     )
-
-
-# Errors after which an idempotent producer never writes again: its sequence numbers are out of
-# step with the brokers (aiokafka does not recover once a send expired while every broker was
-# away; the fault suite saw the API's producer do it). The publisher then takes a new producer.
-BROKEN_PRODUCER = (
-    OutOfOrderSequenceNumber,
-    UnknownProducerId,
-    InvalidProducerEpoch,
-    ProducerFenced,
-)
 
 
 class OutboxPublisher:

@@ -11,13 +11,21 @@ sector and reason."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 import orjson
 from aiohttp import web
 
-from marketplace.core.ids import derived_id
+from marketplace.core.feedback import (
+    MatchState,
+    RefusalCode,
+    Refused,
+    delivery_key,
+    feedback_id,
+    may_confirm_delivery,
+    may_give_feedback,
+)
 from marketplace.kpis import SLICES, Slice, feedback_kpis, feedback_reasons, headline
 from producers.api.auth import require_role
 from producers.api.context import POOL, principal
@@ -30,7 +38,6 @@ from schemas.feedback import (
     FeedbackGiven,
     FeedbackReason,
     MatchDelivered,
-    Side,
 )
 
 FEEDBACK_HEADLINES = (
@@ -58,13 +65,33 @@ class FeedbackIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     delivery_id: Id | None = None
 
 
-def delivery_key(match_id: str, delivery_id: str | None) -> str:
-    return delivery_id or match_id
+# How each refusal of the rules (marketplace/core/feedback.py) is answered: status, problem kind.
+REFUSALS: dict[RefusalCode, tuple[int, str | None]] = {
+    "not-yours": (404, None),
+    "seller-cannot-confirm": (403, None),
+    "not-confirmed": (409, "not-confirmed"),
+    "delivery-id-needed": (422, None),
+    "delivery-id-unexpected": (422, None),
+    "unknown-delivery": (404, None),
+    "already-delivered": (409, "already-delivered"),
+    "not-delivered": (409, "not-delivered"),
+    "already-given": (409, "already-given"),
+}
 
 
-def feedback_id(key: str, partner_id: str) -> str:
-    """One answer per party and delivery: a repeat derives the same id."""
-    return derived_id(f"{key}/feedback/{partner_id}")
+def _problem(refused: Refused) -> Problem:
+    status, kind = REFUSALS[refused.code]
+    return Problem(status, refused.detail, field=refused.field, kind=kind)
+
+
+def _state(match: Any) -> MatchState:
+    return MatchState(
+        match_id=match["match_id"],
+        seller_id=match["seller_id"],
+        buyer_id=match["buyer_id"],
+        status=match["status"],
+        standing=orjson.loads(match["body"]).get("agreement") is not None,
+    )
 
 
 async def _match(request: web.Request) -> Any:
@@ -96,44 +123,29 @@ async def confirm_delivery(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, DeliveredIn, optional=True)
     match_id = match["match_id"]
     carrier = await _carrier(request, match_id, body.delivery_id)
-    confirmed_as: Literal["buyer", "carrier"]
-    if who.partner_id == match["buyer_id"]:
-        confirmed_as = "buyer"
-    elif who.partner_id == match["seller_id"]:
-        raise Problem(403, "the buyer or the carrier confirms a delivery, not the seller")
-    elif who.role == "logistics" and carrier is not None and who.partner_id == carrier:
-        confirmed_as = "carrier"
-    else:
-        raise Problem(404, f"no match {match_id} of yours")
-    if match["status"] not in ("confirmed", "ended"):
-        raise Problem(409, f"match {match_id} is {match['status']}", kind="not-confirmed")
-    standing = orjson.loads(match["body"]).get("agreement") is not None
-    if standing and body.delivery_id is None:
-        raise Problem(
-            422,
-            "a standing agreement's deliveries are confirmed one by one: name the delivery_id",
-            field="delivery_id",
-        )
-    if not standing and body.delivery_id is not None:
-        raise Problem(422, "a one-off match has no delivery_id", field="delivery_id")
-    if standing:
-        known = await request.app[POOL].fetchval(
+    pool = request.app[POOL]
+    delivery_known = body.delivery_id is not None and bool(
+        await pool.fetchval(
             "SELECT EXISTS (SELECT 1 FROM jobs WHERE match_id = $1 AND body->>'delivery_id' = $2)",
             match_id,
             body.delivery_id,
         )
-        if not known:
-            raise Problem(
-                404, f"no delivery {body.delivery_id} under match {match_id}", field="delivery_id"
-            )
-    key = delivery_key(match_id, body.delivery_id)
-    done = await request.app[POOL].fetchval(
-        "SELECT delivered_at FROM deliveries WHERE delivery_key = $1", key
     )
-    if done is not None:
-        raise Problem(
-            409, f"delivery confirmed already at {done.isoformat()}", kind="already-delivered"
-        )
+    delivered_at = await pool.fetchval(
+        "SELECT delivered_at FROM deliveries WHERE delivery_key = $1",
+        delivery_key(match_id, body.delivery_id),
+    )
+    confirmed_as = may_confirm_delivery(
+        _state(match),
+        who.partner_id,
+        is_logistics=who.role == "logistics",
+        carrier_id=carrier,
+        delivery_id=body.delivery_id,
+        delivery_known=delivery_known,
+        delivered_at=delivered_at,
+    )
+    if isinstance(confirmed_as, Refused):
+        raise _problem(confirmed_as)
 
     async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
         event_id = ids.make("event")
@@ -168,33 +180,23 @@ async def give_feedback(request: web.Request) -> web.StreamResponse:
         key,
         match_id,
     )
-    if delivery is None:
-        if who.partner_id in (match["seller_id"], match["buyer_id"]):
-            raise Problem(
-                409,
-                "feedback comes after the delivery: it has not been confirmed yet",
-                kind="not-delivered",
-            )
-        raise Problem(404, f"no match {match_id} of yours")
-    sides: dict[str, Side] = {
-        delivery["seller_id"]: "seller",
-        delivery["buyer_id"]: "buyer",
-        **({delivery["carrier_id"]: "carrier"} if delivery["carrier_id"] else {}),
-    }
-    side = sides.get(who.partner_id)
-    if side is None:
-        raise Problem(404, f"no match {match_id} of yours")
     given = await request.app[POOL].fetchval(
         "SELECT given_at FROM feedback WHERE delivery_key = $1 AND partner_id = $2",
         key,
         who.partner_id,
     )
-    if given is not None:
-        raise Problem(
-            409,
-            f"you gave your feedback on this delivery at {given.isoformat()}; it counts once",
-            kind="already-given",
-        )
+    side = may_give_feedback(
+        _state(match),
+        who.partner_id,
+        delivery_parties=(
+            (delivery["seller_id"], delivery["buyer_id"], delivery["carrier_id"])
+            if delivery is not None
+            else None
+        ),
+        given_at=given,
+    )
+    if isinstance(side, Refused):
+        raise _problem(side)
 
     async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
         event_id = ids.make("event")

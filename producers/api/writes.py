@@ -13,14 +13,11 @@ import msgspec
 import orjson
 from aiohttp import web
 from aiokafka.errors import (
-    InvalidProducerEpoch,
     KafkaError,
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    UnknownProducerId,
 )
 
 from marketplace.events import to_message
+from marketplace.kafka import BROKEN_PRODUCER
 from marketplace.logs import get_logger
 from marketplace.metrics import REGISTRY
 from producers.api.context import POOL, PRODUCER, principal
@@ -59,14 +56,6 @@ class Ids:
             return str(uuid.uuid4())
         return str(uuid.uuid5(_IDEMPOTENT, f"{self._seed}/{purpose}"))
 
-
-# Errors after which the idempotent producer never writes again; the API takes a new one.
-BROKEN_PRODUCER = (
-    OutOfOrderSequenceNumber,
-    UnknownProducerId,
-    InvalidProducerEpoch,
-    ProducerFenced,
-)
 
 PUBLISHED = REGISTRY.counter(
     "marketplace_api_events_published_total", "events the API published", ("topic",)

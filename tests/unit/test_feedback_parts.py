@@ -8,9 +8,10 @@ import pytest
 
 from consumers.notifier import Known, plan
 from marketplace.app.report import LABELS, fmt
+from marketplace.core.feedback import feedback_id
 from marketplace.core.notifications import KINDS
 from marketplace.kpis import HEADLINES, headline
-from producers.api.feedback import FeedbackIn, feedback_id
+from producers.api.feedback import FeedbackIn
 from schemas.feedback import FEEDBACK_REASONS, FeedbackGiven, MatchDelivered
 from schemas.registry import key_of, topic_of
 
