@@ -76,6 +76,26 @@ async def notifier_running(settings: Settings) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 30)
 
 
+async def notifier_knows_carriers(settings: Settings, group: str, partner_ids: set[str]) -> None:
+    """Waits until the notifier group has read these firms' declared coverage (partners.registry
+    and logistics.jobs are different topics: a job read first would find no firm yet)."""
+    conn = await connect(settings)
+    try:
+        for _ in range(300):
+            rows = await conn.fetch(
+                "SELECT partner_id FROM notifier_carriers WHERE group_id = $1"
+                " AND coverage IS NOT NULL AND partner_id = ANY($2::text[])",
+                group,
+                list(partner_ids),
+            )
+            if {r["partner_id"] for r in rows} == partner_ids:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"notifier {group} never saw the coverage of {sorted(partner_ids)}")
+    finally:
+        await conn.close()
+
+
 @asynccontextmanager
 async def webhooks_running(settings: Settings, group: str | None = None) -> AsyncIterator[str]:
     stop = asyncio.Event()

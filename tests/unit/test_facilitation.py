@@ -6,9 +6,9 @@ from __future__ import annotations
 import msgspec
 import orjson
 
-from consumers.notifier import Known, plan
 from marketplace.audit.history import attribution
-from marketplace.core.notifications import KINDS
+from marketplace.core.notifications import KINDS, Known
+from marketplace.translate.notifications import plan
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
 from schemas.listings import OfferWithdrawn
 from schemas.registry import key_of, topic_of

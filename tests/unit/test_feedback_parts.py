@@ -6,11 +6,11 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from consumers.notifier import Known, plan
 from marketplace.app.report import LABELS, fmt
 from marketplace.core.feedback import feedback_id
-from marketplace.core.notifications import KINDS
+from marketplace.core.notifications import KINDS, Known
 from marketplace.kpis import HEADLINES, headline
+from marketplace.translate.notifications import plan
 from producers.api.feedback import FeedbackIn
 from schemas.feedback import FEEDBACK_REASONS, FeedbackGiven, MatchDelivered
 from schemas.registry import key_of, topic_of

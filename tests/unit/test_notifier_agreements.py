@@ -7,8 +7,8 @@ from datetime import date
 
 import msgspec
 
-from consumers.notifier import Known, plan
-from marketplace.core.notifications import KINDS
+from marketplace.core.notifications import KINDS, Known
+from marketplace.translate.notifications import plan
 from schemas.common import Agreement, Location, Money, Quantity, Window
 from schemas.matches import AgreementEnded, DeliveryScheduled
 from tests.unit.test_notifier_plan import NOW, proposed

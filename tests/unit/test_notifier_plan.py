@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.notifier import Known, Note, notification_id, plan
-from marketplace.core.notifications import KINDS
+from marketplace.core.notifications import KINDS, Known, Note
+from marketplace.translate.notifications import notification_id, plan
 from schemas.common import Money, Quantity, Reason
 from schemas.logistics import AuctionFailed, TransportAwarded
 from schemas.matches import MatchCancelled, MatchExpired, MatchProposed
