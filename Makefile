@@ -9,6 +9,7 @@ BIN := .venv/bin
 # Installs exactly what uv.lock pins (uv sync --frozen), with the machine's Python.
 setup:
 	infra/bootstrap.sh
+	infra/fonts.sh install >/dev/null
 
 # Fails when pyproject.toml and uv.lock disagree (after editing dependencies: infra/bootstrap.sh add).
 lock:

@@ -33,11 +33,11 @@ import orjson
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
+from marketplace import metrics
 from marketplace.core import webhooks as core
 from marketplace.core.ids import derived_id
 from marketplace.db import UNREACHABLE, Conn, connect, create_pool
 from marketplace.logs import get_logger
-from marketplace.metrics import REGISTRY
 from marketplace.runtime import Transaction
 from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.settings import Settings
@@ -49,11 +49,11 @@ TOPIC = topics.NOTIFICATIONS
 CHANNEL = "webhook_deliveries"
 log = get_logger(__name__)
 
-ATTEMPTS = REGISTRY.counter(
+ATTEMPTS = metrics.counter(
     "marketplace_webhook_attempts_total", "webhook delivery attempts", ("outcome",)
 )
-DEAD = REGISTRY.counter("marketplace_webhook_dead_letters_total", "deliveries dead-lettered", ())
-IN_FLIGHT = REGISTRY.gauge("marketplace_webhook_in_flight", "webhook attempts under way", ())
+DEAD = metrics.counter("marketplace_webhook_dead_letters_total", "deliveries dead-lettered", ())
+IN_FLIGHT = metrics.gauge("marketplace_webhook_in_flight", "webhook attempts under way", ())
 
 
 def body_of(event: NotificationIssued, issued_at: datetime) -> bytes:
@@ -317,7 +317,7 @@ class Dispatcher:
         attempts = row["attempts"] + 1
         async with self.pool.acquire() as conn:
             if ok:
-                ATTEMPTS.inc(outcome="delivered")
+                ATTEMPTS.labels(outcome="delivered").inc()
                 await conn.execute(
                     "UPDATE webhook_deliveries SET status = 'delivered', attempts = $2,"
                     " delivered_at = now(), last_status = $3, last_error = NULL,"
@@ -328,7 +328,7 @@ class Dispatcher:
                 )
                 return
             delay = core.retry_delay(self.policy, attempts, self.draw())
-            ATTEMPTS.inc(outcome="failed")
+            ATTEMPTS.labels(outcome="failed").inc()
             log.info(
                 "webhook_attempt_failed",
                 delivery_id=row["delivery_id"],

@@ -1,192 +1,73 @@
-"""Operations metrics in the Prometheus text format, and the small HTTP server every service
-process runs for them (`/metrics`, `/healthz`, `/readyz`).
+"""Operations metrics, exposed by `prometheus_client` in the Prometheus text format, and the small
+HTTP server every service process runs for them (`/metrics`, `/healthz`, `/readyz`).
 
-One registry per process; metrics are created once at import by the modules that own them. No
-dependency: counters, gauges and histograms with labels are all the services need."""
+One registry per process (`REGISTRY`, ours rather than the library's default, so that only the
+marketplace's metrics are exposed); the modules that own metrics create them once, at import,
+with `counter`, `gauge` and `histogram`, and update them the library's way
+(`CONSUMED.labels(group=g, topic=t).inc(n)`). `_created` series are turned off so each metric
+exposes exactly the names it has always had. Readiness is ours: each part of the process that
+has to be up registers a check in `READINESS`, and `/readyz` answers 503 naming the parts whose
+check fails."""
 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import math
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from marketplace.logs import get_logger
 from marketplace.settings import Settings
 
 log = get_logger(__name__)
 
-LabelValues = tuple[str, ...]
+REGISTRY = CollectorRegistry()
+# The format `generate_latest` writes: text 0.0.4, as Prometheus scrapes it.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+# Buckets of a histogram that names none (seconds): the ones these services have always used.
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+# Counters and histograms would also expose a `<name>_created` series each: names nobody
+# scrapes, and names these services never exposed. Process-wide, read at every collection.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# Readiness of the parts of this process: name -> "is it ready?"
+READINESS: dict[str, Callable[[], bool]] = {}
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def counter(name: str, help_: str, labels: Sequence[str] = ()) -> Counter:
+    """A counter exposed as `name`, which must end in `_total` (the library adds the suffix to
+    whatever name it is given; with one already there, the exposed name is `name` itself)."""
+    if not name.endswith("_total"):
+        raise ValueError(f"counter {name}: the name must end in _total")
+    return Counter(name, help_, labels, registry=REGISTRY)
 
 
-def _labels(names: Sequence[str], values: LabelValues, extra: str = "") -> str:
-    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
+def gauge(name: str, help_: str, labels: Sequence[str] = ()) -> Gauge:
+    return Gauge(name, help_, labels, registry=REGISTRY)
 
 
-def _num(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+def histogram(
+    name: str, help_: str, labels: Sequence[str] = (), buckets: Sequence[float] = DEFAULT_BUCKETS
+) -> Histogram:
+    return Histogram(name, help_, labels, registry=REGISTRY, buckets=buckets)
 
 
-class _Metric:
-    kind = ""
-
-    def __init__(self, name: str, help_: str, labels: Sequence[str] = ()) -> None:
-        self.name = name
-        self.help = help_
-        self.label_names = tuple(labels)
-
-    def _key(self, labels: dict[str, str]) -> LabelValues:
-        if set(labels) != set(self.label_names):
-            raise ValueError(f"{self.name}: labels {sorted(labels)} != {sorted(self.label_names)}")
-        return tuple(str(labels[n]) for n in self.label_names)
-
-    def header(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-
-    def samples(self) -> Iterable[str]:
-        raise NotImplementedError
-
-
-class Counter(_Metric):
-    kind = "counter"
-
-    def __init__(self, name: str, help_: str, labels: Sequence[str] = ()) -> None:
-        super().__init__(name, help_, labels)
-        self.values: dict[LabelValues, float] = {}
-
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        if amount < 0:
-            raise ValueError("a counter only goes up")
-        key = self._key(labels)
-        self.values[key] = self.values.get(key, 0.0) + amount
-
-    def get(self, **labels: str) -> float:
-        return self.values.get(self._key(labels), 0.0)
-
-    def samples(self) -> Iterable[str]:
-        for key, value in sorted(self.values.items()):
-            yield f"{self.name}{_labels(self.label_names, key)} {_num(value)}"
-
-
-class Gauge(Counter):
-    kind = "gauge"
-
-    def set(self, value: float, **labels: str) -> None:
-        self.values[self._key(labels)] = value
-
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        key = self._key(labels)
-        self.values[key] = self.values.get(key, 0.0) + amount
-
-    def remove(self, **labels: str) -> None:
-        self.values.pop(self._key(labels), None)
-
-
-class Histogram(_Metric):
-    kind = "histogram"
-
-    def __init__(
-        self, name: str, help_: str, labels: Sequence[str] = (), buckets: Sequence[float] = ()
-    ) -> None:
-        super().__init__(name, help_, labels)
-        self.buckets = tuple(sorted(buckets)) or (
-            0.005,
-            0.01,
-            0.025,
-            0.05,
-            0.1,
-            0.25,
-            0.5,
-            1,
-            2.5,
-            5,
-            10,
-        )
-        self.counts: dict[LabelValues, list[int]] = {}
-        self.sums: dict[LabelValues, float] = {}
-
-    def observe(self, value: float, **labels: str) -> None:
-        key = self._key(labels)
-        counts = self.counts.get(key)
-        if counts is None:
-            counts = self.counts[key] = [0] * (len(self.buckets) + 1)
-            self.sums[key] = 0.0
-        counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sums[key] += value
-
-    def count(self, **labels: str) -> int:
-        return sum(self.counts.get(self._key(labels), ()))
-
-    def samples(self) -> Iterable[str]:
-        for key in sorted(self.counts):
-            cumulative = 0
-            for bound, n in zip((*self.buckets, math.inf), self.counts[key], strict=True):
-                cumulative += n
-                le = f'le="{_num(bound)}"'
-                yield f"{self.name}_bucket{_labels(self.label_names, key, le)} {cumulative}"
-            yield f"{self.name}_sum{_labels(self.label_names, key)} {_num(self.sums[key])}"
-            yield f"{self.name}_count{_labels(self.label_names, key)} {cumulative}"
-
-
-class Registry:
-    def __init__(self) -> None:
-        self.metrics: dict[str, _Metric] = {}
-        # Readiness of the parts of this process: name -> "is it ready?"
-        self.readiness: dict[str, Callable[[], bool]] = {}
-
-    def _add(self, metric: Any) -> Any:
-        existing = self.metrics.get(metric.name)
-        if existing is not None:
-            if type(existing) is not type(metric) or existing.label_names != metric.label_names:
-                raise ValueError(f"metric {metric.name} registered twice, differently")
-            return existing
-        self.metrics[metric.name] = metric
-        return metric
-
-    def counter(self, name: str, help_: str, labels: Sequence[str] = ()) -> Counter:
-        result: Counter = self._add(Counter(name, help_, labels))
-        return result
-
-    def gauge(self, name: str, help_: str, labels: Sequence[str] = ()) -> Gauge:
-        result: Gauge = self._add(Gauge(name, help_, labels))
-        return result
-
-    def histogram(
-        self, name: str, help_: str, labels: Sequence[str] = (), buckets: Sequence[float] = ()
-    ) -> Histogram:
-        result: Histogram = self._add(Histogram(name, help_, labels, buckets))
-        return result
-
-    def render(self) -> str:
-        lines: list[str] = []
-        for name in sorted(self.metrics):
-            metric = self.metrics[name]
-            lines += metric.header()
-            lines += metric.samples()
-        return "\n".join(lines) + "\n"
-
-    def not_ready(self) -> list[str]:
-        return sorted(name for name, check in self.readiness.items() if not check())
-
-
-REGISTRY = Registry()
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+def not_ready() -> list[str]:
+    return sorted(name for name, check in READINESS.items() if not check())
 
 
 async def metrics_handler(_request: web.Request) -> web.StreamResponse:
-    return web.Response(body=REGISTRY.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _healthz(_request: web.Request) -> web.StreamResponse:
@@ -194,20 +75,25 @@ async def _healthz(_request: web.Request) -> web.StreamResponse:
 
 
 async def _readyz(_request: web.Request) -> web.StreamResponse:
-    waiting = REGISTRY.not_ready()
+    waiting = not_ready()
     if waiting:
         return web.json_response({"status": "not ready", "waiting_for": waiting}, status=503)
-    return web.json_response({"status": "ready", "parts": sorted(REGISTRY.readiness)})
+    return web.json_response({"status": "ready", "parts": sorted(READINESS)})
 
 
-async def serve_ops(settings: Settings, stop: asyncio.Event, tries: int = 16) -> None:
-    """`/metrics`, `/healthz` and `/readyz` for this process, on the first free port from
-    MARKETPLACE_METRICS_PORT up (several instances may share a host), until `stop`."""
+def ops_app() -> web.Application:
+    """`/metrics`, `/healthz` and `/readyz` of this process."""
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
-    runner = web.AppRunner(app, access_log=None)
+    return app
+
+
+async def serve_ops(settings: Settings, stop: asyncio.Event, tries: int = 16) -> None:
+    """`ops_app` on the first free port from MARKETPLACE_METRICS_PORT up (several instances may
+    share a host), until `stop`."""
+    runner = web.AppRunner(ops_app(), access_log=None)
     await runner.setup()
     try:
         for port in range(settings.metrics_port, settings.metrics_port + tries):

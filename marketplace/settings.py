@@ -101,6 +101,9 @@ class Settings:
     # the auditor signs a checkpoint of the chain heads.
     audit_signing_key: str = ""
     audit_checkpoint_interval_s: float = 60.0
+    # The folder with DejaVuSans.ttf and DejaVuSans-Bold.ttf, embedded in the PDF period reports
+    # (Debian's fonts-dejavu-core, installed by infra/fonts.sh, which `make setup` runs).
+    pdf_font_dir: Path = Path("/usr/share/fonts/truetype/dejavu")
 
     @property
     def kafka_servers(self) -> str:

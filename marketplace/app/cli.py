@@ -159,6 +159,14 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     if args.until <= args.since:
         print("report: --to must come after --from", file=sys.stderr)
         return 2
+    if args.format == "pdf":  # before the rebuild, which can take a while
+        from marketplace.pdf import FontMissing, font_files
+
+        try:
+            font_files(settings.pdf_font_dir)
+        except FontMissing as exc:
+            print(f"report: {exc}", file=sys.stderr)
+            return 1
     data = asyncio.run(make())
     out = args.out or Path(
         f"report-{args.since.date().isoformat()}-{args.until.date().isoformat()}.{args.format}"

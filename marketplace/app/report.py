@@ -292,23 +292,22 @@ def to_html(report: PeriodReport) -> bytes:
 
 
 def to_pdf(report: PeriodReport) -> bytes:
-    doc = Document()
-    doc.line(_title(report), 14, bold=True)
-    doc.line(_provenance(report)[:110], 8)
+    # Dated by the period's end, so the same report gives the same file.
+    doc = Document(created=report.until, title=_title(report))
+    doc.paragraph(_title(report), 14, bold=True)
+    doc.paragraph(_provenance(report), 8, grey=True)
     doc.gap()
     doc.line("Key figures", 12, bold=True)
     for key in HEADLINES:
-        doc.row([LABELS[key], fmt(key, report.headline.get(key))], [320, 150])
+        doc.row([LABELS[key], fmt(key, report.headline.get(key))], [320, 100])
+    widths = [125, 50, 55, 55, 55, 55, 65, 35]
     for kind in REPORT_SLICES:
         rows = _by_slice(report, kind)
         doc.gap()
         doc.line(f"By {kind}", 12, bold=True)
-        widths = [90, 55, 60, 65, 65, 75, 90, 40]
-        doc.row(
+        doc.header(
             [kind, "offers", "requests", "proposals", "confirmed", "tonnes", "CO2e kg", "jobs"],
             widths,
-            8,
-            bold=True,
         )
         for r in rows:
             doc.row([str(r["slice"])] + [fmt(c, r.get(c)) for c in COLUMNS], widths, 8)
@@ -317,17 +316,22 @@ def to_pdf(report: PeriodReport) -> bytes:
         doc.bars([(str(r["slice"]), float(r.get("tonnes_exchanged") or 0)) for r in rows], "t")
     doc.gap()
     doc.line("Partner feedback", 12, bold=True)
-    widths = [120, 90, 90, 90, 90]
+    doc.paragraph(
+        "After each delivery the seller, the buyer and the carrier rate it 1-5 and name the"
+        " reason that mattered most. By region and sector of the partner who answered.",
+        8,
+    )
+    widths = [125, 80, 80, 80, 80]
     for kind in FEEDBACK_SLICES:
         doc.gap(4)
-        doc.row([kind, "deliveries", "answers", "mean rating", "low ratings"], widths, 8, bold=True)
+        doc.header([kind, "deliveries", "answers", "mean rating", "low ratings"], widths)
         for r in _feedback_rows(report, kind):
             doc.row([str(r["slice"])] + [fmt(c, r.get(c)) for c in FEEDBACK_COLUMNS], widths, 8)
     doc.gap(4)
-    doc.row(["reason", "answers", "mean rating", "low ratings"], widths[:4], 8, bold=True)
+    doc.header(["reason", "answers", "mean rating", "low ratings"], widths[:4])
     for r in report.reasons:
         doc.row(
-            [r["reason"]] + [fmt(k, r[k]) for k in ("answers", "mean_rating", "low_ratings")],
+            [str(r["reason"])] + [fmt(k, r[k]) for k in ("answers", "mean_rating", "low_ratings")],
             widths[:4],
             8,
         )

@@ -19,9 +19,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from marketplace import metrics
 from marketplace.db import UNREACHABLE, Conn
 from marketplace.logs import get_logger
-from marketplace.metrics import REGISTRY
 from marketplace.runtime import outbox
 from marketplace.runtime.deadletter import TOPIC as DEAD_LETTER_TOPIC
 from marketplace.runtime.outbox import OutboxMessage, OutboxPublisher
@@ -31,44 +31,44 @@ log = get_logger(__name__)
 
 S = TypeVar("S")
 
-CONSUMED = REGISTRY.counter(
+CONSUMED = metrics.counter(
     "marketplace_records_consumed_total", "Kafka records applied", ("group", "topic")
 )
-EMITTED = REGISTRY.counter(
+EMITTED = metrics.counter(
     "marketplace_events_emitted_total", "events emitted through the outbox", ("group", "topic")
 )
-DEAD_LETTERS = REGISTRY.counter(
+DEAD_LETTERS = metrics.counter(
     "marketplace_dead_letters_total", "records sent to ops.deadletters", ("group",)
 )
-FAILURES = REGISTRY.counter(
+FAILURES = metrics.counter(
     "marketplace_batch_failures_total", "batches rolled back and retried", ("group",)
 )
-BATCH_RECORDS = REGISTRY.histogram(
+BATCH_RECORDS = metrics.histogram(
     "marketplace_batch_records",
     "records per applied batch",
     ("group",),
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
 )
-BATCH_SECONDS = REGISTRY.histogram(
+BATCH_SECONDS = metrics.histogram(
     "marketplace_batch_seconds", "time to apply and commit one batch", ("group",)
 )
-END_TO_END = REGISTRY.histogram(
+END_TO_END = metrics.histogram(
     "marketplace_end_to_end_lag_seconds",
     "from a record's Kafka timestamp to its effect committed",
     ("group", "topic"),
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
-LAG = REGISTRY.gauge(
+LAG = metrics.gauge(
     "marketplace_consumer_lag_records",
     "records behind the partition's end, as of the last fetch",
     ("group", "topic", "partition"),
 )
-DB_WAITING = REGISTRY.gauge(
+DB_WAITING = metrics.gauge(
     "marketplace_consumer_waiting_for_database",
     "1 while the consumer is paused because PostgreSQL does not answer",
     ("group",),
 )
-OUTBOX_BACKLOG = REGISTRY.gauge(
+OUTBOX_BACKLOG = metrics.gauge(
     "marketplace_outbox_backlog", "emitted events not yet published", ("group",)
 )
 
@@ -150,7 +150,7 @@ class ExactlyOnceConsumer(Generic[S]):
         self._polling = False
         self._waiting_since: float | None = None
         self.log = log.bind(group=group_id)
-        REGISTRY.readiness[f"consumer:{group_id}"] = lambda: (
+        metrics.READINESS[f"consumer:{group_id}"] = lambda: (
             self._polling and self._waiting_since is None
         )
 
@@ -191,7 +191,7 @@ class ExactlyOnceConsumer(Generic[S]):
             sweeper.cancel()
             await asyncio.gather(sweeper, stop_wait, return_exceptions=True)
             self._polling = False
-            REGISTRY.readiness.pop(f"consumer:{self.group_id}", None)
+            metrics.READINESS.pop(f"consumer:{self.group_id}", None)
             self.log.info("consumer_stopping", records=self.stats.records)
 
     def _observe_lag(self, tp: TopicPartition) -> None:
@@ -200,11 +200,8 @@ class ExactlyOnceConsumer(Generic[S]):
         end = self.consumer.highwater(tp)
         position = self._positions.get(tp)
         if end is not None and position is not None:
-            LAG.set(
-                max(0, end - position),
-                group=self.group_id,
-                topic=tp.topic,
-                partition=str(tp.partition),
+            LAG.labels(group=self.group_id, topic=tp.topic, partition=str(tp.partition)).set(
+                max(0, end - position)
             )
 
     async def _handle(self, tp: TopicPartition, records: list[Any]) -> int | None:
@@ -216,7 +213,7 @@ class ExactlyOnceConsumer(Generic[S]):
             # PostgreSQL is down or restarting: not the batch's fault. Pause this partition at
             # its stored position and try again until the database answers; never give up.
             self._waiting_since = self._waiting_since or time.monotonic()
-            DB_WAITING.set(1, group=self.group_id)
+            DB_WAITING.labels(group=self.group_id).set(1)
             self.log.warning(
                 "database_unavailable",
                 topic=tp.topic,
@@ -228,7 +225,7 @@ class ExactlyOnceConsumer(Generic[S]):
             await asyncio.sleep(1.0)
             return None
         except Exception as exc:
-            FAILURES.inc(group=self.group_id)
+            FAILURES.labels(group=self.group_id).inc()
             failures = self._failures.get(tp, 0) + 1
             self._failures[tp] = failures
             self.stats.failures += 1
@@ -253,7 +250,7 @@ class ExactlyOnceConsumer(Generic[S]):
                 "database_back", waited_s=round(time.monotonic() - self._waiting_since, 1)
             )
             self._waiting_since = None
-            DB_WAITING.set(0, group=self.group_id)
+            DB_WAITING.labels(group=self.group_id).set(0)
         if result is None:
             return None
         next_offset, ids, emitted = result
@@ -331,16 +328,17 @@ class ExactlyOnceConsumer(Generic[S]):
     ) -> None:
         group = self.group_id
         applied = [r for r in records if r.offset < next_offset]
-        CONSUMED.inc(len(applied), group=group, topic=tp.topic)
-        BATCH_RECORDS.observe(len(applied), group=group)
-        BATCH_SECONDS.observe(seconds, group=group)
+        CONSUMED.labels(group=group, topic=tp.topic).inc(len(applied))
+        BATCH_RECORDS.labels(group=group).observe(len(applied))
+        BATCH_SECONDS.labels(group=group).observe(seconds)
         now_ms = time.time() * 1000
+        end_to_end = END_TO_END.labels(group=group, topic=tp.topic)
         for r in applied:
-            END_TO_END.observe(max(0.0, (now_ms - r.timestamp) / 1000), group=group, topic=tp.topic)
+            end_to_end.observe(max(0.0, (now_ms - r.timestamp) / 1000))
         for m in emitted:
-            EMITTED.inc(group=group, topic=m.topic)
+            EMITTED.labels(group=group, topic=m.topic).inc()
             if m.topic == DEAD_LETTER_TOPIC:
-                DEAD_LETTERS.inc(group=group)
+                DEAD_LETTERS.labels(group=group).inc()
 
     def _rewind(self, tp: TopicPartition, batch_start: int) -> None:
         # The failed batch may have changed the in-memory state before failing: forget it, so the
@@ -372,7 +370,7 @@ class ExactlyOnceConsumer(Generic[S]):
                     backlog = await conn.fetchval(
                         "SELECT count(*) FROM outbox WHERE group_id = $1", self.group_id
                     )
-                OUTBOX_BACKLOG.set(backlog, group=self.group_id)
+                OUTBOX_BACKLOG.labels(group=self.group_id).set(backlog)
             except (KafkaError, asyncpg.PostgresError, *UNREACHABLE):
                 # Never ends the sweeper: a dropped connection is retried at the next interval.
                 self.log.exception("outbox_sweep_failed")
@@ -400,7 +398,8 @@ class ExactlyOnceConsumer(Generic[S]):
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
             for tp in revoked:
-                LAG.remove(group=self.group_id, topic=tp.topic, partition=str(tp.partition))
+                # By position, in the gauge's label order: group, topic, partition.
+                LAG.remove(self.group_id, tp.topic, str(tp.partition))
                 self.stats.assigned.discard(tp)
                 self._states.pop(tp, None)
                 self._positions.pop(tp, None)

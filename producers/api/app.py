@@ -10,9 +10,9 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from marketplace import metrics
 from marketplace.db import create_pool
 from marketplace.kafka import make_admin, make_producer
-from marketplace.metrics import REGISTRY, metrics_handler
 from marketplace.settings import Settings
 from producers.api import (
     facilitators,
@@ -68,10 +68,10 @@ async def openapi(_request: web.Request) -> web.StreamResponse:
     return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
 
 
-REQUESTS = REGISTRY.counter(
+REQUESTS = metrics.counter(
     "marketplace_http_requests_total", "API requests answered", ("method", "route", "status")
 )
-REQUEST_SECONDS = REGISTRY.histogram(
+REQUEST_SECONDS = metrics.histogram(
     "marketplace_http_request_seconds", "time to answer an API request", ("method", "route")
 )
 
@@ -90,8 +90,10 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     finally:
-        REQUESTS.inc(method=request.method, route=route, status=str(status))
-        REQUEST_SECONDS.observe(time.perf_counter() - started, method=request.method, route=route)
+        REQUESTS.labels(method=request.method, route=route, status=str(status)).inc()
+        REQUEST_SECONDS.labels(method=request.method, route=route).observe(
+            time.perf_counter() - started
+        )
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -120,7 +122,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/metrics", metrics.metrics_handler)
     preview.add_routes(app)
     listings.add_routes(app)
     facilitators.add_routes(app)

@@ -12,14 +12,12 @@ from typing import Any, TypeVar
 import msgspec
 import orjson
 from aiohttp import web
-from aiokafka.errors import (
-    KafkaError,
-)
+from aiokafka.errors import KafkaError
 
+from marketplace import metrics
 from marketplace.events import to_message
 from marketplace.kafka import BROKEN_PRODUCER
 from marketplace.logs import get_logger
-from marketplace.metrics import REGISTRY
 from producers.api.context import POOL, PRODUCER, principal
 from producers.api.problems import Problem, from_validation
 from schemas.base import Event
@@ -57,7 +55,7 @@ class Ids:
         return str(uuid.uuid5(_IDEMPOTENT, f"{self._seed}/{purpose}"))
 
 
-PUBLISHED = REGISTRY.counter(
+PUBLISHED = metrics.counter(
     "marketplace_api_events_published_total", "events the API published", ("topic",)
 )
 
@@ -77,7 +75,7 @@ async def publish(request: web.Request, event: Event, *, event_id: str, subject:
         await producer.send_and_wait(
             message.topic, message.value, key=message.key, headers=list(message.headers)
         )
-        PUBLISHED.inc(topic=message.topic)
+        PUBLISHED.labels(topic=message.topic).inc()
     except KafkaError as exc:
         log.error("publish_failed", topic=message.topic, error=repr(exc))
         if isinstance(exc, BROKEN_PRODUCER):

@@ -7,13 +7,12 @@ import asyncio
 import dataclasses
 import re
 
-import orjson
 import pytest
+from playwright.async_api import Page, expect
 
 from consumers.analytics import TOPICS, Analytics
 from marketplace.settings import Settings
 from producers.simulator.driver import simulate
-from tests.browser import browser
 from tests.integration.api_helpers import consumer_running, register, running_api
 from tests.integration.test_matcher import matcher_running
 
@@ -26,23 +25,22 @@ PROPOSALS = (
 )
 
 
-async def test_the_dashboard_follows_a_simulated_market_live(settings: Settings) -> None:
+async def test_the_dashboard_follows_a_simulated_market_live(
+    settings: Settings, page: Page
+) -> None:
     quick = dataclasses.replace(settings, match_answer_period_s=60.0)
     operator = await register(quick, "operator", "Cluster Council Gabrovo")
     async with (
         consumer_running(quick, "analytics", TOPICS, Analytics),
         running_api(quick) as client,
         matcher_running(quick),
-        browser() as page,
     ):
         await page.goto(str(client.make_url("/dashboard")))
         # A wrong key is refused with the API's reason.
-        await page.eval(
-            "document.getElementById('key').value = 'mk_nobody_nothing';"
-            "document.querySelector('#login-form button').click(); true"
-        )
-        await page.wait_for("document.getElementById('login-error').textContent.length > 0")
-        assert await page.eval("document.getElementById('app').hidden") is True
+        await page.locator("#key").fill("mk_nobody_nothing")
+        await page.locator("#login-form button").click()
+        await expect(page.locator("#login-error")).not_to_be_empty()
+        assert await page.locator("#app").get_attribute("hidden") is not None
 
         market = asyncio.create_task(
             simulate(
@@ -55,28 +53,27 @@ async def test_the_dashboard_follows_a_simulated_market_live(settings: Settings)
                 carriers=2,
             )
         )
-        await page.eval(
-            f"document.getElementById('key').value = {orjson.dumps(operator.key).decode()};"
-            "document.querySelector('#login-form button').click(); window.__stayed = true; true"
-        )
-        await page.wait_for("document.getElementById('app').hidden === false")
-        first = await page.wait_for(f"{PROPOSALS} >= 0 && {PROPOSALS} + 1", 60) - 1
+        await page.evaluate("window.__stayed = true")
+        await page.locator("#key").fill(operator.key)
+        await page.locator("#login-form button").click()
+        await expect(page.locator("#app")).to_be_visible()
+        await page.wait_for_function(f"{PROPOSALS} >= 0", timeout=60_000)
+        first = await page.evaluate(PROPOSALS)
         # New proposals show up without a reload (the marker set before survives).
-        await page.wait_for(f"{PROPOSALS} > {first}", 90)
-        assert await page.eval("window.__stayed === true") is True
-        await page.wait_for("document.querySelectorAll('#map line.flow').length > 0", 90)
-        await page.wait_for("document.querySelector('#groups table') !== null")
-        assert "tonnes" in await page.eval("document.getElementById('cards').textContent")
+        await page.wait_for_function(f"{PROPOSALS} > {first}", timeout=90_000)
+        assert await page.evaluate("window.__stayed === true") is True
+        await expect(page.locator("#map line.flow").first).to_be_attached(timeout=90_000)
+        await expect(page.locator("#groups table")).to_be_attached()
+        await expect(page.locator("#cards")).to_contain_text("tonnes")
         # Partner feedback (#11): its figures and its panel (empty, or one bar per region with
         # its number of answers: the database is shared with the feedback tests).
         for kpi in ("deliveries", "response_rate", "mean_rating"):
-            assert await page.eval(f"document.querySelector('[data-kpi={kpi}]') !== null"), kpi
-        rating = await page.eval("document.querySelector('[data-kpi=mean_rating] b').textContent")
+            await expect(page.locator(f"[data-kpi={kpi}]")).to_be_attached()
+        rating = await page.locator("[data-kpi=mean_rating] b").text_content() or ""
         assert re.fullmatch(r"n/a|[1-5](\.\d+)?", rating), rating
-        panel = await page.eval("document.getElementById('feedback').textContent")
+        panel = await page.locator("#feedback").text_content() or ""
         assert "Nothing in this period" in panel or re.search(r"\(\d+\)", panel), panel
-        status = await page.eval("document.getElementById('status').textContent")
-        assert status.startswith("updated")
-        await page.screenshot(SCREENSHOTS / "dashboard.png")
+        await expect(page.locator("#status")).to_have_text(re.compile(r"^updated"))
+        await page.screenshot(path=SCREENSHOTS / "dashboard.png", full_page=True)
         stats = await market
         assert stats.counts["proposed"] > 0

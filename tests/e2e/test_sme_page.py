@@ -4,11 +4,14 @@ the matcher appearing without a reload, and accepting it from the page reaching 
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
+from playwright.async_api import Browser, expect
 
 from marketplace.settings import Settings
-from tests.browser import browser
+from tests.e2e.pages import loopback_page
 from tests.integration.api_helpers import eventually, register, running_api
 from tests.integration.kafka_helpers import end_offsets, read_since
 from tests.integration.notify_helpers import notifier_running
@@ -31,7 +34,9 @@ def js(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-async def test_a_proposal_shows_live_and_is_accepted_from_the_page(settings: Settings) -> None:
+async def test_a_proposal_shows_live_and_is_accepted_from_the_page(
+    settings: Settings, browser: Browser
+) -> None:
     seller = await register(settings, "sme", "Folie Norr AB")
     buyer = await register(settings, "sme", "Granulat Luleå AB")
     carrier = await register(settings, "logistics", "Frakt AB")
@@ -41,22 +46,16 @@ async def test_a_proposal_shows_live_and_is_accepted_from_the_page(settings: Set
         running_api(settings) as client,
         matcher_running(settings) as group,
         notifier_running(settings),
-        browser() as page,
+        # The browser asks for Swedish (navigator.languages and Accept-Language).
+        loopback_page(browser, locale="sv-SE") as page,
     ):
-        # The browser asks for Swedish (headless Chromium ignores --lang; the protocol can).
-        agent = await page.eval("navigator.userAgent")
-        await page.send(
-            "Emulation.setUserAgentOverride", userAgent=agent, acceptLanguage="sv-SE,sv"
-        )
+        assert await page.evaluate("navigator.languages") == ["sv-SE"]
         await page.goto(str(client.make_url("/sme")))
-        assert await page.eval("document.querySelector('#login h2').textContent") == "Logga in"
+        await expect(page.locator("#login h2")).to_have_text("Logga in")
         # Another role's key is turned away with the reason, in the page's language.
-        await page.eval(
-            f"document.getElementById('key').value = {js(carrier.key)};"
-            "document.querySelector('#login-form button').click(); true"
-        )
-        await page.wait_for("document.getElementById('login-error').textContent.length > 0")
-        assert "roll" in await page.eval("document.getElementById('login-error').textContent")
+        await page.locator("#key").fill(carrier.key)
+        await page.locator("#login-form button").click()
+        await expect(page.locator("#login-error")).to_contain_text("roll")
 
         request_id = await post(client, buyer, "/v1/requests", request(near(spot, 0.1), 4, 80))
 
@@ -65,23 +64,18 @@ async def test_a_proposal_shows_live_and_is_accepted_from_the_page(settings: Set
             return any(i["id"] == request_id for i in (await answer.json())["items"])
 
         await eventually(listed)
-        await page.eval(
-            f"document.getElementById('key').value = {js(buyer.key)};"
-            "document.querySelector('#login-form button').click(); window.__stayed = true; true"
-        )
-        await page.wait_for("document.getElementById('app').hidden === false")
-        await page.wait_for(f"document.querySelector('[data-listing={js(request_id)}]') !== null")
-        await page.wait_for("document.getElementById('live').classList.contains('on')")
+        await page.evaluate("window.__stayed = true")
+        await page.locator("#key").fill(buyer.key)
+        await page.locator("#login-form button").click()
+        await expect(page.locator("#app")).to_be_visible()
+        await expect(page.locator(f"[data-listing={js(request_id)}]")).to_be_attached()
+        await expect(page.locator("#live")).to_have_class(re.compile(r"\bon\b"))
         # The switch: Bulgarian, then English.
-        await page.eval("document.querySelector('[data-lang=bg]').click(); true")
-        assert await page.eval("document.documentElement.lang") == "bg"
-        assert await page.eval("document.querySelector('#proposals-section h2').textContent") == (
-            "Предложения за сделки"
-        )
-        await page.eval("document.querySelector('[data-lang=en]').click(); true")
-        assert await page.eval("document.querySelector('#proposals-section h2').textContent") == (
-            "Match proposals"
-        )
+        await page.locator("[data-lang=bg]").click()
+        await expect(page.locator("html")).to_have_attribute("lang", "bg")
+        await expect(page.locator("#proposals-section h2")).to_have_text("Предложения за сделки")
+        await page.locator("[data-lang=en]").click()
+        await expect(page.locator("#proposals-section h2")).to_have_text("Match proposals")
 
         # The seller posts; the matcher proposes; the page shows it without a reload.
         offer_id = await post(client, seller, "/v1/offers", offer(spot, 5, 10))
@@ -98,23 +92,23 @@ async def test_a_proposal_shows_live_and_is_accepted_from_the_page(settings: Set
 
         await eventually(proposed, 60)
         match_id = pair[0]
-        card = f"document.querySelector('[data-match={js(match_id)}]')"
-        await page.wait_for(f"{card} !== null", 60)
-        assert await page.eval("window.__stayed === true") is True
-        assert await page.eval(f"{card}.dataset.state") == "proposed"
-        assert "You buy" in await page.eval(f"{card}.textContent")
+        card = page.locator(f"[data-match={js(match_id)}]")
+        await expect(card).to_be_attached(timeout=60_000)
+        assert await page.evaluate("window.__stayed === true") is True
+        await expect(card).to_have_attribute("data-state", "proposed")
+        await expect(card).to_contain_text("You buy")
 
         # Accept from the page; the seller accepts through the API; the matcher confirms and
         # the page shows it, still without a reload.
-        await page.eval(f"{card}.querySelector('[data-action=accept]').click(); true")
-        await page.wait_for(f"{card}.dataset.state === 'accepted'", 30)
+        await card.locator("[data-action=accept]").click()
+        await expect(card).to_have_attribute("data-state", "accepted", timeout=30_000)
         answer = await client.post(f"/v1/matches/{match_id}/accept", headers=seller.auth)
         assert answer.status == 202, await answer.text()
         confirmed = await matches_about(
             settings, since, {match_id}, {"market.match.confirmed.v1"}, 1, group
         )
         assert confirmed[0][1]["buyer_id"] == buyer.partner_id
-        await page.wait_for(f"{card}.dataset.state === 'confirmed'", 60)
-        assert await page.eval("window.__stayed === true") is True
-        assert await page.eval("document.getElementById('action-error').textContent") == ""
-        await page.screenshot(SCREENSHOTS / "sme.png")
+        await expect(card).to_have_attribute("data-state", "confirmed", timeout=60_000)
+        assert await page.evaluate("window.__stayed === true") is True
+        await expect(page.locator("#action-error")).to_have_text("")
+        await page.screenshot(path=SCREENSHOTS / "sme.png", full_page=True)

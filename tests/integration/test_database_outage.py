@@ -12,8 +12,7 @@ import pytest
 from consumers.projector import TOPICS, Projector
 from marketplace.cloudevents import Envelope
 from marketplace.db import connect
-from marketplace.metrics import REGISTRY
-from marketplace.runtime.consumer import DB_WAITING
+from marketplace.metrics import REGISTRY, not_ready
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from tests.faults import proxy
@@ -70,10 +69,10 @@ async def test_a_consumer_waits_out_a_database_outage(settings: Settings) -> Non
                 await register(settings, "sme", f"{prefix} during {n}")
 
             async def waiting() -> bool:
-                return DB_WAITING.get(group=group) == 1
+                return waiting_for_database(group) == 1
 
             await eventually(waiting, 30)
-            assert f"consumer:{group}" in REGISTRY.not_ready()
+            assert f"consumer:{group}" in not_ready()
             await asyncio.sleep(3)
             assert not consumer.done(), "the consumer gave up during the outage"
             assert await applied() == 5
@@ -83,7 +82,7 @@ async def test_a_consumer_waits_out_a_database_outage(settings: Settings) -> Non
                 return await applied() == 10
 
             await eventually(all_ten, 60)
-            await eventually(lambda: _true(DB_WAITING.get(group=group) == 0), 30)
+            await eventually(lambda: _true(waiting_for_database(group) == 0), 30)
             dupes = await conn.fetchval(
                 "SELECT count(*) FROM (SELECT name FROM partners WHERE name LIKE $1"
                 " GROUP BY name HAVING count(*) > 1) d",
@@ -94,6 +93,10 @@ async def test_a_consumer_waits_out_a_database_outage(settings: Settings) -> Non
             await conn.close()
             stop.set()
             await asyncio.wait_for(consumer, 30)
+
+
+def waiting_for_database(group: str) -> float | None:
+    return REGISTRY.get_sample_value("marketplace_consumer_waiting_for_database", {"group": group})
 
 
 async def _true(value: bool) -> bool:

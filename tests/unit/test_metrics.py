@@ -1,55 +1,132 @@
-"""The Prometheus registry: exact exposition text, label checks, readiness."""
+"""What marketplace.metrics adds to prometheus_client: the names the services expose, the counter
+naming rule, the buckets, readiness, and the ops endpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from marketplace.metrics import Registry
+import consumers.webhooks
+import marketplace.runtime.consumer
+import producers.api.app
+import producers.api.writes
+from marketplace import metrics
 
-
-def test_counters_gauges_and_histograms_render_in_the_text_format() -> None:
-    r = Registry()
-    c = r.counter("x_total", "things", ("group",))
-    c.inc(group="a")
-    c.inc(2, group="a")
-    c.inc(group='b"q')
-    g = r.gauge("lag", "behind", ("p",))
-    g.set(7, p="0")
-    g.set(1.5, p="1")
-    g.remove(p="1")
-    h = r.histogram("secs", "time", (), buckets=(0.1, 1))
-    for v in (0.05, 0.1, 0.5, 3):
-        h.observe(v)
-    assert r.render() == (
-        "# HELP lag behind\n# TYPE lag gauge\n"
-        'lag{p="0"} 7\n'
-        "# HELP secs time\n# TYPE secs histogram\n"
-        'secs_bucket{le="0.1"} 2\nsecs_bucket{le="1"} 3\nsecs_bucket{le="+Inf"} 4\n'
-        "secs_sum 3.65\nsecs_count 4\n"
-        "# HELP x_total things\n# TYPE x_total counter\n"
-        'x_total{group="a"} 3\nx_total{group="b\\"q"} 1\n'
-    )
-    assert c.get(group="a") == 3
-    assert h.count() == 4
-
-
-def test_wrong_labels_and_negative_counts_are_refused() -> None:
-    r = Registry()
-    c = r.counter("c_total", "c", ("group",))
-    with pytest.raises(ValueError, match="labels"):
-        c.inc(topic="t")
-    with pytest.raises(ValueError, match="only goes up"):
-        c.inc(-1, group="g")
-    assert r.counter("c_total", "c", ("group",)) is c
-    with pytest.raises(ValueError, match="twice"):
-        r.gauge("c_total", "c", ("group",))
+# The modules that create metrics, at import: all of them are imported here.
+OWNERS = (marketplace.runtime.consumer, consumers.webhooks, producers.api.app, producers.api.writes)
+# Every metric the services expose, with its type: dashboards and alerts depend on these names.
+EXPOSED = {
+    "marketplace_api_events_published_total": "counter",
+    "marketplace_batch_failures_total": "counter",
+    "marketplace_batch_records": "histogram",
+    "marketplace_batch_seconds": "histogram",
+    "marketplace_consumer_lag_records": "gauge",
+    "marketplace_consumer_waiting_for_database": "gauge",
+    "marketplace_dead_letters_total": "counter",
+    "marketplace_end_to_end_lag_seconds": "histogram",
+    "marketplace_events_emitted_total": "counter",
+    "marketplace_http_request_seconds": "histogram",
+    "marketplace_http_requests_total": "counter",
+    "marketplace_outbox_backlog": "gauge",
+    "marketplace_records_consumed_total": "counter",
+    "marketplace_webhook_attempts_total": "counter",
+    "marketplace_webhook_dead_letters_total": "counter",
+    "marketplace_webhook_in_flight": "gauge",
+}
+SUFFIXES = {"counter": ("",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 
 
-def test_readiness_names_what_is_not_ready() -> None:
-    r = Registry()
+@pytest.fixture
+def scratch() -> Iterator[list[Any]]:
+    """Metrics a test adds to the process registry, taken out again afterwards."""
+    made: list[Any] = []
+    yield made
+    for metric in made:
+        metrics.REGISTRY.unregister(metric)
+
+
+@pytest.fixture
+def readiness() -> Iterator[dict[str, Any]]:
+    saved = dict(metrics.READINESS)
+    metrics.READINESS.clear()
+    yield metrics.READINESS
+    metrics.READINESS.clear()
+    metrics.READINESS.update(saved)
+
+
+def test_the_services_expose_the_same_metric_names_and_types_as_before() -> None:
+    text = generate_latest(metrics.REGISTRY).decode()
+    types = {
+        line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE")
+    }
+    assert types == EXPOSED
+    sample_names = {
+        line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")
+    }
+    allowed = {n + s for n, kind in EXPOSED.items() for s in SUFFIXES[kind]}
+    assert sample_names <= allowed, sample_names - allowed  # no _created series, no renames
+    # A metric without labels has its sample from the start (labelled ones once used).
+    assert "marketplace_webhook_dead_letters_total" in sample_names
+
+
+def test_a_counter_is_exposed_under_the_name_it_is_given(scratch: list[Any]) -> None:
+    c = metrics.counter("test_things_total", "things", ("group",))
+    scratch.append(c)
+    c.labels(group="a").inc(3)
+    text = generate_latest(metrics.REGISTRY).decode()
+    assert 'test_things_total{group="a"} 3.0\n' in text
+    assert "test_things_created" not in text
+    with pytest.raises(ValueError, match="_total"):
+        metrics.counter("test_things", "no suffix")
+
+
+def test_histograms_default_to_the_services_buckets(scratch: list[Any]) -> None:
+    h = metrics.histogram("test_seconds", "time")
+    scratch.append(h)
+    h.observe(0.3)
+    bounds = [
+        s.labels["le"]
+        for family in text_string_to_metric_families(generate_latest(metrics.REGISTRY).decode())
+        if family.name == "test_seconds"
+        for s in family.samples
+        if s.name == "test_seconds_bucket"
+    ]
+    assert [float(b) for b in bounds] == [*metrics.DEFAULT_BUCKETS, float("inf")]
+
+
+def test_readiness_names_what_is_not_ready(readiness: dict[str, Any]) -> None:
     state = {"ok": False}
-    r.readiness["consumer:matcher"] = lambda: state["ok"]
-    r.readiness["consumer:projector"] = lambda: True
-    assert r.not_ready() == ["consumer:matcher"]
+    readiness["consumer:matcher"] = lambda: state["ok"]
+    readiness["consumer:projector"] = lambda: True
+    assert metrics.not_ready() == ["consumer:matcher"]
     state["ok"] = True
-    assert r.not_ready() == []
+    assert metrics.not_ready() == []
+
+
+async def test_the_ops_endpoints(readiness: dict[str, Any], scratch: list[Any]) -> None:
+    g = metrics.gauge("test_depth", "how deep", ("pool",))
+    scratch.append(g)
+    g.labels(pool="a").set(7)
+    state = {"ok": False}
+    readiness["consumer:matcher"] = lambda: state["ok"]
+    async with TestClient(TestServer(metrics.ops_app())) as client:
+        r = await client.get("/metrics")
+        assert r.status == 200
+        assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert 'test_depth{pool="a"} 7.0\n' in await r.text()
+        r = await client.get("/healthz")
+        assert (r.status, await r.json()) == (200, {"status": "alive"})
+        r = await client.get("/readyz")
+        assert r.status == 503
+        assert await r.json() == {"status": "not ready", "waiting_for": ["consumer:matcher"]}
+        state["ok"] = True
+        r = await client.get("/readyz")
+        assert (r.status, await r.json()) == (
+            200,
+            {"status": "ready", "parts": ["consumer:matcher"]},
+        )
