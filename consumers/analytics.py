@@ -133,7 +133,7 @@ async def record_fact(conn: Conn, decoded: Decoded) -> None:
                 e.delivered_price.amount,
                 e.delivered_price.currency,
                 e.transport_co2e_kg,
-                e.co2e_saved_kg,
+                e.co2e_saved_kg if e.co2e_known else None,  # unknown: left out of CO2e figures
                 at,
                 e.agreement is not None,
             )

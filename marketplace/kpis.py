@@ -119,7 +119,8 @@ def _matches_sql(kind: Slice, by: Literal["proposed_at", "resolved_at"]) -> str:
        coalesce(sum(m.tonnes) FILTER (WHERE m.counts), 0) AS tonnes_exchanged,
        coalesce(sum(m.saved_kg - coalesce(a.co2e_kg, m.est_transport_kg))
            FILTER (WHERE m.counts), 0) AS co2e_saved_kg,
-       count(a.co2e_kg) FILTER (WHERE m.counts) AS with_actual_transport"""
+       count(a.co2e_kg) FILTER (WHERE m.counts) AS with_actual_transport,
+       count(*) FILTER (WHERE m.counts AND m.saved_kg IS NULL) AS co2e_unknown"""
         source = _OUTCOMES
     return f"""
 SELECT {s} AS slice, {measures}
@@ -271,6 +272,7 @@ HEADLINES = (
     "acceptance_rate",
     "tonnes_exchanged",
     "co2e_saved_kg",
+    "co2e_unknown",
     "median_s_to_first_proposal",
     "median_s_to_confirmation",
     "jobs",

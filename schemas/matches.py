@@ -41,6 +41,9 @@ class MatchProposed(Event, frozen=True, kw_only=True, tag="market.match.proposed
     agreement: Agreement | None = None
     # The buyer's specification, criterion by criterion (all met, or it would not be proposed).
     criteria: tuple[CriterionCheck, ...] = ()
+    # False when the offered material has no sourced carbon factor: the CO2e saved is unknown
+    # (co2e_saved_kg is then 0 and counts for nothing) and the reasons say so.
+    co2e_known: bool = True
 
 
 class MatchConfirmed(Event, frozen=True, kw_only=True, tag="market.match.confirmed.v1"):

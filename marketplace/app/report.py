@@ -46,6 +46,7 @@ LABELS = {
     "acceptance_rate": "Acceptance rate",
     "tonnes_exchanged": "Tonnes exchanged (diverted from disposal)",
     "co2e_saved_kg": "CO2e saved, net of transport (kg)",
+    "co2e_unknown": "Trades whose CO2e is unknown (no sourced factor; not in the CO2e figure)",
     "median_s_to_first_proposal": "Median time to first proposal (s)",
     "median_s_to_confirmation": "Median time to confirmation (s)",
     "jobs": "Transport jobs",

@@ -36,10 +36,13 @@ class Estimate:
     road_km: float
     transport_cost_per_t: float
     transport_co2e_kg: float
-    saved_co2e_kg: float
+    # None when the material has no sourced factor: the saving is unknown, never invented.
+    saved_co2e_kg: float | None
 
     @property
-    def net_co2e_kg(self) -> float:
+    def net_co2e_kg(self) -> float | None:
+        if self.saved_co2e_kg is None:
+            return None
         return self.saved_co2e_kg - self.transport_co2e_kg
 
 
@@ -47,7 +50,7 @@ def estimate(
     *,
     distance_km: float,
     tonnes: float,
-    factor: MaterialFactor,
+    factor: MaterialFactor | None,
     transport: TransportModel,
     currency: str,
 ) -> Estimate | None:
@@ -59,7 +62,7 @@ def estimate(
         road_km=road_km,
         transport_cost_per_t=road_km * cost,
         transport_co2e_kg=tonnes * road_km * transport.kgco2e_per_tkm,
-        saved_co2e_kg=tonnes * factor.saved_per_t,
+        saved_co2e_kg=None if factor is None else tonnes * factor.saved_per_t,
     )
 
 

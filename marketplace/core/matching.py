@@ -237,13 +237,24 @@ class Candidate:
                 f"{quantity:g} t{per} of the {r.quantity:g} t wanted"
                 + (f" per {r.flow.period}" if r.flow else ""),
             ),
-            Reason(
-                "net_co2e_kg",
-                round(est.net_co2e_kg, 1),
-                f"{est.saved_co2e_kg:.0f} kg saved by reuse - "
-                f"{est.transport_co2e_kg:.0f} kg transport{per}",
-            ),
+            self._co2e_reason(per),
             *extra,
+        )
+
+    def _co2e_reason(self, per: str) -> Reason:
+        est = self.estimate
+        if est.saved_co2e_kg is None or est.net_co2e_kg is None:
+            return Reason(
+                "co2e_unknown",
+                round(est.transport_co2e_kg, 1),
+                f"CO2e saved unknown: no sourced carbon factor for {self.offer.code}; "
+                f"{est.transport_co2e_kg:.0f} kg transport{per}",
+            )
+        return Reason(
+            "net_co2e_kg",
+            round(est.net_co2e_kg, 1),
+            f"{est.saved_co2e_kg:.0f} kg saved by reuse - "
+            f"{est.transport_co2e_kg:.0f} kg transport{per}",
         )
 
     def rank(self, driver: Listing) -> tuple[float, float, int, str]:
@@ -604,9 +615,9 @@ def assess(
         return _no(why, "nothing left to trade")
     if o.min_lot is not None and quantity < o.min_lot - EPS:
         return _no(why, "below the seller's minimum lot")
+    # The offered material's factor counts (a substitute saves what the offered material saves);
+    # without a sourced factor the saving is unknown: the pair is judged on everything else.
     factor = config.factors.get(offer.code)
-    if factor is None:
-        return _no(why, "no carbon factor for the material")
     est = estimate(
         distance_km=distance,
         tonnes=quantity,
@@ -619,11 +630,13 @@ def assess(
     delivered = o.price + est.transport_cost_per_t
     if delivered > r.price + EPS:
         return _no(why, "the delivered price is above the buyer's maximum")
-    if est.saved_co2e_kg <= est.transport_co2e_kg:
+    saved, net = est.saved_co2e_kg, est.net_co2e_kg
+    if saved is not None and saved <= est.transport_co2e_kg:
         return _no(why, "transport emits more CO2e than reuse saves")
     headroom = (r.price - delivered) / max(abs(r.price), 1.0)
     price_score = min(1.0, max(0.0, headroom))
-    co2_score = min(1.0, max(0.0, est.net_co2e_kg / est.saved_co2e_kg))
+    # An unknown saving adds nothing to the score.
+    co2_score = 0.0 if saved is None or net is None else min(1.0, max(0.0, net / saved))
     fit = deal.request_take / r.quantity if r.quantity > 0 else 0.0
     weights = r.weight_price + r.weight_co2e
     wp, wc = (r.weight_price / weights, r.weight_co2e / weights) if weights > 0 else (0.5, 0.5)

@@ -71,7 +71,7 @@ class Proposed:
     quantity: JSON  # {"amount", "unit"}
     delivered_price: JSON  # {"amount", "currency"}
     distance_km: float
-    co2e_saved_kg: float
+    co2e_saved_kg: float | None  # None: unknown (no sourced factor for the material)
     score: float
     expires_at: datetime
     agreement: JSON  # {"period", "quantity", "starts", "ends"} or None

@@ -228,7 +228,8 @@ def to_contract(event: Event) -> Contract:
                 delivered_price=money(p.delivered_price, p.currency),
                 distance_km=next(r.value for r in event.reasons if r.factor == "distance_km"),
                 transport_co2e_kg=round(p.estimate.transport_co2e_kg, 3),
-                co2e_saved_kg=round(p.estimate.saved_co2e_kg, 3),
+                co2e_saved_kg=round(p.estimate.saved_co2e_kg or 0.0, 3),
+                co2e_known=p.estimate.saved_co2e_kg is not None,
                 score=event.score,
                 reasons=tuple(
                     common.Reason(factor=r.factor, value=r.value, note=r.note[:200])

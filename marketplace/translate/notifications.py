@@ -48,7 +48,7 @@ def happening_of(event: Any) -> core.Happening | None:
                 quantity=_plain(event.quantity),
                 delivered_price=_plain(event.delivered_price),
                 distance_km=event.distance_km,
-                co2e_saved_kg=event.co2e_saved_kg,
+                co2e_saved_kg=event.co2e_saved_kg if event.co2e_known else None,
                 score=event.score,
                 expires_at=event.expires_at,
                 agreement=_plain(event.agreement),

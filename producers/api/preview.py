@@ -80,6 +80,7 @@ def _row(row: Row, names: dict[str, str]) -> dict[str, Any]:
     }
     if c is not None:
         agreement = c.deal.agreement
+        net = c.estimate.net_co2e_kg
         out |= {
             "score": c.score,
             "quantity": {"amount": round(c.quantity, 6), "unit": "t"},
@@ -87,7 +88,7 @@ def _row(row: Row, names: dict[str, str]) -> dict[str, Any]:
                 "amount": round(c.delivered_price, 2),
                 "currency": o.terms.currency,
             },
-            "net_co2e_kg": round(c.estimate.net_co2e_kg, 1),
+            "net_co2e_kg": None if net is None else round(net, 1),
             "agreement": None
             if agreement is None
             else {

@@ -62,9 +62,9 @@ def near(p: dict[str, float], dlat: float) -> dict[str, float]:
     return {"lat": p["lat"] + dlat, "lon": p["lon"]}
 
 
-def offer(p: dict[str, float], qty: float, price: float) -> dict[str, Any]:
+def offer(p: dict[str, float], qty: float, price: float, code: str = "150102") -> dict[str, Any]:
     return {
-        "material": {"code": "150102", "description": "PE film, baled", "form": "bales"},
+        "material": {"code": code, "description": "PE film, baled", "form": "bales"},
         "location": p,
         "terms": {
             "quantity": {"amount": qty, "unit": "t"},
@@ -74,9 +74,11 @@ def offer(p: dict[str, float], qty: float, price: float) -> dict[str, Any]:
     }
 
 
-def request(p: dict[str, float], qty: float, max_price: float) -> dict[str, Any]:
+def request(
+    p: dict[str, float], qty: float, max_price: float, code: str = "150102"
+) -> dict[str, Any]:
     return {
-        "material": {"code": "150102", "description": "PE film for regranulation"},
+        "material": {"code": code, "description": "PE film for regranulation"},
         "location": p,
         "terms": {
             "quantity": {"amount": qty, "unit": "t"},
@@ -125,6 +127,33 @@ async def post(client: Any, who: Partner, path: str, body: dict[str, Any]) -> st
     assert r.status == 202, await r.text()
     data = await r.json()
     return str(data.get("offer_id") or data.get("request_id"))
+
+
+async def test_food_residues_without_a_carbon_factor_are_proposed_with_co2e_unknown(
+    settings: Settings,
+) -> None:
+    """Issue #17: an offer and a request of 020304 (food: materials unsuitable for consumption)
+    1 km apart used to be answered 202 and never proposed. Whatever the factor data says of the
+    code, the pair is proposed; when the saving is unknown the proposal says so."""
+    seller = await register(settings, "sme", "Пловдивска пекарна ООД")
+    buyer = await register(settings, "sme", "Biogas Söderhamn AB")
+    spot = place()
+    since = await end_offsets(settings, "market.matches")
+    async with running_api(settings) as client, matcher_running(settings) as group:
+        o = await post(client, seller, "/v1/offers", offer(spot, 3, 5, code="020304"))
+        r = await post(
+            client, buyer, "/v1/requests", request(near(spot, 0.01), 3, 40, code="020304")
+        )
+        [(_, body)] = await matches_about(
+            settings, since, {o, r}, {"market.match.proposed.v1"}, 1, group
+        )
+    assert (body["offer_id"], body["request_id"]) == (o, r)
+    factors = {x["factor"] for x in body["reasons"]}
+    known = body.get("co2e_known", True)
+    assert ("net_co2e_kg" in factors) == known
+    assert ("co2e_unknown" in factors) == (not known)
+    if not known:
+        assert body["co2e_saved_kg"] == 0
 
 
 async def test_propose_accept_confirm_and_decline_to_the_next(settings: Settings) -> None:
