@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 BIN := .venv/bin
 
-.PHONY: setup lock upgrade up down status run lint browser test
+.PHONY: setup lock upgrade up down status run lint browser docs test
 
 # Installs exactly what uv.lock pins (uv sync --frozen), with the machine's Python.
 setup:
@@ -44,5 +44,10 @@ lint: setup lock
 browser:
 	infra/chromium.sh install >/dev/null
 
-test: up lint browser
+# The documentation site (docs/), with warnings as errors: a broken reference or a page missing
+# from a table of contents fails the build.
+docs: setup
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+test: up lint browser docs
 	$(BIN)/pytest
