@@ -4,8 +4,10 @@ Firms sit in the places the associations serve: Bulgarian cities, and the small 
 Mellansverige (Gävleborg, Dalarna, Värmland). Each SME belongs to a sector with the by-products it
 offers and the secondary materials it buys; logistics firms cover a radius around their depots.
 The same seed gives the same firms and the same sequence of actions, relative to the start time
-the driver passes in. Only codes with material factors (marketplace/core/data) are traded, since
-the exchange proposes only matches whose CO2e it can show."""
+the driver passes in. The mix holds the seed regions' food and farm by-products (brewers' spent
+grain, fruit and vegetable residues, bakery returns, straw, manure, whey) beside textiles,
+plastics, pallets and packaging; a code without a sourced carbon factor is traded all the same,
+its CO2e shown as unknown."""
 
 from __future__ import annotations
 
@@ -158,6 +160,72 @@ SECTORS: tuple[Sector, ...] = (
             Need("150103", "Pallets for reuse in the packing house", (0.5, 4), (20, 80), (30, 150)),
         ),
         weight=1.3,
+    ),
+    Sector(
+        "food",
+        "10.8",
+        "food processing, bakeries and dairies",
+        {"BG": "Hrani", "SE": "Livs"},
+        offers=(
+            Material(
+                "020304",
+                "Fruit and vegetable residues from processing",
+                "loose",
+                (1, 12),
+                (-20, 10),
+            ),
+            Material("020601", "Bakery returns and unsold bread", "other", (0.2, 3), (-5, 30)),
+            Material("020501", "Whey from cheese making", "liquid", (1, 10), (-15, 10)),
+            _CARDBOARD,
+        ),
+        weight=1.2,
+    ),
+    Sector(
+        "beverages",
+        "11",
+        "breweries and beverages",
+        {"BG": "Pivovar", "SE": "Bryggeri"},
+        offers=(Material("020799", "Brewers' spent grain, wet", "loose", (2, 15), (-10, 20)),),
+        weight=0.7,
+    ),
+    Sector(
+        "farming",
+        "01",
+        "farming",
+        {"BG": "Ferma", "SE": "Gård"},
+        offers=(
+            Material("020103", "Wheat and barley straw, baled", "bales", (2, 20), (10, 60)),
+            Material("020106", "Cattle manure with straw bedding", "loose", (5, 30), (-10, 5)),
+        ),
+        needs=(
+            Need(
+                "020799",
+                "Spent grain and bakery returns for cattle feed",
+                (2, 20),
+                (0, 40),
+                (20, 120),
+                accepts=("020601",),
+            ),
+            Need("020103", "Straw for animal bedding", (2, 15), (30, 80), (30, 150)),
+        ),
+        weight=1.1,
+    ),
+    Sector(
+        "biogas",
+        "35.21",
+        "biogas and composting",
+        {"BG": "Biogaz", "SE": "Biogas"},
+        needs=(
+            Need(
+                "020106",
+                "Manure and food residues for anaerobic digestion",
+                (5, 40),
+                (-10, 15),
+                (20, 100),
+                accepts=("020304", "020501"),
+            ),
+        ),
+        weight=0.6,
     ),
     Sector(
         "retail",

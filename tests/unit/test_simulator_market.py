@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from marketplace.core.geo import distance_km
-from marketplace.reference import list_of_waste, material_factors, transport_factors
+from marketplace.reference import list_of_waste, transport_factors
 from producers.api.bodies import CapabilitiesIn, OfferIn, QuoteIn, RequestIn
 from producers.simulator.driver import NotLoopback, check_loopback
 from producers.simulator.market import SECTORS, TOWNS, Market
@@ -52,19 +52,32 @@ def test_firms_sit_in_the_associations_regions() -> None:
         "events",
         "accommodation",
         "construction",
+        "food",
+        "beverages",
+        "farming",
+        "biogas",
     }
     assert all(f.name.endswith(("AB", "HB")) == (f.town.country == "SE") for f in market.firms)
 
 
-def test_every_traded_code_is_a_real_code_with_a_carbon_factor() -> None:
-    low, factors = list_of_waste(), material_factors()
+def test_every_traded_code_is_a_real_code_and_the_seeds_food_and_farm_flows_are_traded() -> None:
+    low = list_of_waste()
+    traded: set[str] = set()
     for sector in SECTORS:
         for code in [m.code for m in sector.offers] + [n.code for n in sector.needs]:
             assert not low.is_hazardous(code), code
-            assert code in factors, code
+            low.entry(code)
+            traded.add(code)
         for need in sector.needs:
             for code in need.accepts:
                 low.entry(code)
+    # Chapter 02 (farm and food) is offered and asked for, beside textiles (04), plastics and
+    # packaging (15) and construction (17).
+    offered = {m.code[:2] for s in SECTORS for m in s.offers}
+    wanted = {n.code[:2] for s in SECTORS for n in s.needs}
+    assert {"02", "04", "15", "17"} <= offered
+    assert {"02", "04", "15", "17"} <= wanted
+    assert {"020103", "020106", "020304", "020501", "020601", "020799"} <= traded
 
 
 def test_actions_are_valid_api_bodies_at_the_rate_asked() -> None:
