@@ -4,8 +4,10 @@ factors and the substitution policy."""
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from marketplace.core.economics import MaterialFactor
 from marketplace.core.taxonomy import Level, Taxonomy, WasteEntry
@@ -13,6 +15,7 @@ from marketplace.core.taxonomy import Level, Taxonomy, WasteEntry
 DATA = Path(__file__).resolve().parent / "core" / "data"
 LIST_OF_WASTE = DATA / "list_of_waste.tsv"
 _LEVELS: tuple[Level, ...] = ("chapter", "subchapter", "entry")
+Displaces = Literal["virgin_material", "animal_feed", "fertiliser", "energy"]
 
 
 def read_list_of_waste(path: Path = LIST_OF_WASTE) -> list[WasteEntry]:
@@ -46,12 +49,54 @@ def _rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
+DISPLACES: tuple[Displaces, ...] = ("virgin_material", "animal_feed", "fertiliser", "energy")
+_DISPLACES: dict[str, Displaces] = {d: d for d in DISPLACES}
+
+
+@dataclass(frozen=True, slots=True)
+class Material:
+    """A row of material_factors.tsv: the product a tonne reused displaces, and its factor."""
+
+    name: str
+    displaces: Displaces
+    factor: MaterialFactor
+    source_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """How code_factors.tsv classifies one List of Waste entry: a material with a factor,
+    or no factor and the reason why."""
+
+    code: str
+    material: str | None
+    displaces: Displaces | None
+    reason: str | None
+    note: str
+
+    @property
+    def known(self) -> bool:
+        return self.material is not None
+
+
 @cache
-def material_factors() -> dict[str, MaterialFactor]:
-    """kg CO2e per tonne by List of Waste code, from material_factors.tsv (sources in
-    factors.SOURCE.md). Codes the file does not name have no factor and are not matched."""
-    out: dict[str, MaterialFactor] = {}
-    for i, row in enumerate(_rows("material_factors.tsv"), start=2):
+def materials() -> dict[str, Material]:
+    """material_factors.tsv by material name (kg CO2e per tonne; sources in factors.SOURCE.md)."""
+    name = "material_factors.tsv"
+    out: dict[str, Material] = {}
+    for i, row in enumerate(_rows(name), start=2):
+        material, displaces = row["material"], _DISPLACES.get(row["displaces"])
+        if not material:
+            raise ValueError(f"{name}:{i}: material is empty")
+        if material in out:
+            raise ValueError(f"{name}:{i}: material {material!r} is listed twice")
+        if displaces is None:
+            raise ValueError(
+                f"{name}:{i}: displaces must be one of {', '.join(DISPLACES)},"
+                f" not {row['displaces']!r}"
+            )
+        if not row["source_id"]:
+            raise ValueError(f"{name}:{i}: source_id is empty")
         try:
             factor = MaterialFactor(
                 virgin=float(row["virgin_kgco2e_per_t"]),
@@ -59,12 +104,56 @@ def material_factors() -> dict[str, MaterialFactor]:
                 disposal=float(row["disposal_kgco2e_per_t"]),
             )
         except ValueError as exc:
-            raise ValueError(f"material_factors.tsv:{i}: {exc}") from None
-        for code in filter(None, row["low_codes"].split(",")):
-            if code in out:
-                raise ValueError(f"material_factors.tsv:{i}: code {code} has two factors")
-            out[code] = factor
+            raise ValueError(f"{name}:{i}: {exc}") from None
+        out[material] = Material(material, displaces, factor, row["source_id"])
     return out
+
+
+@cache
+def factor_coverage() -> dict[str, Coverage]:
+    """Every List of Waste entry, in the list's order, as code_factors.tsv classifies it:
+    the material whose factor applies, or the reason no factor does."""
+    name = "code_factors.tsv"
+    known = materials()
+    entries = [e.code for e in list_of_waste().entries("entry")]
+    listed = set(entries)
+    seen: dict[str, Coverage] = {}
+    for i, row in enumerate(_rows(name), start=2):
+        code, material, reason = row["code"], row["material"], row["reason"]
+        if code not in listed:
+            raise ValueError(f"{name}:{i}: {code!r} is not an entry of the List of Waste")
+        if code in seen:
+            raise ValueError(f"{name}:{i}: code {code} is listed twice")
+        if bool(material) == bool(reason):
+            raise ValueError(f"{name}:{i}: code {code} needs either a material or a reason")
+        if material and material not in known:
+            raise ValueError(f"{name}:{i}: material {material!r} is not in material_factors.tsv")
+        seen[code] = Coverage(
+            code=code,
+            material=material or None,
+            displaces=known[material].displaces if material else None,
+            reason=reason or None,
+            note=row["note"],
+        )
+    missing = [code for code in entries if code not in seen]
+    if missing:
+        raise ValueError(f"{name}: {len(missing)} entries are not classified, first {missing[0]}")
+    if list(seen) != entries:
+        raise ValueError(f"{name}: codes are not in the order of list_of_waste.tsv")
+    return {code: seen[code] for code in entries}
+
+
+@cache
+def material_factors() -> dict[str, MaterialFactor]:
+    """kg CO2e per tonne by List of Waste code: code_factors.tsv joined with
+    material_factors.tsv (sources in factors.SOURCE.md). Codes classified unknown have no
+    factor and are not in the dict."""
+    known = materials()
+    return {
+        code: known[c.material].factor
+        for code, c in factor_coverage().items()
+        if c.material is not None
+    }
 
 
 @cache
