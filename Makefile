@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 BIN := .venv/bin
 
-.PHONY: setup lock upgrade up down status run lint browser docs test
+.PHONY: setup lock upgrade up down status run lint layers browser docs test
 
 # Installs exactly what uv.lock pins (uv sync --frozen), with the machine's Python.
 setup:
@@ -39,6 +39,10 @@ lint: setup lock
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The layers as the imports draw them (the contract is in pyproject.toml, checked by make lint).
+layers: setup
+	$(BIN)/python -m marketplace.app.layers
 
 # Debian's Chromium, for the end-to-end tests of the web pages.
 browser:

@@ -33,3 +33,14 @@ def test_the_layers_run_from_the_composition_root_down_to_the_core() -> None:
     assert layers[1] == "marketplace.app"
     assert layers[-2:] == ["schemas", "marketplace.core"]
     assert "producers | consumers" in layers
+
+
+def test_the_layer_drawing_places_modules_by_the_longest_contract_name() -> None:
+    from marketplace.app.layers import contract_layers, layer_of
+
+    _, layers = contract_layers()
+    assert layer_of("marketplace.app.cli", layers) == 1
+    assert layer_of("marketplace.core.book", layers) == len(layers) - 1
+    assert layer_of("marketplace.translate.matching", layers) == len(layers) - 3
+    assert layer_of("consumers.matcher", layers) == 2
+    assert layer_of("tests.unit", layers) is None
