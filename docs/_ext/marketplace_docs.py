@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
@@ -678,7 +677,7 @@ class _Generated(SphinxDirective):
     render: Callable[[], str]
     sources: tuple[Path, ...] = ()
 
-    def run(self) -> list[nodes.Node]:
+    def run(self) -> list[Any]:
         for source in (Path(__file__), *self.sources):
             self.env.note_dependency(str(source))
         renderer = getattr(self.state, "_renderer", None)
