@@ -23,6 +23,7 @@ from typing import Literal
 from marketplace.core import periods
 from marketplace.core.book import EPS, Book, Flow, Kind, Listing, Proposal, Standing, Terms
 from marketplace.core.economics import Estimate, MaterialFactor, TransportModel, estimate
+from marketplace.core.eligibility import in_tonnes, permitted, priced
 from marketplace.core.geo import Place
 from marketplace.core.ids import derived_id
 from marketplace.core.specification import NOTHING_STATED, Check, Stated, check, meets
@@ -593,9 +594,9 @@ def assess(
     """The pair on its own merits (what the book knows of other pairs aside): a candidate, or
     None with the rule that forbids it appended to `why` when given."""
     o, r = offer.terms, request.terms
-    if offer.hazardous and not request.hazardous_permit:
+    if not permitted(offer.hazardous, request.hazardous_permit):
         return _no(why, "hazardous material needs a receiver with a permit")
-    if o.unit != "t" or r.unit != "t":
+    if not (in_tonnes(offer) and in_tonnes(request)):
         return _no(why, "quantities must convert to tonnes")
     if o.currency != r.currency:
         return _no(why, "different currencies")
@@ -615,6 +616,8 @@ def assess(
         return _no(why, "nothing left to trade")
     if o.min_lot is not None and quantity < o.min_lot - EPS:
         return _no(why, "below the seller's minimum lot")
+    if not priced(o.currency, config.transport.cost_per_tkm):
+        return _no(why, "no transport cost for the currency")
     # The offered material's factor counts (a substitute saves what the offered material saves);
     # without a sourced factor the saving is unknown: the pair is judged on everything else.
     factor = config.factors.get(offer.code)

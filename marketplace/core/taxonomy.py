@@ -68,6 +68,9 @@ class Taxonomy:
     def is_hazardous(self, code: str) -> bool:
         return self.entry(code).hazardous
 
+    def hazardous_codes(self) -> frozenset[str]:
+        return frozenset(e.code for e in self.entries() if e.hazardous)
+
     def entries(self, level: Level = "entry") -> list[WasteEntry]:
         return [e for e in self._by_code.values() if e.level == level]
 

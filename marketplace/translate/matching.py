@@ -6,10 +6,12 @@ replay` all take."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
-from marketplace.core.book import Book, Flow, Proposal, Terms
+from marketplace.core.book import Book, Flow, Listing, Proposal, Terms
 from marketplace.core.economics import TransportModel
+from marketplace.core.eligibility import Finding, findings
 from marketplace.core.ids import derived_id
 from marketplace.core.matching import (
     AgreementOver,
@@ -29,7 +31,7 @@ from marketplace.core.matching import (
     Withdraw,
     step,
 )
-from marketplace.core.specification import Spec, Stated
+from marketplace.core.specification import NOTHING_STATED, Spec, Stated
 from marketplace.core.units import IncompatibleUnits, to_tonnes
 from marketplace.events import Decoded, to_message
 from marketplace.reference import list_of_waste, material_factors, substitutions, transport_factors
@@ -43,7 +45,9 @@ from schemas import matches as ms
 SOURCE = "/consumers/matcher"
 
 
+@cache
 def market_config(settings: Settings) -> MarketConfig:
+    """The core's configuration (one per settings: the reference data is read once)."""
     costs = parse_costs(settings.transport_cost_per_tkm)
     kg_per_tkm = transport_factors()[settings.estimate_vehicle]
     return MarketConfig(
@@ -318,6 +322,51 @@ Contract = (
 def delivery_id_of(match_id: str, period_key: str) -> str:
     """One delivery per agreement and period, with an id anyone can derive."""
     return derived_id(f"{match_id}/delivery/{period_key}")
+
+
+def listing_of(
+    listing_id: str,
+    owner_id: str,
+    material: common.Material,
+    location: common.Location,
+    terms: ls.OfferTerms | ls.RequestTerms,
+    *,
+    accepts: tuple[str, ...] = (),
+    hazardous_permit: bool = False,
+    certifications: tuple[str, ...] = (),
+) -> Listing:
+    """A listing as the core sees it, from what an offer or a request says (the matcher's book
+    keeps more: its position in the partition and what is reserved)."""
+    mass = _mass_of(material)
+    is_offer = isinstance(terms, ls.OfferTerms)
+    core_terms = (
+        offer_terms(terms, mass) if isinstance(terms, ls.OfferTerms) else request_terms(terms, mass)
+    )
+    return Listing(
+        id=listing_id,
+        kind="offer" if is_offer else "request",
+        owner=owner_id,
+        code=material.code,
+        place=place_of(location),
+        terms=core_terms,
+        seq=0,
+        hazardous=is_offer and list_of_waste().is_hazardous(material.code),
+        hazardous_permit=hazardous_permit,
+        accepts=accepts,
+        density=mass[0],
+        mass_per_piece=mass[1],
+        stated=stated_of(material, certifications) if is_offer else NOTHING_STATED,
+    )
+
+
+def findings_of(listing: Listing, config: MarketConfig) -> tuple[Finding, ...]:
+    """What stands between a listing and a match now (marketplace/core/eligibility.py)."""
+    return findings(
+        listing,
+        cost_per_tkm=config.transport.cost_per_tkm,
+        factors=config.factors.keys(),
+        hazardous_codes=list_of_waste().hazardous_codes(),
+    )
 
 
 def source_of(group_id: str) -> str:

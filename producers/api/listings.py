@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import msgspec
 import orjson
 from aiohttp import web
 
+from marketplace.core.book import Listing
+from marketplace.core.eligibility import matchable
 from marketplace.core.taxonomy import UnknownCode
 from marketplace.reference import list_of_waste
+from marketplace.translate.matching import findings_of, listing_of, market_config
 from producers.api.auth import require_role
 from producers.api.bodies import (
     OfferIn,
@@ -17,16 +21,19 @@ from producers.api.bodies import (
     RequestTermsIn,
     WithdrawIn,
 )
-from producers.api.context import POOL, principal
+from producers.api.context import POOL, SETTINGS, principal
 from producers.api.facilitators import has_consent, no_consent, owner_for, require_consent
 from producers.api.problems import Problem
 from producers.api.writes import Ids, idempotent, publish, read_body
 from schemas.base import Event
+from schemas.common import Location, Material
 from schemas.listings import (
     OfferPosted,
+    OfferTerms,
     OfferUpdated,
     OfferWithdrawn,
     RequestPosted,
+    RequestTerms,
     RequestUpdated,
     RequestWithdrawn,
 )
@@ -43,12 +50,32 @@ def check_code(code: str, field: str) -> None:
         raise Problem(422, str(exc), field=field, kind="unknown-waste-code") from None
 
 
+# Bulgaria has used the euro since 1 January 2026: lev amounts stay readable in the history
+# (events posted before), and a new offer, request or change of terms is priced in euro.
+RETIRED_CURRENCIES = {"BGN": "Bulgaria has used the euro since 1 January 2026: price it in EUR"}
+
+
+def check_currency(currency: str, field: str) -> None:
+    if currency in RETIRED_CURRENCIES:
+        raise Problem(422, RETIRED_CURRENCIES[currency], field=field, kind="retired-currency")
+
+
+def eligibility(request: web.Request, listing: Listing) -> dict[str, Any]:
+    """Whether the listing can be matched now and, if not, why (marketplace/core/eligibility.py,
+    the rules the matcher applies): codes a page can translate, with a sentence each."""
+    found = findings_of(listing, market_config(request.app[SETTINGS]))
+    return {
+        "matchable": matchable(found),
+        "findings": [{"code": f.code, "blocking": f.blocking, "detail": f.detail} for f in found],
+    }
+
+
 def accepted(
-    event_id: str, kind: Kind, listing_id: str
+    event_id: str, kind: Kind, listing_id: str, extra: dict[str, Any] | None = None
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     return (
         202,
-        {"status": "accepted", "event_id": event_id, f"{kind}_id": listing_id},
+        {"status": "accepted", "event_id": event_id, f"{kind}_id": listing_id, **(extra or {})},
         {"Location": f"/v1/{kind}s/{listing_id}"},
     )
 
@@ -69,12 +96,14 @@ async def own_listing(request: web.Request, kind: Kind) -> dict[str, Any]:
         await require_consent(request, row["owner_id"])
     elif row is None or row["owner_id"] != who.partner_id:
         raise Problem(404, f"no {kind} {listing_id} of yours")
-    return as_json(row)
+    return as_json(row, request)
 
 
-def as_json(row: Any) -> dict[str, Any]:
+def as_json(row: Any, request: web.Request | None = None) -> dict[str, Any]:
+    """A listing as its owner reads it; an open one with whether it can be matched now (the
+    read model keeps what was posted, the answer applies today's rules and settings)."""
     body = orjson.loads(row["body"])
-    return {
+    out = {
         "id": row["listing_id"],
         "owner_id": row["owner_id"],
         "status": row["status"],
@@ -82,12 +111,44 @@ def as_json(row: Any) -> dict[str, Any]:
         "updated_at": row["updated_at"].isoformat(),
         **body,
     }
+    if request is not None and row["status"] == "open":
+        listing = _listing_from(row["listing_id"], row["owner_id"], body)
+        if listing is not None:
+            out |= eligibility(request, listing)
+    return out
+
+
+def _listing_from(listing_id: str, owner_id: str, body: dict[str, Any]) -> Listing | None:
+    try:
+        material = msgspec.convert(body["material"], Material)
+        location = msgspec.convert(body["location"], Location)
+        if "max_price" in body["terms"]:
+            return listing_of(
+                listing_id,
+                owner_id,
+                material,
+                location,
+                msgspec.convert(body["terms"], RequestTerms),
+                accepts=tuple(body.get("accepts_codes", ())),
+                hazardous_permit=bool(body.get("hazardous_permit", False)),
+            )
+        return listing_of(
+            listing_id,
+            owner_id,
+            material,
+            location,
+            msgspec.convert(body["terms"], OfferTerms),
+            certifications=tuple(body.get("certifications", ())),
+        )
+    except (KeyError, msgspec.ValidationError):
+        return None  # a body from an older contract: shown as posted
 
 
 async def post_offer(request: web.Request) -> web.StreamResponse:
     require_role(request, *WRITERS)
     body = await read_body(request, OfferIn)
     check_code(body.material.code, "material.code")
+    check_currency(body.terms.price.currency, "terms.price.currency")
     who = principal(request)
     owner = await owner_for(request, body.on_behalf_of)
 
@@ -103,7 +164,15 @@ async def post_offer(request: web.Request) -> web.StreamResponse:
             certifications=body.certifications,
         )
         await publish(request, event, event_id=event_id, subject=offer_id)
-        return accepted(event_id, "offer", offer_id)
+        listing = listing_of(
+            offer_id,
+            owner,
+            body.material,
+            body.location,
+            body.terms,
+            certifications=body.certifications,
+        )
+        return accepted(event_id, "offer", offer_id, eligibility(request, listing))
 
     return await idempotent(request, write)
 
@@ -114,6 +183,7 @@ async def post_request(request: web.Request) -> web.StreamResponse:
     check_code(body.material.code, "material.code")
     for i, code in enumerate(body.accepts_codes):
         check_code(code, f"accepts_codes[{i}]")
+    check_currency(body.terms.max_price.currency, "terms.max_price.currency")
     who = principal(request)
     owner = await owner_for(request, body.on_behalf_of)
 
@@ -130,7 +200,16 @@ async def post_request(request: web.Request) -> web.StreamResponse:
             terms=body.terms,
         )
         await publish(request, event, event_id=event_id, subject=request_id)
-        return accepted(event_id, "request", request_id)
+        listing = listing_of(
+            request_id,
+            owner,
+            body.material,
+            body.location,
+            body.terms,
+            accepts=body.accepts_codes,
+            hazardous_permit=body.hazardous_permit,
+        )
+        return accepted(event_id, "request", request_id, eligibility(request, listing))
 
     return await idempotent(request, write)
 
@@ -164,6 +243,7 @@ async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.Strea
             )
     elif kind == "offer":
         terms = (await read_body(request, OfferTermsIn)).terms
+        check_currency(terms.price.currency, "terms.price.currency")
         event = OfferUpdated(
             offer_id=current["id"],
             owner_id=owner,
@@ -173,6 +253,7 @@ async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.Strea
         )
     else:
         rterms = (await read_body(request, RequestTermsIn)).terms
+        check_currency(rterms.max_price.currency, "terms.max_price.currency")
         event = RequestUpdated(
             request_id=current["id"],
             owner_id=owner,
@@ -222,7 +303,7 @@ async def list_own(request: web.Request, kind: Kind) -> web.StreamResponse:
         offset,
     )
     return web.json_response(
-        {"items": [as_json(r) for r in rows], "limit": limit, "offset": offset},
+        {"items": [as_json(r, request) for r in rows], "limit": limit, "offset": offset},
         dumps=lambda o: orjson.dumps(o).decode(),
     )
 

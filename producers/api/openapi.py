@@ -6,10 +6,11 @@ Served at /openapi.json and checked in as schemas/openapi.json (written by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
+from marketplace.core.eligibility import FindingCode
 from producers.api.bodies import (
     AnswerIn,
     CapabilitiesIn,
@@ -334,9 +335,27 @@ def document() -> dict[str, Any]:
         "properties": {
             "status": {"const": "accepted"},
             "event_id": {"type": "string", "description": "the CloudEvent id on Kafka"},
+            "matchable": {
+                "type": "boolean",
+                "description": "offers and requests: whether it can be matched now",
+            },
+            "findings": {
+                "type": "array",
+                "description": "offers and requests: what stands between it and a match",
+                "items": {"$ref": "#/components/schemas/Finding"},
+            },
         },
         # Ids of what was made; a consent's answer adds `in_effect` (a boolean).
         "additionalProperties": {"type": ["string", "boolean"]},
+    }
+    schemas["Finding"] = {
+        "type": "object",
+        "required": ["code", "blocking", "detail"],
+        "properties": {
+            "code": {"enum": list(get_args(FindingCode))},
+            "blocking": {"type": "boolean", "description": "no match can form while it holds"},
+            "detail": {"type": "string"},
+        },
     }
     paths: dict[str, dict[str, Any]] = {}
     for r in ROUTES:

@@ -16,9 +16,13 @@ from aiohttp import web
 from marketplace.core.book import Listing
 from marketplace.core.preview import Row, preview
 from marketplace.core.units import IncompatibleUnits
-from marketplace.reference import list_of_waste, substitutions
+from marketplace.reference import substitutions
 from marketplace.translate.common import place_of
-from marketplace.translate.matching import market_config, offer_terms, request_terms, stated_of
+from marketplace.translate.matching import (
+    listing_of,
+    market_config,
+    request_terms,
+)
 from producers.api.auth import require_role
 from producers.api.bodies import RequestIn
 from producers.api.context import POOL, SETTINGS, principal
@@ -44,22 +48,17 @@ _offer = msgspec.json.Decoder(_Offer)
 
 
 def _listing(listing_id: str, owner: str, body: _Offer) -> Listing | None:
-    mass = (body.material.density_t_per_m3, body.material.mass_per_piece_t)
     try:
-        terms = offer_terms(body.terms, mass)
+        return listing_of(
+            listing_id,
+            owner,
+            body.material,
+            body.location,
+            body.terms,
+            certifications=body.certifications,
+        )
     except IncompatibleUnits:
         return None
-    return Listing(
-        id=listing_id,
-        kind="offer",
-        owner=owner,
-        code=body.material.code,
-        place=place_of(body.location),
-        terms=terms,
-        seq=0,
-        hazardous=list_of_waste().is_hazardous(body.material.code),
-        stated=stated_of(body.material, body.certifications),
-    )
 
 
 def _row(row: Row, names: dict[str, str]) -> dict[str, Any]:
