@@ -1,4 +1,8 @@
-"""The API's application factory: middlewares, routes, and the pool and producer it shares."""
+"""The API's application factory: middlewares, routes, and the pool and producer it shares.
+
+The API's own metrics (requests, latency, events published) are not served here, on the public
+port: like every service's, they are on the process's ops port (MARKETPLACE_METRICS_PORT,
+`marketplace.metrics.serve_ops`, which `marketplace run` starts beside the API)."""
 
 from __future__ import annotations
 
@@ -122,7 +126,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/metrics", metrics.metrics_handler)
     preview.add_routes(app)
     listings.add_routes(app)
     facilitators.add_routes(app)

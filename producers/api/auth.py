@@ -11,7 +11,7 @@ from producers.api.context import LIMITER, POOL, PRINCIPAL
 from producers.api.problems import Handler, Problem
 
 PUBLIC = frozenset(
-    {"/healthz", "/readyz", "/openapi.json", "/metrics", "/dashboard", "/audit/public-key"}
+    {"/healthz", "/readyz", "/openapi.json", "/dashboard", "/audit/public-key"}
     # The SME page's files carry no data; the live WebSocket authenticates in its handler
     # (browsers cannot set headers on a WebSocket, so its first message may carry the key).
     | {"/sme", "/v1/notifications/ws"}

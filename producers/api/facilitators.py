@@ -54,10 +54,12 @@ async def has_consent(request: web.Request, sme_id: str, facilitator_id: str) ->
 
 
 def no_consent(sme_id: str, facilitator_id: str, field: str | None = None) -> Problem:
+    """A facilitator names an SME (`on_behalf_of`) that has not consented to it: 404, worded so
+    that an SME that does not exist and one that has not consented look the same."""
     return Problem(
-        403,
-        f"SME {sme_id} has not given you (facilitator {facilitator_id}) a current consent to act"
-        f" for it; the SME grants it with POST /v1/consents/{facilitator_id}",
+        404,
+        f"no SME {sme_id} has given you (facilitator {facilitator_id}) a current consent to act"
+        f" for it; an SME grants it with POST /v1/consents/{facilitator_id}",
         field=field,
         kind="no-consent",
     )
@@ -283,9 +285,11 @@ async def _nudge(request: web.Request, kind: Literal["offer", "request"]) -> web
         listing_id,
         kind,
     )
-    if row is None:
-        raise Problem(404, f"no {kind} {listing_id}")
-    await require_consent(request, row["owner_id"])
+    # A listing of an SME that has not consented to the caller is not found, exactly like one
+    # that does not exist: the answer does not tell that it exists, nor whose it is.
+    me = principal(request).partner_id
+    if row is None or not await has_consent(request, row["owner_id"], me):
+        raise Problem(404, f"no {kind} {listing_id} of an SME that consented to you")
     if row["status"] != "open":
         raise Problem(409, f"{kind} {listing_id} is {row['status']}", kind="not-open")
     now = datetime.now(UTC)
@@ -297,7 +301,6 @@ async def _nudge(request: web.Request, kind: Literal["offer", "request"]) -> web
             kind="recently-nudged",
         )
     body = await read_body(request, NudgeIn, optional=True)
-    me = principal(request).partner_id
 
     async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
         event_id = ids.make("event")

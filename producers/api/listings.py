@@ -22,7 +22,7 @@ from producers.api.bodies import (
     WithdrawIn,
 )
 from producers.api.context import POOL, SETTINGS, principal
-from producers.api.facilitators import has_consent, no_consent, owner_for, require_consent
+from producers.api.facilitators import has_consent, no_consent, owner_for
 from producers.api.problems import Problem
 from producers.api.writes import Ids, idempotent, publish, read_body
 from schemas.base import Event
@@ -82,8 +82,8 @@ def accepted(
 
 async def own_listing(request: web.Request, kind: Kind) -> dict[str, Any]:
     """The caller's listing, or 404: another partner's listing does not exist for the caller.
-    A facilitator reaches the listings of the SMEs that consented to it, and gets 403 for the
-    others' (so that it knows a consent is missing)."""
+    A facilitator reaches the listings of the SMEs that consented to it; any other listing is
+    the same 404 an outsider gets (it tells neither that the listing exists nor whose it is)."""
     listing_id = request.match_info["id"]
     row = await request.app[POOL].fetchrow(
         "SELECT listing_id, owner_id, material_code, body, status, posted_at, updated_at"
@@ -92,9 +92,13 @@ async def own_listing(request: web.Request, kind: Kind) -> dict[str, Any]:
         kind,
     )
     who = principal(request)
-    if row is not None and row["owner_id"] != who.partner_id and who.role == "facilitator":
-        await require_consent(request, row["owner_id"])
-    elif row is None or row["owner_id"] != who.partner_id:
+    if row is None or (
+        row["owner_id"] != who.partner_id
+        and not (
+            who.role == "facilitator"
+            and await has_consent(request, row["owner_id"], who.partner_id)
+        )
+    ):
         raise Problem(404, f"no {kind} {listing_id} of yours")
     return as_json(row, request)
 

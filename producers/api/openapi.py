@@ -42,16 +42,12 @@ class Route:
 
 # Listings are written by their SME, or by a facilitator for an SME that consented (#11).
 _WRITERS = ("sme", "facilitator")
+# Routes whose body or query may name the SME a facilitator acts for (`on_behalf_of`).
+_ON_BEHALF = ("/v1/offers", "/v1/requests", "/v1/requests/preview")
 
 ROUTES: tuple[Route, ...] = (
     Route("get", "/healthz", "Liveness: the process is up"),
     Route("get", "/readyz", "Readiness: PostgreSQL and Kafka answer"),
-    Route(
-        "get",
-        "/metrics",
-        "Operations metrics in the Prometheus text format",
-        content_type="text/plain",
-    ),
     Route(
         "get",
         "/dashboard",
@@ -375,6 +371,10 @@ def document() -> dict[str, Any]:
                 for n in names
             ]
             op["responses"]["404"] = _problem("not found among your own resources")
+        if "facilitator" in r.roles and r.path in _ON_BEHALF:
+            op["responses"]["404"] = _problem(
+                "on_behalf_of names no SME that has consented to you (as for one that is not)"
+            )
         if r.body is not None:
             op["requestBody"] = {
                 "required": r.method != "delete",

@@ -1,8 +1,10 @@
 """Facilitators (#11) on the real stack: an SME's consent (an event, revocable) is what lets a
-facilitator post, change, read and nudge its listings; without it every such call is refused 403
-with a problem naming the missing consent; the listing events carry the SME as owner and the
-facilitator as actor; the facilitator sees the SMEs it supports with their stale listings; a
-nudge reaches the SME as a notification; the audit history says who acted on whose behalf."""
+facilitator post, change, read and nudge its listings; without it every such call is answered
+404, a listing exactly as to an outsider (it does not tell that the listing exists, nor whose it
+is), an `on_behalf_of` with a problem naming the missing consent; the listing events carry the
+SME as owner and the facilitator as actor; the facilitator sees the SMEs it supports with their
+stale listings; a nudge reaches the SME as a notification; the audit history says who acted on
+whose behalf."""
 
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ async def test_a_facilitator_acts_only_with_a_current_consent(settings: Settings
 
         # No consent yet: refused, and the problem says what is missing and where.
         body = await problem(
-            await client.post("/v1/offers", json=for_sme, headers=facilitator.auth), 403
+            await client.post("/v1/offers", json=for_sme, headers=facilitator.auth), 404
         )
         assert body["type"].endswith("/no-consent")
         assert body["errors"][0]["field"] == "on_behalf_of"
@@ -183,21 +185,33 @@ async def test_a_facilitator_acts_only_with_a_current_consent(settings: Settings
             return (await client.get(f"/v1/offers/{their_id}", headers=other.auth)).status == 200
 
         await eventually(projected, 30)
+        # Their listing is the same 404 to the facilitator as to an outsider (an SME that is
+        # not its owner), word for word; a nudge the same 404 as for a listing that never was.
         for method, path, payload in (
             ("GET", f"/v1/offers/{their_id}", None),
             ("PUT", f"/v1/offers/{their_id}", {"terms": terms}),
             ("DELETE", f"/v1/offers/{their_id}", None),
-            ("POST", f"/v1/offers/{their_id}/nudge", None),
-            ("GET", f"/v1/offers?on_behalf_of={other.partner_id}", None),
         ):
             r = await client.request(method, path, json=payload, headers=facilitator.auth)
-            assert (await problem(r, 403))["type"].endswith("/no-consent"), (method, path)
-        for method, path, payload in (
-            ("PUT", f"/v1/offers/{offer_id}", {"terms": terms}),
-            ("POST", f"/v1/offers/{offer_id}/nudge", None),
-        ):
-            r = await client.request(method, path, json=payload, headers=colleague.auth)
-            await problem(r, 403)
+            outsider = await client.request(method, path, json=payload, headers=sme.auth)
+            assert await problem(r, 404) == await problem(outsider, 404), (method, path)
+        missing = str(uuid.uuid4())
+        for who, listing in ((facilitator, their_id), (colleague, offer_id)):
+            r = await client.post(f"/v1/offers/{listing}/nudge", headers=who.auth)
+            never = await client.post(f"/v1/offers/{missing}/nudge", headers=who.auth)
+            body, expected = await problem(r, 404), await problem(never, 404)
+            assert body["detail"] == expected["detail"].replace(missing, listing)
+            assert body["type"] == expected["type"]
+        new_terms = {"terms": terms}
+        await problem(
+            await client.put(f"/v1/offers/{offer_id}", json=new_terms, headers=colleague.auth), 404
+        )
+        for_whom = "/v1/offers?on_behalf_of="
+        r = await client.get(for_whom + other.partner_id, headers=facilitator.auth)
+        unknown = await client.get(for_whom + missing, headers=facilitator.auth)
+        body, expected = await problem(r, 404), await problem(unknown, 404)
+        assert body["type"].endswith("/no-consent")
+        assert body["detail"] == expected["detail"].replace(missing, other.partner_id)
         # An SME cannot nudge, and a listing that does not exist is 404.
         await problem(await client.post(f"/v1/offers/{offer_id}/nudge", headers=sme.auth), 403)
         await problem(
@@ -269,7 +283,7 @@ async def test_a_facilitator_acts_only_with_a_current_consent(settings: Settings
             ("POST", f"/v1/offers/{offer_id}/nudge", None),
         ):
             r = await client.request(method, path, json=payload, headers=facilitator.auth)
-            assert (await problem(r, 403))["type"].endswith("/no-consent"), (method, path)
+            await problem(r, 404)
         await wait_consent(client, sme, facilitator, "revoked")
         after = await (await client.get("/v1/facilitator/smes", headers=facilitator.auth)).json()
         assert sme.partner_id not in {i["partner_id"] for i in after["items"]}

@@ -92,16 +92,46 @@ async def test_a_consumer_process_reports_its_work_and_readiness(settings: Setti
             await asyncio.wait_for(asyncio.gather(consumer, server), 30)
 
 
-async def test_the_api_counts_its_requests(settings: Settings) -> None:
-    async with running_api(settings) as client:
-        await client.get("/readyz")
-        r = await client.get("/v1/offers")  # no key: 401, counted all the same
-        assert r.status == 401
-        metrics = await client.get("/metrics")
-        assert metrics.status == 200
-        assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        text = await metrics.text()
-        requests = {"method": "GET", "route": "/v1/offers", "status": "401"}
-        assert sample(text, "marketplace_http_requests_total", **requests) >= 1
-        readyz = {"method": "GET", "route": "/readyz", "le": "+Inf"}
-        assert sample(text, "marketplace_http_request_seconds_bucket", **readyz) >= 1
+async def test_the_api_counts_its_requests_on_the_ops_port_only(settings: Settings) -> None:
+    """The API's metrics are on the process's ops port (as every service's), not on the public
+    API port."""
+    ops = dataclasses.replace(settings, metrics_port=free_port())
+    seller = await register(settings, "sme")
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve_ops(ops, stop))
+    try:
+        async with running_api(settings) as client, aiohttp.ClientSession() as http:
+            await client.get("/readyz")
+            r = await client.get("/v1/offers")  # no key: 401, counted all the same
+            assert r.status == 401
+            # Not on the public port: without a key it is not public, with one it is not found.
+            public = await client.get("/metrics")
+            assert public.status == 401
+            assert public.content_type == "application/problem+json"
+            public = await client.get("/metrics", headers=seller.auth)
+            assert public.status == 404
+            assert "marketplace_http_requests_total" not in await public.text()
+
+            async def scrape() -> tuple[int, str, str]:
+                async with http.get(f"http://127.0.0.1:{ops.metrics_port}/metrics") as m:
+                    return m.status, m.headers["Content-Type"], await m.text()
+
+            async def listening() -> bool:
+                try:
+                    return (await scrape())[0] == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(listening)
+            status, content_type, text = await scrape()
+            assert status == 200
+            assert content_type.startswith("text/plain; version=0.0.4")
+            requests = {"method": "GET", "route": "/v1/offers", "status": "401"}
+            assert sample(text, "marketplace_http_requests_total", **requests) >= 1
+            readyz = {"method": "GET", "route": "/readyz", "le": "+Inf"}
+            assert sample(text, "marketplace_http_request_seconds_bucket", **readyz) >= 1
+            unmatched = {"method": "GET", "route": "unmatched", "status": "404"}
+            assert sample(text, "marketplace_http_requests_total", **unmatched) >= 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 30)
