@@ -324,6 +324,11 @@ def _problem(description: str) -> dict[str, Any]:
 def document() -> dict[str, Any]:
     bodies = sorted({r.body for r in ROUTES if r.body is not None}, key=lambda t: t.__name__)
     _, schemas = msgspec.json.schema_components(bodies, ref_template="#/components/schemas/{name}")
+    # The API refuses unknown fields at every level of a body (producers/api/bodies.py), though
+    # the same shapes in events stay open: here every object says so.
+    for schema in schemas.values():
+        if schema.get("type") == "object":
+            schema["additionalProperties"] = False
     schemas["Problem"] = PROBLEM
     schemas["Accepted"] = {
         "type": "object",

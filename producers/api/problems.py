@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -42,11 +42,14 @@ class Problem(Exception):
         field: str | None = None,
         headers: dict[str, str] | None = None,
         kind: str | None = None,
+        errors: Sequence[tuple[str, str]] = (),
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.field = field
+        # Several fields at once, each (field, reason); `field` alone gives one with `detail`.
+        self.errors = list(errors) or ([(field, detail)] if field is not None else [])
         self.headers = headers or {}
         self.kind = kind or TITLES.get(status, "error").lower().replace(" ", "-")
 
@@ -58,8 +61,8 @@ class Problem(Exception):
             "detail": self.detail,
             "instance": instance,
         }
-        if self.field is not None:
-            body["errors"] = [{"field": self.field, "reason": self.detail}]
+        if self.errors:
+            body["errors"] = [{"field": f, "reason": r} for f, r in self.errors]
         return web.Response(
             status=self.status,
             body=orjson.dumps(body),

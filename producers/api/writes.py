@@ -18,6 +18,7 @@ from marketplace import metrics
 from marketplace.events import to_message
 from marketplace.kafka import BROKEN_PRODUCER
 from marketplace.logs import get_logger
+from producers.api.bodies import unknown_fields
 from producers.api.context import POOL, PRODUCER, principal
 from producers.api.problems import Problem, from_validation
 from schemas.base import Event
@@ -30,17 +31,39 @@ _IDEMPOTENT = uuid.UUID("0f1d7e4a-6c0b-4e55-9d0b-8a4b3f1c2e77")
 
 
 async def read_body(request: web.Request, kind: type[T], *, optional: bool = False) -> T:
+    """The body as `kind`, or a problem: 400 for malformed JSON, 422 naming every unknown field
+    at any depth (see producers/api/bodies.py) and the first field of a wrong type or value."""
     raw = await request.read()
     if not raw and optional:
         raw = b"{}"
     if request.content_type != "application/json" and raw and not optional:
         raise Problem(415, "send the body as application/json")
     try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as exc:
-        raise from_validation(exc) from None
+        unknown = unknown_fields(msgspec.json.decode(raw), kind)
     except msgspec.DecodeError as exc:
         raise Problem(400, f"the body is not valid JSON: {exc}", kind="malformed-json") from None
+    try:
+        value = msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        invalid = from_validation(exc)
+        if not unknown:
+            raise invalid from None
+        # A top-level unknown field is also the typed decode's complaint: named once.
+        wrong = [e for e in invalid.errors if "unknown field" not in e[1]]
+        raise _unknown_problem(unknown, wrong) from None
+    if unknown:
+        raise _unknown_problem(unknown, [])
+    return value
+
+
+def _unknown_problem(unknown: list[tuple[str, str]], wrong: list[tuple[str, str]]) -> Problem:
+    names = ", ".join(field for field, _ in unknown)
+    return Problem(
+        422,
+        f"the body has fields the API does not know (misspelt?): {names}",
+        errors=[*unknown, *wrong],
+        kind="validation",
+    )
 
 
 class Ids:

@@ -125,7 +125,7 @@ BAD_OFFERS: list[tuple[str, dict[str, Any], int, str | None]] = [
         422,
         "location.lat",
     ),
-    ("unknown field", offer_body() | {"colour": "blue"}, 422, "body"),
+    ("unknown field", offer_body() | {"colour": "blue"}, 422, "colour"),
 ]
 
 
