@@ -397,7 +397,9 @@ def document() -> dict[str, Any]:
                     "in": "header",
                     "required": False,
                     "schema": {"type": "string", "maxLength": 200},
-                    "description": "retrying with the same key returns the first answer",
+                    "description": "requests with the same key, one after the other or at"
+                    " once, publish once and all get the first answer (a different request"
+                    " with a used key: 422 idempotency-key-reused)",
                 },
             ]
             op["responses"]["202"] = {
@@ -410,6 +412,8 @@ def document() -> dict[str, Any]:
             op["responses"]["403"] = _problem("your role cannot do this")
             op["responses"]["413"] = _problem("body too large")
             op["responses"]["422"] = _problem("invalid field; `errors` names it")
+            busy = "idempotency-key-in-progress: a request with this Idempotency-Key is still"
+            busy += " being answered (see Retry-After)"
             if (
                 r.method in ("put", "delete")
                 or r.path.endswith(
@@ -417,7 +421,9 @@ def document() -> dict[str, Any]:
                 )
                 or r.path.startswith("/v1/consents/")
             ):
-                op["responses"]["409"] = _problem("not open any more")
+                op["responses"]["409"] = _problem(f"not open any more; or {busy}")
+            else:
+                op["responses"]["409"] = _problem(busy)
         else:
             op["responses"][str(r.status)] = {
                 "description": "OK",

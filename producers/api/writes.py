@@ -1,8 +1,9 @@
-"""The write path: decode and validate a body, publish its event, answer 202; retries with the
-same Idempotency-Key get the first answer again and publish nothing new."""
+"""The write path: decode and validate a body, publish its event, answer 202; requests with the
+same Idempotency-Key, one after the other or all at once, publish once and all get that answer."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -112,51 +113,106 @@ async def publish(request: web.Request, event: Event, *, event_id: str, subject:
 
 Write = Callable[[Ids], Awaitable[tuple[int, dict[str, Any], dict[str, str]]]]
 
+# A reservation older than this is taken to be its holder's that died (a write takes at most
+# ~15 s: 10 s for Kafka, 5 s for a consent to take effect), and the next request takes it over.
+LEASE_S = 60.0
+# How long a request waits for the answer of a simultaneous one with the same key, then 409.
+WAIT_S = 30.0
+
+_RESERVE = (
+    "INSERT INTO idempotency_keys AS k (partner_id, key, request_hash, holder, held_until)"
+    " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))"
+    " ON CONFLICT (partner_id, key) DO UPDATE"
+    " SET holder = excluded.holder, held_until = excluded.held_until"
+    # Taken over only when its holder died mid-write, for the same request.
+    " WHERE k.status IS NULL AND k.held_until < now() AND k.request_hash = excluded.request_hash"
+    " RETURNING k.holder"
+)
+
 
 async def idempotent(request: web.Request, write: Write) -> web.Response:
-    """Runs `write` once per (partner, Idempotency-Key); replays the stored answer after that."""
+    """Runs `write` once per (partner, Idempotency-Key), however many requests carry the key at
+    once; the others get its answer (Idempotent-Replayed: true).
+
+    The key is reserved in PostgreSQL before `write` runs (infra/migrations/0016): one INSERT ...
+    ON CONFLICT, so one request of any number holds it; the others poll for its answer, up to
+    WAIT_S, then answer 409 idempotency-key-in-progress. A different request with a key already
+    used is refused 422 idempotency-key-reused. When `write` fails, the reservation is deleted,
+    and a retry (or a waiting request) runs it again."""
     who = principal(request)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise Problem(400, "Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key")
+    if key is None:
+        status, answer, headers = await write(Ids(who.partner_id, None))
+        return _answer(status, orjson.dumps(answer), headers)
     body = await request.read()
     fingerprint = hashlib.sha256(
         b"\n".join([request.method.encode(), request.path.encode(), body])
     ).digest()
     pool = request.app[POOL]
-    if key is not None:
+    holder = uuid.uuid4()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    pause = 0.02
+    while not await pool.fetchval(_RESERVE, who.partner_id, key, fingerprint, holder, LEASE_S):
         row = await pool.fetchrow(
             "SELECT request_hash, status, body FROM idempotency_keys"
             " WHERE partner_id = $1 AND key = $2",
             who.partner_id,
             key,
         )
-        if row is not None:
-            if bytes(row["request_hash"]) != fingerprint:
-                raise Problem(
-                    422,
-                    "this Idempotency-Key was used for a different request",
-                    field="Idempotency-Key",
-                    kind="idempotency-key-reused",
-                )
-            return web.Response(
-                status=row["status"],
-                body=bytes(row["body"]),
-                content_type="application/json",
-                headers={"Idempotent-Replayed": "true"},
+        if row is None:
+            continue  # its holder failed and let it go: reserve it again
+        if bytes(row["request_hash"]) != fingerprint:
+            raise Problem(
+                422,
+                "this Idempotency-Key was used for a different request",
+                field="Idempotency-Key",
+                kind="idempotency-key-reused",
             )
-    status, answer, headers = await write(Ids(who.partner_id, key))
+        if row["status"] is not None:
+            return _answer(row["status"], bytes(row["body"]), {"Idempotent-Replayed": "true"})
+        if loop.time() >= deadline:
+            raise Problem(
+                409,
+                "a request with this Idempotency-Key is still being answered; retry shortly",
+                field="Idempotency-Key",
+                headers={"Retry-After": "1"},
+                kind="idempotency-key-in-progress",
+            )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+    try:
+        status, answer, headers = await write(Ids(who.partner_id, key))
+    except BaseException:
+        # Nothing to replay: let the key go, so that a retry runs the write again.
+        try:
+            await pool.execute(
+                "DELETE FROM idempotency_keys WHERE partner_id = $1 AND key = $2"
+                " AND holder = $3 AND status IS NULL",
+                who.partner_id,
+                key,
+                holder,
+            )
+        except Exception as exc:  # noqa: BLE001 - the write's failure is the one to report
+            log.warning("idempotency_release_failed", error=repr(exc))
+        raise
     encoded = orjson.dumps(answer)
-    if key is not None:
-        await pool.execute(
-            "INSERT INTO idempotency_keys (partner_id, key, request_hash, status, body)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            who.partner_id,
-            key,
-            fingerprint,
-            status,
-            encoded,
-        )
-    return web.Response(
-        status=status, body=encoded, content_type="application/json", headers=headers
+    stored = await pool.execute(
+        "UPDATE idempotency_keys SET status = $4, body = $5, holder = NULL, held_until = NULL"
+        " WHERE partner_id = $1 AND key = $2 AND holder = $3",
+        who.partner_id,
+        key,
+        holder,
+        status,
+        encoded,
     )
+    if stored != "UPDATE 1":
+        log.warning("idempotency_lease_lost", partner_id=who.partner_id, lease_s=LEASE_S)
+    return _answer(status, encoded, headers)
+
+
+def _answer(status: int, body: bytes, headers: dict[str, str]) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
