@@ -1,8 +1,7 @@
-"""Authentication by API key on every partner route, then the per-key rate limit."""
+"""Authentication by API key on every partner route, then the per-key rate limit (shared by
+every API process: producers/api/ratelimit.py)."""
 
 from __future__ import annotations
-
-import asyncio
 
 from aiohttp import web
 
@@ -37,9 +36,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         )
     async with request.app[POOL].acquire() as conn:
         found = await authenticate(conn, key)
-    if found is None:
-        raise Problem(401, "the API key is not valid or was revoked", headers=challenge)
-    wait = request.app[LIMITER].take(found.key_id, asyncio.get_running_loop().time())
+        if found is None:
+            raise Problem(401, "the API key is not valid or was revoked", headers=challenge)
+        # The bucket is in PostgreSQL: one limit per key, however many API processes serve it.
+        wait = await request.app[LIMITER].take(conn, found.key_id)
     if wait > 0:
         raise Problem(
             429,
