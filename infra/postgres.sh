@@ -5,7 +5,9 @@
 # 127.0.0.1:$MARKETPLACE_PG_PORT only, and its unix socket sits in a private folder.
 # PostgreSQL refuses to run as root; as root, the server runs as the `postgres` user.
 # When MARKETPLACE_DATABASE_URL is set, that server is used: nothing is installed or started.
-# Migrations are applied by `marketplace migrate` (see infra/migrations/).
+# Two roles (docs/operators/security.md): $MARKETPLACE_DB_USER owns the database and its tables and
+# runs the migrations; the services log in as $MARKETPLACE_DB_APP_USER, which owns nothing and
+# gets its rights from `marketplace migrate` (see infra/migrations/ and marketplace/db.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +16,8 @@ PORT="${MARKETPLACE_PG_PORT:-15432}"
 DB_NAME="${MARKETPLACE_DB_NAME:-marketplace}"
 DB_USER="${MARKETPLACE_DB_USER:-marketplace}"
 DB_PASSWORD="${MARKETPLACE_DB_PASSWORD:-marketplace}"
+APP_USER="${MARKETPLACE_DB_APP_USER:-marketplace_app}"
+APP_PASSWORD="${MARKETPLACE_DB_APP_PASSWORD:-marketplace_app}"
 
 log() { printf 'postgres: %s\n' "$*" >&2; }
 external() { [[ -n "${MARKETPLACE_DATABASE_URL:-}" ]]; }
@@ -76,12 +80,17 @@ synchronous_commit = on
 CONF
 }
 
-ensure_db() {
-  psql_admin -v user="$DB_USER" -v password="$DB_PASSWORD" <<'SQL'
+ensure_role() {
+  psql_admin -v user="$1" -v password="$2" <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'user', :'password')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user') \gexec
-SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'user', :'password') \gexec
+SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %L', :'user', :'password') \gexec
 SQL
+}
+
+ensure_db() {
+  ensure_role "$DB_USER" "$DB_PASSWORD"
+  if [[ "$APP_USER" != "$DB_USER" ]]; then ensure_role "$APP_USER" "$APP_PASSWORD"; fi
   psql_admin -v db="$DB_NAME" -v user="$DB_USER" <<'SQL'
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec

@@ -265,9 +265,14 @@ async def measure(rows: int, batch: int, rounds: int) -> dict[str, Any]:
         "auditor": [],
     }
     async with scratch_database(settings, "bench_audit") as scratch:
+        # Tables are the owner role's to create; the services' role writes them.
+        owner = await connect(scratch, dsn=scratch.migrate_dsn)
+        try:
+            await owner.execute(PLAIN_TABLE)
+        finally:
+            await owner.close()
         conn = await connect(scratch)
         try:
-            await conn.execute(PLAIN_TABLE)
             for r in range(rounds):
                 for name in results:
                     data = records(f"bench.{name}.{r}", rows)

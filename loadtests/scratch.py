@@ -24,17 +24,17 @@ def superuser_sql(database: str, *statements: str) -> subprocess.CompletedProces
 
 @asynccontextmanager
 async def scratch_database(settings: Settings, prefix: str = "scratch") -> AsyncIterator[Settings]:
-    """Settings pointing at a new database (migrated), dropped again on exit."""
+    """Settings pointing at a new database (migrated), dropped again on exit. As on the shared
+    database, the owner role migrates it and the services' role (`dsn`) owns nothing there."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     made = superuser_sql("postgres", f"CREATE DATABASE {name} OWNER {settings.db_user}")
     if made.returncode != 0:
         raise RuntimeError(f"cannot create database {name}: {made.stderr.strip()}")
+    at = f"@127.0.0.1:{settings.pg_port}/{name}"
     scratch = dataclasses.replace(
         settings,
-        database_url=(
-            f"postgresql://{settings.db_user}:{settings.db_password}"
-            f"@127.0.0.1:{settings.pg_port}/{name}"
-        ),
+        database_url=f"postgresql://{settings.db_app_user}:{settings.db_app_password}{at}",
+        migrate_database_url=f"postgresql://{settings.db_user}:{settings.db_password}{at}",
     )
     try:
         await migrate_database(scratch)

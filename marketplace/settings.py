@@ -2,7 +2,8 @@
 
 Every field's environment variable is ``MARKETPLACE_`` + the field name in upper case. The defaults
 match the local stack started by ``marketplace up`` (infra/kafka.sh, infra/postgres.sh), so a laptop
-needs no configuration; a deployment sets MARKETPLACE_KAFKA_BOOTSTRAP and MARKETPLACE_DATABASE_URL.
+needs no configuration; a deployment sets MARKETPLACE_KAFKA_BOOTSTRAP, MARKETPLACE_DATABASE_URL (the
+services' role) and MARKETPLACE_MIGRATE_DATABASE_URL (the role that owns the tables).
 """
 
 from __future__ import annotations
@@ -38,11 +39,18 @@ class Settings:
     kafka_controller_port: int = 19093
     pg_port: int = 15432
     db_name: str = "marketplace"
+    # Two roles (docs/operators/security.md): db_user owns the tables and runs the migrations;
+    # the services connect as db_app_user, which owns nothing and may only read and write rows.
     db_user: str = "marketplace"
     db_password: str = "marketplace"  # noqa: S105 - loopback-only dev server; set it elsewhere
+    db_app_user: str = "marketplace_app"
+    db_app_password: str = "marketplace_app"  # noqa: S105 - loopback-only dev server, as above
     # Set these to use servers you already run; `up` then starts nothing of its own.
+    # database_url is the services' (application) role; migrate_database_url the owner role that
+    # `marketplace migrate` uses (empty: database_url, one role for both, as before).
     kafka_bootstrap: str = ""
     database_url: str = ""
+    migrate_database_url: str = ""
     # Topic layout (decision 1): one broker locally; 3 and 2 on a production cluster.
     topic_partitions: int = 6
     topic_replication: int = 1
@@ -56,6 +64,15 @@ class Settings:
     outbox_sweep_min_age_s: float = 10.0
     db_pool_max: int = 10
     scheduler_interval_s: float = 0.5
+    # Kafka clients (issue #18): how long a consumer's fetch may wait at the broker for data to
+    # arrive, and how many bytes make the broker answer at once. aiokafka's default wait of
+    # 500 ms delays a busy consumer at every hop: a partition whose batch it has just applied is
+    # fetched again only after the node's fetch in flight (for its other partitions) returns. A
+    # lower wait costs an idle consumer more empty fetches (1000 / wait per second and broker).
+    # How long a producer lingers to fill a batch before sending it.
+    consumer_fetch_max_wait_ms: int = 25
+    consumer_fetch_min_bytes: int = 1
+    producer_linger_ms: int = 5
     # Matching (ARCHITECTURE "The domain"): how long partners have to answer a proposal, the
     # vehicle whose emission factor estimates transport, and the operator's estimate of
     # transport cost per tonne-km by currency ("EUR=0.12,SEK=1.35"); a currency without an
@@ -111,6 +128,19 @@ class Settings:
 
     @property
     def dsn(self) -> str:
+        """Where the services connect: the application role."""
+        if self.database_url:
+            return self.database_url
+        return (
+            f"postgresql://{self.db_app_user}:{self.db_app_password}"
+            f"@127.0.0.1:{self.pg_port}/{self.db_name}"
+        )
+
+    @property
+    def migrate_dsn(self) -> str:
+        """Where `marketplace migrate` connects: the role that owns the tables."""
+        if self.migrate_database_url:
+            return self.migrate_database_url
         if self.database_url:
             return self.database_url
         return (
@@ -139,12 +169,13 @@ class Settings:
         out: dict[str, str] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "db_password":
+            if f.name in ("db_password", "db_app_password"):
                 value = "***"
-            elif f.name == "database_url" and value:
+            elif f.name in ("database_url", "migrate_database_url") and value:
                 value = redact_url(value)
             out[f.name] = str(value)
         out["dsn"] = redact_url(self.dsn)
+        out["migrate_dsn"] = redact_url(self.migrate_dsn)
         out["kafka_servers"] = self.kafka_servers
         return out
 
@@ -175,6 +206,7 @@ class Settings:
             "consumer_max_batch",
             "consumer_poll_ms",
             "consumer_session_timeout_ms",
+            "consumer_fetch_min_bytes",
             "db_pool_max",
             "api_max_body_bytes",
             "api_rate_burst",
@@ -205,6 +237,9 @@ class Settings:
             parse_networks(self.webhook_allow_networks)
         except ValueError as exc:
             raise SettingsError(f"{PREFIX}WEBHOOK_ALLOW_NETWORKS: {exc}") from None
+        for name in ("consumer_fetch_max_wait_ms", "producer_linger_ms"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} cannot be negative")
         if self.auction_early_close_quotes < 0:
             raise SettingsError(f"{PREFIX}AUCTION_EARLY_CLOSE_QUOTES must be 0 (off) or more")
         if self.api_rate_per_s <= 0:
@@ -214,11 +249,14 @@ class Settings:
                 f"{PREFIX}TOPIC_MIN_INSYNC ({self.topic_min_insync}) cannot exceed "
                 f"{PREFIX}TOPIC_REPLICATION ({self.topic_replication})"
             )
-        if self.database_url and urlsplit(self.database_url).scheme not in (
-            "postgres",
-            "postgresql",
-        ):
-            raise SettingsError(f"{PREFIX}DATABASE_URL must be a postgresql:// URL")
+        for name in ("database_url", "migrate_database_url"):
+            url = getattr(self, name)
+            if url and urlsplit(url).scheme not in ("postgres", "postgresql"):
+                raise SettingsError(f"{PREFIX}{name.upper()} must be a postgresql:// URL")
+        if self.migrate_database_url and not self.database_url:
+            raise SettingsError(
+                f"{PREFIX}MIGRATE_DATABASE_URL needs {PREFIX}DATABASE_URL (the services' role)"
+            )
 
 
 def redact_url(url: str) -> str:

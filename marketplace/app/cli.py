@@ -28,8 +28,11 @@ def _script_env(settings: Settings) -> dict[str, str]:
         MARKETPLACE_DB_NAME=settings.db_name,
         MARKETPLACE_DB_USER=settings.db_user,
         MARKETPLACE_DB_PASSWORD=settings.db_password,
+        MARKETPLACE_DB_APP_USER=settings.db_app_user,
+        MARKETPLACE_DB_APP_PASSWORD=settings.db_app_password,
         MARKETPLACE_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
         MARKETPLACE_DATABASE_URL=settings.database_url,
+        MARKETPLACE_MIGRATE_DATABASE_URL=settings.migrate_database_url,
     )
     return env
 
@@ -87,7 +90,10 @@ async def _status_checks(settings: Settings) -> list[str]:
 
     lines = []
     try:
-        conn = await asyncio.wait_for(connect(settings, timeout_s=2), timeout=5)
+        # The migration ledger is the owner's (the services' role cannot read it).
+        conn = await asyncio.wait_for(
+            connect(settings, timeout_s=2, dsn=settings.migrate_dsn), timeout=5
+        )
         try:
             rows = (
                 await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")

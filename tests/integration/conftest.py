@@ -37,6 +37,15 @@ def _services_are_up() -> None:
 
 @pytest.fixture
 async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """Connections as the services' role (owns nothing, reads and writes rows)."""
     p = await create_pool(settings)
     yield p
     await p.close()
+
+
+@pytest.fixture
+async def owner(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the role that owns the tables (migrations), for a test's own tables."""
+    conn = await connect(settings, dsn=settings.migrate_dsn)
+    yield conn
+    await conn.close()

@@ -127,7 +127,8 @@ async def main(args: argparse.Namespace) -> None:
         outbox_sweep_min_age_s=2.0,
     )
     configure_logging(settings)
-    conn = await asyncpg.connect(settings.dsn)
+    # Its tables are the owner role's to create (the services' role cannot).
+    conn = await asyncpg.connect(settings.migrate_dsn)
     try:
         await conn.execute("SELECT pg_advisory_lock(42)")
         await conn.execute(SCHEMA)

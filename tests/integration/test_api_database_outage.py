@@ -22,7 +22,7 @@ async def test_the_api_refuses_with_503_while_the_database_is_away(settings: Set
         through = dataclasses.replace(
             settings,
             database_url=(
-                f"postgresql://{settings.db_user}:{settings.db_password}"
+                f"postgresql://{settings.db_app_user}:{settings.db_app_password}"
                 f"@127.0.0.1:{pg.port}/{settings.db_name}"
             ),
         )

@@ -23,7 +23,7 @@ async def test_checkpoints_carry_on_after_the_database_was_away(settings: Settin
         through = dataclasses.replace(
             settings,
             database_url=(
-                f"postgresql://{settings.db_user}:{settings.db_password}"
+                f"postgresql://{settings.db_app_user}:{settings.db_app_password}"
                 f"@127.0.0.1:{pg.port}/{settings.db_name}"
             ),
             audit_checkpoint_interval_s=0.01,

@@ -37,7 +37,7 @@ async def test_a_consumer_waits_out_a_database_outage(settings: Settings) -> Non
         through = dataclasses.replace(
             settings,
             database_url=(
-                f"postgresql://{settings.db_user}:{settings.db_password}"
+                f"postgresql://{settings.db_app_user}:{settings.db_app_password}"
                 f"@127.0.0.1:{pg.port}/{settings.db_name}"
             ),
             consumer_max_retries=1,  # a real failure would stop it at once
@@ -113,7 +113,8 @@ async def test_a_database_lost_right_after_a_commit_neither_stops_the_consumer_n
     group = f"test.outage-commit.{uuid.uuid4().hex[:8]}"
     source, output = unique("outage-in"), unique("outage-out")
     await make_topics(settings, source, output)
-    conn = await connect(settings)
+    # The test's tables are the owner role's to create; the consumer below is the services' role.
+    conn = await connect(settings, dsn=settings.migrate_dsn)
     try:
         await conn.execute("SELECT pg_advisory_lock(42)")
         await conn.execute(SCHEMA)
@@ -122,7 +123,7 @@ async def test_a_database_lost_right_after_a_commit_neither_stops_the_consumer_n
             through = dataclasses.replace(
                 settings,
                 database_url=(
-                    f"postgresql://{settings.db_user}:{settings.db_password}"
+                    f"postgresql://{settings.db_app_user}:{settings.db_app_password}"
                     f"@127.0.0.1:{pg.port}/{settings.db_name}"
                 ),
                 consumer_max_retries=1,

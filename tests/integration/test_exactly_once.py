@@ -66,11 +66,11 @@ async def applied(pool: asyncpg.Pool, group: str) -> int:
 
 
 @pytest.fixture(autouse=True)
-async def _worker_tables(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock(42)")
-        await conn.execute(SCHEMA)
-        await conn.execute("SELECT pg_advisory_unlock(42)")
+async def _worker_tables(owner: asyncpg.Connection) -> None:
+    # The test's own tables: the owner role's to create (the services' role cannot).
+    await owner.execute("SELECT pg_advisory_lock(42)")
+    await owner.execute(SCHEMA)
+    await owner.execute("SELECT pg_advisory_unlock(42)")
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], limit_s: float, what: str) -> None:

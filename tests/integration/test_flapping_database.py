@@ -29,7 +29,7 @@ def through(settings: Settings, pg: Proxy) -> Settings:
     return dataclasses.replace(
         settings,
         database_url=(
-            f"postgresql://{settings.db_user}:{settings.db_password}@127.0.0.1:{pg.port}/{database}"
+            f"postgresql://{settings.db_app_user}:{settings.db_app_password}@127.0.0.1:{pg.port}/{database}"
         ),
         scheduler_interval_s=0.01,
     )

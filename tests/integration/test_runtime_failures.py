@@ -60,11 +60,11 @@ class Flaky:
 
 
 async def test_failed_batch_is_retried_from_reloaded_state(
-    settings: Settings, pool: asyncpg.Pool
+    settings: Settings, pool: asyncpg.Pool, owner: asyncpg.Connection
 ) -> None:
     source, sink, group = unique("fail-in"), unique("fail-out"), unique("fail-group")
     table = "t_" + group.replace(".", "_").replace("-", "_")
-    await pool.execute(
+    await owner.execute(
         f"CREATE TABLE {table} (partition integer PRIMARY KEY, count bigint, total bigint)"
     )
     await make_topics(settings, source, sink, partitions=2)
@@ -96,15 +96,15 @@ async def test_failed_batch_is_retried_from_reloaded_state(
     assert flaky.failures_left == 0
     # 2 partitions loaded once each at the start, plus one reload per failure.
     assert flaky.loads == 2 + 2
-    await pool.execute(f"DROP TABLE {table}")
+    await owner.execute(f"DROP TABLE {table}")
 
 
 async def test_a_batch_that_always_fails_stops_the_consumer(
-    settings: Settings, pool: asyncpg.Pool
+    settings: Settings, pool: asyncpg.Pool, owner: asyncpg.Connection
 ) -> None:
     source, group = unique("poison-in"), unique("poison-group")
     table = "t_" + group.replace(".", "_").replace("-", "_")
-    await pool.execute(
+    await owner.execute(
         f"CREATE TABLE {table} (partition integer PRIMARY KEY, count bigint, total bigint)"
     )
     await make_topics(settings, source, partitions=1)
@@ -120,4 +120,4 @@ async def test_a_batch_that_always_fails_stops_the_consumer(
         )
     # Nothing of the poisoned batch took effect.
     assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0
-    await pool.execute(f"DROP TABLE {table}")
+    await owner.execute(f"DROP TABLE {table}")
