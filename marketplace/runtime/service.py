@@ -32,6 +32,11 @@ async def run_consumer(
     group and flushes the producer."""
     handle_signals = stop is None
     stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        # First thing: a SIGTERM while the service is still starting stops it cleanly too.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     pool = await create_pool(settings)
 
     def new_producer() -> AIOKafkaProducer:
@@ -50,10 +55,6 @@ async def run_consumer(
         fault=fault,
         renew_producer=new_producer,
     )
-    loop = asyncio.get_running_loop()
-    if handle_signals:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
 
     async def relay() -> None:
         await stop.wait()

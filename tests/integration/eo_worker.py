@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS eo_test_effects (
     group_id text NOT NULL, event_id text NOT NULL, topic text NOT NULL,
     partition integer NOT NULL, record_offset bigint NOT NULL, n bigint NOT NULL
 );
+CREATE TABLE IF NOT EXISTS eo_test_assigned (
+    group_id text NOT NULL, pid integer NOT NULL, PRIMARY KEY (group_id, pid)
+);
 CREATE TABLE IF NOT EXISTS eo_test_state (
     group_id text NOT NULL, topic text NOT NULL, partition integer NOT NULL,
     count bigint NOT NULL, total bigint NOT NULL, PRIMARY KEY (group_id, topic, partition)
@@ -58,6 +61,12 @@ class CountingProcessor:
         self.seen = 0
 
     async def load(self, conn: Conn, topic: str, partition: int) -> Counts:
+        # The test waits for this before it stops an instance that started late.
+        await conn.execute(
+            "INSERT INTO eo_test_assigned VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            self.group_id,
+            os.getpid(),
+        )
         row = await conn.fetchrow(
             "SELECT count, total FROM eo_test_state"
             " WHERE group_id = $1 AND topic = $2 AND partition = $3",
