@@ -40,6 +40,7 @@ from marketplace.db import UNREACHABLE, Conn, connect, create_pool
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.decoding import decode_or_dead_letter
+from marketplace.secretbox import SecretKeyError, key_file
 from marketplace.settings import Settings
 from schemas import topics
 from schemas.partners import NotificationIssued
@@ -206,11 +207,14 @@ class Dispatcher:
             cap_s=settings.webhook_retry_cap_s,
         )
         self.allowed = core.parse_networks(settings.webhook_allow_networks)
+        # Secrets are stored encrypted (marketplace/secretbox.py); the ring follows its file.
+        self.keys = key_file(settings.webhook_keys_path)
         self.wake = asyncio.Event()
         self.busy: Counter[str] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.keys.ring()  # no key file: stop now, with the operator's instructions
         listener = await connect(self.settings)
         await listener.add_listener(CHANNEL, lambda *_: self.wake.set())
         connector = aiohttp.TCPConnector(
@@ -284,19 +288,25 @@ class Dispatcher:
         self.wake.set()
 
     async def _attempt(self, session: aiohttp.ClientSession, row: Any) -> None:
-        secrets = [row["secret"]]
-        if row["previous_secret"] and row["previous_valid"]:
-            secrets.append(row["previous_secret"])
         body: bytes = row["body"]
         status: int | None = None
         error: str | None = None
+        secrets: list[str] = []
+        try:
+            ring = self.keys.ring()
+            secrets.append(ring.decrypt(row["secret"]))
+            if row["previous_secret"] and row["previous_valid"]:
+                secrets.append(ring.decrypt(row["previous_secret"]))
+        except SecretKeyError as exc:
+            # The message names the key id, never a secret or a key; retried like a failure.
+            error = f"signing secret unreadable: {exc}"
         target, problem = core.target_problem(row["url"])
         literal = core.literal_address(target.host) if target else None
         if problem is None and literal is not None:
             problem = core.address_problem(literal, self.allowed)
-        if problem is not None:
+        if error is None and problem is not None:
             error = f"target refused: {problem}"
-        else:
+        if error is None:
             headers = core.headers(secrets, row["notification_id"], int(time.time()), body)
             try:
                 async with session.post(

@@ -99,6 +99,10 @@ class Settings:
     webhook_endpoint_concurrency: int = 2
     webhook_secret_overlap_s: float = 24 * 3600
     webhook_allow_networks: str = ""
+    # The operator's keys that encrypt webhook signing secrets at rest (a file of Fernet keys,
+    # newest first; default <local_dir>/webhooks/secret-keys, created by `marketplace up` when
+    # missing; `marketplace webhooks rotate-key` replaces the key and re-encrypts every secret).
+    webhook_secret_keys: str = ""
     # HTTP services.
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -154,6 +158,14 @@ class Settings:
             Path(self.audit_signing_key)
             if self.audit_signing_key
             else (self.local_dir / "audit" / "signing-key.pem")
+        )
+
+    @property
+    def webhook_keys_path(self) -> Path:
+        return (
+            Path(self.webhook_secret_keys)
+            if self.webhook_secret_keys
+            else (self.local_dir / "webhooks" / "secret-keys")
         )
 
     @property

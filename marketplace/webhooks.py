@@ -1,7 +1,9 @@
 """Webhook endpoints and dead letters in PostgreSQL: what the API and the operator's CLI share.
 
 Endpoints are credentials-like (a signing secret), so, like API keys, they are written straight
-to PostgreSQL rather than projected from an event: a new endpoint or secret counts at once."""
+to PostgreSQL rather than projected from an event: a new endpoint or secret counts at once.
+Secrets are stored encrypted with the operator's key ring (marketplace/secretbox.py), shown to the
+partner once, and never logged."""
 
 from __future__ import annotations
 
@@ -10,13 +12,18 @@ import ipaddress
 import secrets
 import socket
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from marketplace.core import webhooks as core
 from marketplace.db import Conn
+from marketplace.logs import get_logger
+from marketplace.secretbox import PREFIX, KeyRing, SecretKeyError, load_ring, new_key, write_ring
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +100,15 @@ def _endpoint(row: Any) -> Endpoint:
 
 
 async def register(
-    conn: Conn, partner_id: str, url: str, kinds: Sequence[str], description: str
+    conn: Conn,
+    ring: KeyRing,
+    partner_id: str,
+    url: str,
+    kinds: Sequence[str],
+    description: str,
 ) -> tuple[Endpoint, str]:
-    """The new endpoint and its signing secret (shown to the partner this once)."""
+    """The new endpoint and its signing secret (shown to the partner this once; stored
+    encrypted with the ring's current key)."""
     secret = new_secret()
     row = await conn.fetchrow(
         "INSERT INTO webhook_endpoints"  # noqa: S608 - constant columns
@@ -106,7 +119,7 @@ async def register(
         url,
         sorted(set(kinds)),
         description,
-        secret,
+        ring.encrypt(secret),
     )
     return _endpoint(row), secret
 
@@ -131,7 +144,7 @@ async def endpoint(conn: Conn, partner_id: str, endpoint_id: str) -> Endpoint | 
 
 
 async def rotate(
-    conn: Conn, partner_id: str, endpoint_id: str, overlap: timedelta
+    conn: Conn, ring: KeyRing, partner_id: str, endpoint_id: str, overlap: timedelta
 ) -> tuple[Endpoint, str] | None:
     """A new secret; the current one keeps signing beside it for `overlap`."""
     secret = new_secret()
@@ -142,10 +155,125 @@ async def rotate(
         f" RETURNING {_COLUMNS}",
         partner_id,
         endpoint_id,
-        secret,
+        ring.encrypt(secret),
         overlap,
     )
     return (_endpoint(row), secret) if row is not None else None
+
+
+@dataclass(slots=True)
+class Sealed:
+    """What a pass of `seal_secrets` did: rows re-encrypted (or encrypted for the first time),
+    and endpoints whose secret no key of the ring reads (left as they are)."""
+
+    sealed: int = 0
+    unreadable: list[str] = field(default_factory=list)
+
+
+async def seal_secrets(conn: Conn, ring: KeyRing, batch: int = 500) -> Sealed:
+    """Encrypts with the ring's current key every stored secret that is not yet: clear text
+    from before encryption came in, or under an older key. Each row is changed only if it still
+    holds what was read (a partner rotating its secret meanwhile wins)."""
+    done = Sealed()
+    current = f"{PREFIX}{ring.current_id}:%"
+    while True:
+        rows = await conn.fetch(
+            "SELECT endpoint_id, secret, previous_secret FROM webhook_endpoints"
+            " WHERE ((secret <> '' AND secret NOT LIKE $1)"
+            "    OR (COALESCE(previous_secret, '') <> '' AND previous_secret NOT LIKE $1))"
+            "   AND NOT endpoint_id = ANY($2::text[])"
+            " ORDER BY endpoint_id LIMIT $3",
+            current,
+            done.unreadable,
+            batch,
+        )
+        if not rows:
+            return done
+        ids, old_s, old_p, new_s, new_p = [], [], [], [], []
+        for r in rows:
+            try:
+                sealed = [
+                    v if not v or ring.is_current(v) else ring.encrypt(ring.decrypt(v))
+                    for v in (r["secret"], r["previous_secret"])
+                ]
+            except SecretKeyError as exc:
+                log.error("webhook_secret_unreadable", endpoint_id=r["endpoint_id"], error=str(exc))
+                done.unreadable.append(r["endpoint_id"])
+                continue
+            ids.append(r["endpoint_id"])
+            old_s.append(r["secret"])
+            old_p.append(r["previous_secret"])
+            new_s.append(sealed[0])
+            new_p.append(sealed[1])
+        status = await conn.execute(
+            "UPDATE webhook_endpoints e SET secret = u.new_s, previous_secret = u.new_p"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+            "   AS u(endpoint_id, old_s, old_p, new_s, new_p)"
+            " WHERE e.endpoint_id = u.endpoint_id AND e.secret = u.old_s"
+            "   AND e.previous_secret IS NOT DISTINCT FROM u.old_p",
+            ids,
+            old_s,
+            old_p,
+            new_s,
+            new_p,
+        )
+        done.sealed += int(status.split()[-1])
+
+
+async def count_unsealed(conn: Conn) -> int:
+    """How many endpoints still hold a secret in clear."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM webhook_endpoints"
+            " WHERE (secret <> '' AND secret NOT LIKE $1)"
+            "    OR (COALESCE(previous_secret, '') <> '' AND previous_secret NOT LIKE $1)",
+            f"{PREFIX}%",
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    old_ids: tuple[str, ...]
+    new_id: str
+    sealed: int
+    unreadable: tuple[str, ...]
+
+
+async def rotate_key(
+    conn: Conn,
+    path: Path,
+    grace_s: float = 5.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Rotation:
+    """Replaces the key that encrypts webhook secrets and re-encrypts every stored secret.
+
+    1. The key file gets a new key first, the old ones after it: from now on every process
+       (they re-read the file when it changes) encrypts with the new key and still reads all.
+    2. Every stored secret is re-encrypted with the new key; after `grace_s` (for a process
+       that encrypted with the old key just before the file changed) once more.
+    3. The file keeps the new key only; a last pass, with the old keys still in this process's
+       memory, seals whatever a process wrote with an old key meanwhile.
+    If it stops half-way, the file still holds every key: nothing is unreadable; run it again."""
+    old = load_ring(path)
+    both = KeyRing((new_key(), *old.keys))
+    write_ring(path, both)
+    first = await seal_secrets(conn, both)
+    await sleep(grace_s)
+    second = await seal_secrets(conn, both)
+    if second.unreadable:
+        # Keep every key: something no key reads is not fixed by dropping keys.
+        return Rotation(
+            old.ids, both.current_id, first.sealed + second.sealed, tuple(second.unreadable)
+        )
+    write_ring(path, KeyRing(both.keys[:1]))
+    last = await seal_secrets(conn, both)
+    return Rotation(
+        old.ids,
+        both.current_id,
+        first.sealed + second.sealed + last.sealed,
+        tuple(last.unreadable),
+    )
 
 
 async def delete(conn: Conn, partner_id: str, endpoint_id: str) -> bool:

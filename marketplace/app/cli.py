@@ -9,10 +9,14 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from marketplace.app import audit_cli
 from marketplace.logs import configure_logging, get_logger
 from marketplace.settings import ROOT, Settings, SettingsError
+
+if TYPE_CHECKING:
+    from marketplace.db import Migration
 
 log = get_logger(__name__)
 
@@ -45,11 +49,38 @@ def _script(settings: Settings, name: str, action: str, *, check: bool = True) -
     return proc.returncode
 
 
-async def _prepare(settings: Settings) -> None:
-    from marketplace.db import migrate_database
-    from marketplace.kafka import ensure_topics, wait_for_kafka
+async def _migrate(settings: Settings) -> list[Migration]:
+    """The SQL migrations and the application role's grants (marketplace/db.py), then every
+    webhook secret still stored in clear (from before encryption came in) encrypted with the
+    operator's key (docs/operators/security.md)."""
+    from marketplace import webhooks
+    from marketplace.db import connect, migrate_database
+    from marketplace.secretbox import SecretKeyError, load_ring
 
     applied = await migrate_database(settings)
+    conn = await connect(settings, dsn=settings.migrate_dsn)
+    try:
+        clear = await webhooks.count_unsealed(conn)
+        if clear:
+            try:
+                ring = load_ring(settings.webhook_keys_path)
+            except SecretKeyError as exc:
+                raise SystemExit(
+                    f"migrate: {clear} webhook secret(s) stored in clear; {exc}"
+                ) from None
+            sealed = await webhooks.seal_secrets(conn, ring)
+            print(
+                f"webhooks: encrypted {sealed.sealed} stored secret(s) with key {ring.current_id}"
+            )
+    finally:
+        await conn.close()
+    return applied
+
+
+async def _prepare(settings: Settings) -> None:
+    from marketplace.kafka import ensure_topics, wait_for_kafka
+
+    applied = await _migrate(settings)
     print(f"postgres: migrations up to date ({len(applied)} applied now)")
     await wait_for_kafka(settings)
     for topic in await ensure_topics(settings):
@@ -69,9 +100,20 @@ def _ensure_audit_key(settings: Settings) -> None:
         print(f"audit: created signing key {path} (key {fingerprint(public_bytes(key))})")
 
 
+def _ensure_webhook_keys(settings: Settings) -> None:
+    """Webhook secrets are stored encrypted with the operator's keys; a stack gets its own."""
+    from marketplace.secretbox import create_ring
+
+    path = settings.webhook_keys_path
+    if not path.exists():
+        ring = create_ring(path)
+        print(f"webhooks: created secret key file {path} (key {ring.current_id})")
+
+
 def cmd_up(settings: Settings, _args: argparse.Namespace) -> int:
     _script(settings, "kafka.sh", "up")
     _script(settings, "postgres.sh", "up")
+    _ensure_webhook_keys(settings)
     asyncio.run(_prepare(settings))
     _ensure_audit_key(settings)
     print("up: Kafka", settings.kafka_servers, "· PostgreSQL", settings.redacted()["dsn"])
@@ -126,9 +168,7 @@ def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    from marketplace.db import migrate_database
-
-    applied = asyncio.run(migrate_database(settings))
+    applied = asyncio.run(_migrate(settings))
     print(f"applied {len(applied)} migrations: {[f'{m.version:04d}_{m.name}' for m in applied]}")
     return 0
 
@@ -228,9 +268,60 @@ def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
 
+def _webhook_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """keygen, rotate-key, seal: the keys that encrypt webhook secrets at rest."""
+    from marketplace import webhooks
+    from marketplace.db import connect
+    from marketplace.secretbox import create_ring, load_ring
+
+    path = settings.webhook_keys_path
+    if args.action == "keygen":
+        if path.exists():
+            print(f"keygen: {path} exists already (current key {load_ring(path).current_id})")
+        else:
+            print(f"keygen: wrote {path} (key {create_ring(path).current_id})")
+        return 0
+
+    async def run() -> int:
+        conn = await connect(settings)
+        try:
+            if args.action == "seal":
+                ring = load_ring(path)
+                done = await webhooks.seal_secrets(conn, ring)
+                print(f"seal: {done.sealed} secret(s) now under key {ring.current_id}")
+                bad = done.unreadable
+            else:
+                rotation = await webhooks.rotate_key(conn, path, grace_s=args.grace_s)
+                print(
+                    f"rotate-key: key {rotation.new_id} replaces {', '.join(rotation.old_ids)};"
+                    f" {rotation.sealed} secret(s) re-encrypted"
+                )
+                bad = list(rotation.unreadable)
+            if bad:
+                print(
+                    f"webhooks: {len(bad)} endpoint(s) hold a secret no key reads: "
+                    f"{', '.join(bad)} (the old keys stay in {path})",
+                    file=sys.stderr,
+                )
+                return 1
+            return 0
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 def cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace import webhooks
     from marketplace.db import connect
+    from marketplace.secretbox import SecretKeyError
+
+    if args.action in ("keygen", "rotate-key", "seal"):
+        try:
+            return _webhook_keys(settings, args)
+        except SecretKeyError as exc:
+            print(f"webhooks: {exc}", file=sys.stderr)
+            return 2
 
     async def run() -> int:
         conn = await connect(settings)
@@ -410,7 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         action = dlq_actions.add_parser(name, help=text)
         action.add_argument("id", help="PARTITION:OFFSET on ops.deadletters, from `dlq list`")
-    hooks = sub.add_parser("webhooks", help="webhook deliveries: dead letters and redelivery")
+    hooks = sub.add_parser(
+        "webhooks", help="webhook deliveries (dead letters, redelivery) and the secrets' keys"
+    )
     hooks_actions = hooks.add_subparsers(dest="action", required=True)
     hooks_dead = hooks_actions.add_parser(
         "dead-letters", help="deliveries that failed every attempt, newest first"
@@ -421,6 +514,22 @@ def build_parser() -> argparse.ArgumentParser:
         "redeliver", help="send a dead-lettered delivery again (attempts from zero)"
     )
     hooks_again.add_argument("delivery_id")
+    hooks_actions.add_parser(
+        "keygen", help="create the key file that encrypts webhook secrets, if it does not exist"
+    )
+    hooks_rotate = hooks_actions.add_parser(
+        "rotate-key",
+        help="a new key for webhook secrets: re-encrypt every stored secret, then drop the old",
+    )
+    hooks_rotate.add_argument(
+        "--grace-s",
+        type=float,
+        default=5.0,
+        help="wait between the passes for processes still encrypting with the old key (5)",
+    )
+    hooks_actions.add_parser(
+        "seal", help="re-encrypt every stored webhook secret with the key file's first key"
+    )
     report = sub.add_parser(
         "report", help="the period report for a funding authority, rebuilt from the audit log"
     )

@@ -1,5 +1,6 @@
 """A partner's webhook endpoints (register, list, rotate the secret, delete) and its dead
-letters (list, redeliver). Secrets are shown once, when made."""
+letters (list, redeliver). Secrets are shown once, when made; stored encrypted with the
+operator's key ring (marketplace/secretbox.py); never logged."""
 
 from __future__ import annotations
 
@@ -12,12 +13,23 @@ from aiohttp import web
 from marketplace import webhooks as store
 from marketplace.core.notifications import KINDS
 from marketplace.core.webhooks import parse_networks
+from marketplace.logs import get_logger
+from marketplace.secretbox import KeyRing, SecretKeyError, key_file
 from producers.api.context import POOL, SETTINGS, principal
 from producers.api.problems import Problem
 from producers.api.writes import read_body
 
 Kind = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
 MAX_ENDPOINTS = 10
+log = get_logger(__name__)
+
+
+def _ring(request: web.Request) -> KeyRing:
+    try:
+        return key_file(request.app[SETTINGS].webhook_keys_path).ring()
+    except SecretKeyError as exc:
+        log.error("webhook_secret_keys_unusable", error=str(exc))
+        raise Problem(503, "webhook endpoints cannot be changed right now") from None
 
 
 class EndpointIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -40,6 +52,7 @@ async def register(request: web.Request) -> web.StreamResponse:
         raise Problem(
             422, f"unknown notification kind {unknown[0]}; known: {', '.join(KINDS)}", field="kinds"
         )
+    ring = _ring(request)
     allowed = parse_networks(request.app[SETTINGS].webhook_allow_networks)
     try:
         await store.check_target(body.url, allowed)
@@ -49,7 +62,7 @@ async def register(request: web.Request) -> web.StreamResponse:
         if len(await store.endpoints(conn, who.partner_id)) >= MAX_ENDPOINTS:
             raise Problem(409, f"at most {MAX_ENDPOINTS} endpoints per partner", kind="too-many")
         endpoint, secret = await store.register(
-            conn, who.partner_id, body.url, body.kinds, body.description
+            conn, ring, who.partner_id, body.url, body.kinds, body.description
         )
     return web.json_response({**endpoint.public(), "secret": secret}, status=201)
 
@@ -77,9 +90,10 @@ async def rotate(request: web.Request) -> web.StreamResponse:
         if body.overlap_s is not None
         else request.app[SETTINGS].webhook_secret_overlap_s
     )
+    ring = _ring(request)
     async with request.app[POOL].acquire() as conn:
         done = await store.rotate(
-            conn, principal(request).partner_id, endpoint_id, timedelta(seconds=overlap)
+            conn, ring, principal(request).partner_id, endpoint_id, timedelta(seconds=overlap)
         )
     if done is None:
         raise Problem(404, f"no webhook endpoint {endpoint_id} of yours")
