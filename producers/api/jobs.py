@@ -9,36 +9,31 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from marketplace.core.carriers import Coverage, Depot, JobNeeds, Place, unfit_reasons
+from marketplace.core.carriers import Coverage, JobNeeds, unfit_reasons
+from marketplace.translate.auction import coverage_of
+from marketplace.translate.common import place_of
 from producers.api.auth import require_role
 from producers.api.bodies import QuoteIn
 from producers.api.context import POOL, principal
 from producers.api.problems import Problem
 from producers.api.writes import Ids, idempotent, publish, read_body
+from schemas.common import Location
 from schemas.logistics import CarrierCoverage, QuoteSubmitted, QuoteWithdrawn
 
 
-def _place(loc: dict[str, Any]) -> Place:
-    return Place(lat=loc["lat"], lon=loc["lon"], region=loc.get("region"))
-
-
 def needs(job: dict[str, Any]) -> JobNeeds:
+    """What a job (as the jobs read model holds it) asks of a carrier."""
     return JobNeeds(
-        pickup=_place(job["pickup"]),
-        delivery=_place(job["delivery"]),
+        pickup=place_of(msgspec.convert(job["pickup"], Location)),
+        delivery=place_of(msgspec.convert(job["delivery"], Location)),
         weight_t=job["weight_t"],
         hazardous=job["hazardous"],
     )
 
 
 def coverage(caps: dict[str, Any]) -> Coverage:
-    return Coverage(
-        depots=tuple(Depot(_place(d["location"]), d["radius_km"]) for d in caps["depots"]),
-        regions=tuple(caps["regions"]),
-        capacity_t=caps["capacity_t"],
-        hazardous_permit=caps["hazardous_permit"],
-        vehicle_types=tuple(caps["vehicle_types"]),
-    )
+    """A firm's declared coverage (as the carriers read model holds it), for the core's rules."""
+    return coverage_of(msgspec.convert(caps, CarrierCoverage))
 
 
 async def my_capabilities(request: web.Request) -> dict[str, Any]:
