@@ -2,12 +2,14 @@
 streams (offers and requests posted, proposals and their outcome, jobs, bids and awards, the
 partners' regions and sectors). KPIs are read from these facts by marketplace/kpis.py.
 
-`record_fact` is the one mapping from an event to its fact; the consumer applies it to the live
-topics and `marketplace report` applies it to the audit log, so both count alike."""
+`fact` is the one mapping from an event to its fact; the consumer applies it to the live topics
+(`record_facts`, a batch at a time, with one statement per kind of fact and wave: see
+marketplace/runtime/batching.py) and `marketplace report` to the audit log, so both count
+alike."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +19,7 @@ from marketplace.db import Conn
 from marketplace.events import Decoded
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
+from marketplace.runtime.batching import Step, columns, waves
 from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.translate.auction import job_id_for
 from schemas import common, topics
@@ -46,83 +49,28 @@ def tonnes(
         return None
 
 
-async def _listing(
-    conn: Conn,
-    kind: str,
-    listing_id: str,
-    owner: str,
-    material: common.Material,
-    location: common.Location,
-    quantity: common.Quantity,
-    at: datetime,
-) -> None:
-    await conn.execute(
-        "INSERT INTO analytics_listings"
-        " (listing_id, kind, owner_id, code, region, lat, lon, tonnes, posted_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (listing_id) DO NOTHING",
-        listing_id,
-        kind,
-        owner,
-        material.code,
-        location.region,
-        location.lat,
-        location.lon,
-        tonnes(quantity, material.density_t_per_m3, material.mass_per_piece_t),
-        at,
-    )
-
-
-async def record_fact(conn: Conn, decoded: Decoded) -> None:
-    """Applies one event to the fact tables; idempotent (a replayed event changes nothing)."""
+def fact(decoded: Decoded) -> Step | None:
+    """What one event adds to the fact tables (None: nothing). Every fact is idempotent: a
+    replayed event changes nothing."""
     e, at = decoded.event, decoded.envelope.time
     match e:
         case ps.PartnerRegistered():
-            await conn.execute(
-                "INSERT INTO analytics_partners (partner_id, role, country, region, sector)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (partner_id) DO NOTHING",
-                e.partner_id,
-                e.role,
-                e.country,
-                e.region,
-                e.sector,
-            )
+            row: tuple[Any, ...] = (e.partner_id, e.role, e.country, e.region, e.sector)
+            return Step("partner", row, (("partner", e.partner_id),), first_wins=True)
         case ps.PartnerUpdated():
-            await conn.execute(
-                "UPDATE analytics_partners SET region = $2, sector = $3 WHERE partner_id = $1",
-                e.partner_id,
-                e.region,
-                e.sector,
-            )
+            row = (e.partner_id, e.region, e.sector)
+            return Step("partner_updated", row, (("partner", e.partner_id),))
         case ls.OfferPosted():
-            await _listing(
-                conn, "offer", e.offer_id, e.owner_id, e.material, e.location, e.terms.quantity, at
-            )
+            return _listing("offer", e.offer_id, e.owner_id, e.material, e.location, e.terms, at)
         case ls.RequestPosted():
-            await _listing(
-                conn,
-                "request",
-                e.request_id,
-                e.owner_id,
-                e.material,
-                e.location,
-                e.terms.quantity,
-                at,
+            return _listing(
+                "request", e.request_id, e.owner_id, e.material, e.location, e.terms, at
             )
         case ls.OfferWithdrawn() | ls.RequestWithdrawn():
             listing_id = e.offer_id if isinstance(e, ls.OfferWithdrawn) else e.request_id
-            await conn.execute(
-                "UPDATE analytics_listings SET withdrawn_at = $2"
-                " WHERE listing_id = $1 AND withdrawn_at IS NULL",
-                listing_id,
-                at,
-            )
+            return Step("withdrawn", (listing_id, at), (("listing", listing_id),))
         case ms.MatchProposed():
-            await conn.execute(
-                "INSERT INTO analytics_matches (match_id, offer_id, request_id, seller_id,"
-                " buyer_id, code, tonnes, price, currency, est_transport_kg, saved_kg,"
-                " proposed_at, standing)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-                " ON CONFLICT (match_id) DO NOTHING",
+            row = (
                 e.match_id,
                 e.offer_id,
                 e.request_id,
@@ -137,103 +85,189 @@ async def record_fact(conn: Conn, decoded: Decoded) -> None:
                 at,
                 e.agreement is not None,
             )
+            return Step("match", row, (("match", e.match_id),), first_wins=True)
         case ms.DeliveryScheduled():
-            await conn.execute(
-                "INSERT INTO analytics_scheduled (delivery_id, match_id, job_id, tonnes,"
-                " scheduled_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id) DO NOTHING",
-                e.delivery_id,
-                e.match_id,
-                job_id_for(e.delivery_id),
-                e.weight_t,
-                at,
-            )
-        case ms.MatchConfirmed():
-            await _resolve(conn, e.match_id, "confirmed", at)
-        case ms.MatchExpired():
-            await _resolve(conn, e.match_id, "expired", at)
-        case ms.MatchCancelled():
-            await _resolve(conn, e.match_id, "cancelled", at)
+            row = (e.delivery_id, e.match_id, job_id_for(e.delivery_id), e.weight_t, at)
+            return Step("scheduled", row, (("scheduled", e.delivery_id),), first_wins=True)
+        case ms.MatchConfirmed() | ms.MatchExpired() | ms.MatchCancelled():
+            status = {
+                ms.MatchConfirmed: "confirmed",
+                ms.MatchExpired: "expired",
+                ms.MatchCancelled: "cancelled",
+            }[type(e)]
+            return Step("resolved", (e.match_id, status, at), (("match", e.match_id),))
         case lg.TransportJobRequested():
-            await conn.execute(
-                "INSERT INTO analytics_jobs (job_id, match_id, posted_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (job_id) DO NOTHING",
-                e.job_id,
-                e.match_id,
-                at,
-            )
+            row = (e.job_id, e.match_id, at)
+            return Step("job", row, (("job", e.job_id),), first_wins=True)
         case lg.QuoteSubmitted():
-            await conn.execute(
-                "INSERT INTO analytics_quotes (quote_id, job_id, carrier_id, submitted_at)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (quote_id) DO NOTHING",
-                e.quote_id,
-                e.job_id,
-                e.carrier_id,
-                at,
-            )
+            row = (e.quote_id, e.job_id, e.carrier_id, at)
+            return Step("quote", row, (("quote", e.quote_id),), first_wins=True)
         case lg.QuoteWithdrawn():
-            await conn.execute(
-                "UPDATE analytics_quotes SET withdrawn_at = $2"
-                " WHERE quote_id = $1 AND withdrawn_at IS NULL",
-                e.quote_id,
-                at,
-            )
+            return Step("quote_withdrawn", (e.quote_id, at), (("quote", e.quote_id),))
         case lg.TransportAwarded():
-            await conn.execute(
-                "INSERT INTO analytics_awards"
-                " (job_id, match_id, carrier_id, price, co2e_kg, failed, decided_at)"
-                " VALUES ($1, $2, $3, $4, $5, false, $6) ON CONFLICT (job_id) DO NOTHING",
-                e.job_id,
-                e.match_id,
-                e.carrier_id,
-                e.price.amount,
-                e.co2e_kg,
-                at,
-            )
-        case fb.MatchDelivered():
-            # #11: the parties asked for feedback (seller and buyer, and the carrier if any).
-            await conn.execute(
-                "INSERT INTO analytics_deliveries (delivery_key, match_id, parties, delivered_at)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (delivery_key) DO NOTHING",
-                delivery_key(e.match_id, e.delivery_id),
-                e.match_id,
-                len({e.seller_id, e.buyer_id} | ({e.carrier_id} if e.carrier_id else set())),
-                at,
-            )
-        case fb.FeedbackGiven():
-            await conn.execute(
-                "INSERT INTO analytics_feedback (feedback_id, delivery_key, match_id,"
-                " partner_id, side, rating, reason, given_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                e.feedback_id,
-                delivery_key(e.match_id, e.delivery_id),
-                e.match_id,
-                e.partner_id,
-                e.side,
-                e.rating,
-                e.reason,
-                at,
-            )
+            row = (e.job_id, e.match_id, e.carrier_id, e.price.amount, e.co2e_kg, False, at)
+            return Step("award", row, (("award", e.job_id),), first_wins=True)
         case lg.AuctionFailed() if e.reopened_until is None:
             # A failure that reopens the auction is not an outcome yet.
-            await conn.execute(
-                "INSERT INTO analytics_awards (job_id, match_id, failed, decided_at)"
-                " VALUES ($1, $2, true, $3) ON CONFLICT (job_id) DO NOTHING",
-                e.job_id,
-                e.match_id,
-                at,
-            )
+            row = (e.job_id, e.match_id, None, None, None, True, at)
+            return Step("award", row, (("award", e.job_id),), first_wins=True)
+        case fb.MatchDelivered():
+            # #11: the parties asked for feedback (seller and buyer, and the carrier if any).
+            key = delivery_key(e.match_id, e.delivery_id)
+            parties = len({e.seller_id, e.buyer_id} | ({e.carrier_id} if e.carrier_id else set()))
+            row = (key, e.match_id, parties, at)
+            return Step("delivery", row, (("delivery", key),), first_wins=True)
+        case fb.FeedbackGiven():
+            key = delivery_key(e.match_id, e.delivery_id)
+            row = (e.feedback_id, key, e.match_id, e.partner_id, e.side, e.rating, e.reason, at)
+            tokens = (("feedback", e.feedback_id), ("feedback_by", key, e.partner_id))
+            return Step("feedback", row, tokens, first_wins=True)
         case _:
-            pass
+            return None
 
 
-async def _resolve(conn: Conn, match_id: str, status: str, at: datetime) -> None:
-    await conn.execute(
-        "UPDATE analytics_matches SET status = $2, resolved_at = $3"
-        " WHERE match_id = $1 AND status = 'proposed'",
-        match_id,
-        status,
+def _listing(
+    kind: str,
+    listing_id: str,
+    owner: str,
+    material: common.Material,
+    location: common.Location,
+    terms: ls.OfferTerms | ls.RequestTerms,
+    at: datetime,
+) -> Step:
+    row = (
+        listing_id,
+        kind,
+        owner,
+        material.code,
+        location.region,
+        location.lat,
+        location.lon,
+        tonnes(terms.quantity, material.density_t_per_m3, material.mass_per_piece_t),
         at,
     )
+    return Step("listing", row, (("listing", listing_id),), first_wins=True)
+
+
+async def record_facts(conn: Conn, batch: Sequence[Decoded]) -> None:
+    """Applies the events to the fact tables in order, a few statements per batch."""
+    for wave in waves(s for d in batch if (s := fact(d)) is not None):
+        for kind, rows in wave.items():
+            await _APPLY[kind](conn, rows)
+
+
+async def record_fact(conn: Conn, decoded: Decoded) -> None:
+    """Applies one event to the fact tables; idempotent (a replayed event changes nothing)."""
+    await record_facts(conn, [decoded])
+
+
+# One statement per kind, its rows in the order of the log; inserts keep that order (WITH
+# ORDINALITY ... ORDER BY), so that the first of repeated keys wins, as one by one.
+Rows = list[tuple[Any, ...]]
+
+
+def _insert(table: str, names: str, types: str, conflict: str = "") -> str:
+    cols = [c.strip() for c in names.split(",")]
+    arrays = ", ".join(f"${i}::{t.strip()}[]" for i, t in enumerate(types.split(","), 1))
+    # Table and column names are this module's constants; the values travel as parameters.
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {', '.join(cols)}"  # noqa: S608
+        f" FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(cols)}, ord_) ORDER BY ord_"
+        f" ON CONFLICT {conflict}DO NOTHING"
+    )
+
+
+_PARTNER = _insert(
+    "analytics_partners",
+    "partner_id, role, country, region, sector",
+    "text, text, text, text, text",
+    "(partner_id) ",
+)
+_LISTING = _insert(
+    "analytics_listings",
+    "listing_id, kind, owner_id, code, region, lat, lon, tonnes, posted_at",
+    "text, text, text, text, text, float8, float8, float8, timestamptz",
+    "(listing_id) ",
+)
+_MATCH = _insert(
+    "analytics_matches",
+    "match_id, offer_id, request_id, seller_id, buyer_id, code, tonnes, price, currency,"
+    " est_transport_kg, saved_kg, proposed_at, standing",
+    "text, text, text, text, text, text, float8, float8, text, float8, float8, timestamptz, bool",
+    "(match_id) ",
+)
+_SCHEDULED = _insert(
+    "analytics_scheduled",
+    "delivery_id, match_id, job_id, tonnes, scheduled_at",
+    "text, text, text, float8, timestamptz",
+    "(delivery_id) ",
+)
+_JOB = _insert(
+    "analytics_jobs", "job_id, match_id, posted_at", "text, text, timestamptz", "(job_id) "
+)
+_QUOTE = _insert(
+    "analytics_quotes",
+    "quote_id, job_id, carrier_id, submitted_at",
+    "text, text, text, timestamptz",
+    "(quote_id) ",
+)
+_AWARD = _insert(
+    "analytics_awards",
+    "job_id, match_id, carrier_id, price, co2e_kg, failed, decided_at",
+    "text, text, text, float8, float8, bool, timestamptz",
+    "(job_id) ",
+)
+_DELIVERY = _insert(
+    "analytics_deliveries",
+    "delivery_key, match_id, parties, delivered_at",
+    "text, text, int2, timestamptz",
+    "(delivery_key) ",
+)
+_FEEDBACK = _insert(
+    "analytics_feedback",
+    "feedback_id, delivery_key, match_id, partner_id, side, rating, reason, given_at",
+    "text, text, text, text, text, int2, text, timestamptz",
+)
+
+
+def _statement(sql: str) -> Callable[[Conn, Rows], Awaitable[None]]:
+    async def apply(conn: Conn, rows: Rows) -> None:
+        await conn.execute(sql, *columns(rows))
+
+    return apply
+
+
+_APPLY: dict[str, Callable[[Conn, Rows], Awaitable[None]]] = {
+    "partner": _statement(_PARTNER),
+    "partner_updated": _statement(
+        "UPDATE analytics_partners p SET region = u.region, sector = u.sector"
+        " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, region, sector)"
+        " WHERE p.partner_id = u.id"
+    ),
+    "listing": _statement(_LISTING),
+    "withdrawn": _statement(
+        "UPDATE analytics_listings l SET withdrawn_at = u.at"
+        " FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)"
+        " WHERE l.listing_id = u.id AND l.withdrawn_at IS NULL"
+    ),
+    "match": _statement(_MATCH),
+    "scheduled": _statement(_SCHEDULED),
+    "resolved": _statement(
+        "UPDATE analytics_matches m SET status = u.status, resolved_at = u.at"
+        " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, status, at)"
+        " WHERE m.match_id = u.id AND m.status = 'proposed'"
+    ),
+    "job": _statement(_JOB),
+    "quote": _statement(_QUOTE),
+    "quote_withdrawn": _statement(
+        "UPDATE analytics_quotes q SET withdrawn_at = u.at"
+        " FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)"
+        " WHERE q.quote_id = u.id AND q.withdrawn_at IS NULL"
+    ),
+    "award": _statement(_AWARD),
+    "delivery": _statement(_DELIVERY),
+    "feedback": _statement(_FEEDBACK),
+}
 
 
 class Analytics:
@@ -249,8 +283,5 @@ class Analytics:
         state: None,  # noqa: ARG002 - stateless: every fact lives in PostgreSQL
         records: Sequence[Any],
     ) -> None:
-        for record in records:
-            decoded = decode_or_dead_letter(tx, self.group_id, record)
-            if decoded is None:
-                continue
-            await record_fact(tx.conn, decoded)
+        decoded = [decode_or_dead_letter(tx, self.group_id, record) for record in records]
+        await record_facts(tx.conn, [d for d in decoded if d is not None])

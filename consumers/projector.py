@@ -1,11 +1,12 @@
 """The projector: keeps the API's read models (partners, carriers, listings) from the events.
 
 Stateless between batches, so its state is None; each event's effect is an idempotent upsert,
-and the runtime applies every record exactly once anyway."""
+and the runtime applies every record exactly once anyway. A batch is applied with one statement
+per kind of effect (marketplace/runtime/batching.py), not one per record."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ from marketplace.db import NOTIFY_CHANNEL, Conn
 from marketplace.events import Decoded
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
+from marketplace.runtime.batching import Step, columns, waves
 from marketplace.runtime.decoding import decode_or_dead_letter
 from schemas import topics
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
@@ -62,7 +64,6 @@ TOPICS = (
     topics.REGISTRY,
     topics.NOTIFICATIONS,
 )
-# The API's live push LISTENs here; the payload is the partner id (sent at commit).
 log = get_logger(__name__)
 _json = msgspec.json.Encoder()
 
@@ -75,22 +76,26 @@ class Projector:
         return None
 
     async def process(self, tx: Transaction, state: None, records: Sequence[Any]) -> None:
-        for record in records:
-            decoded = decode_or_dead_letter(tx, self.group_id, record)
-            if decoded is None:
-                continue
-            await project(tx.conn, decoded)
+        decoded = [decode_or_dead_letter(tx, self.group_id, record) for record in records]
+        await project(tx.conn, [d for d in decoded if d is not None])
         return state
 
 
-async def project(conn: Conn, decoded: Decoded) -> None:
+async def project(conn: Conn, batch: Sequence[Decoded]) -> None:
+    """Applies the events in order, with one statement per kind of effect and wave (see
+    marketplace/runtime/batching.py): the read models come out as if each were applied alone."""
+    for wave in waves(s for d in batch if (s := step(d)) is not None):
+        for kind, rows in wave.items():
+            await _APPLY[kind](conn, rows)
+
+
+def step(decoded: Decoded) -> Step | None:
+    """What one event does to the read models: its kind of statement, its arguments and the rows
+    it touches."""
     event, at, event_id = decoded.event, decoded.envelope.time, decoded.envelope.id
     match event:
         case PartnerRegistered():
-            await conn.execute(
-                "INSERT INTO partners (partner_id, name, role, country, region, sector,"
-                " registered_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
-                " ON CONFLICT (partner_id) DO NOTHING",
+            row: tuple[Any, ...] = (
                 event.partner_id,
                 event.name,
                 event.role,
@@ -99,108 +104,67 @@ async def project(conn: Conn, decoded: Decoded) -> None:
                 event.sector,
                 at,
             )
+            return Step("partner", row, (("partner", event.partner_id),), first_wins=True)
         case PartnerUpdated():
-            await conn.execute(
-                "UPDATE partners SET name = $2, region = $3, sector = $4, active = $5,"
-                " updated_at = $6 WHERE partner_id = $1",
-                event.partner_id,
-                event.name,
-                event.region,
-                event.sector,
-                event.active,
-                at,
-            )
+            row = (event.partner_id, event.name, event.region, event.sector, event.active, at)
+            return Step("partner_updated", row, (("partner", event.partner_id),))
         case CarrierCapabilitiesDeclared():
-            body = _json.encode(event).decode()
-            await conn.execute(
-                "INSERT INTO carriers (partner_id, capabilities, updated_at)"
-                " VALUES ($1, $2::jsonb - 'type' - 'actor_id' - 'partner_id', $3)"
-                " ON CONFLICT (partner_id) DO UPDATE"
-                " SET capabilities = EXCLUDED.capabilities, updated_at = EXCLUDED.updated_at",
-                event.partner_id,
-                body,
-                at,
-            )
+            row = (event.partner_id, _json.encode(event).decode(), at)
+            return Step("carrier", row, (("carrier", event.partner_id),))
         case OfferPosted() | RequestPosted():
             kind = "offer" if isinstance(event, OfferPosted) else "request"
             listing_id = event.offer_id if isinstance(event, OfferPosted) else event.request_id
-            body = _json.encode(event).decode()
-            await conn.execute(
-                "INSERT INTO listings (listing_id, kind, owner_id, material_code, body, status,"
-                " posted_at, updated_at, last_event_id)"
-                " VALUES ($1, $2, $3, $4,"
-                " $5::jsonb - 'type' - 'offer_id' - 'request_id' - 'owner_id' - 'actor_id',"
-                " 'open', $6, $6, $7) ON CONFLICT (listing_id) DO NOTHING",
+            row = (
                 listing_id,
                 kind,
                 event.owner_id,
                 event.material.code,
-                body,
+                _json.encode(event).decode(),
                 at,
                 event_id,
             )
+            return Step("listing", row, (("listing", listing_id),), first_wins=True)
         case OfferUpdated() | RequestUpdated():
             listing_id = event.offer_id if isinstance(event, OfferUpdated) else event.request_id
-            terms = _json.encode(event.terms).decode()
-            await conn.execute(
-                "UPDATE listings SET body = jsonb_set(body, '{terms}', $2::jsonb),"
-                " updated_at = $3, last_event_id = $4"
-                " WHERE listing_id = $1 AND owner_id = $5 AND status = 'open'",
-                listing_id,
-                terms,
-                at,
-                event_id,
-                event.owner_id,
-            )
+            row = (listing_id, _json.encode(event.terms).decode(), at, event_id, event.owner_id)
+            return Step("listing_updated", row, (("listing", listing_id),))
         case OfferWithdrawn() | RequestWithdrawn():
             listing_id = event.offer_id if isinstance(event, OfferWithdrawn) else event.request_id
-            await conn.execute(
-                "UPDATE listings SET status = 'withdrawn', updated_at = $2, last_event_id = $3"
-                " WHERE listing_id = $1 AND owner_id = $4",
-                listing_id,
-                at,
-                event_id,
-                event.owner_id,
-            )
+            row = (listing_id, at, event_id, event.owner_id)
+            return Step("listing_withdrawn", row, (("listing", listing_id),))
         case NotificationIssued():
-            await _notification(conn, event, at)
+            row = (
+                event.notification_id,
+                event.partner_id,
+                event.kind,
+                event.subject_id,
+                _json.encode(event).decode(),
+                at,
+            )
+            token = ("notification", event.notification_id)
+            return Step("notification", row, (token,), first_wins=True)
         case ConsentGranted() | ConsentRevoked() | ListingNudged():
-            await project_facilitation(conn, decoded)
+            return _facilitation(decoded)
         case MatchDelivered() | FeedbackGiven():
-            await project_feedback(conn, decoded)
+            return _feedback(decoded)
         case _:
-            await project_trade(conn, decoded)
+            return _trade(decoded)
 
 
-async def project_facilitation(conn: Conn, decoded: Decoded) -> None:
+def _facilitation(decoded: Decoded) -> Step | None:
     """Consents (one row per SME and facilitator, the latest event wins: they share the SME's
     partition, so they arrive in order) and nudges (#11)."""
     event, at, event_id = decoded.event, decoded.envelope.time, decoded.envelope.id
     match event:
         case ConsentGranted():
-            await conn.execute(
-                "INSERT INTO consents (partner_id, facilitator_id, status, note, granted_at,"
-                " updated_at) VALUES ($1, $2, 'granted', $3, $4, $4)"
-                " ON CONFLICT (partner_id, facilitator_id) DO UPDATE SET status = 'granted',"
-                " note = EXCLUDED.note, granted_at = EXCLUDED.granted_at, revoked_at = NULL,"
-                " updated_at = EXCLUDED.updated_at",
-                event.partner_id,
-                event.facilitator_id,
-                event.note,
-                at,
-            )
+            token = ("consent", event.partner_id, event.facilitator_id)
+            row: tuple[Any, ...] = (event.partner_id, event.facilitator_id, event.note, at)
+            return Step("consent_granted", row, (token,))
         case ConsentRevoked():
-            await conn.execute(
-                "UPDATE consents SET status = 'revoked', revoked_at = $3, updated_at = $3"
-                " WHERE partner_id = $1 AND facilitator_id = $2 AND status = 'granted'",
-                event.partner_id,
-                event.facilitator_id,
-                at,
-            )
+            token = ("consent", event.partner_id, event.facilitator_id)
+            return Step("consent_revoked", (event.partner_id, event.facilitator_id, at), (token,))
         case ListingNudged():
-            await conn.execute(
-                "INSERT INTO nudges (event_id, listing_id, partner_id, facilitator_id, message,"
-                " nudged_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            row = (
                 event_id,
                 event.listing_id,
                 event.partner_id,
@@ -208,22 +172,20 @@ async def project_facilitation(conn: Conn, decoded: Decoded) -> None:
                 event.message,
                 at,
             )
+            return Step("nudge", row, (("nudge", event_id),), first_wins=True)
         case _:
-            pass
+            return None
 
 
-async def project_feedback(conn: Conn, decoded: Decoded) -> None:
+def _feedback(decoded: Decoded) -> Step | None:
     """Deliveries and feedback (#11): the first of each in the log counts, a later one for the
     same delivery (or the same party and delivery) changes nothing."""
     event, at = decoded.event, decoded.envelope.time
     match event:
         case MatchDelivered():
-            await conn.execute(
-                "INSERT INTO deliveries (delivery_key, match_id, delivery_id, material_code,"
-                " seller_id, buyer_id, carrier_id, confirmed_by, confirmed_as, note,"
-                " delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                " ON CONFLICT (delivery_key) DO NOTHING",
-                delivery_key(event.match_id, event.delivery_id),
+            key = delivery_key(event.match_id, event.delivery_id)
+            row: tuple[Any, ...] = (
+                key,
                 event.match_id,
                 event.delivery_id,
                 event.material_code,
@@ -235,13 +197,12 @@ async def project_feedback(conn: Conn, decoded: Decoded) -> None:
                 event.note,
                 at,
             )
+            return Step("delivery", row, (("delivery", key),), first_wins=True)
         case FeedbackGiven():
-            await conn.execute(
-                "INSERT INTO feedback (feedback_id, delivery_key, match_id, partner_id, side,"
-                " rating, reason, comment, given_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                " ON CONFLICT DO NOTHING",
+            key = delivery_key(event.match_id, event.delivery_id)
+            row = (
                 event.feedback_id,
-                delivery_key(event.match_id, event.delivery_id),
+                key,
                 event.match_id,
                 event.partner_id,
                 event.side,
@@ -250,36 +211,23 @@ async def project_feedback(conn: Conn, decoded: Decoded) -> None:
                 event.comment,
                 at,
             )
+            tokens = (("feedback", event.feedback_id), ("feedback_by", key, event.partner_id))
+            return Step("feedback", row, tokens, first_wins=True)
         case _:
-            pass
+            return None
 
 
-async def _notification(conn: Conn, event: NotificationIssued, at: Any) -> None:
-    """Kept for the live push to resume from; a repeat (same id) changes nothing."""
-    stored = await conn.fetchval(
-        "INSERT INTO notifications (notification_id, partner_id, kind, subject_id, body,"
-        " issued_at) VALUES ($1, $2, $3, $4, $5::jsonb - 'type', $6)"
-        " ON CONFLICT (notification_id) DO NOTHING RETURNING seq",
-        event.notification_id,
-        event.partner_id,
-        event.kind,
-        event.subject_id,
-        _json.encode(event).decode(),
-        at,
-    )
-    if stored is not None:
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, event.partner_id)
+# Quotes: a transport award changes every quote of its job, so it writes this token and each
+# step on a single quote reads it (a quote's job is the one it was first stored with).
+_QUOTES = ("quotes",)
 
 
-async def project_trade(conn: Conn, decoded: Decoded) -> None:
+def _trade(decoded: Decoded) -> Step | None:
     """Matches, answers, transport jobs, quotes and awards."""
     event, at, event_id = decoded.event, decoded.envelope.time, decoded.envelope.id
     match event:
         case MatchProposed():
-            await conn.execute(
-                "INSERT INTO matches (match_id, material_code, seller_id, buyer_id, body, status,"
-                " proposed_at, updated_at) VALUES ($1, $2, $3, $4, $5::jsonb - 'type',"
-                " 'proposed', $6, $6) ON CONFLICT (match_id) DO NOTHING",
+            row: tuple[Any, ...] = (
                 event.match_id,
                 event.material_code,
                 event.seller_id,
@@ -287,58 +235,33 @@ async def project_trade(conn: Conn, decoded: Decoded) -> None:
                 _json.encode(event).decode(),
                 at,
             )
+            return Step("match", row, (("match", event.match_id),), first_wins=True)
         case MatchAccepted() | MatchDeclined():
             answer = "accepted" if isinstance(event, MatchAccepted) else "declined"
-            await conn.execute(
-                "UPDATE matches SET answers = answers || jsonb_build_object($2::text, $3::text),"
-                " updated_at = $4 WHERE match_id = $1 AND $2 IN (seller_id, buyer_id)",
-                event.match_id,
-                event.partner_id,
-                answer,
-                at,
-            )
-        case AgreementEnded():
-            await conn.execute(
-                "UPDATE matches SET status = 'ended', updated_at = $2 WHERE match_id = $1",
-                event.match_id,
-                at,
-            )
-        case MatchConfirmed() | MatchExpired() | MatchCancelled():
+            row = (event.match_id, event.partner_id, answer, at)
+            return Step("match_answer", row, (("match", event.match_id),))
+        case AgreementEnded() | MatchConfirmed() | MatchExpired() | MatchCancelled():
             status = {
+                AgreementEnded: "ended",
                 MatchConfirmed: "confirmed",
                 MatchExpired: "expired",
                 MatchCancelled: "cancelled",
             }[type(event)]
-            await conn.execute(
-                "UPDATE matches SET status = $2, updated_at = $3 WHERE match_id = $1",
-                event.match_id,
-                status,
-                at,
-            )
+            row = (event.match_id, status, at)
+            return Step("match_status", row, (("match", event.match_id),))
         case TransportJobRequested():
-            await conn.execute(
-                "INSERT INTO jobs (job_id, match_id, body, status, bidding_deadline, created_at,"
-                " updated_at) VALUES ($1, $2, $3::jsonb - 'type', 'open', $4, $5, $5)"
-                " ON CONFLICT (job_id) DO NOTHING",
+            row = (
                 event.job_id,
                 event.match_id,
                 _json.encode(event).decode(),
                 event.bidding_deadline,
                 at,
+                _json.encode(_job_opened(event)).decode(),
             )
-            await _match_transport(conn, event.match_id, _job_opened(event), at)
+            tokens = (("job", event.job_id), ("match", event.match_id))
+            return Step("job", row, tokens)
         case QuoteSubmitted():
-            # The auctioneer's refusal of this very submission may have been projected first
-            # (it travels on logistics.awards); then the refusal stands.
-            await conn.execute(
-                "INSERT INTO quotes (quote_id, job_id, carrier_id, body, status, updated_at)"
-                " VALUES ($1, $2, $3, $4::jsonb - 'type' - 'coverage', 'active', $5)"
-                " ON CONFLICT (quote_id) DO UPDATE SET body = EXCLUDED.body,"
-                " status = CASE WHEN quotes.refusal->>'submission_id' = $6 THEN quotes.status"
-                " ELSE 'active' END,"
-                " refusal = CASE WHEN quotes.refusal->>'submission_id' = $6 THEN quotes.refusal"
-                " END, updated_at = EXCLUDED.updated_at"
-                " WHERE quotes.carrier_id = EXCLUDED.carrier_id",
+            row = (
                 event.quote_id,
                 event.job_id,
                 event.carrier_id,
@@ -346,74 +269,43 @@ async def project_trade(conn: Conn, decoded: Decoded) -> None:
                 at,
                 event_id,
             )
+            return Step("quote", row, (("quote", event.quote_id),), (_QUOTES,))
         case QuoteWithdrawn():
-            await conn.execute(
-                "UPDATE quotes SET status = 'withdrawn', updated_at = $3"
-                " WHERE quote_id = $1 AND carrier_id = $2"
-                " AND (refusal->>'submission_id') IS DISTINCT FROM $4",
-                event.quote_id,
-                event.carrier_id,
-                at,
-                event_id,
-            )
+            row = (event.quote_id, event.carrier_id, at, event_id)
+            return Step("quote_withdrawn", row, (("quote", event.quote_id),), (_QUOTES,))
         case QuoteRejected():
-            await _quote_rejected(conn, event, at)
+            return Step(
+                "quote_rejected",
+                _quote_rejected(event, at),
+                (("quote", event.quote_id),),
+                (_QUOTES,),
+            )
         case ReservePriceSet():
-            price = _json.encode(event.price).decode()
-            await conn.execute(
-                "UPDATE matches SET transport = jsonb_set(COALESCE(transport, '{}'::jsonb),"
-                " '{reserves}', COALESCE(transport->'reserves', '{}'::jsonb)"
-                " || jsonb_build_object($2::text, $3::jsonb)), updated_at = $4"
-                " WHERE match_id = $1",
-                event.match_id,
-                event.partner_id,
-                price,
-                at,
-            )
+            row = (event.match_id, event.partner_id, _json.encode(event.price).decode(), at)
+            return Step("reserve", row, (("match", event.match_id),))
         case TransportAwarded():
-            await conn.execute(
-                "UPDATE jobs SET status = 'awarded', winner_id = $2, outcome_reason = NULL,"
-                " updated_at = $3 WHERE job_id = $1",
-                event.job_id,
-                event.carrier_id,
-                at,
+            return Step(
+                "award", (event, at), (("job", event.job_id), ("match", event.match_id), _QUOTES)
             )
-            await conn.execute(
-                "UPDATE quotes SET outcome = CASE WHEN quote_id = $2 THEN 'won' ELSE 'lost' END"
-                " WHERE job_id = $1 AND status <> 'rejected'",
-                event.job_id,
-                event.quote_id,
-            )
-            await _match_awarded(conn, event, at)
         case AuctionFailed():
-            await conn.execute(
-                "UPDATE jobs SET outcome_reason = $2 WHERE job_id = $1", event.job_id, event.reason
-            )
             status = "open" if event.reopened_until is not None else "failed"
             deadline = event.reopened_until.isoformat() if event.reopened_until else None
-            await _match_transport(
-                conn,
-                event.match_id,
-                {"status": status, "reason": event.reason}
-                | ({"bidding_deadline": deadline} if deadline else {}),
-                at,
+            fields = {"status": status, "reason": event.reason} | (
+                {"bidding_deadline": deadline} if deadline else {}
             )
-            if event.reopened_until is not None:
-                await conn.execute(
-                    "UPDATE jobs SET status = 'open', bidding_deadline = $2, updated_at = $3"
-                    " WHERE job_id = $1",
-                    event.job_id,
-                    event.reopened_until,
-                    at,
-                )
-            else:
-                await conn.execute(
-                    "UPDATE jobs SET status = 'failed', updated_at = $2 WHERE job_id = $1",
-                    event.job_id,
-                    at,
-                )
+            row = (
+                event.job_id,
+                event.match_id,
+                event.reason,
+                status,
+                event.reopened_until,
+                at,
+                _json.encode(fields).decode(),
+            )
+            tokens = (("job", event.job_id), ("match", event.match_id))
+            return Step("auction_failed", row, tokens)
         case _:
-            pass  # timers are the matcher's and the auctioneer's business
+            return None  # timers are the matcher's and the auctioneer's business
 
 
 def _job_opened(event: TransportJobRequested) -> dict[str, Any]:
@@ -426,19 +318,7 @@ def _job_opened(event: TransportJobRequested) -> dict[str, Any]:
     }
 
 
-async def _match_transport(conn: Conn, match_id: str, fields: dict[str, Any], at: Any) -> None:
-    """Merges `fields` into the match's transport view, unless the job is already awarded."""
-    await conn.execute(
-        "UPDATE matches SET transport = COALESCE(transport, '{}'::jsonb) || $2::jsonb,"
-        " updated_at = $3 WHERE match_id = $1"
-        " AND (transport->>'status') IS DISTINCT FROM 'awarded'",
-        match_id,
-        _json.encode(fields).decode(),
-        at,
-    )
-
-
-async def _quote_rejected(conn: Conn, event: QuoteRejected, at: Any) -> None:
+def _quote_rejected(event: QuoteRejected, at: Any) -> tuple[Any, ...]:
     refusal = {
         "action": event.action,
         "submission_id": event.submission_id,
@@ -449,12 +329,7 @@ async def _quote_rejected(conn: Conn, event: QuoteRejected, at: Any) -> None:
     # A refused new quote is 'rejected'; after a refused revision or withdrawal the quote that
     # was there still counts, so it is (again) 'active'.
     status = "active" if event.previous_stands else "rejected"
-    await conn.execute(
-        "INSERT INTO quotes (quote_id, job_id, carrier_id, body, status, refusal, updated_at)"
-        " VALUES ($1, $2, $3, '{}'::jsonb, $4, $5::jsonb, $6)"
-        " ON CONFLICT (quote_id) DO UPDATE SET status = EXCLUDED.status,"
-        " refusal = EXCLUDED.refusal, updated_at = EXCLUDED.updated_at"
-        " WHERE quotes.carrier_id = EXCLUDED.carrier_id",
+    return (
         event.quote_id,
         event.job_id,
         event.carrier_id,
@@ -464,48 +339,385 @@ async def _quote_rejected(conn: Conn, event: QuoteRejected, at: Any) -> None:
     )
 
 
-async def _match_awarded(conn: Conn, event: TransportAwarded, at: Any) -> None:
+# The statements, one per kind: rows in the order of the log; inserts keep that order
+# (WITH ORDINALITY ... ORDER BY) so that the first of repeated keys wins, as one by one.
+Rows = list[tuple[Any, ...]]
+
+
+async def _partner(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "INSERT INTO partners (partner_id, name, role, country, region, sector,"
+        " registered_at, updated_at)"
+        " SELECT id, name, role, country, region, sector, at, at FROM unnest($1::text[],"
+        " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])"
+        " WITH ORDINALITY AS u(id, name, role, country, region, sector, at, n) ORDER BY n"
+        " ON CONFLICT (partner_id) DO NOTHING",
+        *columns(rows),
+    )
+
+
+async def _partner_updated(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "UPDATE partners p SET name = u.name, region = u.region, sector = u.sector,"
+        " active = u.active, updated_at = u.at FROM unnest($1::text[], $2::text[], $3::text[],"
+        " $4::text[], $5::boolean[], $6::timestamptz[]) AS u(id, name, region, sector, active, at)"
+        " WHERE p.partner_id = u.id",
+        *columns(rows),
+    )
+
+
+async def _carrier(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "INSERT INTO carriers (partner_id, capabilities, updated_at)"
+        " SELECT id, body::jsonb - 'type' - 'actor_id' - 'partner_id', at"
+        " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY"
+        " AS u(id, body, at, n) ORDER BY n"
+        " ON CONFLICT (partner_id) DO UPDATE"
+        " SET capabilities = EXCLUDED.capabilities, updated_at = EXCLUDED.updated_at",
+        *columns(rows),
+    )
+
+
+async def _listing(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "INSERT INTO listings (listing_id, kind, owner_id, material_code, body, status,"
+        " posted_at, updated_at, last_event_id)"
+        " SELECT id, kind, owner, code,"
+        " body::jsonb - 'type' - 'offer_id' - 'request_id' - 'owner_id' - 'actor_id',"
+        " 'open', at, at, event_id FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        " $5::text[], $6::timestamptz[], $7::text[]) WITH ORDINALITY"
+        " AS u(id, kind, owner, code, body, at, event_id, n) ORDER BY n"
+        " ON CONFLICT (listing_id) DO NOTHING",
+        *columns(rows),
+    )
+
+
+async def _listing_updated(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "UPDATE listings l SET body = jsonb_set(l.body, '{terms}', u.terms::jsonb),"
+        " updated_at = u.at, last_event_id = u.event_id"
+        " FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])"
+        " AS u(id, terms, at, event_id, owner)"
+        " WHERE l.listing_id = u.id AND l.owner_id = u.owner AND l.status = 'open'",
+        *columns(rows),
+    )
+
+
+async def _listing_withdrawn(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "UPDATE listings l SET status = 'withdrawn', updated_at = u.at,"
+        " last_event_id = u.event_id"
+        " FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[])"
+        " AS u(id, at, event_id, owner) WHERE l.listing_id = u.id AND l.owner_id = u.owner",
+        *columns(rows),
+    )
+
+
+async def _notification(conn: Conn, rows: Rows) -> None:
+    """Kept for the live push to resume from; a repeat (same id) changes nothing. The API's
+    live push LISTENs for the partner ids of the stored ones (sent at commit)."""
+    await conn.execute(
+        "WITH stored AS (INSERT INTO notifications (notification_id, partner_id, kind,"
+        " subject_id, body, issued_at)"
+        " SELECT id, partner, kind, subject, body::jsonb - 'type', at FROM unnest($1::text[],"
+        " $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY"
+        " AS u(id, partner, kind, subject, body, at, n) ORDER BY n"
+        " ON CONFLICT (notification_id) DO NOTHING RETURNING seq, partner_id)"
+        " SELECT pg_notify($7, partner_id) FROM stored ORDER BY seq",
+        *columns(rows),
+        NOTIFY_CHANNEL,
+    )
+
+
+async def _consent_granted(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "INSERT INTO consents (partner_id, facilitator_id, status, note, granted_at, updated_at)"
+        " SELECT id, facilitator, 'granted', note, at, at FROM unnest($1::text[], $2::text[],"
+        " $3::text[], $4::timestamptz[]) WITH ORDINALITY AS u(id, facilitator, note, at, n)"
+        " ORDER BY n"
+        " ON CONFLICT (partner_id, facilitator_id) DO UPDATE SET status = 'granted',"
+        " note = EXCLUDED.note, granted_at = EXCLUDED.granted_at, revoked_at = NULL,"
+        " updated_at = EXCLUDED.updated_at",
+        *columns(rows),
+    )
+
+
+async def _consent_revoked(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "UPDATE consents c SET status = 'revoked', revoked_at = u.at, updated_at = u.at"
+        " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, facilitator, at)"
+        " WHERE c.partner_id = u.id AND c.facilitator_id = u.facilitator"
+        " AND c.status = 'granted'",
+        *columns(rows),
+    )
+
+
+async def _nudge(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "INSERT INTO nudges (event_id, listing_id, partner_id, facilitator_id, message,"
+        " nudged_at) SELECT id, listing, partner, facilitator, message, at FROM unnest("
+        "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])"
+        " WITH ORDINALITY AS u(id, listing, partner, facilitator, message, at, n) ORDER BY n"
+        " ON CONFLICT DO NOTHING",
+        *columns(rows),
+    )
+
+
+async def _delivery(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "INSERT INTO deliveries (delivery_key, match_id, delivery_id, material_code,"
+        " seller_id, buyer_id, carrier_id, confirmed_by, confirmed_as, note, delivered_at)"
+        " SELECT key, match, delivery, code, seller, buyer, carrier, confirmed_by, confirmed_as,"
+        " note, at"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+        " $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[]) WITH ORDINALITY"
+        " AS u(key, match, delivery, code, seller, buyer, carrier, confirmed_by, confirmed_as,"
+        " note, at, n)"
+        " ORDER BY n ON CONFLICT (delivery_key) DO NOTHING",
+        *columns(rows),
+    )
+
+
+async def _feedback_given(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "INSERT INTO feedback (feedback_id, delivery_key, match_id, partner_id, side,"
+        " rating, reason, comment, given_at)"
+        " SELECT id, key, match, partner, side, rating, reason, comment, at FROM unnest("
+        "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::text[],"
+        " $8::text[], $9::timestamptz[]) WITH ORDINALITY"
+        " AS u(id, key, match, partner, side, rating, reason, comment, at, n) ORDER BY n"
+        " ON CONFLICT DO NOTHING",
+        *columns(rows),
+    )
+
+
+async def _match(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "INSERT INTO matches (match_id, material_code, seller_id, buyer_id, body, status,"
+        " proposed_at, updated_at)"
+        " SELECT id, code, seller, buyer, body::jsonb - 'type', 'proposed', at, at"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::timestamptz[]) WITH ORDINALITY AS u(id, code, seller, buyer, body, at, n)"
+        " ORDER BY n ON CONFLICT (match_id) DO NOTHING",
+        *columns(rows),
+    )
+
+
+async def _match_answer(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "UPDATE matches m SET answers = m.answers || jsonb_build_object(u.partner, u.answer),"
+        " updated_at = u.at FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
+        " AS u(id, partner, answer, at)"
+        " WHERE m.match_id = u.id AND u.partner IN (m.seller_id, m.buyer_id)",
+        *columns(rows),
+    )
+
+
+async def _match_status(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "UPDATE matches m SET status = u.status, updated_at = u.at"
+        " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, status, at)"
+        " WHERE m.match_id = u.id",
+        *columns(rows),
+    )
+
+
+async def _match_transport(conn: Conn, rows: Rows) -> None:
+    """Merges each row's fields (match id, fields, time) into the match's transport view,
+    unless the job is already awarded."""
+    await conn.execute(
+        "UPDATE matches m SET transport = COALESCE(m.transport, '{}'::jsonb) || u.fields::jsonb,"
+        " updated_at = u.at"
+        " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, fields, at)"
+        " WHERE m.match_id = u.id AND (m.transport->>'status') IS DISTINCT FROM 'awarded'",
+        *columns(rows),
+    )
+
+
+async def _job(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "INSERT INTO jobs (job_id, match_id, body, status, bidding_deadline, created_at,"
+        " updated_at) SELECT id, match, body::jsonb - 'type', 'open', deadline, at, at"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])"
+        " WITH ORDINALITY AS u(id, match, body, deadline, at, n) ORDER BY n"
+        " ON CONFLICT (job_id) DO NOTHING",
+        *columns([r[:5] for r in rows]),
+    )
+    await _match_transport(conn, [(match, opened, at) for _, match, _, _, at, opened in rows])
+
+
+async def _quote(conn: Conn, rows: Rows) -> None:
+    # The auctioneer's refusal of this very submission may have been projected first (it
+    # travels on logistics.awards); then the refusal stands. Insert-then-update is the upsert
+    # of one quote: the update leaves a row it just inserted as it is.
+    args = columns(rows)
+    await conn.execute(
+        "INSERT INTO quotes (quote_id, job_id, carrier_id, body, status, updated_at)"
+        " SELECT id, job, carrier, body::jsonb - 'type' - 'coverage', 'active', at"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],"
+        " $6::text[]) WITH ORDINALITY AS u(id, job, carrier, body, at, event_id, n)"
+        " ORDER BY n ON CONFLICT (quote_id) DO NOTHING",
+        *args,
+    )
+    await conn.execute(
+        "UPDATE quotes q SET body = u.body::jsonb - 'type' - 'coverage',"
+        " status = CASE WHEN q.refusal->>'submission_id' = u.event_id THEN q.status"
+        " ELSE 'active' END,"
+        " refusal = CASE WHEN q.refusal->>'submission_id' = u.event_id THEN q.refusal END,"
+        " updated_at = u.at"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],"
+        " $6::text[]) AS u(id, job, carrier, body, at, event_id)"
+        " WHERE q.quote_id = u.id AND q.carrier_id = u.carrier",
+        *args,
+    )
+
+
+async def _quote_withdrawn(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "UPDATE quotes q SET status = 'withdrawn', updated_at = u.at"
+        " FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])"
+        " AS u(id, carrier, at, event_id)"
+        " WHERE q.quote_id = u.id AND q.carrier_id = u.carrier"
+        " AND (q.refusal->>'submission_id') IS DISTINCT FROM u.event_id",
+        *columns(rows),
+    )
+
+
+async def _quote_refused(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "INSERT INTO quotes (quote_id, job_id, carrier_id, body, status, refusal, updated_at)"
+        " SELECT id, job, carrier, '{}'::jsonb, status, refusal::jsonb, at FROM unnest("
+        "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])"
+        " WITH ORDINALITY AS u(id, job, carrier, status, refusal, at, n) ORDER BY n"
+        " ON CONFLICT (quote_id) DO UPDATE SET status = EXCLUDED.status,"
+        " refusal = EXCLUDED.refusal, updated_at = EXCLUDED.updated_at"
+        " WHERE quotes.carrier_id = EXCLUDED.carrier_id",
+        *columns(rows),
+    )
+
+
+async def _reserve(conn: Conn, rows: Rows) -> None:
+    await conn.execute(
+        "UPDATE matches m SET transport = jsonb_set(COALESCE(m.transport, '{}'::jsonb),"
+        " '{reserves}', COALESCE(m.transport->'reserves', '{}'::jsonb)"
+        " || jsonb_build_object(u.partner, u.price::jsonb)), updated_at = u.at"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
+        " AS u(id, partner, price, at) WHERE m.match_id = u.id",
+        *columns(rows),
+    )
+
+
+async def _award(conn: Conn, rows: Rows) -> None:
+    awards: list[tuple[TransportAwarded, Any]] = [(e, at) for e, at in rows]
+    await conn.execute(
+        "UPDATE jobs j SET status = 'awarded', winner_id = u.winner, outcome_reason = NULL,"
+        " updated_at = u.at FROM unnest($1::text[], $2::text[], $3::timestamptz[])"
+        " AS u(id, winner, at) WHERE j.job_id = u.id",
+        *columns([(e.job_id, e.carrier_id, at) for e, at in awards]),
+    )
+    await conn.execute(
+        "UPDATE quotes q SET outcome = CASE WHEN q.quote_id = u.quote THEN 'won' ELSE 'lost' END"
+        " FROM unnest($1::text[], $2::text[]) AS u(job, quote)"
+        " WHERE q.job_id = u.job AND q.status <> 'rejected'",
+        *columns([(e.job_id, e.quote_id) for e, _ in awards]),
+    )
+    await _match_awarded(conn, awards)
+
+
+async def _auction_failed(conn: Conn, rows: Rows) -> None:
+    # The failure's reason, then the job open again until the new deadline or failed: one
+    # update of the job's row, as the two in a row would leave it.
+    await conn.execute(
+        "UPDATE jobs j SET outcome_reason = u.reason, status = u.status,"
+        " bidding_deadline = CASE WHEN u.reopened IS NULL THEN j.bidding_deadline"
+        " ELSE u.reopened END, updated_at = u.at"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])"
+        " AS u(id, reason, status, reopened, at) WHERE j.job_id = u.id",
+        *columns(
+            [
+                (job, reason, status, reopened, at)
+                for job, _, reason, status, reopened, at, _ in rows
+            ]
+        ),
+    )
+    await _match_transport(conn, [(match, fields, at) for _, match, _, _, _, at, fields in rows])
+
+
+async def _match_awarded(conn: Conn, awards: list[tuple[TransportAwarded, Any]]) -> None:
     """The match's delivered price (per tonne) and transport CO2e switch from the operator's
     estimate to the winning quote: delivered = estimate - estimated transport per t + quoted
     transport per t."""
-    row = await conn.fetchrow(
-        "SELECT body, transport FROM matches WHERE match_id = $1 FOR UPDATE", event.match_id
+    rows = await conn.fetch(
+        "SELECT match_id, body, transport FROM matches WHERE match_id = ANY($1::text[]) FOR UPDATE",
+        [e.match_id for e, _ in awards],
     )
-    if row is None:
-        return
-    transport = orjson.loads(row["transport"]) if row["transport"] else {}
-    if transport.get("status") == "awarded":
-        return
-    body = orjson.loads(row["body"])
-    estimate, weight = event.estimated_price, event.weight_t
-    delivered = body.get("delivered_price")
-    if (
-        delivered is not None
-        and estimate is not None
-        and weight
-        and delivered.get("currency") == event.price.currency == estimate.currency
-    ):
-        per_t = delivered["amount"] + (event.price.amount - estimate.amount) / weight
-        body["delivered_price"] = {"amount": round(per_t, 2), "currency": event.price.currency}
-        body["delivered_price_source"] = "winning quote"
-    body["transport_co2e_kg"] = event.co2e_kg
-    transport |= {
-        "job_id": event.job_id,
-        "status": "awarded",
-        "carrier_id": event.carrier_id,
-        "quote_id": event.quote_id,
-        "price": msgspec.to_builtins(event.price),
-        "co2e_kg": event.co2e_kg,
-        "vehicle": event.vehicle,
-        "pickup_at": event.pickup_at.isoformat() if event.pickup_at else None,
-        "estimated_price": msgspec.to_builtins(estimate),
-        "estimated_co2e_kg": event.estimated_co2e_kg,
-    }
-    await conn.execute(
-        "UPDATE matches SET body = $2::jsonb, transport = $3::jsonb, updated_at = $4"
-        " WHERE match_id = $1",
-        event.match_id,
-        orjson.dumps(body).decode(),
-        orjson.dumps(transport).decode(),
-        at,
-    )
+    found = {r["match_id"]: r for r in rows}
+    changes: list[tuple[str, str, str, Any]] = []
+    for event, at in awards:
+        row = found.get(event.match_id)
+        if row is None:
+            continue
+        transport = orjson.loads(row["transport"]) if row["transport"] else {}
+        if transport.get("status") == "awarded":
+            continue
+        body = orjson.loads(row["body"])
+        estimate, weight = event.estimated_price, event.weight_t
+        delivered = body.get("delivered_price")
+        if (
+            delivered is not None
+            and estimate is not None
+            and weight
+            and delivered.get("currency") == event.price.currency == estimate.currency
+        ):
+            per_t = delivered["amount"] + (event.price.amount - estimate.amount) / weight
+            body["delivered_price"] = {"amount": round(per_t, 2), "currency": event.price.currency}
+            body["delivered_price_source"] = "winning quote"
+        body["transport_co2e_kg"] = event.co2e_kg
+        transport |= {
+            "job_id": event.job_id,
+            "status": "awarded",
+            "carrier_id": event.carrier_id,
+            "quote_id": event.quote_id,
+            "price": msgspec.to_builtins(event.price),
+            "co2e_kg": event.co2e_kg,
+            "vehicle": event.vehicle,
+            "pickup_at": event.pickup_at.isoformat() if event.pickup_at else None,
+            "estimated_price": msgspec.to_builtins(estimate),
+            "estimated_co2e_kg": event.estimated_co2e_kg,
+        }
+        changes.append(
+            (event.match_id, orjson.dumps(body).decode(), orjson.dumps(transport).decode(), at)
+        )
+    if changes:
+        await conn.execute(
+            "UPDATE matches m SET body = u.body::jsonb, transport = u.transport::jsonb,"
+            " updated_at = u.at FROM unnest($1::text[], $2::text[], $3::text[],"
+            " $4::timestamptz[]) AS u(id, body, transport, at) WHERE m.match_id = u.id",
+            *columns(changes),
+        )
+
+
+_APPLY: dict[str, Callable[[Conn, Rows], Awaitable[None]]] = {
+    "partner": _partner,
+    "partner_updated": _partner_updated,
+    "carrier": _carrier,
+    "listing": _listing,
+    "listing_updated": _listing_updated,
+    "listing_withdrawn": _listing_withdrawn,
+    "notification": _notification,
+    "consent_granted": _consent_granted,
+    "consent_revoked": _consent_revoked,
+    "nudge": _nudge,
+    "delivery": _delivery,
+    "feedback": _feedback_given,
+    "match": _match,
+    "match_answer": _match_answer,
+    "match_status": _match_status,
+    "job": _job,
+    "quote": _quote,
+    "quote_withdrawn": _quote_withdrawn,
+    "quote_rejected": _quote_refused,
+    "reserve": _reserve,
+    "award": _award,
+    "auction_failed": _auction_failed,
+}

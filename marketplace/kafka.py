@@ -56,7 +56,7 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "bootstrap_servers": settings.kafka_servers,
         "enable_idempotence": True,
         "acks": "all",
-        "linger_ms": 5,
+        "linger_ms": settings.producer_linger_ms,
         "client_id": "marketplace-producer",
     }
     options.update(overrides)
@@ -72,6 +72,8 @@ def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) ->
         "session_timeout_ms": settings.consumer_session_timeout_ms,
         "heartbeat_interval_ms": max(1000, settings.consumer_session_timeout_ms // 5),
         "max_poll_records": settings.consumer_max_batch,
+        "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
+        "fetch_min_bytes": settings.consumer_fetch_min_bytes,
         "isolation_level": "read_committed",
         "client_id": f"marketplace-{group_id or 'reader'}",
     }
