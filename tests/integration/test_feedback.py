@@ -248,7 +248,7 @@ async def test_parties_rate_a_delivery_once_and_the_association_sees_it(
             ({"rating": 0, "reason": "price"}, "rating"),
             ({"rating": 3, "reason": "great"}, "reason"),
             ({"rating": 3}, "body"),
-            ({"rating": 3, "reason": "price", "stars": 5}, "body"),
+            ({"rating": 3, "reason": "price", "stars": 5}, "stars"),  # the unknown field, named
         ):
             r = await client.post(feedback, json=wrong, headers=seller.auth)
             assert (await problem(r, 422))["errors"][0]["field"] == field, wrong
