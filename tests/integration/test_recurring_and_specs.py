@@ -239,7 +239,9 @@ async def test_a_procurer_previews_a_specification_and_nothing_is_published(
             for who, oid in ((certified, good), (vague, other), (vague, far)):
                 if (await client.get(f"/v1/offers/{oid}", headers=who.auth)).status != 200:
                     return False
-            return True
+            # The sellers' names come from partners.registry, another topic than the offers'.
+            me = await (await client.get("/v1/me", headers=certified.auth)).json()
+            return bool(me.get("name"))
 
         await eventually(listed)
         since = await end_offsets(settings, "market.listings")
