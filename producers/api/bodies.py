@@ -38,6 +38,20 @@ from schemas.common import (
 )
 from schemas.listings import OfferTerms, RequestTerms
 
+# What the decoder takes as a time with its zone (RFC 3339, as `format: date-time` says), as a
+# pattern the OpenAPI document carries, so that a generated "valid" time is one the API reads.
+# (29 February is left out: the pattern cannot tell leap years.)
+_DAY = (
+    r"([0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)-"
+    r"((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    r"|02-(0[1-9]|1[0-9]|2[0-8]))"
+)
+DATE_PATTERN = f"^{_DAY}$"
+DATE_TIME_PATTERN = (
+    f"^{_DAY}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{{1,6}})?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+
 
 class OfferIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     material: Material

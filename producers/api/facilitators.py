@@ -81,7 +81,7 @@ async def owner_for(request: web.Request, on_behalf_of: str | None) -> str:
                 422,
                 "a facilitator names the SME it acts for in on_behalf_of",
                 field="on_behalf_of",
-                kind="validation",
+                kind="on-behalf-of-required",
             )
         await require_consent(request, on_behalf_of, "on_behalf_of")
         return on_behalf_of
@@ -208,10 +208,10 @@ def _stale_days(request: web.Request) -> int:
         days = int(raw)
     except ValueError:
         raise Problem(
-            422, "stale_days must be a whole number of days", field="stale_days"
+            422, "stale_days must be a whole number of days", field="stale_days", kind="validation"
         ) from None
     if not 1 <= days <= 3650:
-        raise Problem(422, "stale_days is 1 to 3650", field="stale_days")
+        raise Problem(422, "stale_days is 1 to 3650", field="stale_days", kind="validation")
     return days
 
 

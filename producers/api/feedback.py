@@ -320,9 +320,11 @@ async def list_feedback(request: web.Request) -> web.StreamResponse:
     try:
         limit = int(request.query.get("limit", "200"))
     except ValueError:
-        raise Problem(422, "limit must be a whole number", field="limit") from None
+        raise Problem(
+            422, "limit must be a whole number", field="limit", kind="validation"
+        ) from None
     if not 1 <= limit <= 1000:
-        raise Problem(422, "limit is 1 to 1000", field="limit")
+        raise Problem(422, "limit is 1 to 1000", field="limit", kind="validation")
     rows = await request.app[POOL].fetch(
         _ANSWERS + " WHERE f.given_at >= $1 AND f.given_at < $2"
         " ORDER BY f.given_at DESC, f.feedback_id LIMIT $3",
@@ -346,7 +348,7 @@ async def feedback_summary(request: web.Request) -> web.StreamResponse:
     raw = request.query.get("slice", "total")
     kind: Slice = next((k for k in SLICES if k == raw), "total")
     if kind != raw:
-        raise Problem(422, f"one of {', '.join(SLICES)}", field="slice")
+        raise Problem(422, f"one of {', '.join(SLICES)}", field="slice", kind="validation")
     async with request.app[POOL].acquire() as conn:
         tables = await feedback_kpis(conn, since, until, kind)
         totals = headline(await feedback_kpis(conn, since, until, "total"))

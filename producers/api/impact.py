@@ -4,6 +4,7 @@ figures. SMEs see only their own; operators, auditors and facilitators see every
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from marketplace.kafka import make_consumer, partition_counts
 from marketplace.kpis import SLICES, Slice, flows, headline, kpis
 from marketplace.settings import Settings
 from producers.api.auth import require_role
+from producers.api.bodies import DATE_TIME_PATTERN
 from producers.api.context import POOL, SETTINGS, principal
 from producers.api.problems import Problem
 
@@ -29,9 +31,16 @@ def _time(request: web.Request, name: str, default: datetime) -> datetime:
     if raw is None:
         return default
     try:
+        if not re.fullmatch(DATE_TIME_PATTERN, raw):
+            raise ValueError(raw)
         t = datetime.fromisoformat(raw)
     except ValueError:
-        raise Problem(422, "not an ISO 8601 time", field=name) from None
+        raise Problem(
+            422,
+            "not an RFC 3339 time with its zone (e.g. 2026-11-01T00:00:00Z)",
+            field=name,
+            kind="validation",
+        ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
@@ -56,7 +65,7 @@ async def get_impact(request: web.Request) -> web.StreamResponse:
     raw = request.query.get("slice", "total")
     kind: Slice = next((k for k in SLICES if k == raw), "total")
     if kind != raw:
-        raise Problem(422, f"one of {', '.join(SLICES)}", field="slice")
+        raise Problem(422, f"one of {', '.join(SLICES)}", field="slice", kind="validation")
     async with request.app[POOL].acquire() as conn:
         tables = await kpis(conn, since, until, kind, partner)
         figures = headline(await kpis(conn, since, until, "total", partner))

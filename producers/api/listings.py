@@ -39,6 +39,8 @@ from schemas.listings import (
 )
 
 Kind = Literal["offer", "request"]
+# The furthest a listing page may start (PostgreSQL's OFFSET is a bigint; no partner has more).
+MAX_OFFSET = 1_000_000
 # A facilitator writes for an SME that consented (#11): owner = the SME, actor = the facilitator.
 WRITERS = ("sme", "facilitator")
 
@@ -279,19 +281,26 @@ async def list_own(request: web.Request, kind: Kind) -> web.StreamResponse:
         limit = int(request.query.get("limit", "50"))
         offset = int(request.query.get("offset", "0"))
     except ValueError:
-        raise Problem(400, "limit and offset must be integers", field="limit") from None
-    if not 1 <= limit <= 200 or offset < 0:
-        raise Problem(400, "limit is 1 to 200 and offset at least 0", field="limit")
+        raise Problem(
+            400, "limit and offset must be integers", field="limit", kind="validation"
+        ) from None
+    if not 1 <= limit <= 200 or not 0 <= offset <= MAX_OFFSET:
+        raise Problem(
+            400, "limit is 1 to 200 and offset 0 to 1000000", field="limit", kind="validation"
+        )
     status = request.query.get("status")
     if status not in (None, "open", "withdrawn"):
-        raise Problem(400, "status is open or withdrawn", field="status")
+        raise Problem(400, "status is open or withdrawn", field="status", kind="validation")
     who = principal(request)
     owner = who.partner_id
     if who.role == "facilitator":
         sme = request.query.get("on_behalf_of")
         if not sme:
             raise Problem(
-                400, "a facilitator names the SME in ?on_behalf_of=", field="on_behalf_of"
+                400,
+                "a facilitator names the SME in ?on_behalf_of=",
+                field="on_behalf_of",
+                kind="on-behalf-of-required",
             )
         if not await has_consent(request, sme, who.partner_id):
             raise no_consent(sme, who.partner_id, "on_behalf_of")
@@ -352,6 +361,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/v1/offers/{id}", withdraw_offer)
     app.router.add_post("/v1/requests", post_request)
     app.router.add_get("/v1/requests", list_requests)
-    app.router.add_get("/v1/requests/{id}", get_request)
-    app.router.add_put("/v1/requests/{id}", update_request)
-    app.router.add_delete("/v1/requests/{id}", withdraw_request)
+    # `preview` is no request's id: that path answers POST only (405 with `Allow: POST`).
+    one = "/v1/requests/{id:(?!preview$)[^{}/]+}"
+    app.router.add_get(one, get_request)
+    app.router.add_put(one, update_request)
+    app.router.add_delete(one, withdraw_request)

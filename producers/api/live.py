@@ -161,7 +161,9 @@ async def follow(
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise Problem(422, "limit is a whole number from 1 to 500", field="limit")
+        raise Problem(
+            422, "limit is a whole number from 1 to 500", field="limit", kind="validation"
+        )
     return int(raw)
 
 

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 import msgspec
+import msgspec.inspect as mi
 
 from marketplace.core.eligibility import FindingCode
+from marketplace.reference import list_of_waste
 from producers.api.bodies import (
+    DATE_PATTERN,
+    DATE_TIME_PATTERN,
     AnswerIn,
     CapabilitiesIn,
     OfferIn,
@@ -26,6 +30,25 @@ from producers.api.facilitators import ConsentIn, NudgeIn, RevokeIn
 from producers.api.feedback import DeliveredIn, FeedbackIn
 from producers.api.webhooks import EndpointIn, RotateIn
 
+WASTE_CODE_PATTERN = "^[0-9]{6}$"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An answer other than success that a route gives, with its problem types (the last part
+    of the problem's `type` URI) and when."""
+
+    status: int
+    kinds: tuple[str, ...]
+    why: str
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    schema: dict[str, Any]
+    description: str
+
 
 @dataclass(frozen=True)
 class Route:
@@ -38,12 +61,94 @@ class Route:
     content_type: str = "application/json"
     # The success status of a route that is not a 202 write.
     status: int = 200
+    # The refusals of this route beyond those every route of its kind gives (see `document`):
+    # the business rules a schema cannot express (ownership, state, windows in order, ...).
+    refusals: tuple[Refusal, ...] = ()
+    query: tuple[Query, ...] = ()
+    # The body may be left out (an empty body is `{}`).
+    optional_body: bool = False
 
 
 # Listings are written by their SME, or by a facilitator for an SME that consented (#11).
 _WRITERS = ("sme", "facilitator")
-# Routes whose body or query may name the SME a facilitator acts for (`on_behalf_of`).
-_ON_BEHALF = ("/v1/offers", "/v1/requests", "/v1/requests/preview")
+
+
+def _r(status: int, *kinds: str, why: str) -> Refusal:
+    return Refusal(status, kinds, why)
+
+
+# Query parameters shared by several routes.
+_TIME = {"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN}
+_FROM = Query("from", _TIME, "start of the period (default: 30 days before `to`); before `to`")
+_TO = Query("to", _TIME, "end of the period (default: now)")
+_SLICE = Query(
+    "slice",
+    {"enum": ["total", "minute", "hour", "day", "month", "region", "chapter", "sector"]},
+    "how the figures are broken down (default total)",
+)
+# An id in a path: whatever it is, one that is not yours is 404.
+_ID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1}
+# A partner named in a query (an SME: ignored, or refused when not its own).
+_PARTNER_SCHEMA: dict[str, Any] = {"type": "string"}
+_ON_BEHALF_Q = Query(
+    "on_behalf_of", _PARTNER_SCHEMA, "a facilitator: the SME whose listings (required for one)"
+)
+_PAGING = (
+    Query("status", {"enum": ["open", "withdrawn"]}, "only listings with this status"),
+    Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size (default 50)"),
+    Query(
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+        "listings to skip (default 0)",
+    ),
+    _ON_BEHALF_Q,
+)
+_PERIOD_REFUSED = _r(
+    422,
+    "unprocessable-content",
+    why="`from` is not before `to`, or a period at the calendar's edge (year 1, year 9999)",
+)
+_ON_BEHALF_REFUSED = (
+    _r(
+        403,
+        "forbidden",
+        why="an SME sets on_behalf_of to another partner (only a facilitator acts for another)",
+    ),
+    _r(
+        404,
+        "no-consent",
+        why="on_behalf_of names no SME that has consented to you (as for one that does not exist)",
+    ),
+    _r(
+        422,
+        "on-behalf-of-required",
+        why="a facilitator leaves out on_behalf_of",
+    ),
+)
+_CODES_REFUSED = _r(
+    422,
+    "unknown-waste-code",
+    why="a code that matches the pattern but is not an entry of the List of Waste (the"
+    " WasteCode enum lists them)",
+)
+_RULES = _r(
+    422,
+    "unprocessable-content",
+    why="a rule the schema cannot express: a window or recurrence that ends before it starts,"
+    " times without a time zone, a min_lot larger than the quantity",
+)
+_RETIRED = _r(
+    422,
+    "retired-currency",
+    why="a price in a retired currency (BGN: Bulgaria has used the euro since 1 January 2026)",
+)
+_NOT_OPEN = _r(409, "not-open", why="it is not open any more (withdrawn, answered, closed)")
+_NO_CAPS = _r(
+    409,
+    "no-capabilities",
+    why="you have not declared your coverage yet (PUT /v1/carrier/capabilities)",
+)
+_BIDDING_CLOSED = _r(409, "bidding-closed", why="the job's bidding is closed")
 
 ROUTES: tuple[Route, ...] = (
     Route("get", "/healthz", "Liveness: the process is up"),
@@ -54,7 +159,12 @@ ROUTES: tuple[Route, ...] = (
         "The association's dashboard (HTML; data needs a key)",
         content_type="text/html",
     ),
-    Route("get", "/audit/public-key", "The Ed25519 key that signs the audit log's checkpoints"),
+    Route(
+        "get",
+        "/audit/public-key",
+        "The Ed25519 key that signs the audit log's checkpoints",
+        refusals=(_r(404, "not-found", why="this exchange has no audit signing key"),),
+    ),
     Route("get", "/v1/me", "The calling partner's profile", ("any",)),
     Route(
         "get",
@@ -62,12 +172,31 @@ ROUTES: tuple[Route, ...] = (
         "Impact KPIs (?from&to&slice=total|minute|hour|day|month|region|chapter|sector"
         "&partner); an SME gets its own",
         ("sme", "operator", "auditor", "facilitator"),
+        refusals=(
+            _r(403, "forbidden", why="an SME asks for another partner's figures"),
+            _PERIOD_REFUSED,
+        ),
+        query=(
+            _FROM,
+            _TO,
+            _SLICE,
+            Query("partner", _PARTNER_SCHEMA, "one partner's figures (an SME: only its own)"),
+        ),
     ),
     Route(
         "get",
         "/v1/impact/flows",
         "Confirmed matches with their pickup and delivery places (?from&to&partner)",
         ("sme", "operator", "auditor", "facilitator"),
+        refusals=(
+            _r(403, "forbidden", why="an SME asks for another partner's flows"),
+            _PERIOD_REFUSED,
+        ),
+        query=(
+            _FROM,
+            _TO,
+            Query("partner", _PARTNER_SCHEMA, "one partner's flows (an SME: only its own)"),
+        ),
     ),
     Route(
         "get",
@@ -82,6 +211,7 @@ ROUTES: tuple[Route, ...] = (
         _WRITERS,
         OfferIn,
         True,
+        refusals=(*_ON_BEHALF_REFUSED, _CODES_REFUSED, _RETIRED, _RULES),
     ),
     Route(
         "get",
@@ -89,10 +219,32 @@ ROUTES: tuple[Route, ...] = (
         "List your offers (?status=open|withdrawn&limit&offset; a facilitator adds"
         " ?on_behalf_of=<SME>)",
         _WRITERS,
+        refusals=(
+            _r(400, "on-behalf-of-required", why="a facilitator leaves out ?on_behalf_of"),
+            _ON_BEHALF_REFUSED[1],
+        ),
+        query=_PAGING,
     ),
     Route("get", "/v1/offers/{id}", "Read one of your offers", _WRITERS),
-    Route("put", "/v1/offers/{id}", "Replace an offer's terms", _WRITERS, OfferTermsIn, True),
-    Route("delete", "/v1/offers/{id}", "Withdraw an offer", _WRITERS, WithdrawIn, True),
+    Route(
+        "put",
+        "/v1/offers/{id}",
+        "Replace an offer's terms",
+        _WRITERS,
+        OfferTermsIn,
+        True,
+        refusals=(_NOT_OPEN, _RETIRED, _RULES),
+    ),
+    Route(
+        "delete",
+        "/v1/offers/{id}",
+        "Withdraw an offer (it stays readable, with status withdrawn)",
+        _WRITERS,
+        WithdrawIn,
+        True,
+        refusals=(_NOT_OPEN,),
+        optional_body=True,
+    ),
     Route(
         "post",
         "/v1/requests",
@@ -100,6 +252,7 @@ ROUTES: tuple[Route, ...] = (
         _WRITERS,
         RequestIn,
         True,
+        refusals=(*_ON_BEHALF_REFUSED, _CODES_REFUSED, _RETIRED, _RULES),
     ),
     Route(
         "post",
@@ -108,11 +261,49 @@ ROUTES: tuple[Route, ...] = (
         " criterion, and why the others would not. Publishes nothing",
         ("sme", "facilitator", "operator"),
         RequestIn,
+        refusals=(
+            *_ON_BEHALF_REFUSED,
+            _CODES_REFUSED,
+            _RULES,
+            _r(
+                422,
+                "unit-not-convertible",
+                why="the quantity does not convert to tonnes (m3 without"
+                " material.density_t_per_m3, pieces without material.mass_per_piece_t)",
+            ),
+        ),
     ),
-    Route("get", "/v1/requests", "List your requests (facilitator: ?on_behalf_of)", _WRITERS),
+    Route(
+        "get",
+        "/v1/requests",
+        "List your requests (facilitator: ?on_behalf_of)",
+        _WRITERS,
+        refusals=(
+            _r(400, "on-behalf-of-required", why="a facilitator leaves out ?on_behalf_of"),
+            _ON_BEHALF_REFUSED[1],
+        ),
+        query=_PAGING,
+    ),
     Route("get", "/v1/requests/{id}", "Read one of your requests", _WRITERS),
-    Route("put", "/v1/requests/{id}", "Replace a request's terms", _WRITERS, RequestTermsIn, True),
-    Route("delete", "/v1/requests/{id}", "Withdraw a request", _WRITERS, WithdrawIn, True),
+    Route(
+        "put",
+        "/v1/requests/{id}",
+        "Replace a request's terms",
+        _WRITERS,
+        RequestTermsIn,
+        True,
+        refusals=(_NOT_OPEN, _RETIRED, _RULES),
+    ),
+    Route(
+        "delete",
+        "/v1/requests/{id}",
+        "Withdraw a request (it stays readable, with status withdrawn)",
+        _WRITERS,
+        WithdrawIn,
+        True,
+        refusals=(_NOT_OPEN,),
+        optional_body=True,
+    ),
     Route(
         "get",
         "/v1/consents",
@@ -126,6 +317,11 @@ ROUTES: tuple[Route, ...] = (
         ("sme",),
         ConsentIn,
         True,
+        refusals=(
+            _r(404, "not-found", why="no facilitator has this id"),
+            _r(409, "already-granted", why="the facilitator already has your consent"),
+        ),
+        optional_body=True,
     ),
     Route(
         "delete",
@@ -134,6 +330,8 @@ ROUTES: tuple[Route, ...] = (
         ("sme",),
         RevokeIn,
         True,
+        refusals=(_r(404, "not-found", why="the facilitator has no current consent of yours"),),
+        optional_body=True,
     ),
     Route(
         "get",
@@ -141,6 +339,13 @@ ROUTES: tuple[Route, ...] = (
         "The SMEs that consented to you, with their open listings and how stale they are"
         " (?stale_days, default 30)",
         ("facilitator",),
+        query=(
+            Query(
+                "stale_days",
+                {"type": "integer", "minimum": 1, "maximum": 3650},
+                "a listing unchanged this many days is stale (default 30)",
+            ),
+        ),
     ),
     Route(
         "post",
@@ -149,6 +354,11 @@ ROUTES: tuple[Route, ...] = (
         ("facilitator",),
         NudgeIn,
         True,
+        refusals=(
+            _NOT_OPEN,
+            _r(409, "recently-nudged", why="it was nudged less than a day ago"),
+        ),
+        optional_body=True,
     ),
     Route(
         "post",
@@ -157,6 +367,11 @@ ROUTES: tuple[Route, ...] = (
         ("facilitator",),
         NudgeIn,
         True,
+        refusals=(
+            _NOT_OPEN,
+            _r(409, "recently-nudged", why="it was nudged less than a day ago"),
+        ),
+        optional_body=True,
     ),
     Route(
         "put",
@@ -165,12 +380,45 @@ ROUTES: tuple[Route, ...] = (
         ("logistics",),
         CapabilitiesIn,
         True,
+        refusals=(
+            _r(422, "unprocessable-content", why="neither a depot nor a region is declared"),
+        ),
     ),
-    Route("get", "/v1/carrier/capabilities", "Your declared capabilities", ("logistics",)),
+    Route(
+        "get",
+        "/v1/carrier/capabilities",
+        "Your declared capabilities",
+        ("logistics",),
+        refusals=(_r(404, "not-found", why="none declared yet"),),
+    ),
     Route("get", "/v1/matches", "Match proposals where you are seller or buyer", ("sme",)),
     Route("get", "/v1/matches/{id}", "One of your match proposals", ("sme",)),
-    Route("post", "/v1/matches/{id}/accept", "Accept a proposal", ("sme",), AnswerIn, True),
-    Route("post", "/v1/matches/{id}/decline", "Decline a proposal", ("sme",), AnswerIn, True),
+    Route(
+        "post",
+        "/v1/matches/{id}/accept",
+        "Accept a proposal",
+        ("sme",),
+        AnswerIn,
+        True,
+        refusals=(
+            _NOT_OPEN,
+            _r(409, "already-answered", why="you have answered this proposal already"),
+        ),
+        optional_body=True,
+    ),
+    Route(
+        "post",
+        "/v1/matches/{id}/decline",
+        "Decline a proposal",
+        ("sme",),
+        AnswerIn,
+        True,
+        refusals=(
+            _NOT_OPEN,
+            _r(409, "already-answered", why="you have answered this proposal already"),
+        ),
+        optional_body=True,
+    ),
     Route(
         "put",
         "/v1/matches/{id}/transport-reserve",
@@ -178,6 +426,11 @@ ROUTES: tuple[Route, ...] = (
         ("sme",),
         ReserveIn,
         True,
+        refusals=(
+            _r(409, "no-transport-job", why="the match has no transport job (yet)"),
+            _BIDDING_CLOSED,
+            _r(422, "currency", why="the price is not in the job's currency"),
+        ),
     ),
     Route(
         "post",
@@ -188,6 +441,18 @@ ROUTES: tuple[Route, ...] = (
         ("sme", "logistics"),
         DeliveredIn,
         True,
+        refusals=(
+            _r(403, "forbidden", why="the seller cannot confirm a delivery"),
+            _r(404, "not-found", why="not your match, or no such delivery of it"),
+            _r(409, "not-confirmed", why="the match is not confirmed"),
+            _r(409, "already-delivered", why="the delivery was confirmed already"),
+            _r(
+                422,
+                "unprocessable-content",
+                why="delivery_id is needed (a standing agreement) or unexpected (a one-off)",
+            ),
+        ),
+        optional_body=True,
     ),
     Route(
         "post",
@@ -197,6 +462,12 @@ ROUTES: tuple[Route, ...] = (
         ("sme", "logistics"),
         FeedbackIn,
         True,
+        refusals=(
+            _r(404, "not-found", why="not a party to this match or delivery"),
+            _r(409, "not-confirmed", why="the match is not confirmed"),
+            _r(409, "not-delivered", why="the delivery has not been confirmed yet"),
+            _r(409, "already-given", why="you have given feedback on this delivery already"),
+        ),
     ),
     Route(
         "get",
@@ -209,6 +480,12 @@ ROUTES: tuple[Route, ...] = (
         "/v1/feedback",
         "Every feedback answer in the period, newest first, with who gave it (?from&to&limit)",
         ("operator", "auditor", "facilitator"),
+        refusals=(_PERIOD_REFUSED,),
+        query=(
+            _FROM,
+            _TO,
+            Query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "default 200"),
+        ),
     ),
     Route(
         "get",
@@ -216,10 +493,30 @@ ROUTES: tuple[Route, ...] = (
         "Feedback KPIs (deliveries, response rate, answers, mean rating, low ratings) by"
         " ?slice=total|minute|hour|day|month|region|chapter|sector, and by reason (?from&to)",
         ("operator", "auditor", "facilitator"),
+        refusals=(_PERIOD_REFUSED,),
+        query=(_FROM, _TO, _SLICE),
     ),
-    Route("get", "/v1/jobs", "Open transport jobs that fit your coverage", ("logistics",)),
-    Route("get", "/v1/jobs/{id}", "One transport job offered to you", ("logistics",)),
-    Route("get", "/v1/jobs/{id}/quotes", "Your quotes on a job", ("logistics",)),
+    Route(
+        "get",
+        "/v1/jobs",
+        "Open transport jobs that fit your coverage",
+        ("logistics",),
+        refusals=(_NO_CAPS,),
+    ),
+    Route(
+        "get",
+        "/v1/jobs/{id}",
+        "One transport job offered to you",
+        ("logistics",),
+        refusals=(_NO_CAPS,),
+    ),
+    Route(
+        "get",
+        "/v1/jobs/{id}/quotes",
+        "Your quotes on a job",
+        ("logistics",),
+        refusals=(_NO_CAPS,),
+    ),
     Route(
         "post",
         "/v1/jobs/{id}/quotes",
@@ -227,6 +524,18 @@ ROUTES: tuple[Route, ...] = (
         ("logistics",),
         QuoteIn,
         True,
+        refusals=(
+            _NO_CAPS,
+            _BIDDING_CLOSED,
+            _r(409, "not-open", why="the quote to revise is withdrawn or closed"),
+            _r(404, "not-found", why="quote_id names no quote of yours on this job"),
+            _r(
+                422,
+                "unprocessable-content",
+                why="the vehicle is not among your declared vehicle types, or pickup_at falls"
+                " outside the job's pickup window",
+            ),
+        ),
     ),
     Route(
         "delete",
@@ -235,6 +544,11 @@ ROUTES: tuple[Route, ...] = (
         ("logistics",),
         None,
         True,
+        refusals=(
+            _NO_CAPS,
+            _BIDDING_CLOSED,
+            _r(409, "not-open", why="the quote is withdrawn already"),
+        ),
     ),
     Route(
         "post",
@@ -243,6 +557,16 @@ ROUTES: tuple[Route, ...] = (
         ("any",),
         EndpointIn,
         status=201,
+        refusals=(
+            _r(
+                422,
+                "unprocessable-content",
+                why="an unknown notification kind, or a URL that cannot receive webhooks (not"
+                " http(s), or an address outside the networks the operator allows)",
+            ),
+            _r(409, "too-many", why="you have the most endpoints a partner may have"),
+            _r(503, "service-unavailable", why="the operator's secret keys are unusable"),
+        ),
     ),
     Route("get", "/v1/webhooks", "Your webhook endpoints", ("any",)),
     Route("get", "/v1/webhooks/{id}", "One of your webhook endpoints", ("any",)),
@@ -252,6 +576,8 @@ ROUTES: tuple[Route, ...] = (
         "A new signing secret (shown once); the old one signs beside it for overlap_s",
         ("any",),
         RotateIn,
+        refusals=(_r(503, "service-unavailable", why="the operator's secret keys are unusable"),),
+        optional_body=True,
     ),
     Route("delete", "/v1/webhooks/{id}", "Delete an endpoint (204)", ("any",), status=204),
     Route(
@@ -268,6 +594,11 @@ ROUTES: tuple[Route, ...] = (
         "/v1/notifications",
         "Your notifications, oldest first (?after=<notification id>&limit)",
         ("any",),
+        refusals=(_r(404, "not-found", why="`after` names no notification of yours"),),
+        query=(
+            Query("after", {"type": "string"}, "resume after this notification id"),
+            Query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "default 100"),
+        ),
     ),
     Route(
         "get",
@@ -275,6 +606,8 @@ ROUTES: tuple[Route, ...] = (
         "Your notifications as Server-Sent Events; resumes after Last-Event-ID or ?after",
         ("any",),
         content_type="text/event-stream",
+        refusals=(_r(404, "not-found", why="`after` names no notification of yours"),),
+        query=(Query("after", {"type": "string"}, "resume after this notification id"),),
     ),
     Route(
         "get",
@@ -291,9 +624,15 @@ ROUTES: tuple[Route, ...] = (
     ),
 )
 
+PROBLEM_BASE = "https://circular-exchange.example/problems/"
+
 PROBLEM: dict[str, Any] = {
     "type": "object",
-    "description": "RFC 9457 problem details",
+    "description": "RFC 9457 problem details. The last part of `type` names the problem: each"
+    " response of an operation lists the ones it may be. `validation`: the request breaks this"
+    " document (a field of the wrong type or value, an unknown field, a missing one);"
+    " `unprocessable-content` and the named kinds: a request this document allows that a rule"
+    " of the exchange refuses.",
     "required": ["type", "title", "status", "detail"],
     "properties": {
         "type": {"type": "string", "format": "uri"},
@@ -311,14 +650,156 @@ PROBLEM: dict[str, Any] = {
     },
 }
 
+EVENTUAL = (
+    " Reads come from read models that the projector keeps from the events: a read right after"
+    " a 202 may not show the write yet (eventually consistent, normally within a second)."
+)
 
-def _problem(description: str) -> dict[str, Any]:
+
+def _problem(status: int, refusals: list[Refusal]) -> dict[str, Any]:
+    kinds = sorted({k for r in refusals for k in r.kinds})
+    why = "; ".join(dict.fromkeys(r.why for r in refusals))
     return {
-        "description": description,
+        "description": f"{why} (problem type: {', '.join(kinds)})",
         "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            "application/problem+json": {
+                "schema": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Problem"},
+                        {
+                            "properties": {
+                                "status": {"const": status},
+                                "type": {"enum": [PROBLEM_BASE + k for k in kinds]},
+                            }
+                        },
+                    ]
+                }
+            }
         },
     }
+
+
+def refusals(r: Route) -> list[Refusal]:
+    """Every refusal of the route: those of every route of its kind, then its own."""
+    out: list[Refusal] = [_r(400, "validation", why="a NUL character in the path or query")]
+    if r.roles:
+        out += [
+            _r(401, "unauthorized", why="no API key, or one that is not valid"),
+            _r(429, "too-many-requests", why="the key's rate limit; see Retry-After"),
+            _r(
+                503,
+                "database-unavailable",
+                why="the database cannot be reached; nothing was stored, see Retry-After",
+            ),
+        ]
+        if r.roles != ("any",):
+            out.append(_r(403, "forbidden", why=f"your role is not {' or '.join(r.roles)}"))
+    if "{" in r.path:
+        out.append(_r(404, "not-found", why="not found among your own resources"))
+    if r.body is not None:
+        out += [
+            _r(400, "malformed-json", why="the body is not JSON"),
+            _r(413, "payload-too-large", why="the body is too large"),
+            _r(
+                422,
+                "validation",
+                why="the body breaks its schema; `errors` names every field at fault",
+            ),
+        ]
+        if not r.optional_body:
+            out.append(_r(415, "unsupported-media-type", why="the body is not application/json"))
+    if r.write:
+        out += [
+            _r(400, "bad-request", why="an Idempotency-Key that is empty or too long"),
+            _r(
+                409,
+                "idempotency-key-in-progress",
+                why="a request with this Idempotency-Key is still being answered (see Retry-After)",
+            ),
+            _r(
+                422,
+                "idempotency-key-reused",
+                why="this Idempotency-Key was used for a different request",
+            ),
+            _r(
+                503,
+                "service-unavailable",
+                why="Kafka cannot take the event now; nothing was published, see Retry-After",
+            ),
+        ]
+    if r.query:
+        listing = r.path in ("/v1/offers", "/v1/requests")
+        out.append(
+            _r(400 if listing else 422, "validation", why="a query parameter breaks its schema")
+        )
+    return [*out, *r.refusals]
+
+
+def _waste_codes() -> list[str]:
+    return sorted(e.code for e in list_of_waste().entries())
+
+
+def _times(kinds: list[type], schemas: dict[str, Any]) -> None:
+    """msgspec describes a datetime or a date as a bare string: each such field of a body
+    schema gets its format and the pattern the decoder takes."""
+    seen: set[str] = set()
+
+    def fmt(t: mi.Type) -> dict[str, Any] | None:
+        while isinstance(t, mi.Metadata):
+            t = t.type
+        if isinstance(t, mi.DateTimeType):
+            return {"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN}
+        if isinstance(t, mi.DateType):
+            return {"type": "string", "format": "date", "pattern": DATE_PATTERN}
+        return None
+
+    def walk(t: mi.Type) -> None:
+        while isinstance(t, mi.Metadata):
+            t = t.type
+        if isinstance(t, mi.UnionType):
+            for member in t.types:
+                walk(member)
+        elif isinstance(t, (mi.CollectionType,)):
+            walk(t.item_type)
+        elif isinstance(t, mi.StructType) and t.cls.__name__ not in seen:
+            seen.add(t.cls.__name__)
+            props = schemas.get(t.cls.__name__, {}).get("properties", {})
+            for f in t.fields:
+                inner = f.type
+                while isinstance(inner, mi.Metadata):
+                    inner = inner.type
+                members = inner.types if isinstance(inner, mi.UnionType) else (inner,)
+                for m in members:
+                    found = fmt(m)
+                    if found is not None and f.encode_name in props:
+                        prop = props[f.encode_name]
+                        if "anyOf" in prop:
+                            prop["anyOf"] = [
+                                found if a == {"type": "string"} else a for a in prop["anyOf"]
+                            ]
+                        else:
+                            props[f.encode_name] = {**prop, **found}
+                walk(f.type)
+
+    for kind in kinds:
+        walk(mi.type_info(kind))
+
+
+def _exact(node: Any) -> Any:
+    """The body schemas as the API reads them: every `WasteCode` (msgspec writes its pattern
+    inline) a reference to one schema with the List of Waste's entries; every time and date
+    with the pattern the decoder takes."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("pattern") == WASTE_CODE_PATTERN:
+            return {"$ref": "#/components/schemas/WasteCode"}
+        if node.get("type") == "string" and node.get("format") == "date-time":
+            return {**node, "pattern": DATE_TIME_PATTERN}
+        if node.get("type") == "string" and node.get("format") == "date":
+            return {**node, "pattern": DATE_PATTERN}
+        return {k: _exact(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_exact(v) for v in node]
+    return node
 
 
 def document() -> dict[str, Any]:
@@ -329,9 +810,21 @@ def document() -> dict[str, Any]:
     for schema in schemas.values():
         if schema.get("type") == "object":
             schema["additionalProperties"] = False
+    _times(bodies, schemas)
+    schemas = _exact(schemas)
+    schemas["WasteCode"] = {
+        "type": "string",
+        "pattern": WASTE_CODE_PATTERN,
+        "description": "an entry of the European List of Waste (Commission Decision"
+        " 2000/532/EC), six digits; a code of the pattern that is no entry is refused 422"
+        " unknown-waste-code",
+        "enum": _waste_codes(),
+    }
     schemas["Problem"] = PROBLEM
     schemas["Accepted"] = {
         "type": "object",
+        "description": "The write is an event on Kafka; what it changes shows in the reads once"
+        " the projector has it (eventually consistent).",
         "required": ["status", "event_id"],
         "properties": {
             "status": {"const": "accepted"},
@@ -361,28 +854,39 @@ def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in ROUTES:
         op: dict[str, Any] = {"summary": r.summary, "responses": {}}
+        notes = []
         if r.roles:
             op["security"] = [{"apiKey": []}]
             if r.roles != ("any",):
-                op["description"] = f"Role: {', '.join(r.roles)}."
-            op["responses"]["401"] = _problem("no valid API key")
-            op["responses"]["429"] = _problem("rate limit; see Retry-After")
+                notes.append(f"Role: {', '.join(r.roles)}.")
         else:
             op["security"] = []
-        names = [n for n in ("id", "quote_id", "facilitator_id") if "{" + n + "}" in r.path]
-        if names:
-            op["parameters"] = [
-                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                for n in names
-            ]
-            op["responses"]["404"] = _problem("not found among your own resources")
-        if "facilitator" in r.roles and r.path in _ON_BEHALF:
-            op["responses"]["404"] = _problem(
-                "on_behalf_of names no SME that has consented to you (as for one that is not)"
+        if r.write:
+            notes.append(
+                "A command: answered 202 once the event is on Kafka; a read of what it"
+                " changes may not show it at once." + EVENTUAL
             )
+        elif r.method == "get" and r.roles:
+            notes.append(EVENTUAL.strip())
+        if notes:
+            op["description"] = " ".join(notes)
+        names = [n for n in ("id", "quote_id", "facilitator_id") if "{" + n + "}" in r.path]
+        params: list[dict[str, Any]] = [
+            {"name": n, "in": "path", "required": True, "schema": _ID_SCHEMA} for n in names
+        ]
+        params += [
+            {
+                "name": q.name,
+                "in": "query",
+                "required": False,
+                "schema": q.schema,
+                "description": q.description,
+            }
+            for q in r.query
+        ]
         if r.body is not None:
             op["requestBody"] = {
-                "required": r.method != "delete",
+                "required": not r.optional_body,
                 "content": {
                     "application/json": {
                         "schema": {"$ref": f"#/components/schemas/{r.body.__name__}"}
@@ -390,45 +894,39 @@ def document() -> dict[str, Any]:
                 },
             }
         if r.write:
-            op["parameters"] = [
-                *op.get("parameters", []),
+            params.append(
                 {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "maxLength": 200},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                     "description": "requests with the same key, one after the other or at"
                     " once, publish once and all get the first answer (a different request"
                     " with a used key: 422 idempotency-key-reused)",
                 },
-            ]
+            )
             op["responses"]["202"] = {
-                "description": "accepted: the event is on Kafka",
+                "description": "accepted: the event is on Kafka (reads follow eventually)",
                 "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}
                 },
             }
-            op["responses"]["400"] = _problem("malformed JSON")
-            op["responses"]["403"] = _problem("your role cannot do this")
-            op["responses"]["413"] = _problem("body too large")
-            op["responses"]["422"] = _problem("invalid field; `errors` names it")
-            busy = "idempotency-key-in-progress: a request with this Idempotency-Key is still"
-            busy += " being answered (see Retry-After)"
-            if (
-                r.method in ("put", "delete")
-                or r.path.endswith(
-                    ("/accept", "/decline", "/quotes", "/nudge", "/delivered", "/feedback")
-                )
-                or r.path.startswith("/v1/consents/")
-            ):
-                op["responses"]["409"] = _problem(f"not open any more; or {busy}")
-            else:
-                op["responses"]["409"] = _problem(busy)
+        elif r.status in (101, 204):
+            op["responses"][str(r.status)] = {"description": "OK"}
         else:
-            op["responses"][str(r.status)] = {
-                "description": "OK",
-                "content": {r.content_type: {}} if r.status not in (101, 204) else {},
+            op["responses"][str(r.status)] = {"description": "OK", "content": {r.content_type: {}}}
+        if r.path == "/readyz":
+            op["responses"]["503"] = {
+                "description": "not ready: `checks` says which dependency is not",
+                "content": {"application/json": {}},
             }
+        if params:
+            op["parameters"] = params
+        by_status: dict[int, list[Refusal]] = {}
+        for refusal in refusals(r):
+            by_status.setdefault(refusal.status, []).append(refusal)
+        for status in sorted(by_status):
+            op["responses"][str(status)] = _problem(status, by_status[status])
         paths.setdefault(r.path, {})[r.method] = op
     return {
         "openapi": "3.1.0",
@@ -436,7 +934,9 @@ def document() -> dict[str, Any]:
             "title": "Circular materials exchange: partner API",
             "version": "1",
             "description": "Writes are commands answered 202 with the event id; reads come "
-            "from read models. Generated by `python -m marketplace.app.generate`; do not edit.",
+            "from read models, eventually consistent with the writes. Every refusal an "
+            "operation can give is listed with its status and problem types. Generated by "
+            "`python -m marketplace.app.generate`; do not edit.",
         },
         "servers": [{"url": "http://127.0.0.1:8080"}],
         "components": {

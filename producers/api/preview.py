@@ -109,13 +109,14 @@ async def preview_request(request: web.Request) -> web.StreamResponse:
     try:
         terms = request_terms(body.terms, mass)
     except IncompatibleUnits as exc:
-        raise Problem(422, str(exc), field="terms.quantity") from None
+        raise Problem(422, str(exc), field="terms.quantity", kind="unit-not-convertible") from None
     if terms.unit != "t":
         raise Problem(
             422,
             "the quantity must convert to tonnes (give material.density_t_per_m3 or"
             " material.mass_per_piece_t) to be matched",
             field="terms.quantity",
+            kind="unit-not-convertible",
         )
     # Drafting for an SME is checked like posting for it: a facilitator needs its consent.
     owner = principal(request).partner_id

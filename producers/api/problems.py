@@ -71,6 +71,7 @@ class Problem(Exception):
         )
 
 
+_RULE = re.compile(r"^[a-z_]+: ")
 _AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$\.?(?P<field>[^`]*)`)?$", re.S)
 
 
@@ -79,17 +80,25 @@ def from_validation(exc: msgspec.ValidationError) -> Problem:
     m = _AT.match(str(exc))
     reason = m.group("reason") if m else str(exc)
     field = (m.group("field") if m else None) or None
+    # A rule of our own (a __post_init__ check: "window: ends before it starts") refuses what
+    # the schema allows: a business rule, not a schema violation (the OpenAPI document says so).
+    rule = _RULE.match(reason) is not None
     if field is None:
         # Our own __post_init__ checks say "field: reason".
         head, sep, rest = reason.partition(": ")
         if sep and re.fullmatch(r"[a-z_.]+", head):
             field, reason = head, rest
-    return Problem(422, reason, field=field or "body", kind="validation")
+    return Problem(
+        422, reason, field=field or "body", kind="unprocessable-content" if rule else "validation"
+    )
 
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        # PostgreSQL text cannot hold NUL: refused here rather than failing in a query (500).
+        if "\x00" in request.path or "\x00" in request.query_string:
+            raise Problem(400, "the path or query holds a NUL character", kind="validation")
         return await handler(request)
     except Problem as problem:
         return problem.response(request.path)
@@ -100,6 +109,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return Problem(exc.status, exc.reason, headers=headers).response(request.path)
+    except OverflowError:
+        # A period at the calendar's edge (year 1 minus 30 days, year 9999 by the minute).
+        return Problem(422, "a time out of the range the exchange can compute with").response(
+            request.path
+        )
     except UNREACHABLE as exc:
         # The database is away (restarting, failing over): nothing was written; try again.
         log.warning("database_unreachable", path=request.path, error=type(exc).__name__)

@@ -127,11 +127,16 @@ async def redeliver(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "pending", "delivery_id": delivery_id})
 
 
+# An endpoint's id is never `dead-letters`: that path is the dead letters' list, which answers
+# only GET (405 with `Allow: GET, HEAD` to any other method, not a DELETE of an endpoint).
+_ENDPOINT = "/v1/webhooks/{id:(?!dead-letters$)[^{}/]+}"
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/webhooks", register)
     app.router.add_get("/v1/webhooks", list_endpoints)
     app.router.add_get("/v1/webhooks/dead-letters", dead_letters)
     app.router.add_post("/v1/webhooks/dead-letters/{id}/redeliver", redeliver)
-    app.router.add_get("/v1/webhooks/{id}", get_endpoint)
-    app.router.add_post("/v1/webhooks/{id}/rotate-secret", rotate)
-    app.router.add_delete("/v1/webhooks/{id}", delete)
+    app.router.add_get(_ENDPOINT, get_endpoint)
+    app.router.add_post(_ENDPOINT + "/rotate-secret", rotate)
+    app.router.add_delete(_ENDPOINT, delete)

@@ -27,4 +27,6 @@ def test_every_write_documents_idempotency_and_problems() -> None:
             if "202" in op["responses"]:
                 names = [p["name"] for p in op["parameters"]]
                 assert "Idempotency-Key" in names, (method, path)
-                assert {"400", "401", "403", "413", "422", "429"} <= set(op["responses"])
+                assert {"400", "401", "403", "409", "422", "429"} <= set(op["responses"])
+                if "requestBody" in op:
+                    assert "413" in op["responses"], (method, path)
