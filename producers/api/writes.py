@@ -40,9 +40,14 @@ async def read_body(request: web.Request, kind: type[T], *, optional: bool = Fal
     if request.content_type != "application/json" and raw and not optional:
         raise Problem(415, "send the body as application/json")
     try:
-        unknown = unknown_fields(msgspec.json.decode(raw), kind)
+        document = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise Problem(400, f"the body is not valid JSON: {exc}", kind="malformed-json") from None
+    nul = _nul_at(document, "")
+    if nul is not None:
+        # PostgreSQL's text and jsonb cannot hold U+0000: refused here, not by a read model later.
+        raise Problem(422, "text may not contain the NUL character (U+0000)", field=nul or "body")
+    unknown = unknown_fields(document, kind)
     try:
         value = msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
@@ -55,6 +60,26 @@ async def read_body(request: web.Request, kind: type[T], *, optional: bool = Fal
     if unknown:
         raise _unknown_problem(unknown, [])
     return value
+
+
+def _nul_at(value: Any, path: str) -> str | None:
+    """The path of the first string (key or value) holding U+0000, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return inner
+            found = _nul_at(item, inner)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_at(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _unknown_problem(unknown: list[tuple[str, str]], wrong: list[tuple[str, str]]) -> Problem:

@@ -94,6 +94,9 @@ async def test_misspelt_and_mistyped_fields_are_refused_with_their_path(
         (seller, "POST", "/v1/offers", changed(offer_body(), "terms.price.vat", 25),
          ["terms.price.vat"]),
         (seller, "POST", "/v1/offers", changed(offer_body(), "colour", "blue"), ["colour"]),
+        # U+0000, which PostgreSQL's text and jsonb cannot hold, is refused where it is.
+        (seller, "POST", "/v1/offers",
+         changed(offer_body(), "material.description", "PE film\x00"), ["material.description"]),
         (carrier, "PUT", "/v1/carrier/capabilities",
          changed(CAPABILITIES, "depots[0].location.altitude", 3),
          ["depots[0].location.altitude"]),
