@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass
-from math import cos, floor, radians
+from math import asin, cos, floor, pi, radians, sin, sqrt
 
-from marketplace.core.geo import distance_km
+from marketplace.core.geo import EARTH_RADIUS_KM, distance_km
 
 CELL_DEG = 0.2  # about 22 km of latitude
 KM_PER_DEG_LAT = 111.2
 LON_CELLS = int(360 / CELL_DEG)
 
 Cell = tuple[int, int]
+# How an id's place is kept: (lat, lon, lat in radians, its cosine).
+Spot = tuple[float, float, float, float]
 
 
 def cell_of(lat: float, lon: float) -> Cell:
@@ -67,15 +70,214 @@ def box_around(lat: float, lon: float, radius_km: float) -> Box:
     )
 
 
+# A cell with more ids than this keeps them in a quadtree as well, so that a search in a dense
+# cell (a town with thousands of listings of one code) measures the distance to the nearest ids
+# only instead of to every one: the cost of a search stays flat as the book grows.
+SMALL_CELL = 48
+LEAF_SIZE = 12
+MAX_DEPTH = 24
+# Bounds on a node's distances are trusted only this far inside (km): far more than the
+# rounding of the haversine formula, far less than any distance that matters.
+MARGIN_KM = 1e-6
+# The corner bound below holds while the node is within this many degrees of the point.
+_BOUNDED_DEG = 60.0
+_DEG = pi / 180
+_DIAMETER = 2 * EARTH_RADIUS_KM
+
+
+def _spot(lat: float, lon: float) -> Spot:
+    p = radians(lat)
+    return (lat, lon, p, cos(p))
+
+
+class _Node:
+    """A quadtree node over a cell's ids: a leaf holds them, an inner node its four quarters.
+    Ids go to a quarter by comparing their coordinates with the middle, so a node's bounds
+    always hold its ids."""
+
+    __slots__ = ("cmin", "count", "items", "kids", "lat0", "lat1", "lon0", "lon1")
+
+    def __init__(self, lat0: float, lat1: float, lon0: float, lon1: float) -> None:
+        self.lat0, self.lat1, self.lon0, self.lon1 = lat0, lat1, lon0, lon1
+        # The smallest cosine of a latitude in the node (cos is concave: at an edge), for
+        # _Probe.lower.
+        self.cmin = max(0.0, min(cos(lat0 * _DEG), cos(lat1 * _DEG)))
+        self.count = 0
+        self.items: dict[str, Spot] | None = {}
+        self.kids: tuple[_Node, _Node, _Node, _Node] | None = None
+
+    def add(self, item: str, lat: float, lon: float, depth: int = 0) -> None:
+        node = self
+        while True:
+            node.count += 1
+            items = node.items
+            if items is not None:
+                items[item] = _spot(lat, lon)
+                if len(items) > LEAF_SIZE and depth < MAX_DEPTH:
+                    node._split(depth)
+                return
+            node = node._kid(lat, lon)
+            depth += 1
+
+    def remove(self, item: str, lat: float, lon: float) -> None:
+        path = []
+        node = self
+        while node.items is None:
+            path.append(node)
+            node = node._kid(lat, lon)
+        if node.items.pop(item, None) is not None:
+            node.count -= 1
+            for n in path:
+                n.count -= 1
+
+    def _kid(self, lat: float, lon: float) -> _Node:
+        kids = self.kids
+        assert kids is not None
+        north = lat >= (self.lat0 + self.lat1) / 2
+        east = lon >= (self.lon0 + self.lon1) / 2
+        return kids[2 * north + east]
+
+    def _split(self, depth: int) -> None:
+        """Makes the leaf at `depth` an inner node; quarters still too full split in turn, down
+        to MAX_DEPTH (ids at one spot stay together in a deep leaf, however many)."""
+        items = self.items
+        assert items is not None
+        mlat, mlon = (self.lat0 + self.lat1) / 2, (self.lon0 + self.lon1) / 2
+        self.kids = (
+            _Node(self.lat0, mlat, self.lon0, mlon),
+            _Node(self.lat0, mlat, mlon, self.lon1),
+            _Node(mlat, self.lat1, self.lon0, mlon),
+            _Node(mlat, self.lat1, mlon, self.lon1),
+        )
+        self.items = None
+        for item, spot in items.items():
+            kid = self._kid(spot[0], spot[1])
+            kid.count += 1
+            kid_items = kid.items
+            assert kid_items is not None
+            kid_items[item] = spot
+        for kid in self.kids:
+            if kid.items is not None and len(kid.items) > LEAF_SIZE and depth + 1 < MAX_DEPTH:
+                kid._split(depth + 1)
+
+
+class _Probe:
+    """Distance bounds from one point to quadtree nodes."""
+
+    __slots__ = ("c1", "coslat", "lat", "lon", "p1", "radius")
+
+    def __init__(self, lat: float, lon: float, radius_km: float) -> None:
+        self.lat, self.lon, self.radius = lat, lon, radius_km
+        self.coslat = cos(lat * _DEG)
+        self.p1 = radians(lat)
+        self.c1 = cos(self.p1)
+
+    def lower(self, n: _Node) -> float:
+        """At most the distance to anything in the node: the latitude and longitude gaps taken
+        separately, the longitude gap at the node's widest parallel (haversine terms are
+        monotone in both while the gaps stay under 90 degrees)."""
+        lat, lon = self.lat, self.lon
+        if abs(lon - n.lon0) > 90 or abs(lon - n.lon1) > 90:
+            return 0.0
+        dphi = n.lat0 - lat if lat < n.lat0 else lat - n.lat1 if lat > n.lat1 else 0.0
+        dlam = n.lon0 - lon if lon < n.lon0 else lon - n.lon1 if lon > n.lon1 else 0.0
+        if dphi <= 0.0 and dlam <= 0.0:
+            return 0.0
+        h = sin(dphi * _DEG / 2) ** 2 + self.coslat * n.cmin * sin(dlam * _DEG / 2) ** 2
+        return 2 * EARTH_RADIUS_KM * asin(min(1.0, sqrt(h))) - MARGIN_KM
+
+    def inside(self, n: _Node) -> bool:
+        """Whether everything in the node is surely within the radius: the farthest corner is.
+        Near the point the haversine is convex along a meridian and grows with the longitude
+        gap, so the farthest point of a node is a corner."""
+        lat, lon = self.lat, self.lon
+        if (
+            abs(lat - n.lat0) > _BOUNDED_DEG
+            or abs(lat - n.lat1) > _BOUNDED_DEG
+            or abs(lon - n.lon0) > _BOUNDED_DEG
+            or abs(lon - n.lon1) > _BOUNDED_DEG
+        ):
+            return False
+        far_lon = n.lon0 if abs(lon - n.lon0) >= abs(lon - n.lon1) else n.lon1
+        limit = self.radius - MARGIN_KM
+        return (
+            distance_km(lat, lon, n.lat0, far_lon) <= limit
+            and distance_km(lat, lon, n.lat1, far_lon) <= limit
+        )
+
+    def count(self, node: _Node) -> int:
+        """How many ids in the node are within the radius, exactly."""
+        if node.count == 0 or self.lower(node) > self.radius:
+            return 0
+        if self.inside(node):
+            return node.count
+        items = node.items
+        if items is None:
+            assert node.kids is not None
+            return sum(self.count(kid) for kid in node.kids)
+        return len(self.within(items, []))
+
+    def within(
+        self, items: dict[str, Spot], found: list[tuple[float, str]]
+    ) -> list[tuple[float, str]]:
+        """Appends (distance, id) for the ids within the radius to `found`, which it returns:
+        distance_km(lat, lon, plat, plon) to the last bit, with the point's terms and each id's
+        latitude terms computed once (`_spot`) instead of for every pair."""
+        lon, radius, p1, c1 = self.lon, self.radius, self.p1, self.c1
+        for item, (_, plon, p2, c2) in items.items():
+            h = sin((p2 - p1) / 2) ** 2 + c1 * c2 * sin(radians(plon - lon) / 2) ** 2
+            d = _DIAMETER * asin(min(1.0, sqrt(h)))
+            if d <= radius:
+                found.append((d, item))
+        return found
+
+
+def _root(cell: Cell) -> _Node:
+    # A little wider than the cell, so that rounding in cell_of never puts an id outside it.
+    i, j = cell
+    slack = 1e-7
+    return _Node(
+        i * CELL_DEG - slack,
+        (i + 1) * CELL_DEG + slack,
+        j * CELL_DEG - slack,
+        (j + 1) * CELL_DEG + slack,
+    )
+
+
 class GridIndex:
     """ids filed by (key, cell); the key is the List of Waste code."""
 
     def __init__(self) -> None:
-        # key -> cell -> id -> (lat, lon)
-        self._cells: dict[str, dict[Cell, dict[str, tuple[float, float]]]] = defaultdict(dict)
+        # key -> cell -> id -> its Spot
+        self._cells: dict[str, dict[Cell, dict[str, Spot]]] = defaultdict(dict)
+        # key -> cell -> the quadtree of the cell's ids, for cells of more than SMALL_CELL ids
+        self._trees: dict[str, dict[Cell, _Node]] = {}
+        # The occupied cells of a key inside a search's box, by ring from the search's cell,
+        # kept for searches from the same cell with the same box while the key's occupied cells
+        # stay the same (their version: bumped whenever a cell of the key fills or empties).
+        self._shape: dict[str, int] = {}
+        self._rings: dict[tuple[str, int, int, Box], tuple[int, list[list[Cell]]]] = {}
 
     def add(self, key: str, lat: float, lon: float, item: str) -> None:
-        self._cells[key].setdefault(cell_of(lat, lon), {})[item] = (lat, lon)
+        cell = cell_of(lat, lon)
+        cells = self._cells[key]
+        bucket = cells.get(cell)
+        if bucket is None:
+            bucket = cells[cell] = {}
+            self._shape[key] = self._shape.get(key, 0) + 1
+        old = bucket.get(item)
+        bucket[item] = _spot(lat, lon)
+        trees = self._trees.get(key)
+        tree = trees.get(cell) if trees is not None else None
+        if tree is not None:
+            if old is not None:
+                tree.remove(item, old[0], old[1])
+            tree.add(item, lat, lon)
+        elif len(bucket) > SMALL_CELL:
+            tree = _root(cell)
+            for other, spot in bucket.items():
+                tree.add(other, spot[0], spot[1])
+            self._trees.setdefault(key, {})[cell] = tree
 
     def remove(self, key: str, lat: float, lon: float, item: str) -> None:
         cells = self._cells.get(key)
@@ -84,9 +286,18 @@ class GridIndex:
         cell = cell_of(lat, lon)
         bucket = cells.get(cell)
         if bucket is not None:
-            bucket.pop(item, None)
+            where = bucket.pop(item, None)
+            trees = self._trees.get(key)
+            if where is not None and trees is not None and cell in trees:
+                if bucket:
+                    trees[cell].remove(item, where[0], where[1])
+                else:
+                    del trees[cell]
+                    if not trees:
+                        del self._trees[key]
             if not bucket:
                 del cells[cell]
+                self._shape[key] = self._shape.get(key, 0) + 1
         if not cells:
             del self._cells[key]
 
@@ -100,30 +311,38 @@ class GridIndex:
     def nearest_with_distance(
         self, key: str, lat: float, lon: float, radius_km: float, limit: int
     ) -> list[tuple[float, str]]:
-        """As `nearest`, with each id's great-circle distance from the point, in km."""
+        """As `nearest`, with each id's great-circle distance from the point, in km. Small cells
+        are measured id by id; in a dense cell the quadtree counts the ids within the radius
+        (whole nodes at once where they surely are) and then gives the nearest ones, best first,
+        so that the answer is exactly the one measuring every id would give."""
         cells = self._cells.get(key)
         if not cells:
             return []
+        trees = self._trees.get(key, {})
         box = box_around(lat, lon, radius_km)
         ci, cj = cell_of(lat, lon)
         found: list[tuple[float, str]] = []
+        dense: list[_Node] = []
+        probe = _Probe(lat, lon, radius_km)
+        counted = 0
 
-        def take(bucket: dict[str, tuple[float, float]]) -> None:
-            for item, (plat, plon) in bucket.items():
-                d = distance_km(lat, lon, plat, plon)
-                if d <= radius_km:
-                    found.append((d, item))
+        def take(cell: Cell, bucket: dict[str, Spot]) -> int:
+            tree = trees.get(cell)
+            if tree is not None:
+                n = probe.count(tree)
+                if n:
+                    dense.append(tree)
+                return n
+            before = len(found)
+            probe.within(bucket, found)
+            return len(found) - before
 
         if box.size() > len(cells):
             # Few occupied cells: order those inside the box by ring instead of walking rings.
-            rings: dict[int, list[Cell]] = {}
-            for cell in cells:
-                if cell in box:
-                    rings.setdefault(_ring(cell, ci, cj), []).append(cell)
-            for r in sorted(rings):
-                for cell in rings[r]:
-                    take(cells[cell])
-                if len(found) >= limit:
+            for ring in self._rings_of(key, cells, box, ci, cj):
+                for cell in ring:
+                    counted += take(cell, cells[cell])
+                if counted >= limit:
                     break
         else:
             max_ring = max(
@@ -136,11 +355,43 @@ class GridIndex:
                 for cell in _ring_cells(ci, cj, r):
                     bucket = cells.get(cell)
                     if bucket and cell in box:
-                        take(bucket)
-                if len(found) >= limit:
+                        counted += take(cell, bucket)
+                if counted >= limit:
                     break
+        if dense:
+            _nearest_in(dense, probe, limit, found)
         found.sort()
         return found[:limit]
+
+    def _rings_of(
+        self, key: str, cells: dict[Cell, dict[str, Spot]], box: Box, ci: int, cj: int
+    ) -> list[list[Cell]]:
+        """The occupied cells inside the box, grouped by ring from (ci, cj), nearest ring first
+        (in each ring, in the order of `cells`)."""
+        shape = self._shape.get(key, 0)
+        known = self._rings.get((key, ci, cj, box))
+        if known is not None and known[0] == shape:
+            return known[1]
+        # (`cell in box` and `_ring`, written out: this runs for every occupied cell.)
+        rings: dict[int, list[Cell]] = {}
+        lat0, lat1, lon0, span = box.lat0, box.lat1, box.lon0, box.lon1 - box.lon0
+        all_lon = box.all_lon
+        for cell in cells:
+            i, j = cell
+            if lat0 <= i <= lat1 and (all_lon or (j - lon0) % LON_CELLS <= span):
+                dj = (j - cj) % LON_CELLS
+                di = i - ci if i >= ci else ci - i
+                r = max(di, min(dj, LON_CELLS - dj))
+                ring = rings.get(r)
+                if ring is None:
+                    rings[r] = [cell]
+                else:
+                    ring.append(cell)
+        ordered = [rings[r] for r in sorted(rings)]
+        if len(self._rings) >= 8192:
+            self._rings.clear()
+        self._rings[(key, ci, cj, box)] = (shape, ordered)
+        return ordered
 
     def near(self, key: str, lat: float, lon: float, radius_km: float) -> set[str]:
         """A superset of the ids within radius_km (every id in the cells that may hold one)."""
@@ -174,3 +425,43 @@ def _ring_cells(ci: int, cj: int, r: int) -> list[Cell]:
     out += [(ci + di, cj + dj) for di in range(-r + 1, r) for dj in (-r, r)]
     # Wrap longitude onto the cells points are filed under.
     return [(i, (j + LON_CELLS // 2) % LON_CELLS - LON_CELLS // 2) for i, j in out]
+
+
+def _nearest_in(
+    roots: list[_Node], probe: _Probe, limit: int, found: list[tuple[float, str]]
+) -> None:
+    """Adds to `found` the ids within the radius in the trees, at least the `limit` nearest of
+    them and of what `found` holds already: nodes are opened nearest first (by a lower bound of
+    their distance), until none left can hold anything nearer than the limit-th nearest found."""
+    radius = probe.radius
+    # The `limit` smallest distances found so far, negated (a max-heap).
+    best = [-d for d, _ in found]
+    if len(best) > limit:
+        best = [-d for d in sorted(-b for b in best)[:limit]]
+    heapq.heapify(best)
+    todo: list[tuple[float, int, _Node]] = []
+    n = 0
+    for root in roots:
+        n += 1
+        todo.append((probe.lower(root), n, root))
+    heapq.heapify(todo)
+    while todo:
+        lower, _, node = heapq.heappop(todo)
+        if lower > radius or (len(best) >= limit and lower > -best[0]):
+            break
+        items = node.items
+        if items is None:
+            assert node.kids is not None
+            for kid in node.kids:
+                if kid.count:
+                    n += 1
+                    heapq.heappush(todo, (probe.lower(kid), n, kid))
+            continue
+        start = len(found)
+        probe.within(items, found)
+        for k in range(start, len(found)):
+            d = found[k][0]
+            if len(best) < limit:
+                heapq.heappush(best, -d)
+            elif d < -best[0]:
+                heapq.heapreplace(best, -d)

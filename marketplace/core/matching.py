@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from marketplace.core import periods
@@ -499,13 +500,13 @@ def _allocate(
     """Proposes the listing's available quantity to its best candidates, best first."""
     if listing.available <= EPS or listing.terms.unit != "t":
         return
-    candidates = [c for c in _candidates(book, listing, config) if c is not None]
-    candidates.sort(key=lambda c: c.rank(listing))
-    for c in candidates:
+    candidates = _candidates(book, listing, config)
+    candidates.sort()
+    for *_, offer, request in candidates:
         if listing.available <= EPS:
             break
         # Recompute: earlier proposals in this loop may have used the other side too.
-        fresh = _evaluate(book, c.offer, c.request, config)
+        fresh = _evaluate(book, offer, request, config)
         if fresh is None:
             continue
         index = sum(1 for e in out if isinstance(e, Proposed))
@@ -539,23 +540,128 @@ def _allocate(
         out.append(Proposed(p, fresh.score, fresh.reasons(), fresh.criteria()))
 
 
-def _candidates(book: Book, listing: Listing, config: MarketConfig) -> list[Candidate | None]:
+# A pair worth proposing, as its rank and its two sides: (-score, distance rounded, the other
+# side's seq and id, offer, request). The rank tells every pair apart (ids are unique), so sorting
+# never compares listings; nothing more is made for a pair until it is proposed.
+Ranked = tuple[float, float, int, str, Listing, Listing]
+
+
+def _candidates(book: Book, listing: Listing, config: MarketConfig) -> list[Ranked]:
+    """The pairs the listing may form with its nearest counterparts, ranked as
+    `Candidate.rank` ranks them, in no particular order."""
     # The index gives each candidate's distance along with it (the same great-circle formula,
     # symmetric to the last bit), so that evaluating a pair does not compute it again.
+    if listing.terms.currency not in config.transport.cost_per_tkm:
+        return []  # no pair is priced without a transport cost in the currency
     p = listing.place
     limit = config.max_candidates
+    listings, closed = book.listings, book.closed_pairs
+    owner, lid = listing.owner, listing.id
+    # One open proposal per pair at a time (Book.pair_open): the counterparts the listing has
+    # one with, from its own proposals (every proposal is filed under both its listings).
+    mine = [book.proposals[m] for m in book.by_listing.get(lid, ())]
+    out: list[Ranked] = []
     if listing.kind == "offer":
         reach = book.reach_km.get(listing.code, 0.0)
-        near = book.requests.nearest_with_distance(listing.code, p.lat, p.lon, reach, limit)
-        found = {i: d for d, i in near}
-        return [_evaluate(book, listing, book.listings[i], config, found[i]) for i in sorted(found)]
+        busy = {q.request_id for q in mine}
+        for d, i in book.requests.nearest_with_distance(listing.code, p.lat, p.lon, reach, limit):
+            request = listings[i]
+            if request.owner == owner or i in busy or (lid, i) in closed:
+                continue
+            score = _score(listing, request, config, d)
+            if score is not None:
+                out.append((-score, round(d, 6), request.seq, i, listing, request))
+        return out
     radius = listing.terms.max_distance_km or 0.0
     found = {
         i: d
         for code in book.request_codes(listing, config.substitutions)
         for d, i in book.offers.nearest_with_distance(code, p.lat, p.lon, radius, limit)
     }
-    return [_evaluate(book, book.listings[i], listing, config, found[i]) for i in sorted(found)]
+    busy = {q.offer_id for q in mine}
+    for i, d in found.items():
+        offer = listings[i]
+        if offer.owner == owner or i in busy or (i, lid) in closed:
+            continue
+        score = _score(offer, listing, config, d)
+        if score is not None:
+            out.append((-score, round(d, 6), offer.seq, i, offer, listing))
+    return out
+
+
+def _score(offer: Listing, request: Listing, config: MarketConfig, distance: float) -> float | None:
+    """The pair's score as `assess(offer, request, config, distance)` gives it, or None when
+    `assess` refuses the pair: the same rules and the same arithmetic, the cheapest checks
+    first, and nothing made for the pair (the equivalence test holds it to `assess`)."""
+    o, r = offer.terms, request.terms
+    currency = o.currency
+    if currency != r.currency:
+        return None
+    max_km = r.max_distance_km
+    if max_km is None or distance > max_km:
+        return None
+    if offer.hazardous and not request.hazardous_permit:
+        return None
+    if o.unit != "t" or r.unit != "t":
+        return None
+    # max(o.start, r.start) >= min(o.end, r.end), written out
+    start = r.start if r.start > o.start else o.start
+    end = r.end if r.end < o.end else o.end
+    if start >= end:
+        return None
+    if o.flow is None and r.flow is None:
+        # Deal(q, q, q) with q the smaller of what both have left (Listing.available).
+        quantity = o.quantity - offer.confirmed - offer.reserved
+        wanted = r.quantity - request.confirmed - request.reserved
+        if quantity < 0.0:
+            quantity = 0.0
+        if wanted < 0.0:
+            wanted = 0.0
+        if wanted < quantity:
+            quantity = wanted
+        take = quantity
+    else:
+        traded = _quantity(offer, request)
+        if traded is None:
+            return None
+        quantity, take = traded
+    if quantity <= EPS:
+        return None
+    if o.min_lot is not None and quantity < o.min_lot - EPS:
+        return None
+    transport = config.transport
+    cost = transport.cost_per_tkm.get(currency)
+    if cost is None:
+        return None
+    road_km = distance * transport.detour_factor
+    delivered = o.price + road_km * cost
+    if delivered > r.price + EPS:
+        return None
+    spec = r.spec
+    if not spec.empty and not meets(spec, offer.stated):
+        return None
+    factor = config.factors.get(offer.code)
+    transport_co2e = quantity * road_km * transport.kgco2e_per_tkm
+    if factor is None:
+        co2_score = 0.0
+    else:
+        saved = quantity * factor.saved_per_t
+        if saved <= transport_co2e:
+            return None
+        share = (saved - transport_co2e) / saved
+        # min(1.0, max(0.0, share)), written out (here and below)
+        co2_score = share if share > 0.0 else 0.0
+        if not co2_score < 1.0:
+            co2_score = 1.0
+    scale = abs(r.price)
+    headroom = (r.price - delivered) / (1.0 if scale < 1.0 else scale)
+    price_score = headroom if headroom > 0.0 else 0.0
+    if not price_score < 1.0:
+        price_score = 1.0
+    fit = take / r.quantity if r.quantity > 0 else 0.0
+    weights = r.weight_price + r.weight_co2e
+    wp, wc = (r.weight_price / weights, r.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
+    return round(0.8 * (wp * price_score + wc * co2_score) + 0.2 * fit, 6)
 
 
 def _evaluate(
@@ -647,6 +753,39 @@ def assess(
     return Candidate(offer, request, distance, quantity, est, delivered, score, deal)
 
 
+# Period keys are asked for the same few days over and over while pairs are weighed.
+_key_of = lru_cache(maxsize=4096)(periods.key_of)
+
+
+def _quantity(offer: Listing, request: Listing) -> tuple[float, float] | None:
+    """`_deal`'s (quantity, request_take) for a pair with a recurring side, without making the
+    deal: the same arithmetic."""
+    of, rf = offer.terms.flow, request.terms.flow
+    if of is not None and rf is not None:
+        start = rf.starts if rf.starts > of.starts else of.starts
+        end = of.ends if rf.ends is None else rf.ends if of.ends is None else min(of.ends, rf.ends)
+        if end is not None and end <= start:
+            return None
+        period = _COARSER[of.period, rf.period]
+        n_o, n_r = _MIN_COUNT[of.period, period], _MIN_COUNT[rf.period, period]
+        o_left = offer.available_in(None, _key_of(of.period, start))
+        r_left = request.available_in(None, _key_of(rf.period, start))
+        q = min(o_left * n_o, r_left * n_r)
+        return q, q / n_r
+    deal = _deal(offer, request)
+    return None if deal is None else (deal.quantity, deal.request_take)
+
+
+_PERIODS: tuple[periods.Period, ...] = ("week", "month", "quarter", "year")
+_COARSER = {(a, b): periods.coarser(a, b) for a in _PERIODS for b in _PERIODS}
+_MIN_COUNT = {
+    (a, b): periods.min_count(a, b)
+    for a in _PERIODS
+    for b in _PERIODS
+    if periods.ORDER[a] <= periods.ORDER[b]
+}
+
+
 def _deal(offer: Listing, request: Listing) -> Deal | None:
     """The quantity a pair could trade now, or None when their flows never meet in time."""
     of, rf = offer.terms.flow, request.terms.flow
@@ -659,8 +798,8 @@ def _deal(offer: Listing, request: Listing) -> Deal | None:
             return None
         period = periods.coarser(of.period, rf.period)
         n_o, n_r = periods.min_count(of.period, period), periods.min_count(rf.period, period)
-        o_left = offer.available_in(None, periods.key_of(of.period, span[0]))
-        r_left = request.available_in(None, periods.key_of(rf.period, span[0]))
+        o_left = offer.available_in(None, _key_of(of.period, span[0]))
+        r_left = request.available_in(None, _key_of(rf.period, span[0]))
         q = min(o_left * n_o, r_left * n_r)
         return Deal(q, q / n_o, q / n_r, agreement=Flow(period, span[0], span[1]))
     # One recurring side, one one-off lot: one delivery, from the period the lot falls in.
@@ -669,7 +808,7 @@ def _deal(offer: Listing, request: Listing) -> Deal | None:
     day = max(lot.terms.start.date(), flow.starts)
     if day >= lot.terms.end.date() or (flow.ends is not None and day >= flow.ends):
         return None
-    key = periods.key_of(flow.period, day)
+    key = _key_of(flow.period, day)
     recurring = offer if of is not None else request
     q = min(lot.available, recurring.available_in(key))
     if of is not None:

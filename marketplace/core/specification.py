@@ -106,7 +106,19 @@ def check(
 
 
 def meets(spec: Spec, stated: Stated) -> bool:
-    """The material criteria alone (distance is checked where the pair is evaluated)."""
-    if spec.empty:
-        return True
-    return all(c.met for c in check(spec, stated, None, None))
+    """The material criteria alone (distance is checked where the pair is evaluated): whether
+    every check `check` would list is met, without writing them out."""
+    least = spec.min_recycled_pct
+    if least is not None:
+        have = stated.recycled_pct
+        if have is None or not have >= least:
+            return False
+    most = spec.max_contamination_pct
+    if most is not None:
+        have = stated.contamination_pct
+        if have is None or not have <= most:
+            return False
+    if spec.certifications:
+        held = {_norm(c) for c in stated.certifications}
+        return all(_norm(wanted) in held for wanted in spec.certifications)
+    return True

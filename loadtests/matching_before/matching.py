@@ -1,0 +1,677 @@
+"""The matching decision: `step(book, command, config) -> (book, events)`. Pure.
+
+Offers meet requests as they arrive. A pair is proposed only when it is compatible (code or a
+configured substitute, hazardous permit, overlapping windows, distance within the buyer's limit,
+both quantities in tonnes, the seller's minimum lot), when the delivered price (asking price
+plus estimated transport) is within the buyer's maximum, and when the CO2e that reuse saves
+exceeds the transport's. The quantity proposed is reserved on both sides until both accept
+(confirmed), one declines, a listing is withdrawn or updated (cancelled), or the answer period
+ends (expired); then it is released and offered to the next candidate.
+
+Candidates are ranked by a score in [0, 1]: the buyer's weights over price headroom and net
+CO2e share make up 80 %, quantity fit 20 %. Ties go to the shorter distance, then the older
+listing, then the smaller id. Every proposal carries these figures as its reasons. The book is
+changed in place and returned; the caller (the matcher) persists what `book.dirty` names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from loadtests.matching_before import periods
+from loadtests.matching_before.book import EPS, Book, Flow, Kind, Listing, Proposal, Standing, Terms
+from loadtests.matching_before.economics import Estimate, MaterialFactor, TransportModel, estimate
+from loadtests.matching_before.eligibility import in_tonnes, permitted, priced
+from loadtests.matching_before.geo import Place
+from loadtests.matching_before.ids import derived_id
+from loadtests.matching_before.specification import NOTHING_STATED, Check, Stated, check, meets
+
+
+@dataclass(frozen=True, slots=True)
+class MarketConfig:
+    transport: TransportModel
+    factors: Mapping[str, MaterialFactor]
+    # code -> codes a buyer of it also takes, e.g. plastic packaging and municipal plastics.
+    substitutions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    answer_period: timedelta = timedelta(hours=48)
+    # Candidates considered per listing and code: the nearest ones, ring of grid cells by ring.
+    # Bounds the cost of an event however dense the book grows.
+    max_candidates: int = 64
+
+
+# Commands: what the matcher reads from market.listings, in the core's own terms.
+@dataclass(frozen=True, slots=True)
+class Post:
+    event_id: str
+    at: datetime
+    id: str
+    kind: Kind
+    owner: str
+    code: str
+    place: Place
+    terms: Terms
+    hazardous: bool = False
+    hazardous_permit: bool = False
+    accepts: tuple[str, ...] = ()
+    density: float | None = None
+    mass_per_piece: float | None = None
+    stated: Stated = NOTHING_STATED
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    event_id: str
+    at: datetime
+    id: str
+    kind: Kind
+    owner: str
+    terms: Terms
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    event_id: str
+    at: datetime
+    id: str
+    kind: Kind
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    event_id: str
+    at: datetime
+    match_id: str
+    partner: str
+    accept: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineDue:
+    event_id: str
+    at: datetime
+    match_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodDue:
+    """Timer: period `key` of a standing agreement begins."""
+
+    event_id: str
+    at: datetime
+    match_id: str
+    key: str
+
+
+Command = Post | Update | Withdraw | Answer | DeadlineDue | PeriodDue
+
+
+# Events: what the matcher writes to market.matches.
+@dataclass(frozen=True, slots=True)
+class Reason:
+    factor: str
+    value: float
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Proposed:
+    proposal: Proposal
+    score: float
+    reasons: tuple[Reason, ...]
+    criteria: tuple[Check, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    proposal: Proposal
+    offer: Listing
+    request: Listing
+    # A standing agreement's first period: (key, when its timer is due).
+    first_period: tuple[str, datetime] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryDue:
+    """One period's delivery under a standing agreement, and when the next period begins."""
+
+    standing: Standing
+    key: str
+    window: tuple[datetime, datetime]
+    next_period: tuple[str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementOver:
+    match_id: str
+    code: str
+    reason: Literal["term_over", "offer_withdrawn", "request_withdrawn"]
+    last_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    match_id: str
+    code: str
+
+
+CancelReason = Literal[
+    "declined", "offer_withdrawn", "request_withdrawn", "offer_updated", "request_updated"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    match_id: str
+    code: str
+    reason: CancelReason
+    by: str | None = None
+
+
+Event = Proposed | Confirmed | Expired | Cancelled | DeliveryDue | AgreementOver
+
+
+@dataclass(slots=True)  # not frozen: made for every candidate, and frozen init costs more
+class Deal:
+    """How a pair would trade: per agreement period between two recurring listings, once
+    otherwise; and what each side gives up in its own units (and from which period)."""
+
+    quantity: float
+    offer_take: float
+    request_take: float
+    offer_period: str | None = None
+    request_period: str | None = None
+    agreement: Flow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    offer: Listing
+    request: Listing
+    distance_km: float
+    quantity: float
+    estimate: Estimate
+    delivered_price: float
+    score: float
+    deal: Deal
+
+    def criteria(self) -> tuple[Check, ...]:
+        r = self.request.terms
+        return check(r.spec, self.offer.stated, self.distance_km, r.max_distance_km)
+
+    def reasons(self) -> tuple[Reason, ...]:
+        """Why this pair: built only for the candidates that become proposals."""
+        o, r, est = self.offer.terms, self.request.terms, self.estimate
+        quantity, distance, delivered = self.quantity, self.distance_km, self.delivered_price
+        fit = self.deal.request_take / r.quantity if r.quantity > 0 else 0.0
+        agreement = self.deal.agreement
+        per = f" per {agreement.period}" if agreement else ""
+        extra: tuple[Reason, ...] = ()
+        if agreement is not None:
+            until = f" until {agreement.ends.isoformat()}" if agreement.ends else ""
+            extra = (
+                Reason(
+                    "agreement_t_per_period",
+                    round(quantity, 6),
+                    f"{quantity:g} t every {agreement.period} from "
+                    f"{agreement.starts.isoformat()}{until}",
+                ),
+            )
+        elif self.deal.offer_period or self.deal.request_period:
+            key = self.deal.offer_period or self.deal.request_period
+            extra = (Reason("from_period", 0.0, f"one delivery, taken from period {key}"),)
+        return (
+            Reason(
+                "distance_km", round(distance, 3), f"within the buyer's {r.max_distance_km:g} km"
+            ),
+            Reason(
+                "delivered_price",
+                round(delivered, 2),
+                f"{o.price:g} asked + {est.transport_cost_per_t:.2f} transport per t; "
+                f"buyer's maximum {r.price:g} {o.currency}",
+            ),
+            Reason(
+                "quantity_fit",
+                round(fit, 4),
+                f"{quantity:g} t{per} of the {r.quantity:g} t wanted"
+                + (f" per {r.flow.period}" if r.flow else ""),
+            ),
+            self._co2e_reason(per),
+            *extra,
+        )
+
+    def _co2e_reason(self, per: str) -> Reason:
+        est = self.estimate
+        if est.saved_co2e_kg is None or est.net_co2e_kg is None:
+            return Reason(
+                "co2e_unknown",
+                round(est.transport_co2e_kg, 1),
+                f"CO2e saved unknown: no sourced carbon factor for {self.offer.code}; "
+                f"{est.transport_co2e_kg:.0f} kg transport{per}",
+            )
+        return Reason(
+            "net_co2e_kg",
+            round(est.net_co2e_kg, 1),
+            f"{est.saved_co2e_kg:.0f} kg saved by reuse - "
+            f"{est.transport_co2e_kg:.0f} kg transport{per}",
+        )
+
+    def rank(self, driver: Listing) -> tuple[float, float, int, str]:
+        other = self.request if driver.kind == "offer" else self.offer
+        return (-self.score, round(self.distance_km, 6), other.seq, other.id)
+
+
+def step(book: Book, command: Command, config: MarketConfig) -> tuple[Book, list[Event]]:
+    out: list[Event] = []
+    match command:
+        case Post():
+            _post(book, command, config, out)
+        case Update():
+            _update(book, command, config, out)
+        case Withdraw():
+            _withdraw(book, command, config, out)
+        case Answer():
+            _answer(book, command, config, out)
+        case DeadlineDue():
+            p = book.proposals.get(command.match_id)
+            if p is not None and command.at >= p.expires_at:
+                book.closed_pairs.add((p.offer_id, p.request_id))
+                _release(book, p)
+                out.append(Expired(p.match_id, p.code))
+                _reallocate(book, [p.offer_id, p.request_id], command, config, out)
+        case PeriodDue():
+            _period_due(book, command, config, out)
+    return book, out
+
+
+def _post(book: Book, command: Post, config: MarketConfig, out: list[Event]) -> None:
+    if command.id in book.listings:
+        return  # a redelivered post changes nothing
+    book.seq += 1
+    listing = Listing(
+        id=command.id,
+        kind=command.kind,
+        owner=command.owner,
+        code=command.code,
+        place=command.place,
+        terms=command.terms,
+        seq=book.seq,
+        hazardous=command.hazardous,
+        hazardous_permit=command.hazardous_permit,
+        accepts=command.accepts,
+        density=command.density,
+        mass_per_piece=command.mass_per_piece,
+        stated=command.stated,
+    )
+    book.listings[listing.id] = listing
+    book.file(listing, config.substitutions)
+    book.dirty.add(listing.id)
+    _allocate(book, listing, command, config, out)
+
+
+def _own(book: Book, command: Update | Withdraw) -> Listing | None:
+    listing = book.listings.get(command.id)
+    if listing is None or listing.owner != command.owner or listing.kind != command.kind:
+        return None
+    return listing
+
+
+def _update(book: Book, command: Update, config: MarketConfig, out: list[Event]) -> None:
+    listing = _own(book, command)
+    if listing is None:
+        return
+    why: CancelReason = "offer_updated" if listing.kind == "offer" else "request_updated"
+    freed = _cancel_all(book, listing, why, out)
+    book.unfile(listing, config.substitutions)
+    # A smaller quantity cannot undo what was already confirmed.
+    listing.terms = replace(command.terms, quantity=max(command.terms.quantity, listing.confirmed))
+    book.file(listing, config.substitutions)
+    book.dirty.add(listing.id)
+    _allocate(book, listing, command, config, out)
+    _reallocate(book, freed, command, config, out)
+
+
+def _withdraw(book: Book, command: Withdraw, config: MarketConfig, out: list[Event]) -> None:
+    listing = _own(book, command)
+    if listing is None:
+        return
+    why: CancelReason = "offer_withdrawn" if listing.kind == "offer" else "request_withdrawn"
+    freed = _cancel_all(book, listing, why, out)
+    ended: Literal["offer_withdrawn", "request_withdrawn"] = (
+        "offer_withdrawn" if listing.kind == "offer" else "request_withdrawn"
+    )
+    for standing in book.agreements_of(listing.id):
+        freed.extend(_end(book, standing, ended, out))
+    _remove(book, listing, config)
+    _reallocate(book, [i for i in freed if i != listing.id], command, config, out)
+
+
+def _answer(book: Book, command: Answer, config: MarketConfig, out: list[Event]) -> None:
+    p = book.proposals.get(command.match_id)
+    if p is None or command.partner not in (p.seller, p.buyer) or command.partner in p.answers:
+        return
+    if not command.accept:
+        book.closed_pairs.add((p.offer_id, p.request_id))
+        _release(book, p)
+        out.append(Cancelled(p.match_id, p.code, "declined", command.partner))
+        _reallocate(book, [p.offer_id, p.request_id], command, config, out)
+        return
+    p.answers[command.partner] = True
+    book.dirty.add(p.match_id)
+    if p.seller in p.answers and p.buyer in p.answers:
+        offer, request = book.listings[p.offer_id], book.listings[p.request_id]
+        for listing in (offer, request):
+            take, key = p.take(listing.kind)
+            if key is None:  # a one-off deal from a recurring listing stays in its period
+                listing.reserved = max(0.0, listing.reserved - take)
+                listing.confirmed += take
+            book.dirty.add(listing.id)
+        book.drop_proposal(p)
+        first = None
+        if p.agreement is not None:
+            book.agreements[p.match_id] = Standing(p, offer.place, request.place, offer.hazardous)
+            book.dirty.add(p.match_id)
+            # The first period is the one the agreement starts in (or the current one), its
+            # timer due when the agreement starts (or at once).
+            day = max(p.agreement.starts, command.at.date())
+            first = (
+                periods.key_of(p.agreement.period, day),
+                max(command.at, periods.midnight(day)),
+            )
+        out.append(Confirmed(p, replace(offer), replace(request), first))
+        for listing in (offer, request):
+            if (
+                listing.terms.flow is None
+                and listing.terms.quantity - listing.confirmed <= EPS
+                and not book.by_listing.get(listing.id)
+            ):
+                _remove(book, listing, config)
+
+
+def _period_due(book: Book, command: PeriodDue, config: MarketConfig, out: list[Event]) -> None:
+    standing = book.agreements.get(command.match_id)
+    if standing is None:
+        return  # ended already
+    p = standing.proposal
+    flow = p.agreement
+    assert flow is not None
+    if standing.last_key is not None and command.key <= standing.last_key:
+        return  # this period's delivery was scheduled already
+    begins = periods.start_of_key(flow.period, command.key)
+    if flow.ends is not None and begins >= flow.ends:
+        freed = _end(book, standing, "term_over", out)
+        _reallocate(book, freed, command, config, out)
+        return
+    following = periods.next_start(flow.period, begins)
+    opens = periods.midnight(max(begins, flow.starts))
+    closes = periods.midnight(min(following, flow.ends) if flow.ends else following)
+    standing.last_key = command.key
+    book.dirty.add(p.match_id)
+    out.append(
+        DeliveryDue(
+            standing,
+            command.key,
+            (opens, closes),
+            (periods.key_of(flow.period, following), periods.midnight(following)),
+        )
+    )
+
+
+def _end(
+    book: Book,
+    standing: Standing,
+    reason: Literal["term_over", "offer_withdrawn", "request_withdrawn"],
+    out: list[Event],
+) -> list[str]:
+    """Ends a standing agreement and gives both sides their per-period quantity back; returns
+    the listings freed."""
+    p = standing.proposal
+    freed = []
+    for lid in (p.offer_id, p.request_id):
+        listing = book.listings.get(lid)
+        if listing is not None:
+            take, _ = p.take(listing.kind)
+            listing.confirmed = max(0.0, listing.confirmed - take)
+            book.dirty.add(lid)
+            freed.append(lid)
+    del book.agreements[p.match_id]
+    book.dirty.add(p.match_id)
+    out.append(AgreementOver(p.match_id, p.code, reason, standing.last_key))
+    return freed
+
+
+def _release(book: Book, p: Proposal) -> None:
+    for lid in (p.offer_id, p.request_id):
+        listing = book.listings.get(lid)
+        if listing is not None:
+            take, key = p.take(listing.kind)
+            if key is None:
+                listing.reserved = max(0.0, listing.reserved - take)
+            else:
+                left = listing.period_used.get(key, 0.0) - take
+                if left > EPS:
+                    listing.period_used[key] = left
+                else:
+                    listing.period_used.pop(key, None)
+            book.dirty.add(lid)
+    book.drop_proposal(p)
+
+
+def _reserve(listing: Listing, take: float, key: str | None) -> None:
+    if key is None:
+        listing.reserved += take
+    else:
+        listing.period_used[key] = listing.period_used.get(key, 0.0) + take
+
+
+def _cancel_all(book: Book, listing: Listing, reason: CancelReason, out: list[Event]) -> list[str]:
+    """Cancels the listing's open proposals; returns the counterparts they freed."""
+    freed = []
+    for p in book.open_proposals_of(listing.id):
+        _release(book, p)
+        out.append(Cancelled(p.match_id, p.code, reason, listing.owner))
+        freed.append(p.request_id if listing.kind == "offer" else p.offer_id)
+    return freed
+
+
+def _remove(book: Book, listing: Listing, config: MarketConfig) -> None:
+    book.unfile(listing, config.substitutions)
+    del book.listings[listing.id]
+    book.dirty.add(listing.id)
+
+
+def _reallocate(
+    book: Book, ids: list[str], cause: Command, config: MarketConfig, out: list[Event]
+) -> None:
+    for lid in sorted(
+        set(ids), key=lambda i: (book.listings[i].seq if i in book.listings else 0, i)
+    ):
+        listing = book.listings.get(lid)
+        if listing is not None:
+            _allocate(book, listing, cause, config, out)
+
+
+def _allocate(
+    book: Book, listing: Listing, cause: Command, config: MarketConfig, out: list[Event]
+) -> None:
+    """Proposes the listing's available quantity to its best candidates, best first."""
+    if listing.available <= EPS or listing.terms.unit != "t":
+        return
+    candidates = [c for c in _candidates(book, listing, config) if c is not None]
+    candidates.sort(key=lambda c: c.rank(listing))
+    for c in candidates:
+        if listing.available <= EPS:
+            break
+        # Recompute: earlier proposals in this loop may have used the other side too.
+        fresh = _evaluate(book, c.offer, c.request, config)
+        if fresh is None:
+            continue
+        index = sum(1 for e in out if isinstance(e, Proposed))
+        deal = fresh.deal
+        p = Proposal(
+            match_id=derived_id(cause.event_id, index),
+            offer_id=fresh.offer.id,
+            request_id=fresh.request.id,
+            seller=fresh.offer.owner,
+            buyer=fresh.request.owner,
+            code=fresh.offer.code,
+            quantity=fresh.quantity,
+            delivered_price=fresh.delivered_price,
+            currency=fresh.offer.terms.currency,
+            estimate=fresh.estimate,
+            expires_at=cause.at + config.answer_period,
+            window=(
+                max(fresh.offer.terms.start, fresh.request.terms.start),
+                min(fresh.offer.terms.end, fresh.request.terms.end),
+            ),
+            agreement=deal.agreement,
+            offer_take=deal.offer_take,
+            request_take=deal.request_take,
+            offer_period=deal.offer_period,
+            request_period=deal.request_period,
+        )
+        _reserve(fresh.offer, deal.offer_take, deal.offer_period)
+        _reserve(fresh.request, deal.request_take, deal.request_period)
+        book.dirty.update((fresh.offer.id, fresh.request.id))
+        book.add_proposal(p)
+        out.append(Proposed(p, fresh.score, fresh.reasons(), fresh.criteria()))
+
+
+def _candidates(book: Book, listing: Listing, config: MarketConfig) -> list[Candidate | None]:
+    # The index gives each candidate's distance along with it (the same great-circle formula,
+    # symmetric to the last bit), so that evaluating a pair does not compute it again.
+    p = listing.place
+    limit = config.max_candidates
+    if listing.kind == "offer":
+        reach = book.reach_km.get(listing.code, 0.0)
+        near = book.requests.nearest_with_distance(listing.code, p.lat, p.lon, reach, limit)
+        found = {i: d for d, i in near}
+        return [_evaluate(book, listing, book.listings[i], config, found[i]) for i in sorted(found)]
+    radius = listing.terms.max_distance_km or 0.0
+    found = {
+        i: d
+        for code in book.request_codes(listing, config.substitutions)
+        for d, i in book.offers.nearest_with_distance(code, p.lat, p.lon, radius, limit)
+    }
+    return [_evaluate(book, book.listings[i], listing, config, found[i]) for i in sorted(found)]
+
+
+def _evaluate(
+    book: Book,
+    offer: Listing,
+    request: Listing,
+    config: MarketConfig,
+    distance: float | None = None,
+) -> Candidate | None:
+    """The pair as a candidate, or None when any rule forbids it. `distance` is the pair's
+    great-circle distance when the caller has it already."""
+    if (offer.id, request.id) in book.closed_pairs or book.pair_open(offer.id, request.id):
+        return None
+    if offer.owner == request.owner:
+        return None
+    return assess(offer, request, config, distance)
+
+
+Why = list[str] | None
+
+
+def _no(why: Why, rule: str) -> Candidate | None:
+    """Refuses a pair, saying why when asked."""
+    if why is not None:
+        why.append(rule)
+    return None
+
+
+def assess(
+    offer: Listing,
+    request: Listing,
+    config: MarketConfig,
+    distance: float | None = None,
+    why: Why = None,
+) -> Candidate | None:
+    """The pair on its own merits (what the book knows of other pairs aside): a candidate, or
+    None with the rule that forbids it appended to `why` when given."""
+    o, r = offer.terms, request.terms
+    if not permitted(offer.hazardous, request.hazardous_permit):
+        return _no(why, "hazardous material needs a receiver with a permit")
+    if not (in_tonnes(offer) and in_tonnes(request)):
+        return _no(why, "quantities must convert to tonnes")
+    if o.currency != r.currency:
+        return _no(why, "different currencies")
+    if max(o.start, r.start) >= min(o.end, r.end):
+        return _no(why, "the listings' windows do not overlap")
+    if distance is None:
+        distance = offer.place.km_to(request.place)
+    if r.max_distance_km is None or distance > r.max_distance_km:
+        return _no(why, "farther than the buyer's maximum distance")
+    if not r.spec.empty and not meets(r.spec, offer.stated):
+        return _no(why, "does not meet the buyer's specification")
+    deal = _deal(offer, request)
+    if deal is None:
+        return _no(why, "the recurring flows do not overlap in time")
+    quantity = deal.quantity
+    if quantity <= EPS:
+        return _no(why, "nothing left to trade")
+    if o.min_lot is not None and quantity < o.min_lot - EPS:
+        return _no(why, "below the seller's minimum lot")
+    if not priced(o.currency, config.transport.cost_per_tkm):
+        return _no(why, "no transport cost for the currency")
+    # The offered material's factor counts (a substitute saves what the offered material saves);
+    # without a sourced factor the saving is unknown: the pair is judged on everything else.
+    factor = config.factors.get(offer.code)
+    est = estimate(
+        distance_km=distance,
+        tonnes=quantity,
+        factor=factor,
+        transport=config.transport,
+        currency=o.currency,
+    )
+    if est is None:
+        return _no(why, "no transport cost for the currency")
+    delivered = o.price + est.transport_cost_per_t
+    if delivered > r.price + EPS:
+        return _no(why, "the delivered price is above the buyer's maximum")
+    saved, net = est.saved_co2e_kg, est.net_co2e_kg
+    if saved is not None and saved <= est.transport_co2e_kg:
+        return _no(why, "transport emits more CO2e than reuse saves")
+    headroom = (r.price - delivered) / max(abs(r.price), 1.0)
+    price_score = min(1.0, max(0.0, headroom))
+    # An unknown saving adds nothing to the score.
+    co2_score = 0.0 if saved is None or net is None else min(1.0, max(0.0, net / saved))
+    fit = deal.request_take / r.quantity if r.quantity > 0 else 0.0
+    weights = r.weight_price + r.weight_co2e
+    wp, wc = (r.weight_price / weights, r.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
+    score = round(0.8 * (wp * price_score + wc * co2_score) + 0.2 * fit, 6)
+    return Candidate(offer, request, distance, quantity, est, delivered, score, deal)
+
+
+def _deal(offer: Listing, request: Listing) -> Deal | None:
+    """The quantity a pair could trade now, or None when their flows never meet in time."""
+    of, rf = offer.terms.flow, request.terms.flow
+    if of is None and rf is None:
+        q = min(offer.available, request.available)
+        return Deal(q, q, q)
+    if of is not None and rf is not None:
+        span = periods.overlap(of.starts, of.ends, rf.starts, rf.ends)
+        if span is None:
+            return None
+        period = periods.coarser(of.period, rf.period)
+        n_o, n_r = periods.min_count(of.period, period), periods.min_count(rf.period, period)
+        o_left = offer.available_in(None, periods.key_of(of.period, span[0]))
+        r_left = request.available_in(None, periods.key_of(rf.period, span[0]))
+        q = min(o_left * n_o, r_left * n_r)
+        return Deal(q, q / n_o, q / n_r, agreement=Flow(period, span[0], span[1]))
+    # One recurring side, one one-off lot: one delivery, from the period the lot falls in.
+    flow, lot = (of, request) if of is not None else (rf, offer)
+    assert flow is not None
+    day = max(lot.terms.start.date(), flow.starts)
+    if day >= lot.terms.end.date() or (flow.ends is not None and day >= flow.ends):
+        return None
+    key = periods.key_of(flow.period, day)
+    recurring = offer if of is not None else request
+    q = min(lot.available, recurring.available_in(key))
+    if of is not None:
+        return Deal(q, q, q, offer_period=key)
+    return Deal(q, q, q, request_period=key)
