@@ -215,6 +215,21 @@ class Stack:
 
     # The infrastructure.
     def cluster(self, *args: str) -> str:
+        if args[:1] == ("start",):
+            # A broker restarted on a busy 2-core machine has exited once during its start-up
+            # (CI, stop 23); the restart is the stage, not the thing tested: one more start,
+            # with the first failure kept in the test's output.
+            first = subprocess.run(
+                [CLUSTER, *args],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=300,
+            )
+            if first.returncode == 0:
+                return first.stdout
+            sys.stderr.write(f"{CLUSTER} {' '.join(args)} failed once:\n{first.stderr[-3000:]}\n")
         return script(self.env, CLUSTER, *args)
 
     def postgres(self, *args: str) -> str:
