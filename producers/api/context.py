@@ -9,14 +9,16 @@ from collections.abc import Callable
 import asyncpg
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
+from marketplace.logs import get_logger
 from marketplace.partners import Principal
 from marketplace.settings import Settings
 from producers.api.ratelimit import RateLimiter
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
+
+log = get_logger(__name__)
 
 
 class ProducerHandle:
@@ -36,10 +38,6 @@ class ProducerHandle:
             try:
                 # Shielded: cancelling aiokafka mid-bootstrap leaks the connection it is opening.
                 await asyncio.shield(starting)
-            except KafkaError:
-                await candidate.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
             except asyncio.CancelledError:
                 # Shut down while connecting: let the attempt end, close it, then go.
                 await asyncio.wait({starting}, timeout=15)
@@ -47,6 +45,15 @@ class ProducerHandle:
                     starting.exception()  # retrieved: a failed attempt needs no report here
                 await candidate.stop()
                 raise
+            # Any failed start is retried: while brokers come back a start can fail with other
+            # errors than KafkaError (a timeout, a refused connection), and a connect that gave up
+            # left the API answering 503 for good (fault suite, all brokers restarted).
+            except Exception as exc:  # noqa: BLE001
+                log.warning("kafka_producer_start_failed", error=repr(exc), retry_in_s=delay)
+                with contextlib.suppress(Exception):
+                    await candidate.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
             else:
                 self.producer = candidate
 
@@ -62,7 +69,7 @@ class ProducerHandle:
         async def again() -> None:
             await self.connect()
             # The broken one may never finish flushing what it holds: bounded, and after.
-            with contextlib.suppress(KafkaError, TimeoutError):
+            with contextlib.suppress(Exception):  # whatever the broken one does on its way out
                 await asyncio.wait_for(old.stop(), 10)
 
         self._replacing = asyncio.create_task(again(), name="api-producer-replace")

@@ -84,3 +84,24 @@ async def test_a_write_that_merely_timed_out_keeps_the_producer() -> None:
     statuses, made = await run(KafkaTimeoutError())
     assert statuses == [503, 503]
     assert len(made) == 1
+
+
+class FailingStart(FakeProducer):
+    """A producer whose start fails as it did while brokers came back: not with a KafkaError."""
+
+    async def start(self) -> None:
+        raise TimeoutError("metadata not ready")
+
+
+async def test_a_start_that_fails_with_any_error_is_retried_until_a_producer_connects() -> None:
+    made: list[FakeProducer] = []
+
+    def factory() -> Any:
+        made.append(FailingStart(None) if len(made) < 2 else FakeProducer(None))
+        return made[-1]
+
+    handle = ProducerHandle(factory)
+    await asyncio.wait_for(handle.connect(), 10)
+    assert handle.producer is made[-1]
+    assert len(made) == 3
+    assert all(p.stopped for p in made[:2])  # the failed candidates were closed
