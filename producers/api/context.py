@@ -50,8 +50,8 @@ class ProducerHandle:
             # left the API answering 503 for good (fault suite, all brokers restarted).
             except Exception as exc:  # noqa: BLE001
                 log.warning("kafka_producer_start_failed", error=repr(exc), retry_in_s=delay)
-                with contextlib.suppress(Exception):
-                    await candidate.stop()
+                with contextlib.suppress(Exception):  # a half-started one may never stop
+                    await asyncio.wait_for(candidate.stop(), 5)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             else:

@@ -9,24 +9,38 @@ transaction), before_db_commit, after_db_commit, after_publish (at the N-th time
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
 import signal
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
 
-import asyncpg
-import orjson
+_stop_requested = False
 
-from marketplace.cloudevents import Envelope
-from marketplace.core.ids import derived_id
-from marketplace.db import Conn
-from marketplace.logs import configure_logging
-from marketplace.runtime import OutboxMessage, Transaction
-from marketplace.runtime.service import run_consumer
-from marketplace.settings import Settings
+
+def _early_stop(signum: int, frame: object) -> None:
+    # A SIGTERM while the process is still starting (the test may stop a late instance before
+    # it is up) ends it cleanly, as it would a running one.
+    global _stop_requested
+    _stop_requested = True
+
+
+if __name__ == "__main__":  # as a worker process only: the tests import SCHEMA from here
+    signal.signal(signal.SIGTERM, _early_stop)
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import os  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
+from typing import Any  # noqa: E402
+
+import asyncpg  # noqa: E402
+import orjson  # noqa: E402
+
+from marketplace.cloudevents import Envelope  # noqa: E402
+from marketplace.core.ids import derived_id  # noqa: E402
+from marketplace.db import Conn  # noqa: E402
+from marketplace.logs import configure_logging  # noqa: E402
+from marketplace.runtime import OutboxMessage, Transaction  # noqa: E402
+from marketplace.runtime.service import run_consumer  # noqa: E402
+from marketplace.settings import Settings  # noqa: E402
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS eo_test_effects (
@@ -128,6 +142,12 @@ class Crasher:
 
 
 async def main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if _stop_requested:
+        return
     settings = replace(
         Settings.from_env(),
         consumer_max_batch=args.batch,
@@ -148,7 +168,12 @@ async def main(args: argparse.Namespace) -> None:
     processor = CountingProcessor(args.group, args.output, int(n) if point == "mid_batch" else None)
     crasher = Crasher(point if point != "mid_batch" else None, int(n or 1))
     await run_consumer(
-        settings, group_id=args.group, topics=[args.input], processor=processor, fault=crasher
+        settings,
+        group_id=args.group,
+        topics=[args.input],
+        processor=processor,
+        fault=crasher,
+        stop=stop,
     )
 
 

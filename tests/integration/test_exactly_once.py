@@ -215,18 +215,6 @@ async def test_two_instances_share_the_work_and_survive_one_being_killed(
 
     await eventually(outbox_empty, 30, "the outbox to drain")
 
-    async def third_took_partitions() -> bool:
-        # On a loaded machine the third instance may still be starting when the work is done;
-        # it is stopped once it holds partitions, as the test means to stop a running instance.
-        return bool(
-            await pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM eo_test_assigned WHERE group_id = $1 AND pid = $2)",
-                group,
-                third.proc.pid,
-            )
-        )
-
-    await eventually(third_took_partitions, 60, "the third instance to take partitions")
     second.terminate()
     third.terminate()
     assert await second.wait(limit_s=30) == 0
