@@ -37,7 +37,11 @@ class ProducerHandle:
             starting = asyncio.ensure_future(candidate.start())
             try:
                 # Shielded: cancelling aiokafka mid-bootstrap leaks the connection it is opening.
-                await asyncio.shield(starting)
+                # Bounded: after all brokers restarted a start was seen to hang with no error.
+                done, _ = await asyncio.wait({starting}, timeout=30)
+                if not done:
+                    raise TimeoutError("the producer's start did not finish in 30 s")
+                starting.result()
             except asyncio.CancelledError:
                 # Shut down while connecting: let the attempt end, close it, then go.
                 await asyncio.wait({starting}, timeout=15)
