@@ -28,7 +28,8 @@ class ProducerHandle:
     def __init__(self, factory: Callable[[], AIOKafkaProducer]) -> None:
         self._factory = factory
         self.producer: AIOKafkaProducer | None = None
-        self._replacing: asyncio.Task[None] | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
     async def connect(self) -> None:
         delay = 0.5
@@ -61,27 +62,37 @@ class ProducerHandle:
             else:
                 self.producer = candidate
 
-    def replace(self) -> None:
+    def replace(self, failed: AIOKafkaProducer) -> None:
         """Swaps a producer that cannot write any more for a new one (a new producer id), in
         the background; writes answer 503 until it is connected. aiokafka's idempotent producer
         does not recover once a write expired while the brokers were away: every later write
-        fails with OutOfOrderSequenceNumber (found by the fault suite, all brokers killed)."""
-        old, self.producer = self.producer, None
-        if old is None or (self._replacing is not None and not self._replacing.done()):
-            return
+        fails with OutOfOrderSequenceNumber (found by the fault suite, all brokers killed).
 
-        async def again() -> None:
-            await self.connect()
-            # The broken one may never finish flushing what it holds: bounded, and after.
-            with contextlib.suppress(Exception):  # whatever the broken one does on its way out
-                await asyncio.wait_for(old.stop(), 10)
+        `failed` is the producer the failing write went through: many writes are in flight at
+        once, and a late failure of the old producer must not take down its replacement. (It
+        did: the second call dropped the new producer and, seeing the first replacement still
+        busy stopping the old one, started no connect, so the API answered 503 for good.)"""
+        if failed is not self.producer:
+            return  # already replaced; its late failures say nothing about the new one
+        self.producer = None
+        # The broken one may never finish flushing what it holds: stopped in the background,
+        # bounded, apart from the connect so that neither waits for the other.
+        retiring = asyncio.create_task(self._retire(failed), name="api-producer-retire")
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.create_task(self.connect(), name="api-producer-connect")
 
-        self._replacing = asyncio.create_task(again(), name="api-producer-replace")
+    @staticmethod
+    async def _retire(old: AIOKafkaProducer) -> None:
+        with contextlib.suppress(Exception):  # whatever the broken one does on its way out
+            await asyncio.wait_for(old.stop(), 10)
 
     async def stop(self) -> None:
-        if self._replacing is not None:
-            self._replacing.cancel()
-            await asyncio.gather(self._replacing, return_exceptions=True)
+        tasks = [t for t in (self._connecting, *self._retiring) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.producer is not None:
             await self.producer.stop()
 

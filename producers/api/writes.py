@@ -128,7 +128,7 @@ async def publish(request: web.Request, event: Event, *, event_id: str, subject:
     except KafkaError as exc:
         log.error("publish_failed", topic=message.topic, error=repr(exc))
         if isinstance(exc, BROKEN_PRODUCER):
-            request.app[PRODUCER].replace()
+            request.app[PRODUCER].replace(producer)
         raise Problem(
             503,
             "the exchange cannot store writes right now (Kafka does not answer); retry later",

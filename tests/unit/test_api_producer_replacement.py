@@ -105,3 +105,83 @@ async def test_a_start_that_fails_with_any_error_is_retried_until_a_producer_con
     assert handle.producer is made[-1]
     assert len(made) == 3
     assert all(p.stopped for p in made[:2])  # the failed candidates were closed
+
+
+async def connected(handle: ProducerHandle) -> Any:
+    for _ in range(200):  # the replacement connects in the background
+        if handle.producer is not None:
+            break
+        await asyncio.sleep(0.01)
+    return handle.producer
+
+
+class LateFailure(FakeProducer):
+    """A producer out of step whose writes fail one after another: the first one sent fails
+    last, once the test lets it, after the second's failure was replaced."""
+
+    def __init__(self) -> None:
+        super().__init__(OutOfOrderSequenceNumber())
+        self.release = asyncio.Event()
+        self.calls = 0
+
+    async def send_and_wait(self, topic: str, value: bytes, **_: Any) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            await self.release.wait()
+        raise OutOfOrderSequenceNumber()
+
+
+async def test_a_late_failure_of_the_replaced_producer_keeps_its_replacement() -> None:
+    """Many writes are in flight when the producer breaks; each fails in turn. The fault suite
+    found the API at 503 for good after all brokers restarted: a late failure of the old
+    producer dropped the new one while nothing was left connecting."""
+    made: list[FakeProducer] = []
+
+    def factory() -> Any:
+        made.append(LateFailure() if not made else FakeProducer(None))
+        return made[-1]
+
+    handle = ProducerHandle(factory)
+    await handle.connect()
+    app = web.Application()
+    app[PRODUCER] = handle
+    app.router.add_post("/write", write)
+    broken = made[0]
+    assert isinstance(broken, LateFailure)
+    async with TestClient(TestServer(app)) as client:
+        late = asyncio.create_task(client.post("/write"))  # waits inside the broken producer
+        for _ in range(200):
+            if broken.calls:
+                break
+            await asyncio.sleep(0.01)
+        assert broken.calls == 1
+        assert (await client.post("/write")).status == 503  # fails first: replaced
+        assert await connected(handle) is made[1]
+        broken.release.set()
+        assert (await late).status == 503  # the old producer's late failure
+        assert handle.producer is made[1]
+        assert (await client.post("/write")).status == 202
+    await handle.stop()
+    assert len(made) == 2
+
+
+async def test_a_replacement_that_breaks_too_is_replaced_while_the_first_still_stops() -> None:
+    made: list[FakeProducer] = []
+
+    def factory() -> Any:
+        made.append(FakeProducer(OutOfOrderSequenceNumber() if len(made) < 2 else None))
+        return made[-1]
+
+    handle = ProducerHandle(factory)
+    await handle.connect()
+    app = web.Application()
+    app[PRODUCER] = handle
+    app.router.add_post("/write", write)
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.post("/write")).status == 503
+        assert await connected(handle) is made[1]  # the first one is still stopping (hangs)
+        assert (await client.post("/write")).status == 503
+        assert await connected(handle) is made[2]
+        assert (await client.post("/write")).status == 202
+    await handle.stop()
+    assert [p.stopped for p in made] == [True, True, True]
