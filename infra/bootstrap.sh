@@ -34,6 +34,6 @@ case "${1:-sync}" in
   sync)    "$UV" sync --frozen --quiet ;;
   check)   "$UV" lock --check ;;
   upgrade) "$UV" lock --upgrade && "$UV" sync --frozen ;;
-  add)     shift; "$UV" add "$@" ;;
+  add)     shift; "$UV" add --no-sync "$@" && "$UV" sync --frozen --quiet ;;
   *) echo "usage: infra/bootstrap.sh [sync|check|upgrade|add ARGS]" >&2; exit 2 ;;
 esac
