@@ -10,6 +10,7 @@ BIN := .venv/bin
 setup:
 	infra/bootstrap.sh
 	infra/fonts.sh install >/dev/null
+	infra/web.sh install
 
 # Fails when pyproject.toml and uv.lock disagree (after editing dependencies: infra/bootstrap.sh add).
 lock:

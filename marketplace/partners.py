@@ -28,6 +28,8 @@ class Principal:
     partner_id: str
     role: str
     key_id: str
+    # The person acting through the pages (pseudonymous id, #19); None for an API key.
+    person_id: str | None = None
 
 
 def _hash(secret: str) -> bytes:

@@ -115,6 +115,13 @@ class Settings:
     # Per API key: a steady rate and a burst on top of it; beyond that, 429 with Retry-After.
     api_rate_per_s: float = 20.0
     api_rate_burst: int = 40
+    # The pages for people (#19): htmx and axe-core as npm ships them (infra/web.sh installs
+    # them); session cookies carry Secure unless this is false (plain http on a laptop, where
+    # browsers treat 127.0.0.1 and localhost as secure anyway).
+    web_assets_dir: Path = ROOT / "infra" / "web" / "node_modules"
+    web_secure_cookies: bool = True
+    # The address in links sent to people (invitations, password resets).
+    web_base_url: str = "http://127.0.0.1:8080"
     # Logging: auto = readable on a terminal, JSON lines otherwise.
     log_format: LogFormat = "auto"
     log_level: LogLevel = "info"

@@ -21,6 +21,8 @@ class ConsentGranted(Event, frozen=True, kw_only=True, tag="partners.consent.gra
     partner_id: Id  # the SME that consents (the key)
     facilitator_id: Id
     actor_id: Id  # who recorded it: the SME itself
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     note: ShortText = ""
 
 
@@ -30,6 +32,8 @@ class ConsentRevoked(Event, frozen=True, kw_only=True, tag="partners.consent.rev
     partner_id: Id
     facilitator_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     reason: ShortText = ""
 
 
@@ -39,6 +43,8 @@ class ListingNudged(Event, frozen=True, kw_only=True, tag="partners.listing.nudg
     partner_id: Id  # the SME that owns the listing (the key)
     facilitator_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     listing_id: Id
     kind: Literal["offer", "request"]
     material_code: WasteCode

@@ -41,6 +41,8 @@ class MatchDelivered(Event, frozen=True, kw_only=True, tag="market.match.deliver
     delivery_id: Id | None = None
     partner_id: Id  # who confirmed
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     confirmed_as: Literal["buyer", "carrier"]
     seller_id: Id
     buyer_id: Id
@@ -60,6 +62,8 @@ class FeedbackGiven(Event, frozen=True, kw_only=True, tag="market.feedback.given
     delivery_id: Id | None = None
     partner_id: Id  # who answers
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     side: Side
     rating: Annotated[int, msgspec.Meta(ge=1, le=5)]
     reason: FeedbackReason

@@ -51,6 +51,8 @@ class OfferPosted(Event, frozen=True, kw_only=True, tag="market.offer.posted.v1"
     offer_id: Id
     owner_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     material: Material
     location: Location
     terms: OfferTerms
@@ -62,6 +64,8 @@ class OfferUpdated(Event, frozen=True, kw_only=True, tag="market.offer.updated.v
     offer_id: Id
     owner_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     material_code: WasteCode
     terms: OfferTerms
 
@@ -70,6 +74,8 @@ class OfferWithdrawn(Event, frozen=True, kw_only=True, tag="market.offer.withdra
     offer_id: Id
     owner_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     material_code: WasteCode
     reason: LongText = ""
 
@@ -78,6 +84,8 @@ class RequestPosted(Event, frozen=True, kw_only=True, tag="market.request.posted
     request_id: Id
     owner_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     material: Material
     # Other codes the buyer also takes (e.g. municipal plastics for plastic packaging).
     accepts_codes: tuple[WasteCode, ...] = ()
@@ -91,6 +99,8 @@ class RequestUpdated(Event, frozen=True, kw_only=True, tag="market.request.updat
     request_id: Id
     owner_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     material_code: WasteCode
     terms: RequestTerms
 
@@ -99,6 +109,8 @@ class RequestWithdrawn(Event, frozen=True, kw_only=True, tag="market.request.wit
     request_id: Id
     owner_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     material_code: WasteCode
     reason: LongText = ""
 
@@ -107,6 +119,8 @@ class MatchAccepted(Event, frozen=True, kw_only=True, tag="market.match.accepted
     match_id: Id
     partner_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     material_code: WasteCode
 
 
@@ -114,6 +128,8 @@ class MatchDeclined(Event, frozen=True, kw_only=True, tag="market.match.declined
     match_id: Id
     partner_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     material_code: WasteCode
     reason: LongText = ""
 

@@ -68,6 +68,8 @@ class QuoteSubmitted(Event, frozen=True, kw_only=True, tag="logistics.quote.subm
     job_id: Id
     carrier_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     price: Money
     vehicle: VehicleType
     co2e_kg: Annotated[float, msgspec.Meta(ge=0)]
@@ -81,6 +83,8 @@ class QuoteWithdrawn(Event, frozen=True, kw_only=True, tag="logistics.quote.with
     job_id: Id
     carrier_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
 
 
 class ReservePriceSet(Event, frozen=True, kw_only=True, tag="logistics.job.reserve-set.v1"):
@@ -91,6 +95,8 @@ class ReservePriceSet(Event, frozen=True, kw_only=True, tag="logistics.job.reser
     match_id: Id
     partner_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     price: Money | None = None
 
 

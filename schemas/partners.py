@@ -40,6 +40,8 @@ class CarrierCapabilitiesDeclared(
 
     partner_id: Id
     actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages; #19).
+    person_id: Id | None = None
     depots: tuple[Depot, ...] = ()
     regions: tuple[Region, ...] = ()
     capacity_t: Annotated[float, msgspec.Meta(gt=0, le=10000)]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from marketplace.app import audit_cli
+from marketplace.app import audit_cli, people_cli
 from marketplace.logs import configure_logging, get_logger
 from marketplace.settings import ROOT, Settings, SettingsError
 
@@ -551,6 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--carriers", type=int, default=6)
     sim.add_argument("--api", help="the API's URL, loopback only (default: from settings)")
     audit_cli.add_parser(sub)
+    people_cli.add_parser(sub)
     return parser
 
 
@@ -564,6 +565,7 @@ COMMANDS = {
     "settings": cmd_settings,
     "partners": cmd_partners,
     "audit": audit_cli.command,
+    "people": people_cli.command,
     "simulate": cmd_simulate,
     "report": cmd_report,
     "dlq": cmd_dlq,

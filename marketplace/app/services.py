@@ -18,9 +18,9 @@ Service = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def run_api(settings: Settings, stop: asyncio.Event) -> None:
-    from producers.api.app import create_app
+    from producers.web.app import create_service
 
-    runner = web.AppRunner(create_app(settings), access_log=None)
+    runner = web.AppRunner(create_service(settings), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()

@@ -26,7 +26,8 @@ def presented_key(request: web.Request) -> str | None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC:
+    if request.path in PUBLIC or request.path == "/app" or request.path.startswith("/app/"):
+        # The pages for people authenticate by session (producers/web/session.py).
         return await handler(request)
     challenge = {"WWW-Authenticate": 'Bearer realm="circular-exchange"'}
     key = presented_key(request)

@@ -133,7 +133,11 @@ async def grant_consent(request: web.Request) -> web.StreamResponse:
         )
 
     event = ConsentGranted(
-        partner_id=me, facilitator_id=facilitator_id, actor_id=me, note=body.note
+        partner_id=me,
+        facilitator_id=facilitator_id,
+        actor_id=me,
+        person_id=principal(request).person_id,
+        note=body.note,
     )
     return await _consent_change(request, event, granted=True)
 
@@ -169,7 +173,11 @@ async def revoke_consent(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, RevokeIn, optional=True)
 
     event = ConsentRevoked(
-        partner_id=me, facilitator_id=facilitator_id, actor_id=me, reason=body.reason
+        partner_id=me,
+        facilitator_id=facilitator_id,
+        actor_id=me,
+        person_id=principal(request).person_id,
+        reason=body.reason,
     )
     return await _consent_change(request, event, granted=False)
 
@@ -308,6 +316,7 @@ async def _nudge(request: web.Request, kind: Literal["offer", "request"]) -> web
             partner_id=row["owner_id"],
             facilitator_id=me,
             actor_id=me,
+            person_id=principal(request).person_id,
             listing_id=listing_id,
             kind=kind,
             material_code=row["material_code"],

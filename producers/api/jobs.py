@@ -154,6 +154,7 @@ async def submit_quote(request: web.Request) -> web.StreamResponse:
             job_id=row["job_id"],
             carrier_id=who.partner_id,
             actor_id=who.partner_id,
+            person_id=who.person_id,
             price=body.price,
             vehicle=body.vehicle,
             co2e_kg=body.co2e_kg,
@@ -202,6 +203,7 @@ async def withdraw_quote(request: web.Request) -> web.StreamResponse:
             job_id=row["job_id"],
             carrier_id=who.partner_id,
             actor_id=who.partner_id,
+            person_id=who.person_id,
         )
         await publish(request, event, event_id=event_id, subject=row["job_id"])
         return 202, {"status": "accepted", "event_id": event_id, "quote_id": quote["quote_id"]}, {}

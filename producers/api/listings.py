@@ -24,7 +24,7 @@ from producers.api.bodies import (
 from producers.api.context import POOL, SETTINGS, principal
 from producers.api.facilitators import has_consent, no_consent, owner_for
 from producers.api.problems import Problem
-from producers.api.writes import Ids, idempotent, publish, read_body
+from producers.api.writes import Ids, Write, idempotent, publish, read_body
 from schemas.base import Event
 from schemas.common import Location, Material
 from schemas.listings import (
@@ -153,6 +153,13 @@ def _listing_from(listing_id: str, owner_id: str, body: dict[str, Any]) -> Listi
 async def post_offer(request: web.Request) -> web.StreamResponse:
     require_role(request, *WRITERS)
     body = await read_body(request, OfferIn)
+    return await idempotent(request, await offer_command(request, body))
+
+
+async def offer_command(request: web.Request, body: OfferIn) -> Write:
+    """The checks and the write of posting an offer, for the API and the pages alike (the same
+    command and the same authorization: decision 10). Raises Problem naming the field."""
+    require_role(request, *WRITERS)
     check_code(body.material.code, "material.code")
     check_currency(body.terms.price.currency, "terms.price.currency")
     who = principal(request)
@@ -164,6 +171,7 @@ async def post_offer(request: web.Request) -> web.StreamResponse:
             offer_id=offer_id,
             owner_id=owner,
             actor_id=who.partner_id,
+            person_id=who.person_id,
             material=body.material,
             location=body.location,
             terms=body.terms,
@@ -180,12 +188,18 @@ async def post_offer(request: web.Request) -> web.StreamResponse:
         )
         return accepted(event_id, "offer", offer_id, eligibility(request, listing))
 
-    return await idempotent(request, write)
+    return write
 
 
 async def post_request(request: web.Request) -> web.StreamResponse:
     require_role(request, *WRITERS)
     body = await read_body(request, RequestIn)
+    return await idempotent(request, await request_command(request, body))
+
+
+async def request_command(request: web.Request, body: RequestIn) -> Write:
+    """The checks and the write of posting a request (see offer_command)."""
+    require_role(request, *WRITERS)
     check_code(body.material.code, "material.code")
     for i, code in enumerate(body.accepts_codes):
         check_code(code, f"accepts_codes[{i}]")
@@ -199,6 +213,7 @@ async def post_request(request: web.Request) -> web.StreamResponse:
             request_id=request_id,
             owner_id=owner,
             actor_id=who.partner_id,
+            person_id=who.person_id,
             material=body.material,
             accepts_codes=body.accepts_codes,
             location=body.location,
@@ -217,43 +232,29 @@ async def post_request(request: web.Request) -> web.StreamResponse:
         )
         return accepted(event_id, "request", request_id, eligibility(request, listing))
 
-    return await idempotent(request, write)
+    return write
 
 
 async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.StreamResponse:
     require_role(request, *WRITERS)
     current = await own_listing(request, kind)
+    if withdraw:
+        reason = (await read_body(request, WithdrawIn, optional=True)).reason
+        return await idempotent(request, withdraw_command(request, kind, current, reason))
     if current["status"] != "open":
         raise Problem(409, f"{kind} {current['id']} is {current['status']}", kind="not-open")
     who = principal(request)
     owner = current["owner_id"]
     code = current["material"]["code"]
     event: Event
-    if withdraw:
-        reason = (await read_body(request, WithdrawIn, optional=True)).reason
-        if kind == "offer":
-            event = OfferWithdrawn(
-                offer_id=current["id"],
-                owner_id=owner,
-                actor_id=who.partner_id,
-                material_code=code,
-                reason=reason,
-            )
-        else:
-            event = RequestWithdrawn(
-                request_id=current["id"],
-                owner_id=owner,
-                actor_id=who.partner_id,
-                material_code=code,
-                reason=reason,
-            )
-    elif kind == "offer":
+    if kind == "offer":
         terms = (await read_body(request, OfferTermsIn)).terms
         check_currency(terms.price.currency, "terms.price.currency")
         event = OfferUpdated(
             offer_id=current["id"],
             owner_id=owner,
             actor_id=who.partner_id,
+            person_id=who.person_id,
             material_code=code,
             terms=terms,
         )
@@ -264,16 +265,51 @@ async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.Strea
             request_id=current["id"],
             owner_id=owner,
             actor_id=who.partner_id,
+            person_id=who.person_id,
             material_code=code,
             terms=rterms,
         )
+    return await idempotent(request, _publishing(request, kind, current["id"], event))
 
+
+def _publishing(request: web.Request, kind: Kind, listing_id: str, event: Event) -> Write:
     async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
         event_id = ids.make("event")
-        await publish(request, event, event_id=event_id, subject=current["id"])
-        return accepted(event_id, kind, current["id"])
+        await publish(request, event, event_id=event_id, subject=listing_id)
+        return accepted(event_id, kind, listing_id)
 
-    return await idempotent(request, write)
+    return write
+
+
+def withdraw_command(
+    request: web.Request, kind: Kind, current: dict[str, Any], reason: str
+) -> Write:
+    """Withdrawing the caller's open listing `current` (as `own_listing` read it), for the API
+    and the pages alike."""
+    require_role(request, *WRITERS)
+    if current["status"] != "open":
+        raise Problem(409, f"{kind} {current['id']} is {current['status']}", kind="not-open")
+    who = principal(request)
+    event: Event
+    if kind == "offer":
+        event = OfferWithdrawn(
+            offer_id=current["id"],
+            owner_id=current["owner_id"],
+            actor_id=who.partner_id,
+            person_id=who.person_id,
+            material_code=current["material"]["code"],
+            reason=reason,
+        )
+    else:
+        event = RequestWithdrawn(
+            request_id=current["id"],
+            owner_id=current["owner_id"],
+            actor_id=who.partner_id,
+            person_id=who.person_id,
+            material_code=current["material"]["code"],
+            reason=reason,
+        )
+    return _publishing(request, kind, current["id"], event)
 
 
 async def list_own(request: web.Request, kind: Kind) -> web.StreamResponse:

@@ -12,7 +12,7 @@ from producers.api.auth import require_role
 from producers.api.bodies import AnswerIn, ReserveIn
 from producers.api.context import POOL, principal
 from producers.api.problems import Problem
-from producers.api.writes import Ids, idempotent, publish, read_body
+from producers.api.writes import Ids, Write, idempotent, publish, read_body
 from schemas.base import Event
 from schemas.listings import MatchAccepted, MatchDeclined
 from schemas.logistics import ReservePriceSet
@@ -69,19 +69,27 @@ async def get_match(request: web.Request) -> web.StreamResponse:
 
 async def _answer(request: web.Request, accept: bool) -> web.StreamResponse:
     require_role(request, "sme")
-    who = principal(request)
     row = await own_match(request)
+    reason = (await read_body(request, AnswerIn, optional=True)).reason
+    return await idempotent(request, answer_command(request, row, accept, reason))
+
+
+def answer_command(request: web.Request, row: Any, accept: bool, reason: str) -> Write:
+    """Accepting or declining the caller's proposal `row` (as `own_match` read it), for the API
+    and the pages alike: the same checks and the same event."""
+    require_role(request, "sme")
+    who = principal(request)
     if row["status"] != "proposed":
         raise Problem(409, f"match {row['match_id']} is {row['status']}", kind="not-open")
     if who.partner_id in orjson.loads(row["answers"]):
         raise Problem(409, "you have already answered this proposal", kind="already-answered")
-    reason = (await read_body(request, AnswerIn, optional=True)).reason
     event: Event
     if accept:
         event = MatchAccepted(
             match_id=row["match_id"],
             partner_id=who.partner_id,
             actor_id=who.partner_id,
+            person_id=who.person_id,
             material_code=row["material_code"],
         )
     else:
@@ -89,6 +97,7 @@ async def _answer(request: web.Request, accept: bool) -> web.StreamResponse:
             match_id=row["match_id"],
             partner_id=who.partner_id,
             actor_id=who.partner_id,
+            person_id=who.person_id,
             material_code=row["material_code"],
             reason=reason,
         )
@@ -98,7 +107,7 @@ async def _answer(request: web.Request, accept: bool) -> web.StreamResponse:
         await publish(request, event, event_id=event_id, subject=row["match_id"])
         return 202, {"status": "accepted", "event_id": event_id, "match_id": row["match_id"]}, {}
 
-    return await idempotent(request, write)
+    return write
 
 
 async def accept_match(request: web.Request) -> web.StreamResponse:
@@ -137,6 +146,7 @@ async def set_transport_reserve(request: web.Request) -> web.StreamResponse:
             match_id=row["match_id"],
             partner_id=who.partner_id,
             actor_id=who.partner_id,
+            person_id=who.person_id,
             price=body.price,
         )
         await publish(request, event, event_id=event_id, subject=job["job_id"])

@@ -47,6 +47,7 @@ async def put_capabilities(request: web.Request) -> web.StreamResponse:
         event = CarrierCapabilitiesDeclared(
             partner_id=who.partner_id,
             actor_id=who.partner_id,
+            person_id=who.person_id,
             depots=body.depots,
             regions=body.regions,
             capacity_t=body.capacity_t,

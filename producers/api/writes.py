@@ -164,13 +164,23 @@ async def idempotent(request: web.Request, write: Write) -> web.Response:
     WAIT_S, then answer 409 idempotency-key-in-progress. A different request with a key already
     used is refused 422 idempotency-key-reused. When `write` fails, the reservation is deleted,
     and a retry (or a waiting request) runs it again."""
+    status, body, headers = await idempotent_answer(
+        request, write, request.headers.get("Idempotency-Key")
+    )
+    return _answer(status, body, headers)
+
+
+async def idempotent_answer(
+    request: web.Request, write: Write, key: str | None
+) -> tuple[int, bytes, dict[str, str]]:
+    """`idempotent`'s answer as (status, JSON body, headers): the pages use it with the key
+    their form carries (a double-submitted form posts once)."""
     who = principal(request)
-    key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise Problem(400, "Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key")
     if key is None:
         status, answer, headers = await write(Ids(who.partner_id, None))
-        return _answer(status, orjson.dumps(answer), headers)
+        return status, orjson.dumps(answer), headers
     body = await request.read()
     fingerprint = hashlib.sha256(
         b"\n".join([request.method.encode(), request.path.encode(), body])
@@ -197,7 +207,7 @@ async def idempotent(request: web.Request, write: Write) -> web.Response:
                 kind="idempotency-key-reused",
             )
         if row["status"] is not None:
-            return _answer(row["status"], bytes(row["body"]), {"Idempotent-Replayed": "true"})
+            return row["status"], bytes(row["body"]), {"Idempotent-Replayed": "true"}
         if loop.time() >= deadline:
             raise Problem(
                 409,
@@ -236,7 +246,7 @@ async def idempotent(request: web.Request, write: Write) -> web.Response:
     )
     if stored != "UPDATE 1":
         log.warning("idempotency_lease_lost", partner_id=who.partner_id, lease_s=LEASE_S)
-    return _answer(status, encoded, headers)
+    return status, encoded, headers
 
 
 def _answer(status: int, body: bytes, headers: dict[str, str]) -> web.Response:

@@ -99,13 +99,41 @@ async def keep_on_loopback(context: BrowserContext) -> None:
 
 
 @asynccontextmanager
-async def loopback_page(browser: Browser, locale: str = "en-GB") -> AsyncIterator[Page]:
+async def loopback_page(
+    browser: Browser,
+    locale: str = "en-GB",
+    viewport: ViewportSize = VIEWPORT,
+    bypass_csp: bool = False,
+) -> AsyncIterator[Page]:
     """A page in a context of its own, speaking `locale` (navigator.languages and
-    Accept-Language), whose requests to anything but this machine are aborted."""
+    Accept-Language), whose requests to anything but this machine are aborted. `bypass_csp`
+    lets a test inject axe-core into pages whose Content-Security-Policy forbids it."""
     # Service workers are blocked: their requests would not go through the context's routes.
-    context = await browser.new_context(locale=locale, viewport=VIEWPORT, service_workers="block")
+    context = await browser.new_context(
+        locale=locale, viewport=viewport, service_workers="block", bypass_csp=bypass_csp
+    )
     try:
         await keep_on_loopback(context)
         yield await context.new_page()
     finally:
         await context.close()
+
+
+AXE = ROOT / "infra" / "web" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+async def accessibility_violations(page: Page) -> list[dict[str, object]]:
+    """What axe-core finds against WCAG 2.1 A and AA on the page as it is now (axe-core from
+    infra/web/package-lock.json, injected; the page's context must bypass its CSP)."""
+    if not AXE.is_file():
+        raise RuntimeError("axe-core is missing: run `infra/web.sh install` (`make setup` does)")
+    await page.add_script_tag(path=str(AXE))
+    found = await page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {runOnly: {type: "tag",
+                values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}});
+            return r.violations.map(v => ({id: v.id, impact: v.impact,
+                nodes: v.nodes.map(n => n.target.join(" "))}));
+        }"""
+    )
+    return list(found)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from consumers.projector import TOPICS, Projector
@@ -62,8 +63,11 @@ async def register(settings: Settings, role: Role, name: str = "Test AB") -> Par
 
 
 @asynccontextmanager
-async def running_api(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    """The API app plus a projector (own consumer group) feeding its read models."""
+async def running_api(
+    settings: Settings, app: Callable[[Settings], web.Application] = create_app
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """The API app (or `app`, e.g. with the pages) plus a projector (own consumer group)
+    feeding its read models."""
     stop = asyncio.Event()
     group = f"test.projector.{uuid.uuid4().hex[:8]}"
     await start_at_session_start(settings, group, TOPICS)
@@ -71,7 +75,7 @@ async def running_api(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]
         run_consumer(settings, group_id=group, topics=TOPICS, processor=Projector(group), stop=stop)
     )
     try:
-        async with TestClient(TestServer(create_app(settings))) as client:
+        async with TestClient(TestServer(app(settings))) as client:
 
             async def ready() -> bool:
                 return (await client.get("/readyz")).status == 200

@@ -1,0 +1,369 @@
+"""People's accounts: members of an organisation (partner) and the association's operators, each
+with their own login (#19, decisions 10 and 12).
+
+Passwords are hashed with Argon2id by argon2-cffi (its RFC 9106 low-memory profile) and rehashed
+on sign-in when those parameters change. Browser sessions, invitation and reset links are random
+tokens of 32 bytes; the database keeps only their SHA-256, so a copy of it opens nothing. Failed
+sign-ins are throttled per account and per client address in a sliding window. Everything
+personal stays in these tables (infra/migrations/0018); events carry the person_id only."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from marketplace.db import Conn
+
+PersonRole = Literal["admin", "member", "read-only", "operator"]
+ORG_ROLES: tuple[PersonRole, ...] = ("admin", "member", "read-only")
+LOCALES = ("en", "bg", "sv")
+
+SESSION_TTL = timedelta(hours=12)
+INVITE_TTL = timedelta(days=7)
+RESET_TTL = timedelta(hours=1)
+# Failed sign-ins allowed in WINDOW before the next try must wait: per account, and per client
+# address (one address trying many accounts).
+WINDOW = timedelta(minutes=15)
+PER_ACCOUNT = 5
+PER_ADDRESS = 50
+MIN_PASSWORD = 12
+MAX_PASSWORD = 1024
+
+_hasher = PasswordHasher()
+# Verified against when the account does not exist, so that a sign-in takes as long either way.
+_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(ValueError):
+    """A request about an account that cannot be done; `field` names the form field concerned
+    and `code` is a stable reason a page translates."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    person_id: str
+    partner_id: str | None
+    email: str
+    display_name: str
+    role: PersonRole
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    person: Person
+    csrf_token: str
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def normal_email(email: str) -> str:
+    email = email.strip()
+    local, at, domain = email.rpartition("@")
+    if (
+        not at
+        or not local
+        or "." not in domain
+        or len(email) > 254
+        or any(c.isspace() for c in email)
+    ):
+        raise AccountError("email-invalid", "this is not an e-mail address", "email")
+    return f"{local}@{domain.lower()}"
+
+
+def check_password(password: str, email: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(
+            "password-short", f"the password needs at least {MIN_PASSWORD} characters", "password"
+        )
+    if len(password) > MAX_PASSWORD:
+        raise AccountError(
+            "password-long", f"the password may have at most {MAX_PASSWORD} characters", "password"
+        )
+    if password.strip().lower() == email.strip().lower():
+        raise AccountError("password-is-email", "the password must not be the e-mail", "password")
+
+
+def _person(row: asyncpg.Record) -> Person:
+    return Person(
+        person_id=str(row["person_id"]),
+        partner_id=row["partner_id"],
+        email=row["email"],
+        display_name=row["display_name"],
+        role=row["role"],
+        locale=row["locale"],
+    )
+
+
+async def create_person(
+    conn: Conn,
+    *,
+    partner_id: str | None,
+    email: str,
+    display_name: str,
+    role: PersonRole,
+    locale: str = "en",
+) -> Person:
+    """A person without a password yet: they choose one through their invitation link."""
+    if role not in (*ORG_ROLES, "operator"):
+        raise AccountError("role-invalid", f"no role {role!r}", "role")
+    if (role == "operator") != (partner_id is None):
+        raise AccountError(
+            "role-invalid", "operators belong to no organisation; members to one", "role"
+        )
+    if locale not in LOCALES:
+        raise AccountError("locale-invalid", f"no language {locale!r}", "locale")
+    name = display_name.strip()
+    if not 1 <= len(name) <= 200:
+        raise AccountError("name-invalid", "the name needs 1 to 200 characters", "display_name")
+    address = normal_email(email)
+    row = await conn.fetchrow(
+        "INSERT INTO people (person_id, partner_id, email, display_name, role, locale)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+        " RETURNING person_id, partner_id, email, display_name, role, locale",
+        uuid.uuid4(),
+        partner_id,
+        address,
+        name,
+        role,
+        locale,
+    )
+    if row is None:
+        raise AccountError("email-taken", "a person with this e-mail already exists", "email")
+    return _person(row)
+
+
+async def person_by_id(conn: Conn, person_id: str) -> Person | None:
+    row = await conn.fetchrow(
+        "SELECT person_id, partner_id, email, display_name, role, locale FROM people"
+        " WHERE person_id = $1 AND disabled_at IS NULL",
+        uuid.UUID(person_id),
+    )
+    return None if row is None else _person(row)
+
+
+async def members(conn: Conn, partner_id: str) -> list[Person]:
+    rows = await conn.fetch(
+        "SELECT person_id, partner_id, email, display_name, role, locale FROM people"
+        " WHERE partner_id = $1 AND disabled_at IS NULL"
+        " ORDER BY lower(email)",
+        partner_id,
+    )
+    return [_person(r) for r in rows]
+
+
+async def record(conn: Conn, person_id: str, what: str) -> None:
+    await conn.execute(
+        "INSERT INTO account_events (person_id, what) VALUES ($1, $2)", uuid.UUID(person_id), what
+    )
+
+
+async def issue_link(conn: Conn, person_id: str, purpose: Literal["invite", "reset"]) -> str:
+    """A one-time token for the person's invitation or password reset; earlier unused links of
+    the same purpose stop working."""
+    token = secrets.token_urlsafe(32)
+    ttl = INVITE_TTL if purpose == "invite" else RESET_TTL
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE one_time_links SET used_at = now()"
+            " WHERE person_id = $1 AND purpose = $2 AND used_at IS NULL",
+            uuid.UUID(person_id),
+            purpose,
+        )
+        await conn.execute(
+            "INSERT INTO one_time_links (token_hash, person_id, purpose, expires_at)"
+            " VALUES ($1, $2, $3, now() + $4)",
+            _digest(token),
+            uuid.UUID(person_id),
+            purpose,
+            ttl,
+        )
+    return token
+
+
+async def link_person(conn: Conn, token: str, purpose: str) -> Person | None:
+    """Whose valid, unused link this is (None when unknown, used or expired)."""
+    row = await conn.fetchrow(
+        "SELECT p.person_id, p.partner_id, p.email, p.display_name, p.role, p.locale"
+        " FROM one_time_links l"
+        " JOIN people p USING (person_id)"
+        " WHERE l.token_hash = $1 AND l.purpose = $2 AND l.used_at IS NULL"
+        "   AND l.expires_at > now() AND p.disabled_at IS NULL",
+        _digest(token),
+        purpose,
+    )
+    return None if row is None else _person(row)
+
+
+async def reset_request(conn: Conn, email: str) -> tuple[Person, str] | None:
+    """A reset link for the account with this e-mail, or None when there is none (the page says
+    the same either way, so it tells nobody which addresses have accounts)."""
+    try:
+        address = normal_email(email)
+    except AccountError:
+        return None
+    row = await conn.fetchrow(
+        "SELECT person_id, partner_id, email, display_name, role, locale FROM people"
+        " WHERE lower(email) = lower($1) AND disabled_at IS NULL",
+        address,
+    )
+    if row is None:
+        return None
+    person = _person(row)
+    return person, await issue_link(conn, person.person_id, "reset")
+
+
+async def use_link(conn: Conn, token: str, purpose: str, password: str) -> Person:
+    """Sets the password through an invitation or reset link, once; every session of the person
+    ends (a reset is what someone does who fears another has their password)."""
+    async with conn.transaction():
+        person = await link_person(conn, token, purpose)
+        if person is None:
+            raise AccountError(
+                "link-invalid", "this link is not valid any more: ask for a new one", None
+            )
+        check_password(password, person.email)
+        used = await conn.execute(
+            "UPDATE one_time_links SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL",
+            _digest(token),
+        )
+        if used != "UPDATE 1":
+            raise AccountError("link-invalid", "this link was used a moment ago", None)
+        await conn.execute(
+            "UPDATE people SET password_hash = $2 WHERE person_id = $1",
+            uuid.UUID(person.person_id),
+            _hasher.hash(password),
+        )
+        await end_all_sessions(conn, person.person_id)
+        await record(conn, person.person_id, f"password-set-by-{purpose}")
+    return person
+
+
+async def _throttled(conn: Conn, subjects: dict[str, int]) -> bool:
+    rows = await conn.fetch(
+        "SELECT subject, count(*) AS n FROM login_failures"
+        " WHERE subject = ANY($1::text[]) AND failed_at > now() - $2::interval GROUP BY subject",
+        list(subjects),
+        WINDOW,
+    )
+    return any(r["n"] >= subjects[r["subject"]] for r in rows)
+
+
+async def sign_in(conn: Conn, email: str, password: str, address: str) -> Person:
+    """The person whose e-mail and password these are, or AccountError: `credentials` (the same
+    for an unknown e-mail and a wrong password) or `throttled` (too many failures lately)."""
+    key = f"account:{email.strip().lower()}"
+    subjects = {key: PER_ACCOUNT, f"address:{address}": PER_ADDRESS}
+    if await _throttled(conn, subjects):
+        raise AccountError(
+            "throttled",
+            f"too many failed sign-ins; wait {int(WINDOW.total_seconds() // 60)} minutes",
+            None,
+        )
+    row = await conn.fetchrow(
+        "SELECT person_id, partner_id, email, display_name, role, locale, password_hash"
+        " FROM people"
+        " WHERE lower(email) = lower($1) AND disabled_at IS NULL",
+        email.strip(),
+    )
+    stored = row["password_hash"] if row is not None else None
+    ok = False
+    try:
+        ok = _hasher.verify(stored or _DUMMY, password[:MAX_PASSWORD])
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if row is None or stored is None or not ok:
+        await conn.executemany(
+            "INSERT INTO login_failures (subject) VALUES ($1)", [(s,) for s in subjects]
+        )
+        raise AccountError("credentials", "the e-mail or the password is not right", None)
+    person = _person(row)
+    if _hasher.check_needs_rehash(stored):
+        await conn.execute(
+            "UPDATE people SET password_hash = $2 WHERE person_id = $1",
+            uuid.UUID(person.person_id),
+            _hasher.hash(password),
+        )
+    await conn.execute("DELETE FROM login_failures WHERE subject = $1", key)
+    await record(conn, person.person_id, "signed-in")
+    return person
+
+
+async def open_session(conn: Conn, person: Person) -> str:
+    token = secrets.token_urlsafe(32)
+    await conn.execute(
+        "INSERT INTO web_sessions (token_hash, person_id, csrf_token, expires_at)"
+        " VALUES ($1, $2, $3, now() + $4)",
+        _digest(token),
+        uuid.UUID(person.person_id),
+        secrets.token_urlsafe(32),
+        SESSION_TTL,
+    )
+    return token
+
+
+async def session_of(conn: Conn, token: str) -> Session | None:
+    row = await conn.fetchrow(
+        "SELECT p.person_id, p.partner_id, p.email, p.display_name, p.role, p.locale,"
+        " s.csrf_token"
+        " FROM web_sessions s JOIN people p USING (person_id)"
+        " WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()"
+        "   AND p.disabled_at IS NULL",
+        _digest(token),
+    )
+    if row is None:
+        return None
+    return Session(person=_person(row), csrf_token=row["csrf_token"])
+
+
+async def end_session(conn: Conn, token: str) -> None:
+    await conn.execute(
+        "UPDATE web_sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
+        _digest(token),
+    )
+
+
+async def end_all_sessions(conn: Conn, person_id: str) -> int:
+    status = await conn.execute(
+        "UPDATE web_sessions SET revoked_at = now() WHERE person_id = $1 AND revoked_at IS NULL",
+        uuid.UUID(person_id),
+    )
+    return int(status.split()[-1])
+
+
+async def set_locale(conn: Conn, person_id: str, locale: str) -> None:
+    if locale not in LOCALES:
+        raise AccountError("locale-invalid", f"no language {locale!r}", "locale")
+    await conn.execute(
+        "UPDATE people SET locale = $2 WHERE person_id = $1", uuid.UUID(person_id), locale
+    )
+
+
+async def disable(conn: Conn, email: str) -> int | None:
+    """Stops the person signing in and ends their sessions (None: no such account). The row
+    stays (it may be named by history as a pseudonymous id); erasure is a separate step."""
+    async with conn.transaction():
+        person_id = await conn.fetchval(
+            "UPDATE people SET disabled_at = now()"
+            " WHERE lower(email) = lower($1) AND disabled_at IS NULL RETURNING person_id",
+            email.strip(),
+        )
+        if person_id is None:
+            return None
+        await record(conn, str(person_id), "disabled")
+        return await end_all_sessions(conn, str(person_id))

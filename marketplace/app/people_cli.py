@@ -1,0 +1,91 @@
+"""`marketplace people ...`: the association's staff manage people's accounts from the shell.
+Until the exchange sends e-mail (#20), invitation and reset links are printed here, for the
+operator to hand over; they work once, invitations for 7 days and resets for an hour."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from marketplace.settings import Settings
+
+
+def add_parser(sub: Any) -> None:
+    people = sub.add_parser("people", help="people's accounts: invite, reset, list, disable")
+    actions = people.add_subparsers(dest="action", required=True)
+    invite = actions.add_parser(
+        "invite", help="create a person in an organisation and print their invitation link"
+    )
+    invite.add_argument("email")
+    invite.add_argument("--name", required=True, help="the person's name as pages show it")
+    invite.add_argument("--partner", required=True, help="the organisation's partner id")
+    invite.add_argument("--role", choices=("admin", "member", "read-only"), default="member")
+    invite.add_argument("--locale", choices=("en", "bg", "sv"), default="en")
+    staff = actions.add_parser(
+        "operator", help="create an account for the association's staff and print its link"
+    )
+    staff.add_argument("email")
+    staff.add_argument("--name", required=True)
+    staff.add_argument("--locale", choices=("en", "bg", "sv"), default="en")
+    reset = actions.add_parser("reset-link", help="print a one-time password reset link")
+    reset.add_argument("email")
+    listing = actions.add_parser("list", help="the members of an organisation")
+    listing.add_argument("--partner", required=True)
+    disable = actions.add_parser("disable", help="stop a person signing in; ends their sessions")
+    disable.add_argument("email")
+
+
+def command(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.accounts import AccountError
+
+    try:
+        return asyncio.run(_run(settings, args))
+    except AccountError as exc:
+        print(f"marketplace people {args.action}: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace import accounts
+    from marketplace.db import connect
+
+    base = settings.web_base_url.rstrip("/") + "/app"
+    missing = f"marketplace people: no account with the e-mail {getattr(args, 'email', '')}"
+    conn = await connect(settings)
+    try:
+        if args.action in ("invite", "operator"):
+            operator = args.action == "operator"
+            person = await accounts.create_person(
+                conn,
+                partner_id=None if operator else args.partner,
+                email=args.email,
+                display_name=args.name,
+                role="operator" if operator else args.role,
+                locale=args.locale,
+            )
+            token = await accounts.issue_link(conn, person.person_id, "invite")
+            print(f"{person.email} ({person.role}): {base}/invite/{token}")
+            return 0
+        if args.action == "reset-link":
+            found = await accounts.reset_request(conn, args.email)
+            if found is None:
+                print(missing, file=sys.stderr)
+                return 1
+            print(f"{found[0].email}: {base}/reset/{found[1]}")
+            return 0
+        if args.action == "list":
+            for p in await accounts.members(conn, args.partner):
+                print(f"{p.email}\t{p.role}\t{p.display_name}")
+            return 0
+        if args.action == "disable":
+            ended = await accounts.disable(conn, args.email)
+            if ended is None:
+                print(missing, file=sys.stderr)
+                return 1
+            print(f"{args.email}: disabled, {ended} session(s) ended")
+            return 0
+        raise AssertionError(args.action)
+    finally:
+        await conn.close()

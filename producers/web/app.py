@@ -1,0 +1,19 @@
+"""The exchange's HTTP service: the API (producers/api) with the pages for people mounted beside
+it under /app, sharing its pool, producer, settings and commands."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from marketplace.settings import Settings
+from producers.api.app import create_app
+from producers.web import pages
+from producers.web.session import pages_middleware
+
+
+def create_service(settings: Settings) -> web.Application:
+    app = create_app(settings)
+    # Innermost: the API's auth middleware lets /app through to the session check here.
+    app.middlewares.append(pages_middleware)
+    pages.setup(app)
+    return app
