@@ -16,7 +16,7 @@ from producers.api.bodies import OfferIn
 from producers.api.problems import Problem
 from producers.web import i18n
 from producers.web.forms import decode, document, field_errors, say
-from producers.web.pages import OFFER_FIELDS
+from producers.web.sme import OFFER_FIELDS
 
 LOCALE = Path(i18n.__file__).resolve().parent / "locale"
 PLACEHOLDER = re.compile(r"%\(\w+\)s")

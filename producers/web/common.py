@@ -1,0 +1,92 @@
+"""The pages' shared parts: rendering a template in the person's language, the signed-in
+person, a posted form once its CSRF token matched, and the person's organisation as the API's
+principal (the same commands and authorization as the API: decision 10)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from marketplace.accounts import Person
+from marketplace.partners import Principal
+from producers.api.context import POOL, PRINCIPAL
+from producers.web import i18n
+from producers.web.session import LOCALE, PREFIX, SESSION, base_context, csrf_ok
+
+HERE = Path(__file__).resolve().parent
+# The organisation roles that may write (read-only members see, and change nothing).
+ACTING = ("admin", "member")
+
+
+def render(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:
+    response = aiohttp_jinja2.render_template(
+        template, request, base_context(request, **values), status=status
+    )
+    response.headers["Content-Language"] = request[LOCALE]
+    return response
+
+
+def see_other(location: str) -> web.Response:
+    """Where a form sends the browser next (303: the next request is a GET)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+def person_of(request: web.Request) -> Person:
+    return request[SESSION].person
+
+
+async def form_of(request: web.Request) -> dict[str, str]:
+    """The posted form, once its CSRF token matched (403 otherwise)."""
+    posted = await request.post()
+    form = {k: v for k, v in posted.items() if isinstance(v, str)}
+    if not csrf_ok(request, form.get("csrf")):
+        raise web.HTTPForbidden(text="the form expired; reload the page and send it again")
+    return form
+
+
+def safe_next(target: str | None) -> str:
+    # Only a page of this site: never an absolute URL or a scheme-relative //host.
+    if target and target.startswith(PREFIX) and not target.startswith("//"):
+        return target
+    return PREFIX + "/"
+
+
+async def acting_principal(request: web.Request) -> Principal:
+    """The person's organisation as the API's principal (its role from the partner registry),
+    or 403 when the person may only read."""
+    person = person_of(request)
+    if person.partner_id is None or person.role not in ACTING:
+        raise web.HTTPForbidden(text="your role in the organisation lets you read, not change")
+    role = await request.app[POOL].fetchval(
+        "SELECT role FROM partners WHERE partner_id = $1 AND active", person.partner_id
+    )
+    if role is None:
+        raise web.HTTPForbidden(text="your organisation is not registered on the exchange yet")
+    found = Principal(
+        partner_id=person.partner_id,
+        role=role,
+        key_id=f"person:{person.person_id}",
+        person_id=person.person_id,
+    )
+    request[PRINCIPAL] = found
+    return found
+
+
+def sse_event(name: str, html: str) -> bytes:
+    """One Server-Sent Event whose data is an HTML fragment (each line its own data: line)."""
+    lines = "".join(f"data: {line}\n" for line in html.splitlines() or [""])
+    return f"event: {name}\n{lines}\n".encode()
+
+
+def gettext_of(request: web.Request) -> Any:
+    """The person's gettext, for sentences a handler composes."""
+    return i18n.translations(request[LOCALE]).gettext
+
+
+def new_key() -> str:
+    """An idempotency key for a form: sending the same form twice posts once."""
+    return str(uuid.uuid4())

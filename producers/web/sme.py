@@ -1,0 +1,254 @@
+"""An SME's pages: its listings, posting and withdrawing an offer, the List of Waste search,
+and its proposals, accepted or declined, arriving live."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiohttp_jinja2
+import orjson
+from aiohttp import web
+
+from marketplace.reference import list_of_waste
+from producers.api.bodies import OfferIn
+from producers.api.context import POOL
+from producers.api.listings import offer_command, withdraw_command
+from producers.api.live import HUB, IDLE_S
+from producers.api.matches import answer_command
+from producers.api.problems import Problem
+from producers.api.writes import idempotent_answer
+from producers.web.common import (
+    ACTING,
+    acting_principal,
+    form_of,
+    gettext_of,
+    new_key,
+    person_of,
+    render,
+    see_other,
+    sse_event,
+)
+from producers.web.forms import decode, document, field_errors
+from producers.web.session import PREFIX, base_context
+
+OFFER_FIELDS = (
+    "material.code",
+    "material.description",
+    "material.form",
+    "terms.quantity.amount",
+    "terms.quantity.unit",
+    "terms.price.amount",
+    "terms.price.currency",
+    "terms.available.start",
+    "terms.available.end",
+    "location.lat",
+    "location.lon",
+    "location.region",
+)
+
+
+async def home(request: web.Request) -> web.Response:
+    person = person_of(request)
+    rows: list[Any] = []
+    if person.partner_id is not None:
+        rows = await request.app[POOL].fetch(
+            "SELECT listing_id, kind, material_code, body, status, posted_at FROM listings"
+            " WHERE owner_id = $1 ORDER BY posted_at DESC, listing_id LIMIT 100",
+            person.partner_id,
+        )
+    taxonomy = list_of_waste()
+    listings = []
+    for r in rows:
+        body = orjson.loads(r["body"])
+        entry = taxonomy.get(r["material_code"])
+        quantity = body.get("terms", {}).get("quantity", {})
+        listings.append(
+            {
+                "id": r["listing_id"],
+                "kind": r["kind"],
+                "code": r["material_code"],
+                "title": entry.description if entry is not None else "",
+                "description": body.get("material", {}).get("description", ""),
+                "amount": quantity.get("amount"),
+                "unit": quantity.get("unit"),
+                "status": r["status"],
+                "posted_at": r["posted_at"],
+            }
+        )
+    return render(request, "home.html", listings=listings, can_act=person.role in ACTING)
+
+
+async def new_offer(request: web.Request) -> web.Response:
+    return render(request, "offer_form.html", form={}, errors={}, key=new_key())
+
+
+async def post_offer(request: web.Request) -> web.StreamResponse:
+    form = await form_of(request)
+    await acting_principal(request)
+    _ = gettext_of(request)
+    try:
+        body = decode(document(form, OFFER_FIELDS), OfferIn)
+        write = await offer_command(request, body)
+        _status, answer, _headers = await idempotent_answer(request, write, form.get("key"))
+    except Problem as problem:
+        if problem.status >= 500:
+            errors = {"body": _("The exchange cannot store this right now. Try again shortly.")}
+        else:
+            errors = field_errors(problem, _)
+        return render(
+            request, "offer_form.html", status=422, form=form, errors=errors, key=form.get("key")
+        )
+    offer_id = orjson.loads(answer)["offer_id"]
+    return see_other(f"{PREFIX}/?posted={offer_id}")
+
+
+async def withdraw_offer(request: web.Request) -> web.StreamResponse:
+    form = await form_of(request)
+    who = await acting_principal(request)
+    row = await request.app[POOL].fetchrow(
+        "SELECT listing_id, owner_id, body, status FROM listings"
+        " WHERE listing_id = $1 AND kind = 'offer' AND owner_id = $2",
+        request.match_info["id"],
+        who.partner_id,
+    )
+    if row is None:
+        raise web.HTTPNotFound(text="no such offer of your organisation")
+    current = {"id": row["listing_id"], "owner_id": row["owner_id"], "status": row["status"]}
+    current |= orjson.loads(row["body"])
+    try:
+        write = withdraw_command(request, "offer", current, form.get("reason", ""))
+        await idempotent_answer(request, write, form.get("key"))
+    except Problem as problem:
+        raise web.HTTPConflict(text=problem.detail) from None
+    return see_other(f"{PREFIX}/?withdrawn={row['listing_id']}")
+
+
+async def codes(request: web.Request) -> web.Response:
+    """The List of Waste entries matching the words or digits typed (htmx active search)."""
+    query = request.query.get("q", "").strip().lower().replace(" ", "")
+    words = request.query.get("q", "").strip().lower().split()
+    found = []
+    if query:
+        for entry in list_of_waste().entries():
+            if entry.code.startswith(query) or (
+                words and all(w in entry.description.lower() for w in words)
+            ):
+                found.append(entry)
+            if len(found) == 20:
+                break
+    return render(request, "codes.html", entries=found)
+
+
+async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str, Any]]:
+    rows = await request.app[POOL].fetch(
+        "SELECT match_id, material_code, seller_id, buyer_id, body, status, answers, proposed_at"
+        " FROM matches WHERE $1 IN (seller_id, buyer_id)"
+        " ORDER BY proposed_at DESC, match_id LIMIT 100",
+        partner_id,
+    )
+    taxonomy = list_of_waste()
+    out = []
+    for r in rows:
+        body = orjson.loads(r["body"])
+        entry = taxonomy.get(r["material_code"])
+        answers = orjson.loads(r["answers"])
+        price = body.get("delivered_price", {})
+        out.append(
+            {
+                "id": r["match_id"],
+                "side": "seller" if r["seller_id"] == partner_id else "buyer",
+                "code": r["material_code"],
+                "title": entry.description if entry is not None else "",
+                "amount": body.get("quantity", {}).get("amount"),
+                "unit": body.get("quantity", {}).get("unit"),
+                "price": f"{price.get('amount', 0):.2f} {price.get('currency', '')}",
+                "distance_km": f"{body.get('distance_km', 0):.0f}",
+                "co2e_known": body.get("co2e_known", True),
+                "co2e_saved_kg": f"{body.get('co2e_saved_kg', 0):.0f}",
+                "transport_co2e_kg": f"{body.get('transport_co2e_kg', 0):.0f}",
+                "score": f"{body.get('score', 0):.2f}",
+                "status": r["status"],
+                "answered": partner_id in answers,
+                "proposed_at": r["proposed_at"],
+            }
+        )
+    return out
+
+
+async def proposals(request: web.Request) -> web.Response:
+    person = person_of(request)
+    rows = await proposal_rows(request, person.partner_id) if person.partner_id else []
+    return render(request, "proposals.html", proposals=rows, can_act=person.role in ACTING)
+
+
+async def answer(request: web.Request) -> web.StreamResponse:
+    form = await form_of(request)
+    who = await acting_principal(request)
+    row = await request.app[POOL].fetchrow(
+        "SELECT match_id, material_code, status, answers FROM matches"
+        " WHERE match_id = $1 AND $2 IN (seller_id, buyer_id)",
+        request.match_info["id"],
+        who.partner_id,
+    )
+    if row is None:
+        raise web.HTTPNotFound(text="no such proposal of your organisation")
+    accept = request.match_info["answer"] == "accept"
+    try:
+        write = answer_command(request, row, accept, form.get("reason", ""))
+        await idempotent_answer(request, write, None)
+    except Problem as problem:
+        raise web.HTTPConflict(text=problem.detail) from None
+    return see_other(f"{PREFIX}/proposals?answered={row['match_id']}")
+
+
+async def live(request: web.Request) -> web.StreamResponse:
+    """The organisation's proposals as they change, for htmx's SSE extension to swap in: the
+    list is sent on connecting and again whenever a notification for the organisation is
+    stored (the API's live hub, woken by PostgreSQL NOTIFY)."""
+    person = person_of(request)
+    if person.partner_id is None:
+        raise web.HTTPNotFound(text="the association's staff have no proposals")
+    partner_id = person.partner_id
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    hub = request.app[HUB]
+    news = hub.subscribe(partner_id)
+    try:
+        while True:
+            news.clear()
+            rows = await proposal_rows(request, partner_id)
+            html = aiohttp_jinja2.render_string(
+                "proposals_list.html",
+                request,
+                base_context(request, proposals=rows, can_act=person.role in ACTING),
+            )
+            await response.write(sse_event("proposals", html))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(news.wait(), IDLE_S)
+            if not news.is_set():
+                await response.write(b": keep-alive\n\n")
+    except ConnectionResetError:
+        pass
+    finally:
+        hub.unsubscribe(partner_id, news)
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get(PREFIX + "/", home)
+    r.add_get(PREFIX + "/offers/new", new_offer)
+    r.add_post(PREFIX + "/offers", post_offer)
+    r.add_post(PREFIX + "/offers/{id}/withdraw", withdraw_offer)
+    r.add_get(PREFIX + "/codes", codes)
+    r.add_get(PREFIX + "/proposals", proposals)
+    r.add_post(PREFIX + "/proposals/{id}/{answer:accept|decline}", answer)
+    r.add_get(PREFIX + "/live", live)
