@@ -17,17 +17,32 @@ from producers.api.problems import Problem, from_validation
 T = TypeVar("T")
 
 
-def document(form: Mapping[str, str], fields: tuple[str, ...]) -> dict[str, Any]:
+def document(
+    form: Mapping[str, str],
+    fields: tuple[str, ...],
+    *,
+    moments: tuple[str, ...] = (),
+    lists: tuple[str, ...] = (),
+    flags: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """The nested document of the named fields that were filled in (empty ones are left out,
-    so the body's defaults apply). Dates from <input type=date> become the day's start; a
-    field ending `.end` becomes the end of its day."""
+    so the body's defaults apply). A date in a field of `moments` (<input type=date> for a
+    point in time) becomes the day's start, or its end for a field ending `.end`; a field of
+    `lists` is split at commas and spaces; a checkbox of `flags` is true when sent."""
     out: dict[str, Any] = {}
     for name in fields:
-        value = form.get(name, "").strip()
-        if not value:
+        raw = form.get(name, "").strip()
+        value: Any = raw
+        if name in flags:
+            value = bool(raw)
+            if not value:
+                continue
+        elif not raw:
             continue
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            value = f"{value}T23:59:59Z" if name.endswith(".end") else f"{value}T00:00:00Z"
+        elif name in lists:
+            value = [part for part in re.split(r"[,\s]+", raw) if part]
+        elif name in moments and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            value = f"{raw}T23:59:59Z" if name.endswith(".end") else f"{raw}T00:00:00Z"
         node = out
         *parents, leaf = name.split(".")
         for part in parents:
@@ -90,6 +105,15 @@ def say(reason: str, _: Callable[[str], str]) -> str:
 
 def field_errors(problem: Problem, gettext: Callable[[str], str]) -> dict[str, str]:
     """The problem's complaints by form field, in the person's language; `body` when the
-    problem names no field."""
+    problem names no field. A missing field is named by itself (msgspec names its parent), and
+    an item of a list by the list's field (`accepts_codes[1]` -> `accepts_codes`)."""
     errors = problem.errors or [(problem.field or "body", problem.detail)]
-    return {field or "body": say(reason, gettext) for field, reason in errors}
+    out: dict[str, str] = {}
+    for field, reason in errors:
+        name = field or "body"
+        missing = re.search(r"missing required field `(\w+)`", reason)
+        if missing is not None:
+            name = f"{name}.{missing.group(1)}" if name != "body" else missing.group(1)
+        name = re.sub(r"\[\d+\]$", "", name)
+        out.setdefault(name, say(reason, gettext))
+    return out

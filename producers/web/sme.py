@@ -12,9 +12,9 @@ import orjson
 from aiohttp import web
 
 from marketplace.reference import list_of_waste
-from producers.api.bodies import OfferIn
+from producers.api.bodies import OfferIn, RequestIn
 from producers.api.context import POOL
-from producers.api.listings import offer_command, withdraw_command
+from producers.api.listings import Kind, offer_command, request_command, withdraw_command
 from producers.api.live import HUB, IDLE_S
 from producers.api.matches import answer_command
 from producers.api.problems import Problem
@@ -33,20 +33,48 @@ from producers.web.common import (
 from producers.web.forms import decode, document, field_errors
 from producers.web.session import PREFIX, base_context
 
+RECURRENCE = ("terms.recurrence.period", "terms.recurrence.starts", "terms.recurrence.ends")
 OFFER_FIELDS = (
     "material.code",
     "material.description",
     "material.form",
+    "material.recycled_content_pct",
+    "material.contamination_pct",
     "terms.quantity.amount",
     "terms.quantity.unit",
     "terms.price.amount",
     "terms.price.currency",
     "terms.available.start",
     "terms.available.end",
+    *RECURRENCE,
+    "location.lat",
+    "location.lon",
+    "location.region",
+    "certifications",
+)
+REQUEST_FIELDS = (
+    "material.code",
+    "material.description",
+    "accepts_codes",
+    "hazardous_permit",
+    "terms.quantity.amount",
+    "terms.quantity.unit",
+    "terms.max_price.amount",
+    "terms.max_price.currency",
+    "terms.wanted.start",
+    "terms.wanted.end",
+    "terms.max_distance_km",
+    *RECURRENCE,
+    "terms.specification.min_recycled_content_pct",
+    "terms.specification.max_contamination_pct",
+    "terms.specification.certifications",
     "location.lat",
     "location.lon",
     "location.region",
 )
+MOMENTS = ("terms.available.start", "terms.available.end", "terms.wanted.start", "terms.wanted.end")
+LISTS = ("accepts_codes", "certifications", "terms.specification.certifications")
+FLAGS = ("hazardous_permit",)
 
 
 async def home(request: web.Request) -> web.Response:
@@ -80,45 +108,64 @@ async def home(request: web.Request) -> web.Response:
     return render(request, "home.html", listings=listings, can_act=person.role in ACTING)
 
 
-async def new_offer(request: web.Request) -> web.Response:
-    return render(request, "offer_form.html", form={}, errors={}, key=new_key())
+KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "offer": ("offer_form.html", OFFER_FIELDS),
+    "request": ("request_form.html", REQUEST_FIELDS),
+}
 
 
-async def post_offer(request: web.Request) -> web.StreamResponse:
+def kind_of(request: web.Request) -> Kind:
+    kind = request.match_info["kind"].removesuffix("s")
+    if kind not in KINDS:
+        raise web.HTTPNotFound()
+    return kind  # type: ignore[return-value]  # checked just above
+
+
+async def new_listing(request: web.Request) -> web.Response:
+    template, _fields = KINDS[kind_of(request)]
+    return render(request, template, form={}, errors={}, key=new_key())
+
+
+async def post_listing(request: web.Request) -> web.StreamResponse:
+    kind = kind_of(request)
+    template, fields = KINDS[kind]
     form = await form_of(request)
     await acting_principal(request)
     _ = gettext_of(request)
     try:
-        body = decode(document(form, OFFER_FIELDS), OfferIn)
-        write = await offer_command(request, body)
+        doc = document(form, fields, moments=MOMENTS, lists=LISTS, flags=FLAGS)
+        if kind == "offer":
+            write = await offer_command(request, decode(doc, OfferIn))
+        else:
+            write = await request_command(request, decode(doc, RequestIn))
         _status, answer, _headers = await idempotent_answer(request, write, form.get("key"))
     except Problem as problem:
         if problem.status >= 500:
             errors = {"body": _("The exchange cannot store this right now. Try again shortly.")}
         else:
             errors = field_errors(problem, _)
-        return render(
-            request, "offer_form.html", status=422, form=form, errors=errors, key=form.get("key")
-        )
-    offer_id = orjson.loads(answer)["offer_id"]
-    return see_other(f"{PREFIX}/?posted={offer_id}")
+        return render(request, template, status=422, form=form, errors=errors, key=form.get("key"))
+    listing_id = orjson.loads(answer)[f"{kind}_id"]
+    return see_other(f"{PREFIX}/?posted={listing_id}")
 
 
-async def withdraw_offer(request: web.Request) -> web.StreamResponse:
+async def withdraw_listing(request: web.Request) -> web.StreamResponse:
+    kind = kind_of(request)
     form = await form_of(request)
     who = await acting_principal(request)
     row = await request.app[POOL].fetchrow(
         "SELECT listing_id, owner_id, body, status FROM listings"
-        " WHERE listing_id = $1 AND kind = 'offer' AND owner_id = $2",
+        " WHERE listing_id = $1 AND kind = $2 AND owner_id = $3",
         request.match_info["id"],
+        kind,
         who.partner_id,
     )
     if row is None:
-        raise web.HTTPNotFound(text="no such offer of your organisation")
+        raise web.HTTPNotFound(text=f"no such {kind} of your organisation")
     current = {"id": row["listing_id"], "owner_id": row["owner_id"], "status": row["status"]}
     current |= orjson.loads(row["body"])
     try:
-        write = withdraw_command(request, "offer", current, form.get("reason", ""))
+        write = withdraw_command(request, kind, current, form.get("reason", ""))
         await idempotent_answer(request, write, form.get("key"))
     except Problem as problem:
         raise web.HTTPConflict(text=problem.detail) from None
@@ -245,9 +292,9 @@ async def live(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get(PREFIX + "/", home)
-    r.add_get(PREFIX + "/offers/new", new_offer)
-    r.add_post(PREFIX + "/offers", post_offer)
-    r.add_post(PREFIX + "/offers/{id}/withdraw", withdraw_offer)
+    r.add_get(PREFIX + "/{kind:offers|requests}/new", new_listing)
+    r.add_post(PREFIX + "/{kind:offers|requests}", post_listing)
+    r.add_post(PREFIX + "/{kind:offers|requests}/{id}/withdraw", withdraw_listing)
     r.add_get(PREFIX + "/codes", codes)
     r.add_get(PREFIX + "/proposals", proposals)
     r.add_post(PREFIX + "/proposals/{id}/{answer:accept|decline}", answer)

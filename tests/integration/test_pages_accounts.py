@@ -381,3 +381,73 @@ async def test_pages_ask_for_a_session_and_keep_out_of_frames_and_caches(
         # The API's own routes still want an API key, not a session.
         assert (await client.get("/v1/offers")).status == 401
         assert (await client.post("/app/offers", data=OFFER_FORM)).status == 401
+
+
+REQUEST_FORM = {
+    "material.code": "200139",
+    "material.description": "plastics for regranulation",
+    "accepts_codes": "150102, 020104",
+    "terms.quantity.amount": "4",
+    "terms.quantity.unit": "t",
+    "terms.max_price.amount": "80",
+    "terms.max_price.currency": "EUR",
+    "terms.wanted.start": "2026-12-15",
+    "terms.wanted.end": "2027-03-01",
+    "terms.max_distance_km": "150",
+    "terms.recurrence.period": "month",
+    "terms.recurrence.starts": "2027-01-01",
+    "terms.specification.max_contamination_pct": "5",
+    "terms.specification.certifications": "EuCertPlast",
+    "location.lat": "60.67",
+    "location.lon": "17.14",
+}
+
+
+async def test_a_request_with_accepted_codes_a_flow_and_a_specification_through_the_pages(
+    settings: Settings,
+) -> None:
+    settings = plain(settings)
+    sme = await register(settings, "sme")
+    async with running_api(settings, create_service) as client:
+        await invited(settings, client, sme)
+        form_page = await client.get("/app/requests/new")
+        form_html = await form_page.text()
+        token = csrf_of(form_html)
+        # A code that is no entry of the List of Waste, among the accepted ones: at its field.
+        refused = ""
+
+        async def named() -> bool:
+            nonlocal refused
+            sent = await client.post(
+                "/app/requests",
+                data=REQUEST_FORM | {"csrf": token, "accepts_codes": "150102 999999"},
+            )
+            refused = await sent.text()
+            return sent.status == 422
+
+        await eventually(named, 30)
+        assert 'id="accepts_codes-error"' in refused
+        assert 'value="150102 999999"' in refused
+        # Sent right, it is the API's request (the same command), flow and specification too.
+        sent = await client.post(
+            "/app/requests", data=REQUEST_FORM | {"csrf": token}, allow_redirects=False
+        )
+        assert sent.status == 303, await sent.text()
+
+        async def listed() -> list[dict[str, Any]]:
+            answer = await client.get("/v1/requests", headers=sme.auth)
+            return list(orjson.loads(await answer.read())["items"])
+
+        await eventually(lambda: _nonempty(listed), 30)
+        request = (await listed())[0]
+        assert request["accepts_codes"] == ["150102", "020104"]
+        assert request["terms"]["recurrence"] == {
+            "period": "month",
+            "starts": "2027-01-01",
+            "ends": None,
+        }
+        assert request["terms"]["specification"]["max_contamination_pct"] == 5
+        assert request["terms"]["specification"]["certifications"] == ["EuCertPlast"]
+        assert request["terms"]["max_distance_km"] == 150
+        html = await home(client)
+        assert f'action="/app/requests/{request["id"]}/withdraw"' in html
