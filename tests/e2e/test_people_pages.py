@@ -23,7 +23,7 @@ PASSWORD = "кирпич и вълна 2026"  # noqa: S105 - a test account's
 PHONE: ViewportSize = {"width": 360, "height": 780}
 
 
-async def tab_to(page: Page, element_id: str, limit: int = 40) -> None:
+async def tab_to(page: Page, element_id: str, limit: int = 80) -> None:
     """Presses Tab until the element with this id has the focus (the keyboard alone)."""
     for _ in range(limit):
         if await page.evaluate("document.activeElement && document.activeElement.id") == element_id:
