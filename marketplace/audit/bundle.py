@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from marketplace.audit.chain import ChainCheck, Finding, b64, entry_from_json
 from marketplace.audit.progress import Progress
+from marketplace.audit.progress import bar_of as _bar
 from marketplace.audit.signing import (
     fingerprint,
     heads_of,
@@ -56,7 +57,7 @@ async def export_bundle(
     since: datetime | None,
     until: datetime | None,
     key: Ed25519PrivateKey | None,
-    progress: bool = True,
+    progress: bool | Progress = True,
 ) -> dict[str, int]:
     """Writes the bundle; returns the number of events and checkpoints written."""
     counts = {"events": 0, "checkpoints": 0}
@@ -70,7 +71,7 @@ async def export_bundle(
             until,
         )
         total = sum(s.last - s.first + 1 for s in chain_spans)
-        bar = Progress("export", total) if progress else None
+        bar = _bar(progress, "export", total)
         tmp = path.with_name(path.name + ".partial")
         with tmp.open("wb") as out:
             w = _Writer(out)

@@ -1,4 +1,6 @@
-"""A progress bar on stderr for long audit runs (only when stderr is a terminal)."""
+"""A progress bar on stderr for long audit runs (only when stderr is a terminal); a caller that
+shows progress elsewhere (the auditor's page) passes a Progress of its own and reads `done` and
+`total`."""
 
 from __future__ import annotations
 
@@ -40,3 +42,11 @@ class Progress:
             self._draw(time.monotonic())
             self.stream.write("\n")
             self.stream.flush()
+
+
+def bar_of(progress: bool | Progress, label: str, total: int) -> Progress | None:
+    """The run's progress: the caller's own (its total set here), a bar on stderr, or none."""
+    if isinstance(progress, Progress):
+        progress.total = total
+        return progress
+    return Progress(label, total) if progress else None

@@ -12,6 +12,7 @@ import orjson
 
 from marketplace.audit.chain import ChainCheck, Entry, Finding, unb64
 from marketplace.audit.progress import Progress
+from marketplace.audit.progress import bar_of as _bar
 from marketplace.audit.signing import fingerprint, heads_of, signature_valid
 from marketplace.db import Conn
 
@@ -92,13 +93,13 @@ async def verify_database(
     until: datetime | None = None,
     trusted_keys: Collection[bytes] = (),
     group_id: str | None = "auditor",
-    progress: bool = True,
+    progress: bool | Progress = True,
 ) -> Report:
     report = Report()
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         chain_spans = await spans(conn, since, until)
         total = sum(s.last - s.first + 1 for s in chain_spans)
-        bar = Progress("verify", total) if progress else None
+        bar = _bar(progress, "verify", total)
         whole = since is None and until is None
         for span in chain_spans:
             report.chains += 1

@@ -14,6 +14,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import asyncpg
 import msgspec
 import orjson
 from aiohttp import web
@@ -21,7 +22,7 @@ from aiohttp import web
 from producers.api.auth import require_role
 from producers.api.context import POOL, principal
 from producers.api.problems import Problem
-from producers.api.writes import Ids, idempotent, publish, read_body
+from producers.api.writes import Ids, Write, idempotent, publish, read_body
 from schemas.common import LongText, ShortText
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
 
@@ -228,9 +229,16 @@ async def supported_smes(request: web.Request) -> web.StreamResponse:
     (days since the last change; stale at `stale_days`, default 30), the last nudge included."""
     require_role(request, "facilitator")
     stale_days = _stale_days(request)
-    me = principal(request).partner_id
+    items = await supported(request.app[POOL], principal(request).partner_id, stale_days)
+    return web.json_response(
+        {"stale_days": stale_days, "items": items}, dumps=lambda o: orjson.dumps(o).decode()
+    )
+
+
+async def supported(pool: asyncpg.Pool, me: str, stale_days: int) -> list[dict[str, Any]]:
+    """The SMEs with a current consent to facilitator `me`, each with its open listings (for
+    the API and the facilitator's pages alike)."""
     now = datetime.now(UTC)
-    pool = request.app[POOL]
     smes = await pool.fetch(
         "SELECT c.partner_id, p.name, p.region, p.sector, c.granted_at, c.note FROM consents c"
         " LEFT JOIN partners p ON p.partner_id = c.partner_id"
@@ -264,7 +272,7 @@ async def supported_smes(request: web.Request) -> web.StreamResponse:
                 "last_nudged_at": r["last_nudged_at"].isoformat() if r["last_nudged_at"] else None,
             }
         )
-    items = [
+    return [
         {
             "partner_id": r["partner_id"],
             "name": r["name"],
@@ -278,15 +286,21 @@ async def supported_smes(request: web.Request) -> web.StreamResponse:
         }
         for r in smes
     ]
-    return web.json_response(
-        {"stale_days": stale_days, "items": items}, dumps=lambda o: orjson.dumps(o).decode()
-    )
 
 
 async def _nudge(request: web.Request, kind: Literal["offer", "request"]) -> web.StreamResponse:
+    row = await nudge_target(request, kind, request.match_info["id"])
+    body = await read_body(request, NudgeIn, optional=True)
+    return await idempotent(request, nudge_command(request, row, kind, body.message))
+
+
+async def nudge_target(
+    request: web.Request, kind: Literal["offer", "request"], listing_id: str
+) -> asyncpg.Record:
+    """The open listing a facilitator may nudge now (a Problem otherwise), for the API and the
+    pages alike."""
     require_role(request, "facilitator")
-    listing_id = request.match_info["id"]
-    row = await request.app[POOL].fetchrow(
+    row: asyncpg.Record | None = await request.app[POOL].fetchrow(
         "SELECT listing_id, owner_id, material_code, status, updated_at,"
         " (SELECT max(n.nudged_at) FROM nudges n WHERE n.listing_id = l.listing_id)"
         " AS last_nudged_at FROM listings l WHERE listing_id = $1 AND kind = $2",
@@ -308,7 +322,16 @@ async def _nudge(request: web.Request, kind: Literal["offer", "request"]) -> web
             " nudge it again after a day",
             kind="recently-nudged",
         )
-    body = await read_body(request, NudgeIn, optional=True)
+    return row
+
+
+def nudge_command(
+    request: web.Request, row: asyncpg.Record, kind: Literal["offer", "request"], message: str
+) -> Write:
+    """The write of a nudge about `row` (from nudge_target)."""
+    me = principal(request).partner_id
+    listing_id = row["listing_id"]
+    now = datetime.now(UTC)
 
     async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
         event_id = ids.make("event")
@@ -321,12 +344,12 @@ async def _nudge(request: web.Request, kind: Literal["offer", "request"]) -> web
             kind=kind,
             material_code=row["material_code"],
             days_unchanged=max(0, (now - row["updated_at"]).days),
-            message=body.message,
+            message=message,
         )
         await publish(request, event, event_id=event_id, subject=listing_id)
         return 202, {"status": "accepted", "event_id": event_id, f"{kind}_id": listing_id}, {}
 
-    return await idempotent(request, write)
+    return write
 
 
 async def nudge_offer(request: web.Request) -> web.StreamResponse:

@@ -14,6 +14,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from marketplace.audit.signing import SigningKeyError, fingerprint, load_key, public_bytes
+from marketplace.db import Conn
 from marketplace.kafka import make_consumer, partition_counts
 from marketplace.kpis import SLICES, Slice, flows, headline, kpis
 from marketplace.settings import Settings
@@ -67,18 +68,25 @@ async def get_impact(request: web.Request) -> web.StreamResponse:
     if kind != raw:
         raise Problem(422, f"one of {', '.join(SLICES)}", field="slice", kind="validation")
     async with request.app[POOL].acquire() as conn:
-        tables = await kpis(conn, since, until, kind, partner)
-        figures = headline(await kpis(conn, since, until, "total", partner))
-    return web.json_response(
-        {
-            "from": since.isoformat(),
-            "to": until.isoformat(),
-            "partner": partner,
-            "slice": kind,
-            "headline": figures,
-            "tables": tables,
-        }
-    )
+        figures = await impact_figures(conn, since, until, kind, partner)
+    return web.json_response(figures)
+
+
+async def impact_figures(
+    conn: Conn, since: datetime, until: datetime, kind: Slice, partner: str | None
+) -> dict[str, Any]:
+    """The impact answer (key figures and the tables of one slice) for the API and the pages;
+    the caller has checked who may see `partner`'s figures (None: everyone's)."""
+    tables = await kpis(conn, since, until, kind, partner)
+    figures = headline(await kpis(conn, since, until, "total", partner))
+    return {
+        "from": since.isoformat(),
+        "to": until.isoformat(),
+        "partner": partner,
+        "slice": kind,
+        "headline": figures,
+        "tables": tables,
+    }
 
 
 async def get_flows(request: web.Request) -> web.StreamResponse:
@@ -91,7 +99,13 @@ async def get_flows(request: web.Request) -> web.StreamResponse:
 async def get_consumers(request: web.Request) -> web.StreamResponse:
     """Each consumer group's position in PostgreSQL against the topics' ends: its lag."""
     require_role(request, *ASSOCIATION)
-    rows = await request.app[POOL].fetch(
+    return web.json_response(await consumer_lag(request.app))
+
+
+async def consumer_lag(app: web.Application) -> dict[str, Any]:
+    """Each consumer group's lag and last commit, and whether Kafka answered (the API's
+    /v1/ops/consumers and the staff pages)."""
+    rows = await app[POOL].fetch(
         "SELECT group_id, topic, partition, next_offset, updated_at FROM consumer_offsets"
         " WHERE group_id NOT LIKE 'test.%' ORDER BY group_id, topic, partition"
     )
@@ -99,7 +113,7 @@ async def get_consumers(request: web.Request) -> web.StreamResponse:
     kafka = "ok"
     try:
         ends = await asyncio.wait_for(
-            _end_offsets(request.app[SETTINGS], sorted({r["topic"] for r in rows})), 5
+            _end_offsets(app[SETTINGS], sorted({r["topic"] for r in rows})), 5
         )
     except (KafkaError, OSError, TimeoutError) as exc:
         kafka = f"unavailable: {type(exc).__name__}"
@@ -114,7 +128,7 @@ async def get_consumers(request: web.Request) -> web.StreamResponse:
             g["lag"] += max(0, end - r["next_offset"])
         stamp = r["updated_at"].isoformat()
         g["last_commit"] = max(g["last_commit"] or stamp, stamp)
-    return web.json_response({"kafka": kafka, "groups": list(groups.values())})
+    return {"kafka": kafka, "groups": list(groups.values())}
 
 
 async def _end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
