@@ -7,7 +7,7 @@ from aiohttp import web
 
 from marketplace.settings import Settings
 from producers.api.app import create_app
-from producers.web import pages
+from producers.web import pages, staff
 from producers.web.session import pages_middleware
 
 
@@ -16,4 +16,5 @@ def create_service(settings: Settings) -> web.Application:
     # Innermost: the API's auth middleware lets /app through to the session check here.
     app.middlewares.append(pages_middleware)
     pages.setup(app)
+    staff.add_routes(app)
     return app
