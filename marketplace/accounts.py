@@ -10,17 +10,21 @@ personal stays in these tables (infra/migrations/0018); events carry the person_
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
 import asyncpg
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from marketplace.db import Conn
+from marketplace.secretbox import KeyRing, Sealed, SecretKeyError
 
 PersonRole = Literal["admin", "member", "read-only", "operator"]
 ORG_ROLES: tuple[PersonRole, ...] = ("admin", "member", "read-only")
@@ -264,9 +268,19 @@ async def _throttled(conn: Conn, subjects: dict[str, int]) -> bool:
     return any(r["n"] >= subjects[r["subject"]] for r in rows)
 
 
-async def sign_in(conn: Conn, email: str, password: str, address: str) -> Person:
+async def sign_in(
+    conn: Conn,
+    email: str,
+    password: str,
+    address: str,
+    *,
+    code: str = "",
+    ring: Callable[[], KeyRing] | None = None,
+    at: float = 0.0,
+) -> Person:
     """The person whose e-mail and password these are, or AccountError: `credentials` (the same
-    for an unknown e-mail and a wrong password) or `throttled` (too many failures lately)."""
+    for an unknown e-mail and a wrong password), `code` (a second factor is on and the code
+    from the app is missing or wrong: a failure too) or `throttled` (too many failures)."""
     key = f"account:{email.strip().lower()}"
     subjects = {key: PER_ACCOUNT, f"address:{address}": PER_ADDRESS}
     if await _throttled(conn, subjects):
@@ -276,8 +290,8 @@ async def sign_in(conn: Conn, email: str, password: str, address: str) -> Person
             None,
         )
     row = await conn.fetchrow(
-        "SELECT person_id, partner_id, email, display_name, role, locale, password_hash"
-        " FROM people"
+        "SELECT person_id, partner_id, email, display_name, role, locale, password_hash,"
+        " totp_sealed FROM people"
         " WHERE lower(email) = lower($1) AND disabled_at IS NULL",
         email.strip(),
     )
@@ -293,6 +307,13 @@ async def sign_in(conn: Conn, email: str, password: str, address: str) -> Person
         )
         raise AccountError("credentials", "the e-mail or the password is not right", None)
     person = _person(row)
+    if row["totp_sealed"] is not None and (
+        ring is None or not await check_totp(conn, ring(), person.person_id, code, at)
+    ):
+        await conn.executemany(
+            "INSERT INTO login_failures (subject) VALUES ($1)", [(s,) for s in subjects]
+        )
+        raise AccountError("code", "enter the current code from your authenticator app", "code")
     if _hasher.check_needs_rehash(stored):
         await conn.execute(
             "UPDATE people SET password_hash = $2 WHERE person_id = $1",
@@ -367,3 +388,114 @@ async def disable(conn: Conn, email: str) -> int | None:
             return None
         await record(conn, str(person_id), "disabled")
         return await end_all_sessions(conn, str(person_id))
+
+
+# --- a second factor: TOTP (RFC 6238, by pyotp), optional per person --------------------------
+
+TOTP_ISSUER = "Circular materials exchange"
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, email: str) -> str:
+    """What an authenticator app takes (typed in, or as a QR code)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=TOTP_ISSUER)
+
+
+def totp_step(secret: str, code: str, at: float, last_step: int | None) -> int | None:
+    """The time step the code is valid for (the current one or its neighbours, for clocks a
+    little apart), or None; a step at or before `last_step` was used already."""
+    code = code.strip().replace(" ", "")
+    if not (len(code) == 6 and code.isdigit()):
+        return None
+    totp = pyotp.TOTP(secret)
+    now = int(at // totp.interval)
+    for step in (now, now - 1, now + 1):
+        if last_step is not None and step <= last_step:
+            continue
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+async def enable_totp(
+    conn: Conn, ring: KeyRing, person_id: str, secret: str, code: str, at: float
+) -> None:
+    """Turns the second factor on, once a code from the person's app proves they hold it."""
+    step = totp_step(secret, code, at, None)
+    if step is None:
+        raise AccountError("totp-wrong", "the code does not match: try the next one", "code")
+    await conn.execute(
+        "UPDATE people SET totp_sealed = $2, totp_last_step = $3 WHERE person_id = $1",
+        uuid.UUID(person_id),
+        ring.encrypt(secret),
+        step,
+    )
+    await record(conn, person_id, "second-factor-on")
+
+
+async def disable_totp(conn: Conn, ring: KeyRing, person_id: str, code: str, at: float) -> None:
+    """Turns it off, with a current code (a stolen session alone cannot)."""
+    if not await check_totp(conn, ring, person_id, code, at):
+        raise AccountError("totp-wrong", "the code does not match: try the next one", "code")
+    await conn.execute(
+        "UPDATE people SET totp_sealed = NULL, totp_last_step = NULL WHERE person_id = $1",
+        uuid.UUID(person_id),
+    )
+    await record(conn, person_id, "second-factor-off")
+
+
+async def has_totp(conn: Conn, person_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT totp_sealed IS NOT NULL FROM people WHERE person_id = $1",
+            uuid.UUID(person_id),
+        )
+    )
+
+
+async def check_totp(conn: Conn, ring: KeyRing, person_id: str, code: str, at: float) -> bool:
+    """Whether the code is right and unused; a right one is used up (its step recorded)."""
+    row = await conn.fetchrow(
+        "SELECT totp_sealed, totp_last_step FROM people WHERE person_id = $1",
+        uuid.UUID(person_id),
+    )
+    if row is None or row["totp_sealed"] is None:
+        return False
+    step = totp_step(ring.decrypt(row["totp_sealed"]), code, at, row["totp_last_step"])
+    if step is None:
+        return False
+    used = await conn.execute(
+        "UPDATE people SET totp_last_step = $2 WHERE person_id = $1"
+        " AND (totp_last_step IS NULL OR totp_last_step < $2)",
+        uuid.UUID(person_id),
+        step,
+    )
+    return used == "UPDATE 1"
+
+
+async def seal_totp(conn: Conn, ring: KeyRing) -> Sealed:
+    """Re-encrypts with the ring's current key every TOTP secret under an older one (called by
+    `marketplace webhooks rotate-key`, which rotates the keys both kinds of secret share)."""
+    done = Sealed()
+    rows = await conn.fetch(
+        "SELECT person_id, totp_sealed FROM people WHERE totp_sealed IS NOT NULL"
+        " AND totp_sealed NOT LIKE $1",
+        f"fernet:{ring.current_id}:%",
+    )
+    for r in rows:
+        try:
+            sealed = ring.encrypt(ring.decrypt(r["totp_sealed"]))
+        except SecretKeyError:
+            done.unreadable.append(f"person {r['person_id']}")
+            continue
+        status = await conn.execute(
+            "UPDATE people SET totp_sealed = $3 WHERE person_id = $1 AND totp_sealed = $2",
+            r["person_id"],
+            r["totp_sealed"],
+            sealed,
+        )
+        done.sealed += int(status.split()[-1])
+    return done

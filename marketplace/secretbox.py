@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -33,6 +33,15 @@ PREFIX = "fernet:"
 class SecretKeyError(ValueError):
     """The key file is missing or unusable, or a stored secret cannot be read with it. The
     message never contains a secret or a key."""
+
+
+@dataclass(slots=True)
+class Sealed:
+    """What a pass of re-encryption did: rows re-encrypted (or encrypted for the first time),
+    and rows whose secret no key of the ring reads (left as they are)."""
+
+    sealed: int = 0
+    unreadable: list[str] = field(default_factory=list)
 
 
 def key_id(key: bytes) -> str:

@@ -13,7 +13,7 @@ import secrets
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,15 @@ from typing import Any
 from marketplace.core import webhooks as core
 from marketplace.db import Conn
 from marketplace.logs import get_logger
-from marketplace.secretbox import PREFIX, KeyRing, SecretKeyError, load_ring, new_key, write_ring
+from marketplace.secretbox import (
+    PREFIX,
+    KeyRing,
+    Sealed,
+    SecretKeyError,
+    load_ring,
+    new_key,
+    write_ring,
+)
 
 log = get_logger(__name__)
 
@@ -161,15 +169,6 @@ async def rotate(
     return (_endpoint(row), secret) if row is not None else None
 
 
-@dataclass(slots=True)
-class Sealed:
-    """What a pass of `seal_secrets` did: rows re-encrypted (or encrypted for the first time),
-    and endpoints whose secret no key of the ring reads (left as they are)."""
-
-    sealed: int = 0
-    unreadable: list[str] = field(default_factory=list)
-
-
 async def seal_secrets(conn: Conn, ring: KeyRing, batch: int = 500) -> Sealed:
     """Encrypts with the ring's current key every stored secret that is not yet: clear text
     from before encryption came in, or under an older key. Each row is changed only if it still
@@ -240,11 +239,15 @@ class Rotation:
     unreadable: tuple[str, ...]
 
 
+Sealer = Callable[[Conn, KeyRing], Awaitable[Sealed]]
+
+
 async def rotate_key(
     conn: Conn,
     path: Path,
     grace_s: float = 5.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    others: tuple[Sealer, ...] = (),
 ) -> Rotation:
     """Replaces the key that encrypts webhook secrets and re-encrypts every stored secret.
 
@@ -254,20 +257,30 @@ async def rotate_key(
        that encrypted with the old key just before the file changed) once more.
     3. The file keeps the new key only; a last pass, with the old keys still in this process's
        memory, seals whatever a process wrote with an old key meanwhile.
-    If it stops half-way, the file still holds every key: nothing is unreadable; run it again."""
+    If it stops half-way, the file still holds every key: nothing is unreadable; run it again.
+    `others` re-encrypt other secrets sealed with the same keys (people's TOTP secrets)."""
+
+    async def seal(conn: Conn, ring: KeyRing) -> Sealed:
+        done = await seal_secrets(conn, ring)
+        for other in others:
+            more = await other(conn, ring)
+            done.sealed += more.sealed
+            done.unreadable.extend(more.unreadable)
+        return done
+
     old = load_ring(path)
     both = KeyRing((new_key(), *old.keys))
     write_ring(path, both)
-    first = await seal_secrets(conn, both)
+    first = await seal(conn, both)
     await sleep(grace_s)
-    second = await seal_secrets(conn, both)
+    second = await seal(conn, both)
     if second.unreadable:
         # Keep every key: something no key reads is not fixed by dropping keys.
         return Rotation(
             old.ids, both.current_id, first.sealed + second.sealed, tuple(second.unreadable)
         )
     write_ring(path, KeyRing(both.keys[:1]))
-    last = await seal_secrets(conn, both)
+    last = await seal(conn, both)
     return Rotation(
         old.ids,
         both.current_id,

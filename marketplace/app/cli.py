@@ -270,7 +270,7 @@ def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
 
 def _webhook_keys(settings: Settings, args: argparse.Namespace) -> int:
     """keygen, rotate-key, seal: the keys that encrypt webhook secrets at rest."""
-    from marketplace import webhooks
+    from marketplace import accounts, webhooks
     from marketplace.db import connect
     from marketplace.secretbox import create_ring, load_ring
 
@@ -291,7 +291,9 @@ def _webhook_keys(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"seal: {done.sealed} secret(s) now under key {ring.current_id}")
                 bad = done.unreadable
             else:
-                rotation = await webhooks.rotate_key(conn, path, grace_s=args.grace_s)
+                rotation = await webhooks.rotate_key(
+                    conn, path, grace_s=args.grace_s, others=(accounts.seal_totp,)
+                )
                 print(
                     f"rotate-key: key {rotation.new_id} replaces {', '.join(rotation.old_ids)};"
                     f" {rotation.sealed} secret(s) re-encrypted"

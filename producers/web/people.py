@@ -3,13 +3,16 @@ and the organisation's members."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
+import segno
 from aiohttp import web
 
 from marketplace import accounts
 from marketplace.accounts import AccountError
+from marketplace.secretbox import KeyRing, key_file
 from producers.api.context import POOL, SETTINGS
 from producers.web import i18n
 from producers.web.common import form_of, person_of, render, safe_next, see_other
@@ -33,22 +36,31 @@ async def login(request: web.Request) -> web.StreamResponse:
     async with request.app[POOL].acquire() as conn:
         try:
             person = await accounts.sign_in(
-                conn, form.get("email", ""), form.get("password", ""), peer
+                conn,
+                form.get("email", ""),
+                form.get("password", ""),
+                peer,
+                code=form.get("code", ""),
+                ring=lambda: key_ring(request),
+                at=time.time(),
             )
         except AccountError as exc:
             _ = i18n.translations(request[LOCALE]).gettext
-            message = (
-                _("Too many failed sign-ins. Wait 15 minutes and try again.")
-                if exc.code == "throttled"
-                else _("The e-mail or the password is not right.")
-            )
+            errors = {
+                "throttled": {
+                    "body": _("Too many failed sign-ins. Wait 15 minutes and try again.")
+                },
+                "code": {
+                    "code": _("Enter the current code from your authenticator app."),
+                },
+            }.get(exc.code, {"body": _("The e-mail or the password is not right.")})
             return render(
                 request,
                 "login.html",
                 status=429 if exc.code == "throttled" else 401,
                 next=safe_next(form.get("next")),
                 email=form.get("email", ""),
-                errors={"body": message},
+                errors=errors,
             )
         token = await accounts.open_session(conn, person)
     response = see_other(safe_next(form.get("next")))
@@ -157,13 +169,85 @@ async def language(request: web.Request) -> web.StreamResponse:
 # --- the account and the organisation --------------------------------------------------------
 
 
-async def account(request: web.Request) -> web.Response:
+def key_ring(request: web.Request) -> KeyRing:
+    """The operator's key ring that seals secrets at rest (TOTP secrets with webhook secrets)."""
+    return key_file(request.app[SETTINGS].webhook_keys_path).ring()
+
+
+async def account(request: web.Request, errors: dict[str, str] | None = None) -> web.Response:
     person = person_of(request)
-    rows = await request.app[POOL].fetch(
-        "SELECT at, what FROM account_events WHERE person_id = $1 ORDER BY at DESC LIMIT 20",
-        uuid.UUID(person.person_id),
+    async with request.app[POOL].acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT at, what FROM account_events WHERE person_id = $1 ORDER BY at DESC LIMIT 20",
+            uuid.UUID(person.person_id),
+        )
+        second = await accounts.has_totp(conn, person.person_id)
+    return render(
+        request,
+        "account.html",
+        status=422 if errors else 200,
+        events=rows,
+        second_factor=second,
+        errors=errors or {},
     )
-    return render(request, "account.html", events=rows)
+
+
+async def second_factor_start(request: web.Request) -> web.Response:
+    """A new secret to scan or type into an authenticator app, and the form for its code."""
+    await form_of(request)
+    secret = accounts.new_totp_secret()
+    return _second_factor_page(request, secret, {})
+
+
+def _second_factor_page(request: web.Request, secret: str, errors: dict[str, str]) -> web.Response:
+    uri = accounts.totp_uri(secret, person_of(request).email)
+    qr = segno.make(uri, error="m").svg_data_uri(scale=4, border=2)
+    return render(
+        request,
+        "second_factor.html",
+        status=422 if errors else 200,
+        secret=secret,
+        grouped=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        qr=qr,
+        errors=errors,
+    )
+
+
+async def second_factor_on(request: web.Request) -> web.StreamResponse:
+    form = await form_of(request)
+    person = person_of(request)
+    secret = form.get("secret", "")
+    _ = i18n.translations(request[LOCALE]).gettext
+    async with request.app[POOL].acquire() as conn:
+        try:
+            await accounts.enable_totp(
+                conn,
+                key_ring(request),
+                person.person_id,
+                secret,
+                form.get("code", ""),
+                time.time(),
+            )
+        except AccountError:
+            wrong = {"code": _("The code does not match. Enter the one your app shows now.")}
+            return _second_factor_page(request, secret, wrong)
+    return see_other(PREFIX + "/account")
+
+
+async def second_factor_off(request: web.Request) -> web.StreamResponse:
+    form = await form_of(request)
+    person = person_of(request)
+    _ = i18n.translations(request[LOCALE]).gettext
+    async with request.app[POOL].acquire() as conn:
+        try:
+            await accounts.disable_totp(
+                conn, key_ring(request), person.person_id, form.get("code", ""), time.time()
+            )
+        except AccountError:
+            return await account(
+                request, {"code": _("The code does not match. Enter the one your app shows now.")}
+            )
+    return see_other(PREFIX + "/account")
 
 
 async def members(request: web.Request) -> web.Response:
@@ -230,5 +314,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post(PREFIX + "/{purpose:invite|reset}/{token}", use_link)
     r.add_post(PREFIX + "/language", language)
     r.add_get(PREFIX + "/account", account)
+    r.add_post(PREFIX + "/account/second-factor/new", second_factor_start)
+    r.add_post(PREFIX + "/account/second-factor", second_factor_on)
+    r.add_post(PREFIX + "/account/second-factor/off", second_factor_off)
     r.add_get(PREFIX + "/members", members)
     r.add_post(PREFIX + "/members", invite)
