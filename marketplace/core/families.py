@@ -76,11 +76,6 @@ class Families:
         own = self.of(code)
         return tuple(dict.fromkeys(c for c in others if self.of(c) != own))
 
-    def within(self, code: str, others: Iterable[str]) -> tuple[str, ...]:
-        """The codes of `others` in `code`'s family, in their order."""
-        own = self.of(code)
-        return tuple(c for c in others if self.of(c) == own)
-
 
 def parse(text: str) -> Families:
     """The table as material_families.tsv writes it: a header, then code, family, basis."""
@@ -115,8 +110,3 @@ def foreign_codes(code: str, accepts: Iterable[str]) -> tuple[str, ...]:
     """The accepted codes a request for `code` cannot be matched with: those of another
     family, which another partition may own."""
     return table().foreign(code, accepts)
-
-
-def matchable_accepts(code: str, accepts: Iterable[str]) -> tuple[str, ...]:
-    """The accepted codes a request for `code` is matched with: those of its own family."""
-    return table().within(code, accepts)

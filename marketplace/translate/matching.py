@@ -12,7 +12,6 @@ from typing import Any
 from marketplace.core.book import Book, Flow, Listing, Proposal, Terms
 from marketplace.core.economics import TransportModel
 from marketplace.core.eligibility import Finding, findings
-from marketplace.core.families import matchable_accepts
 from marketplace.core.ids import derived_id
 from marketplace.core.matching import (
     AgreementOver,
@@ -182,9 +181,10 @@ def to_command(d: Decoded, book: Book) -> Command | None:
                 place_of(e.location),
                 request_terms(e.terms, mass),
                 hazardous_permit=e.hazardous_permit,
-                # Codes of another family are on other partitions (the API refuses them; a
-                # request posted before that rule is matched with the rest).
-                accepts=matchable_accepts(e.material.code, e.accepts_codes),
+                # Codes of the request's own family only, since the API refuses others; a
+                # request posted before that rule is taken as it was, so that a replay of the
+                # log decides what was decided.
+                accepts=e.accepts_codes,
                 density=mass[0],
                 mass_per_piece=mass[1],
             )
@@ -355,7 +355,7 @@ def listing_of(
         seq=0,
         hazardous=is_offer and list_of_waste().is_hazardous(material.code),
         hazardous_permit=hazardous_permit,
-        accepts=matchable_accepts(material.code, accepts),
+        accepts=accepts,
         density=mass[0],
         mass_per_piece=mass[1],
         stated=stated_of(material, certifications) if is_offer else NOTHING_STATED,
