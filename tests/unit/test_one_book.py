@@ -3,7 +3,7 @@ the core with a single book and by the core split the way the matcher splits it 
 partition of the material-family key) gives the same proposals, confirmations, cancellations and
 expiries at 1, 3, 6 and 12 partitions; no listing is over-allocated; no two partitions hold a pair
 that could trade; and the drained books leave no compatible pair with free quantity on both sides
-unproposed. The stream and the tools are in tests/one_book.py."""
+unproposed. The stream and the tools are in loadtests/one_book.py."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from typing import NamedTuple
 import orjson
 import pytest
 
-from marketplace.events import decode
-from marketplace.runtime.outbox import OutboxMessage
-from tests.one_book import (
+from loadtests.one_book import (
     config,
     cross_partition_pairs,
     generate,
@@ -23,6 +21,8 @@ from tests.one_book import (
     subchapter_key,
     unproposed,
 )
+from marketplace.events import decode
+from marketplace.runtime.outbox import OutboxMessage
 
 SEEDS = (1, 7, 23, 2026)
 

@@ -12,15 +12,26 @@ Every event goes through the same path as on the real topic: `to_message` (so it
 `key_of`), `decode`, `to_command` and `decide`. The split runs route each message to a partition
 the way Kafka's default partitioner does (murmur2 of the key) and keep one book per partition, as
 the matcher does; `tests/unit/test_one_book.py` compares them, and
-`tests/integration/test_one_book_matchers.py` feeds the same stream to real matcher instances."""
+`tests/integration/test_one_book_matchers.py` feeds the same stream to real matcher instances.
+
+The wide sweep, as a benchmark-style job (many seeds, longer streams, every partition count):
+
+    python -m loadtests.one_book [--seeds 200] [--events 600] [--partitions 1 3 6 12 24]
+
+writes loadtests/reports/one-book-<timestamp>.json and exits 1 on any difference."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import random
+import sys
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -328,3 +339,100 @@ def cross_partition_pairs(books: dict[int, Book], cfg: MarketConfig) -> list[tup
                     if o.kind == "offer" and o.code in codes
                 )
     return out
+
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    events: int
+    decided: int
+    proposed: int
+    confirmed: int
+    open_listings: int
+    differing: dict[int, int]  # partitions -> events not decided alike
+    over_allocated: int
+    unproposed: int
+    cross_partition: int
+    old_key_differing: dict[int, int]  # the same, split by sub-chapter
+
+
+def sweep_one(seed: int, events: int, partitions: list[int]) -> SeedResult:
+    stream = generate(seed, events)
+    cfg = config()
+    reference = set(stream.decided.items())
+    differing: dict[int, int] = {}
+    old: dict[int, int] = {}
+    over = len(over_allocated(stream.book))
+    left = len(unproposed(stream.book, cfg))
+    cross = 0
+    for n in partitions:
+        split = run_split(stream.messages, n)
+        differing[n] = len(reference ^ set(split.decided.items()))
+        for book in split.books.values():
+            over += len(over_allocated(book))
+            left += len(unproposed(book, cfg))
+        cross += len(cross_partition_pairs(split.books, cfg))
+        old[n] = len(reference ^ set(run_split(stream.messages, n, subchapter_key).decided.items()))
+    values = list(stream.decided.values())
+    return SeedResult(
+        seed=seed,
+        events=len(stream.messages),
+        decided=len(values),
+        proposed=sum(b'"score"' in v for v in values),
+        confirmed=sum(b'"pickup"' in v for v in values),
+        open_listings=len(stream.book.listings),
+        differing=differing,
+        over_allocated=over,
+        unproposed=left,
+        cross_partition=cross,
+        old_key_differing=old,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="one book against the split core, many seeds")
+    parser.add_argument("--seeds", type=int, default=200)
+    parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=600)
+    parser.add_argument("--partitions", type=int, nargs="+", default=[1, 3, 6, 12, 24])
+    args = parser.parse_args()
+    started = time.perf_counter()
+    results = [
+        sweep_one(seed, args.events, args.partitions)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
+    ]
+    failed = [
+        r.seed
+        for r in results
+        if any(r.differing.values()) or r.over_allocated or r.unproposed or r.cross_partition
+    ]
+    summary = {
+        "seeds": args.seeds,
+        "first_seed": args.first_seed,
+        "events_per_seed": args.events,
+        "partitions": args.partitions,
+        "decided": sum(r.decided for r in results),
+        "proposed": sum(r.proposed for r in results),
+        "confirmed": sum(r.confirmed for r in results),
+        "failed_seeds": failed,
+        "seeds_where_the_old_key_differs": {
+            n: sum(1 for r in results if r.old_key_differing[n]) for n in args.partitions
+        },
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    REPORTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = REPORTS / f"one-book-{stamp}.json"
+    path.write_text(
+        json.dumps({"summary": summary, "seeds": [asdict(r) for r in results]}, indent=1) + "\n"
+    )
+    print(json.dumps(summary, indent=1))
+    print(f"report: loadtests/reports/{path.name}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
