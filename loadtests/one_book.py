@@ -85,10 +85,16 @@ def _ce_id(m: OutboxMessage) -> str:
     return dict(m.headers)["ce_id"].decode()
 
 
-def generate(seed: int, events: int = 300, salt: str = "one-book") -> Stream:
+def generate(
+    seed: int,
+    events: int = 300,
+    salt: str = "one-book",
+    origin: tuple[float, float] = PLACES[0],
+) -> Stream:
     """`events` listing events drawn with `seed`, decided as they are drawn by one book. `salt`
-    makes the event ids (and so every derived id) unique to a run when the stream goes to a
-    shared Kafka."""
+    makes the event ids (and so every derived id) unique to a run, and `origin` moves the
+    places (PLACES[0] moves to it), when the stream goes to a shared Kafka beside other
+    listings."""
     rng = random.Random(seed)
     cfg = config()
     book = Book()
@@ -142,9 +148,14 @@ def generate(seed: int, events: int = 300, salt: str = "one-book") -> Stream:
             max_distance_km=round(rng.uniform(20, 400), 1),
         )
 
+    shift = (origin[0] - PLACES[0][0], origin[1] - PLACES[0][1])
+
     def place() -> Location:
         lat, lon = rng.choice(PLACES)
-        return Location(lat=lat + rng.uniform(-0.3, 0.3), lon=lon + rng.uniform(-0.3, 0.3))
+        return Location(
+            lat=lat + shift[0] + rng.uniform(-0.3, 0.3),
+            lon=lon + shift[1] + rng.uniform(-0.3, 0.3),
+        )
 
     for n in range(events):
         at = START + timedelta(minutes=n)
