@@ -2,8 +2,9 @@
 book, the emitted events and the offset in one transaction (decisions 2, 3, 4).
 
 `marketplace run matcher` runs one instance; more instances in the group share the partitions
-of market.listings, whose key (the material's List of Waste sub-chapter) keeps every listing,
-answer and timer a decision depends on in one partition."""
+of market.listings, whose key (the material family of the List of Waste code) keeps every
+listing that can meet another, and every answer and timer a decision depends on, in one
+partition."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ as a slower load. Two ways in:
   as registered SMEs with their own keys; loopback only;
 - `--mode kafka`: straight onto `market.listings`, each body decoded by the API's own types and
   published as the same CloudEvent the API would publish (`marketplace/events.py`, source
-  `/api`, subject the listing id, key the material class), acks=all.
+  `/api`, subject the listing id, key the material family), acks=all.
 
     python -m loadtests.loadgen --mode api|kafka [--rate 50] [--duration 30] [--max-actions N]
                                 [--smes 400] [--seed 1] [--api http://127.0.0.1:8080]

@@ -6,7 +6,7 @@ decoded by the API's own types, as `loadtests/loadgen.py` does) and then the cor
 way the matcher makes it (`marketplace.translate.matching.to_command`). The partners answer the
 proposals the way the simulator's driver does (`Market.answers`: the seller first, then the
 buyer if the seller accepted, each after its seeded delay). All of it goes into one book, as if
-every material class were in one partition (the worst case for a partition's size).
+every material family were in one partition (the worst case for a partition's size).
 
 `extras` (for the equivalence test) adds what the simulator does not do on its own: changes of
 terms, proposals left to run out (deadlines), and recurring agreements' period timers."""

@@ -1,4 +1,4 @@
-"""The voice of the user (#11) on `market.matches` (key: material sub-chapter, like the match, so
+"""The voice of the user (#11) on `market.matches` (key: material family, like the match, so
 that a delivery and its feedback follow the match's confirmation on its partition).
 
 The buyer or the awarded carrier confirms that a confirmed match (or one period's delivery under

@@ -1,4 +1,4 @@
-"""Events on `market.listings` (key: the 4-digit List of Waste sub-chapter of the material)."""
+"""Events on `market.listings` (key: the material family of the List of Waste code)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Events on `market.matches` (key: material sub-chapter), emitted by the matcher."""
+"""Events on `market.matches` (key: material family), emitted by the matcher."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
+from marketplace.core.families import family_of
 from schemas import topics
 from schemas.base import Event
 from schemas.facilitators import FacilitatorEvent
@@ -46,18 +47,20 @@ def topic_of(event: Event) -> str:
     return EVENT_TOPIC[type(event)]
 
 
-def material_class(code: str) -> str:
-    """The partition key of the market topics: the List of Waste sub-chapter, e.g. "1501"."""
-    return code[:4]
+def market_key(code: str) -> str:
+    """The partition key of the market topics: the material family of the List of Waste code
+    (marketplace/core/families.py), e.g. "plastics" for 150102 and 200139, "1501" for mixed
+    packaging. Every pair that can trade shares it, so one partition decides them all."""
+    return family_of(code)
 
 
 def key_of(event: Event) -> str:
     """The Kafka key, so that every event one decision depends on lands on one partition."""
     topic = topic_of(event)
     if isinstance(event, OfferPosted | RequestPosted):
-        return material_class(event.material.code)
+        return market_key(event.material.code)
     if topic in (topics.LISTINGS, topics.MATCHES):
-        return material_class(getattr(event, "material_code"))  # noqa: B009 - every such event has it
+        return market_key(getattr(event, "material_code"))  # noqa: B009 - every such event has it
     if topic in (topics.JOBS, topics.AWARDS):
         return str(getattr(event, "job_id"))  # noqa: B009 - every such event has it
     return str(getattr(event, "partner_id"))  # noqa: B009 - every such event has it

@@ -33,13 +33,13 @@ _WEEK = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         LISTINGS,
-        key="material class (4-digit List of Waste sub-chapter)",
+        key="material family (plastics, paper, ...; else the 4-digit List of Waste sub-chapter)",
         purpose="offers, requests, withdrawals, match answers and expiry timers",
         config=_KEEP,
     ),
     TopicSpec(
         MATCHES,
-        key="material class",
+        key="material family",
         purpose="match proposals, confirmations, declines and expiries from the matcher",
         config=_KEEP,
     ),

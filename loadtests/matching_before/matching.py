@@ -388,6 +388,9 @@ def _answer(book: Book, command: Answer, config: MarketConfig, out: list[Event])
                 and not book.by_listing.get(listing.id)
             ):
                 _remove(book, listing, config)
+        # While the pair's proposal was open, neither side could propose to the other again
+        # (one open proposal per pair): quantity freed meanwhile on both sides meets now.
+        _reallocate(book, [p.offer_id, p.request_id], command, config, out)
 
 
 def _period_due(book: Book, command: PeriodDue, config: MarketConfig, out: list[Event]) -> None:

@@ -181,6 +181,9 @@ def to_command(d: Decoded, book: Book) -> Command | None:
                 place_of(e.location),
                 request_terms(e.terms, mass),
                 hazardous_permit=e.hazardous_permit,
+                # Codes of the request's own family only, since the API refuses others; a
+                # request posted before that rule is taken as it was, so that a replay of the
+                # log decides what was decided.
                 accepts=e.accepts_codes,
                 density=mass[0],
                 mass_per_piece=mass[1],

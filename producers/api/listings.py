@@ -10,6 +10,7 @@ from aiohttp import web
 
 from marketplace.core.book import Listing
 from marketplace.core.eligibility import matchable
+from marketplace.core.families import family_of, foreign_codes
 from marketplace.core.taxonomy import UnknownCode
 from marketplace.reference import list_of_waste
 from marketplace.translate.matching import findings_of, listing_of, market_config
@@ -50,6 +51,32 @@ def check_code(code: str, field: str) -> None:
         list_of_waste().entry(code)
     except UnknownCode as exc:
         raise Problem(422, str(exc), field=field, kind="unknown-waste-code") from None
+
+
+def check_accepts(code: str, accepts: tuple[str, ...]) -> None:
+    """A request may accept codes of its own code's material family only: listings of another
+    family are keyed to other partitions, where no matcher could pair them with it."""
+    foreign = set(foreign_codes(code, accepts))
+    if not foreign:
+        return
+    own = family_of(code)
+    errors = [
+        (
+            f"accepts_codes[{i}]",
+            f"{c} is in the material family {family_of(c)}, {code} in {own}",
+        )
+        for i, c in enumerate(accepts)
+        if c in foreign
+    ]
+    families = sorted({family_of(c) for c in foreign})
+    raise Problem(
+        422,
+        f"a request for {code} (material family {own}) can accept only codes of that family;"
+        f" accepts_codes holds codes of {', '.join(families)}: post a request of its own for"
+        " those",
+        errors=errors,
+        kind="accepts-other-family",
+    )
 
 
 # Bulgaria has used the euro since 1 January 2026: lev amounts stay readable in the history
@@ -203,6 +230,7 @@ async def request_command(request: web.Request, body: RequestIn) -> Write:
     check_code(body.material.code, "material.code")
     for i, code in enumerate(body.accepts_codes):
         check_code(code, f"accepts_codes[{i}]")
+    check_accepts(body.material.code, body.accepts_codes)
     check_currency(body.terms.max_price.currency, "terms.max_price.currency")
     who = principal(request)
     owner = await owner_for(request, body.on_behalf_of)

@@ -131,6 +131,13 @@ _CODES_REFUSED = _r(
     why="a code that matches the pattern but is not an entry of the List of Waste (the"
     " WasteCode enum lists them)",
 )
+_OTHER_FAMILY = _r(
+    422,
+    "accepts-other-family",
+    why="accepts_codes holds a code of another material family than material.code (plastics,"
+    " paper, wood, glass, metals, textiles, organics, aggregates; else the sub-chapter): such"
+    " listings meet on other partitions, so the exchange cannot match them",
+)
 _RULES = _r(
     422,
     "unprocessable-content",
@@ -252,7 +259,7 @@ ROUTES: tuple[Route, ...] = (
         _WRITERS,
         RequestIn,
         True,
-        refusals=(*_ON_BEHALF_REFUSED, _CODES_REFUSED, _RETIRED, _RULES),
+        refusals=(*_ON_BEHALF_REFUSED, _CODES_REFUSED, _OTHER_FAMILY, _RETIRED, _RULES),
     ),
     Route(
         "post",
@@ -264,6 +271,7 @@ ROUTES: tuple[Route, ...] = (
         refusals=(
             *_ON_BEHALF_REFUSED,
             _CODES_REFUSED,
+            _OTHER_FAMILY,
             _RULES,
             _r(
                 422,

@@ -27,7 +27,7 @@ from producers.api.auth import require_role
 from producers.api.bodies import RequestIn
 from producers.api.context import POOL, SETTINGS, principal
 from producers.api.facilitators import owner_for
-from producers.api.listings import check_code
+from producers.api.listings import check_accepts, check_code
 from producers.api.problems import Problem
 from producers.api.writes import read_body
 from schemas.common import Location, Material, ShortText
@@ -105,6 +105,7 @@ async def preview_request(request: web.Request) -> web.StreamResponse:
     check_code(body.material.code, "material.code")
     for i, code in enumerate(body.accepts_codes):
         check_code(code, f"accepts_codes[{i}]")
+    check_accepts(body.material.code, body.accepts_codes)
     mass = (body.material.density_t_per_m3, body.material.mass_per_piece_t)
     try:
         terms = request_terms(body.terms, mass)

@@ -59,7 +59,7 @@ async def test_offer_lifecycle_reaches_kafka_and_the_read_model(settings: Settin
         envelope = Envelope.from_headers(mine[0].headers)
         assert envelope.type == "market.offer.posted.v1"
         assert envelope.subject == offer_id
-        assert mine[0].key == b"0402"
+        assert mine[0].key == b"textiles"  # 040222: the textiles family
         payload = orjson.loads(mine[0].value)
         assert payload["owner_id"] == seller.partner_id
         assert payload["terms"]["price"] == {"amount": -15.0, "currency": "EUR"}

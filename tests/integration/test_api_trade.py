@@ -91,7 +91,7 @@ async def test_both_sides_answer_a_proposal_and_nobody_else_can(settings: Settin
         records = await read_since(settings, "market.listings", before)
         types = sorted(Envelope.from_headers(x.headers).type for x in records)
         assert types == ["market.match.accepted.v1", "market.match.declined.v1"]
-        assert {x.key for x in records} == {b"1501"}
+        assert {x.key for x in records} == {b"plastics"}  # 150102: the plastics family
 
         async def both_answered() -> bool:
             r = await client.get(f"/v1/matches/{match.match_id}", headers=buyer.auth)

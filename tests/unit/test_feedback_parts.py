@@ -56,7 +56,7 @@ def test_feedback_travels_with_its_match_and_keeps_its_limits() -> None:
     )
     for event in (delivered(None), given):
         # The match's own partition: a delivery and its answers follow its confirmation.
-        assert (topic_of(event), key_of(event)) == ("market.matches", "1501")
+        assert (topic_of(event), key_of(event)) == ("market.matches", "plastics")
     for rating in (0, 6):
         with pytest.raises(msgspec.ValidationError, match="rating"):
             msgspec.json.decode(

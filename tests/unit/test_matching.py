@@ -230,6 +230,35 @@ def test_both_accept_then_confirmed() -> None:
     assert match_id not in book.proposals
 
 
+def test_quantity_freed_while_a_pair_was_open_meets_once_it_is_confirmed() -> None:
+    """One open proposal per pair: what the two sides freed meanwhile is proposed between them
+    when their proposal is confirmed (found by the one-book sweep, loadtests/one_book.py)."""
+    book, events = run(
+        [
+            offer("o1", "s", 10, 20),
+            request("near", "b1", 6, 60, place=Place(60.0, 17.6)),
+            request("far", "b2", 10, 60),
+        ]
+    )
+    to_near, to_far = (e.proposal for e in proposed(events))
+    assert (to_near.request_id, to_near.quantity) == ("near", 6)
+    assert (to_far.request_id, to_far.quantity) == ("far", 4)
+    # The near buyer declines: 6 t free on the offer, but the pair with "far" is open.
+    book, out = run([Answer("d", T0, to_near.match_id, "b1", False)], book)
+    assert proposed(out) == []
+    book, out = run(
+        [
+            Answer("a1", T0, to_far.match_id, "s", True),
+            Answer("a2", T0, to_far.match_id, "b2", True),
+        ],
+        book,
+    )
+    assert isinstance(out[0], Confirmed)
+    (again,) = proposed(out)
+    assert (again.proposal.offer_id, again.proposal.request_id) == ("o1", "far")
+    assert again.proposal.quantity == 6
+
+
 def test_decline_offers_the_quantity_to_the_next_candidate() -> None:
     book, events = run(
         [
