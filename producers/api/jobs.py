@@ -16,7 +16,7 @@ from producers.api.auth import require_role
 from producers.api.bodies import QuoteIn
 from producers.api.context import POOL, principal
 from producers.api.problems import Problem
-from producers.api.writes import Ids, idempotent, publish, read_body
+from producers.api.writes import Ids, Write, idempotent, publish, read_body
 from schemas.common import Location
 from schemas.logistics import CarrierCoverage, QuoteSubmitted, QuoteWithdrawn
 
@@ -75,11 +75,12 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
     return web.json_response({"items": items})
 
 
-async def fitting_job(request: web.Request) -> tuple[Any, Coverage]:
-    """The job, if this carrier may see it: jobs outside its coverage do not exist for it."""
+async def fitting_job(request: web.Request, job_id: str | None = None) -> tuple[Any, Coverage]:
+    """The job (by default the one the path names), if this carrier may see it: jobs outside
+    its coverage do not exist for it."""
     require_role(request, "logistics")
     cov = await my_coverage(request)
-    job_id = request.match_info["id"]
+    job_id = request.match_info["id"] if job_id is None else job_id
     row = await request.app[POOL].fetchrow(
         "SELECT job_id, body, status, bidding_deadline, outcome_reason, winner_id FROM jobs"
         " WHERE job_id = $1",
@@ -99,13 +100,19 @@ async def get_job(request: web.Request) -> web.StreamResponse:
         row["job_id"],
         me,
     )
-    # Every bidder learns the outcome; the winning price stays between the winner and the SMEs.
-    outcome = None
-    if row["status"] == "awarded" and (quoted or row["winner_id"] == me):
-        outcome = "won" if row["winner_id"] == me else "lost"
-    elif row["status"] == "failed" and quoted:
-        outcome = "failed"
+    outcome = outcome_of(row["status"], row["winner_id"], me, bool(quoted))
     return web.json_response(as_json(row) | {"your_outcome": outcome})
+
+
+def outcome_of(status: str, winner_id: str | None, me: str, quoted: bool) -> str | None:
+    """A job's outcome for the carrier `me` ("won", "lost", "failed", or None), given whether it
+    has a quote on the job that was not rejected: the API's `your_outcome` and the pages'.
+    Every bidder learns the outcome; the winning price stays between the winner and the SMEs."""
+    if status == "awarded" and (quoted or winner_id == me):
+        return "won" if winner_id == me else "lost"
+    if status == "failed" and quoted:
+        return "failed"
+    return None
 
 
 def _open_for_bids(row: Any) -> None:
@@ -130,6 +137,15 @@ async def submit_quote(request: web.Request) -> web.StreamResponse:
     row, cov = await fitting_job(request)
     _open_for_bids(row)
     body = await read_body(request, QuoteIn)
+    return await idempotent(request, await quote_command(request, row, cov, body))
+
+
+async def quote_command(request: web.Request, row: Any, cov: Coverage, body: QuoteIn) -> Write:
+    """The checks and the write of a new quote or a revision (`body.quote_id` given) on the job
+    `row` that `fitting_job` found with the carrier's coverage `cov`, for the API and the pages
+    alike (the same command and authorization: decision 10). Raises Problem naming the field."""
+    require_role(request, "logistics")
+    _open_for_bids(row)
     job = orjson.loads(row["body"])
     if body.vehicle not in cov.vehicle_types:
         raise Problem(
@@ -164,7 +180,7 @@ async def submit_quote(request: web.Request) -> web.StreamResponse:
         await publish(request, event, event_id=event_id, subject=row["job_id"])
         return 202, {"status": "accepted", "event_id": event_id, "quote_id": quote_id}, {}
 
-    return await idempotent(request, write)
+    return write
 
 
 async def list_quotes(request: web.Request) -> web.StreamResponse:
@@ -190,8 +206,16 @@ async def list_quotes(request: web.Request) -> web.StreamResponse:
 
 async def withdraw_quote(request: web.Request) -> web.StreamResponse:
     row, _ = await fitting_job(request)
+    write = await withdraw_quote_command(request, row, request.match_info["quote_id"])
+    return await idempotent(request, write)
+
+
+async def withdraw_quote_command(request: web.Request, row: Any, quote_id: str) -> Write:
+    """The checks and the write of withdrawing the carrier's quote `quote_id` on the job `row`
+    (as `fitting_job` found it), for the API and the pages alike."""
+    require_role(request, "logistics")
     _open_for_bids(row)
-    quote = await own_quote(request, row["job_id"], request.match_info["quote_id"])
+    quote = await own_quote(request, row["job_id"], quote_id)
     if quote["status"] != "active":
         raise Problem(409, f"quote {quote['quote_id']} is already withdrawn", kind="not-open")
     who = principal(request)
@@ -208,7 +232,7 @@ async def withdraw_quote(request: web.Request) -> web.StreamResponse:
         await publish(request, event, event_id=event_id, subject=row["job_id"])
         return 202, {"status": "accepted", "event_id": event_id, "quote_id": quote["quote_id"]}, {}
 
-    return await idempotent(request, write)
+    return write
 
 
 def add_routes(app: web.Application) -> None:

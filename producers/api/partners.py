@@ -11,7 +11,7 @@ from producers.api.auth import require_role
 from producers.api.bodies import CapabilitiesIn
 from producers.api.context import POOL, principal
 from producers.api.problems import Problem
-from producers.api.writes import Ids, idempotent, publish, read_body
+from producers.api.writes import Ids, Write, idempotent, publish, read_body
 from schemas.partners import CarrierCapabilitiesDeclared
 
 
@@ -38,6 +38,13 @@ async def me(request: web.Request) -> web.StreamResponse:
 async def put_capabilities(request: web.Request) -> web.StreamResponse:
     require_role(request, "logistics")
     body = await read_body(request, CapabilitiesIn)
+    return await idempotent(request, capabilities_command(request, body))
+
+
+def capabilities_command(request: web.Request, body: CapabilitiesIn) -> Write:
+    """The checks and the write of declaring a logistics firm's coverage and capabilities, for
+    the API and the pages alike (the same command and authorization: decision 10)."""
+    require_role(request, "logistics")
     if not body.depots and not body.regions:
         raise Problem(422, "declare at least one depot with a radius or one region", field="depots")
     who = principal(request)
@@ -57,7 +64,7 @@ async def put_capabilities(request: web.Request) -> web.StreamResponse:
         await publish(request, event, event_id=event_id, subject=who.partner_id)
         return 202, {"status": "accepted", "event_id": event_id}, {}
 
-    return await idempotent(request, write)
+    return write
 
 
 async def get_capabilities(request: web.Request) -> web.StreamResponse:
