@@ -238,8 +238,8 @@ async def test_an_auditor_verifies_and_exports_the_log_from_the_browser(
 ) -> None:
     settings = plain(settings)
     auditor = await register(settings, "auditor", "Revisionsbyrå AB")
-    await projected(settings, auditor.partner_id)
     async with running_api(settings, create_service) as client:
+        await projected(settings, auditor.partner_id)
         await new_person(settings, client, auditor.partner_id, "read-only")
         page = await client.get("/app/audit")
         assert page.status == 200
@@ -303,9 +303,9 @@ async def test_a_facilitator_acts_for_a_consenting_sme_only(settings: Settings) 
     facilitator = await register(settings, "facilitator", "Företagsfrämjarna")
     consenting = await register(settings, "sme", f"Samtyckande AB {uuid.uuid4().hex[:6]}")
     other = await register(settings, "sme", f"Annan AB {uuid.uuid4().hex[:6]}")
-    for p in (facilitator, consenting, other):
-        await projected(settings, p.partner_id)
     async with running_api(settings, create_service) as client:
+        for p in (facilitator, consenting, other):
+            await projected(settings, p.partner_id)
         await _grant(client, consenting, facilitator)
         await new_person(settings, client, facilitator.partner_id, "member")
         page = await client.get("/app/facilitation")
@@ -413,9 +413,9 @@ async def test_each_page_is_for_its_role_only(settings: Settings) -> None:
         role: await register(settings, role, f"{role} org")
         for role in ("sme", "logistics", "auditor", "facilitator")
     }
-    for p in orgs.values():
-        await projected(settings, p.partner_id)
     async with running_api(settings, create_service) as client:
+        for p in orgs.values():
+            await projected(settings, p.partner_id)
         await _grant(client, orgs["sme"], orgs["facilitator"])
         people = {"operator": await new_person(settings, client, None, "operator")}
         for role, partner in orgs.items():
