@@ -70,6 +70,9 @@ class Person:
 class Session:
     person: Person
     csrf_token: str
+    # The organisation's role on the exchange (sme, logistics, auditor, facilitator, ...) from
+    # the partner registry, for the pages' menu; None for staff or a partner not yet projected.
+    organisation_role: str | None = None
 
 
 def _digest(token: str) -> bytes:
@@ -341,15 +344,20 @@ async def open_session(conn: Conn, person: Person) -> str:
 async def session_of(conn: Conn, token: str) -> Session | None:
     row = await conn.fetchrow(
         "SELECT p.person_id, p.partner_id, p.email, p.display_name, p.role, p.locale,"
-        " s.csrf_token"
+        " s.csrf_token, o.role AS organisation_role"
         " FROM web_sessions s JOIN people p USING (person_id)"
+        " LEFT JOIN partners o ON o.partner_id = p.partner_id AND o.active"
         " WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()"
         "   AND p.disabled_at IS NULL",
         _digest(token),
     )
     if row is None:
         return None
-    return Session(person=_person(row), csrf_token=row["csrf_token"])
+    return Session(
+        person=_person(row),
+        csrf_token=row["csrf_token"],
+        organisation_role=row["organisation_role"],
+    )
 
 
 async def end_session(conn: Conn, token: str) -> None:

@@ -163,6 +163,7 @@ def base_context(request: web.Request, **values: Any) -> dict[str, Any]:
         "locale": request[LOCALE],
         "locales": i18n.NAMES,
         "person": session.person if session is not None else None,
+        "organisation_role": session.organisation_role if session is not None else None,
         "csrf": session.csrf_token if session is not None else request[PRE_CSRF],
         "path": request.path,
         **values,

@@ -31,7 +31,7 @@ from producers.web.common import (
     sse_event,
 )
 from producers.web.forms import decode, document, field_errors
-from producers.web.session import PREFIX, base_context
+from producers.web.session import PREFIX, SESSION, base_context
 
 RECURRENCE = ("terms.recurrence.period", "terms.recurrence.starts", "terms.recurrence.ends")
 OFFER_FIELDS = (
@@ -77,8 +77,21 @@ LISTS = ("accepts_codes", "certifications", "terms.specification.certifications"
 FLAGS = ("hazardous_permit",)
 
 
-async def home(request: web.Request) -> web.Response:
+# The start page of whoever is not an SME: the pages of their organisation's role.
+STARTS = {
+    "logistics": PREFIX + "/logistics",
+    "auditor": PREFIX + "/audit",
+    "facilitator": PREFIX + "/facilitation",
+}
+
+
+async def home(request: web.Request) -> web.StreamResponse:
     person = person_of(request)
+    if person.role == "operator":
+        return see_other(PREFIX + "/staff/organisations")
+    start = STARTS.get(request[SESSION].organisation_role or "")
+    if start is not None:
+        return see_other(start)
     rows: list[Any] = []
     if person.partner_id is not None:
         rows = await request.app[POOL].fetch(
@@ -190,8 +203,10 @@ async def codes(request: web.Request) -> web.Response:
 
 async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str, Any]]:
     rows = await request.app[POOL].fetch(
-        "SELECT match_id, material_code, seller_id, buyer_id, body, status, answers, proposed_at"
-        " FROM matches WHERE $1 IN (seller_id, buyer_id)"
+        "SELECT m.match_id, m.material_code, m.seller_id, m.buyer_id, m.body, m.status,"
+        " m.answers, m.proposed_at, m.transport, c.name AS carrier_name"
+        " FROM matches m LEFT JOIN partners c ON c.partner_id = m.transport->>'carrier_id'"
+        " WHERE $1 IN (m.seller_id, m.buyer_id)"
         " ORDER BY proposed_at DESC, match_id LIMIT 100",
         partner_id,
     )
@@ -218,10 +233,25 @@ async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str,
                 "score": f"{body.get('score', 0):.2f}",
                 "status": r["status"],
                 "answered": partner_id in answers,
+                "transport": _transport(r["transport"], r["carrier_name"]),
                 "proposed_at": r["proposed_at"],
             }
         )
     return out
+
+
+def _transport(raw: str | None, carrier: str | None) -> dict[str, Any] | None:
+    """The transport of a confirmed match as its SMEs see it: bidding, or the award (the
+    carrier's name and price: the winner and the two SMEs may know it)."""
+    if not raw:
+        return None
+    transport = orjson.loads(raw)
+    price = transport.get("price") or {}
+    return {
+        "status": transport.get("status", "open"),
+        "carrier": carrier or "",
+        "price": f"{price.get('amount', 0):.2f} {price.get('currency', '')}" if price else "",
+    }
 
 
 async def proposals(request: web.Request) -> web.Response:
