@@ -240,6 +240,59 @@ async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str,
     return out
 
 
+async def market(request: web.Request) -> web.Response:
+    """The open market: others' open listings, found by kind, code or words, and region, shown
+    without their owner (material, quantity, region, window; never the place or the firm)."""
+    person = person_of(request)
+    kind = request.query.get("kind", "")
+    words = request.query.get("q", "").strip()
+    region = request.query.get("region", "").strip().upper()
+    if kind not in ("", "offer", "request") or len(words) > 100 or len(region) > 5:
+        raise web.HTTPUnprocessableEntity(text="kind is offer or request; q and region are short")
+    taxonomy = list_of_waste()
+    codes: list[str] | None = None
+    if words:
+        digits = words.replace(" ", "")
+        lowered = words.lower().split()
+        codes = [
+            e.code
+            for e in taxonomy.entries()
+            if (digits.isdigit() and e.code.startswith(digits))
+            or all(w in e.description.lower() for w in lowered)
+        ]
+    rows = await request.app[POOL].fetch(
+        "SELECT kind, material_code, body FROM listings"
+        " WHERE status = 'open' AND owner_id IS DISTINCT FROM $1"
+        "   AND ($2 = '' OR kind = $2)"
+        "   AND ($3::text[] IS NULL OR material_code = ANY($3::text[]))"
+        "   AND ($4 = '' OR body->'location'->>'region' LIKE $4 || '%')"
+        " ORDER BY posted_at DESC, listing_id LIMIT 50",
+        person.partner_id,
+        kind,
+        codes,
+        region,
+    )
+    found = []
+    for r in rows:
+        body = orjson.loads(r["body"])
+        terms = body.get("terms", {})
+        window = terms.get("available") or terms.get("wanted") or {}
+        entry = taxonomy.get(r["material_code"])
+        found.append(
+            {
+                "kind": r["kind"],
+                "code": r["material_code"],
+                "title": entry.description if entry is not None else "",
+                "amount": terms.get("quantity", {}).get("amount"),
+                "unit": terms.get("quantity", {}).get("unit"),
+                "region": body.get("location", {}).get("region") or "",
+                "start": str(window.get("start", ""))[:10],
+                "end": str(window.get("end", ""))[:10],
+            }
+        )
+    return render(request, "market.html", listings=found, kind=kind, q=words, region=region)
+
+
 def _transport(raw: str | None, carrier: str | None) -> dict[str, Any] | None:
     """The transport of a confirmed match as its SMEs see it: bidding, or the award (the
     carrier's name and price: the winner and the two SMEs may know it)."""
@@ -326,6 +379,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post(PREFIX + "/{kind:offers|requests}", post_listing)
     r.add_post(PREFIX + "/{kind:offers|requests}/{id}/withdraw", withdraw_listing)
     r.add_get(PREFIX + "/codes", codes)
+    r.add_get(PREFIX + "/market", market)
     r.add_get(PREFIX + "/proposals", proposals)
     r.add_post(PREFIX + "/proposals/{id}/{answer:accept|decline}", answer)
     r.add_get(PREFIX + "/live", live)

@@ -559,3 +559,40 @@ async def test_a_key_rotation_reseals_the_second_factors(settings: Settings) -> 
         )
     finally:
         await conn.close()
+
+
+async def test_the_open_market_shows_others_listings_without_their_owner(
+    settings: Settings,
+) -> None:
+    settings = plain(settings)
+    mine, theirs = await register(settings, "sme"), await register(settings, "sme", "Secret AB")
+    async with running_api(settings, create_service) as client:
+        marked = f"hidden-{uuid.uuid4().hex[:8]}"
+        body = offer_body("040222")
+        body["material"]["description"] = marked
+        body["location"]["region"] = "SE121"
+
+        async def posted() -> bool:
+            sent = await client.post("/v1/offers", json=body, headers=theirs.auth)
+            return sent.status == 202
+
+        await eventually(posted, 30)
+        await invited(settings, client, mine)
+
+        async def shown() -> str:
+            page = await client.get("/app/market", params={"q": "textile fibres", "region": "SE12"})
+            assert page.status == 200
+            return await page.text()
+
+        async def listed() -> bool:
+            return "040222" in await shown()
+
+        await eventually(listed, 30)
+        html = await shown()
+        assert "SE121" in html
+        for secret in (marked, theirs.partner_id, "Secret AB", "59.86", "17.64"):
+            assert secret not in html
+        elsewhere = await client.get("/app/market", params={"q": "040222", "region": "BG"})
+        assert "SE121" not in await elsewhere.text()
+        wrong = await client.get("/app/market", params={"kind": "everything"})
+        assert wrong.status == 422
