@@ -155,7 +155,10 @@ def job_view(row: Any) -> dict[str, Any]:
         "code": body.get("material_code", ""),
         "title": entry.description if entry is not None else "",
         "hazardous": body.get("hazardous", False),
-        "quantity": f"{quantity.get('amount', 0):g} {quantity.get('unit', '')}",
+        # The listing's own quantity, when it is not counted in tonnes.
+        "quantity": ""
+        if quantity.get("unit", "t") == "t"
+        else f"{quantity.get('amount', 0):g} {quantity.get('unit', '')}",
         "weight_t": f"{body.get('weight_t', 0):g}",
         "pickup": where(body.get("pickup", {})),
         "delivery": where(body.get("delivery", {})),
@@ -591,13 +594,17 @@ async def withdraw_quote(request: web.Request) -> web.StreamResponse:
 async def award_rows(request: web.Request, partner_id: str) -> list[dict[str, Any]]:
     """The decided jobs the firm bid on or won, newest first, with its outcome (the API's
     `your_outcome`); the winning price only when the firm won."""
+    # The price won is the award's, as the match carries it (the winner's own quote row may
+    # hold a later refusal of a revision), else the quote marked won.
     rows = await request.app[POOL].fetch(
         "SELECT j.job_id, j.body, j.status, j.bidding_deadline, j.outcome_reason, j.winner_id,"
-        " j.updated_at, q.price AS won_price, EXISTS (SELECT 1 FROM quotes b"
-        "   WHERE b.job_id = j.job_id AND b.carrier_id = $1 AND b.status <> 'rejected') AS quoted"
-        " FROM jobs j LEFT JOIN LATERAL (SELECT body->'price' AS price FROM quotes w"
-        "   WHERE w.job_id = j.job_id AND w.carrier_id = $1 AND w.outcome = 'won' LIMIT 1) q"
-        "   ON true"
+        " j.updated_at, CASE WHEN j.winner_id = $1 THEN COALESCE(m.transport->'price',"
+        "   (SELECT w.body->'price' FROM quotes w WHERE w.job_id = j.job_id"
+        "     AND w.carrier_id = $1 AND w.outcome = 'won' LIMIT 1)) END AS won_price,"
+        " EXISTS (SELECT 1 FROM quotes b WHERE b.job_id = j.job_id AND b.carrier_id = $1"
+        "   AND b.status <> 'rejected') AS quoted"
+        " FROM jobs j LEFT JOIN matches m ON m.match_id = j.match_id"
+        "   AND m.transport->>'job_id' = j.job_id"
         " WHERE j.status IN ('awarded', 'failed') AND (j.winner_id = $1 OR j.job_id IN"
         "   (SELECT job_id FROM quotes WHERE carrier_id = $1 AND status <> 'rejected'))"
         " ORDER BY j.updated_at DESC, j.job_id LIMIT 100",

@@ -117,7 +117,7 @@ async def test_a_firm_declares_coverage_quotes_revises_withdraws_and_wins_on_the
         # /app/logistics leads to the jobs, which ask for the coverage first.
         r = await client.get("/app/logistics", allow_redirects=False)
         assert (r.status, r.headers["Location"]) == (303, "/app/logistics/jobs")
-        assert "/app/logistics/coverage" in await page_of(client, "/app/logistics/jobs")
+        assert "Declare your coverage first" in await page_of(client, "/app/logistics/jobs")
 
         # The coverage form refuses what the API refuses, next to the field, and keeps the rest.
         form_page = await page_of(client, "/app/logistics/coverage")
