@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -432,6 +433,8 @@ async def enable_totp(
     conn: Conn, ring: KeyRing, person_id: str, secret: str, code: str, at: float
 ) -> None:
     """Turns the second factor on, once a code from the person's app proves they hold it."""
+    if not re.fullmatch(r"[A-Z2-7]{32}", secret):
+        raise AccountError("totp-secret", "the key is not one the exchange made: start again", None)
     step = totp_step(secret, code, at, None)
     if step is None:
         raise AccountError("totp-wrong", "the code does not match: try the next one", "code")

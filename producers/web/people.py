@@ -228,7 +228,9 @@ async def second_factor_on(request: web.Request) -> web.StreamResponse:
                 form.get("code", ""),
                 time.time(),
             )
-        except AccountError:
+        except AccountError as exc:
+            if exc.code == "totp-secret":  # not a key this page made: begin again
+                return _second_factor_page(request, accounts.new_totp_secret(), {})
             wrong = {"code": _("The code does not match. Enter the one your app shows now.")}
             return _second_factor_page(request, secret, wrong)
     return see_other(PREFIX + "/account")
