@@ -335,8 +335,10 @@ async def answer(request: web.Request) -> web.StreamResponse:
 
 async def live(request: web.Request) -> web.StreamResponse:
     """The organisation's proposals as they change, for htmx's SSE extension to swap in: the
-    list is sent on connecting and again whenever a notification for the organisation is
-    stored (the API's live hub, woken by PostgreSQL NOTIFY)."""
+    list is sent on connecting and again whenever it changed, looked at when a notification for
+    the organisation is stored (the API's live hub, woken by PostgreSQL NOTIFY) and every
+    IDLE_S besides (a notification may be stored before the read model shows its news: the
+    notifier and the projector are consumers of their own)."""
     person = person_of(request)
     if person.partner_id is None:
         raise web.HTTPNotFound(text="the association's staff have no proposals")
@@ -351,6 +353,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     hub = request.app[HUB]
     news = hub.subscribe(partner_id)
+    sent = None
     try:
         while True:
             news.clear()
@@ -360,7 +363,9 @@ async def live(request: web.Request) -> web.StreamResponse:
                 request,
                 base_context(request, proposals=rows, can_act=person.role in ACTING),
             )
-            await response.write(sse_event("proposals", html))
+            if html != sent:
+                await response.write(sse_event("proposals", html))
+                sent = html
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(news.wait(), IDLE_S)
             if not news.is_set():
