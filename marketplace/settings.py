@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 LogFormat = Literal["auto", "json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+MailSecurity = Literal["none", "starttls", "tls"]
 
 
 class SettingsError(ValueError):
@@ -134,6 +135,29 @@ class Settings:
     # The folder with DejaVuSans.ttf and DejaVuSans-Bold.ttf, embedded in the PDF period reports
     # (Debian's fonts-dejavu-core, installed by infra/fonts.sh, which `make setup` runs).
     pdf_font_dir: Path = Path("/usr/share/fonts/truetype/dejavu")
+    # E-mail to people (#20): the SMTP relay the mailer sends through (security: none, starttls
+    # or tls; username and password empty: no login), the sender, and how often a message is
+    # tried when the relay is away before it is dead-lettered (backoff doubling from base to cap).
+    # The defaults suit the local sink that `make run` starts (docs/operators/mail.md).
+    mail_smtp_host: str = "127.0.0.1"
+    mail_smtp_port: int = 8025
+    mail_smtp_security: MailSecurity = "none"
+    mail_smtp_username: str = ""
+    mail_smtp_password: str = ""
+    mail_smtp_timeout_s: float = 30.0
+    mail_from: str = "Circular materials exchange <noreply@exchange.localhost>"
+    mail_max_attempts: int = 8
+    mail_retry_base_s: float = 30.0
+    mail_retry_cap_s: float = 3600.0
+    mail_max_in_flight: int = 4
+    # DKIM (RFC 6376): the private key (PEM file) and selector the mailer signs with, for the
+    # domain of mail_from unless mail_dkim_domain names another; no key: messages go unsigned.
+    mail_dkim_key: str = ""
+    mail_dkim_selector: str = "exchange"
+    mail_dkim_domain: str = ""
+    # The key (a file of random bytes; default <local_dir>/mail/link-key, made when missing) that
+    # signs the one-click unsubscribe links in every message.
+    mail_link_key: str = ""
 
     @property
     def kafka_servers(self) -> str:
@@ -178,6 +202,14 @@ class Settings:
         )
 
     @property
+    def mail_link_key_path(self) -> Path:
+        return (
+            Path(self.mail_link_key)
+            if self.mail_link_key
+            else (self.local_dir / "mail" / "link-key")
+        )
+
+    @property
     def uses_local_kafka(self) -> bool:
         return not self.kafka_bootstrap
 
@@ -190,7 +222,7 @@ class Settings:
         out: dict[str, str] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in ("db_password", "db_app_password"):
+            if f.name in ("db_password", "db_app_password", "mail_smtp_password"):
                 value = "***"
             elif f.name in ("database_url", "migrate_database_url") and value:
                 value = redact_url(value)
@@ -278,6 +310,15 @@ class Settings:
             raise SettingsError(
                 f"{PREFIX}MIGRATE_DATABASE_URL needs {PREFIX}DATABASE_URL (the services' role)"
             )
+        for name in ("mail_max_attempts", "mail_max_in_flight", "mail_smtp_port"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
+        if not 0 < self.mail_retry_base_s <= self.mail_retry_cap_s:
+            raise SettingsError(
+                f"{PREFIX}MAIL_RETRY_BASE_S must be positive and at most {PREFIX}MAIL_RETRY_CAP_S"
+            )
+        if "@" not in self.mail_from:
+            raise SettingsError(f"{PREFIX}MAIL_FROM must hold an e-mail address")
 
 
 def redact_url(url: str) -> str:

@@ -104,6 +104,12 @@ async def run_webhooks(settings: Settings, stop: asyncio.Event) -> None:
     await webhooks(settings, stop)
 
 
+async def run_mailer(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.mailer import run_mailer as mailer
+
+    await mailer(settings, stop)
+
+
 SERVICES: dict[str, Service] = {
     "api": run_api,
     "projector": run_projector,
@@ -115,6 +121,7 @@ SERVICES: dict[str, Service] = {
     "auctioneer": run_auctioneer,
     "notifier": run_notifier,
     "webhooks": run_webhooks,
+    "mailer": run_mailer,
 }
 
 

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from marketplace.settings import Settings
 from producers.api.app import create_app
-from producers.web import logistics, pages, staff
+from producers.web import logistics, pages, preferences, staff
 from producers.web.session import pages_middleware
 
 
@@ -18,4 +18,5 @@ def create_service(settings: Settings) -> web.Application:
     pages.setup(app)
     staff.add_routes(app)
     logistics.add_routes(app)
+    preferences.add_routes(app)
     return app

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+import consumers.mailer
 import consumers.webhooks
 import marketplace.runtime.consumer
 import producers.api.app
@@ -18,7 +19,13 @@ import producers.api.writes
 from marketplace import metrics
 
 # The modules that create metrics, at import: all of them are imported here.
-OWNERS = (marketplace.runtime.consumer, consumers.webhooks, producers.api.app, producers.api.writes)
+OWNERS = (
+    marketplace.runtime.consumer,
+    consumers.webhooks,
+    consumers.mailer,
+    producers.api.app,
+    producers.api.writes,
+)
 # Every metric the services expose, with its type: dashboards and alerts depend on these names.
 EXPOSED = {
     "marketplace_api_events_published_total": "counter",
@@ -32,6 +39,10 @@ EXPOSED = {
     "marketplace_events_emitted_total": "counter",
     "marketplace_http_request_seconds": "histogram",
     "marketplace_http_requests_total": "counter",
+    "marketplace_mail_attempts_total": "counter",
+    "marketplace_mail_dead_letters_total": "counter",
+    "marketplace_mail_queued_total": "counter",
+    "marketplace_mail_skipped_total": "counter",
     "marketplace_outbox_backlog": "gauge",
     "marketplace_records_consumed_total": "counter",
     "marketplace_webhook_attempts_total": "counter",
