@@ -510,3 +510,52 @@ async def seal_totp(conn: Conn, ring: KeyRing) -> Sealed:
         )
         done.sealed += int(status.split()[-1])
     return done
+
+
+# --- a person's data: export and erasure (decision 12) ------------------------------------------
+
+
+async def export(conn: Conn, email: str) -> dict[str, object] | None:
+    """Everything the exchange holds about the person (their right of access): the account,
+    its security events and its sessions (when, not the tokens). Events on the log name the
+    person only by `person_id`, which this export gives so they can be found there."""
+    row = await conn.fetchrow(
+        "SELECT person_id, partner_id, email, display_name, role, locale, created_at,"
+        " disabled_at, password_hash IS NOT NULL AS has_password,"
+        " totp_sealed IS NOT NULL AS has_second_factor"
+        " FROM people WHERE lower(email) = lower($1)",
+        email.strip(),
+    )
+    if row is None:
+        return None
+    events = await conn.fetch(
+        "SELECT at, what FROM account_events WHERE person_id = $1 ORDER BY at",
+        row["person_id"],
+    )
+    sessions = await conn.fetch(
+        "SELECT created_at, seen_at, expires_at, revoked_at FROM web_sessions"
+        " WHERE person_id = $1 ORDER BY created_at",
+        row["person_id"],
+    )
+    account = {k: (str(v) if k == "person_id" else v) for k, v in dict(row).items()}
+    return {
+        "account": account,
+        "account_events": [dict(e) for e in events],
+        "sessions": [dict(s) for s in sessions],
+    }
+
+
+async def erase(conn: Conn, email: str) -> str | None:
+    """Erases the person (their right to erasure): the account row and, with it, sessions,
+    links and security events; failed sign-ins recorded under the address. What remains is the
+    pseudonymous `person_id` in events already on the log, which nothing links to anyone any
+    more. Returns that id, or None when there is no such account."""
+    address = email.strip()
+    async with conn.transaction():
+        person_id = await conn.fetchval(
+            "DELETE FROM people WHERE lower(email) = lower($1) RETURNING person_id", address
+        )
+        await conn.execute(
+            "DELETE FROM login_failures WHERE subject = $1", f"account:{address.lower()}"
+        )
+    return None if person_id is None else str(person_id)

@@ -35,6 +35,14 @@ def add_parser(sub: Any) -> None:
     listing.add_argument("--partner", required=True)
     disable = actions.add_parser("disable", help="stop a person signing in; ends their sessions")
     disable.add_argument("email")
+    exported = actions.add_parser(
+        "export", help="print as JSON everything the exchange holds about a person"
+    )
+    exported.add_argument("email")
+    erased = actions.add_parser(
+        "erase", help="erase a person's account and data (events keep only a pseudonymous id)"
+    )
+    erased.add_argument("email")
 
 
 def command(settings: Settings, args: argparse.Namespace) -> int:
@@ -48,6 +56,8 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    import orjson
+
     from marketplace import accounts
     from marketplace.db import connect
 
@@ -85,6 +95,20 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 print(missing, file=sys.stderr)
                 return 1
             print(f"{args.email}: disabled, {ended} session(s) ended")
+            return 0
+        if args.action == "export":
+            found_data = await accounts.export(conn, args.email)
+            if found_data is None:
+                print(missing, file=sys.stderr)
+                return 1
+            print(orjson.dumps(found_data, option=orjson.OPT_INDENT_2).decode())
+            return 0
+        if args.action == "erase":
+            erased = await accounts.erase(conn, args.email)
+            if erased is None:
+                print(missing, file=sys.stderr)
+                return 1
+            print(f"{args.email}: erased; events name the person only as {erased}")
             return 0
         raise AssertionError(args.action)
     finally:

@@ -31,6 +31,7 @@ from tests.integration.api_helpers import (
     register,
     running_api,
 )
+from tests.integration.kafka_helpers import end_offsets, read_since
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account's
 OFFER_FORM = {
@@ -61,9 +62,9 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def cli(settings: Settings, *args: str) -> str:
+def cli_run(*args: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"MARKETPLACE_WEB_BASE_URL": "http://127.0.0.1:1"}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "marketplace.app.cli", "people", *args],
         env=env,
         capture_output=True,
@@ -71,6 +72,10 @@ def cli(settings: Settings, *args: str) -> str:
         check=False,
         timeout=60,
     )
+
+
+def cli(settings: Settings, *args: str) -> str:
+    done = cli_run(*args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -596,3 +601,51 @@ async def test_the_open_market_shows_others_listings_without_their_owner(
         assert "SE121" not in await elsewhere.text()
         wrong = await client.get("/app/market", params={"kind": "everything"})
         assert wrong.status == 422
+
+
+async def test_a_person_is_named_in_events_by_a_pseudonym_exported_and_erased(
+    settings: Settings,
+) -> None:
+    settings = plain(settings)
+    sme = await register(settings, "sme")
+    since = await end_offsets(settings, "market.listings")
+    async with running_api(settings, create_service) as client:
+        address = await invited(settings, client, sme)
+        form_html = await (await client.get("/app/offers/new")).text()
+
+        async def posted() -> bool:
+            sent = await client.post(
+                "/app/offers",
+                data=OFFER_FORM | {"csrf": csrf_of(form_html)},
+                allow_redirects=False,
+            )
+            return sent.status == 303
+
+        await eventually(posted, 30)
+    exported = orjson.loads(cli(settings, "export", address))
+    person_id = exported["account"]["person_id"]
+    assert exported["account"]["email"] == address
+    assert exported["account"]["display_name"] == "Ana Petrova"
+    assert [e["what"] for e in exported["account_events"]][:1] == ["password-set-by-invite"]
+    assert "password_hash" not in exported["account"]
+    # The event names the person by the pseudonymous id only: no name, no e-mail.
+    records = [r for r in await read_since(settings, "market.listings", since) if r.value]
+    mine = [r for r in records if person_id.encode() in r.value]
+    assert len(mine) == 1
+    assert orjson.loads(mine[0].value)["person_id"] == person_id
+    assert address.encode() not in mine[0].value
+    assert b"Ana Petrova" not in mine[0].value
+    # Erased: nothing of the person is left but the id in that event.
+    assert person_id in cli(settings, "erase", address)
+    conn = await connect(settings)
+    try:
+        assert not await conn.fetchval("SELECT count(*) FROM people WHERE email = $1", address)
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM account_events WHERE person_id = $1", uuid.UUID(person_id)
+        )
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM web_sessions WHERE person_id = $1", uuid.UUID(person_id)
+        )
+    finally:
+        await conn.close()
+    assert cli_run("export", address).returncode == 1
