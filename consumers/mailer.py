@@ -240,15 +240,18 @@ async def make_digests(
 # --- sending -----------------------------------------------------------------------------------
 
 _CLAIM = """
-UPDATE mail_deliveries d SET status = 'sending', lease_until = now() + make_interval(secs => $3)
-WHERE d.group_id = $1 AND d.message_id IN (
+WITH picked AS MATERIALIZED (
     SELECT message_id FROM mail_deliveries
     WHERE group_id = $1
       AND ((status = 'pending' AND next_attempt_at <= now())
            OR (status = 'sending' AND lease_until < now()))
     ORDER BY next_attempt_at, message_id LIMIT $2 FOR UPDATE SKIP LOCKED)
+UPDATE mail_deliveries d SET status = 'sending', lease_until = now() + make_interval(secs => $3)
+FROM picked WHERE d.group_id = $1 AND d.message_id = picked.message_id
 RETURNING d.message_id, d.kind, d.recipient, d.message, d.attempts
 """
+# (A CTE, not `IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`: PostgreSQL may run such a
+# subquery more than once and claim more than n rows; found by the kill test.)
 
 
 class Sender:

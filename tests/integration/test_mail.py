@@ -114,7 +114,9 @@ async def test_notifications_reach_the_right_people_in_their_language_signed_and
             await asyncio.sleep(1.0)  # nothing more comes
             assert sink.to(ulf.email) == []
             assert sink.to(quiet.email) == []
-            assert SKIPPED.labels(reason="unverified")._value.get() == skipped + 1
+            # At least once: a notification published twice (another notifier group read the
+            # same proposal) is counted twice, though mailed once (same Message-ID).
+            assert SKIPPED.labels(reason="unverified")._value.get() >= skipped + 1
             [a], [v], [r] = sink.to(ana.email), sink.to(sven.email), sink.to(rita.email)
             assert a.msg["Subject"] == "Ново предложение за вашата организация: 150102"
             assert v.msg["Subject"] == "Ett nytt förslag till din organisation: 150102"
@@ -267,7 +269,7 @@ async def test_the_relay_away_then_back_and_dead_letters_after_the_limit(
 async def test_a_mailer_killed_mid_batch_sends_everything_under_one_message_id_each(
     settings: Settings, tmp_path: Path
 ) -> None:
-    with Sink(delay_s=0.05) as sink:
+    with Sink(delay_s=0.2) as sink:
         s = mail_settings(settings, tmp_path, sink.port, mail_max_in_flight=4)
         partner = await register(s, "sme")
         people = [await person(s, partner.partner_id, name=f"P{i}") for i in range(2)]
@@ -281,12 +283,12 @@ async def test_a_mailer_killed_mid_batch_sends_everything_under_one_message_id_e
             )
 
         sent = notes(partner, 40)
+        await publish(s, *sent)  # before the worker: it then has them all at once
         worker = start()
         try:
-            await publish(s, *sent)
 
             async def some() -> bool:
-                return len(sink.arrived) >= 15
+                return len(sink.arrived) >= 10
 
             await eventually(some, 60)
         finally:
