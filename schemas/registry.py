@@ -7,6 +7,7 @@ from typing import Any, get_args
 from marketplace.core.families import family_of
 from schemas import topics
 from schemas.base import Event
+from schemas.deals import DealEvent
 from schemas.facilitators import FacilitatorEvent
 from schemas.feedback import FeedbackEvent
 from schemas.listings import ListingEvent, OfferPosted, RequestPosted
@@ -22,6 +23,7 @@ TOPIC_EVENTS: dict[str, Any] = {
     topics.AWARDS: AwardEvent,
     topics.REGISTRY: RegistryEvent | FacilitatorEvent,
     topics.NOTIFICATIONS: NotificationEvent,
+    topics.DEALS: DealEvent,
 }
 
 
@@ -61,6 +63,8 @@ def key_of(event: Event) -> str:
         return market_key(event.material.code)
     if topic in (topics.LISTINGS, topics.MATCHES):
         return market_key(getattr(event, "material_code"))  # noqa: B009 - every such event has it
+    if topic == topics.DEALS:
+        return str(getattr(event, "match_id"))  # noqa: B009 - every such event has it
     if topic in (topics.JOBS, topics.AWARDS):
         return str(getattr(event, "job_id"))  # noqa: B009 - every such event has it
     return str(getattr(event, "partner_id"))  # noqa: B009 - every such event has it

@@ -26,6 +26,7 @@ AWARDS = "logistics.awards"
 REGISTRY = "partners.registry"
 NOTIFICATIONS = "partners.notifications"
 DEADLETTERS = "ops.deadletters"
+DEALS = "market.deals"
 
 _KEEP = {"retention.ms": "-1", "cleanup.policy": "delete"}
 _WEEK = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
@@ -66,6 +67,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         key="partner id",
         purpose="one notification per recipient, for webhooks and live push",
         config=_WEEK,
+    ),
+    TopicSpec(
+        DEALS,
+        key="match id",
+        purpose="deal-room messages (hashes and metadata only, no text) and read receipts",
+        config=_KEEP,
     ),
     TopicSpec(
         DEADLETTERS,

@@ -110,6 +110,15 @@ async def run_mailer(settings: Settings, stop: asyncio.Event) -> None:
     await mailer(settings, stop)
 
 
+async def run_deals(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.deals import GROUP, TOPICS, DealRooms
+    from marketplace.runtime.service import run_consumer
+
+    await run_consumer(
+        settings, group_id=GROUP, topics=TOPICS, processor=DealRooms(GROUP), stop=stop
+    )
+
+
 SERVICES: dict[str, Service] = {
     "api": run_api,
     "projector": run_projector,
@@ -122,6 +131,7 @@ SERVICES: dict[str, Service] = {
     "notifier": run_notifier,
     "webhooks": run_webhooks,
     "mailer": run_mailer,
+    "deals": run_deals,
 }
 
 

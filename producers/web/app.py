@@ -7,7 +7,7 @@ from aiohttp import web
 
 from marketplace.settings import Settings
 from producers.api.app import create_app
-from producers.web import logistics, pages, preferences, staff
+from producers.web import deals, logistics, pages, preferences, staff
 from producers.web.session import pages_middleware
 
 
@@ -19,4 +19,5 @@ def create_service(settings: Settings) -> web.Application:
     staff.add_routes(app)
     logistics.add_routes(app)
     preferences.add_routes(app)
+    deals.add_routes(app)
     return app

@@ -1,0 +1,69 @@
+"""The deal room of a match (#22) on `market.deals` (key: match id, so that every message and
+receipt of one room is in order on one partition).
+
+A message's text and its attachments' bytes are personal data (decision 12): they never travel
+in an event. The API stores them in erasable PostgreSQL tables in the same request, before it
+publishes the event, and the event carries only their SHA-256 (and each attachment's name, media
+type and size), so that the content is checked against the log whenever it is read, and an
+erasure leaves the audit chains whole."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from schemas.base import Event
+from schemas.common import Id
+
+# A SHA-256 digest in lowercase hex.
+Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+# The media types a deal room accepts, recognised by their magic bytes (never by the name).
+MediaType = Literal["image/jpeg", "image/png", "application/pdf"]
+FileName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Side = Literal["seller", "buyer", "carrier", "facilitator"]
+
+
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    attachment_id: Id
+    name: FileName
+    media_type: MediaType
+    size: Annotated[int, msgspec.Meta(ge=1, le=50_000_000)]
+    sha256: Sha256
+
+
+class MessagePosted(Event, frozen=True, kw_only=True, tag="market.deal.message_posted.v1"):
+    """A message in the deal room of a match: who wrote it (the organisation, and the person by
+    pseudonymous id), the SHA-256 of its text (UTF-8) and its attachments. The room's parties
+    at that moment are named so that the read model can tell each of them."""
+
+    message_id: Id
+    match_id: Id
+    author_id: Id  # the partner (organisation) that wrote it
+    side: Side
+    # A facilitator writing for a consenting SME: that SME.
+    on_behalf_of: Id | None = None
+    # The person who wrote it, by pseudonymous id, when a person did (the pages).
+    person_id: Id | None = None
+    text_sha256: Sha256
+    text_length: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
+    attachments: tuple[Attachment, ...] = ()
+    seller_id: Id
+    buyer_id: Id
+    carrier_id: Id | None = None
+
+
+class MessageRead(Event, frozen=True, kw_only=True, tag="market.deal.message_read.v1"):
+    """A read receipt: `partner_id` has read message `message_id` of the room, and every
+    earlier one."""
+
+    match_id: Id
+    message_id: Id
+    partner_id: Id
+    person_id: Id | None = None
+    seller_id: Id
+    buyer_id: Id
+    carrier_id: Id | None = None
+
+
+DealEvent = MessagePosted | MessageRead
