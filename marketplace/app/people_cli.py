@@ -23,6 +23,9 @@ def add_parser(sub: Any) -> None:
     invite.add_argument("--partner", required=True, help="the organisation's partner id")
     invite.add_argument("--role", choices=("admin", "member", "read-only"), default="member")
     invite.add_argument("--locale", choices=("en", "bg", "sv"), default="en")
+    invite.add_argument(
+        "--mail", action="store_true", help="also send the link by e-mail (the mailer service)"
+    )
     staff = actions.add_parser(
         "operator", help="create an account for the association's staff and print its link"
     )
@@ -76,6 +79,16 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 locale=args.locale,
             )
             token = await accounts.issue_link(conn, person.person_id, "invite")
+            if getattr(args, "mail", False):
+                from marketplace.mail.outbox import queue_account_mail
+
+                await queue_account_mail(
+                    conn,
+                    settings,
+                    person_id=person.person_id,
+                    purpose="account.invite",
+                    token=token,
+                )
             print(f"{person.email} ({person.role}): {base}/invite/{token}")
             return 0
         if args.action == "reset-link":

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from marketplace import accounts
 from marketplace.accounts import AccountError
+from marketplace.mail.outbox import queue_account_mail
 from marketplace.secretbox import KeyRing, key_file
 from producers.api.context import POOL, SETTINGS
 from producers.web import i18n
@@ -299,6 +300,15 @@ async def invite(request: web.Request) -> web.Response:
                 form=form,
             )
         token = await accounts.issue_link(conn, invited.person_id, "invite")
+        # By e-mail through the mailer (#20); the link is also shown, for the admin to hand
+        # over where the exchange sends no mail.
+        await queue_account_mail(
+            conn,
+            request.app[SETTINGS],
+            person_id=invited.person_id,
+            purpose="account.invite",
+            token=token,
+        )
         await accounts.record(conn, person.person_id, "invited-a-member")
         people = await accounts.members(conn, person.partner_id)
     # Until e-mail is sent (#20), the admin hands the one-time link over.
