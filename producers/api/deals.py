@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import msgspec
 import orjson
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from producers.api.context import POOL, principal
 from producers.api.facilitators import has_consent
@@ -80,7 +80,9 @@ def sha256(data: bytes) -> str:
 @dataclass(frozen=True, slots=True)
 class Upload:
     name: str
+    # The file's first bytes (all of them, when it is within the limit).
     content: bytes
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,20 +142,47 @@ async def uploads(request: web.Request) -> tuple[str, list[Upload], dict[str, st
         return (await read_body(request, MessageIn)).text, [], {}
     if request.content_type != "multipart/form-data":
         raise Problem(415, "send the message as multipart/form-data or application/json")
-    # The API's body limit is for JSON; a message may carry MAX_FILES attachments.
-    form = await request.clone(client_max_size=MAX_BODY_BYTES).post()
-    text = form.get("text", "")
-    if not isinstance(text, str):
-        raise Problem(422, "text must be a form field, not a file", field="text")
-    uploads = []
-    for item in form.getall("attachment", []):
-        if isinstance(item, web.FileField):
-            with item.file:
-                content = item.file.read()
-            if content or item.filename:
-                uploads.append(Upload(item.filename or "attachment", content))
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    return text, uploads, fields
+    # Read part by part, as it arrives: nothing is spooled to disk, a file is kept up to one
+    # byte past its limit (to say it is too large), and the whole body is bounded.
+    too_large = Problem(
+        413,
+        f"the message is larger than {MAX_FILES} attachments of"
+        f" {MAX_FILE_BYTES // (1024 * 1024)} MB each",
+        field="attachments",
+    )
+    text = ""
+    fields: dict[str, str] = {}
+    files: list[Upload] = []
+    total = 0
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise Problem(422, "a nested multipart body is not accepted", field="body")
+        kept = bytearray()
+        size = 0
+        limit = MAX_FILE_BYTES + 1 if part.filename is not None else _FIELD_BYTES
+        while chunk := await part.read_chunk(65536):
+            size += len(chunk)
+            total += len(chunk)
+            if total > MAX_BODY_BYTES:
+                raise too_large
+            if len(kept) < limit:
+                kept.extend(chunk[: limit - len(kept)])
+        if part.filename is not None:
+            if part.name == "attachment" and (size or part.filename):
+                files.append(Upload(part.filename or "attachment", bytes(kept), size))
+            continue
+        value = kept.decode(part.get_charset("utf-8"), errors="replace")
+        if part.name == "text":
+            # A field over its limit is counted as longer than any text may be.
+            text = value if size <= _FIELD_BYTES else value + "x" * MAX_TEXT
+        elif part.name:
+            fields[part.name] = value
+    return text, files, fields
+
+
+# A form field other than a file: the text (at most MAX_TEXT characters of up to 4 bytes), a token.
+_FIELD_BYTES = 4 * MAX_TEXT + 1024
 
 
 class MessageIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -178,9 +207,9 @@ async def checked(
     for i, upload in enumerate(uploads[:MAX_FILES]):
         field = f"attachments[{i}]"
         kind = sniff(upload.content)
-        if not upload.content:
+        if not upload.size:
             errors.append((field, f"{upload.name} is empty"))
-        elif len(upload.content) > MAX_FILE_BYTES:
+        elif upload.size > MAX_FILE_BYTES:
             errors.append(
                 (field, f"{upload.name} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
             )

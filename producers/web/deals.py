@@ -148,7 +148,7 @@ async def post(request: web.Request) -> web.StreamResponse:
     try:
         text, uploads, fields = await api.uploads(request)
     except Problem as problem:
-        return await room_page(request, errors=_errors_of(problem), status=422)
+        return await room_page(request, errors=_errors_of(problem), status=problem.status)
     if not csrf_ok(request, fields.get("csrf")):
         raise web.HTTPForbidden(text="the form expired; reload the page and send it again")
     try:

@@ -222,6 +222,16 @@ async def test_a_deal_room_between_seller_buyer_and_carrier(settings: Settings) 
             422,
         )
         assert body["errors"][0]["field"] == "attachments[0]"
+        four_files = [(f"p{i}.pdf", PDF, "application/pdf") for i in range(4)]
+        body = await problem(
+            await client.post(base, data=upload("", *four_files), headers=buyer.auth), 422
+        )
+        assert body["errors"][0]["field"] == "attachments"
+        heavy = [(f"h{i}.pdf", PDF + b"0" * (4 * 1024 * 1024), "application/pdf") for i in range(4)]
+        body = await problem(
+            await client.post(base, data=upload("", *heavy), headers=buyer.auth), 413
+        )
+        assert body["errors"][0]["field"] == "attachments"
 
         async def three() -> bool:
             return len((await room(client, match_id, seller))["messages"]) == 3
