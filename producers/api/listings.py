@@ -271,12 +271,27 @@ async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.Strea
         return await idempotent(request, withdraw_command(request, kind, current, reason))
     if current["status"] != "open":
         raise Problem(409, f"{kind} {current['id']} is {current['status']}", kind="not-open")
+    terms: OfferTerms | RequestTerms
+    if kind == "offer":
+        terms = (await read_body(request, OfferTermsIn)).terms
+    else:
+        terms = (await read_body(request, RequestTermsIn)).terms
+    return await idempotent(request, update_command(request, kind, current, terms))
+
+
+def update_command(
+    request: web.Request, kind: Kind, current: dict[str, Any], terms: OfferTerms | RequestTerms
+) -> Write:
+    """Changing the terms of the caller's open listing `current` (as `own_listing` read it),
+    for the API and the pages alike."""
+    require_role(request, *WRITERS)
+    if current["status"] != "open":
+        raise Problem(409, f"{kind} {current['id']} is {current['status']}", kind="not-open")
     who = principal(request)
     owner = current["owner_id"]
     code = current["material"]["code"]
     event: Event
-    if kind == "offer":
-        terms = (await read_body(request, OfferTermsIn)).terms
+    if isinstance(terms, OfferTerms):
         check_currency(terms.price.currency, "terms.price.currency")
         event = OfferUpdated(
             offer_id=current["id"],
@@ -287,17 +302,16 @@ async def _change(request: web.Request, kind: Kind, withdraw: bool) -> web.Strea
             terms=terms,
         )
     else:
-        rterms = (await read_body(request, RequestTermsIn)).terms
-        check_currency(rterms.max_price.currency, "terms.max_price.currency")
+        check_currency(terms.max_price.currency, "terms.max_price.currency")
         event = RequestUpdated(
             request_id=current["id"],
             owner_id=owner,
             actor_id=who.partner_id,
             person_id=who.person_id,
             material_code=code,
-            terms=rterms,
+            terms=terms,
         )
-    return await idempotent(request, _publishing(request, kind, current["id"], event))
+    return _publishing(request, kind, current["id"], event)
 
 
 def _publishing(request: web.Request, kind: Kind, listing_id: str, event: Event) -> Write:

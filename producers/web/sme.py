@@ -12,9 +12,15 @@ import orjson
 from aiohttp import web
 
 from marketplace.reference import list_of_waste
-from producers.api.bodies import OfferIn, RequestIn
+from producers.api.bodies import OfferIn, OfferTermsIn, RequestIn, RequestTermsIn
 from producers.api.context import POOL
-from producers.api.listings import Kind, offer_command, request_command, withdraw_command
+from producers.api.listings import (
+    Kind,
+    offer_command,
+    request_command,
+    update_command,
+    withdraw_command,
+)
 from producers.api.live import HUB, IDLE_S
 from producers.api.matches import answer_command
 from producers.api.problems import Problem
@@ -46,6 +52,8 @@ OFFER_FIELDS = (
     "terms.price.currency",
     "terms.available.start",
     "terms.available.end",
+    "terms.min_lot.amount",
+    "terms.min_lot.unit",
     *RECURRENCE,
     "location.lat",
     "location.lon",
@@ -68,6 +76,7 @@ REQUEST_FIELDS = (
     "terms.specification.min_recycled_content_pct",
     "terms.specification.max_contamination_pct",
     "terms.specification.certifications",
+    "terms.specification.weight_price",
     "location.lat",
     "location.lon",
     "location.region",
@@ -183,6 +192,95 @@ async def withdraw_listing(request: web.Request) -> web.StreamResponse:
     except Problem as problem:
         raise web.HTTPConflict(text=problem.detail) from None
     return see_other(f"{PREFIX}/?withdrawn={row['listing_id']}")
+
+
+def terms_fields(kind: Kind) -> tuple[str, ...]:
+    fields = OFFER_FIELDS if kind == "offer" else REQUEST_FIELDS
+    return tuple(f for f in fields if f.startswith("terms."))
+
+
+def flat(value: Any, prefix: str = "") -> dict[str, str]:
+    """A document as a form's dotted fields (dates of moments as the day, lists by commas)."""
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for key, inner in value.items():
+            out |= flat(inner, f"{prefix}.{key}" if prefix else key)
+        return out
+    if isinstance(value, list):
+        return {prefix: ", ".join(str(v) for v in value)}
+    if value is None:
+        return {}
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        text = str(int(value))  # 150.0 reads 150; other floats keep every digit
+    else:
+        text = str(value)
+    return {prefix: text[:10] if prefix in MOMENTS else text}
+
+
+async def own_open_listing(request: web.Request, kind: Kind) -> dict[str, Any]:
+    """The organisation's listing as `withdraw_command`/`update_command` take it, or 404."""
+    who = await acting_principal(request)
+    row = await request.app[POOL].fetchrow(
+        "SELECT listing_id, owner_id, body, status FROM listings"
+        " WHERE listing_id = $1 AND kind = $2 AND owner_id = $3",
+        request.match_info["id"],
+        kind,
+        who.partner_id,
+    )
+    if row is None:
+        raise web.HTTPNotFound(text=f"no such {kind} of your organisation")
+    body: dict[str, Any] = orjson.loads(row["body"])
+    return {"id": row["listing_id"], "owner_id": row["owner_id"], "status": row["status"]} | body
+
+
+async def edit_listing(request: web.Request) -> web.Response:
+    kind = kind_of(request)
+    current = await own_open_listing(request, kind)
+    if current["status"] != "open":
+        raise web.HTTPConflict(text=f"this {kind} is {current['status']}")
+    form = flat({"terms": current.get("terms", {})})
+    return render(
+        request,
+        "listing_edit.html",
+        kind=kind,
+        listing=current,
+        form=form,
+        errors={},
+        key=new_key(),
+    )
+
+
+async def update_listing(request: web.Request) -> web.StreamResponse:
+    kind = kind_of(request)
+    form = await form_of(request)
+    current = await own_open_listing(request, kind)
+    _ = gettext_of(request)
+    try:
+        doc = document(form, terms_fields(kind), moments=MOMENTS, lists=LISTS, flags=FLAGS)
+        if kind == "offer":
+            terms: Any = decode(doc, OfferTermsIn).terms
+        else:
+            terms = decode(doc, RequestTermsIn).terms
+        write = update_command(request, kind, current, terms)
+        await idempotent_answer(request, write, form.get("key"))
+    except Problem as problem:
+        if problem.status == 409:
+            raise web.HTTPConflict(text=problem.detail) from None
+        if problem.status >= 500:
+            errors = {"body": _("The exchange cannot store this right now. Try again shortly.")}
+        else:
+            errors = field_errors(problem, _)
+        return render(
+            request,
+            "listing_edit.html",
+            status=422,
+            kind=kind,
+            listing=current,
+            form=form,
+            errors=errors,
+            key=form.get("key"),
+        )
+    return see_other(f"{PREFIX}/?updated={current['id']}")
 
 
 async def codes(request: web.Request) -> web.Response:
@@ -383,6 +481,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get(PREFIX + "/{kind:offers|requests}/new", new_listing)
     r.add_post(PREFIX + "/{kind:offers|requests}", post_listing)
     r.add_post(PREFIX + "/{kind:offers|requests}/{id}/withdraw", withdraw_listing)
+    r.add_get(PREFIX + "/{kind:offers|requests}/{id}/edit", edit_listing)
+    r.add_post(PREFIX + "/{kind:offers|requests}/{id}", update_listing)
     r.add_get(PREFIX + "/codes", codes)
     r.add_get(PREFIX + "/market", market)
     r.add_get(PREFIX + "/proposals", proposals)

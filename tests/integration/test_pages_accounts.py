@@ -29,6 +29,7 @@ from tests.integration.api_helpers import (
     eventually,
     offer_body,
     register,
+    request_body,
     running_api,
 )
 from tests.integration.kafka_helpers import end_offsets, read_since
@@ -649,3 +650,99 @@ async def test_a_person_is_named_in_events_by_a_pseudonym_exported_and_erased(
     finally:
         await conn.close()
     assert cli_run("export", address).returncode == 1
+
+
+async def test_an_offer_and_a_request_are_changed_on_the_pages(settings: Settings) -> None:
+    settings = plain(settings)
+    sme, other = await register(settings, "sme"), await register(settings, "sme")
+    async with running_api(settings, create_service) as client:
+        await invited(settings, client, sme)
+
+        async def post(path: str, body: dict[str, Any], who: Partner) -> str:
+            sent: str | None = None
+
+            async def done() -> bool:
+                nonlocal sent
+                answer = await client.post(path, json=body, headers=who.auth)
+                if answer.status == 202:
+                    data = await answer.json()
+                    sent = str(data.get("offer_id") or data.get("request_id"))
+                return sent is not None
+
+            await eventually(done, 30)
+            assert sent is not None
+            return sent
+
+        offer_id = await post("/v1/offers", offer_body("040222"), sme)
+        request_id = await post("/v1/requests", request_body("040222"), sme)
+        theirs = await post("/v1/offers", offer_body("040222"), other)
+
+        async def editable(path: str) -> bool:
+            return (await client.get(path)).status == 200
+
+        await eventually(lambda: editable(f"/app/offers/{offer_id}/edit"), 30)
+        page = await (await client.get(f"/app/offers/{offer_id}/edit")).text()
+        assert 'name="terms.quantity.amount" type="text" value="12.5"' in page
+        assert 'id="terms-available-start" name="terms.available.start" type="date"' in page
+        assert 'value="2026-12-01"' in page
+        token = csrf_of(page)
+        form = {
+            "csrf": token,
+            "terms.quantity.amount": "20",
+            "terms.quantity.unit": "t",
+            "terms.price.amount": "-12",
+            "terms.price.currency": "EUR",
+            "terms.available.start": "2026-12-01",
+            "terms.available.end": "2027-02-28",
+            "terms.min_lot.amount": "",
+            "terms.min_lot.unit": "",
+        }
+        refused = await client.post(
+            f"/app/offers/{offer_id}", data=form | {"terms.min_lot.amount": "30"}
+        )
+        assert refused.status == 422
+        assert 'id="terms-min_lot-unit-error"' in await refused.text()
+        changed = await client.post(
+            f"/app/offers/{offer_id}",
+            data=form | {"terms.min_lot.amount": "2", "terms.min_lot.unit": "t"},
+            allow_redirects=False,
+        )
+        assert changed.status == 303, await changed.text()
+
+        async def updated() -> bool:
+            answer = await client.get(f"/v1/offers/{offer_id}", headers=sme.auth)
+            terms = orjson.loads(await answer.read())["terms"]
+            return bool(terms["quantity"]["amount"] == 20 and terms["min_lot"]["amount"] == 2)
+
+        await eventually(updated, 30)
+        # A request: its distance and its specification's weight.
+        page = await (await client.get(f"/app/requests/{request_id}/edit")).text()
+        assert 'value="150"' in page
+        sent = await client.post(
+            f"/app/requests/{request_id}",
+            data={
+                "csrf": token,
+                "terms.quantity.amount": "5",
+                "terms.quantity.unit": "t",
+                "terms.max_price.amount": "25",
+                "terms.max_price.currency": "EUR",
+                "terms.wanted.start": "2026-12-15",
+                "terms.wanted.end": "2027-03-01",
+                "terms.max_distance_km": "300",
+                "terms.specification.weight_price": "0.8",
+            },
+            allow_redirects=False,
+        )
+        assert sent.status == 303, await sent.text()
+
+        async def request_updated() -> bool:
+            answer = await client.get(f"/v1/requests/{request_id}", headers=sme.auth)
+            terms = orjson.loads(await answer.read())["terms"]
+            return bool(
+                terms["max_distance_km"] == 300 and terms["specification"]["weight_price"] == 0.8
+            )
+
+        await eventually(request_updated, 30)
+        # Another organisation's offer cannot be opened or changed here.
+        assert (await client.get(f"/app/offers/{theirs}/edit")).status == 404
+        assert (await client.post(f"/app/offers/{theirs}", data=form)).status == 404
