@@ -4,7 +4,10 @@ principal (the same commands and authorization as the API: decision 10)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from aiohttp import web
 from marketplace.accounts import Person
 from marketplace.partners import Principal
 from producers.api.context import POOL, PRINCIPAL
+from producers.api.live import HUB, IDLE_S
 from producers.web import i18n
 from producers.web.session import LOCALE, PREFIX, SESSION, base_context, csrf_ok
 
@@ -90,3 +94,40 @@ def gettext_of(request: web.Request) -> Any:
 def new_key() -> str:
     """An idempotency key for a form: sending the same form twice posts once."""
     return str(uuid.uuid4())
+
+
+async def live_fragment(
+    request: web.Request, partner_id: str, event: str, fragment: Callable[[], Awaitable[str]]
+) -> web.StreamResponse:
+    """Server-Sent Events for htmx's SSE extension: the HTML `fragment()` renders, sent as
+    `event` on connecting and again whenever it changed, looked at when a notification for the
+    organisation is stored (the API's live hub, woken by PostgreSQL NOTIFY) and every IDLE_S
+    besides (a notification may be stored before a read model shows its news). Only a change is
+    sent: a swap would take the focus from a person on a link of the fragment."""
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    hub = request.app[HUB]
+    news = hub.subscribe(partner_id)
+    sent = None
+    try:
+        while True:
+            news.clear()
+            html = await fragment()
+            if html != sent:
+                await response.write(sse_event(event, html))
+                sent = html
+            else:
+                await response.write(b": keep-alive\n\n")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(news.wait(), IDLE_S)
+    except ConnectionResetError:
+        pass
+    finally:
+        hub.unsubscribe(partner_id, news)
+    return response

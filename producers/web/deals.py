@@ -5,8 +5,6 @@ every event is the API's (producers/api/deals.py): the same room, the same 404 f
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 import aiohttp_jinja2
@@ -15,9 +13,8 @@ from aiohttp import web
 from marketplace.partners import Principal
 from producers.api import deals as api
 from producers.api.context import POOL, PRINCIPAL
-from producers.api.live import HUB, IDLE_S
 from producers.api.problems import Problem
-from producers.web.common import ACTING, new_key, person_of, render, see_other, sse_event
+from producers.web.common import ACTING, live_fragment, new_key, person_of, render, see_other
 from producers.web.session import PREFIX, base_context, csrf_ok
 
 
@@ -194,37 +191,15 @@ async def live(request: web.Request) -> web.StreamResponse:
     besides (a facilitator's notices, a lost NOTIFY)."""
     room = await _room(request)
     partner_id = request[PRINCIPAL].partner_id
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
-    hub = request.app[HUB]
-    news = hub.subscribe(partner_id)
-    sent = None
     can_act = person_of(request).role in ACTING
-    try:
-        while True:
-            news.clear()
-            view = await messages_view(request, room)
-            html = aiohttp_jinja2.render_string(
-                "deal_messages.html", request, base_context(request, **view, can_act=can_act)
-            )
-            if html != sent:
-                await response.write(sse_event("messages", html))
-                sent = html
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(news.wait(), IDLE_S)
-            if not news.is_set():
-                await response.write(b": keep-alive\n\n")
-    except ConnectionResetError:
-        pass
-    finally:
-        hub.unsubscribe(partner_id, news)
-    return response
+
+    async def fragment() -> str:
+        view = await messages_view(request, room)
+        return aiohttp_jinja2.render_string(
+            "deal_messages.html", request, base_context(request, **view, can_act=can_act)
+        )
+
+    return await live_fragment(request, partner_id, "messages", fragment)
 
 
 async def rooms(request: web.Request) -> web.Response:

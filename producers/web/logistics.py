@@ -12,7 +12,6 @@ a firm sees its own quotes only."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -35,7 +34,6 @@ from producers.api.jobs import (
     quote_command,
     withdraw_quote_command,
 )
-from producers.api.live import HUB, IDLE_S
 from producers.api.partners import capabilities_command
 from producers.api.problems import Problem
 from producers.api.writes import idempotent_answer
@@ -44,11 +42,11 @@ from producers.web.common import (
     acting_principal,
     form_of,
     gettext_of,
+    live_fragment,
     new_key,
     person_of,
     render,
     see_other,
-    sse_event,
 )
 from producers.web.forms import decode, say
 from producers.web.session import PREFIX, base_context
@@ -645,41 +643,15 @@ async def live(request: web.Request) -> web.StreamResponse:
     if which not in LISTS:
         raise web.HTTPNotFound(text="no such list")
     partner_id = who.partner_id
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
-    hub = request.app[HUB]
-    news = hub.subscribe(partner_id)
-    sent = None
-    try:
-        while True:
-            news.clear()
-            if which == "jobs":
-                values: dict[str, Any] = {"jobs": await job_rows(request, partner_id)}
-            else:
-                values = {"awards": await award_rows(request, partner_id)}
-            html = aiohttp_jinja2.render_string(
-                LISTS[which], request, base_context(request, **values)
-            )
-            # Only a change is swapped in: a swap would take the focus from a person who is
-            # on a link of the list.
-            if html != sent:
-                await response.write(sse_event(which, html))
-                sent = html
-            else:
-                await response.write(b": keep-alive\n\n")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(news.wait(), IDLE_S)
-    except ConnectionResetError:
-        pass
-    finally:
-        hub.unsubscribe(partner_id, news)
-    return response
+
+    async def fragment() -> str:
+        if which == "jobs":
+            values: dict[str, Any] = {"jobs": await job_rows(request, partner_id)}
+        else:
+            values = {"awards": await award_rows(request, partner_id)}
+        return aiohttp_jinja2.render_string(LISTS[which], request, base_context(request, **values))
+
+    return await live_fragment(request, partner_id, which, fragment)
 
 
 async def start(_request: web.Request) -> web.StreamResponse:

@@ -3,8 +3,6 @@ and its proposals, accepted or declined, arriving live."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
 import aiohttp_jinja2
@@ -21,7 +19,6 @@ from producers.api.listings import (
     update_command,
     withdraw_command,
 )
-from producers.api.live import HUB, IDLE_S
 from producers.api.matches import answer_command
 from producers.api.problems import Problem
 from producers.api.writes import idempotent_answer
@@ -30,11 +27,11 @@ from producers.web.common import (
     acting_principal,
     form_of,
     gettext_of,
+    live_fragment,
     new_key,
     person_of,
     render,
     see_other,
-    sse_event,
 )
 from producers.web.forms import decode, document, field_errors
 from producers.web.session import PREFIX, SESSION, base_context
@@ -441,38 +438,16 @@ async def live(request: web.Request) -> web.StreamResponse:
     if person.partner_id is None:
         raise web.HTTPNotFound(text="the association's staff have no proposals")
     partner_id = person.partner_id
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
-    hub = request.app[HUB]
-    news = hub.subscribe(partner_id)
-    sent = None
-    try:
-        while True:
-            news.clear()
-            rows = await proposal_rows(request, partner_id)
-            html = aiohttp_jinja2.render_string(
-                "proposals_list.html",
-                request,
-                base_context(request, proposals=rows, can_act=person.role in ACTING),
-            )
-            if html != sent:
-                await response.write(sse_event("proposals", html))
-                sent = html
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(news.wait(), IDLE_S)
-            if not news.is_set():
-                await response.write(b": keep-alive\n\n")
-    except ConnectionResetError:
-        pass
-    finally:
-        hub.unsubscribe(partner_id, news)
-    return response
+
+    async def fragment() -> str:
+        rows = await proposal_rows(request, partner_id)
+        return aiohttp_jinja2.render_string(
+            "proposals_list.html",
+            request,
+            base_context(request, proposals=rows, can_act=person.role in ACTING),
+        )
+
+    return await live_fragment(request, partner_id, "proposals", fragment)
 
 
 def add_routes(app: web.Application) -> None:
