@@ -145,29 +145,58 @@ LEASE_S = 60.0
 WAIT_S = 30.0
 
 _RESERVE = (
-    "INSERT INTO idempotency_keys AS k (partner_id, key, request_hash, holder, held_until)"
+    "INSERT INTO idempotency_reservations AS r (partner_id, key, request_hash, holder, held_until)"
     " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))"
     " ON CONFLICT (partner_id, key) DO UPDATE"
     " SET holder = excluded.holder, held_until = excluded.held_until"
     # Taken over only when its holder died mid-write, for the same request.
-    " WHERE k.status IS NULL AND k.held_until < now() AND k.request_hash = excluded.request_hash"
-    " RETURNING k.holder"
+    " WHERE r.held_until < now() AND r.request_hash = excluded.request_hash"
+    " RETURNING r.holder"
 )
+_ANSWER = (
+    "SELECT request_hash, status, body, headers, held_until < now() AS expired"
+    " FROM idempotency_keys WHERE partner_id = $1 AND key = $2"
+)
+# The headers of an answer that its replays carry too (where a 202's write will be readable).
+REPLAYED_HEADERS = ("Location",)
 
 
 async def idempotent(request: web.Request, write: Write) -> web.Response:
     """Runs `write` once per (partner, Idempotency-Key), however many requests carry the key at
-    once; the others get its answer (Idempotent-Replayed: true).
+    once; the others get its answer, with its `Location` (Idempotent-Replayed: true).
 
-    The key is reserved in PostgreSQL before `write` runs (infra/migrations/0016): one INSERT ...
-    ON CONFLICT, so one request of any number holds it; the others poll for its answer, up to
-    WAIT_S, then answer 409 idempotency-key-in-progress. A different request with a key already
-    used is refused 422 idempotency-key-reused. When `write` fails, the reservation is deleted,
-    and a retry (or a waiting request) runs it again."""
+    The key is reserved in PostgreSQL before `write` runs (`idempotency_reservations`,
+    infra/migrations/0025): one INSERT ... ON CONFLICT, so one request of any number holds it;
+    the others poll for its answer in `idempotency_keys`, up to WAIT_S, then answer 409
+    idempotency-key-in-progress. A different request with a key already used is refused 422
+    idempotency-key-reused. When `write` fails, the reservation is deleted, and a retry (or a
+    waiting request) runs it again. `idempotency_keys` holds finished answers only, so an API
+    process of an older version (which replays any row it finds there) never reads a request
+    still in progress."""
     status, body, headers = await idempotent_answer(
         request, write, request.headers.get("Idempotency-Key")
     )
     return _answer(status, body, headers)
+
+
+def _reused() -> Problem:
+    return Problem(
+        422,
+        "this Idempotency-Key was used for a different request",
+        field="Idempotency-Key",
+        kind="idempotency-key-reused",
+    )
+
+
+def _replay(row: Any, fingerprint: bytes) -> tuple[int, bytes, dict[str, str]]:
+    """A stored answer as its replay, or 422 when it answered a different request."""
+    if bytes(row["request_hash"]) != fingerprint:
+        raise _reused()
+    headers: dict[str, str] = {"Idempotent-Replayed": "true"}
+    if row["headers"] is not None:
+        kept = orjson.loads(row["headers"])
+        headers |= {k: str(kept[k]) for k in REPLAYED_HEADERS if k in kept}
+    return row["status"], bytes(row["body"]), headers
 
 
 async def idempotent_answer(
@@ -190,24 +219,42 @@ async def idempotent_answer(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT_S
     pause = 0.02
-    while not await pool.fetchval(_RESERVE, who.partner_id, key, fingerprint, holder, LEASE_S):
-        row = await pool.fetchrow(
-            "SELECT request_hash, status, body FROM idempotency_keys"
-            " WHERE partner_id = $1 AND key = $2",
-            who.partner_id,
-            key,
-        )
-        if row is None:
-            continue  # its holder failed and let it go: reserve it again
-        if bytes(row["request_hash"]) != fingerprint:
-            raise Problem(
-                422,
-                "this Idempotency-Key was used for a different request",
-                field="Idempotency-Key",
-                kind="idempotency-key-reused",
+    while True:
+        row = await pool.fetchrow(_ANSWER, who.partner_id, key)
+        if row is not None and row["status"] is not None:
+            return _replay(row, fingerprint)
+        if row is not None:
+            # A reservation as versions 0016 to 0024 made it, in this table, during a rolling
+            # upgrade: its holder is at work (wait for it), or died (let it go, then reserve).
+            if bytes(row["request_hash"]) != fingerprint:
+                raise _reused()
+            if row["expired"]:
+                await pool.execute(
+                    "DELETE FROM idempotency_keys WHERE partner_id = $1 AND key = $2"
+                    " AND status IS NULL AND held_until < now()",
+                    who.partner_id,
+                    key,
+                )
+                continue
+        elif await pool.fetchval(_RESERVE, who.partner_id, key, fingerprint, holder, LEASE_S):
+            # The holder before may have stored its answer between the read above and this
+            # reservation: then that answer stands, and nothing runs again.
+            row = await pool.fetchrow(_ANSWER, who.partner_id, key)
+            if row is None or row["status"] is None:
+                break
+            await _release(pool, who.partner_id, key, holder)
+            return _replay(row, fingerprint)
+        else:
+            held = await pool.fetchval(
+                "SELECT request_hash FROM idempotency_reservations"
+                " WHERE partner_id = $1 AND key = $2",
+                who.partner_id,
+                key,
             )
-        if row["status"] is not None:
-            return row["status"], bytes(row["body"]), {"Idempotent-Replayed": "true"}
+            if held is None:
+                continue  # its holder finished or failed just now: read or reserve again
+            if bytes(held) != fingerprint:
+                raise _reused()
         if loop.time() >= deadline:
             raise Problem(
                 409,
@@ -224,29 +271,42 @@ async def idempotent_answer(
     except BaseException:
         # Nothing to replay: let the key go, so that a retry runs the write again.
         try:
-            await pool.execute(
-                "DELETE FROM idempotency_keys WHERE partner_id = $1 AND key = $2"
-                " AND holder = $3 AND status IS NULL",
-                who.partner_id,
-                key,
-                holder,
-            )
+            await _release(pool, who.partner_id, key, holder)
         except Exception as exc:  # noqa: BLE001 - the write's failure is the one to report
             log.warning("idempotency_release_failed", error=repr(exc))
         raise
     encoded = orjson.dumps(answer)
-    stored = await pool.execute(
-        "UPDATE idempotency_keys SET status = $4, body = $5, holder = NULL, held_until = NULL"
-        " WHERE partner_id = $1 AND key = $2 AND holder = $3",
-        who.partner_id,
-        key,
-        holder,
-        status,
-        encoded,
-    )
-    if stored != "UPDATE 1":
+    replayed = {k: headers[k] for k in REPLAYED_HEADERS if k in headers}
+    async with pool.acquire() as conn, conn.transaction():
+        # Over a dead 0016-era reservation of this request, if one is still there.
+        await conn.execute(
+            "INSERT INTO idempotency_keys AS k (partner_id, key, request_hash, status, body,"
+            " headers) VALUES ($1, $2, $3, $4, $5, $6::jsonb)"
+            " ON CONFLICT (partner_id, key) DO UPDATE SET status = excluded.status,"
+            " body = excluded.body, headers = excluded.headers, holder = NULL, held_until = NULL"
+            " WHERE k.status IS NULL AND k.request_hash = excluded.request_hash",
+            who.partner_id,
+            key,
+            fingerprint,
+            status,
+            encoded,
+            orjson.dumps(replayed).decode(),
+        )
+        released = await _release(conn, who.partner_id, key, holder)
+    if released != "DELETE 1":
         log.warning("idempotency_lease_lost", partner_id=who.partner_id, lease_s=LEASE_S)
     return status, encoded, headers
+
+
+async def _release(conn: Any, partner_id: str, key: str, holder: uuid.UUID) -> str:
+    """Deletes the reservation `holder` holds; the status tag says whether it still held it."""
+    done: str = await conn.execute(
+        "DELETE FROM idempotency_reservations WHERE partner_id = $1 AND key = $2 AND holder = $3",
+        partner_id,
+        key,
+        holder,
+    )
+    return done
 
 
 def _answer(status: int, body: bytes, headers: dict[str, str]) -> web.Response:
