@@ -50,6 +50,7 @@ from schemas.matches import (
 )
 from schemas.partners import (
     CarrierCapabilitiesDeclared,
+    LegalDataDeclared,
     NotificationIssued,
     PartnerRegistered,
     PartnerUpdated,
@@ -111,6 +112,20 @@ def step(decoded: Decoded) -> Step | None:
         case CarrierCapabilitiesDeclared():
             row = (event.partner_id, _json.encode(event).decode(), at)
             return Step("carrier", row, (("carrier", event.partner_id),))
+        case LegalDataDeclared():
+            row = (
+                event.partner_id,
+                event.legal_name,
+                event.street,
+                event.postcode,
+                event.city,
+                event.country,
+                event.vat_number,
+                event.peppol_id,
+                event_id,
+                at,
+            )
+            return Step("legal", row, (("legal", event.partner_id),))
         case OfferPosted() | RequestPosted():
             kind = "offer" if isinstance(event, OfferPosted) else "request"
             listing_id = event.offer_id if isinstance(event, OfferPosted) else event.request_id
@@ -374,6 +389,24 @@ async def _carrier(conn: Conn, rows: Rows) -> None:
         " AS u(id, body, at, n) ORDER BY n"
         " ON CONFLICT (partner_id) DO UPDATE"
         " SET capabilities = EXCLUDED.capabilities, updated_at = EXCLUDED.updated_at",
+        *columns(rows),
+    )
+
+
+async def _legal(conn: Conn, rows: Rows) -> None:
+    """The latest legal data of each organisation (#22): a declaration replaces the one before."""
+    await conn.execute(
+        "INSERT INTO partner_legal (partner_id, legal_name, street, postcode, city, country,"
+        " vat_number, peppol_id, event_id, updated_at)"
+        " SELECT id, name, street, postcode, city, country, vat, peppol, event, at"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+        " $7::text[], $8::text[], $9::text[], $10::timestamptz[])"
+        " AS u(id, name, street, postcode, city, country, vat, peppol, event, at)"
+        " ON CONFLICT (partner_id) DO UPDATE SET legal_name = EXCLUDED.legal_name,"
+        " street = EXCLUDED.street, postcode = EXCLUDED.postcode, city = EXCLUDED.city,"
+        " country = EXCLUDED.country, vat_number = EXCLUDED.vat_number,"
+        " peppol_id = EXCLUDED.peppol_id, event_id = EXCLUDED.event_id,"
+        " updated_at = EXCLUDED.updated_at",
         *columns(rows),
     )
 
@@ -701,6 +734,7 @@ _APPLY: dict[str, Callable[[Conn, Rows], Awaitable[None]]] = {
     "partner": _partner,
     "partner_updated": _partner_updated,
     "carrier": _carrier,
+    "legal": _legal,
     "listing": _listing,
     "listing_updated": _listing_updated,
     "listing_withdrawn": _listing_withdrawn,

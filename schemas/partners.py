@@ -49,6 +49,26 @@ class CarrierCapabilitiesDeclared(
     vehicle_types: Annotated[tuple[VehicleType, ...], msgspec.Meta(min_length=1)]
 
 
+class LegalDataDeclared(Event, frozen=True, kw_only=True, tag="partners.legal.declared.v1"):
+    """An organisation's legal data as the documents of its deals name it (#22): the registered
+    legal name and address, the VAT number and the Peppol participant id, in the normal form of
+    marketplace/core/legal.py. Each declaration replaces the previous one; documents built
+    afterwards carry the new data. A firm's trade-register data, not a person's: the person who
+    declared it is named by pseudonymous id only."""
+
+    partner_id: Id
+    actor_id: Id
+    # The person who acted, by pseudonymous id, when a person did (the pages).
+    person_id: Id | None = None
+    legal_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    street: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    postcode: Annotated[str, msgspec.Meta(min_length=2, max_length=10)]
+    city: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    country: Country
+    vat_number: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}[A-Z0-9+*]{2,13}$")] | None = None
+    peppol_id: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+
+
 class NotificationIssued(Event, frozen=True, kw_only=True, tag="partners.notification.issued.v1"):
     notification_id: Id
     partner_id: Id
@@ -59,5 +79,5 @@ class NotificationIssued(Event, frozen=True, kw_only=True, tag="partners.notific
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-RegistryEvent = PartnerRegistered | PartnerUpdated | CarrierCapabilitiesDeclared
+RegistryEvent = PartnerRegistered | PartnerUpdated | CarrierCapabilitiesDeclared | LegalDataDeclared
 NotificationEvent = NotificationIssued

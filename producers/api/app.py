@@ -23,6 +23,7 @@ from producers.api import (
     feedback,
     impact,
     jobs,
+    legal,
     listings,
     live,
     matches,
@@ -131,6 +132,7 @@ def create_app(settings: Settings) -> web.Application:
     facilitators.add_routes(app)
     feedback.add_routes(app)
     partners.add_routes(app)
+    legal.add_routes(app)
     matches.add_routes(app)
     jobs.add_routes(app)
     impact.add_routes(app)

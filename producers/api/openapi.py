@@ -28,6 +28,7 @@ from producers.api.bodies import (
 )
 from producers.api.facilitators import ConsentIn, NudgeIn, RevokeIn
 from producers.api.feedback import DeliveredIn, FeedbackIn
+from producers.api.legal import LegalIn
 from producers.api.webhooks import EndpointIn, RotateIn
 
 WASTE_CODE_PATTERN = "^[0-9]{6}$"
@@ -156,6 +157,9 @@ _NO_CAPS = _r(
     why="you have not declared your coverage yet (PUT /v1/carrier/capabilities)",
 )
 _BIDDING_CLOSED = _r(409, "bidding-closed", why="the job's bidding is closed")
+
+# Organisations that are parties to deals, and the operator (auditors take no part in deals).
+_LEGAL_ROLES = ("sme", "logistics", "facilitator", "operator")
 
 ROUTES: tuple[Route, ...] = (
     Route("get", "/healthz", "Liveness: the process is up"),
@@ -398,6 +402,34 @@ ROUTES: tuple[Route, ...] = (
         "Your declared capabilities",
         ("logistics",),
         refusals=(_r(404, "not-found", why="none declared yet"),),
+    ),
+    Route(
+        "put",
+        "/v1/partners/{id}/legal",
+        "Declare an organisation's legal data (legal name, address, VAT number, Peppol id) for"
+        " the documents of its deals: your own, or any as the operator",
+        _LEGAL_ROLES,
+        LegalIn,
+        True,
+        refusals=(
+            _r(404, "not-found", why="not your organisation (and you are not the operator)"),
+            _r(
+                422,
+                "validation",
+                why="a field is refused, each named: a VAT number not of its member state's"
+                " form, a Peppol id that is not iso6523-actorid-upis::ICD:identifier with an ICD"
+                " of Peppol's code list, a postal code or country not of its form",
+            ),
+        ),
+    ),
+    Route(
+        "get",
+        "/v1/partners/{id}/legal",
+        "An organisation's legal data: your own, or any as the operator",
+        _LEGAL_ROLES,
+        refusals=(
+            _r(404, "not-found", why="not your organisation, or no legal data declared yet"),
+        ),
     ),
     Route("get", "/v1/matches", "Match proposals where you are seller or buyer", ("sme",)),
     Route("get", "/v1/matches/{id}", "One of your match proposals", ("sme",)),

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from marketplace.settings import Settings
 from producers.api.app import create_app
-from producers.web import deals, logistics, pages, preferences, staff
+from producers.web import deals, legal, logistics, pages, preferences, staff
 from producers.web.session import pages_middleware
 
 
@@ -20,4 +20,5 @@ def create_service(settings: Settings) -> web.Application:
     logistics.add_routes(app)
     preferences.add_routes(app)
     deals.add_routes(app)
+    legal.add_routes(app)
     return app
