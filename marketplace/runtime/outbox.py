@@ -3,6 +3,11 @@
 Publishing is at-least-once: rows are deleted only after Kafka acknowledged them (acks=all,
 idempotent producer), so a crash between the two republishes them. Consumers downstream
 deduplicate by CloudEvent id.
+
+The rows a batch published are not deleted by a statement (and a commit, an fsync) of their own:
+their ids wait in `OutboxPublisher.acknowledged` and the next batch's transaction deletes them
+with its own writes (`insert_and_advance`); an idle consumer or the sweeper deletes what is left.
+A crash before that only means the sweeper publishes those rows once more, under the same ids.
 """
 
 from __future__ import annotations
@@ -62,6 +67,52 @@ async def insert(conn: Conn, group_id: str, messages: Sequence[OutboxMessage]) -
     return [r["id"] for r in rows]
 
 
+# The end of a batch in one round trip: its outbox rows written, the partition's stored offset
+# moved on, and the rows earlier batches published deleted. Data-modifying WITH clauses run
+# once each whether or not the outer query reads them.
+_FINISH = """
+WITH new_rows AS (
+    INSERT INTO outbox (group_id, topic, key, value, headers)
+    SELECT $1, u.topic, u.key, u.value, u.headers::jsonb
+      FROM unnest($2::text[], $3::bytea[], $4::bytea[], $5::text[]) AS u(topic, key, value, headers)
+    RETURNING id
+), advanced AS (
+    UPDATE consumer_offsets SET next_offset = $8, updated_at = now()
+     WHERE group_id = $1 AND topic = $6 AND partition = $7
+), published AS (
+    DELETE FROM outbox WHERE id = ANY($9::bigint[])
+)
+SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM new_rows
+"""
+
+
+async def insert_and_advance(
+    conn: Conn,
+    group_id: str,
+    messages: Sequence[OutboxMessage],
+    *,
+    topic: str,
+    partition: int,
+    next_offset: int,
+    published: Sequence[int] = (),
+) -> list[int]:
+    """Writes a batch's outbox rows, stores the partition's next offset and deletes the rows
+    already published (`published`), all in one statement; returns the new rows' ids in order."""
+    ids: list[int] = await conn.fetchval(
+        _FINISH,
+        group_id,
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.value for m in messages],
+        [m.headers_json() for m in messages],
+        topic,
+        partition,
+        next_offset,
+        list(published),
+    )
+    return ids
+
+
 def _from_row(row: asyncpg.Record) -> OutboxMessage:
     headers = orjson.loads(row["headers"])
     return OutboxMessage(
@@ -90,6 +141,9 @@ class OutboxPublisher:
         self.published = 0
         self.swept = 0
         self.renewed = 0
+        # Ids of rows Kafka acknowledged that are still to be deleted (by the next batch's
+        # transaction, by `flush`, or by the sweeper).
+        self.acknowledged: list[int] = []
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -97,16 +151,38 @@ class OutboxPublisher:
         return self._producer
 
     async def publish(self, ids: Sequence[int], messages: Sequence[OutboxMessage]) -> None:
-        """Sends messages already committed under `ids`, waits for acks, then deletes the rows."""
+        """Sends messages already committed under `ids` and waits for acks; their rows are then
+        due for deletion (`acknowledged`)."""
         if not messages:
             return
         await self._send_all(messages)
-        async with self._pool.acquire() as conn:
-            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
+        self.acknowledged.extend(ids)
         self.published += len(messages)
+
+    def take_acknowledged(self) -> list[int]:
+        """The acknowledged ids, handed to a transaction that deletes them; give them back
+        with `restore_acknowledged` when it does not commit."""
+        taken, self.acknowledged = self.acknowledged, []
+        return taken
+
+    def restore_acknowledged(self, ids: Sequence[int]) -> None:
+        self.acknowledged.extend(ids)
+
+    async def flush(self) -> None:
+        """Deletes the acknowledged rows now (an idle consumer, the sweeper, a clean stop)."""
+        ids = self.take_acknowledged()
+        if not ids:
+            return
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+        except BaseException:
+            self.restore_acknowledged(ids)
+            raise
 
     async def sweep(self, min_age_s: float, limit: int = 1000) -> int:
         """Republishes rows older than min_age_s that a crash (or a slow instance) left behind."""
+        await self.flush()  # never republish what this instance already had acknowledged
         total = 0
         while True:
             async with self._pool.acquire() as conn, conn.transaction():

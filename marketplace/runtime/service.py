@@ -37,7 +37,8 @@ async def run_consumer(
         # First thing: a SIGTERM while the service is still starting stops it cleanly too.
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    pool = await create_pool(settings)
+    # Consumers keep no session state: no reset query per released connection.
+    pool = await create_pool(settings, reset_sessions=False)
 
     def new_producer() -> AIOKafkaProducer:
         return make_producer(settings, client_id=f"marketplace-{group_id}")
