@@ -106,7 +106,7 @@ class Matcher:
             for event, message in out:
                 tx.emit(message)
                 if isinstance(event, Proposed):
-                    await self._ask_timer(tx, event.proposal)
+                    await self.ask_deadline(tx.conn, event.proposal)
                 elif isinstance(event, Confirmed) and event.first_period is not None:
                     await self._ask_period(tx, event.proposal, *event.first_period)
                 elif isinstance(event, DeliveryDue):
@@ -114,7 +114,8 @@ class Matcher:
         await self._save(tx, book, closed_before)
         return book
 
-    async def _ask_timer(self, tx: Transaction, p: Proposal) -> None:
+    async def ask_deadline(self, conn: Conn, p: Proposal) -> None:
+        """Asks for the proposal's answer period to end by a timer (MatchDeadlineDue)."""
         due = ls.MatchDeadlineDue(match_id=p.match_id, material_code=p.code, due=p.expires_at)
         timer_id = derived_id(p.match_id, 0)
         message = to_message(
@@ -124,7 +125,7 @@ class Matcher:
             time=p.expires_at,
             subject=p.match_id,
         )
-        await schedule(tx.conn, timer_id, message, p.expires_at)
+        await schedule(conn, timer_id, message, p.expires_at)
 
     async def _ask_period(self, tx: Transaction, p: Proposal, key: str, due: Any) -> None:
         timer = ls.AgreementPeriodDue(
@@ -135,6 +136,22 @@ class Matcher:
             timer, event_id=timer_id, source="/producers/scheduler", time=due, subject=p.match_id
         )
         await schedule(tx.conn, timer_id, message, due)
+
+    async def replace_book(self, conn: Conn, topic: str, partition: int, book: Book) -> None:
+        """Writes `book` as the partition's whole book, in place of what was there (the move to
+        the family key, `marketplace rebuild rekey`)."""
+        key = (self.group_id, topic, partition)
+        await conn.execute(
+            "DELETE FROM matcher_items WHERE group_id = $1 AND topic = $2 AND partition = $3",
+            *key,
+        )
+        await conn.execute(
+            "DELETE FROM matcher_closed_pairs WHERE group_id = $1 AND topic = $2"
+            " AND partition = $3",
+            *key,
+        )
+        book.dirty.update(book.listings, book.proposals, book.agreements)
+        await self._save(Transaction(conn, topic, partition), book, set())
 
     async def _save(self, tx: Transaction, book: Book, closed_before: set[tuple[str, str]]) -> None:
         key = (self.group_id, tx.topic, tx.partition)

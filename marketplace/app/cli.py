@@ -447,6 +447,12 @@ def cmd_partners(settings: Settings, args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.app import rekey
+
+    return rekey.command(settings, args)
+
+
 def cmd_settings(settings: Settings, _args: argparse.Namespace) -> int:
     for key, value in settings.redacted().items():
         print(f"{key}={value}")
@@ -552,6 +558,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--smes", type=int, default=60)
     sim.add_argument("--carriers", type=int, default=6)
     sim.add_argument("--api", help="the API's URL, loopback only (default: from settings)")
+    rebuild = sub.add_parser("rebuild", help="rebuild consumer state for a new routing")
+    rebuilds = rebuild.add_subparsers(dest="action", required=True)
+    rekey = rebuilds.add_parser(
+        "rekey", help="move the matcher's books from the sub-chapter key to the family key"
+    )
+    rekey.add_argument("--dry-run", action="store_true", help="check and report; change nothing")
+    rekey.add_argument("--group", default="matcher", help="the matcher's consumer group")
+    rekey.add_argument(
+        "--follower",
+        action="append",
+        help="a group that must have read the market topics to their end first (repeatable;"
+        " default: projector, analytics, notifier, auditor, job-creator)",
+    )
     audit_cli.add_parser(sub)
     people_cli.add_parser(sub)
     return parser
@@ -570,6 +589,7 @@ COMMANDS = {
     "people": people_cli.command,
     "simulate": cmd_simulate,
     "report": cmd_report,
+    "rebuild": cmd_rebuild,
     "dlq": cmd_dlq,
     "webhooks": cmd_webhooks,
 }

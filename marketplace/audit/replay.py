@@ -5,7 +5,12 @@ A stage names an input topic, the output topic, and how to turn one input into t
 consumer would publish (the consumer's own function, so replay tests the real path). The range is
 by event time (`ce_time`): outputs carry the time of the input that caused them, so the outputs of
 the inputs in range are exactly the recorded outputs in range. State starts empty at `--from`:
-use the moment the consumer group started (default: the beginning of the log)."""
+use the moment the consumer group started (default: the beginning of the log).
+
+A stage may have a cut-over: the moment its consumer's state was moved to another routing of
+its input topic (`marketplace rebuild rekey`, recorded with the group's offsets then). Replay
+makes the same move at the same point: the inputs below the cut-over offsets first, then the
+move (and the decisions it made), then the inputs from those offsets on."""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ import orjson
 from marketplace.audit.progress import Progress
 from marketplace.audit.verify import entry_of
 from marketplace.core.book import Book
+from marketplace.core.families import family_of
+from marketplace.core.rekey import rekey
 from marketplace.core.taxonomy import UnknownCode
 from marketplace.core.units import IncompatibleUnits
 from marketplace.db import Conn
@@ -26,6 +33,7 @@ from marketplace.events import EventDecodeError, decode
 from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import Settings
 from marketplace.translate import auction, matching
+from marketplace.translate.rekey import CutOver, messages_of, partition_of, read_cut_over
 from schemas import topics
 
 
@@ -43,9 +51,18 @@ class Stage:
     input_topic: str
     output_topic: str
     source: str
+    # Where the consumer's state moved to another routing of its input, if it did.
+    cut_over: CutOver | None = None
+
+    async def prepare(self, conn: Conn) -> None:
+        """Reads what the stage needs besides its inputs (its cut-over)."""
 
     def feed(self, partition: int, record: Any) -> list[OutboxMessage]:
         raise NotImplementedError
+
+    def move(self) -> list[OutboxMessage]:
+        """Makes the cut-over's move; returns the messages it decides."""
+        return []
 
 
 class MatchingStage(Stage):
@@ -57,6 +74,28 @@ class MatchingStage(Stage):
         self.input_topic = topics.LISTINGS
         self.output_topic = topics.MATCHES
         self.source = matching.source_of(group_id)
+        self._group_id = group_id
+
+    async def prepare(self, conn: Conn) -> None:
+        self.cut_over = await read_cut_over(conn, self._group_id, self.input_topic)
+
+    def move(self) -> list[OutboxMessage]:
+        """The books as `marketplace rebuild rekey` moved them to the family key."""
+        cut = self.cut_over
+        if cut is None:
+            return []
+        n = cut.partitions
+        moved = rekey(
+            self._books,
+            family_of=family_of,
+            partition_of=lambda key: partition_of(key, n),
+            partitions=n,
+            config=self._config,
+            cause_id=cut.cause_id,
+            at=cut.at,
+        )
+        self._books = moved.books
+        return messages_of(moved.events, cut, self.source)
 
     def feed(self, partition: int, record: Any) -> list[OutboxMessage]:
         book = self._books.setdefault(partition, Book())
@@ -172,19 +211,28 @@ async def replay(
             if on_stage:
                 on_stage(stage.name)
             rows = await _inputs(conn, stage.input_topic, since, until)
+            await stage.prepare(conn)
+            cut = stage.cut_over
+            if cut is not None and not _within(cut.at, since, until):
+                cut = None
             bar = Progress(f"replay {stage.name}", len(rows)) if progress else None
             expected: dict[str, Expected] = {}
-            for record in _records(rows):
-                report.inputs += 1
-                for message in stage.feed(record.partition, record):
-                    if message.topic != stage.output_topic:
-                        continue
-                    headers = {k: v.decode() for k, v in message.headers}
-                    expected[headers["ce_id"]] = Expected(
-                        headers["ce_id"], headers["ce_type"], orjson.loads(message.value)
-                    )
-                if bar:
-                    bar.advance()
+
+            records = list(_records(rows))
+            if cut is not None:
+                # Under the old routing up to the cut-over, then the move, then the rest.
+                early = [r for r in records if cut.before(r.partition, r.offset)]
+                late = [r for r in records if not cut.before(r.partition, r.offset)]
+            else:
+                early, late = records, []
+            for part in (early, late):
+                if part is late and cut is not None:
+                    _keep(expected, stage, stage.move())
+                for record in part:
+                    report.inputs += 1
+                    _keep(expected, stage, stage.feed(record.partition, record))
+                    if bar:
+                        bar.advance()
             if bar:
                 bar.close()
             report.decisions += len(expected)
@@ -204,6 +252,21 @@ async def replay(
             report.recorded += len(recorded)
             _compare(report, stage, expected, recorded)
     return report
+
+
+def _keep(expected: dict[str, Expected], stage: Stage, messages: list[OutboxMessage]) -> None:
+    """Notes the decisions among `messages` (those on the stage's output topic) by id."""
+    for message in messages:
+        if message.topic != stage.output_topic:
+            continue
+        headers = {k: v.decode() for k, v in message.headers}
+        expected[headers["ce_id"]] = Expected(
+            headers["ce_id"], headers["ce_type"], orjson.loads(message.value)
+        )
+
+
+def _within(at: datetime, since: datetime | None, until: datetime | None) -> bool:
+    return (since is None or since <= at) and (until is None or at <= until)
 
 
 def _compare(
