@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -147,3 +148,81 @@ async def register_partner(
         message.topic, message.value, key=message.key, headers=list(message.headers)
     )
     return event.partner_id, await issue_key(conn, event.partner_id, event.role)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedInvoice:
+    number: int
+    xml: bytes
+    sha256: str
+    new: bool  # False: the deal's invoice of this kind was issued before and is returned as it was
+
+
+async def issue_invoice(
+    conn: Conn,
+    *,
+    issuer_id: str,
+    customer_id: str,
+    match_id: str,
+    kind: str,
+    build: Callable[[int], bytes],
+) -> IssuedInvoice:
+    """Numbers and records a deal's invoice in one transaction, without gaps in the issuer's
+    numbers (migration 0024): `build` gets the number and returns the UBL XML. Issuing a deal's
+    invoice of a kind again returns the recorded one and takes no number.
+
+    The issuer's row in invoice_numbers is locked first and stays locked until the invoice is
+    committed: a concurrent invoice of the same issuer waits for it and takes the next number, and
+    an invoice that fails (in `build` or on insert) rolls its number back. Needs PostgreSQL's
+    default isolation, READ COMMITTED: under REPEATABLE READ the waiting one would fail instead."""
+    async with conn.transaction():
+        # A transaction nested in the caller's joins it (a savepoint): the number then commits
+        # with the caller's other writes. The issuer's row is locked before anything is read, so
+        # the look for an earlier invoice below cannot race with another issuing the same one.
+        await conn.execute(
+            "INSERT INTO invoice_numbers (issuer_id, last_number) VALUES ($1, 0)"
+            " ON CONFLICT (issuer_id) DO NOTHING",
+            issuer_id,
+        )
+        last: int = await conn.fetchval(
+            "SELECT last_number FROM invoice_numbers WHERE issuer_id = $1 FOR UPDATE", issuer_id
+        )
+        existing = await conn.fetchrow(
+            "SELECT number, xml, sha256 FROM invoices WHERE match_id = $1 AND kind = $2",
+            match_id,
+            kind,
+        )
+        if existing is not None:
+            return IssuedInvoice(existing["number"], existing["xml"], existing["sha256"], False)
+        number = last + 1
+        xml = build(number)
+        digest = hashlib.sha256(xml).hexdigest()
+        await conn.execute(
+            "UPDATE invoice_numbers SET last_number = $2, updated_at = now() WHERE issuer_id = $1",
+            issuer_id,
+            number,
+        )
+        inserted = await conn.fetchval(
+            "INSERT INTO invoices (issuer_id, number, match_id, kind, customer_id, xml, sha256)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (match_id, kind) DO NOTHING RETURNING number",
+            issuer_id,
+            number,
+            match_id,
+            kind,
+            customer_id,
+            xml,
+            digest,
+        )
+        if inserted is None:
+            # The deal's invoice was recorded under another issuer meanwhile (the caller named a
+            # different one): fail, which gives this number back, rather than leave a gap.
+            raise InvoiceRace(match_id, kind)
+        return IssuedInvoice(number, xml, digest, True)
+
+
+class InvoiceRace(RuntimeError):
+    """The deal's invoice of this kind was recorded concurrently under another issuer."""
+
+    def __init__(self, match_id: str, kind: str) -> None:
+        super().__init__(f"the {kind} invoice of match {match_id} was issued concurrently; retry")

@@ -1,10 +1,13 @@
 """Reference data shipped with the project, loaded once: the List of Waste, the emission
-factors and the substitution policy."""
+factors, the substitution policy and the member states' VAT rates."""
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -172,3 +175,26 @@ def substitutions() -> dict[str, tuple[str, ...]]:
         pairs.setdefault(a, set()).add(b)
         pairs.setdefault(b, set()).add(a)
     return {code: tuple(sorted(others)) for code, others in sorted(pairs.items())}
+
+
+@cache
+def vat_rates() -> dict[str, Decimal]:
+    """The standard VAT rate in per cent of each EU member state by ISO country code, from
+    vat_rates.tsv (sources in vat_rates.SOURCE.md)."""
+    name = "vat_rates.tsv"
+    out: dict[str, Decimal] = {}
+    for i, row in enumerate(_rows(name), start=2):
+        country = row["country"]
+        if re.fullmatch(r"[A-Z]{2}", country) is None or country in out:
+            raise ValueError(f"{name}:{i}: {country!r} is no country code, or is listed twice")
+        try:
+            rate = Decimal(row["standard_rate"])
+            date.fromisoformat(row["since"])
+        except (InvalidOperation, ValueError):
+            raise ValueError(
+                f"{name}:{i}: a rate in per cent and a date (since) are needed"
+            ) from None
+        if not 0 < rate < 100:
+            raise ValueError(f"{name}:{i}: the rate of {country} is not between 0 and 100")
+        out[country] = rate
+    return out
