@@ -6,11 +6,13 @@ BIN := .venv/bin
 
 .PHONY: setup lock upgrade up down status run lint layers browser docs test
 
-# Installs exactly what uv.lock pins (uv sync --frozen), with the machine's Python.
+# Installs exactly what uv.lock pins (uv sync --frozen), with the machine's Python; then the
+# fonts, the browser libraries and the e-invoice validator (phive and the official rules).
 setup:
 	infra/bootstrap.sh
 	infra/fonts.sh install >/dev/null
 	infra/web.sh install
+	infra/einvoice-validator.sh install
 
 # Fails when pyproject.toml and uv.lock disagree (after editing dependencies: infra/bootstrap.sh add).
 lock:
