@@ -14,6 +14,7 @@ from schemas.listings import ListingEvent, OfferPosted, RequestPosted
 from schemas.logistics import AwardEvent, JobEvent
 from schemas.matches import MatchEvent
 from schemas.partners import NotificationEvent, RegistryEvent
+from schemas.reminders import ReminderEvent
 
 # One union per topic; a consumer decodes a topic's records with its union and dispatches by type.
 TOPIC_EVENTS: dict[str, Any] = {
@@ -24,6 +25,7 @@ TOPIC_EVENTS: dict[str, Any] = {
     topics.REGISTRY: RegistryEvent | FacilitatorEvent,
     topics.NOTIFICATIONS: NotificationEvent,
     topics.DEALS: DealEvent,
+    topics.REMINDERS: ReminderEvent,
 }
 
 
@@ -61,7 +63,7 @@ def key_of(event: Event) -> str:
     topic = topic_of(event)
     if isinstance(event, OfferPosted | RequestPosted):
         return market_key(event.material.code)
-    if topic in (topics.LISTINGS, topics.MATCHES):
+    if topic in (topics.LISTINGS, topics.MATCHES, topics.REMINDERS):
         return market_key(getattr(event, "material_code"))  # noqa: B009 - every such event has it
     if topic == topics.DEALS:
         return str(getattr(event, "match_id"))  # noqa: B009 - every such event has it

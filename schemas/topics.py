@@ -27,6 +27,7 @@ REGISTRY = "partners.registry"
 NOTIFICATIONS = "partners.notifications"
 DEADLETTERS = "ops.deadletters"
 DEALS = "market.deals"
+REMINDERS = "market.reminders"
 
 _KEEP = {"retention.ms": "-1", "cleanup.policy": "delete"}
 _WEEK = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
@@ -72,6 +73,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         DEALS,
         key="match id",
         purpose="deal-room messages (hashes and metadata only, no text) and read receipts",
+        config=_KEEP,
+    ),
+    TopicSpec(
+        REMINDERS,
+        key="material family",
+        purpose="reminder timers for the reminders consumer (published by the scheduler)",
         config=_KEEP,
     ),
     TopicSpec(

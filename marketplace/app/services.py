@@ -119,6 +119,15 @@ async def run_deals(settings: Settings, stop: asyncio.Event) -> None:
     )
 
 
+async def run_reminders(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.reminders import GROUP, TOPICS, Reminders
+    from marketplace.runtime.service import run_consumer
+
+    await run_consumer(
+        settings, group_id=GROUP, topics=TOPICS, processor=Reminders(settings, GROUP), stop=stop
+    )
+
+
 SERVICES: dict[str, Service] = {
     "api": run_api,
     "projector": run_projector,
@@ -132,6 +141,7 @@ SERVICES: dict[str, Service] = {
     "webhooks": run_webhooks,
     "mailer": run_mailer,
     "deals": run_deals,
+    "reminders": run_reminders,
 }
 
 

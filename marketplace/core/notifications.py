@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from marketplace.core import reminders
+
 # A value already in JSON form: dicts, lists, strings, numbers, booleans, None.
 JSON = Any
 
@@ -36,6 +38,9 @@ KINDS = (
     "feedback.requested",
     "delivery.scheduled",
     "agreement.ended",
+    # The exchange's own reminders (marketplace/core/reminders.py), decided by the reminders
+    # consumer rather than planned here.
+    *reminders.KINDS,
 )
 
 

@@ -22,8 +22,11 @@ from marketplace.db import Conn
 
 Choice = Literal["immediate", "digest", "none"]
 CHOICES: tuple[Choice, ...] = ("immediate", "digest", "none")
-# Proposals and awards at once (they wait for an answer or a truck); the rest in the digest.
-IMMEDIATE = frozenset({"match.proposed", "award.won", "transport.awarded"})
+# Proposals and awards at once (they wait for an answer or a truck), and the reminder that a
+# proposal expires in a day (a digest could come too late); the rest in the digest.
+IMMEDIATE = frozenset(
+    {"match.proposed", "award.won", "transport.awarded", "reminder.proposal_expiring"}
+)
 DEFAULT_HOUR = 8
 VERIFY_TTL = timedelta(days=2)
 

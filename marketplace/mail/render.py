@@ -48,6 +48,10 @@ HEADLINES = {
     "feedback.requested": M("How did the delivery go?"),
     "delivery.scheduled": M("A delivery is scheduled"),
     "agreement.ended": M("A standing agreement ended"),
+    "reminder.proposal_expiring": M("Reminder: a proposal expires in 24 hours"),
+    "reminder.listing_unmatched": M("Reminder: your listing has had no proposal for 14 days"),
+    "reminder.delivery_upcoming": M("Reminder: a delivery in two days"),
+    "reminder.feedback_missing": M("Reminder: your feedback on a delivery is missing"),
 }
 # The parts of a notification's data a message shows, in this order.
 LABELS = {
@@ -63,6 +67,9 @@ LABELS = {
     "bidding_deadline": M("Bids until"),
     "reopened_until": M("Bids until"),
     "period_key": M("Period"),
+    "pickup_from": M("Pickup from"),
+    "delivered_at": M("Delivered"),
+    "days_open": M("Days without a proposal"),
     "reason": M("Reason"),
     "message": M("Message from the facilitator"),
 }
@@ -110,6 +117,10 @@ def message_id(settings: Settings, cause: str, person_id: str) -> str:
 
 
 def page_of(kind: str) -> str:
+    if kind == "reminder.listing_unmatched":
+        return "/app/"
+    if kind.startswith("reminder."):
+        return "/app/proposals"
     if kind.startswith(("job.", "award.", "quote.")):
         return "/app/logistics/jobs"
     if kind.startswith(("match.", "transport.", "delivery.", "agreement.", "auction.")):
@@ -148,7 +159,7 @@ def _value(key: str, value: Any, zone: str) -> str:
         return f"{float(value):g} t"
     if key == "co2e_saved_kg":
         return f"{float(value):,.0f} kg".replace(",", " ")
-    if key in ("expires_at", "bidding_deadline", "reopened_until"):
+    if key in ("expires_at", "bidding_deadline", "reopened_until", "pickup_from", "delivered_at"):
         return _when(str(value), zone)
     return str(value).replace("_", " ") if key == "reason" else str(value)
 
