@@ -104,13 +104,16 @@ async def live_members(settings: Settings, group_id: str) -> int:
     return 0
 
 
-async def _positions(conn: Conn, group_id: str, topic: str) -> dict[int, int]:
-    rows = await conn.fetch(
+async def _positions(
+    conn: Conn, group_id: str, topic: str, *, lock: bool = False
+) -> dict[int, int]:
+    """The group's next offsets; locked (`lock`) until the transaction ends, so that a matcher
+    started meanwhile waits and then loads the moved books."""
+    sql = (
         "SELECT partition, next_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2"
-        " ORDER BY partition FOR UPDATE",
-        group_id,
-        topic,
+        " ORDER BY partition"
     )
+    rows = await conn.fetch(sql + (" FOR UPDATE" if lock else ""), group_id, topic)
     return {r["partition"]: r["next_offset"] for r in rows}
 
 
@@ -136,7 +139,7 @@ async def _check(
             "(and the API and the scheduler)"
         )
     say(f"matcher group {group_id}: no consumer running")
-    stored = await _positions(conn, group_id, TOPIC)
+    stored = await _positions(conn, group_id, TOPIC, lock=True)
     if not stored:
         raise Refused(f"group {group_id} has no position on {TOPIC}: it never ran")
     positions = {p: stored.get(p, 0) for p in ends}
