@@ -8,24 +8,38 @@ content against on every read. Each batch is three statements: the messages, the
 receipt for a message covers every earlier message of the room not written by the reader), and
 the notices for the seller, the buyer, the carrier named in the event, the author, and the
 facilitators the two SMEs consented to; their partner ids are NOTIFYed at commit, which wakes the
-API's live hub (producers/api/live.py)."""
+API's live hub (producers/api/live.py).
+
+The documents of a deal (#22 item 2) are built from its events: this consumer also reads
+`market.matches` and `logistics.awards` and keeps, in `deal_events`, each confirmed match,
+award and confirmation of delivery, and from `market.deals` the carrier's pickup and delivery
+confirmations; it keeps the issuers' approvals of documents in `deal_approvals` and tells the
+deal's parties of both (notices of kind `transport` and `document`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import orjson
 
 from marketplace.db import NOTIFY_CHANNEL, Conn
 from marketplace.runtime import Transaction
 from marketplace.runtime.batching import columns
 from marketplace.runtime.decoding import decode_or_dead_letter
-from schemas.deals import MessagePosted, MessageRead
-from schemas.topics import DEALS
+from schemas.deals import DocumentApproved, MessagePosted, MessageRead, TransportConfirmed
+from schemas.feedback import MatchDelivered
+from schemas.logistics import TransportAwarded
+from schemas.matches import MatchConfirmed
+from schemas.topics import AWARDS, DEALS, MATCHES
 
 GROUP = "deals"
-TOPICS = [DEALS]
+# market.matches and logistics.awards for the events the documents of a deal are built from.
+TOPICS = [DEALS, MATCHES, AWARDS]
+_json = msgspec.json.Encoder()
+# The events a deal's documents are built from (marketplace/core/documents.py), kept as they are.
+SOURCES = (MatchConfirmed, TransportAwarded, MatchDelivered, TransportConfirmed)
 
 
 def _parties(event: MessagePosted | MessageRead, extra: str) -> list[str]:
@@ -44,11 +58,48 @@ class DealRooms:
         posted: list[tuple[Any, ...]] = []
         reads: list[tuple[Any, ...]] = []
         notices: list[tuple[Any, ...]] = []
+        sources: list[tuple[Any, ...]] = []
+        approvals: list[tuple[Any, ...]] = []
         for record in records:
             decoded = decode_or_dead_letter(tx, self.group_id, record)
             if decoded is None:
                 continue
             event, envelope = decoded.event, decoded.envelope
+            if isinstance(event, SOURCES):
+                sources.append(
+                    (
+                        envelope.id,
+                        event.match_id,
+                        type(event).__struct_config__.tag,
+                        _json.encode(event).decode(),
+                        envelope.time,
+                    )
+                )
+            if isinstance(event, TransportConfirmed | DocumentApproved):
+                if isinstance(event, DocumentApproved):
+                    approvals.append(
+                        (
+                            event.match_id,
+                            event.kind,
+                            event.version,
+                            event.sha256,
+                            event.issuer_id,
+                            event.person_id,
+                            envelope.id,
+                            envelope.time,
+                        )
+                    )
+                    kind, ref = "document", f"{event.kind}/{event.version}"
+                    carrier = event.carrier_id
+                else:
+                    kind, ref, carrier = "transport", event.stage, event.carrier_id
+                notices.extend(
+                    (envelope.id, partner, event.match_id, kind, ref, envelope.time)
+                    for partner in sorted(
+                        {p for p in (event.seller_id, event.buyer_id, carrier) if p}
+                    )
+                )
+                continue
             if isinstance(event, MessagePosted):
                 attachments = [
                     {
@@ -104,6 +155,25 @@ class DealRooms:
                 )
             )
         conn = tx.conn
+        if sources:
+            await conn.execute(
+                "INSERT INTO deal_events (event_id, match_id, type, body, at)"
+                " SELECT id, match, type, body::jsonb, at FROM unnest($1::text[], $2::text[],"
+                " $3::text[], $4::text[], $5::timestamptz[]) WITH ORDINALITY"
+                " AS u(id, match, type, body, at, n) ORDER BY n"
+                " ON CONFLICT (event_id) DO NOTHING",
+                *columns(sources),
+            )
+        if approvals:
+            await conn.execute(
+                "INSERT INTO deal_approvals (match_id, kind, version, sha256, issuer_id,"
+                " person_id, event_id, approved_at)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[],"
+                " $6::text[], $7::text[], $8::timestamptz[])"
+                # The first approval of a version counts (a retry publishes the same again).
+                " ON CONFLICT (match_id, kind, version) DO NOTHING",
+                *columns(approvals),
+            )
         if posted:
             await conn.execute(
                 "INSERT INTO deal_messages (message_id, match_id, author_id, side, on_behalf_of,"

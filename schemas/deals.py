@@ -9,12 +9,13 @@ erasure leaves the audit chains whole."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 
 from schemas.base import Event
-from schemas.common import Id
+from schemas.common import Id, LongText
 
 # A SHA-256 digest in lowercase hex.
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
@@ -66,4 +67,48 @@ class MessageRead(Event, frozen=True, kw_only=True, tag="market.deal.message_rea
     carrier_id: Id | None = None
 
 
-DealEvent = MessagePosted | MessageRead
+# The documents of a deal (marketplace/core/documents.py) and the transport stages a carrier
+# confirms.
+DocumentKind = Literal["order", "transport", "delivery"]
+Stage = Literal["pickup", "delivery"]
+
+
+class TransportConfirmed(
+    Event, frozen=True, kw_only=True, tag="market.deal.transport_confirmed.v1"
+):
+    """The awarded carrier took the material over (`pickup`) or handed it to the consignee
+    (`delivery`), with the weight it measured then. A later confirmation of the same stage
+    corrects the earlier one; the transport document and the delivery report follow."""
+
+    match_id: Id
+    job_id: Id
+    carrier_id: Id
+    person_id: Id | None = None
+    stage: Stage
+    weight_t: Annotated[float, msgspec.Meta(gt=0, le=100_000)]
+    # When it happened, as the carrier says (the API's clock when it says nothing).
+    at: Annotated[datetime, msgspec.Meta(tz=True)]
+    note: LongText = ""
+    seller_id: Id
+    buyer_id: Id
+
+
+class DocumentApproved(Event, frozen=True, kw_only=True, tag="market.deal.document_approved.v1"):
+    """The party that issues a document of the deal approved one version of it: the content
+    whose SHA-256 is named here (stored by the exchange, checked against this on every
+    download), built from the events `sources`."""
+
+    match_id: Id
+    kind: DocumentKind
+    version: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+    sha256: Sha256
+    issuer_id: Id
+    side: Literal["buyer", "carrier"]
+    person_id: Id | None = None
+    sources: tuple[Id, ...] = ()
+    seller_id: Id
+    buyer_id: Id
+    carrier_id: Id | None = None
+
+
+DealEvent = MessagePosted | MessageRead | TransportConfirmed | DocumentApproved

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from marketplace.settings import Settings
 from producers.api.app import create_app
-from producers.web import deals, legal, logistics, pages, preferences, staff
+from producers.web import deals, documents, legal, logistics, pages, preferences, staff
 from producers.web.session import pages_middleware
 
 
@@ -21,4 +21,5 @@ def create_service(settings: Settings) -> web.Application:
     preferences.add_routes(app)
     deals.add_routes(app)
     legal.add_routes(app)
+    documents.add_routes(app)
     return app

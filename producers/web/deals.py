@@ -12,6 +12,7 @@ from aiohttp import web
 
 from marketplace.partners import Principal
 from producers.api import deals as api
+from producers.api import documents
 from producers.api.context import POOL, PRINCIPAL
 from producers.api.problems import Problem
 from producers.web.common import ACTING, live_fragment, new_key, person_of, render, see_other
@@ -114,6 +115,7 @@ async def room_page(
         "deal.html",
         status=status,
         **view,
+        documents=await documents.documents_json(request, room),
         can_act=person.role in ACTING,
         form=form or {},
         errors=errors or {},

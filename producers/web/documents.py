@@ -1,0 +1,109 @@
+"""The documents of a deal on the pages (#22 item 2): listed in the deal room (the room's page
+renders producers/api/documents.py `documents_json`), downloaded as PDF or JSON, approved by
+their issuer, and the carrier's pickup and delivery confirmations. The checks and the events are
+the API's; outsiders get 404 as for the room itself."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from producers.api import documents as api
+from producers.api.problems import Problem
+from producers.api.writes import idempotent_answer
+from producers.web import deals
+from producers.web.common import form_of, gettext_of, see_other
+from producers.web.session import PREFIX
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    room = await deals._room(request)
+    try:
+        data, media_type, name = await api.document_file(
+            request,
+            room,
+            request.match_info["kind"],
+            int(request.match_info["version"]),
+            request.match_info["fmt"],
+        )
+    except Problem as problem:
+        if problem.status == 409:
+            raise web.HTTPConflict(text=problem.detail) from None
+        raise web.HTTPNotFound(text=problem.detail) from None
+    return api.file_response(data, media_type, name)
+
+
+async def approve(request: web.Request) -> web.StreamResponse:
+    room = await deals._room(request, acting=True)
+    await form_of(request)
+    _ = gettext_of(request)
+    try:
+        await api.approve_command(
+            request, room, request.match_info["kind"], int(request.match_info["version"])
+        )
+    except Problem as problem:
+        if problem.status == 404:
+            raise web.HTTPNotFound(text=problem.detail) from None
+        reasons = {
+            "not-issuer": _("Only the party that issues this document approves it."),
+            "superseded": _("A newer version exists: approve that one."),
+            "legal-data-missing": _(
+                "A party has not declared its legal data yet (legal name, address, VAT"
+                " number): %(what)s"
+            )
+            % {"what": problem.detail.split(": ", 1)[-1].split(" (", 1)[0]},
+            "not-yet": _("This document does not exist yet."),
+        }
+        message = reasons.get(problem.kind, problem.detail)
+        if problem.status >= 500:
+            message = _("The exchange cannot store this right now. Try again shortly.")
+        return await deals.room_page(
+            request, errors={"documents": message}, status=min(problem.status, 503)
+        )
+    return see_other(f"{PREFIX}/deals/{room.match_id}?notice=approved#documents")
+
+
+async def confirm(request: web.Request) -> web.StreamResponse:
+    room = await deals._room(request, acting=True)
+    form = await form_of(request)
+    _ = gettext_of(request)
+    raw = form.get("weight_t", "").strip().replace(",", ".")
+    try:
+        weight = float(raw)
+    except ValueError:
+        weight = 0.0
+    if not 0 < weight <= 100_000:
+        return await deals.room_page(
+            request,
+            form=form,
+            errors={"weight_t": _("Enter the weight in tonnes, e.g. 4.02.")},
+            status=422,
+        )
+    body = api.TransportIn(weight_t=weight, note=form.get("note", "")[:2000])
+    try:
+        write = await api.transport_command(request, room, request.match_info["stage"], body)
+        await idempotent_answer(request, write, form.get("key") or None)
+    except Problem as problem:
+        if problem.status == 404:
+            raise web.HTTPNotFound(text=problem.detail) from None
+        message = {
+            "not-picked-up": _("Confirm the pickup before the delivery."),
+            "not-carrier": _("Only the carrier that won the transport confirms it."),
+        }.get(problem.kind, problem.detail)
+        if problem.status >= 500:
+            message = _("The exchange cannot store this right now. Try again shortly.")
+        return await deals.room_page(
+            request, form=form, errors={"weight_t": message}, status=min(problem.status, 503)
+        )
+    return see_other(f"{PREFIX}/deals/{room.match_id}?notice=confirmed#documents")
+
+
+def add_routes(app: web.Application) -> None:
+    """The pages' and the API's routes of a deal's documents (one line in producers/web/app.py,
+    beside the deal room's)."""
+    api.add_routes(app)
+    r = app.router
+    r.add_get(
+        PREFIX + "/deals/{match_id}/documents/{kind}/{version:\\d{1,6}}.{fmt:pdf|json}", download
+    )
+    r.add_post(PREFIX + "/deals/{match_id}/documents/{kind}/{version:\\d{1,6}}/approve", approve)
+    r.add_post(PREFIX + "/deals/{match_id}/transport/{stage:pickup|delivery}", confirm)
