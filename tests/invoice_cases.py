@@ -3,11 +3,14 @@ for the official rules' validation (tests/integration/test_invoice_validation.py
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from random import Random
 
 from marketplace.core.invoice import (
     Billing,
+    Contact,
     Invoice,
     LegalParty,
     Line,
@@ -64,6 +67,7 @@ HAULIER_SE = LegalParty(
     peppol_id="0007:5566778899",
 )
 
+IBANS = {"BG": "BG80BNBG96611020345678", "SE": "SE4550000000058398257466"}
 ISSUED = date(2026, 11, 30)
 DELIVERED = date(2026, 11, 27)
 
@@ -96,7 +100,7 @@ def invoice_for(
         due_date=date(2026, 12, 30),
         delivery_date=DELIVERED,
         delivery_country=dispatched_to,
-        payee_iban="BG80BNBG96611020345678" if billing.supplier.country == "BG" else None,
+        payee_iban=IBANS.get(billing.supplier.country),
     )
 
 
@@ -192,3 +196,87 @@ CASES = {
 
 def built(name: str) -> bytes:
     return build_invoice(CASES[name]())
+
+
+# A VAT number of the right form for each member state but Greece (whose suppliers invoice
+# through myDATA, which the builder refuses).
+VAT_NUMBERS = {
+    "AT": "ATU12345678",
+    "BE": "BE0123456789",
+    "BG": "BG175074752",
+    "CY": "CY12345678X",
+    "CZ": "CZ12345678",
+    "DE": "DE123456789",
+    "DK": "DK12345678",
+    "EE": "EE123456789",
+    "ES": "ESX1234567X",
+    "FI": "FI12345678",
+    "FR": "FRXX123456789",
+    "HR": "HR12345678901",
+    "HU": "HU12345678",
+    "IE": "IE1234567T",
+    "IT": "IT12345678901",
+    "LT": "LT123456789",
+    "LU": "LU12345678",
+    "LV": "LV12345678901",
+    "MT": "MT12345678",
+    "NL": "NL123456789B01",
+    "PL": "PL1234567890",
+    "PT": "PT123456789",
+    "RO": "RO1234567",
+    "SE": "SE556732170701",
+    "SI": "SI12345678",
+    "SK": "SK1234567890",
+}
+
+
+def domestic_sale_in(country: str) -> Invoice:
+    """A sale within `country`, the parties reached by a GS1 location number, with what that
+    member state's Peppol rules add (a seller contact and delivery place between German firms)."""
+    supplier = replace(
+        BAKERY_BG, country=country, vat_number=VAT_NUMBERS[country], peppol_id="0088:5790000435951"
+    )
+    customer = replace(
+        RECYCLER_BG, country=country, vat_number=None, peppol_id="0088:5798000000001"
+    )
+    billing = material_billing(holder=supplier, receiver=customer, unit_price=Decimal("35.5"))
+    line = Line(
+        "Bread surplus for animal feed",
+        Decimal("12.345"),
+        "t",
+        billing.unit_price,
+        waste_code="02 06 01",
+    )
+    invoice = invoice_for(billing, line, dispatched_to=country)
+    if country == "NL":
+        invoice = replace(invoice, payee_iban="NL91ABNA0417164300")
+    if country == "DE":
+        invoice = replace(
+            invoice,
+            supplier_contact=Contact("Buchhaltung", "+49 30 1234567", "rechnung@example.de"),
+            payee_iban="DE89370400440532013000",
+            delivery_city="Berlin",
+            delivery_postcode="10115",
+        )
+    return invoice
+
+
+def random_sales(seed: int, count: int) -> list[Invoice]:
+    """Invoices of several lines with prices and quantities drawn at random (seeded), to meet the
+    official rules' rounding checks on amounts no one chose."""
+    rng = Random(seed)
+    out = []
+    for i in range(count):
+        country = rng.choice(sorted(VAT_NUMBERS))
+        lines = [
+            Line(
+                f"Material {n + 1}",
+                Decimal(rng.randint(1, 2_000_000)) / 1000,
+                rng.choice(["t", "kg", "m3", "pieces"]),
+                Decimal(rng.randint(1, 9_999_999)) / 10 ** rng.randint(0, 4),
+                waste_code=rng.choice(["02 06 01", "15 01 01", "17 02 03", "20 01 01"]),
+            )
+            for n in range(rng.randint(1, 4))
+        ]
+        out.append(replace(domestic_sale_in(country), lines=lines, number=f"{i + 1:010d}"))
+    return out

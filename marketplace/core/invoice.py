@@ -237,6 +237,15 @@ class Line:
 
 
 @dataclass(frozen=True, slots=True)
+class Contact:
+    """Whom the customer asks about the invoice: a desk of the issuer, not a person's own data."""
+
+    name: str
+    telephone: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
 class Invoice:
     number: str
     issue_date: date
@@ -249,7 +258,10 @@ class Invoice:
     due_date: date | None = None
     delivery_date: date | None = None
     delivery_country: str | None = None  # where the goods went (required for K)
+    delivery_city: str | None = None
+    delivery_postcode: str | None = None
     payee_iban: str | None = None
+    supplier_contact: Contact | None = None
     note: str | None = None
 
 
@@ -300,6 +312,7 @@ def _check(invoice: Invoice) -> None:
             "customer.vat_number",
             "reverse charge and intra-community supply need the customer's VAT number",
         )
+    _check_national(invoice)
     if invoice.vat.category is Category.INTRA_COMMUNITY and (
         invoice.delivery_date is None or invoice.delivery_country is None
     ):
@@ -313,6 +326,50 @@ def _check(invoice: Invoice) -> None:
             raise InvoiceError(f"lines[{i}].quantity", "must be above zero")
         if line.unit_price < 0:
             raise InvoiceError(f"lines[{i}].unit_price", "an item price is never negative")
+
+
+def _check_national(invoice: Invoice) -> None:
+    """What the Peppol rules of the supplier's member state add, refused here by field rather
+    than left for the recipient's access point to reject."""
+    supplier, customer = invoice.supplier, invoice.customer
+    if supplier.country == "GR":
+        # GR-R-001 and GR-R-004: an invoice id of six segments and a MARK from the Greek tax
+        # authority's myDATA, which only the supplier's own system registered there can give.
+        raise InvoiceError(
+            "supplier.country",
+            "Greek suppliers invoice through myDATA (a MARK number and its invoice id), which"
+            " the exchange does not do",
+        )
+    if supplier.country == "NL" and not invoice.payee_iban:
+        # NL-R-007: Dutch suppliers always say how to pay.
+        raise InvoiceError("payee_iban", "a Dutch supplier's invoice says how to pay")
+    if supplier.country == "DE" and customer.country == "DE":
+        # DE-R-001 to DE-R-011: payment instructions, a seller contact with telephone and
+        # e-mail, and a city and post code for a delivery address.
+        if invoice.supplier_contact is None:
+            raise InvoiceError(
+                "supplier_contact", "an invoice between German firms names a seller contact"
+            )
+        if not invoice.payee_iban:
+            raise InvoiceError("payee_iban", "an invoice between German firms says how to pay")
+        if invoice.delivery_country is not None and not (
+            invoice.delivery_city and invoice.delivery_postcode
+        ):
+            raise InvoiceError(
+                "delivery_city",
+                "an invoice between German firms gives the delivery's city and post code",
+            )
+
+
+def _legal_id(party: Party) -> tuple[str, str] | None:
+    """The company registration number and its ICD, where it follows from the VAT number: the
+    Danish CVR (DK-R-002 requires it of Danish suppliers) and the Swedish organisation number."""
+    vat = party.vat_number or ""
+    if party.country == "DK" and re.fullmatch(r"DK\d{8}", vat):
+        return vat[2:], "0184"
+    if party.country == "SE" and re.fullmatch(r"SE\d{10}01", vat):
+        return vat[2:12], "0007"
+    return None
 
 
 def _el(parent: ET.Element, ns: str, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -339,7 +396,7 @@ def _number(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def _party(parent: ET.Element, tag: str, party: Party) -> None:
+def _party(parent: ET.Element, tag: str, party: Party, contact: Contact | None = None) -> None:
     outer = _cac(parent, tag)
     node = _cac(outer, "Party")
     found = _PEPPOL_ID.match(party.peppol_id or "")
@@ -355,7 +412,16 @@ def _party(parent: ET.Element, tag: str, party: Party) -> None:
         tax_scheme = _cac(node, "PartyTaxScheme")
         _cbc(tax_scheme, "CompanyID", party.vat_number)
         _cbc(_cac(tax_scheme, "TaxScheme"), "ID", "VAT")
-    _cbc(_cac(node, "PartyLegalEntity"), "RegistrationName", party.legal_name)
+    legal = _cac(node, "PartyLegalEntity")
+    _cbc(legal, "RegistrationName", party.legal_name)
+    legal_id = _legal_id(party)
+    if legal_id is not None:
+        _cbc(legal, "CompanyID", legal_id[0], schemeID=legal_id[1])
+    if contact is not None:
+        person = _cac(node, "Contact")
+        _cbc(person, "Name", contact.name)
+        _cbc(person, "Telephone", contact.telephone)
+        _cbc(person, "ElectronicMail", contact.email)
 
 
 def _tax_category(parent: ET.Element, tag: str, vat: VatTreatment, *, reason: bool) -> None:
@@ -385,7 +451,7 @@ def build_invoice(invoice: Invoice) -> bytes:
         _cbc(root, "Note", invoice.note)
     _cbc(root, "DocumentCurrencyCode", cur)
     _cbc(root, "BuyerReference", invoice.buyer_reference)
-    _party(root, "AccountingSupplierParty", invoice.supplier)
+    _party(root, "AccountingSupplierParty", invoice.supplier, invoice.supplier_contact)
     _party(root, "AccountingCustomerParty", invoice.customer)
     if invoice.delivery_date is not None or invoice.delivery_country is not None:
         delivery = _cac(root, "Delivery")
@@ -393,11 +459,17 @@ def build_invoice(invoice: Invoice) -> bytes:
             _cbc(delivery, "ActualDeliveryDate", invoice.delivery_date.isoformat())
         if invoice.delivery_country is not None:
             address = _cac(_cac(delivery, "DeliveryLocation"), "Address")
+            if invoice.delivery_city:
+                _cbc(address, "CityName", invoice.delivery_city)
+            if invoice.delivery_postcode:
+                _cbc(address, "PostalZone", invoice.delivery_postcode)
             _cbc(_cac(address, "Country"), "IdentificationCode", invoice.delivery_country)
     if invoice.payee_iban:
         means = _cac(root, "PaymentMeans")
-        # UNCL 4461 58: SEPA credit transfer; the invoice number is the payment's reference.
-        _cbc(means, "PaymentMeansCode", "58")
+        # UNCL 4461 58: SEPA credit transfer; 30, credit transfer, between Swedish firms
+        # (SE-R-012). The invoice number is the payment's reference.
+        domestic_se = invoice.supplier.country == invoice.customer.country == "SE"
+        _cbc(means, "PaymentMeansCode", "30" if domestic_se else "58")
         _cbc(means, "PaymentID", invoice.number)
         _cbc(_cac(means, "PayeeFinancialAccount"), "ID", invoice.payee_iban)
     tax_total = _cac(root, "TaxTotal")

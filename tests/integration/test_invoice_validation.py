@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.invoice_cases import CASES, built
+from marketplace.core.invoice import build_invoice
+from tests.invoice_cases import CASES, VAT_NUMBERS, built, domestic_sale_in, random_sales
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR = ROOT / "infra" / "einvoice-validator.sh"
@@ -63,6 +64,15 @@ def test_the_deals_invoices_pass_and_tampered_ones_fail(tmp_path: Path) -> None:
         path.write_bytes(built(name))
         paths.append(path)
 
+    # A domestic sale in each member state (their Peppol rules differ), and sales of several
+    # lines at prices and quantities drawn at random, for the rounding rules.
+    more = {f"in_{c}.xml": build_invoice(domestic_sale_in(c)) for c in VAT_NUMBERS}
+    more |= {f"random_{i}.xml": build_invoice(inv) for i, inv in enumerate(random_sales(22, 12))}
+    for name, xml in more.items():
+        path = tmp_path / name
+        path.write_bytes(xml)
+        paths.append(path)
+
     sale = built("domestic_sale")
     broken = {
         # The amount due no longer equals the total with VAT.
@@ -93,10 +103,10 @@ def test_the_deals_invoices_pass_and_tampered_ones_fail(tmp_path: Path) -> None:
     code, report = validate(paths)
 
     assert code == 1  # the broken ones fail the run
-    for name in CASES:
-        assert report.results[f"{name}.xml"] == dict.fromkeys(RULE_SETS, "valid"), name
-        assert f"{name}.xml" not in report.errors, report.errors.get(f"{name}.xml")
-        assert f"{name}.xml" not in report.warnings, report.warnings.get(f"{name}.xml")
+    for name in [f"{case}.xml" for case in CASES] + list(more):
+        assert report.results[name] == dict.fromkeys(RULE_SETS, "valid"), name
+        assert name not in report.errors, report.errors.get(name)
+        assert name not in report.warnings, report.warnings.get(name)
     for name, (_, rule) in broken.items():
         assert "invalid" in report.results[name].values(), name
         assert rule in report.errors[name], (name, report.errors.get(name))

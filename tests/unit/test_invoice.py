@@ -35,10 +35,12 @@ from tests.invoice_cases import (
     MILL_SE,
     RECYCLER_BG,
     domestic_sale,
+    domestic_sale_in,
     intra_community_supply,
     reverse_charge,
     take_back,
     transport_cross_border,
+    transport_domestic,
 )
 
 NS = {"cac": NS_CAC, "cbc": NS_CBC}
@@ -328,3 +330,55 @@ def test_totals_add_up_as_the_cen_rules_check_them(
     assert t.line_total == sum(t.line_amounts)  # BR-CO-10
     assert abs(t.tax - t.line_total * vat_rates()[country] / 100) <= Decimal("0.005")  # BR-CO-17
     assert t.payable == t.line_total + t.tax  # BR-CO-15, BR-CO-16
+
+
+def test_what_a_member_states_peppol_rules_add_is_asked_for_by_field() -> None:
+    with pytest.raises(InvoiceError) as greek:
+        build_invoice(
+            dataclasses.replace(
+                domestic_sale_in("BG"),
+                supplier=dataclasses.replace(BAKERY_BG, country="GR", vat_number="EL123456789"),
+            )
+        )
+    assert greek.value.field == "supplier.country"
+    german = domestic_sale_in("DE")
+    for change, field in (
+        ({"supplier_contact": None}, "supplier_contact"),
+        ({"payee_iban": None}, "payee_iban"),
+        ({"delivery_city": None}, "delivery_city"),
+    ):
+        with pytest.raises(InvoiceError) as refused:
+            build_invoice(dataclasses.replace(german, **change))  # type: ignore[arg-type]
+        assert refused.value.field == field
+    root = parse(build_invoice(german))
+    assert text(root, "cac:AccountingSupplierParty/cac:Party/cac:Contact/cbc:Telephone")
+    assert text(root, "cac:Delivery/cac:DeliveryLocation/cac:Address/cbc:PostalZone") == "10115"
+    with pytest.raises(InvoiceError) as dutch:
+        build_invoice(dataclasses.replace(domestic_sale_in("NL"), payee_iban=None))
+    assert dutch.value.field == "payee_iban"
+
+
+def test_danish_and_swedish_suppliers_carry_their_registration_number() -> None:
+    for country, number, scheme in (("DK", "12345678", "0184"), ("SE", "5567321707", "0007")):
+        root = parse(build_invoice(domestic_sale_in(country)))
+        company = root.find(
+            "cac:AccountingSupplierParty/cac:Party/cac:PartyLegalEntity/cbc:CompanyID", NS
+        )
+        assert company is not None
+        assert (company.text, company.get("schemeID")) == (number, scheme)
+    bulgarian = parse(build_invoice(domestic_sale()))
+    assert (
+        bulgarian.find(
+            "cac:AccountingSupplierParty/cac:Party/cac:PartyLegalEntity/cbc:CompanyID", NS
+        )
+        is None
+    )
+
+
+def test_payment_by_credit_transfer_is_coded_as_sepa_or_as_swedish_domestic() -> None:
+    assert (
+        text(parse(build_invoice(domestic_sale())), "cac:PaymentMeans/cbc:PaymentMeansCode") == "58"
+    )
+    swedish = parse(build_invoice(transport_domestic()))
+    assert text(swedish, "cac:PaymentMeans/cbc:PaymentMeansCode") == "30"
+    assert text(swedish, "cac:PaymentMeans/cbc:PaymentID") == "0000000001"
