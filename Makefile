@@ -34,8 +34,9 @@ down:
 status: setup
 	$(BIN)/marketplace status
 
+# With a local SMTP sink: every e-mail lands in .local/mail/inbox/ (docs/operators/mail.md).
 run: up
-	$(BIN)/marketplace run all --simulate 1
+	MARKETPLACE_MAIL_SINK=$${MARKETPLACE_MAIL_SINK:-true} $(BIN)/marketplace run all --simulate 1
 
 lint: setup lock
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ services' role) and MARKETPLACE_MIGRATE_DATABASE_URL (the role that owns the tab
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import types
 import typing
@@ -158,6 +159,11 @@ class Settings:
     # The key (a file of random bytes; default <local_dir>/mail/link-key, made when missing) that
     # signs the one-click unsubscribe links in every message.
     mail_link_key: str = ""
+    # A local SMTP sink for a laptop (`make run` turns it on; never in production): `marketplace
+    # run all` then also listens on mail_smtp_host:mail_smtp_port (loopback only) and writes every
+    # message it receives as a file to mail_sink_dir (default <local_dir>/mail/inbox).
+    mail_sink: bool = False
+    mail_sink_dir: str = ""
 
     @property
     def kafka_servers(self) -> str:
@@ -199,6 +205,12 @@ class Settings:
             Path(self.webhook_secret_keys)
             if self.webhook_secret_keys
             else (self.local_dir / "webhooks" / "secret-keys")
+        )
+
+    @property
+    def mail_sink_path(self) -> Path:
+        return (
+            Path(self.mail_sink_dir) if self.mail_sink_dir else (self.local_dir / "mail" / "inbox")
         )
 
     @property
@@ -319,6 +331,20 @@ class Settings:
             )
         if "@" not in self.mail_from:
             raise SettingsError(f"{PREFIX}MAIL_FROM must hold an e-mail address")
+        if self.mail_sink and not is_loopback(self.mail_smtp_host):
+            raise SettingsError(
+                f"{PREFIX}MAIL_SINK listens on loopback only: {PREFIX}MAIL_SMTP_HOST is"
+                f" {self.mail_smtp_host!r} (a relay of yours: turn the sink off)"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def redact_url(url: str) -> str:

@@ -182,10 +182,13 @@ def cmd_topics(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from marketplace.app.services import SERVICES, run_services, simulator
+    from marketplace.app.services import SERVICES, local_extras, run_services, simulator
 
-    names = sorted(SERVICES) if args.service == "all" else [args.service]
-    extra = {"simulator": simulator(args.simulate)} if args.simulate else None
+    every = args.service == "all"
+    names = sorted(SERVICES) if every else [args.service]
+    extra = local_extras(settings) if every else {}
+    if args.simulate:
+        extra["simulator"] = simulator(args.simulate)
     asyncio.run(run_services(settings, names, extra))
     return 0
 

@@ -128,6 +128,12 @@ async def run_reminders(settings: Settings, stop: asyncio.Event) -> None:
     )
 
 
+async def run_mail_sink(settings: Settings, stop: asyncio.Event) -> None:
+    from marketplace.mail.sink import run_sink
+
+    await run_sink(settings, stop)
+
+
 SERVICES: dict[str, Service] = {
     "api": run_api,
     "projector": run_projector,
@@ -143,6 +149,13 @@ SERVICES: dict[str, Service] = {
     "deals": run_deals,
     "reminders": run_reminders,
 }
+
+
+def local_extras(settings: Settings) -> dict[str, Service]:
+    """What `marketplace run all` starts beside the services when a setting asks for it: the
+    local mail sink when MARKETPLACE_MAIL_SINK is on, as `make run` sets it (a laptop's stand-in
+    for a relay, not a service of the exchange)."""
+    return {"mail-sink": run_mail_sink} if settings.mail_sink else {}
 
 
 def simulator(
