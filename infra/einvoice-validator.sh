@@ -52,6 +52,8 @@ install() {
   local s; s="$(stamp)"
   if [[ -f "$EDIR/.installed-$s" ]]; then return 0; fi
   need_java
+  # A failed install below must not leave an older stamp standing over a half-made folder.
+  rm -f "$EDIR"/.installed-*
   log "resolving phive and the EN 16931 and Peppol rule packages from Maven Central"
   resolve
   # Every jar must be the one pinned, and no other jar may have come along.
@@ -68,7 +70,6 @@ install() {
   fi
   rm -rf "$CLASSES"; mkdir -p "$CLASSES"
   javac -Xlint:all -Werror -d "$CLASSES" -cp "$LIBS/*" "$SRC/Validate.java" >&2
-  rm -f "$EDIR"/.installed-*
   touch "$EDIR/.installed-$s"
   log "installed under $EDIR"
 }
