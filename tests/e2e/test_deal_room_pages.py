@@ -1,13 +1,20 @@
 """The deal room on the pages (#22), in Debian's headless Chromium against the real stack (API
 with the pages, projector, deals consumer): the seller writes, the buyer sees it arrive without
 reloading, answers with a photo, a text file named .pdf is refused next to the file field, the
-buyer marks the message read and the seller sees the receipt live; an outsider's browser gets
-404; axe-core finds no violation on the room."""
+buyer marks the message read and the seller sees the receipt live; the order appears in the
+room, the buyer approves it and the seller downloads its PDF (the Bulgarian legal name read
+back from it); an outsider's browser gets 404 for the room and the order; axe-core finds no
+violation on the room."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+from pathlib import Path
+
 import pytest
 from playwright.async_api import Browser, expect
+from pypdf import PdfReader
 
 from consumers.deals import TOPICS, DealRooms
 from marketplace.settings import Settings
@@ -15,6 +22,7 @@ from producers.web.app import create_service
 from tests.e2e.pages import loopback_page
 from tests.e2e.test_whole_deal import invitation, join, no_violations
 from tests.integration.api_helpers import consumer_running, eventually, register, running_api
+from tests.integration.test_deal_documents import BUYER_LEGAL, SELLER_LEGAL, declare
 from tests.integration.test_deal_room import PNG, confirmed_match
 
 pytestmark = pytest.mark.integration
@@ -100,5 +108,42 @@ async def test_two_smes_talk_in_their_deal_room(settings: Settings, browser: Bro
             await expect(seller_page.locator("#messages .receipt").first).to_contain_text(
                 "Read by Buyer (Isolering Gävle AB)"
             )
+            # The order: listed in the room, approved by the buyer once both firms' legal data
+            # are declared, downloaded by the seller; not found for anyone else.
+            await declare(client, seller, SELLER_LEGAL)
+            await declare(client, buyer, BUYER_LEGAL)
+
+            async def complete() -> bool:
+                r = await client.get(f"/v1/matches/{match_id}/documents", headers=buyer.auth)
+                order = (await r.json())["documents"][0]
+                return r.status == 200 and order["available"] and order["missing"] == []
+
+            await eventually(complete, 30)
+            await buyer_page.goto(room)
+            order_row = buyer_page.locator("#document-order")
+            await expect(order_row).to_contain_text("draft, awaiting approval")
+            approve = order_row.get_by_role("button", name="Approve version")
+            async with buyer_page.expect_navigation():
+                await approve.click()
+            await expect(buyer_page.locator("#documents p.notice")).to_contain_text(
+                "The document is approved."
+            )
+            await seller_page.goto(room)
+            await expect(seller_page.locator("#document-order")).to_contain_text("approved")
+            await expect(seller_page.locator("#document-order button")).to_have_count(0)
+            link = seller_page.get_by_role("link", name="Order, PDF")
+            async with seller_page.expect_download() as info:
+                await link.click()
+            download = await info.value
+            data = await asyncio.to_thread(Path(await download.path()).read_bytes)
+            text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(data)).pages)
+            assert "Пласт Плевен ООД" in text
+            assert "approved by the buyer" in text
+            href = await link.get_attribute("href")
+            assert href is not None
+            answer = await outsider_page.goto(str(client.make_url(href)))
+            assert answer is not None
+            assert answer.status == 404
+
             await no_violations(seller_page, "deal-room")
             await no_violations(buyer_page, "deal-room-buyer")
