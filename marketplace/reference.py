@@ -198,3 +198,15 @@ def vat_rates() -> dict[str, Decimal]:
             raise ValueError(f"{name}:{i}: the rate of {country} is not between 0 and 100")
         out[country] = rate
     return out
+
+
+@cache
+def national_currencies() -> dict[str, str]:
+    """The currency of each EU member state by ISO country code (ISO 4217), from vat_rates.tsv:
+    the currency its VAT is accounted in."""
+    out: dict[str, str] = {}
+    for i, row in enumerate(_rows("vat_rates.tsv"), start=2):
+        if re.fullmatch(r"[A-Z]{3}", row["currency"]) is None:
+            raise ValueError(f"vat_rates.tsv:{i}: {row['currency']!r} is no ISO 4217 code")
+        out[row["country"]] = row["currency"]
+    return out

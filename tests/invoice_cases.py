@@ -19,7 +19,7 @@ from marketplace.core.invoice import (
     transport_billing,
     vat_treatment,
 )
-from marketplace.reference import vat_rates
+from marketplace.reference import national_currencies, vat_rates
 
 BAKERY_BG = LegalParty(
     legal_name="Пекарна Добруджа ЕООД",
@@ -87,6 +87,8 @@ def invoice_for(
         customer_vat=billing.customer.vat_number,
         dispatched_to=dispatched_to,
         rates=vat_rates(),
+        invoice_currency=currency,
+        currencies=national_currencies(),
     )
     return Invoice(
         number=number,
@@ -184,6 +186,21 @@ def transport_cross_border() -> Invoice:
     return invoice_for(billing, line, dispatched_to="SE")
 
 
+def sale_in_euro_in_sweden() -> Invoice:
+    """A Swedish haulier invoices the Swedish mill in euro: S at 25 %, and the VAT due in crowns
+    too, at the rate given."""
+    billing = transport_billing(carrier=HAULIER_SE, customer=MILL_SE, price=Decimal("1290.50"))
+    line = Line(
+        "Road transport of bread surplus, Dobrich to Göteborg",
+        Decimal(1),
+        "job",
+        billing.unit_price,
+        waste_code="02 06 01",
+    )
+    invoice = invoice_for(billing, line, dispatched_to="SE", currency="EUR")
+    return replace(invoice, accounting_rate=Decimal("11.0425"))
+
+
 CASES = {
     "domestic_sale": domestic_sale,
     "intra_community_supply": intra_community_supply,
@@ -191,6 +208,7 @@ CASES = {
     "reverse_charge": reverse_charge,
     "transport_domestic": transport_domestic,
     "transport_cross_border": transport_cross_border,
+    "sale_in_euro_in_sweden": sale_in_euro_in_sweden,
 }
 
 
@@ -247,7 +265,9 @@ def domestic_sale_in(country: str) -> Invoice:
         billing.unit_price,
         waste_code="02 06 01",
     )
-    invoice = invoice_for(billing, line, dispatched_to=country)
+    invoice = invoice_for(
+        billing, line, dispatched_to=country, currency=national_currencies()[country]
+    )
     if country == "NL":
         invoice = replace(invoice, payee_iban="NL91ABNA0417164300")
     if country == "DE":

@@ -115,6 +115,9 @@ class VatTreatment:
     # Required for the exempt categories (BR-AE-10, BR-IC-10): the VATEX code and its text.
     exemption_code: str | None = None
     exemption_reason: str | None = None
+    # The supplier's national currency, when VAT is charged on an invoice written in another
+    # one: the VAT due must be stated in it too (Article 230 of Directive 2006/112/EC).
+    accounting_currency: str | None = None
 
 
 REVERSE_CHARGE = VatTreatment(
@@ -172,6 +175,8 @@ def vat_treatment(
     customer_vat: str | None,
     dispatched_to: str,
     rates: Mapping[str, Decimal],
+    invoice_currency: str,
+    currencies: Mapping[str, str],
 ) -> VatTreatment:
     """The VAT category of a business-to-business supply by a supplier in an EU member state.
 
@@ -182,7 +187,9 @@ def vat_treatment(
       customer is established (Article 44), and the customer accounts for the VAT: AE (Article
       196). Transport of goods and taking waste back both follow this general rule. A service to a
       customer identified in the supplier's member state: S.
-    - S is charged at the standard rate of the supplier's member state (`rates`).
+    - S is charged at the standard rate of the supplier's member state (`rates`); on an invoice
+      written in another currency than that state's (`currencies`), the VAT due is stated in the
+      national currency too (Article 230), which needs the exchange rate.
 
     Refused rather than guessed: a supplier or customer outside the EU (exports, imports), and a
     cross-border supply to a customer without a VAT number (the place of supply and who pays the
@@ -215,7 +222,12 @@ def vat_treatment(
             return REVERSE_CHARGE
         if crosses:
             return INTRA_COMMUNITY
-    return VatTreatment(Category.STANDARD, rates[supplier_country])
+    national = currencies.get(supplier_country)
+    return VatTreatment(
+        Category.STANDARD,
+        rates[supplier_country],
+        accounting_currency=national if national != invoice_currency else None,
+    )
 
 
 def invoice_number(sequence: int) -> str:
@@ -262,6 +274,9 @@ class Invoice:
     delivery_postcode: str | None = None
     payee_iban: str | None = None
     supplier_contact: Contact | None = None
+    # Units of the VAT's accounting currency for one unit of the invoice's currency (the rate the
+    # supplier's tax authority accepts for the issue date), when vat.accounting_currency is set.
+    accounting_rate: Decimal | None = None
     note: str | None = None
 
 
@@ -271,6 +286,7 @@ class Totals:
     line_total: Decimal
     tax: Decimal
     payable: Decimal
+    tax_in_accounting_currency: Decimal | None
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -283,7 +299,10 @@ def totals(invoice: Invoice) -> Totals:
     line_amounts = tuple(cents(line.quantity * line.unit_price) for line in invoice.lines)
     line_total = sum(line_amounts, Decimal(0))
     tax = cents(line_total * invoice.vat.rate / 100)
-    return Totals(line_amounts, line_total, tax, line_total + tax)
+    accounting = None
+    if invoice.vat.accounting_currency is not None and invoice.accounting_rate is not None:
+        accounting = cents(tax * invoice.accounting_rate)
+    return Totals(line_amounts, line_total, tax, line_total + tax, accounting)
 
 
 def _check(invoice: Invoice) -> None:
@@ -313,6 +332,14 @@ def _check(invoice: Invoice) -> None:
             "reverse charge and intra-community supply need the customer's VAT number",
         )
     _check_national(invoice)
+    if invoice.vat.accounting_currency is not None and (
+        invoice.accounting_rate is None or invoice.accounting_rate <= 0
+    ):
+        raise InvoiceError(
+            "accounting_rate",
+            f"VAT on an invoice in {invoice.currency} is stated in"
+            f" {invoice.vat.accounting_currency} too: give the exchange rate",
+        )
     if invoice.vat.category is Category.INTRA_COMMUNITY and (
         invoice.delivery_date is None or invoice.delivery_country is None
     ):
@@ -450,6 +477,9 @@ def build_invoice(invoice: Invoice) -> bytes:
     if invoice.note:
         _cbc(root, "Note", invoice.note)
     _cbc(root, "DocumentCurrencyCode", cur)
+    if amounts.tax_in_accounting_currency is not None:
+        assert invoice.vat.accounting_currency is not None  # set with the amount
+        _cbc(root, "TaxCurrencyCode", invoice.vat.accounting_currency)
     _cbc(root, "BuyerReference", invoice.buyer_reference)
     _party(root, "AccountingSupplierParty", invoice.supplier, invoice.supplier_contact)
     _party(root, "AccountingCustomerParty", invoice.customer)
@@ -478,6 +508,15 @@ def build_invoice(invoice: Invoice) -> bytes:
     _amount(subtotal, "TaxableAmount", amounts.line_total, cur)
     _amount(subtotal, "TaxAmount", amounts.tax, cur)
     _tax_category(subtotal, "TaxCategory", invoice.vat, reason=True)
+    if amounts.tax_in_accounting_currency is not None:
+        assert invoice.vat.accounting_currency is not None
+        # The VAT in the accounting currency: a second total without a breakdown (BR-53).
+        _amount(
+            _cac(root, "TaxTotal"),
+            "TaxAmount",
+            amounts.tax_in_accounting_currency,
+            invoice.vat.accounting_currency,
+        )
     monetary = _cac(root, "LegalMonetaryTotal")
     _amount(monetary, "LineExtensionAmount", amounts.line_total, cur)
     _amount(monetary, "TaxExclusiveAmount", amounts.line_total, cur)

@@ -28,7 +28,7 @@ from marketplace.core.invoice import (
     vat_country,
     vat_treatment,
 )
-from marketplace.reference import vat_rates
+from marketplace.reference import national_currencies, vat_rates
 from tests.invoice_cases import (
     BAKERY_BG,
     HAULIER_BG,
@@ -38,6 +38,7 @@ from tests.invoice_cases import (
     domestic_sale_in,
     intra_community_supply,
     reverse_charge,
+    sale_in_euro_in_sweden,
     take_back,
     transport_cross_border,
     transport_domestic,
@@ -117,6 +118,8 @@ def treat(supply: Supply, supplier: str, customer: str, vat: str | None, to: str
         customer_vat=vat,
         dispatched_to=to,
         rates=vat_rates(),
+        invoice_currency=national_currencies().get(supplier, "EUR"),
+        currencies=national_currencies(),
     ).category
 
 
@@ -157,6 +160,8 @@ def test_the_standard_rate_is_the_suppliers_and_exemptions_carry_their_reason() 
         customer_vat="SE556732170701",
         dispatched_to="SE",
         rates=rates,
+        invoice_currency="SEK",
+        currencies=national_currencies(),
     )
     assert (se.category, se.rate, se.exemption_code) == (Category.STANDARD, Decimal(25), None)
     k = vat_treatment(
@@ -166,6 +171,8 @@ def test_the_standard_rate_is_the_suppliers_and_exemptions_carry_their_reason() 
         customer_vat="SE556732170701",
         dispatched_to="SE",
         rates=rates,
+        invoice_currency="EUR",
+        currencies=national_currencies(),
     )
     assert (k.rate, k.exemption_code) == (Decimal(0), "VATEX-EU-IC")
     assert "Article 138" in (k.exemption_reason or "")
@@ -318,7 +325,10 @@ def test_totals_add_up_as_the_cen_rules_check_them(
             customer_vat=None,
             dispatched_to=country,
             rates=vat_rates(),
+            invoice_currency=national_currencies()[country],
+            currencies=national_currencies(),
         ),
+        currency=national_currencies()[country],
     )
     t = totals(invoice)
     cent = Decimal("0.01")
@@ -382,3 +392,24 @@ def test_payment_by_credit_transfer_is_coded_as_sepa_or_as_swedish_domestic() ->
     swedish = parse(build_invoice(transport_domestic()))
     assert text(swedish, "cac:PaymentMeans/cbc:PaymentMeansCode") == "30"
     assert text(swedish, "cac:PaymentMeans/cbc:PaymentID") == "0000000001"
+
+
+def test_vat_on_an_invoice_in_another_currency_is_stated_in_the_national_one_too() -> None:
+    invoice = sale_in_euro_in_sweden()
+    assert invoice.vat.accounting_currency == "SEK"
+    root = parse(build_invoice(invoice))
+    assert text(root, "cbc:TaxCurrencyCode") == "SEK"
+    totals_ = root.findall("cac:TaxTotal", NS)
+    assert len(totals_) == 2
+    # 1290.50 EUR at 25 % = 322.63 EUR (322.625 rounded half up); x 11.0425 = 3562.64 SEK.
+    assert text(totals_[0], "cbc:TaxAmount") == "322.63"
+    amount = totals_[1].find("cbc:TaxAmount", NS)
+    assert amount is not None
+    assert (amount.text, amount.get("currencyID")) == ("3562.64", "SEK")
+    assert totals_[1].find("cac:TaxSubtotal", NS) is None
+    with pytest.raises(InvoiceError) as no_rate:
+        build_invoice(dataclasses.replace(invoice, accounting_rate=None))
+    assert no_rate.value.field == "accounting_rate"
+    # In the national currency, or with no VAT charged, there is nothing more to state.
+    assert parse(build_invoice(transport_domestic())).find("cbc:TaxCurrencyCode", NS) is None
+    assert reverse_charge().vat.accounting_currency is None
