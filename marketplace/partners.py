@@ -226,3 +226,34 @@ class InvoiceRace(RuntimeError):
 
     def __init__(self, match_id: str, kind: str) -> None:
         super().__init__(f"the {kind} invoice of match {match_id} was issued concurrently; retry")
+
+
+class InvoiceSeriesInUse(RuntimeError):
+    """The issuer has invoices on the exchange already: its series can no longer move."""
+
+
+async def start_invoice_series(conn: Conn, issuer_id: str, first_number: int) -> None:
+    """Makes the issuer's invoices on the exchange start at `first_number`: a series of their own,
+    apart from the numbers the firm's own system gives (Bulgaria's VAT Act allows a firm several
+    series of ten-digit numbers, never the same number twice). Allowed until its first invoice
+    here; after that the series only runs on, or it would have a gap or a repeat."""
+    if not 1 <= first_number < 10**10:
+        raise ValueError("an invoice series starts between 1 and 9,999,999,999")
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO invoice_numbers (issuer_id, last_number) VALUES ($1, 0)"
+            " ON CONFLICT (issuer_id) DO NOTHING",
+            issuer_id,
+        )
+        await conn.execute(
+            "SELECT 1 FROM invoice_numbers WHERE issuer_id = $1 FOR UPDATE", issuer_id
+        )
+        if await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM invoices WHERE issuer_id = $1)", issuer_id
+        ):
+            raise InvoiceSeriesInUse(issuer_id)
+        await conn.execute(
+            "UPDATE invoice_numbers SET last_number = $2, updated_at = now() WHERE issuer_id = $1",
+            issuer_id,
+            first_number - 1,
+        )

@@ -14,7 +14,12 @@ import asyncpg
 import pytest
 
 from marketplace.core.invoice import build_invoice, invoice_number
-from marketplace.partners import IssuedInvoice, issue_invoice
+from marketplace.partners import (
+    InvoiceSeriesInUse,
+    IssuedInvoice,
+    issue_invoice,
+    start_invoice_series,
+)
 from tests.invoice_cases import domestic_sale
 
 pytestmark = pytest.mark.integration
@@ -127,3 +132,31 @@ async def test_issuing_a_deals_invoice_again_returns_it_and_takes_no_number(
     following = await issue(pool, issuer, f"match-{uuid.uuid4()}")
     assert following is not None
     assert following.number == 2
+
+
+async def test_an_issuer_may_start_its_series_apart_until_its_first_invoice(
+    pool: asyncpg.Pool,
+) -> None:
+    issuer = f"issuer-{uuid.uuid4()}"
+    async with pool.acquire() as conn:
+        await start_invoice_series(conn, issuer, 9_000_000_001)
+        await start_invoice_series(conn, issuer, 8_000_000_001)  # changed before any invoice
+    issued = await asyncio.gather(*(issue(pool, issuer, f"match-{uuid.uuid4()}") for _ in range(3)))
+    assert sorted(i.number for i in issued if i is not None) == [
+        8_000_000_001,
+        8_000_000_002,
+        8_000_000_003,
+    ]
+    async with pool.acquire() as conn:
+        xml = await conn.fetchval(
+            "SELECT xml FROM invoices WHERE issuer_id = $1 AND number = 8000000003", issuer
+        )
+        assert b"<cbc:ID>8000000003</cbc:ID>" in xml
+        with pytest.raises(InvoiceSeriesInUse):
+            await start_invoice_series(conn, issuer, 1)
+        assert (
+            await conn.fetchval(
+                "SELECT last_number FROM invoice_numbers WHERE issuer_id = $1", issuer
+            )
+            == 8_000_000_003
+        )
