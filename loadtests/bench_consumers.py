@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import re
@@ -38,11 +39,13 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from aiokafka import TopicPartition
 
+from loadtests import cpu
 from loadtests.consumer_worker import KINDS
 from loadtests.report import bar_chart, commit, machine, write_report
 from loadtests.scratch import scratch_database
@@ -250,6 +253,61 @@ async def bare_loop(
             await producer.stop()
 
 
+async def same_work_loop(
+    settings: Settings,
+    topic: str,
+    start: dict[int, int],
+    end: dict[int, int],
+    sink: str,
+    *,
+    per_record: float,
+    size: int,
+) -> float:
+    """The Kafka work a consumer does, without its logic and database: read the range with the
+    consumers' batch size (`consumer_max_batch`) and settings, produce `per_record` records of
+    `size` bytes for each record read (what the consumer emitted, on average) with acks=all,
+    wait for the acknowledgements, and commit the offsets to Kafka, batch by batch."""
+    consumer = make_consumer(settings, f"bench.same-work.{uuid.uuid4().hex[:8]}")
+    producer = make_producer(settings)
+    await consumer.start()
+    await producer.start()
+    payload = b"x" * max(size, 1)
+    try:
+        parts = [TopicPartition(topic, p) for p in start]
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, start[tp.partition])
+        for p in range(settings.topic_partitions):  # leaders elected before the clock starts
+            await producer.send_and_wait(sink, b"warm-up", partition=p)
+        total = sum(end[p] - start[p] for p in start)
+        seen, owed = 0, 0.0
+        t0 = time.perf_counter()
+        while seen < total:
+            batches = await consumer.getmany(
+                timeout_ms=settings.consumer_poll_ms, max_records=settings.consumer_max_batch
+            )
+            offsets: dict[TopicPartition, int] = {}
+            pending = []
+            for tp, records in batches.items():
+                mine = [r for r in records if r.offset < end[tp.partition]]
+                if not mine:
+                    continue
+                seen += len(mine)
+                offsets[tp] = mine[-1].offset + 1
+                owed += per_record * len(mine)
+                while owed >= 1:
+                    owed -= 1
+                    pending.append(await producer.send(sink, payload, key=mine[-1].key))
+            if pending:
+                await asyncio.gather(*pending)
+            if offsets:
+                await consumer.commit(offsets)
+        return total / (time.perf_counter() - t0)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
 def kafka_tools(settings: Settings, topic: str, count: int, size: int) -> dict[str, float]:
     """Kafka's own performance tools on a scratch topic: records/s produced and consumed."""
     libs = settings.local_dir / "kafka" / "libs"
@@ -317,9 +375,12 @@ async def one_consumer(
     start: dict[int, int],
     end: dict[int, int],
     measured: str = LISTINGS,
-) -> float:
+    tree: Path | None = None,
+) -> dict[str, Any]:
     """Records per second `instances` processes of `kind` apply the range of `measured` at
-    (its other topics start at their current ends)."""
+    (its other topics start at their current ends), with the events they emitted and the CPU
+    seconds of each process over the run. `tree`: run the workers from another checkout of
+    the project (the same benchmark on an earlier version, in the same run)."""
     total = sum(end[p] - start[p] for p in start)
     async with scratch_database(settings, "bench_consumers") as scratch:
         group = f"bench.{kind}.{uuid.uuid4().hex[:6]}"
@@ -336,6 +397,8 @@ async def one_consumer(
                 "MARKETPLACE_DATABASE_URL": scratch.dsn,
                 "MARKETPLACE_LOG_LEVEL": "warning",
             }
+            if tree is not None:
+                env["PYTHONPATH"] = str(tree)
             workers = [
                 await asyncio.create_subprocess_exec(
                     sys.executable,
@@ -344,10 +407,13 @@ async def one_consumer(
                     kind,
                     group,
                     env=env,
-                    stdout=asyncio.subprocess.DEVNULL,
+                    cwd=tree,
+                    stdout=asyncio.subprocess.PIPE,
                 )
                 for _ in range(instances)
             ]
+            before = cpu.snapshot()
+            worker_cpu: list[float] = []
             try:
                 first: tuple[float, int] | None = None
                 deadline = time.monotonic() + 600
@@ -366,7 +432,10 @@ async def one_consumer(
                     if first is None and done > 0:
                         first = (now, done)
                     if done >= total and first is not None:
-                        return (total - first[1]) / max(now - first[0], 1e-6)
+                        rate = (total - first[1]) / max(now - first[0], 1e-6)
+                        after = cpu.snapshot()
+                        worker_cpu = [cpu.process_seconds(w.pid) for w in workers]
+                        break
                     if time.monotonic() > deadline or any(
                         w.returncode is not None for w in workers
                     ):
@@ -376,14 +445,44 @@ async def one_consumer(
                 for w in workers:
                     if w.returncode is None:
                         w.send_signal(signal.SIGTERM)
+                said: list[dict[str, Any]] = []
                 for w in workers:
                     try:
-                        await asyncio.wait_for(w.wait(), 30)
+                        out, _ = await asyncio.wait_for(w.communicate(), 30)
+                        lines = out.decode().strip().splitlines()
+                        if lines and lines[-1].startswith("{"):
+                            said.append(json.loads(lines[-1]))
                     except TimeoutError:
                         w.kill()
                         await w.wait()
+            emitted = sum(x["emitted"] for x in said) if len(said) == len(workers) else None
+            return {
+                "records_per_s": rate,
+                "emitted": emitted,
+                "worker_cpu_s": [round(c, 3) for c in worker_cpu],
+                **cpu.between(before, after),
+            }
         finally:
             await conn.close()
+
+
+def checkout(commit_ish: str) -> Path:
+    """A detached worktree of `commit_ish` under .local/bench-trees/ (git-ignored), reused."""
+    root = Path(__file__).resolve().parent.parent
+    sha = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--verify", f"{commit_ish}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tree = root / ".local" / "bench-trees" / sha[:12]
+    if not tree.exists():
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "--detach", str(tree), sha],
+            check=True,
+            capture_output=True,
+        )
+    return tree
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -408,6 +507,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     for name, rate in baselines.items():
         print(f"baseline {name:<26} {rate:>10,.0f} records/s", flush=True)
     rows = []
+    trees: list[tuple[str, Path | None]] = [("current", None)]
+    if args.compare:
+        trees.append((args.compare[:12], checkout(args.compare)))
     ranges: dict[str, tuple[dict[int, int], dict[int, int]]] = {LISTINGS: (start, end)}
     if "auctioneer" in args.consumers:
         jobs = job_events(max(args.events // 5, 1), args.seed)
@@ -427,21 +529,50 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             count = sum(ranges[MATCHES][1][p] - proposals_from[p] for p in proposals_from)
             print(f"workload: {count:,} records on {MATCHES} from the matcher runs", flush=True)
         first, last = ranges[topic]
-        samples: dict[int, list[float]] = {k: [] for k in args.instances}
+        records = sum(last[p] - first[p] for p in first)
+        runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        same_work: list[float] = []
         for _ in range(args.repeat):  # interleaved, so the machine's swings fall on all alike
             for k in args.instances:
-                rate = await one_consumer(settings, kind, k, first, last, topic)
-                samples[k].append(rate)
-                print(f"{kind:<10} x{k}  {rate:>10,.0f} records/s", flush=True)
-        for k, rates in samples.items():
+                for label, tree in trees:
+                    run = await one_consumer(settings, kind, k, first, last, topic, tree)
+                    runs.setdefault((label, k), []).append(run)
+                    print(
+                        f"{kind:<10} x{k} {label:<8} {run['records_per_s']:>10,.0f} records/s"
+                        f"  emitted {run['emitted']}  cpu {run['worker_cpu_s']}",
+                        flush=True,
+                    )
+            # The same Kafka work as the consumer (its batch size, what it emitted, acks=all,
+            # offsets committed), without its logic and its database: the target's baseline.
+            emitted = [
+                r["emitted"]
+                for (label, _k), rs in runs.items()
+                for r in rs
+                if label == "current" and r["emitted"] is not None
+            ]
+            per_record = (statistics.median(emitted) / records) if emitted else 0.0
+            rate = await same_work_loop(
+                settings, topic, first, last, sink, per_record=per_record, size=size
+            )
+            same_work.append(rate)
+            print(f"{kind:<10} same-work baseline {rate:>10,.0f} records/s", flush=True)
+        baseline = statistics.median(same_work)
+        for (label, k), samples in runs.items():
+            rates = [r["records_per_s"] for r in samples]
             rows.append(
                 {
                     "consumer": kind,
+                    "code": label,
                     "instances": k,
                     "topic": topic,
-                    "records": sum(last[p] - first[p] for p in first),
+                    "records": records,
                     "records_per_s": statistics.median(rates),
                     "samples_per_s": rates,
+                    "same_work_baseline_per_s": baseline,
+                    "same_work_samples_per_s": same_work,
+                    "ratio_to_same_work": statistics.median(rates) / baseline,
+                    "emitted_per_record": per_record,
+                    "runs": samples,
                 }
             )
     # The machine is shared: the bare loops again at the end, and each baseline is the better
@@ -460,9 +591,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         r["ratio_to_aiokafka_consume_produce"] = rate / baselines["aiokafka-consume-produce"]
         r["ratio_to_kafka_consumer_perf"] = rate / baselines["kafka-consumer-perf"]
         print(
-            f"{r['consumer']:<10} x{r['instances']}  {rate:>10,.0f} records/s  "
-            f"({r['ratio_to_aiokafka_consume']:.3f} of the bare loop, "
-            f"{r['ratio_to_aiokafka_consume_produce']:.3f} of consume-produce)",
+            f"{r['consumer']:<10} x{r['instances']} {r['code']:<8} {rate:>10,.0f} records/s  "
+            f"({r['ratio_to_same_work']:.3f} of the same Kafka work, "
+            f"{r['ratio_to_aiokafka_consume']:.3f} of the bare loop)",
             flush=True,
         )
     return {
@@ -494,6 +625,11 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=1, help="runs per count (median)")
+    parser.add_argument(
+        "--compare",
+        default="",
+        help="a git commit whose consumers run too, interleaved (an A/B in the same run)",
+    )
     args = parser.parse_args()
     args.instances = [int(x) for x in args.instances.split(",")]
     args.consumers = args.consumers.split(",")
@@ -521,13 +657,16 @@ def main() -> None:
     produce_rate = result["baselines"]["aiokafka-consume-produce"]
     for row in table:
         row.append(f"{float(row[2].replace(',', '')) / produce_rate:.3f}")
+    for row in table:
+        row.append("")
     table += [
         [
-            f"{r['consumer']} ({r['topic']})",
+            f"{r['consumer']} ({r['topic']}) {r['code']}",
             str(r["instances"]),
             f"{r['records_per_s']:,.0f}",
             f"{r['ratio_to_aiokafka_consume']:.3f}",
             f"{r['ratio_to_aiokafka_consume_produce']:.3f}",
+            f"{r['ratio_to_same_work']:.3f} of {r['same_work_baseline_per_s']:,.0f}",
         ]
         for r in result["consumers"]
     ]
@@ -549,6 +688,7 @@ def main() -> None:
             "records/s",
             "ratio to bare aiokafka consume",
             "ratio to aiokafka consume-produce",
+            "ratio to the same Kafka work (baseline records/s)",
         ],
         rows=table,
         figure=bar_chart(

@@ -221,7 +221,7 @@ async def measure(rate: float, duration: float, pairs: int) -> dict[str, Any]:
         )
         stop = asyncio.Event()
         tag = uuid.uuid4().hex[:8]
-        tasks = []
+        tasks: list[asyncio.Task[Any]] = []
         for name, topics in (("projector", PROJECTOR_TOPICS), ("notifier", NOTIFIER_TOPICS)):
             group = f"bench.{name}.{tag}"
             await start_at_end(settings, group, topics)

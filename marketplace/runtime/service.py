@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from marketplace.db import create_pool
 from marketplace.kafka import make_consumer, make_producer
 from marketplace.logs import get_logger
-from marketplace.runtime.consumer import ExactlyOnceConsumer, FaultHook, Processor
+from marketplace.runtime.consumer import ConsumerStats, ExactlyOnceConsumer, FaultHook, Processor
 from marketplace.settings import Settings
 
 log = get_logger(__name__)
@@ -27,9 +27,9 @@ async def run_consumer(
     processor: Processor[S],
     fault: FaultHook | None = None,
     stop: asyncio.Event | None = None,
-) -> None:
+) -> ConsumerStats:
     """Runs until `stop` is set (by default: until SIGTERM/SIGINT), then leaves the consumer
-    group and flushes the producer."""
+    group and flushes the producer; returns what it applied and emitted."""
     handle_signals = stop is None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -77,3 +77,4 @@ async def run_consumer(
         await runner.outbox.producer.stop()  # a renewed one, or the first
         await pool.close()
         log.info("consumer_stopped", group=group_id, records=runner.stats.records)
+    return runner.stats
