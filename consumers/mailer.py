@@ -1,14 +1,15 @@
 """E-mail to people (#20): `marketplace run mailer`.
 
 Three parts in one process. The inbox (on the exactly-once runtime) reads partners.notifications
-and, in the batch's transaction, decides for each member of the notified organisation what their
-preferences say: an immediate message (rendered in their language and stored with a Message-ID
-derived from the notification and the person), an item for their daily digest, or nothing. A
-person whose address is not verified gets nothing and is counted
-(`marketplace_mail_skipped_total`). The digester makes each person's digest once their hour has
-come in their time zone. The sender hands due messages to the relay (DKIM-signed), keeping each
-one's retry state in PostgreSQL like the webhook dispatcher: a failure (relay away, refused)
-schedules the next attempt with backoff and jitter, and after the last one the message is dead.
+and, in the batch's transaction, decides for each member of the notified organisation (and of each
+facilitator the notified SME consented to) what their preferences say: an immediate message
+(rendered in their language and stored with a Message-ID derived from the notification and the
+person), an item for their daily digest, or nothing. A person whose address is not verified gets
+nothing and is counted (`marketplace_mail_skipped_total`). The digester makes each person's digest
+once their hour has come in their time zone. The sender hands due messages to the relay (DKIM
+signed), keeping each one's retry state in PostgreSQL like the webhook dispatcher: a failure (relay
+away, refused) schedules the next attempt with backoff and jitter, and after the last one the
+message is dead.
 
 At least once, under one Message-ID: an attempt in flight holds a lease; a mailer killed between
 the relay's acceptance and recording it leaves the lease to run out, and the next sends the same
@@ -61,15 +62,28 @@ QUEUED = metrics.counter(
     "marketplace_mail_queued_total", "messages and digest items queued, by choice", ("choice",)
 )
 
+# The people a notification of each partner reaches: the partner's own members, and the members
+# of every facilitator the partner (an SME) consented to (#20 item 1: facilitators get the mail of
+# the SMEs that consented; the consents read model, as the API's checks read it).
 _PEOPLE = f"""
-SELECT p.person_id, p.partner_id, p.email, p.display_name, p.locale,
+WITH addressed AS (
+    SELECT n AS notified, n AS member_of, NULL::text AS sme_name
+    FROM unnest($1::text[]) AS n
+    UNION ALL
+    SELECT c.partner_id, c.facilitator_id, sme.name
+    FROM consents c
+    LEFT JOIN partners sme ON sme.partner_id = c.partner_id
+    WHERE c.partner_id = ANY($1::text[]) AND c.status = 'granted'
+)
+SELECT a.notified, a.sme_name, p.person_id, p.partner_id, p.email, p.display_name, p.locale,
        mp.kinds::text AS kinds, mp.digest_hour, mp.time_zone, pa.country,
        {VERIFIED_SQL} AS verified
-FROM people p
+FROM addressed a
+JOIN people p ON p.partner_id = a.member_of
 LEFT JOIN mail_preferences mp ON mp.person_id = p.person_id
 LEFT JOIN partners pa ON pa.partner_id = p.partner_id
-WHERE p.partner_id = ANY($1::text[]) AND p.disabled_at IS NULL
-ORDER BY p.person_id
+WHERE p.disabled_at IS NULL
+ORDER BY a.notified, p.person_id
 """  # noqa: S608 - constant SQL
 
 
@@ -82,6 +96,14 @@ def recipient_of(row: Any) -> render.Recipient:
         locale=row["locale"],
         zone=prefs.time_zone or zone_of_country(row["country"]),
     )
+
+
+def on_behalf(data: dict[str, Any], row: Any) -> dict[str, Any]:
+    """What a message shows: the notification's data, and for a facilitator's member the SME it
+    came from (its name, else its id)."""
+    if row["partner_id"] == row["notified"]:
+        return data
+    return data | {"on_behalf_of": row["sme_name"] or row["notified"]}
 
 
 class MailInbox:
@@ -107,7 +129,7 @@ class MailInbox:
         rows = await tx.conn.fetch(_PEOPLE, sorted({n.partner_id for n, _ in found}))
         people: dict[str, list[Any]] = {}
         for r in rows:
-            people.setdefault(r["partner_id"], []).append(r)
+            people.setdefault(r["notified"], []).append(r)
         mails: list[tuple[str, uuid.UUID, str, str, str, bytes]] = []
         items: list[tuple[uuid.UUID, str, str, str, str, datetime]] = []
         for n, at in found:
@@ -119,8 +141,9 @@ class MailInbox:
                     SKIPPED.labels(reason="unverified").inc()
                     continue
                 QUEUED.labels(choice=choice).inc()
+                shown = on_behalf(n.data, row)
                 if choice == "digest":
-                    data = orjson.dumps(n.data).decode()
+                    data = orjson.dumps(shown).decode()
                     items.append((row["person_id"], n.notification_id, n.kind, n.summary, data, at))
                     continue
                 to = recipient_of(row)
@@ -130,7 +153,7 @@ class MailInbox:
                     to,
                     notification_id=n.notification_id,
                     kind=n.kind,
-                    data=n.data,
+                    data=shown,
                     issued_at=at,
                 )
                 mails.append((mid, row["person_id"], n.kind, n.notification_id, to.email, message))

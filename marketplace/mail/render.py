@@ -72,6 +72,7 @@ LABELS = {
     "days_open": M("Days without a proposal"),
     "reason": M("Reason"),
     "message": M("Message from the facilitator"),
+    "on_behalf_of": M("For the SME"),
 }
 ACCOUNT = {
     "account.invite": (
@@ -223,6 +224,8 @@ def notification(
     headline = t(HEADLINES.get(kind, GENERIC))
     code = data.get("material_code")
     subject = f"{headline}: {code}" if code else headline
+    if data.get("on_behalf_of"):  # to a facilitator, of an SME that consented
+        subject = f"{subject} ({data['on_behalf_of']})"
     links = _links(settings, key, to, kind)
     values = {
         "t": t,
