@@ -305,6 +305,16 @@ def totals(invoice: Invoice) -> Totals:
     return Totals(line_amounts, line_total, tax, line_total + tax, accounting)
 
 
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _text(field: str, value: str) -> None:
+    if not value.strip():
+        raise InvoiceError(field, "must not be empty")
+    if _XML_ILLEGAL.search(value):
+        raise InvoiceError(field, "contains a control character that XML cannot carry")
+
+
 def _check(invoice: Invoice) -> None:
     if not invoice.number.strip():
         raise InvoiceError("number", "an invoice needs its number")
@@ -314,9 +324,17 @@ def _check(invoice: Invoice) -> None:
         raise InvoiceError("lines", "an invoice needs at least one line")
     if not invoice.buyer_reference.strip():
         raise InvoiceError("buyer_reference", "Peppol requires the buyer's reference")
+    _text("buyer_reference", invoice.buyer_reference)
+    for name in ("note", "payee_iban", "delivery_city", "delivery_postcode"):
+        value = getattr(invoice, name)
+        if value is not None:
+            _text(name, value)
     if invoice.due_date is not None and invoice.due_date < invoice.issue_date:
         raise InvoiceError("due_date", "the due date is before the issue date")
     for side, party in (("supplier", invoice.supplier), ("customer", invoice.customer)):
+        for name in ("legal_name", "street", "postcode", "city"):
+            # Peppol refuses empty elements (PEPPOL-EN16931-R008); XML cannot carry controls.
+            _text(f"{side}.{name}", getattr(party, name))
         if _COUNTRY.match(party.country) is None:
             raise InvoiceError(f"{side}.country", "a country is two capital letters")
         if not party.peppol_id or _PEPPOL_ID.match(party.peppol_id) is None:
@@ -347,6 +365,7 @@ def _check(invoice: Invoice) -> None:
             "delivery_date", "an intra-community supply names the delivery's date and country"
         )
     for i, line in enumerate(invoice.lines):
+        _text(f"lines[{i}].name", line.name)
         if line.unit not in UNIT_CODES:
             raise InvoiceError(f"lines[{i}].unit", f"one of {', '.join(UNIT_CODES)}")
         if line.quantity <= 0:

@@ -281,6 +281,10 @@ def test_a_take_back_is_invoiced_by_the_receiver_at_a_positive_price() -> None:
         ({"lines": [Line("x", Decimal(1), "t", Decimal(-1))]}, "lines[0].unit_price"),
         ({"lines": [Line("x", Decimal(0), "t", Decimal(1))]}, "lines[0].quantity"),
         ({"currency": "euro"}, "currency"),
+        ({"supplier": dataclasses.replace(BAKERY_BG, street=" ")}, "supplier.street"),
+        ({"customer": dataclasses.replace(MILL_SE, legal_name="AB\x07")}, "customer.legal_name"),
+        ({"lines": [Line("", Decimal(1), "t", Decimal(1))]}, "lines[0].name"),
+        ({"note": ""}, "note"),
         ({"buyer_reference": " "}, "buyer_reference"),
     ],
 )
