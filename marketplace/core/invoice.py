@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 CUSTOMIZATION_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
 PROFILE_ID = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
@@ -142,15 +142,18 @@ class Billing:
     customer: Party
     supply: Supply
     unit_price: Decimal
+    # Which party of the deal issues it, to find its partner id: the material's holder (the
+    # match's seller), its receiver (the buyer) or the carrier.
+    issuer: Literal["holder", "receiver", "carrier"]
 
 
 def material_billing(*, holder: Party, receiver: Party, unit_price: Decimal) -> Billing:
     """The invoice for the material of a deal: the holder sells it (price above zero) or pays the
     receiver to take it (price below zero). A price of zero is not invoiced."""
     if unit_price > 0:
-        return Billing(holder, receiver, Supply.GOODS, unit_price)
+        return Billing(holder, receiver, Supply.GOODS, unit_price, "holder")
     if unit_price < 0:
-        return Billing(receiver, holder, Supply.SERVICE, -unit_price)
+        return Billing(receiver, holder, Supply.SERVICE, -unit_price, "receiver")
     raise InvoiceError("unit_price", "a price of zero has nothing to invoice")
 
 
@@ -158,7 +161,7 @@ def transport_billing(*, carrier: Party, customer: Party, price: Decimal) -> Bil
     """The carrier invoices the party that awarded it the transport, for the price it won."""
     if price <= 0:
         raise InvoiceError("price", "a transport is invoiced at a price above zero")
-    return Billing(carrier, customer, Supply.SERVICE, price)
+    return Billing(carrier, customer, Supply.SERVICE, price, "carrier")
 
 
 def vat_country(vat_number: str) -> str:

@@ -89,11 +89,11 @@ def text(root: ET.Element, path: str) -> str:
 def test_the_holder_invoices_a_sale_and_the_receiver_a_take_back() -> None:
     sale = material_billing(holder=BAKERY_BG, receiver=MILL_SE, unit_price=Decimal("48"))
     assert (sale.supplier, sale.customer, sale.supply) == (BAKERY_BG, MILL_SE, Supply.GOODS)
-    assert sale.unit_price == Decimal("48")
+    assert (sale.unit_price, sale.issuer) == (Decimal("48"), "holder")
     paid_to_take = material_billing(holder=BAKERY_BG, receiver=MILL_SE, unit_price=Decimal("-9.9"))
     assert (paid_to_take.supplier, paid_to_take.customer) == (MILL_SE, BAKERY_BG)
     assert paid_to_take.supply is Supply.SERVICE
-    assert paid_to_take.unit_price == Decimal("9.9")
+    assert (paid_to_take.unit_price, paid_to_take.issuer) == (Decimal("9.9"), "receiver")
     with pytest.raises(InvoiceError) as zero:
         material_billing(holder=BAKERY_BG, receiver=MILL_SE, unit_price=Decimal(0))
     assert zero.value.field == "unit_price"
@@ -106,6 +106,7 @@ def test_the_carrier_invoices_its_customer_for_a_positive_price() -> None:
         MILL_SE,
         Supply.SERVICE,
     )
+    assert billing.issuer == "carrier"
     with pytest.raises(InvoiceError, match="price"):
         transport_billing(carrier=HAULIER_BG, customer=MILL_SE, price=Decimal(0))
 
