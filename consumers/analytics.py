@@ -23,6 +23,7 @@ from marketplace.runtime.batching import Step, columns, waves
 from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.translate.auction import job_id_for
 from schemas import common, topics
+from schemas import deals as dl
 from schemas import feedback as fb
 from schemas import listings as ls
 from schemas import logistics as lg
@@ -36,6 +37,8 @@ TOPICS = [
     topics.MATCHES,
     topics.JOBS,
     topics.AWARDS,
+    # The carriers' delivery confirmations (#22): the weight delivered counts, not the planned.
+    topics.DEALS,
 ]
 log = get_logger(__name__)
 
@@ -111,6 +114,10 @@ def fact(decoded: Decoded) -> Step | None:
             # A failure that reopens the auction is not an outcome yet.
             row = (e.job_id, e.match_id, None, None, None, True, at)
             return Step("award", row, (("award", e.job_id),), first_wins=True)
+        case dl.TransportConfirmed() if e.stage == "delivery":
+            # Each confirmation is kept; the KPIs take a match's latest before a period's end.
+            row = (decoded.envelope.id, e.match_id, e.weight_t, at)
+            return Step("delivered", row, (("delivered", decoded.envelope.id),), first_wins=True)
         case fb.MatchDelivered():
             # #11: the parties asked for feedback (seller and buyer, and the carrier if any).
             key = delivery_key(e.match_id, e.delivery_id)
@@ -223,6 +230,12 @@ _DELIVERY = _insert(
     "text, text, int2, timestamptz",
     "(delivery_key) ",
 )
+_DELIVERED = _insert(
+    "analytics_delivered",
+    "event_id, match_id, weight_t, delivered_at",
+    "text, text, float8, timestamptz",
+    "(event_id) ",
+)
 _FEEDBACK = _insert(
     "analytics_feedback",
     "feedback_id, delivery_key, match_id, partner_id, side, rating, reason, given_at",
@@ -266,6 +279,7 @@ _APPLY: dict[str, Callable[[Conn, Rows], Awaitable[None]]] = {
     ),
     "award": _statement(_AWARD),
     "delivery": _statement(_DELIVERY),
+    "delivered": _statement(_DELIVERED),
     "feedback": _statement(_FEEDBACK),
 }
 

@@ -10,6 +10,9 @@ Definitions:
 - confirmed, tonnes exchanged (= diverted from disposal), CO2e saved: matches confirmed in the
   period; CO2e saved is the saving by reuse (virgin material and disposal avoided) minus the
   transport's CO2e, the winning carrier's figure when the job was awarded, else the estimate.
+  Once the carrier has confirmed the delivery of a one-off match (#22, before the period's end),
+  its tonnes are the weight delivered (the latest confirmation), not the planned, and its
+  saving by reuse is scaled to that weight.
   A standing agreement (#11) counts as one confirmed match; its tonnes and CO2e count per
   delivery, in the period each delivery is scheduled (with that delivery's job's award).
 - acceptance rate: confirmed / (confirmed + declined + expired + cancelled) among the proposals
@@ -98,9 +101,17 @@ GROUP BY 1 ORDER BY 1"""  # noqa: S608 - the slice comes from the whitelist abov
 # when it was scheduled, with its share of the agreement's per-period figures and its own job.
 _OUTCOMES = """(
     SELECT x.match_id, x.offer_id, x.seller_id, x.buyer_id, x.code, x.status, x.resolved_at,
-           x.tonnes, x.saved_kg, x.est_transport_kg, NULL::text AS job_id, false AS delivery,
+           coalesce(dv.weight_t, x.tonnes) AS tonnes,
+           CASE WHEN dv.weight_t IS NOT NULL AND x.tonnes > 0
+                THEN x.saved_kg * dv.weight_t / x.tonnes ELSE x.saved_kg END AS saved_kg,
+           x.est_transport_kg, NULL::text AS job_id, false AS delivery,
            x.status = 'confirmed' AND NOT x.standing AS counts
     FROM analytics_matches x
+    LEFT JOIN LATERAL (
+        SELECT d.weight_t FROM analytics_delivered d
+        WHERE d.match_id = x.match_id AND d.delivered_at < $2
+        ORDER BY d.delivered_at DESC, d.event_id DESC LIMIT 1
+    ) dv ON NOT x.standing
     UNION ALL
     SELECT x.match_id, x.offer_id, x.seller_id, x.buyer_id, x.code, x.status, d.scheduled_at,
            d.tonnes, x.saved_kg * d.tonnes / x.tonnes, x.est_transport_kg * d.tonnes / x.tonnes,

@@ -62,3 +62,14 @@ CREATE TABLE IF NOT EXISTS deal_approvals (
 ALTER TABLE deal_notices DROP CONSTRAINT IF EXISTS deal_notices_kind_check;
 ALTER TABLE deal_notices ADD CONSTRAINT deal_notices_kind_check
     CHECK (kind IN ('message', 'read', 'document', 'transport'));
+
+-- Kept by the analytics consumer from market.deal.transport_confirmed.v1 (stage delivery): the
+-- weights carriers delivered. The KPIs count a one-off match's latest delivered weight dated
+-- before a period's end instead of the tonnes planned at its confirmation.
+CREATE TABLE IF NOT EXISTS analytics_delivered (
+    event_id     text        PRIMARY KEY,
+    match_id     text        NOT NULL,
+    weight_t     float8      NOT NULL,
+    delivered_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS analytics_delivered_by_match ON analytics_delivered (match_id, delivered_at);

@@ -43,6 +43,7 @@ FACTS = (
     "analytics_deliveries",
     "analytics_feedback",
     "analytics_scheduled",
+    "analytics_delivered",
 )
 # Events of the audit log applied to the facts at a time (one statement per kind of fact).
 REBUILD_BATCH = 1000

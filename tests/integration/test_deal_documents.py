@@ -3,7 +3,8 @@ confirmed, the transport document once it is awarded, the delivery report once t
 confirmed the delivery; each is versioned by its sources (legal data declared, a pickup
 confirmed), approved by its issuer only (an event on market.deals), downloadable as PDF (with
 the Bulgarian names in it, read back) and JSON by the deal's participants and by no one else
-(404); a stored content altered behind the exchange's back is refused."""
+(404); a stored content altered behind the exchange's back is refused; the impact figures
+count the weight delivered instead of the planned."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import orjson
 from aiohttp.test_utils import TestClient
 from pypdf import PdfReader
 
+from consumers.analytics import TOPICS as ANALYTICS_TOPICS
+from consumers.analytics import Analytics
 from consumers.deals import TOPICS, DealRooms
 from marketplace.core.documents import digest
 from marketplace.settings import Settings
@@ -290,3 +293,58 @@ async def test_the_documents_of_a_deal(settings: Settings) -> None:
         ("pickup", 4.02),
         ("delivery", 3.95),
     ]
+
+
+async def test_the_weight_delivered_feeds_the_kpis(settings: Settings) -> None:
+    """The impact figures count a one-off match's tonnes as the carrier delivered them, once it
+    confirmed the delivery (the latest confirmation), with the saving by reuse scaled to them."""
+    seller = await register(settings, "sme", "Plast Pleven")
+    buyer = await register(settings, "sme", "Atervinning Uppsala")
+    carrier = await register(settings, "logistics", "Frakt AB")
+    async with (
+        running_api(settings, create_service) as client,
+        consumer_running(settings, "deals", TOPICS, DealRooms),
+        consumer_running(settings, "analytics", ANALYTICS_TOPICS, Analytics),
+    ):
+        match_id, job_id = await confirmed_match(settings, seller, buyer)
+
+        async def headline() -> dict[str, Any]:
+            r = await client.get("/v1/impact", headers=seller.auth)
+            assert r.status == 200, await r.text()
+            figures: dict[str, Any] = (await r.json())["headline"]
+            return figures
+
+        async def planned() -> bool:
+            return bool((await headline())["tonnes_exchanged"] == 4.0)
+
+        await eventually(planned, 60)
+        assert (await headline())["co2e_saved_kg"] == 5800.0 - 26.0  # the estimate's transport
+        await award(settings, match_id, job_id, carrier)
+
+        async def awarded() -> bool:
+            r = await client.get(f"/v1/matches/{match_id}/documents", headers=carrier.auth)
+            return r.status == 200
+
+        await eventually(awarded, 30)
+        stage = f"/v1/matches/{match_id}/transport"
+        r = await client.post(f"{stage}/pickup", json={"weight_t": 4.02}, headers=carrier.auth)
+        assert r.status == 202, await r.text()
+
+        async def picked_up() -> bool:
+            r = await client.get(f"/v1/matches/{match_id}/documents", headers=seller.auth)
+            return (await r.json())["transport"]["pickup"] is not None
+
+        await eventually(picked_up, 30)
+        # A delivery confirmed, then corrected: the latest counts.
+        for weight in (3.9, 3.95):
+            r = await client.post(
+                f"{stage}/delivery", json={"weight_t": weight}, headers=carrier.auth
+            )
+            assert r.status == 202, await r.text()
+
+        async def delivered() -> bool:
+            return bool((await headline())["tonnes_exchanged"] == 3.95)
+
+        await eventually(delivered, 60)
+        # 5,800 kg saved for 4 t planned, scaled to 3.95 t, less the carrier's 21 kg.
+        assert (await headline())["co2e_saved_kg"] == 5800.0 * 3.95 / 4.0 - 21.0
