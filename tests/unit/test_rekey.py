@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import uuid
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -25,9 +27,11 @@ from loadtests.one_book import (
     subchapter_key,
     unproposed,
 )
-from marketplace.core.book import Book
+from marketplace.core import periods
+from marketplace.core.book import Book, Flow, Kind, Terms
 from marketplace.core.families import family_of
-from marketplace.core.matching import Cancelled, Proposed
+from marketplace.core.geo import Place
+from marketplace.core.matching import Answer, Cancelled, PeriodDue, Post, Proposed, step
 from marketplace.core.rekey import RekeyError, rekey
 from marketplace.events import decode, to_message
 from marketplace.runtime.outbox import OutboxMessage
@@ -204,3 +208,66 @@ def test_a_listing_held_by_two_partitions_is_refused() -> None:
     twice = {0: old[0], 1: copy.deepcopy(old[0])}
     with pytest.raises(RekeyError, match="is in partitions 0 and 1"):
         moved(twice, 6)
+
+
+def _recurring(post: Post) -> Post:
+    flow = Flow("month", START.date(), None)
+    return replace(post, terms=replace(post.terms, flow=flow, end=START + timedelta(days=365)))
+
+
+def _confirmed(commands: list[Post]) -> tuple[Book, Proposed]:
+    """One old book in which the two recurring listings agreed (both accepted)."""
+    book = Book()
+    cfg = config()
+    found: list[Proposed] = []
+    for c in commands:
+        book, out = step(book, c, cfg)
+        found += [e for e in out if isinstance(e, Proposed)]
+    (proposed,) = found
+    p = proposed.proposal
+    for n, partner in enumerate((p.seller, p.buyer)):
+        book, out = step(book, Answer(f"yes-{n}", START, p.match_id, partner, True), cfg)
+    assert p.match_id in book.agreements
+    return book, proposed
+
+
+def _post(i: str, kind: Kind, code: str, owner: str, **extra: Any) -> Post:
+    place = Place(59.86, 17.64, "SE121")
+    terms = Terms(
+        quantity=4.0,
+        unit="t",
+        price=10.0 if kind == "offer" else 90.0,
+        currency="EUR",
+        start=START,
+        end=START + timedelta(days=60),
+        max_distance_km=None if kind == "offer" else 50.0,
+    )
+    return _recurring(Post(f"e-{i}", START, i, kind, owner, code, place, terms, **extra))
+
+
+@pytest.mark.parametrize("request_code", ["150101", "150106"])
+def test_standing_agreements_move_with_their_material_and_stay_confirmed(
+    request_code: str,
+) -> None:
+    """A standing agreement moves to the partition of its material's family (its period timers
+    arrive there) and is kept, between two families too (counted), with what each side has
+    confirmed; the next period's delivery is scheduled from the moved book."""
+    accepts = ("150101",) if request_code != "150101" else ()
+    book, proposed = _confirmed(
+        [
+            _post("o", "offer", "150101", "seller"),
+            _post("r", "request", request_code, "buyer", accepts=accepts),
+        ]
+    )
+    p = proposed.proposal
+    result = moved({partition_of(b"1501", 6): book}, 6)
+    home = partition_of(b"paper", 6)
+    assert set(result.books[home].agreements) == {p.match_id}
+    assert result.summary.agreements == 1
+    assert result.summary.agreements_across == (request_code == "150106")
+    assert confirmed(result.books) == confirmed({0: book})
+    assert confirmed(result.books)["o"] == pytest.approx(4.0)
+    assert result.summary.cancelled == 0
+    key = periods.key_of("month", START.date())
+    _, out = step(result.books[home], PeriodDue("due-1", START, p.match_id, key), config())
+    assert [type(e).__name__ for e in out] == ["DeliveryDue"]
