@@ -247,11 +247,10 @@ async def run_rekey(
                     raise Refused(f"the books cannot be moved: {exc}") from exc
                 messages = messages_of(moved.events, cut, source_of(group_id))
                 result = Outcome(cut, moved.summary, events=len(messages), dry_run=dry_run)
-                if dry_run:
-                    raise _DryRun(result)  # rolls the transaction back: nothing changes
+                # A dry run writes it all too, then rolls it back: its figures are the real ones.
                 for p in range(partitions):
                     await matcher.replace_book(conn, TOPIC, p, moved.books[p])
-                    say(f"wrote partition {p + 1}/{partitions}")
+                    say(f"{'checked' if dry_run else 'wrote'} partition {p + 1}/{partitions}")
                 await outbox.insert(conn, group_id, messages)
                 for event in moved.events:
                     if isinstance(event, Proposed):
@@ -259,6 +258,8 @@ async def run_rekey(
                         result.timers_asked += 1
                 result.timers_rekeyed = await _rekey_timers(conn)
                 await record_cut_over(conn, cut)
+                if dry_run:
+                    raise _DryRun(result)  # rolls the transaction back: nothing changes
         except _DryRun as dry:
             return dry.outcome
         say(f"committed; publishing {len(messages)} event(s)")
@@ -307,10 +308,6 @@ def report_lines(o: Outcome) -> list[str]:
         f"  new proposals between listings that now meet: {s.proposed:,}",
         f"  events: {o.events:,}"
         + ("" if o.dry_run else f" ({o.published:,} published)")
-        + (
-            ""
-            if o.dry_run
-            else f"; timers re-keyed: {o.timers_rekeyed:,}, asked: {o.timers_asked:,}"
-        ),
+        + f"; timers re-keyed: {o.timers_rekeyed:,}, asked: {o.timers_asked:,}",
     ]
     return lines + [f"  note: {n}" for n in o.notes]

@@ -28,7 +28,7 @@ from consumers.auditor import TOPICS as AUDITED
 from consumers.auditor import run_auditor
 from consumers.matcher import TOPIC, Matcher
 from loadtests.one_book import partition_of
-from marketplace.app.rekey import Refused, run_rekey
+from marketplace.app.rekey import Refused, report_lines, run_rekey
 from marketplace.audit.replay import MatchingStage, replay
 from marketplace.cloudevents import Envelope
 from marketplace.core.families import family_of
@@ -276,8 +276,11 @@ async def test_a_market_moves_to_the_family_key_and_replay_follows(settings: Set
         assert dry.summary.cancelled >= 1
         assert dry.summary.proposed >= 1
         assert any("lag 0" in line for line in said)
+        assert dry.timers_rekeyed >= 1
         assert await items(conn, group) == before
         assert await read_cut_over(conn, group, TOPIC) is None
+        key = await conn.fetchval("SELECT key FROM timers WHERE timer_id = $1", timer_id)
+        assert bytes(key) == b"1501"
 
         done = await rekey_caught_up(settings, group)
         s = done.summary
@@ -311,6 +314,9 @@ async def test_a_market_moves_to_the_family_key_and_replay_follows(settings: Set
         assert p3["match_id"] not in where
         key = await conn.fetchval("SELECT key FROM timers WHERE timer_id = $1", timer_id)
         assert bytes(key) == b"paper"
+        shown = "\n".join(report_lines(done))
+        assert f"cancelled (two families): {s.cancelled}" in shown
+        assert f"new proposals between listings that now meet: {s.proposed}" in shown
         with pytest.raises(Refused, match="already"):
             await run_rekey(settings, group_id=group, followers=())
     finally:
