@@ -84,6 +84,8 @@ class Confirmed:
     unit_price: float  # per unit delivered, as the match confirmed it (may be negative)
     currency: str
     confirmed_at: datetime
+    # A standing agreement's period ("week", "month", ...): the quantity is per period.
+    period: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +245,8 @@ def order(deal: Deal, seller: Party, buyer: Party) -> Built | NotYet:
         "buyer": _party("buyer", buyer, missing),
         "seller": _party("seller", seller, missing),
         "material": _material(c.material),
-        "quantity": {"amount": c.quantity, "unit": c.unit, "weight_t": c.weight_t},
+        "quantity": {"amount": c.quantity, "unit": c.unit, "weight_t": c.weight_t}
+        | ({"per": c.period} if c.period else {}),
         "price": {
             "unit_price": _money(c.unit_price),
             "currency": c.currency,
@@ -425,6 +428,10 @@ def build_all(deal: Deal, parties: dict[str, Party]) -> list[Built | NotYet]:
         return parties.get(partner_id) or Party(partner_id, partner_id, None)
 
     seller, buyer = party(c.seller_id), party(c.buyer_id)
+    if c.period is not None:
+        # Each period's delivery of a standing agreement is its own transport (#22 item 3).
+        why = "a standing agreement's deliveries get their documents per period (not yet)"
+        return [order(deal, seller, buyer), NotYet("transport", why), NotYet("delivery", why)]
     if deal.awarded is None:
         return [
             order(deal, seller, buyer),

@@ -97,6 +97,7 @@ async def deal_of(conn: Conn | Any, match_id: str) -> core.Deal:
                     unit_price=event.delivered_price.amount,
                     currency=event.delivered_price.currency,
                     confirmed_at=at,
+                    period=event.agreement.period if event.agreement else None,
                 )
             case TransportAwarded():
                 # A job awarded again (after a failed pickup) names the carrier that carries it.

@@ -218,3 +218,13 @@ def test_the_pdf_prints_bulgarian_and_reads_back() -> None:
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(approved)).pages)
     assert "approved by the carrier on 2026-12-01 09:30" in text
     assert "DRAFT" not in text
+
+
+def test_a_standing_agreements_order_is_per_period_and_its_transport_waits() -> None:
+    standing = replace(confirmed(), period="month")
+    order, transport, delivery = core.build_all(core.Deal(standing, AWARD), PARTIES)
+    assert isinstance(order, core.Built)
+    assert order.content["quantity"]["per"] == "month"
+    assert isinstance(transport, core.NotYet)
+    assert isinstance(delivery, core.NotYet)
+    assert "per period" in transport.reason
