@@ -53,6 +53,26 @@ HEADLINES = {
     "reminder.delivery_upcoming": M("Reminder: a delivery in two days"),
     "reminder.feedback_missing": M("Reminder: your feedback on a delivery is missing"),
 }
+# What a reminder asks of its reader, under the headline.
+ADVICE = {
+    "reminder.proposal_expiring": M(
+        "Your organisation has not answered this proposal yet. Accept or decline it before it"
+        " expires; unanswered, it lapses and the quantity goes back to the market."
+    ),
+    "reminder.listing_unmatched": M(
+        "No proposal has come for this listing yet. Check that its terms are still right"
+        " (quantity, price, dates, distance) and change them, or withdraw the listing if it is"
+        " no longer current."
+    ),
+    "reminder.delivery_upcoming": M(
+        "The next delivery under your standing agreement is due soon: have the material (or"
+        " room for it) ready from the first day of pickup."
+    ),
+    "reminder.feedback_missing": M(
+        "Tell the exchange how the delivery went: a rating from 1 to 5 and the main reason take"
+        " a minute and help every member choose partners."
+    ),
+}
 # The parts of a notification's data a message shows, in this order.
 LABELS = {
     "material_code": M("Material (List of Waste code)"),
@@ -231,6 +251,7 @@ def notification(
         "t": t,
         "name": to.name,
         "headline": headline,
+        "advice": t(ADVICE[kind]) if kind in ADVICE else "",
         "details": details(data, to.zone, t),
         "page": settings.web_base_url.rstrip("/") + page_of(kind),
         **links,

@@ -126,7 +126,9 @@ async def test_a_proposal_reminder_reaches_the_silent_side_once(
                 assert mail.msg["Subject"] == "Reminder: a proposal expires in 24 hours: 150102"
                 body = mail.msg.get_body(("plain",))
                 assert body is not None
-                assert "Answer by:" in str(body.get_content())
+                text = str(body.get_content())
+                assert "Answer by:" in text
+                assert "Your organisation has not answered this proposal yet." in text
                 await caught_up(s, group, TOPICS)
                 assert sink.to(bo.email) == [], "the buyer answered: no reminder"
 
