@@ -104,6 +104,8 @@ class DocumentApproved(Event, frozen=True, kw_only=True, tag="market.deal.docume
     sha256: Sha256
     issuer_id: Id
     side: Literal["buyer", "carrier"]
+    # The organisation that approved it: the issuer, or a facilitator acting for the buyer.
+    actor_id: Id | None = None
     person_id: Id | None = None
     sources: tuple[Id, ...] = ()
     seller_id: Id

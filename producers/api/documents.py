@@ -395,6 +395,7 @@ async def approve_command(
         sha256=document["sha256"],
         issuer_id=document["issuer_id"],
         side=issuer,
+        actor_id=who.partner_id,
         person_id=who.person_id,
         sources=tuple(document["sources"]),
         seller_id=room.seller_id,

@@ -348,3 +348,51 @@ async def test_the_weight_delivered_feeds_the_kpis(settings: Settings) -> None:
         await eventually(delivered, 60)
         # 5,800 kg saved for 4 t planned, scaled to 3.95 t, less the carrier's 21 kg.
         assert (await headline())["co2e_saved_kg"] == 5800.0 * 3.95 / 4.0 - 21.0
+
+
+async def test_a_facilitator_approves_for_the_buyer_it_acts_for(settings: Settings) -> None:
+    seller = await register(settings, "sme", "Plast Pleven")
+    buyer = await register(settings, "sme", "Atervinning Uppsala")
+    helper = await register(settings, "facilitator", "Cluster Staff")
+    since = await end_offsets(settings, DEALS)
+    async with (
+        running_api(settings, create_service) as client,
+        consumer_running(settings, "deals", TOPICS, DealRooms),
+    ):
+        await declare(client, seller, SELLER_LEGAL)
+        await declare(client, buyer, BUYER_LEGAL)
+        match_id, _job = await confirmed_match(settings, seller, buyer)
+        base = f"/v1/matches/{match_id}/documents"
+
+        async def listed() -> bool:
+            r = await client.get(base, headers=buyer.auth)
+            return r.status == 200 and (await r.json())["documents"][0]["available"]
+
+        await eventually(listed, 30)
+        await problem(await client.get(base, headers=helper.auth), 404)  # no consent yet
+        r = await client.post(f"/v1/consents/{helper.partner_id}", headers=buyer.auth)
+        assert r.status == 202, await r.text()
+
+        async def consented() -> bool:
+            return (await client.get(base, headers=helper.auth)).status == 200
+
+        await eventually(consented, 30)
+        order = await document(client, match_id, helper, "order")
+        assert order["you_issue"] is True
+        r = await client.post(order["approve"], headers=helper.auth)
+        assert r.status == 202, await r.text()
+
+        async def approved() -> bool:
+            return bool((await document(client, match_id, buyer, "order"))["approved"])
+
+        await eventually(approved, 30)
+        assert (await document(client, match_id, seller, "order"))["you_issue"] is False
+    records = [r for r in await read_since(settings, DEALS, since) if r.key == match_id.encode()]
+    approvals = [
+        orjson.loads(r.value)
+        for r in records
+        if dict(r.headers).get("ce_type") == b"market.deal.document_approved.v1"
+    ]
+    assert [(a["issuer_id"], a["actor_id"]) for a in approvals] == [
+        (buyer.partner_id, helper.partner_id)
+    ]
