@@ -134,6 +134,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             )
             for difference in result.differences:
                 print(f"DIFFERENT {difference}")
+            for name, move in result.moves.items():
+                print(f"replay {name}: made the recorded move of {move}")
             verdict = (
                 "identical" if result.identical else f"{len(result.differences)} difference(s)"
             )

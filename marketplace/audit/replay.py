@@ -155,6 +155,8 @@ class ReplayReport:
     recorded: int = 0
     differences: list[str] = field(default_factory=list)
     by_stage: dict[str, int] = field(default_factory=dict)  # decisions re-made per stage
+    # Per stage, the cut-over whose move replay made: "group at time, offsets".
+    moves: dict[str, str] = field(default_factory=dict)
 
     @property
     def identical(self) -> bool:
@@ -228,6 +230,11 @@ async def replay(
             for part in (early, late):
                 if part is late and cut is not None:
                     _keep(expected, stage, stage.move())
+                    offsets = ", ".join(f"{p}:{n}" for p, n in sorted(cut.offsets.items()))
+                    report.moves[stage.name] = (
+                        f"{cut.group_id} moved to the family key at {cut.at.isoformat()}"
+                        f" (offsets {offsets})"
+                    )
                 for record in part:
                     report.inputs += 1
                     _keep(expected, stage, stage.feed(record.partition, record))

@@ -364,6 +364,7 @@ async def test_a_market_moves_to_the_family_key_and_replay_follows(settings: Set
             conn, [MatchingStage(settings, group)], since=since, until=until, progress=False
         )
         assert report.identical, report.differences[:10]
+        assert report.moves["matching"].startswith(f"{group} moved to the family key at")
         mine = {b["match_id"] for _, b in found}
         assert report.by_stage["matching"] >= len(mine) >= 5
         # Without the cut-over, replay cannot re-make what was decided after it.
@@ -371,5 +372,6 @@ async def test_a_market_moves_to_the_family_key_and_replay_follows(settings: Set
             conn, [WithoutCutOver(settings, group)], since=since, until=until, progress=False
         )
         assert not blind.identical
+        assert blind.moves == {}
     finally:
         await conn.close()
