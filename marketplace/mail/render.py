@@ -137,7 +137,9 @@ def message_id(settings: Settings, cause: str, person_id: str) -> str:
     return f"{derived_id(f'mail/{cause}/{person_id}')}@{domain_of(settings)}"
 
 
-def page_of(kind: str) -> str:
+def page_of(kind: str, data: Mapping[str, Any] | None = None) -> str:
+    if data is not None and data.get("on_behalf_of"):
+        return "/app/facilitation"  # a facilitator's, of an SME that consented
     if kind == "reminder.listing_unmatched":
         return "/app/"
     if kind.startswith("reminder."):
@@ -253,7 +255,7 @@ def notification(
         "headline": headline,
         "advice": t(ADVICE[kind]) if kind in ADVICE else "",
         "details": details(data, to.zone, t),
-        "page": settings.web_base_url.rstrip("/") + page_of(kind),
+        "page": settings.web_base_url.rstrip("/") + page_of(kind, data),
         **links,
     }
     mid = message_id(settings, notification_id, to.person_id)
@@ -281,7 +283,7 @@ def digest(
             {
                 "when": item.issued_at.astimezone(ZoneInfo(to.zone)).strftime("%H:%M"),
                 "details": details(item.data, to.zone, t),
-                "page": settings.web_base_url.rstrip("/") + page_of(item.kind),
+                "page": settings.web_base_url.rstrip("/") + page_of(item.kind, item.data),
             }
         )
     subject = t("Your daily summary of %(day)s: %(count)d notifications") % {

@@ -80,4 +80,6 @@ async def test_a_consenting_smes_notifications_reach_its_facilitator(
         assert helper.msg["Subject"] == f"A new proposal for your organisation: 150102 ({name})"
         assert f"For the SME: {name}" in text_of(helper)
         assert "For the SME" not in text_of(own)
+        assert "/app/facilitation" in text_of(helper), "the link leads to the facilitator's page"
+        assert "/app/proposals" in text_of(own)
         assert own.message_id != helper.message_id
