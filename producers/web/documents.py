@@ -5,14 +5,16 @@ the API's; outsiders get 404 as for the room itself."""
 
 from __future__ import annotations
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from producers.api import documents as api
+from producers.api.context import PRINCIPAL
 from producers.api.problems import Problem
 from producers.api.writes import idempotent_answer
 from producers.web import deals
-from producers.web.common import form_of, gettext_of, see_other
-from producers.web.session import PREFIX
+from producers.web.common import ACTING, form_of, gettext_of, live_fragment, person_of, see_other
+from producers.web.session import PREFIX, base_context
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -97,6 +99,24 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     return see_other(f"{PREFIX}/deals/{room.match_id}?notice=confirmed#documents")
 
 
+async def live(request: web.Request) -> web.StreamResponse:
+    """The room's documents as they change (a version approved, a new version, a transport
+    confirmed), for htmx's SSE extension, woken by the deal notices of the organisation."""
+    room = await deals._room(request)
+    partner_id = request[PRINCIPAL].partner_id
+    can_act = person_of(request).role in ACTING
+
+    async def fragment() -> str:
+        view = await api.documents_json(request, room)
+        return aiohttp_jinja2.render_string(
+            "deal_documents_list.html",
+            request,
+            base_context(request, documents=view, room=room, can_act=can_act),
+        )
+
+    return await live_fragment(request, partner_id, "documents", fragment)
+
+
 def add_routes(app: web.Application) -> None:
     """The pages' and the API's routes of a deal's documents (one line in producers/web/app.py,
     beside the deal room's)."""
@@ -107,3 +127,4 @@ def add_routes(app: web.Application) -> None:
     )
     r.add_post(PREFIX + "/deals/{match_id}/documents/{kind}/{version:\\d{1,6}}/approve", approve)
     r.add_post(PREFIX + "/deals/{match_id}/transport/{stage:pickup|delivery}", confirm)
+    r.add_get(PREFIX + "/deals/{match_id}/documents/live", live)

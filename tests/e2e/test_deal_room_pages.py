@@ -2,9 +2,9 @@
 with the pages, projector, deals consumer): the seller writes, the buyer sees it arrive without
 reloading, answers with a photo, a text file named .pdf is refused next to the file field, the
 buyer marks the message read and the seller sees the receipt live; the order appears in the
-room, the buyer approves it and the seller downloads its PDF (the Bulgarian legal name read
-back from it); an outsider's browser gets 404 for the room and the order; axe-core finds no
-violation on the room."""
+room, the buyer approves it, the seller's room shows it approved without a reload and the seller
+downloads its PDF (the Bulgarian legal name read back from it); an outsider's browser gets 404
+for the room and the order; axe-core finds no violation on the room."""
 
 from __future__ import annotations
 
@@ -119,6 +119,10 @@ async def test_two_smes_talk_in_their_deal_room(settings: Settings, browser: Bro
                 return r.status == 200 and order["available"] and order["missing"] == []
 
             await eventually(complete, 30)
+            await seller_page.goto(room)
+            await expect(seller_page.locator("#document-order")).to_contain_text(
+                "draft, awaiting approval"
+            )
             await buyer_page.goto(room)
             order_row = buyer_page.locator("#document-order")
             await expect(order_row).to_contain_text("draft, awaiting approval")
@@ -128,7 +132,8 @@ async def test_two_smes_talk_in_their_deal_room(settings: Settings, browser: Bro
             await expect(buyer_page.locator("#documents p.notice")).to_contain_text(
                 "The document is approved."
             )
-            await seller_page.goto(room)
+            # The seller's room shows it approved without a reload.
+            await expect(seller_page.locator("#document-order")).not_to_contain_text("draft")
             await expect(seller_page.locator("#document-order")).to_contain_text("approved")
             await expect(seller_page.locator("#document-order button")).to_have_count(0)
             link = seller_page.get_by_role("link", name="Order, PDF")
