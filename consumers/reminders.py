@@ -34,6 +34,7 @@ from marketplace.settings import Settings
 from marketplace.timers import schedule_many
 from marketplace.translate.matching import findings_of, market_config
 from marketplace.translate.reminders import (
+    Posted,
     Row,
     decode_fact,
     facts_of,
@@ -134,12 +135,7 @@ class Reminders:
                 self.group_id,
                 [r.subject_id for r in due],
                 [r.reminder_id for r in due],
-                [
-                    Row(
-                        r.subject_id, "", r.reminder_id, core.Reminded(r.due_at, r.reminder_id)
-                    ).body()
-                    for r in due
-                ],
+                [_sent(r) for r in due],
                 [r.due_at for r in due],
             )
             sent = {w["fact_id"] for w in won}
@@ -166,10 +162,13 @@ class Reminders:
 
 
 def _sent(r: core.Reminder) -> str:
+    """The body of the `Reminded` fact of a reminder."""
     return Row(r.subject_id, "", r.reminder_id, core.Reminded(r.due_at, r.reminder_id)).body()
 
 
-def _posted(known: dict[str, list[core.Fact]]) -> Any:
+def _posted(known: dict[str, list[core.Fact]]) -> Posted:
+    """The listing as posted, from the facts known so far (for a change of its terms)."""
+
     def posted(listing_id: str) -> Listing | None:
         for fact in known.get(listing_id, []):
             if isinstance(fact, core.ListingPosted):
