@@ -9,8 +9,10 @@ personal stays in these tables (infra/migrations/0018); events carry the person_
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import uuid
@@ -517,8 +519,10 @@ async def seal_totp(conn: Conn, ring: KeyRing) -> Sealed:
 
 async def export(conn: Conn, email: str) -> dict[str, object] | None:
     """Everything the exchange holds about the person (their right of access): the account,
-    its security events and its sessions (when, not the tokens). Events on the log name the
-    person only by `person_id`, which this export gives so they can be found there."""
+    its security events and its sessions (when, not the tokens), what the mailer holds (their
+    preferences, addresses, links sent, every message as sent, digest items) and the deal-room
+    messages they wrote with their attachments (base64). Events on the log name the person only
+    by `person_id`, which this export gives so they can be found there."""
     row = await conn.fetchrow(
         "SELECT person_id, partner_id, email, display_name, role, locale, created_at,"
         " disabled_at, password_hash IS NOT NULL AS has_password,"
@@ -528,34 +532,128 @@ async def export(conn: Conn, email: str) -> dict[str, object] | None:
     )
     if row is None:
         return None
-    events = await conn.fetch(
-        "SELECT at, what FROM account_events WHERE person_id = $1 ORDER BY at",
-        row["person_id"],
+    pid = row["person_id"]
+    out: dict[str, object] = {
+        "account": {k: (str(v) if k == "person_id" else v) for k, v in dict(row).items()}
+    }
+    for name, sql in _PERSON_EXPORT:
+        out[name] = [_plain(dict(r)) for r in await conn.fetch(sql, pid)]
+    texts = await conn.fetch(
+        "SELECT message_id, match_id, author_id, body AS text, stored_at FROM deal_texts"
+        " WHERE person_id = $1 ORDER BY stored_at",
+        str(pid),
     )
-    sessions = await conn.fetch(
+    messages = []
+    for t in texts:
+        files = await conn.fetch(
+            "SELECT attachment_id, name, media_type, size, sha256, content FROM deal_files"
+            " WHERE message_id = $1 ORDER BY position",
+            t["message_id"],
+        )
+        messages.append(dict(t) | {"attachments": [_plain(dict(f)) for f in files]})
+    out["deal_messages"] = messages
+    return out
+
+
+# What the export gives of each table about a person (the SQL takes the person_id); never a
+# token or its hash.
+_PERSON_EXPORT: tuple[tuple[str, str], ...] = (
+    ("account_events", "SELECT at, what FROM account_events WHERE person_id = $1 ORDER BY at"),
+    (
+        "sessions",
         "SELECT created_at, seen_at, expires_at, revoked_at FROM web_sessions"
         " WHERE person_id = $1 ORDER BY created_at",
-        row["person_id"],
-    )
-    account = {k: (str(v) if k == "person_id" else v) for k, v in dict(row).items()}
-    return {
-        "account": account,
-        "account_events": [dict(e) for e in events],
-        "sessions": [dict(s) for s in sessions],
-    }
+    ),
+    (
+        "mail_preferences",
+        "SELECT kinds, digest_hour, time_zone, updated_at FROM mail_preferences"
+        " WHERE person_id = $1",
+    ),
+    (
+        "mail_addresses_verified",
+        "SELECT email, how, verified_at FROM mail_verified WHERE person_id = $1"
+        " ORDER BY verified_at",
+    ),
+    (
+        "mail_verification_links",
+        "SELECT email, created_at, expires_at, used_at FROM mail_verify_links"
+        " WHERE person_id = $1 ORDER BY created_at",
+    ),
+    (
+        "mail_links_sent",
+        "SELECT email, sent_at FROM mail_sent_links WHERE person_id = $1 ORDER BY sent_at",
+    ),
+    (
+        "mail_messages",
+        "SELECT message_id, kind, notification_id, recipient, status, attempts, last_error,"
+        " created_at, sent_at, dead_at, message FROM mail_deliveries WHERE person_id = $1"
+        " ORDER BY created_at",
+    ),
+    (
+        "mail_digest_items",
+        "SELECT notification_id, kind, summary, data, issued_at, digest_id FROM"
+        " mail_digest_items WHERE person_id = $1 ORDER BY issued_at",
+    ),
+)
+
+
+def _plain(row: dict[str, object]) -> dict[str, object]:
+    """A row as JSON takes it: bytes as base64, except an e-mail message (text); JSON as JSON."""
+    out: dict[str, object] = {}
+    for key, value in row.items():
+        if isinstance(value, bytes) and key == "message":
+            out[key] = value.decode("utf-8", errors="replace")
+        elif isinstance(value, bytes):
+            out[key] = base64.b64encode(value).decode()
+        elif key in ("kinds", "data") and isinstance(value, str):
+            out[key] = json.loads(value)
+        else:
+            out[key] = value
+    return out
 
 
 async def erase(conn: Conn, email: str) -> str | None:
     """Erases the person (their right to erasure): the account row and, with it, sessions,
-    links and security events; failed sign-ins recorded under the address. What remains is the
-    pseudonymous `person_id` in events already on the log, which nothing links to anyone any
-    more. Returns that id, or None when there is no such account."""
+    links, security events and everything the mailer holds about them (their addresses,
+    preferences, the messages as sent, digest items); failed sign-ins recorded under the
+    address; the deal-room messages they wrote and those messages' attachments. What remains
+    is the pseudonymous `person_id` in events already on the log (which carry only SHA-256s of
+    the texts and files), and nothing links it to anyone any more. Returns that id, or None
+    when there is no such account."""
     address = email.strip()
     async with conn.transaction():
         person_id = await conn.fetchval(
-            "DELETE FROM people WHERE lower(email) = lower($1) RETURNING person_id", address
+            "SELECT person_id FROM people WHERE lower(email) = lower($1) FOR UPDATE", address
         )
         await conn.execute(
             "DELETE FROM login_failures WHERE subject = $1", f"account:{address.lower()}"
         )
-    return None if person_id is None else str(person_id)
+        if person_id is None:
+            return None
+        await erase_person_rows(conn, person_id)
+    return str(person_id)
+
+
+async def erase_person_rows(conn: Conn, person_id: uuid.UUID) -> None:
+    """Deletes every row about the person (inside the caller's transaction)."""
+    await conn.execute(
+        "DELETE FROM deal_files WHERE message_id IN"
+        " (SELECT message_id FROM deal_texts WHERE person_id = $1)",
+        str(person_id),
+    )
+    await conn.execute("DELETE FROM deal_texts WHERE person_id = $1", str(person_id))
+    # The mail tables go with the account (ON DELETE CASCADE); named here all the same, so that
+    # the erasure does not hang on a foreign key someone may change.
+    for table in _MAIL_TABLES:
+        await conn.execute(f"DELETE FROM {table} WHERE person_id = $1", person_id)  # noqa: S608
+    await conn.execute("DELETE FROM people WHERE person_id = $1", person_id)
+
+
+_MAIL_TABLES = (
+    "mail_digest_items",
+    "mail_deliveries",
+    "mail_sent_links",
+    "mail_verify_links",
+    "mail_verified",
+    "mail_preferences",
+)

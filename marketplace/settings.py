@@ -133,6 +133,21 @@ class Settings:
     # the auditor signs a checkpoint of the chain heads.
     audit_signing_key: str = ""
     audit_checkpoint_interval_s: float = 60.0
+    # Retention (#21): how many days personal data is kept after it stops being needed;
+    # `marketplace people retention` deletes what is older (run it daily, e.g. from cron).
+    # Sessions after they ended or expired; failed sign-ins; an account's security events;
+    # one-time and verification links after they expired or were used; e-mail as sent (and
+    # digest items once sent); webhook deliveries once delivered or dead; deal-room texts and
+    # attachments after they were posted (commercial correspondence: ten years by default);
+    # accounts disabled this long are erased as `marketplace people erase` does.
+    retention_sessions_days: int = 30
+    retention_login_failures_days: int = 30
+    retention_account_events_days: int = 365
+    retention_links_days: int = 30
+    retention_mail_days: int = 90
+    retention_webhook_deliveries_days: int = 30
+    retention_deal_room_days: int = 3650
+    retention_disabled_accounts_days: int = 730
     # The folder with DejaVuSans.ttf and DejaVuSans-Bold.ttf, embedded in the PDF period reports
     # (Debian's fonts-dejavu-core, installed by infra/fonts.sh, which `make setup` runs).
     pdf_font_dir: Path = Path("/usr/share/fonts/truetype/dejavu")
@@ -275,6 +290,7 @@ class Settings:
             "db_pool_max",
             "api_max_body_bytes",
             "api_rate_burst",
+            *(f.name for f in dataclasses.fields(self) if f.name.startswith("retention_")),
         )
         for name in positive:
             if getattr(self, name) < 1:

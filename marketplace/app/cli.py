@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from marketplace.app import audit_cli, people_cli
+from marketplace.app import audit_cli, keys_cli, people_cli
 from marketplace.logs import configure_logging, get_logger
 from marketplace.settings import ROOT, Settings, SettingsError
 
@@ -424,6 +424,8 @@ def cmd_partners(settings: Settings, args: argparse.Namespace) -> int:
 
     from schemas.partners import PartnerRegistered
 
+    if args.action in ("export", "erase"):
+        return people_cli.organisation_command(settings, args)
     if args.action == "add":
         # Validate with the contract before anything is published.
         try:
@@ -492,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="revoke a partner's keys (or one of them)")
     revoke.add_argument("partner_id")
     revoke.add_argument("--key-id")
+    people_cli.add_organisation_actions(actions)
     run = sub.add_parser("run", help="run a service in the foreground until SIGTERM/Ctrl-C")
     run.add_argument("service", choices=[*sorted(SERVICES), "all"])
     run.add_argument(
@@ -576,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit_cli.add_parser(sub)
     people_cli.add_parser(sub)
+    keys_cli.add_parser(sub)
     return parser
 
 
@@ -590,6 +594,7 @@ COMMANDS = {
     "partners": cmd_partners,
     "audit": audit_cli.command,
     "people": people_cli.command,
+    "keys": keys_cli.command,
     "simulate": cmd_simulate,
     "report": cmd_report,
     "rebuild": cmd_rebuild,

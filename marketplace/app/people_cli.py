@@ -1,6 +1,10 @@
 """`marketplace people ...`: the association's staff manage people's accounts from the shell.
-Until the exchange sends e-mail (#20), invitation and reset links are printed here, for the
-operator to hand over; they work once, invitations for 7 days and resets for an hour."""
+Invitation and reset links are printed here, for the operator to hand over (and sent by e-mail
+with --mail); they work once, invitations for 7 days and resets for an hour.
+
+Also here: a person's export and erasure, the retention periods applied (`people retention`),
+and an organisation's export and erasure (`marketplace partners export|erase`, whose parsers
+`add_organisation_actions` adds to `marketplace partners`)."""
 
 from __future__ import annotations
 
@@ -46,6 +50,70 @@ def add_parser(sub: Any) -> None:
         "erase", help="erase a person's account and data (events keep only a pseudonymous id)"
     )
     erased.add_argument("email")
+    kept = actions.add_parser(
+        "retention",
+        help="delete personal data older than its retention period (MARKETPLACE_RETENTION_*)",
+    )
+    kept.add_argument(
+        "--dry-run", action="store_true", help="count what would be deleted, delete nothing"
+    )
+
+
+def add_organisation_actions(actions: Any) -> None:
+    """`marketplace partners export|erase`: an organisation's data."""
+    exported = actions.add_parser(
+        "export", help="print as JSON everything the exchange holds about an organisation"
+    )
+    exported.add_argument("partner_id")
+    erased = actions.add_parser(
+        "erase",
+        help="erase an organisation's personal data: its people, deal-room texts and files,"
+        " webhooks, notifications; revoke its keys (the trading record stays)",
+    )
+    erased.add_argument("partner_id")
+    erased.add_argument("--yes", action="store_true", help="do it (without: say what it would do)")
+
+
+def organisation_command(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_organisation(settings, args))
+
+
+async def _organisation(settings: Settings, args: argparse.Namespace) -> int:
+    import orjson
+
+    from marketplace.app import privacy
+    from marketplace.db import connect
+
+    conn = await connect(settings)
+    try:
+        if args.action == "export":
+            found = await privacy.export_organisation(conn, args.partner_id)
+            if found is None:
+                print(f"marketplace partners: no organisation {args.partner_id}", file=sys.stderr)
+                return 1
+            print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+            return 0
+        if not args.yes:
+            people = await conn.fetchval(
+                "SELECT count(*) FROM people WHERE partner_id = $1", args.partner_id
+            )
+            print(
+                f"marketplace partners erase {args.partner_id} would erase {people} person(s)"
+                " with their accounts, mail and deal-room messages, the organisation's deal-room"
+                " texts and files, webhook endpoints and notifications, and revoke its API keys."
+                " Export first (marketplace partners export), then add --yes.",
+                file=sys.stderr,
+            )
+            return 2
+        erased = await privacy.erase_organisation(conn, args.partner_id)
+        if erased is None:
+            print(f"marketplace partners: no organisation {args.partner_id}", file=sys.stderr)
+            return 1
+        counts = ", ".join(f"{k} {v}" for k, v in erased.counts.items())
+        print(f"{args.partner_id}: erased ({counts})")
+        return 0
+    finally:
+        await conn.close()
 
 
 def command(settings: Settings, args: argparse.Namespace) -> int:
@@ -115,6 +183,16 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 print(missing, file=sys.stderr)
                 return 1
             print(orjson.dumps(found_data, option=orjson.OPT_INDENT_2).decode())
+            return 0
+        if args.action == "retention":
+            from datetime import UTC, datetime
+
+            from marketplace.app.privacy import apply_retention
+
+            counts = await apply_retention(conn, settings, datetime.now(UTC), dry_run=args.dry_run)
+            verb = "would delete" if args.dry_run else "deleted"
+            for what, n in counts.items():
+                print(f"{verb} {n}\t{what}")
             return 0
         if args.action == "erase":
             erased = await accounts.erase(conn, args.email)
