@@ -42,6 +42,7 @@ from marketplace.translate.reminders import (
     source_of,
     subjects_of,
     timer,
+    timestamp_of,
 )
 from schemas import topics
 
@@ -66,12 +67,12 @@ class Reminders:
         for record in records:
             d = decode_or_dead_letter(tx, self.group_id, record)
             if d is not None:
-                decoded.append(d)
+                decoded.append((d, timestamp_of(record)))
         if not decoded:
             return state
         # A changed listing's facts are read first (the change needs the listing as posted);
         # every subject touched is read after the batch's facts are in.
-        known = await self._facts(tx.conn, {s for d in decoded for s in subjects_of(d.event)})
+        known = await self._facts(tx.conn, {s for d, _ in decoded for s in subjects_of(d.event)})
         new: list[Row] = []
         now: dict[str, datetime] = {}
         codes: dict[str, str] = {}
@@ -80,8 +81,10 @@ class Reminders:
             codes[subject] = code
             now[subject] = max(now.get(subject, at), at)
 
-        for d in decoded:
-            rows = facts_of(d, lambda listing: findings_of(listing, self.config), _posted(known))
+        for d, received in decoded:
+            rows = facts_of(
+                d, lambda listing: findings_of(listing, self.config), _posted(known), received
+            )
             for row in rows:
                 known.setdefault(row.subject_id, []).append(row.fact)
                 touched(row.subject_id, row.material_code, d.envelope.time)

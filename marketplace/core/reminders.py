@@ -18,12 +18,13 @@ from a facilitator's nudge (`listing.nudged`, a person's choice). Four rules:
 
 `plan(facts, now)` takes what the log says of one subject (a proposal, a listing, a standing
 agreement, a delivery), as the facts below, and the time of the event being decided on (a
-`ReminderDue` timer's, read as a fact too, or another fact's own): it answers the reminders due
-by then that were not sent (a `Reminded` fact says one was), and the later moments at which
-more may fall due (the shell asks the scheduler for a timer at each). No clock, no randomness,
-no I/O: the same facts and time give the same answer, and a reminder's id derives from its
-rule, subject, occasion and recipient, so each is sent once (the shell records `Reminded` in
-the transaction that emits it)."""
+`ReminderDue` timer's, read as a fact too with the time it was published, or another fact's own): it
+answers the reminders due by then that were not sent (a `Reminded` fact says one was), and the later
+moments at which more may fall due (the shell asks the scheduler for a timer at each). No clock, no
+randomness, no I/O: the same facts and time give the same answer, and a reminder's id derives from
+its rule, subject, occasion and recipient, so each is sent once (the shell records `Reminded` in the
+transaction that emits it). A reminder whose moment passed more than two days before that time is
+not sent (`STALE_AFTER`)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ BEFORE_EXPIRY = timedelta(hours=24)
 UNMATCHED_AFTER = timedelta(days=14)
 BEFORE_DELIVERY = timedelta(days=2)
 FEEDBACK_AFTER = timedelta(days=7)
+# A reminder whose moment passed this long ago is not sent: it would tell of what the partner
+# has long seen or missed (a scheduler that was away for days; the exchange's history when the
+# reminders first run on it, whose timers all fire at once).
+STALE_AFTER = timedelta(days=2)
 # An open-ended agreement has periods without end: the plan looks this many ahead at most.
 MAX_PERIODS = 2000
 
@@ -161,9 +166,11 @@ class FeedbackGiven:
 class TimerRang:
     """A `ReminderDue` of the subject was read: its time has come, whichever of the subject's
     other facts are read after it (a consumer group reading the log anew reads the topics in no
-    fixed order between them)."""
+    fixed order between them). `published`: when the scheduler published it (the record's
+    timestamp in the log), later than `at` when the scheduler fired it late."""
 
     at: datetime
+    published: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +239,8 @@ def plan(facts: Iterable[Fact], now: datetime) -> Plan:
     """The reminders of one subject due at `now` and not yet sent, and when to look again. A
     timer read earlier counts as `now` when it is later."""
     facts = sorted(facts, key=lambda f: f.at)
-    now = max([now, *(f.at for f in facts if isinstance(f, TimerRang))])
+    rang = [f for f in facts if isinstance(f, TimerRang)]
+    now = max([now, *(f.at for f in rang), *(f.published for f in rang if f.published)])
     sent = {f.reminder_id for f in facts if isinstance(f, Reminded)}
     candidates = [
         *_proposal(facts, now),
@@ -243,7 +251,7 @@ def plan(facts: Iterable[Fact], now: datetime) -> Plan:
     due: dict[str, Reminder] = {}
     wake: set[datetime] = set()
     for r in candidates:
-        if r.reminder_id in sent:
+        if r.reminder_id in sent or now - r.due_at > STALE_AFTER:
             continue
         if r.due_at <= now:
             due.setdefault(r.reminder_id, r)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -70,10 +70,13 @@ Eligibility = Callable[[Listing], Sequence[Finding]]
 Posted = Callable[[str], Listing | None]
 
 
-def facts_of(d: Decoded, why: Eligibility, posted: Posted) -> list[Row]:
+def facts_of(
+    d: Decoded, why: Eligibility, posted: Posted, received: datetime | None = None
+) -> list[Row]:
     """The facts one event gives, each under its subject. `why` finds what stands between a
     listing and a match (marketplace/translate/matching.findings_of); `posted` is the listing as
-    it was posted, for a change of its terms (None when this consumer never saw it posted)."""
+    it was posted, for a change of its terms (None when this consumer never saw it posted);
+    `received` the record's timestamp in the log (for a timer: when the scheduler published it)."""
     e, at, eid = d.event, d.envelope.time, d.envelope.id
     rows: list[Row] = []
 
@@ -181,7 +184,7 @@ def facts_of(d: Decoded, why: Eligibility, posted: Posted) -> list[Row]:
                 ),
             )
         case ReminderDue():
-            add(e.subject_id, e.material_code, core.TimerRang(at))
+            add(e.subject_id, e.material_code, core.TimerRang(at, received))
         case fb.FeedbackGiven():
             add(
                 e.delivery_id or e.match_id,
@@ -207,6 +210,12 @@ def subjects_of(event: Any) -> list[str]:
 
 def timer_id_of(subject_id: str, due: datetime) -> str:
     return derived_id(f"reminder-due/{subject_id}/{due.isoformat()}")
+
+
+def timestamp_of(record: Any) -> datetime | None:
+    """A Kafka record's timestamp (milliseconds since the epoch), as a time."""
+    ms = getattr(record, "timestamp", None)
+    return datetime.fromtimestamp(ms / 1000, UTC) if isinstance(ms, int) and ms >= 0 else None
 
 
 def timer(subject_id: str, material_code: str, due: datetime) -> tuple[str, OutboxMessage]:

@@ -20,7 +20,7 @@ import pytest
 
 from consumers.reminders import TOPICS, Reminders
 from marketplace.cloudevents import Envelope
-from marketplace.core.reminders import PROPOSAL
+from marketplace.core.reminders import PROPOSAL, TimerRang
 from marketplace.db import connect
 from marketplace.runtime.consumer import start_group_at
 from marketplace.runtime.service import run_consumer
@@ -131,6 +131,21 @@ async def test_a_proposal_reminder_reaches_the_silent_side_once(
                 assert "Your organisation has not answered this proposal yet." in text
                 await caught_up(s, group, TOPICS)
                 assert sink.to(bo.email) == [], "the buyer answered: no reminder"
+                # The timer's fact holds when the scheduler published it (the record's
+                # timestamp), a moment after it was due.
+                conn = await connect(s)
+                try:
+                    body = await conn.fetchval(
+                        "SELECT body::text FROM reminder_facts WHERE group_id = $1"
+                        " AND subject_id = $2 AND kind = 'TimerRang'",
+                        group,
+                        offered.match_id,
+                    )
+                finally:
+                    await conn.close()
+                rang = msgspec.json.decode(body, type=TimerRang)
+                assert rang.published is not None
+                assert timedelta(0) <= rang.published - rang.at < timedelta(seconds=30)
 
             # Restarted and made to read everything again: nothing more is decided.
             conn = await connect(s)

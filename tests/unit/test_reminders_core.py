@@ -209,3 +209,36 @@ def test_a_one_off_delivery_without_carrier_and_a_party_on_two_sides() -> None:
     d = r.Delivered(T0, "m4", None, S, S, None, "150102")
     [x] = r.plan([d], T0 + timedelta(days=8)).due
     assert (x.partner_id, x.subject_id, x.data["your_side"]) == (S, "m4", "seller")
+
+
+# Late timers -----------------------------------------------------------------------------------
+
+
+def test_a_reminder_more_than_two_days_late_is_not_sent() -> None:
+    """A timer the scheduler published days after its moment (it was away, or the reminders
+    first run on an exchange with a history): what it would remind of is long past."""
+    posted = r.ListingPosted(T0, listing())
+    day14 = T0 + timedelta(days=14)
+    on_time = r.plan([posted, r.TimerRang(day14, day14 + timedelta(seconds=1))], day14)
+    assert who(on_time) == [(r.LISTING, "owner-1")]
+    a_day_late = r.plan([posted, r.TimerRang(day14, day14 + timedelta(days=1))], day14)
+    assert who(a_day_late) == [(r.LISTING, "owner-1")]
+    stale = r.plan([posted, r.TimerRang(day14, day14 + timedelta(days=2, seconds=1))], day14)
+    assert stale == r.Plan((), ())
+
+
+def test_a_late_timer_decides_at_the_time_it_was_published() -> None:
+    # Published after the proposal expired: nothing to answer any more.
+    due_at = T0 + timedelta(hours=24)
+    late = r.TimerRang(due_at, T0 + timedelta(hours=48))
+    assert r.plan([proposal(), late], due_at) == r.Plan((), ())
+
+
+def test_an_old_agreement_read_for_the_first_time_reminds_of_the_coming_delivery_only() -> None:
+    """Monthly deliveries since 2025 and a timer published in December 2026: the missed
+    months are not reminded of; the next timer is January 2027's."""
+    a = agreement(datetime(2025, 1, 10, tzinfo=UTC), date(2025, 2, 1))
+    published = datetime(2026, 12, 10, tzinfo=UTC)
+    plan = r.plan([a, r.TimerRang(datetime(2025, 1, 30, tzinfo=UTC), published)], published)
+    assert plan.due == ()
+    assert plan.wake == (datetime(2026, 12, 30, tzinfo=UTC),)

@@ -190,6 +190,10 @@ def test_agreements_deliveries_feedback_and_timers_become_facts() -> None:
     assert isinstance(rang.event, ReminderDue)
     [t] = facts_of(rang, why, nothing_posted)
     assert (t.subject_id, t.fact) == ("d1", core.TimerRang(due))
+    late = due + timedelta(hours=3)  # when the scheduler published it: the record's timestamp
+    [t] = facts_of(rang, why, nothing_posted, late)
+    assert t.fact == core.TimerRang(due, late)
+    assert roundtrip([t]) == [t.fact]
 
 
 def test_a_timer_and_a_reminders_notification_are_the_same_whenever_asked() -> None:
