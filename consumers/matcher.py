@@ -9,6 +9,7 @@ partition."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -26,10 +27,10 @@ from marketplace.core.units import IncompatibleUnits
 from marketplace.db import Conn
 from marketplace.events import to_message
 from marketplace.logs import get_logger
-from marketplace.runtime import Transaction
+from marketplace.runtime import OutboxMessage, Transaction
 from marketplace.runtime.deadletter import dead_letter
 from marketplace.runtime.decoding import decode_or_dead_letter
-from marketplace.timers import schedule
+from marketplace.timers import schedule, schedule_many
 from marketplace.translate.matching import decide, source_of, to_command
 from schemas import listings as ls
 from schemas import topics
@@ -41,6 +42,28 @@ _json = msgspec.json.Encoder()
 
 
 # The processor -----------------------------------------------------------------------------------
+
+
+def deadline_timer(p: Proposal) -> tuple[str, OutboxMessage, datetime]:
+    """The timer that ends a proposal's answer period (MatchDeadlineDue): id, event, due time."""
+    due = ls.MatchDeadlineDue(match_id=p.match_id, material_code=p.code, due=p.expires_at)
+    timer_id = derived_id(p.match_id, 0)
+    message = to_message(
+        due, event_id=timer_id, source="/producers/scheduler", time=p.expires_at, subject=p.match_id
+    )
+    return timer_id, message, p.expires_at
+
+
+def period_timer(p: Proposal, key: str, due: datetime) -> tuple[str, OutboxMessage, datetime]:
+    """The timer of a standing agreement's delivery period (AgreementPeriodDue)."""
+    timer = ls.AgreementPeriodDue(
+        match_id=p.match_id, material_code=p.code, period_key=key, due=due
+    )
+    timer_id = derived_id(f"{p.match_id}/period/{key}")
+    message = to_message(
+        timer, event_id=timer_id, source="/producers/scheduler", time=due, subject=p.match_id
+    )
+    return timer_id, message, due
 
 
 class Matcher:
@@ -88,6 +111,8 @@ class Matcher:
 
     async def process(self, tx: Transaction, book: Book, records: Sequence[Any]) -> Book:
         closed_before = set(book.closed_pairs)
+        # The batch's timers, written in one statement with its other effects.
+        timers: list[tuple[str, OutboxMessage, datetime]] = []
         for record in records:
             decoded = decode_or_dead_letter(tx, self.group_id, record)
             if decoded is None:
@@ -106,36 +131,18 @@ class Matcher:
             for event, message in out:
                 tx.emit(message)
                 if isinstance(event, Proposed):
-                    await self.ask_deadline(tx.conn, event.proposal)
+                    timers.append(deadline_timer(event.proposal))
                 elif isinstance(event, Confirmed) and event.first_period is not None:
-                    await self._ask_period(tx, event.proposal, *event.first_period)
+                    timers.append(period_timer(event.proposal, *event.first_period))
                 elif isinstance(event, DeliveryDue):
-                    await self._ask_period(tx, event.standing.proposal, *event.next_period)
+                    timers.append(period_timer(event.standing.proposal, *event.next_period))
+        await schedule_many(tx.conn, timers)
         await self._save(tx, book, closed_before)
         return book
 
     async def ask_deadline(self, conn: Conn, p: Proposal) -> None:
         """Asks for the proposal's answer period to end by a timer (MatchDeadlineDue)."""
-        due = ls.MatchDeadlineDue(match_id=p.match_id, material_code=p.code, due=p.expires_at)
-        timer_id = derived_id(p.match_id, 0)
-        message = to_message(
-            due,
-            event_id=timer_id,
-            source="/producers/scheduler",
-            time=p.expires_at,
-            subject=p.match_id,
-        )
-        await schedule(conn, timer_id, message, p.expires_at)
-
-    async def _ask_period(self, tx: Transaction, p: Proposal, key: str, due: Any) -> None:
-        timer = ls.AgreementPeriodDue(
-            match_id=p.match_id, material_code=p.code, period_key=key, due=due
-        )
-        timer_id = derived_id(f"{p.match_id}/period/{key}")
-        message = to_message(
-            timer, event_id=timer_id, source="/producers/scheduler", time=due, subject=p.match_id
-        )
-        await schedule(tx.conn, timer_id, message, due)
+        await schedule(conn, *deadline_timer(p))
 
     async def replace_book(self, conn: Conn, topic: str, partition: int, book: Book) -> None:
         """Writes `book` as the partition's whole book, in place of what was there (the move to
