@@ -32,7 +32,7 @@ from tests.integration.api_helpers import (
 )
 from tests.integration.kafka_helpers import end_offsets, read_since
 from tests.integration.test_deal_room import award, confirmed_match, problem
-from tests.integration.test_pages_accounts import plain
+from tests.integration.test_pages_accounts import csrf_of, plain
 from tests.integration.test_pages_matrix import person
 
 Client = TestClient[Any, Any]
@@ -268,6 +268,28 @@ async def test_the_documents_of_a_deal(settings: Settings) -> None:
         r = await client.get(f"/app/deals/{match_id}/documents/delivery/1.pdf")
         assert r.status == 200
         assert r.content_type == "application/pdf"
+        # A refusal is said in the documents' part of the room: the seller issues no report.
+        csrf = csrf_of(html)
+        r = await client.post(
+            f"/app/deals/{match_id}/documents/transport/3/approve", data={"csrf": csrf}
+        )
+        assert r.status == 403
+        assert "Only the party that issues this document approves it." in await r.text()
+        # The carrier's confirmation: a weight that is none is refused next to its field.
+        driver = await person(settings, carrier.partner_id, "member")
+        client.session.cookie_jar.clear()
+        client.session.cookie_jar.update_cookies({"session": driver})
+        page = await client.get(f"/app/deals/{match_id}")
+        html = await page.text()
+        assert 'id="transport-form"' in html
+        r = await client.post(
+            f"/app/deals/{match_id}/transport/delivery",
+            data={"csrf": csrf_of(html), "weight_t": "four", "key": "k1"},
+        )
+        assert r.status == 422
+        html = await r.text()
+        assert 'id="weight_t-error"' in html
+        assert 'aria-describedby="weight_t-error"' in html
         client.session.cookie_jar.clear()
         client.session.cookie_jar.update_cookies({"session": stranger})
         r = await client.get(f"/app/deals/{match_id}/documents/delivery/1.pdf")
