@@ -122,6 +122,8 @@ APP_PRIVILEGES: dict[str, frozenset[str]] = {
     # Append-only (decision 8): the auditor appends and the verifier reads, nothing more.
     "audit_log": frozenset({"SELECT", "INSERT"}),
     "audit_checkpoints": frozenset({"SELECT", "INSERT"}),
+    # An issued invoice is a legal record (numbered without gaps): written once, never changed.
+    "invoices": frozenset({"SELECT", "INSERT"}),
     # The migration ledger is the owner's business (`marketplace status` reads it as the owner).
     "schema_migrations": frozenset(),
 }

@@ -55,6 +55,8 @@ REFUSED = [
     ("DELETE FROM audit_checkpoints", "permission denied for table audit_checkpoints"),
     ("TRUNCATE audit_checkpoints", "permission denied for table audit_checkpoints"),
     ("TRUNCATE partners", "permission denied for table partners"),
+    ("UPDATE invoices SET sha256 = ''", "permission denied for table invoices"),
+    ("DELETE FROM invoices", "permission denied for table invoices"),
     ("CREATE TABLE sneaky (n integer)", "permission denied for schema public"),
     (
         "CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS 'SELECT 1'",
