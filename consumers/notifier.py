@@ -43,6 +43,14 @@ _coverage = msgspec.json.Decoder(lg.CarrierCoverage)
 _job = msgspec.json.Decoder(lg.TransportJobRequested)
 
 Carriers = list[tuple[str, lg.CarrierCoverage]]
+# Events whose notifications go to the match's two parties, looked up by match id.
+_NEEDS_PARTIES = (
+    MatchExpired,
+    MatchCancelled,
+    AgreementEnded,
+    lg.TransportAwarded,
+    lg.AuctionFailed,
+)
 
 
 class Notifier:
@@ -57,11 +65,29 @@ class Notifier:
         return None
 
     async def process(self, tx: Transaction, state: None, records: Sequence[Any]) -> None:
+        batch = [d for r in records if (d := decode_or_dead_letter(tx, self.group_id, r))]
+        # What the batch looks up, read in one statement each; what it remembers, written in
+        # one statement each at the end (first writer wins, as ON CONFLICT DO NOTHING).
+        parties = await self._parties(
+            tx.conn, {d.event.match_id for d in batch if isinstance(d.event, _NEEDS_PARTIES)}
+        )
+        jobs = await self._jobs(
+            tx.conn,
+            {
+                d.event.job_id
+                for d in batch
+                if isinstance(d.event, lg.AuctionFailed) and d.event.reopened_until is not None
+            },
+        )
+        new_parties: dict[str, tuple[str, str]] = {}
+        new_jobs: dict[str, lg.TransportJobRequested] = {}
+
+        def remember(match_id: str, seller: str, buyer: str) -> None:
+            if match_id not in parties:
+                parties[match_id] = new_parties[match_id] = (seller, buyer)
+
         carriers: Carriers | None = None  # read once per batch, again after a change
-        for record in records:
-            decoded = decode_or_dead_letter(tx, self.group_id, record)
-            if decoded is None:
-                continue
+        for decoded in batch:
             event = decoded.event
             known = Known()
             match event:
@@ -72,50 +98,56 @@ class Notifier:
                     await self._active(tx.conn, event.partner_id, event.active)
                     carriers = None
                 case MatchProposed() | MatchConfirmed():
-                    await self._remember(tx.conn, event.match_id, event.seller_id, event.buyer_id)
+                    remember(event.match_id, event.seller_id, event.buyer_id)
                 case lg.TransportJobRequested():
                     if event.seller_id and event.buyer_id:
-                        await self._remember(
-                            tx.conn, event.match_id, event.seller_id, event.buyer_id
-                        )
-                    await self._keep_job(tx.conn, event)
+                        remember(event.match_id, event.seller_id, event.buyer_id)
+                    if event.job_id not in jobs:
+                        jobs[event.job_id] = new_jobs[event.job_id] = event
                     carriers = carriers if carriers is not None else await self._carriers(tx.conn)
                     known = Known(fitting=fitting_carriers(event, carriers))
                 case MatchExpired() | MatchCancelled() | AgreementEnded() | lg.TransportAwarded():
-                    known = Known(parties=await self._parties(tx.conn, event.match_id))
+                    known = Known(parties=parties.get(event.match_id))
                 case lg.AuctionFailed():
                     fitting: tuple[str, ...] = ()
                     if event.reopened_until is not None:
-                        job = await self._job(tx.conn, event.job_id)
+                        job = jobs.get(event.job_id)
                         if job is not None:
                             if carriers is None:
                                 carriers = await self._carriers(tx.conn)
                             fitting = fitting_carriers(job, carriers)
-                    known = Known(await self._parties(tx.conn, event.match_id), fitting)
+                    known = Known(parties.get(event.match_id), fitting)
                 case _:
                     pass
             for message in messages(decoded, plan(event, known), self.source):
                 tx.emit(message)
+        await self._remember(tx.conn, new_parties)
+        await self._keep_jobs(tx.conn, new_jobs)
         return state
 
-    async def _remember(self, conn: Conn, match_id: str, seller: str, buyer: str) -> None:
+    async def _remember(self, conn: Conn, parties: dict[str, tuple[str, str]]) -> None:
+        if not parties:
+            return
         await conn.execute(
             "INSERT INTO notifier_parties (group_id, match_id, seller_id, buyer_id)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            " SELECT $1, u.m, u.s, u.b FROM unnest($2::text[], $3::text[], $4::text[])"
+            " AS u(m, s, b) ON CONFLICT DO NOTHING",
             self.group_id,
-            match_id,
-            seller,
-            buyer,
+            list(parties),
+            [p[0] for p in parties.values()],
+            [p[1] for p in parties.values()],
         )
 
-    async def _parties(self, conn: Conn, match_id: str) -> tuple[str, str] | None:
-        row = await conn.fetchrow(
-            "SELECT seller_id, buyer_id FROM notifier_parties WHERE group_id = $1"
-            " AND match_id = $2",
+    async def _parties(self, conn: Conn, match_ids: set[str]) -> dict[str, tuple[str, str]]:
+        if not match_ids:
+            return {}
+        rows = await conn.fetch(
+            "SELECT match_id, seller_id, buyer_id FROM notifier_parties WHERE group_id = $1"
+            " AND match_id = ANY($2::text[])",
             self.group_id,
-            match_id,
+            sorted(match_ids),
         )
-        return (row["seller_id"], row["buyer_id"]) if row is not None else None
+        return {r["match_id"]: (r["seller_id"], r["buyer_id"]) for r in rows}
 
     async def _declared(self, conn: Conn, event: CarrierCapabilitiesDeclared) -> None:
         coverage = lg.CarrierCoverage(
@@ -159,24 +191,31 @@ class Notifier:
                 )
         return out
 
-    async def _keep_job(self, conn: Conn, job: lg.TransportJobRequested) -> None:
+    async def _keep_jobs(self, conn: Conn, jobs: dict[str, lg.TransportJobRequested]) -> None:
+        if not jobs:
+            return
         await conn.execute(
-            "INSERT INTO notifier_jobs (group_id, job_id, body) VALUES ($1, $2, $3::jsonb)"
+            "INSERT INTO notifier_jobs (group_id, job_id, body)"
+            " SELECT $1, u.j, u.b::jsonb FROM unnest($2::text[], $3::text[]) AS u(j, b)"
             " ON CONFLICT DO NOTHING",
             self.group_id,
-            job.job_id,
-            _json.encode(job).decode(),
+            list(jobs),
+            [_json.encode(j).decode() for j in jobs.values()],
         )
 
-    async def _job(self, conn: Conn, job_id: str) -> lg.TransportJobRequested | None:
-        body = await conn.fetchval(
-            "SELECT body FROM notifier_jobs WHERE group_id = $1 AND job_id = $2",
+    async def _jobs(self, conn: Conn, job_ids: set[str]) -> dict[str, lg.TransportJobRequested]:
+        if not job_ids:
+            return {}
+        rows = await conn.fetch(
+            "SELECT job_id, body FROM notifier_jobs WHERE group_id = $1"
+            " AND job_id = ANY($2::text[])",
             self.group_id,
-            job_id,
+            sorted(job_ids),
         )
-        if body is None:
-            return None
-        try:
-            return _job.decode(body)
-        except msgspec.ValidationError:
-            return None
+        out: dict[str, lg.TransportJobRequested] = {}
+        for r in rows:
+            try:
+                out[r["job_id"]] = _job.decode(r["body"])
+            except msgspec.ValidationError:
+                continue  # unreadable: as if unknown, no carrier is re-invited
+        return out
