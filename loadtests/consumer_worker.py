@@ -4,12 +4,12 @@ stop it prints one JSON line: records applied, events emitted, batches."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Any
 
 from marketplace.logs import configure_logging
+from marketplace.runtime import loop as event_loop
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 
@@ -55,7 +55,9 @@ def main() -> None:
     settings = Settings.from_env()
     configure_logging(settings)
     topics, processor = consumer(kind, group, settings)
-    stats = asyncio.run(run_consumer(settings, group_id=group, topics=topics, processor=processor))
+    stats = event_loop.run(
+        run_consumer(settings, group_id=group, topics=topics, processor=processor), settings
+    )
     print(
         json.dumps({"records": stats.records, "emitted": stats.emitted, "batches": stats.batches}),
         flush=True,

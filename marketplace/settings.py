@@ -77,6 +77,8 @@ class Settings:
     consumer_fetch_max_wait_ms: int = 500
     consumer_fetch_min_bytes: int = 1
     producer_linger_ms: int = 5
+    # The services' event loop: "uvloop" (libuv, in C) or "asyncio" (the standard library's).
+    event_loop: str = "uvloop"
     # Matching (ARCHITECTURE "The domain"): how long partners have to answer a proposal, the
     # vehicle whose emission factor estimates transport, and the operator's estimate of
     # transport cost per tonne-km by currency ("EUR=0.12,SEK=1.35"); a currency without an
@@ -295,6 +297,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
+        if self.event_loop not in ("uvloop", "asyncio"):
+            raise SettingsError(f"{PREFIX}EVENT_LOOP={self.event_loop!r}: choose uvloop or asyncio")
         for name in ("auction_bidding_period_s", "auction_reopen_period_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from marketplace.app import audit_cli, keys_cli, people_cli
 from marketplace.logs import configure_logging, get_logger
+from marketplace.runtime import loop as event_loop
 from marketplace.settings import ROOT, Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     extra = local_extras(settings) if every else {}
     if args.simulate:
         extra["simulator"] = simulator(args.simulate)
-    asyncio.run(run_services(settings, names, extra))
+    event_loop.run(run_services(settings, names, extra), settings)
     return 0
 
 
