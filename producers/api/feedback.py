@@ -31,7 +31,7 @@ from producers.api.auth import require_role
 from producers.api.context import POOL, principal
 from producers.api.impact import ASSOCIATION, _time
 from producers.api.problems import Problem
-from producers.api.writes import Ids, idempotent, publish, read_body
+from producers.api.writes import Ids, Write, idempotent, publish, read_body
 from schemas.common import Id, LongText
 from schemas.feedback import (
     FEEDBACK_REASONS,
@@ -118,9 +118,17 @@ async def _carrier(request: web.Request, match_id: str, delivery_id: str | None)
 
 async def confirm_delivery(request: web.Request) -> web.StreamResponse:
     require_role(request, "sme", "logistics")
-    who = principal(request)
     match = await _match(request)
     body = await read_body(request, DeliveredIn, optional=True)
+    return await idempotent(request, await delivered_command(request, match, body))
+
+
+async def delivered_command(request: web.Request, match: Any, body: DeliveredIn) -> Write:
+    """The checks and the write of confirming the delivery of `match` (a matches row with
+    match_id, material_code, seller_id, buyer_id, status and body), for the API and the pages
+    alike (decision 10). Raises Problem naming the field."""
+    require_role(request, "sme", "logistics")
+    who = principal(request)
     match_id = match["match_id"]
     carrier = await _carrier(request, match_id, body.delivery_id)
     pool = request.app[POOL]
@@ -165,14 +173,21 @@ async def confirm_delivery(request: web.Request) -> web.StreamResponse:
         await publish(request, event, event_id=event_id, subject=match_id)
         return 202, {"status": "accepted", "event_id": event_id, "match_id": match_id}, {}
 
-    return await idempotent(request, write)
+    return write
 
 
 async def give_feedback(request: web.Request) -> web.StreamResponse:
     require_role(request, "sme", "logistics")
-    who = principal(request)
     match = await _match(request)
     body = await read_body(request, FeedbackIn)
+    return await idempotent(request, await feedback_command(request, match, body))
+
+
+async def feedback_command(request: web.Request, match: Any, body: FeedbackIn) -> Write:
+    """The checks and the write of the caller's feedback on a delivery of `match` (a matches
+    row, as for delivered_command), for the API and the pages alike."""
+    require_role(request, "sme", "logistics")
+    who = principal(request)
     match_id = match["match_id"]
     key = delivery_key(match_id, body.delivery_id)
     delivery = await request.app[POOL].fetchrow(
@@ -218,7 +233,7 @@ async def give_feedback(request: web.Request) -> web.StreamResponse:
         await publish(request, event, event_id=event_id, subject=match_id)
         return 202, {"status": "accepted", "event_id": event_id, "feedback_id": fid}, {}
 
-    return await idempotent(request, write)
+    return write
 
 
 def _answer(r: Any, *, who: bool) -> dict[str, Any]:
