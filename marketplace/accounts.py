@@ -520,9 +520,10 @@ async def seal_totp(conn: Conn, ring: KeyRing) -> Sealed:
 async def export(conn: Conn, email: str) -> dict[str, object] | None:
     """Everything the exchange holds about the person (their right of access): the account,
     its security events and its sessions (when, not the tokens), what the mailer holds (their
-    preferences, addresses, links sent, every message as sent, digest items) and the deal-room
-    messages they wrote with their attachments (base64). Events on the log name the person only
-    by `person_id`, which this export gives so they can be found there."""
+    preferences, addresses, links sent, every message as sent, digest items), their saved
+    searches of the market and the deal-room messages they wrote with their attachments
+    (base64). Events on the log name the person only by `person_id`, which this export gives
+    so they can be found there."""
     row = await conn.fetchrow(
         "SELECT person_id, partner_id, email, display_name, role, locale, created_at,"
         " disabled_at, password_hash IS NOT NULL AS has_password,"
@@ -594,6 +595,11 @@ _PERSON_EXPORT: tuple[tuple[str, str], ...] = (
         "SELECT notification_id, kind, summary, data, issued_at, digest_id FROM"
         " mail_digest_items WHERE person_id = $1 ORDER BY issued_at",
     ),
+    (
+        "saved_searches",
+        "SELECT name, kind, q, region, created_at FROM saved_searches WHERE person_id = $1"
+        " ORDER BY created_at",
+    ),
 )
 
 
@@ -615,11 +621,11 @@ def _plain(row: dict[str, object]) -> dict[str, object]:
 async def erase(conn: Conn, email: str) -> str | None:
     """Erases the person (their right to erasure): the account row and, with it, sessions,
     links, security events and everything the mailer holds about them (their addresses,
-    preferences, the messages as sent, digest items); failed sign-ins recorded under the
-    address; the deal-room messages they wrote and those messages' attachments. What remains
-    is the pseudonymous `person_id` in events already on the log (which carry only SHA-256s of
-    the texts and files), and nothing links it to anyone any more. Returns that id, or None
-    when there is no such account."""
+    preferences, the messages as sent, digest items) and their saved searches (ON DELETE
+    CASCADE); failed sign-ins recorded under the address; the deal-room messages they wrote
+    and those messages' attachments. What remains is the pseudonymous `person_id` in events
+    already on the log (which carry only SHA-256s of the texts and files), and nothing links
+    it to anyone any more. Returns that id, or None when there is no such account."""
     address = email.strip()
     async with conn.transaction():
         person_id = await conn.fetchval(

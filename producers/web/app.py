@@ -7,7 +7,17 @@ from aiohttp import web
 
 from marketplace.settings import Settings
 from producers.api.app import create_app
-from producers.web import agreements, deals, documents, legal, logistics, pages, preferences, staff
+from producers.web import (
+    agreements,
+    deals,
+    documents,
+    legal,
+    logistics,
+    pages,
+    preferences,
+    searches,
+    staff,
+)
 from producers.web.session import pages_middleware
 
 
@@ -23,4 +33,5 @@ def create_service(settings: Settings) -> web.Application:
     legal.add_routes(app)
     documents.add_routes(app)
     agreements.add_routes(app)
+    searches.add_routes(app)
     return app

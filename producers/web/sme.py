@@ -3,6 +3,7 @@ and its proposals, accepted or declined, arriving live."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp_jinja2
@@ -335,15 +336,25 @@ async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str,
     return out
 
 
+def market_filters(values: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """The open market's filters (kind, words or a code, the start of a region's code) as
+    given, or None when one is out of bounds (a saved search keeps the same three)."""
+    kind = values.get("kind", "")
+    words = values.get("q", "").strip()
+    region = values.get("region", "").strip().upper()
+    if kind not in ("", "offer", "request") or len(words) > 100 or len(region) > 5:
+        return None
+    return kind, words, region
+
+
 async def market(request: web.Request) -> web.Response:
     """The open market: others' open listings, found by kind, code or words, and region, shown
     without their owner (material, quantity, region, window; never the place or the firm)."""
     person = person_of(request)
-    kind = request.query.get("kind", "")
-    words = request.query.get("q", "").strip()
-    region = request.query.get("region", "").strip().upper()
-    if kind not in ("", "offer", "request") or len(words) > 100 or len(region) > 5:
+    found_filters = market_filters(request.query)
+    if found_filters is None:
         raise web.HTTPUnprocessableEntity(text="kind is offer or request; q and region are short")
+    kind, words, region = found_filters
     taxonomy = list_of_waste()
     codes: list[str] | None = None
     if words:
