@@ -2,8 +2,9 @@
 real stack (API with the pages, projector, matcher with the scheduler, notifier, job creator):
 a joinery offers a steady monthly flow of offcuts and a pellet mill asks for one, both from the
 agreements page; both accept the proposed standing agreement; the mill sees the month's
-delivery scheduled, confirms that it arrived and gives its feedback. axe-core finds no WCAG 2.1
-A/AA violation on the agreement pages, the forms and the answers included."""
+delivery scheduled, confirms that it arrived and gives its feedback; then it saves a search of
+the market, runs it again and deletes it. axe-core finds no WCAG 2.1 A/AA violation on these
+pages, the forms and the answers included, and none scrolls sideways at a phone's width."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
 
 from marketplace.settings import Settings
 from producers.web.app import create_service
@@ -26,6 +27,7 @@ from tests.integration.test_matcher import matcher_running
 pytestmark = pytest.mark.integration
 
 SCREENSHOTS = Settings().local_dir / "screenshots"
+PHONE: ViewportSize = {"width": 360, "height": 780}
 
 
 async def no_violations(page: Page, name: str) -> None:
@@ -178,3 +180,30 @@ async def test_a_standing_agreement_is_set_up_delivered_and_rated_on_the_pages(
         await expect(seller.locator("#delivery-1 .delivered")).to_contain_text("by the buyer")
         await expect(seller.locator("#confirm-1")).to_have_count(0)
         await expect(seller.locator("#rate-1")).to_be_visible()
+
+        # The mill keeps a search of the market, runs it again and deletes it.
+        await buyer.goto(f"{base}/market?q=030105&kind=offer")
+        await buyer.locator("#search-name").fill("Shavings, offered")
+        async with buyer.expect_navigation():
+            await buyer.get_by_role("button", name="Save this search").click()
+        await expect(buyer.locator("p.notice")).to_contain_text("The search is saved.")
+        saved = buyer.locator("#saved-searches tbody tr").first
+        await expect(saved).to_contain_text("Shavings, offered")
+        await no_violations(buyer, "saved-searches")
+        async with buyer.expect_navigation():
+            await saved.get_by_role("link", name="Run").click()
+        await expect(buyer.locator("#q")).to_have_value("030105")
+        await expect(buyer.locator("#kind")).to_have_value("offer")
+        await no_violations(buyer, "market-saveable")
+
+        # At a phone's width nothing of these pages scrolls sideways.
+        await buyer.set_viewport_size(PHONE)
+        for path in ("/agreements", f"/agreements/{match_id}", "/market/searches"):
+            await buyer.goto(f"{base}{path}")
+            width = await buyer.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], f"{path} is {width}px wide on a phone"
+        await no_violations(buyer, "saved-searches-phone")
+        async with buyer.expect_navigation():
+            await buyer.get_by_role("button", name="Delete").first.click()
+        await expect(buyer.locator("p.notice")).to_contain_text("The search is deleted.")
+        await expect(buyer.locator("#saved-searches")).to_have_count(0)
