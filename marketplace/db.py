@@ -124,6 +124,9 @@ APP_PRIVILEGES: dict[str, frozenset[str]] = {
     "audit_checkpoints": frozenset({"SELECT", "INSERT"}),
     # An issued invoice is a legal record (numbered without gaps): written once, never changed.
     "invoices": frozenset({"SELECT", "INSERT"}),
+    # Where a matcher group's books moved to another key (`marketplace rebuild rekey`): recorded
+    # once, in the move's transaction; replay depends on it never changing.
+    "matcher_cutovers": frozenset({"SELECT", "INSERT"}),
     # The migration ledger is the owner's business (`marketplace status` reads it as the owner).
     "schema_migrations": frozenset(),
 }

@@ -7,8 +7,9 @@ the matcher's books of every partition are read, re-filed by the pure move
 (marketplace/core/rekey.py) and written back; what the move decides (proposals between two
 families cancelled, new proposals between listings that now meet) goes to the matcher group's
 outbox with the timers of the new proposals; the pending timers of `market.listings` get the
-family key; the cut-over (the group's offsets and the time) is recorded for
-`marketplace audit replay`. Then the outbox is published. `--dry-run` reads and reports only."""
+family key; the cut-over (the group's offsets, the time and the move's figures) is recorded
+in `matcher_cutovers` for `marketplace audit replay`. Then the outbox is published.
+`--dry-run` reads and reports only."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -257,7 +258,7 @@ async def run_rekey(
                         await matcher.ask_deadline(conn, event.proposal)
                         result.timers_asked += 1
                 result.timers_rekeyed = await _rekey_timers(conn)
-                await record_cut_over(conn, cut)
+                await record_cut_over(conn, cut, asdict(moved.summary))
                 if dry_run:
                     raise _DryRun(result)  # rolls the transaction back: nothing changes
         except _DryRun as dry:

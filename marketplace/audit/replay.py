@@ -8,9 +8,10 @@ the inputs in range are exactly the recorded outputs in range. State starts empt
 use the moment the consumer group started (default: the beginning of the log).
 
 A stage may have a cut-over: the moment its consumer's state was moved to another routing of
-its input topic (`marketplace rebuild rekey`, recorded with the group's offsets then). Replay
-makes the same move at the same point: the inputs below the cut-over offsets first, then the
-move (and the decisions it made), then the inputs from those offsets on."""
+its input topic (`marketplace rebuild rekey`, recorded in `matcher_cutovers` with the group's
+offsets then). Replay makes the same move at the same point: the inputs below the cut-over
+offsets first, then the move (and the decisions it made), then the inputs from those offsets
+on."""
 
 from __future__ import annotations
 

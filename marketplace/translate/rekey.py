@@ -4,16 +4,18 @@ messages the move decides, and the record of the cut-over that `marketplace rebu
 writes and `marketplace audit replay` reads, so that both make the same move at the same
 offsets.
 
-The cut-over is kept in `matcher_partitions`, beside the books it concerns, under the topic
-name `<topic>@cut-over`: one row per partition whose `seq` is the group's next offset at the
-cut-over, and a row for partition -1 whose `seq` is the cut-over's time in microseconds since
-1970 (no table of its own yet)."""
+The cut-over is a row of `matcher_cutovers` (migration 0027): the group, the topic, the time,
+the group's next offset on each partition then, and the move's figures. It is written once, in
+the move's transaction; the services' role may not change it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
+import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
 from marketplace.core.ids import derived_id
@@ -24,9 +26,6 @@ from marketplace.runtime.outbox import OutboxMessage
 from marketplace.translate.matching import to_contract
 from schemas import matches as ms
 
-SUFFIX = "@cut-over"
-_TIME_ROW = -1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PARTITIONER = DefaultPartitioner()
 
 
@@ -38,6 +37,9 @@ class CutOver:
     topic: str
     at: datetime
     offsets: dict[int, int]
+    # What the move did, as recorded (None: not recorded, as for a cut-over made before the
+    # figures were kept). Not part of the move: replay makes it from the rest.
+    summary: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def partitions(self) -> int:
@@ -79,30 +81,32 @@ def messages_of(events: list[Event], cut: CutOver, source: str) -> list[OutboxMe
 
 
 async def read_cut_over(conn: Conn, group_id: str, topic: str) -> CutOver | None:
-    rows = await conn.fetch(
-        "SELECT partition, seq FROM matcher_partitions WHERE group_id = $1 AND topic = $2"
-        " ORDER BY partition",
+    """The recorded cut-over of a group on a topic, or None when its books never moved."""
+    row = await conn.fetchrow(
+        "SELECT at, offsets::text AS offsets, summary::text AS summary FROM matcher_cutovers"
+        " WHERE group_id = $1 AND topic = $2",
         group_id,
-        topic + SUFFIX,
+        topic,
     )
-    if not rows:
+    if row is None:
         return None
-    at: datetime | None = None
-    offsets: dict[int, int] = {}
-    for r in rows:
-        if r["partition"] == _TIME_ROW:
-            at = _EPOCH + timedelta(microseconds=r["seq"])
-        else:
-            offsets[r["partition"]] = r["seq"]
-    if at is None:
-        raise ValueError(f"the cut-over of {group_id} on {topic} has no time")
-    return CutOver(group_id, topic, at, offsets)
+    offsets = {int(p): int(n) for p, n in orjson.loads(row["offsets"]).items()}
+    summary = orjson.loads(row["summary"]) if row["summary"] is not None else None
+    return CutOver(group_id, topic, row["at"], offsets, summary)
 
 
-async def write_cut_over(conn: Conn, cut: CutOver) -> None:
-    micros = (cut.at - _EPOCH) // timedelta(microseconds=1)
-    rows = [(_TIME_ROW, micros), *sorted(cut.offsets.items())]
-    await conn.executemany(
-        "INSERT INTO matcher_partitions (group_id, topic, partition, seq) VALUES ($1, $2, $3, $4)",
-        [(cut.group_id, cut.topic + SUFFIX, p, s) for p, s in rows],
+async def write_cut_over(
+    conn: Conn, cut: CutOver, summary: Mapping[str, Any] | None = None
+) -> None:
+    """Records the cut-over (once: a second one for the same group and topic is refused by the
+    table's key) with the move's figures."""
+    offsets = {str(p): n for p, n in sorted(cut.offsets.items())}
+    await conn.execute(
+        "INSERT INTO matcher_cutovers (group_id, topic, at, offsets, summary)"
+        " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)",
+        cut.group_id,
+        cut.topic,
+        cut.at,
+        orjson.dumps(offsets).decode(),
+        None if summary is None else orjson.dumps(summary, option=orjson.OPT_NON_STR_KEYS).decode(),
     )

@@ -57,6 +57,8 @@ REFUSED = [
     ("TRUNCATE partners", "permission denied for table partners"),
     ("UPDATE invoices SET sha256 = ''", "permission denied for table invoices"),
     ("DELETE FROM invoices", "permission denied for table invoices"),
+    ("UPDATE matcher_cutovers SET at = now()", "permission denied for table matcher_cutovers"),
+    ("DELETE FROM matcher_cutovers", "permission denied for table matcher_cutovers"),
     ("CREATE TABLE sneaky (n integer)", "permission denied for schema public"),
     (
         "CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS 'SELECT 1'",

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 
@@ -28,12 +29,13 @@ from consumers.auditor import TOPICS as AUDITED
 from consumers.auditor import run_auditor
 from consumers.matcher import TOPIC, Matcher
 from loadtests.one_book import partition_of
+from loadtests.scratch import scratch_database
 from marketplace.app.rekey import Refused, report_lines, run_rekey
 from marketplace.audit.replay import MatchingStage, replay
 from marketplace.cloudevents import Envelope
 from marketplace.core.families import family_of
 from marketplace.core.ids import derived_id
-from marketplace.db import Conn, connect
+from marketplace.db import Conn, connect, grant_app_role, load_migrations, migrate
 from marketplace.events import to_message
 from marketplace.kafka import make_producer
 from marketplace.runtime.consumer import start_group_at
@@ -296,6 +298,19 @@ async def test_a_market_moves_to_the_family_key_and_replay_follows(settings: Set
         assert cut is not None
         assert cut.offsets == done.cut.offsets
         assert cut.at == done.cut.at
+        # Its own table, with the move's figures; nothing of it left beside the books.
+        assert cut.summary is not None
+        assert cut.summary["cancelled"] == s.cancelled
+        assert cut.summary["proposed"] == s.proposed
+        assert cut.summary["by_partition"] == {str(p): n for p, n in s.by_partition.items()}
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM matcher_partitions WHERE group_id = $1 AND topic <> $2",
+                group,
+                TOPIC,
+            )
+            == 0
+        )
         # Each open listing and proposal in one partition: the one of its family's key.
         after = await items(conn, group)
         held = [i for i, kind, _ in after if kind == "listing"]
@@ -375,3 +390,54 @@ async def test_a_market_moves_to_the_family_key_and_replay_follows(settings: Set
         assert blind.moves == {}
     finally:
         await conn.close()
+
+
+async def test_a_cut_over_recorded_beside_the_books_moves_to_its_own_table(
+    settings: Settings,
+) -> None:
+    """Migration 0027: a cut-over recorded before it (in `matcher_partitions`, under the topic
+    name `<topic>@cut-over`, the time in microseconds at partition -1) is read as it was."""
+    async with scratch_database(settings, "cutover") as db:
+        conn = await connect(db, dsn=db.migrate_dsn)
+        try:
+            # Back to the state before 0027, with an old record and a book's own row.
+            await conn.execute("DROP TABLE matcher_cutovers")
+            await conn.execute("DELETE FROM schema_migrations WHERE version = 27")
+            at = datetime(2026, 12, 1, 6, 10, 4, 512337, tzinfo=UTC)
+            micros = (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+            rows = [
+                ("matcher", TOPIC + "@cut-over", -1, micros),
+                ("matcher", TOPIC + "@cut-over", 0, 40211),
+                ("matcher", TOPIC + "@cut-over", 1, 38120),
+                ("matcher", TOPIC, 0, 17),
+            ]
+            await conn.executemany(
+                "INSERT INTO matcher_partitions (group_id, topic, partition, seq)"
+                " VALUES ($1, $2, $3, $4)",
+                rows,
+            )
+            # As `marketplace migrate` does it: the migration, then the services' role's rights.
+            applied = await migrate(conn, load_migrations(db.migrations_dir))
+            assert [m.version for m in applied] == [27]
+            await grant_app_role(conn, db.db_app_user)
+            cut = await read_cut_over(conn, "matcher", TOPIC)
+            assert cut is not None
+            assert cut.at == at  # to the microsecond
+            assert cut.offsets == {0: 40211, 1: 38120}
+            assert cut.summary is None  # not recorded then
+            left = await conn.fetch(
+                "SELECT topic, partition, seq FROM matcher_partitions WHERE group_id = 'matcher'"
+            )
+            assert [tuple(r) for r in left] == [(TOPIC, 0, 17)]
+            assert await read_cut_over(conn, "another", TOPIC) is None
+        finally:
+            await conn.close()
+        # The services' role reads it and may not change it.
+        app = await connect(db)
+        try:
+            assert await read_cut_over(app, "matcher", TOPIC) is not None
+            for sql in ("UPDATE matcher_cutovers SET at = now()", "DELETE FROM matcher_cutovers"):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await app.execute(sql)
+        finally:
+            await app.close()
