@@ -376,6 +376,7 @@ async def one_consumer(
     end: dict[int, int],
     measured: str = LISTINGS,
     tree: Path | None = None,
+    env_overrides: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Records per second `instances` processes of `kind` apply the range of `measured` at
     (its other topics start at their current ends), with the events they emitted and the CPU
@@ -399,6 +400,7 @@ async def one_consumer(
             }
             if tree is not None:
                 env["PYTHONPATH"] = str(tree)
+            env.update(env_overrides or {})
             workers = [
                 await asyncio.create_subprocess_exec(
                     sys.executable,
@@ -507,9 +509,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     for name, rate in baselines.items():
         print(f"baseline {name:<26} {rate:>10,.0f} records/s", flush=True)
     rows = []
-    trees: list[tuple[str, Path | None]] = [("current", None)]
+    trees: list[tuple[str, Path | None, dict[str, str]]] = [("current", None, {})]
+    for variant in args.variant:  # LABEL:NAME=VALUE[,NAME=VALUE]: this code, other settings
+        label, _, assignments = variant.partition(":")
+        trees.append((label, None, dict(a.split("=", 1) for a in assignments.split(","))))
     if args.compare:
-        trees.append((args.compare[:12], checkout(args.compare)))
+        trees.append((args.compare[:12], checkout(args.compare), {}))
     ranges: dict[str, tuple[dict[int, int], dict[int, int]]] = {LISTINGS: (start, end)}
     if "auctioneer" in args.consumers:
         jobs = job_events(max(args.events // 5, 1), args.seed)
@@ -534,8 +539,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         same_work: list[float] = []
         for _ in range(args.repeat):  # interleaved, so the machine's swings fall on all alike
             for k in args.instances:
-                for label, tree in trees:
-                    run = await one_consumer(settings, kind, k, first, last, topic, tree)
+                for label, tree, overrides in trees:
+                    run = await one_consumer(settings, kind, k, first, last, topic, tree, overrides)
                     runs.setdefault((label, k), []).append(run)
                     print(
                         f"{kind:<10} x{k} {label:<8} {run['records_per_s']:>10,.0f} records/s"
@@ -625,6 +630,12 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=1, help="runs per count (median)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="LABEL:MARKETPLACE_X=V[,...]: the current code under other settings, interleaved",
+    )
     parser.add_argument(
         "--compare",
         default="",

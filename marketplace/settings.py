@@ -62,6 +62,9 @@ class Settings:
     consumer_poll_ms: int = 200
     consumer_session_timeout_ms: int = 10000
     consumer_max_retries: int = 5
+    # How many partitions' batches of one fetch a consumer applies side by side, each in its own
+    # transaction on its own connection (1: one after another).
+    consumer_partition_concurrency: int = 6
     outbox_sweep_interval_s: float = 5.0
     outbox_sweep_min_age_s: float = 10.0
     db_pool_max: int = 10
@@ -286,6 +289,7 @@ class Settings:
             "topic_replication",
             "topic_min_insync",
             "consumer_max_batch",
+            "consumer_partition_concurrency",
             "consumer_poll_ms",
             "consumer_session_timeout_ms",
             "consumer_fetch_min_bytes",

@@ -147,6 +147,7 @@ class ExactlyOnceConsumer(Generic[S]):
         # One per partition, held while a batch's transaction runs, so that revoking the
         # partition waits for it to finish.
         self._locks: dict[TopicPartition, asyncio.Lock] = {}
+        self._side_by_side = asyncio.Semaphore(settings.consumer_partition_concurrency)
         self._stop = asyncio.Event()
         self._polling = False
         self._waiting_since: float | None = None
@@ -185,7 +186,7 @@ class ExactlyOnceConsumer(Generic[S]):
                 # connection of its own: one partition's round trips do not wait for another's.
                 handled = [(tp, records) for tp, records in batches.items() if records]
                 results = await asyncio.gather(
-                    *(self._handle(tp, records) for tp, records in handled),
+                    *(self._handle_in_turn(tp, records) for tp, records in handled),
                     return_exceptions=True,
                 )
                 for (tp, _), result in zip(handled, results, strict=True):
@@ -221,6 +222,10 @@ class ExactlyOnceConsumer(Generic[S]):
             LAG.labels(group=self.group_id, topic=tp.topic, partition=str(tp.partition)).set(
                 max(0, end - position)
             )
+
+    async def _handle_in_turn(self, tp: TopicPartition, records: list[Any]) -> int | None:
+        async with self._side_by_side:
+            return await self._handle(tp, records)
 
     async def _handle(self, tp: TopicPartition, records: list[Any]) -> int | None:
         """Applies one partition's batch; returns the next offset if it committed."""
