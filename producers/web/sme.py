@@ -313,14 +313,18 @@ async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str,
         entry = taxonomy.get(r["material_code"])
         answers = orjson.loads(r["answers"])
         price = body.get("delivered_price", {})
+        # A standing agreement's quantity is its quantity per period (week, month, ...).
+        agreement = body.get("agreement") or {}
+        quantity = agreement.get("quantity") or body.get("quantity", {})
         out.append(
             {
                 "id": r["match_id"],
                 "side": "seller" if r["seller_id"] == partner_id else "buyer",
                 "code": r["material_code"],
                 "title": entry.description if entry is not None else "",
-                "amount": body.get("quantity", {}).get("amount"),
-                "unit": body.get("quantity", {}).get("unit"),
+                "amount": quantity.get("amount"),
+                "unit": quantity.get("unit"),
+                "period": agreement.get("period", ""),
                 "price": f"{price.get('amount', 0):.2f} {price.get('currency', '')}",
                 "distance_km": f"{body.get('distance_km', 0):.0f}",
                 "co2e_known": body.get("co2e_known", True),

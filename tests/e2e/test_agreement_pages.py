@@ -131,6 +131,7 @@ async def test_a_standing_agreement_is_set_up_delivered_and_rated_on_the_pages(
         card = seller.locator("[id^=proposal-]").first
         await expect(card).to_contain_text("030105", timeout=60_000)
         match_id = (await card.get_attribute("id") or "").removeprefix("proposal-")
+        await expect(card).to_contain_text("t every month · a standing agreement")
         other = buyer.locator(f"#proposal-{match_id}")
         await expect(other).to_contain_text("You buy")
         async with seller.expect_navigation():
