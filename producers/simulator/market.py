@@ -6,8 +6,12 @@ offers and the secondary materials it buys; logistics firms cover a radius aroun
 The same seed gives the same firms and the same sequence of actions, relative to the start time
 the driver passes in. The mix holds the seed regions' food and farm by-products (brewers' spent
 grain, fruit and vegetable residues, bakery returns, straw, manure, whey) beside textiles,
-plastics, pallets and packaging; a code without a sourced carbon factor is traded all the same,
-its CO2e shown as unknown."""
+plastics, pallets and packaging, and the towns' own flows: what municipal collection and
+recycling centres gather separately (paper, plastics, wood, textiles), the sorted grades of
+sorting plants and the sludge of sewage works, each with buyers (recyclers, wipers makers and
+textile sorters, composters). A code without a sourced carbon factor is traded all the same,
+its CO2e shown as unknown. Each sector's number of SMEs follows its weight; the seed decides
+which firm is which and where it sits."""
 
 from __future__ import annotations
 
@@ -113,7 +117,7 @@ SECTORS: tuple[Sector, ...] = (
                 (1, 8),
                 (80, 200),
                 (80, 300),
-                accepts=("040221",),
+                accepts=("040221", "191208", "200111"),
             ),
         ),
         weight=1.4,
@@ -134,7 +138,7 @@ SECTORS: tuple[Sector, ...] = (
                 (2, 20),
                 (40, 160),
                 (100, 400),
-                accepts=("200139", "020104"),
+                accepts=("200139", "020104", "191204"),
             ),
             Need("070213", "Clean PP regrind", (1, 10), (150, 400), (100, 400)),
         ),
@@ -287,7 +291,7 @@ SECTORS: tuple[Sector, ...] = (
                 (2, 20),
                 (10, 60),
                 (80, 300),
-                accepts=("170201", "200138"),
+                accepts=("170201", "200138", "191207"),
             ),
         ),
         weight=0.8,
@@ -306,14 +310,126 @@ SECTORS: tuple[Sector, ...] = (
                 (3, 25),
                 (40, 110),
                 (100, 400),
-                accepts=("200101",),
+                accepts=("200101", "191201"),
             ),
         ),
         weight=0.9,
     ),
+    # The seeds' chapter 19 and 20 flows: what a town collects separately, what a sorting plant
+    # and a sewage works put out, and who takes it (wipers makers, textile sorters, composters;
+    # the paper, plastics and wood buyers above accept the collected and sorted grades of their
+    # material, each of their own code's family).
+    Sector(
+        "municipal",
+        "38.11",
+        "municipal collection and recycling centres",
+        {"BG": "Komunalni", "SE": "Renhållning"},
+        offers=(
+            Material(
+                "200101", "Paper and cardboard from kerbside collection", "bales", (2, 15), (10, 70)
+            ),
+            Material(
+                "200139",
+                "Mixed plastics from the recycling centre, baled",
+                "bales",
+                (1, 8),
+                (-30, 40),
+            ),
+            Material(
+                "200138", "Untreated wood from the recycling centre", "loose", (2, 20), (-25, 15)
+            ),
+            Material(
+                "200111",
+                "Clothes and household textiles from collection bins",
+                "bales",
+                (0.5, 6),
+                (0, 120),
+            ),
+        ),
+        weight=0.4,
+    ),
+    Sector(
+        "sorting",
+        "38.32",
+        "sorting plants",
+        {"BG": "Sortirane", "SE": "Sortering"},
+        offers=(
+            Material(
+                "191204", "PE and PP from the sorting line, baled", "bales", (2, 15), (20, 150)
+            ),
+            Material(
+                "191201", "Paper and cardboard from the sorting line", "bales", (3, 20), (15, 80)
+            ),
+            Material(
+                "191207", "Wood from sorting, untreated, shredded", "loose", (3, 25), (-20, 20)
+            ),
+        ),
+        weight=0.3,
+    ),
+    Sector(
+        "textile_recovery",
+        "13.99",
+        "textile sorting and wiping cloths",
+        {"BG": "Rekotekstil", "SE": "Textilsortering"},
+        offers=(
+            Material(
+                "191208", "Textile fibres from sorting, unfit for reuse", "bales", (0.5, 5), (0, 60)
+            ),
+        ),
+        needs=(
+            Need(
+                "200111",
+                "Used clothes and linen for sorting and resale",
+                (1, 10),
+                (40, 200),
+                (80, 400),
+                accepts=("200110",),
+            ),
+            Need(
+                "200111",
+                "Cotton linen and towels for wiping cloths",
+                (0.3, 4),
+                (30, 150),
+                (50, 250),
+            ),
+        ),
+        weight=0.4,
+    ),
+    Sector(
+        "water",
+        "37",
+        "water and sewage works",
+        {"BG": "ViK", "SE": "Vatten"},
+        offers=(
+            Material("190805", "Digested sewage sludge, dewatered", "sludge", (5, 30), (-35, -5)),
+        ),
+        weight=0.25,
+    ),
+    Sector(
+        "composting",
+        "38.21",
+        "composting and soil making",
+        {"BG": "Kompost", "SE": "Kompost"},
+        needs=(
+            Need("190805", "Sewage sludge for composting into soil", (5, 40), (-40, 0), (20, 120)),
+        ),
+        weight=0.25,
+    ),
 )
 
 Role = Literal["sme", "logistics"]
+
+
+def allot(smes: int) -> list[int]:
+    """How many of `smes` SMEs each sector of SECTORS gets, in proportion to its weight (largest
+    remainders; a tie goes to the sector listed first)."""
+    total = sum(s.weight for s in SECTORS)
+    shares = [smes * s.weight / total for s in SECTORS]
+    counts = [int(x) for x in shares]
+    order = sorted(range(len(SECTORS)), key=lambda i: (counts[i] - shares[i], i))
+    for i in order[: smes - sum(counts)]:
+        counts[i] += 1
+    return counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,11 +469,13 @@ class Market:
             raise ValueError("smes must be 2..100000 and carriers 0..1000")
         self.seed = seed
         rng = random.Random(seed)
-        weights = [s.weight for s in SECTORS]
+        # Each sector's count of SMEs follows its weight (the draw decides only who sits where),
+        # so that the mix of flows is the same at every seed.
+        sectors = [s for s, n in zip(SECTORS, allot(smes), strict=True) for _ in range(n)]
+        rng.shuffle(sectors)
         firms: list[Firm] = []
-        for i in range(smes):
+        for i, sector in enumerate(sectors):
             town = rng.choice(TOWNS)
-            sector = rng.choices(SECTORS, weights)[0]
             name = (
                 f"{town.name} {sector.word[town.country]} {rng.choice(_FAMILY[town.country])} "
                 f"{rng.choice(_SUFFIX[town.country])}"

@@ -60,8 +60,13 @@ async def test_live_kpis_and_the_audit_log_report_agree(settings: Settings) -> N
             assert (live["tonnes_exchanged"] or 0) > 0
 
         # One SME sees its own figures, a part of everyone's.
+        # Within the period: the shared database also holds other tests' matches, some of them
+        # dated after it (tests that run on a clock of their own).
         seller = await conn.fetchval(
-            "SELECT seller_id FROM analytics_matches WHERE proposed_at >= $1 LIMIT 1", since
+            "SELECT seller_id FROM analytics_matches WHERE proposed_at >= $1 AND proposed_at < $2"
+            " ORDER BY proposed_at LIMIT 1",
+            since,
+            until,
         )
         own = headline(await kpis(conn, since, until, partner_id=seller))
         assert own["proposals"] is not None

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
+from marketplace.core.families import family_of
 from marketplace.core.geo import distance_km
-from marketplace.reference import list_of_waste, transport_factors
+from marketplace.reference import list_of_waste, substitutions, transport_factors
 from producers.api.bodies import CapabilitiesIn, OfferIn, QuoteIn, RequestIn
 from producers.simulator.driver import NotLoopback, check_loopback
-from producers.simulator.market import SECTORS, TOWNS, Market
+from producers.simulator.market import SECTORS, TOWNS, Market, allot
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -78,6 +79,44 @@ def test_every_traded_code_is_a_real_code_and_the_seeds_food_and_farm_flows_are_
     assert {"02", "04", "15", "17"} <= offered
     assert {"02", "04", "15", "17"} <= wanted
     assert {"020103", "020106", "020304", "020501", "020601", "020799"} <= traded
+    # Every seed chapter is offered and asked for, 19 and 20 included: collected paper,
+    # plastics, wood and textiles, sorted grades from sorting plants, sewage sludge.
+    seeds = {"02", "04", "15", "17", "19", "20"}
+    assert seeds <= offered
+    assert seeds <= wanted
+    assert {"190805", "191201", "191204", "191207", "200101", "200111", "200138", "200139"} <= (
+        traded
+    )
+
+
+def test_every_offered_material_has_a_buyer_in_the_mix() -> None:
+    subs = substitutions()
+    taken: set[str] = set()
+    for sector in SECTORS:
+        for need in sector.needs:
+            # The API takes accepted codes of the request's own family only.
+            assert {family_of(c) for c in need.accepts} <= {family_of(need.code)}, need
+            taken |= {need.code, *need.accepts, *subs.get(need.code, ())}
+    offered = {m.code for s in SECTORS for m in s.offers}
+    assert offered - taken == set()
+
+
+def test_sectors_get_smes_in_proportion_to_their_weights() -> None:
+    total = sum(s.weight for s in SECTORS)
+    for smes in (2, 24, 400, 1000):
+        counts = allot(smes)
+        assert sum(counts) == smes
+        for sector, n in zip(SECTORS, counts, strict=True):
+            assert abs(n - smes * sector.weight / total) < 1, (smes, sector.key, n)
+    market = Market(1, smes=400, carriers=0)
+    by_key = {s.key: 0 for s in SECTORS}
+    for firm in market.firms:
+        assert firm.sector is not None
+        by_key[firm.sector.key] += 1
+    assert list(by_key.values()) == allot(400)
+    # The draw decides where each firm sits: not the same at another seed.
+    other = Market(2, smes=400, carriers=0)
+    assert [f.sector for f in market.firms] != [f.sector for f in other.firms]
 
 
 def test_actions_are_valid_api_bodies_at_the_rate_asked() -> None:
