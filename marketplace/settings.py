@@ -63,8 +63,10 @@ class Settings:
     consumer_session_timeout_ms: int = 10000
     consumer_max_retries: int = 5
     # How many partitions' batches of one fetch a consumer applies side by side, each in its own
-    # transaction on its own connection (1: one after another).
-    consumer_partition_concurrency: int = 6
+    # transaction on its own connection (1: one after another). On a 2-core machine that also
+    # runs PostgreSQL, 1 was faster for every consumer measured (loadtests/reports/
+    # consumers-20261130T091935Z.json); more pays where PostgreSQL has cores to spare or is far.
+    consumer_partition_concurrency: int = 1
     outbox_sweep_interval_s: float = 5.0
     outbox_sweep_min_age_s: float = 10.0
     db_pool_max: int = 10
