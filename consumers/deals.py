@@ -14,7 +14,8 @@ The documents of a deal (#22 item 2) are built from its events: this consumer al
 `market.matches` and `logistics.awards` and keeps, in `deal_events`, each confirmed match,
 award and confirmation of delivery, and from `market.deals` the carrier's pickup and delivery
 confirmations; it keeps the issuers' approvals of documents in `deal_approvals` and tells the
-deal's parties of both (notices of kind `transport` and `document`)."""
+deal's parties of both (notices of kind `transport` and `document`), and of each invoice issued
+(`market.deal.invoice_issued.v1`, a notice of kind `document`)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,13 @@ from marketplace.db import NOTIFY_CHANNEL, Conn
 from marketplace.runtime import Transaction
 from marketplace.runtime.batching import columns
 from marketplace.runtime.decoding import decode_or_dead_letter
-from schemas.deals import DocumentApproved, MessagePosted, MessageRead, TransportConfirmed
+from schemas.deals import (
+    DocumentApproved,
+    InvoiceIssued,
+    MessagePosted,
+    MessageRead,
+    TransportConfirmed,
+)
 from schemas.feedback import MatchDelivered
 from schemas.logistics import TransportAwarded
 from schemas.matches import MatchConfirmed
@@ -75,8 +82,12 @@ class DealRooms:
                         envelope.time,
                     )
                 )
-            if isinstance(event, TransportConfirmed | DocumentApproved):
-                if isinstance(event, DocumentApproved):
+            if isinstance(event, TransportConfirmed | DocumentApproved | InvoiceIssued):
+                if isinstance(event, InvoiceIssued):
+                    # The invoice itself is in `invoices` (the API records it before it
+                    # publishes); the parties' pages are told, as for a document.
+                    kind, ref, carrier = "document", f"invoice/{event.kind}", event.carrier_id
+                elif isinstance(event, DocumentApproved):
                     approvals.append(
                         (
                             event.match_id,

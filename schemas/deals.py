@@ -9,7 +9,7 @@ erasure leaves the audit chains whole."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -113,4 +113,34 @@ class DocumentApproved(Event, frozen=True, kw_only=True, tag="market.deal.docume
     carrier_id: Id | None = None
 
 
-DealEvent = MessagePosted | MessageRead | TransportConfirmed | DocumentApproved
+# The invoices of a deal (marketplace/core/deal_invoices.py): the material's and the transport's.
+InvoiceKind = Literal["material", "transport"]
+
+
+class InvoiceIssued(Event, frozen=True, kw_only=True, tag="market.deal.invoice_issued.v1"):
+    """The party that is paid issued the deal's invoice of `kind`: an EN 16931 invoice in UBL
+    (Peppol BIS Billing 3.0) under its `number`, stored by the exchange as the XML whose SHA-256
+    is named here (checked against this on every download). The material invoice is issued by
+    the seller (a price above zero) or the buyer (below zero) once the delivery report is
+    approved; the transport invoice by the carrier, to the seller, once it confirmed the
+    delivery. Issued once: a number is never taken back."""
+
+    match_id: Id
+    kind: InvoiceKind
+    number: Annotated[str, msgspec.Meta(pattern=r"^\d{10}$")]
+    issue_date: date
+    issuer_id: Id
+    customer_id: Id
+    side: Literal["seller", "buyer", "carrier"]
+    # The organisation that issued it: the issuer, or a facilitator acting for it.
+    actor_id: Id | None = None
+    person_id: Id | None = None
+    sha256: Sha256
+    # The events it was built from: the delivery report's approval, the carrier's delivery.
+    sources: tuple[Id, ...] = ()
+    seller_id: Id
+    buyer_id: Id
+    carrier_id: Id | None = None
+
+
+DealEvent = MessagePosted | MessageRead | TransportConfirmed | DocumentApproved | InvoiceIssued

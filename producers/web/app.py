@@ -11,6 +11,7 @@ from producers.web import (
     agreements,
     deals,
     documents,
+    invoices,
     legal,
     logistics,
     pages,
@@ -32,6 +33,7 @@ def create_service(settings: Settings) -> web.Application:
     deals.add_routes(app)
     legal.add_routes(app)
     documents.add_routes(app)
+    invoices.add_routes(app)
     agreements.add_routes(app)
     searches.add_routes(app)
     return app

@@ -12,10 +12,11 @@ from aiohttp import web
 
 from marketplace.partners import Principal
 from producers.api import deals as api
-from producers.api import documents
+from producers.api import invoices
 from producers.api.context import POOL, PRINCIPAL
 from producers.api.problems import Problem
 from producers.web.common import ACTING, live_fragment, new_key, person_of, render, see_other
+from producers.web.invoice_labels import field_label
 from producers.web.session import PREFIX, base_context, csrf_ok
 
 
@@ -115,7 +116,8 @@ async def room_page(
         "deal.html",
         status=status,
         **view,
-        documents=await documents.documents_json(request, room),
+        documents=await invoices.room_documents(request, room),
+        invoice_field=lambda field: field_label(request, field),
         can_act=person.role in ACTING,
         form=form or {},
         errors=errors or {},

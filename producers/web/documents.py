@@ -9,11 +9,13 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from producers.api import documents as api
+from producers.api import invoices
 from producers.api.context import PRINCIPAL
 from producers.api.problems import Problem
 from producers.api.writes import idempotent_answer
 from producers.web import deals
 from producers.web.common import ACTING, form_of, gettext_of, live_fragment, person_of, see_other
+from producers.web.invoice_labels import field_label
 from producers.web.session import PREFIX, base_context
 
 
@@ -107,11 +109,17 @@ async def live(request: web.Request) -> web.StreamResponse:
     can_act = person_of(request).role in ACTING
 
     async def fragment() -> str:
-        view = await api.documents_json(request, room)
+        view = await invoices.room_documents(request, room)
         return aiohttp_jinja2.render_string(
             "deal_documents_list.html",
             request,
-            base_context(request, documents=view, room=room, can_act=can_act),
+            base_context(
+                request,
+                documents=view,
+                room=room,
+                can_act=can_act,
+                invoice_field=lambda field: field_label(request, field),
+            ),
         )
 
     return await live_fragment(request, partner_id, "documents", fragment)
