@@ -504,15 +504,23 @@ def _allocate(
     if listing.available <= EPS or listing.terms.unit != "t":
         return
     candidates = _candidates(book, listing, config)
+    if not candidates:
+        return
     candidates.sort()
-    for *_, offer, request in candidates:
+    # The n-th proposal a command makes is derived as its n-th (ids only for proposals made).
+    index = sum(1 for e in out if isinstance(e, Proposed)) - 1
+    for *_, offer, request, distance in candidates:
         if listing.available <= EPS:
             break
-        # Recompute: earlier proposals in this loop may have used the other side too.
-        fresh = _evaluate(book, offer, request, config)
+        # Recompute: earlier proposals in this loop may have used either side (a recurring
+        # listing's period, say). `_score` refuses what `assess` refuses, without making
+        # anything, and the index's distance is the pair's to the last bit.
+        if _score(offer, request, config, distance) is None:
+            continue
+        fresh = _evaluate(book, offer, request, config, distance)
         if fresh is None:
             continue
-        index = sum(1 for e in out if isinstance(e, Proposed))
+        index += 1
         deal = fresh.deal
         p = Proposal(
             match_id=derived_id(cause.event_id, index),
@@ -543,10 +551,11 @@ def _allocate(
         out.append(Proposed(p, fresh.score, fresh.reasons(), fresh.criteria()))
 
 
-# A pair worth proposing, as its rank and its two sides: (-score, distance rounded, the other
-# side's seq and id, offer, request). The rank tells every pair apart (ids are unique), so sorting
-# never compares listings; nothing more is made for a pair until it is proposed.
-Ranked = tuple[float, float, int, str, Listing, Listing]
+# A pair worth proposing, as its rank, its two sides and their distance: (-score, distance
+# rounded, the other side's seq and id, offer, request, distance). The rank tells every pair apart
+# (ids are unique), so sorting never compares listings; nothing more is made for a pair until it
+# is proposed.
+Ranked = tuple[float, float, int, str, Listing, Listing, float]
 
 
 def _candidates(book: Book, listing: Listing, config: MarketConfig) -> list[Ranked]:
@@ -554,41 +563,219 @@ def _candidates(book: Book, listing: Listing, config: MarketConfig) -> list[Rank
     `Candidate.rank` ranks them, in no particular order."""
     # The index gives each candidate's distance along with it (the same great-circle formula,
     # symmetric to the last bit), so that evaluating a pair does not compute it again.
-    if listing.terms.currency not in config.transport.cost_per_tkm:
+    if listing.terms.unit != "t":
+        return []
+    cost = config.transport.cost_per_tkm.get(listing.terms.currency)
+    if cost is None:
         return []  # no pair is priced without a transport cost in the currency
     p = listing.place
     limit = config.max_candidates
-    listings, closed = book.listings, book.closed_pairs
-    owner, lid = listing.owner, listing.id
     # One open proposal per pair at a time (Book.pair_open): the counterparts the listing has
     # one with, from its own proposals (every proposal is filed under both its listings).
-    mine = [book.proposals[m] for m in book.by_listing.get(lid, ())]
-    out: list[Ranked] = []
+    mine = [book.proposals[m] for m in book.by_listing.get(listing.id, ())]
     if listing.kind == "offer":
         reach = book.reach_km.get(listing.code, 0.0)
-        busy = {q.request_id for q in mine}
-        for d, i in book.requests.nearest_with_distance(listing.code, p.lat, p.lon, reach, limit):
-            request = listings[i]
-            if request.owner == owner or i in busy or (lid, i) in closed:
-                continue
-            score = _score(listing, request, config, d)
-            if score is not None:
-                out.append((-score, round(d, 6), request.seq, i, listing, request))
-        return out
+        near = book.requests.nearest_with_distance(listing.code, p.lat, p.lon, reach, limit)
+        return _requests_for(book, listing, near, {q.request_id for q in mine}, config, cost)
     radius = listing.terms.max_distance_km or 0.0
     found = {
         i: d
         for code in book.request_codes(listing, config.substitutions)
         for d, i in book.offers.nearest_with_distance(code, p.lat, p.lon, radius, limit)
     }
-    busy = {q.offer_id for q in mine}
+    return _offers_for(book, listing, found, {q.offer_id for q in mine}, config, cost)
+
+
+# `_requests_for` and `_offers_for` are `_score` for one listing against many: the same rules in
+# the same order and the same arithmetic to the last bit (the equivalence tests hold them to
+# `_score` and to the frozen core), with the listing's own values read once, the cheapest
+# checks first, and nothing made for a pair that is refused.
+
+
+def _requests_for(
+    book: Book,
+    offer: Listing,
+    near: list[tuple[float, str]],
+    busy: set[str],
+    config: MarketConfig,
+    cost: float,
+) -> list[Ranked]:
+    listings, closed = book.listings, book.closed_pairs
+    owner, lid = offer.owner, offer.id
+    o = offer.terms
+    currency, o_start, o_end, o_price, min_lot = o.currency, o.start, o.end, o.price, o.min_lot
+    hazardous, stated, one_off = offer.hazardous, offer.stated, o.flow is None
+    left = o.quantity - offer.confirmed - offer.reserved
+    if left < 0.0:
+        left = 0.0
+    transport = config.transport
+    detour, kg = transport.detour_factor, transport.kgco2e_per_tkm
+    factor = config.factors.get(offer.code)
+    saved_per_t = None if factor is None else factor.saved_per_t
+    out: list[Ranked] = []
+    for d, i in near:
+        request = listings[i]
+        if request.owner == owner or i in busy:
+            continue
+        r = request.terms
+        if r.currency != currency:
+            continue
+        max_km = r.max_distance_km
+        if max_km is None or d > max_km:
+            continue
+        if hazardous and not request.hazardous_permit:
+            continue
+        if r.unit != "t":
+            continue
+        start = r.start if r.start > o_start else o_start
+        end = r.end if r.end < o_end else o_end
+        if start >= end:
+            continue
+        if one_off and r.flow is None:
+            quantity = left
+            wanted = r.quantity - request.confirmed - request.reserved
+            if wanted < 0.0:
+                wanted = 0.0
+            if wanted < quantity:
+                quantity = wanted
+            take = quantity
+        else:
+            traded = _quantity(offer, request)
+            if traded is None:
+                continue
+            quantity, take = traded
+        if quantity <= EPS:
+            continue
+        if min_lot is not None and quantity < min_lot - EPS:
+            continue
+        road_km = d * detour
+        delivered = o_price + road_km * cost
+        r_price = r.price
+        if delivered > r_price + EPS:
+            continue
+        spec = r.spec
+        if not spec.empty and not meets(spec, stated):
+            continue
+        if saved_per_t is None:
+            co2_score = 0.0
+        else:
+            transport_co2e = quantity * road_km * kg
+            saved = quantity * saved_per_t
+            if saved <= transport_co2e:
+                continue
+            co2_score = (saved - transport_co2e) / saved
+            if not co2_score > 0.0:
+                co2_score = 0.0
+            elif not co2_score < 1.0:
+                co2_score = 1.0
+        scale = abs(r_price)
+        price_score = (r_price - delivered) / (1.0 if scale < 1.0 else scale)
+        if not price_score > 0.0:
+            price_score = 0.0
+        elif not price_score < 1.0:
+            price_score = 1.0
+        wanted_q = r.quantity
+        fit = take / wanted_q if wanted_q > 0 else 0.0
+        weights = r.weight_price + r.weight_co2e
+        wp, wc = (r.weight_price / weights, r.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
+        if (lid, i) in closed:  # last: the only check that makes something (a tuple)
+            continue
+        score = round(0.8 * (wp * price_score + wc * co2_score) + 0.2 * fit, 6)
+        out.append((-score, round(d, 6), request.seq, i, offer, request, d))
+    return out
+
+
+def _offers_for(
+    book: Book,
+    request: Listing,
+    found: dict[str, float],
+    busy: set[str],
+    config: MarketConfig,
+    cost: float,
+) -> list[Ranked]:
+    listings, closed = book.listings, book.closed_pairs
+    owner, lid = request.owner, request.id
+    r = request.terms
+    currency, r_start, r_end, r_price = r.currency, r.start, r.end, r.price
+    max_km, permit, one_off = r.max_distance_km, request.hazardous_permit, r.flow is None
+    if max_km is None:
+        return []
+    spec = None if r.spec.empty else r.spec
+    wanted = r.quantity - request.confirmed - request.reserved
+    if wanted < 0.0:
+        wanted = 0.0
+    ceiling = r_price + EPS
+    scale = abs(r_price)
+    scale = 1.0 if scale < 1.0 else scale
+    wanted_q = r.quantity
+    weights = r.weight_price + r.weight_co2e
+    wp, wc = (r.weight_price / weights, r.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
+    transport = config.transport
+    detour, kg, factors = transport.detour_factor, transport.kgco2e_per_tkm, config.factors
+    out: list[Ranked] = []
     for i, d in found.items():
         offer = listings[i]
-        if offer.owner == owner or i in busy or (i, lid) in closed:
+        if offer.owner == owner or i in busy:
             continue
-        score = _score(offer, listing, config, d)
-        if score is not None:
-            out.append((-score, round(d, 6), offer.seq, i, offer, listing))
+        o = offer.terms
+        if o.currency != currency:
+            continue
+        if d > max_km:
+            continue
+        if offer.hazardous and not permit:
+            continue
+        if o.unit != "t":
+            continue
+        start = r_start if r_start > o.start else o.start
+        end = r_end if r_end < o.end else o.end
+        if start >= end:
+            continue
+        if one_off and o.flow is None:
+            quantity = o.quantity - offer.confirmed - offer.reserved
+            if quantity < 0.0:
+                quantity = 0.0
+            if wanted < quantity:
+                quantity = wanted
+            take = quantity
+        else:
+            traded = _quantity(offer, request)
+            if traded is None:
+                continue
+            quantity, take = traded
+        if quantity <= EPS:
+            continue
+        min_lot = o.min_lot
+        if min_lot is not None and quantity < min_lot - EPS:
+            continue
+        road_km = d * detour
+        delivered = o.price + road_km * cost
+        if delivered > ceiling:
+            continue
+        if spec is not None and not meets(spec, offer.stated):
+            continue
+        factor = factors.get(offer.code)
+        if factor is None:
+            co2_score = 0.0
+        else:
+            transport_co2e = quantity * road_km * kg
+            saved = quantity * factor.saved_per_t
+            if saved <= transport_co2e:
+                continue
+            co2_score = (saved - transport_co2e) / saved
+            if not co2_score > 0.0:
+                co2_score = 0.0
+            elif not co2_score < 1.0:
+                co2_score = 1.0
+        price_score = (r_price - delivered) / scale
+        if not price_score > 0.0:
+            price_score = 0.0
+        elif not price_score < 1.0:
+            price_score = 1.0
+        if (i, lid) in closed:
+            continue
+        fit = take / wanted_q if wanted_q > 0 else 0.0
+        score = round(0.8 * (wp * price_score + wc * co2_score) + 0.2 * fit, 6)
+        out.append((-score, round(d, 6), offer.seq, i, offer, request, d))
     return out
 
 
@@ -762,8 +949,14 @@ _key_of = lru_cache(maxsize=4096)(periods.key_of)
 
 def _quantity(offer: Listing, request: Listing) -> tuple[float, float] | None:
     """`_deal`'s (quantity, request_take) for a pair with a recurring side, without making the
-    deal: the same arithmetic."""
-    of, rf = offer.terms.flow, request.terms.flow
+    deal: the same arithmetic (`Listing.available` and `available_in` written out: max(0.0, x)
+    is x when x > 0.0, else 0.0; min(a, b) is b when b < a, else a)."""
+    o, r = offer.terms, request.terms
+    of, rf = o.flow, r.flow
+    o_left = o.quantity - offer.confirmed - offer.reserved
+    o_left = o_left if o_left > 0.0 else 0.0
+    r_left = r.quantity - request.confirmed - request.reserved
+    r_left = r_left if r_left > 0.0 else 0.0
     if of is not None and rf is not None:
         start = rf.starts if rf.starts > of.starts else of.starts
         end = of.ends if rf.ends is None else rf.ends if of.ends is None else min(of.ends, rf.ends)
@@ -771,12 +964,30 @@ def _quantity(offer: Listing, request: Listing) -> tuple[float, float] | None:
             return None
         period = _COARSER[of.period, rf.period]
         n_o, n_r = _MIN_COUNT[of.period, period], _MIN_COUNT[rf.period, period]
-        o_left = offer.available_in(None, _key_of(of.period, start))
-        r_left = request.available_in(None, _key_of(rf.period, start))
-        q = min(o_left * n_o, r_left * n_r)
+        if offer.period_used:
+            o_left = offer.available_in(None, _key_of(of.period, start))
+        if request.period_used:
+            r_left = request.available_in(None, _key_of(rf.period, start))
+        a, b = o_left * n_o, r_left * n_r
+        q = b if b < a else a
         return q, q / n_r
-    deal = _deal(offer, request)
-    return None if deal is None else (deal.quantity, deal.request_take)
+    # One recurring side, one one-off lot: `_deal`'s last case, without making the deal.
+    if of is not None:
+        flow, lot_terms, lot_left, recurring, left = of, r, r_left, offer, o_left
+    else:
+        assert rf is not None
+        flow, lot_terms, lot_left, recurring, left = rf, o, o_left, request, r_left
+    day = lot_terms.start.date()
+    if flow.starts > day:
+        day = flow.starts
+    if day >= lot_terms.end.date() or (flow.ends is not None and day >= flow.ends):
+        return None
+    used = recurring.period_used
+    if used:
+        left = left - used.get(_key_of(flow.period, day), 0.0)
+        left = left if left > 0.0 else 0.0
+    q = left if left < lot_left else lot_left
+    return q, q
 
 
 _PERIODS: tuple[periods.Period, ...] = ("week", "month", "quarter", "year")

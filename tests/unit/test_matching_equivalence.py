@@ -19,7 +19,7 @@ from loadtests.simmix import SimMix, config
 from marketplace.core.book import Book
 from marketplace.core.geo import distance_km
 from marketplace.core.grid import SMALL_CELL, GridIndex
-from marketplace.core.matching import MarketConfig, Post, _score, assess
+from marketplace.core.matching import MarketConfig, Post, _candidates, _score, assess
 
 
 def _pair(cfg: MarketConfig) -> list[Core]:
@@ -109,6 +109,71 @@ def test_the_quick_score_is_assess_score() -> None:
             assessed += 1
             assert quick == c.score
     assert assessed > 100
+
+
+def test_the_candidates_are_the_pairs_score_accepts() -> None:
+    # _candidates scores one listing against its neighbours in one loop (_requests_for,
+    # _offers_for): the same pairs and scores as _score gives them pair by pair.
+    cfg = config()
+    core = cores(["after"])[0]
+    core.config = cfg
+    # Proposals, answers, closed pairs and periods in use from the mix, then listings filed
+    # without deciding anything, so that they have pairs left to rank.
+    mix = SimMix(33, extras=True)
+    for _ in range(1500):
+        core.book, out = core.step(core.book, next(mix), cfg)
+        mix.observe(out)
+    fill = SimMix(34)
+    while len(core.book.listings) < 3000:
+        command = next(fill)
+        if isinstance(command, Post):
+            core.file(command)
+    book: Book = core.book
+    assert book.proposals
+    assert book.closed_pairs
+    kinds: dict[tuple[str, bool], int] = {}
+    for listing in sorted(book.listings.values(), key=lambda x: x.seq):
+        if listing.terms.unit != "t":
+            continue
+        p = listing.place
+        mine = [book.proposals[m] for m in book.by_listing.get(listing.id, ())]
+        if listing.kind == "offer":
+            reach = book.reach_km.get(listing.code, 0.0)
+            near = {
+                i: d
+                for d, i in book.requests.nearest_with_distance(
+                    listing.code, p.lat, p.lon, reach, cfg.max_candidates
+                )
+            }
+            busy = {q.request_id for q in mine}
+        else:
+            radius = listing.terms.max_distance_km or 0.0
+            near = {
+                i: d
+                for code in book.request_codes(listing, cfg.substitutions)
+                for d, i in book.offers.nearest_with_distance(
+                    code, p.lat, p.lon, radius, cfg.max_candidates
+                )
+            }
+            busy = {q.offer_id for q in mine}
+        expected = set()
+        for i, d in near.items():
+            other = book.listings[i]
+            offer, request = (listing, other) if listing.kind == "offer" else (other, listing)
+            if other.owner == listing.owner or i in busy:
+                continue
+            if (offer.id, request.id) in book.closed_pairs:
+                continue
+            score = _score(offer, request, cfg, d)
+            if score is not None:
+                expected.add((-score, round(d, 6), other.seq, i, offer.id, request.id, d))
+        got = {(*rank, o.id, r.id, d) for *rank, o, r, d in _candidates(book, listing, cfg)}
+        assert got == expected, listing.id
+        recurring = listing.terms.flow is not None
+        kinds[listing.kind, recurring] = kinds.get((listing.kind, recurring), 0) + len(got)
+    # Offers and requests, one-off and recurring, each had pairs to rank.
+    assert len(kinds) == 4, kinds
+    assert all(n > 20 for n in kinds.values()), kinds
 
 
 def test_the_grid_finds_what_it_found_before() -> None:
