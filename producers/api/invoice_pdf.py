@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from marketplace.core.invoice import NS_CAC, NS_CBC
+from marketplace.core.invoice import NS_CAC, NS_CBC, UNIT_CODES
 from producers.api.document_pdf import Sheet
 
 _NS = {"cac": NS_CAC, "cbc": NS_CBC}
+# The UN/ECE unit codes as the exchange's units ("TNE" -> "t").
+UNITS = {code: unit for unit, code in UNIT_CODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +168,14 @@ def render(
         doc.pair(f"Line {i}", line.name)
         if line.description:
             doc.pair("", line.description)
-        doc.pair("", f"{line.quantity} {line.unit} \u00d7 {line.price} {s.currency}")
+        unit = UNITS.get(line.unit, line.unit)
+        doc.pair("", f"{line.quantity} {unit} \u00d7 {line.price} {s.currency}")
         doc.pair("", f"{line.amount} {s.currency}")
     doc.gap(6)
     category = CATEGORIES.get(s.vat_category, s.vat_category)
     doc.pair("Net amount", f"{s.taxable} {s.currency}")
     doc.pair("VAT", f"{s.tax} {s.currency} ({category}, {s.vat_rate} %)")
     if s.vat_reason:
-        doc.pair("", s.vat_reason)
+        doc.paragraph(s.vat_reason, size=8)
     doc.line(f"Amount due: {s.payable} {s.currency}", size=11, bold=True)
     return doc.render()
