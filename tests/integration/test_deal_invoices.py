@@ -3,10 +3,13 @@ with the pages, projector, deals consumer): the material invoice is not issued b
 approves the delivery report (and takes no number), the buyer that is billed is refused (403),
 a read-only member too, an outsider gets 404; the seller issues it once, and issuing again takes
 no second number; the carrier issues the transport invoice to the seller; the XML and the PDF
-agree; a stored XML altered behind the exchange's back is refused (409)."""
+agree; a stored XML altered behind the exchange's back is refused (409). In a take-back (a price
+below zero) the receiver invoices the holder."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -15,6 +18,9 @@ from aiohttp.test_utils import TestClient
 from consumers.deals import TOPICS, DealRooms
 from marketplace.settings import Settings
 from producers.web.app import create_service
+from schemas.common import Money, Quantity, Reason, Window
+from schemas.logistics import TransportJobRequested
+from schemas.matches import MatchConfirmed, MatchProposed
 from tests.integration.api_helpers import (
     Partner,
     consumer_running,
@@ -23,7 +29,14 @@ from tests.integration.api_helpers import (
     running_api,
 )
 from tests.integration.test_deal_documents import BUYER_LEGAL, declare, document, pdf_text
-from tests.integration.test_deal_room import award, confirmed_match
+from tests.integration.test_deal_room import (
+    DELIVERY,
+    NOW,
+    PICKUP,
+    award,
+    confirmed_match,
+    send,
+)
 from tests.integration.test_pages_accounts import csrf_of, plain
 from tests.integration.test_pages_matrix import person
 
@@ -204,3 +217,138 @@ async def test_the_invoices_of_a_deal_in_its_room(settings: Settings) -> None:
             assert r.content_type == "text/html"  # the error page, not the altered file
         r = await client.get(f"/app/deals/{match_id}/invoices/material.xml")
         assert r.status == 200
+
+
+async def take_back_match(
+    settings: Settings, holder: Partner, receiver: Partner, price: float
+) -> tuple[str, str]:
+    """A confirmed match at a price below zero (the holder pays the receiver to take the
+    material) and its transport job, as the matcher and the job creator publish them."""
+    match_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())
+    offer_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
+    pickup_window = Window(start=NOW + timedelta(days=1), end=NOW + timedelta(days=3))
+    delivery_window = Window(start=NOW + timedelta(days=1), end=NOW + timedelta(days=5))
+    proposed = MatchProposed(
+        match_id=match_id,
+        offer_id=offer_id,
+        request_id=request_id,
+        seller_id=holder.partner_id,
+        buyer_id=receiver.partner_id,
+        material_code="150102",
+        quantity=Quantity(amount=4, unit="t"),
+        delivered_price=Money(amount=price, currency="EUR"),
+        distance_km=42.0,
+        transport_co2e_kg=26.0,
+        co2e_saved_kg=5800.0,
+        score=0.8,
+        reasons=(Reason(factor="distance_km", value=42.0),),
+        expires_at=NOW + timedelta(days=2),
+    )
+    confirmed = MatchConfirmed(
+        match_id=match_id,
+        offer_id=offer_id,
+        request_id=request_id,
+        seller_id=holder.partner_id,
+        buyer_id=receiver.partner_id,
+        material_code="150102",
+        hazardous=False,
+        quantity=Quantity(amount=4, unit="t"),
+        weight_t=4.0,
+        pickup=PICKUP,
+        delivery=DELIVERY,
+        delivered_price=Money(amount=price, currency="EUR"),
+        pickup_window=pickup_window,
+        delivery_window=delivery_window,
+    )
+    job = TransportJobRequested(
+        job_id=job_id,
+        match_id=match_id,
+        material_code="150102",
+        hazardous=False,
+        quantity=Quantity(amount=4, unit="t"),
+        weight_t=4.0,
+        pickup=PICKUP,
+        delivery=DELIVERY,
+        bidding_deadline=NOW + timedelta(hours=1),
+        currency="EUR",
+        seller_id=holder.partner_id,
+        buyer_id=receiver.partner_id,
+        pickup_window=pickup_window,
+        delivery_window=delivery_window,
+    )
+    await send(settings, [proposed, confirmed, job])
+    return match_id, job_id
+
+
+async def test_in_a_take_back_the_receiver_invoices_the_holder(settings: Settings) -> None:
+    holder = await register(settings, "sme", "Pekarna Dobrudzha")
+    receiver = await register(settings, "sme", "Biogas Uppsala")
+    carrier = await register(settings, "logistics", "Trans Logistik")
+    async with (
+        running_api(plain(settings), create_service) as client,
+        consumer_running(settings, "deals", TOPICS, DealRooms),
+    ):
+        for who, legal in (
+            (holder, SELLER_LEGAL),
+            (receiver, BUYER_LEGAL),
+            (carrier, CARRIER_LEGAL),
+        ):
+            await declare(client, who, legal)
+        match_id, job_id = await take_back_match(settings, holder, receiver, -20.0)
+        await award(settings, match_id, job_id, carrier)
+        stage = f"/v1/matches/{match_id}/transport"
+
+        async def awarded() -> bool:
+            r = await client.post(f"{stage}/pickup", json={"weight_t": 4.0}, headers=carrier.auth)
+            return r.status == 202
+
+        await eventually(awarded, 30)
+
+        async def picked_up() -> bool:
+            r = await client.get(f"/v1/matches/{match_id}/documents", headers=holder.auth)
+            return (await r.json())["transport"]["pickup"] is not None
+
+        await eventually(picked_up, 30)
+        r = await client.post(f"{stage}/delivery", json={"weight_t": 3.95}, headers=carrier.auth)
+        assert r.status == 202, await r.text()
+
+        async def report_listed() -> bool:
+            return bool((await document(client, match_id, receiver, "delivery"))["available"])
+
+        await eventually(report_listed, 30)
+        report = await document(client, match_id, receiver, "delivery")
+        r = await client.post(report["approve"], headers=receiver.auth)
+        assert r.status == 202, await r.text()
+
+        async def approved() -> bool:
+            return bool((await document(client, match_id, holder, "delivery"))["approved"])
+
+        await eventually(approved, 30)
+
+        # The holder pays: no button, and refused.
+        await as_person(client, await person(settings, holder.partner_id, "admin"))
+        html = await room_html(client, match_id)
+        assert "Issue the invoice for the material" not in html
+        r = await issue(client, match_id, "material", csrf_of(html))
+        assert r.status == 403
+
+        # The receiver invoices the holder for taking the material, at the positive amount:
+        # a Swedish firm's service to a Bulgarian one, under reverse charge.
+        await as_person(client, await person(settings, receiver.partner_id, "member"))
+        html = await room_html(client, match_id)
+        assert "Issue the invoice for the material" in html
+        r = await issue(client, match_id, "material", csrf_of(html))
+        assert r.status == 303, await r.text()
+        r = await client.get(f"/app/deals/{match_id}/invoices/material.xml")
+        assert r.status == 200
+        xml = (await r.read()).decode()
+        supplier = xml.split("<cac:AccountingSupplierParty>")[1].split("</cac:Accounting")[0]
+        customer = xml.split("<cac:AccountingCustomerParty>")[1].split("</cac:Accounting")[0]
+        assert "Återvinning Uppsala AB" in supplier
+        assert "Пекарна Добруджа ЕООД" in customer
+        assert "<cbc:Name>Taking back: " in xml
+        assert '<cbc:PriceAmount currencyID="EUR">20</cbc:PriceAmount>' in xml
+        assert '<cbc:PayableAmount currencyID="EUR">79.00</cbc:PayableAmount>' in xml
+        assert "<cbc:ID>AE</cbc:ID>" in xml
+        assert await last_number(settings, receiver) == 1
+        assert await last_number(settings, holder) is None
