@@ -22,13 +22,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 from urllib.parse import quote
 
 import msgspec
 import orjson
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from producers.api.auth import require_role
 from producers.api.context import POOL, principal
 from producers.api.facilitators import has_consent
 from producers.api.problems import Problem
@@ -41,6 +43,8 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 # A whole upload: the attachments, the text and the multipart framing.
 MAX_BODY_BYTES = MAX_FILES * MAX_FILE_BYTES + 256 * 1024
 MEDIA_TYPES: tuple[MediaType, ...] = ("image/jpeg", "image/png", "application/pdf")
+# The roles that may have a place in a room (the rest: 403, as on every route of other roles).
+ROLES = ("sme", "logistics", "facilitator")
 _RECEIPT = uuid.UUID("5b7c1e7e-2f55-4d1b-a0f4-3f0e6f0b9d21")
 
 
@@ -150,6 +154,22 @@ async def uploads(request: web.Request) -> tuple[str, list[Upload], dict[str, st
         f" {MAX_FILE_BYTES // (1024 * 1024)} MB each",
         field="attachments",
     )
+    try:
+        return await _parts(request, too_large)
+    except (ValueError, AssertionError, KeyError, HttpProcessingError) as exc:
+        # aiohttp's reader on a body that is not multipart as its header says (no boundary, a
+        # part without headers or with control characters in them, a truncated body).
+        reason = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+        raise Problem(
+            400,
+            f"the body is not valid multipart/form-data: {reason[:200]!r}",
+            kind="malformed-body",
+        ) from None
+
+
+async def _parts(
+    request: web.Request, too_large: Problem
+) -> tuple[str, list[Upload], dict[str, str]]:
     text = ""
     fields: dict[str, str] = {}
     files: list[Upload] = []
@@ -186,45 +206,55 @@ _FIELD_BYTES = 4 * MAX_TEXT + 1024
 
 
 class MessageIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    text: str = ""
+    text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] = ""
 
 
 async def checked(
     request: web.Request, text: str, uploads: list[Upload]
 ) -> list[tuple[Upload, MediaType]]:
-    """The uploads with their media types, or a 422 naming every field that is refused."""
+    """The uploads with their media types, or a 422 naming every field that is refused. The
+    problem's type is its first error's: `validation` for what the API document's schema says
+    (the text's length, the number of files), `attachment-refused` for a file refused by its
+    content, `unprocessable-content` for the rest (no text and no file, a NUL character)."""
     errors: list[tuple[str, str]] = []
+    kinds: list[str] = []
+
+    def refuse(field: str, reason: str, kind: str) -> None:
+        errors.append((field, reason))
+        kinds.append(kind)
+
     if "\x00" in text:
-        errors.append(("text", "text may not contain the NUL character (U+0000)"))
+        refuse("text", "text may not contain the NUL character (U+0000)", "unprocessable-content")
     if len(text) > MAX_TEXT:
-        errors.append(("text", f"the text is longer than {MAX_TEXT} characters ({len(text)})"))
+        refuse("text", f"the text is longer than {MAX_TEXT} characters ({len(text)})", "validation")
     if not text.strip() and not uploads:
-        errors.append(("text", "write a message or attach a file"))
+        refuse("text", "write a message or attach a file", "unprocessable-content")
     if len(uploads) > MAX_FILES:
-        errors.append(("attachments", f"at most {MAX_FILES} attachments per message"))
+        refuse("attachments", f"at most {MAX_FILES} attachments per message", "validation")
     scanner = request.app.get(SCANNER) or NoScanner()
     typed: list[tuple[Upload, MediaType]] = []
     for i, upload in enumerate(uploads[:MAX_FILES]):
         field = f"attachments[{i}]"
         kind = sniff(upload.content)
+        refused = "attachment-refused"
         if not upload.size:
-            errors.append((field, f"{upload.name} is empty"))
+            refuse(field, f"{upload.name} is empty", refused)
         elif upload.size > MAX_FILE_BYTES:
-            errors.append(
-                (field, f"{upload.name} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+            refuse(
+                field, f"{upload.name} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB", refused
             )
         elif kind is None:
-            errors.append((field, f"{upload.name} is not a JPEG, PNG or PDF file (by its content)"))
+            refuse(field, f"{upload.name} is not a JPEG, PNG or PDF file (by its content)", refused)
         elif len(upload.name) > 200 or "\x00" in upload.name:
-            errors.append((field, "the file name is longer than 200 characters"))
+            refuse(field, "the file name is longer than 200 characters", refused)
         else:
             reason = await scanner.scan(upload.name, kind, upload.content)
             if reason is not None:
-                errors.append((field, f"{upload.name} was refused by the virus scanner: {reason}"))
+                refuse(field, f"{upload.name} was refused by the virus scanner: {reason}", refused)
             else:
                 typed.append((upload, kind))
     if errors:
-        raise Problem(422, errors[0][1], errors=errors, kind="validation")
+        raise Problem(422, errors[0][1], errors=errors, kind=kinds[0])
     return typed
 
 
@@ -429,6 +459,7 @@ async def read_command(request: web.Request, room: Room, message_id: str) -> dic
 
 
 async def post_message(request: web.Request) -> web.StreamResponse:
+    require_role(request, *ROLES)
     room = await room_of(request, request.match_info["id"])
     text, files, _fields = await uploads(request)
     answer = await post_command(request, room, text, files, request.headers.get("Idempotency-Key"))
@@ -436,11 +467,13 @@ async def post_message(request: web.Request) -> web.StreamResponse:
 
 
 async def list_messages(request: web.Request) -> web.StreamResponse:
+    require_role(request, *ROLES)
     room = await room_of(request, request.match_info["id"])
     return web.json_response(await room_json(request, room))
 
 
 async def download(request: web.Request) -> web.StreamResponse:
+    require_role(request, *ROLES)
     room = await room_of(request, request.match_info["id"])
     meta, data = await attachment_of(
         request, room, request.match_info["message_id"], request.match_info["attachment_id"]
@@ -463,6 +496,12 @@ def attachment_response(meta: dict[str, Any], data: bytes) -> web.Response:
 
 
 async def mark_read(request: web.Request) -> web.StreamResponse:
+    require_role(request, *ROLES)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        # Accepted for symmetry with every write, and not needed: a receipt is once per message
+        # and partner whatever is sent.
+        raise Problem(400, "Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key")
     room = await room_of(request, request.match_info["id"])
     answer = await read_command(request, room, request.match_info["message_id"])
     return web.json_response(answer, status=202 if answer["status"] == "accepted" else 200)

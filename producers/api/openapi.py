@@ -26,6 +26,7 @@ from producers.api.bodies import (
     ReserveIn,
     WithdrawIn,
 )
+from producers.api.deals import MAX_FILES, MAX_TEXT, MEDIA_TYPES, MessageIn
 from producers.api.facilitators import ConsentIn, NudgeIn, RevokeIn
 from producers.api.feedback import DeliveredIn, FeedbackIn
 from producers.api.legal import LegalIn
@@ -68,6 +69,18 @@ class Route:
     query: tuple[Query, ...] = ()
     # The body may be left out (an empty body is `{}`).
     optional_body: bool = False
+    # A multipart/form-data body the route takes beside the JSON one (its schema).
+    form: dict[str, Any] | None = None
+    # The success's media types, when there are several (else `content_type`).
+    content_types: tuple[str, ...] = ()
+    # Other successes of a write than its 202: (status, what it means).
+    also: tuple[tuple[int, str], ...] = ()
+    # Whether a write's Idempotency-Key can be in progress (409) or reused (422): not for a write
+    # whose key only derives its ids, nor one that needs no key at all.
+    key_in_progress: bool = True
+    key_reused: bool = True
+    # What a 202's Location names (eventually readable there), if it gives one.
+    location: str | None = None
 
 
 # Listings are written by their SME, or by a facilitator for an SME that consented (#11).
@@ -157,6 +170,8 @@ _NO_CAPS = _r(
     why="you have not declared your coverage yet (PUT /v1/carrier/capabilities)",
 )
 _BIDDING_CLOSED = _r(409, "bidding-closed", why="the job's bidding is closed")
+# The roles that may have a place in a deal room.
+_DEALERS = ("sme", "logistics", "facilitator")
 
 # Organisations that are parties to deals, and the operator (auditors take no part in deals).
 _LEGAL_ROLES = ("sme", "logistics", "facilitator", "operator")
@@ -223,6 +238,7 @@ ROUTES: tuple[Route, ...] = (
         OfferIn,
         True,
         refusals=(*_ON_BEHALF_REFUSED, _CODES_REFUSED, _RETIRED, _RULES),
+        location="the new offer, readable there once the projector has its event",
     ),
     Route(
         "get",
@@ -245,16 +261,20 @@ ROUTES: tuple[Route, ...] = (
         OfferTermsIn,
         True,
         refusals=(_NOT_OPEN, _RETIRED, _RULES),
+        location="the offer, with the new terms once the projector has its event",
     ),
     Route(
         "delete",
         "/v1/offers/{id}",
-        "Withdraw an offer (it stays readable, with status withdrawn)",
+        "Withdraw an offer: a withdrawal, not a removal. It stays yours to read at the same"
+        " address, with status withdrawn (once the projector has the event), and no longer"
+        " matches; changing or withdrawing it again is 409 not-open",
         _WRITERS,
         WithdrawIn,
         True,
         refusals=(_NOT_OPEN,),
         optional_body=True,
+        location="the offer, which stays readable there with status withdrawn",
     ),
     Route(
         "post",
@@ -264,6 +284,7 @@ ROUTES: tuple[Route, ...] = (
         RequestIn,
         True,
         refusals=(*_ON_BEHALF_REFUSED, _CODES_REFUSED, _OTHER_FAMILY, _RETIRED, _RULES),
+        location="the new request, readable there once the projector has its event",
     ),
     Route(
         "post",
@@ -305,16 +326,20 @@ ROUTES: tuple[Route, ...] = (
         RequestTermsIn,
         True,
         refusals=(_NOT_OPEN, _RETIRED, _RULES),
+        location="the request, with the new terms once the projector has its event",
     ),
     Route(
         "delete",
         "/v1/requests/{id}",
-        "Withdraw a request (it stays readable, with status withdrawn)",
+        "Withdraw a request: a withdrawal, not a removal. It stays yours to read at the same"
+        " address, with status withdrawn (once the projector has the event), and no longer"
+        " matches; changing or withdrawing it again is 409 not-open",
         _WRITERS,
         WithdrawIn,
         True,
         refusals=(_NOT_OPEN,),
         optional_body=True,
+        location="the request, which stays readable there with status withdrawn",
     ),
     Route(
         "get",
@@ -514,6 +539,110 @@ ROUTES: tuple[Route, ...] = (
         "/v1/matches/{id}/feedback",
         "A match's deliveries and feedback: a party's own answers; the association's view of all",
         ("sme", "logistics", "operator", "auditor", "facilitator"),
+    ),
+    # The deal room of a match (producers/api/deals.py).
+    Route(
+        "post",
+        "/v1/matches/{id}/messages",
+        "Post a message to a match's deal room: text, and up to"
+        f" {MAX_FILES} JPEG, PNG or PDF attachments as multipart/form-data (a JSON body carries"
+        " text only). The seller, the buyer, the carrier that won the match's transport and the"
+        " facilitators of a consenting SME have a place in the room; for anyone else it does not"
+        " exist (404). The text and the files are stored at once; the message shows in the room"
+        " once the deals consumer has its event",
+        _DEALERS,
+        MessageIn,
+        True,
+        refusals=(
+            _r(
+                404,
+                "not-found",
+                why="no match with this id, or you have no place in its deal room",
+            ),
+            _r(
+                422,
+                "attachment-refused",
+                why="an attachment that is empty, larger than 5 MB, not a JPEG, PNG or PDF by"
+                " its first bytes (the name and the declared type are not trusted), with a name"
+                " over 200 characters, or refused by the operator's virus scanner; `errors`"
+                " names it (attachments[i])",
+            ),
+            _r(
+                422,
+                "unprocessable-content",
+                why="neither text (other than spaces) nor an attachment, or text holding the NUL"
+                " character",
+            ),
+            _r(
+                400,
+                "malformed-body",
+                why="a multipart/form-data body that is not what its Content-Type says",
+            ),
+        ),
+        form={
+            "type": "object",
+            "description": "other fields are ignored",
+            "properties": {
+                "text": {"type": "string", "maxLength": MAX_TEXT},
+                "attachment": {
+                    "type": "array",
+                    "maxItems": MAX_FILES,
+                    "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+                },
+            },
+        },
+        key_in_progress=False,
+    ),
+    Route(
+        "get",
+        "/v1/matches/{id}/messages",
+        "A match's deal room: the parties, every message in order with its text (checked"
+        " against the SHA-256 its event recorded: `text_status` ok, altered or erased), its"
+        " attachments (with links) and who has read it",
+        _DEALERS,
+        refusals=(
+            _r(404, "not-found", why="no match with this id, or you have no place in its room"),
+        ),
+    ),
+    Route(
+        "get",
+        "/v1/matches/{id}/messages/{message_id}/attachments/{attachment_id}",
+        "An attachment of a message, as posted (its bytes match the SHA-256 its event recorded)",
+        _DEALERS,
+        content_types=MEDIA_TYPES,
+        refusals=(
+            _r(
+                404,
+                "not-found",
+                why="no such match, message or attachment in a room you have a place in",
+            ),
+            _r(404, "erased", why="the attachment was erased with its author's personal data"),
+            _r(
+                409,
+                "attachment-altered",
+                why="the stored copy no longer matches the SHA-256 its event recorded",
+            ),
+        ),
+    ),
+    Route(
+        "post",
+        "/v1/matches/{id}/messages/{message_id}/read",
+        "A read receipt for a message (and the ones before it): 202 when it is new, 200 when"
+        " you had read it already or wrote it. Once per message and partner, whatever"
+        " Idempotency-Key is sent",
+        _DEALERS,
+        None,
+        True,
+        refusals=(
+            _r(
+                404,
+                "not-found",
+                why="no match or message with this id in a room you have a place in",
+            ),
+        ),
+        also=((200, "you had read it already, or wrote it: nothing published"),),
+        key_in_progress=False,
+        key_reused=False,
     ),
     Route(
         "get",
@@ -745,22 +874,35 @@ def refusals(r: Route) -> list[Refusal]:
                 "validation",
                 why="the body breaks its schema; `errors` names every field at fault",
             ),
+            _r(
+                422,
+                "unprocessable-content",
+                why="text (a value or a key) holding the NUL character (U+0000), which the"
+                " exchange cannot store",
+            ),
         ]
         if not r.optional_body:
             out.append(_r(415, "unsupported-media-type", why="the body is not application/json"))
     if r.write:
+        out.append(_r(400, "bad-request", why="an Idempotency-Key that is empty or too long"))
+        if r.key_in_progress:
+            out.append(
+                _r(
+                    409,
+                    "idempotency-key-in-progress",
+                    why="a request with this Idempotency-Key is still being answered"
+                    " (see Retry-After)",
+                )
+            )
+        if r.key_reused:
+            out.append(
+                _r(
+                    422,
+                    "idempotency-key-reused",
+                    why="this Idempotency-Key was used for a different request",
+                )
+            )
         out += [
-            _r(400, "bad-request", why="an Idempotency-Key that is empty or too long"),
-            _r(
-                409,
-                "idempotency-key-in-progress",
-                why="a request with this Idempotency-Key is still being answered (see Retry-After)",
-            ),
-            _r(
-                422,
-                "idempotency-key-reused",
-                why="this Idempotency-Key was used for a different request",
-            ),
             _r(
                 503,
                 "service-unavailable",
@@ -878,6 +1020,11 @@ def document() -> dict[str, Any]:
                 "description": "offers and requests: what stands between it and a match",
                 "items": {"$ref": "#/components/schemas/Finding"},
             },
+            "attachment_ids": {
+                "type": "array",
+                "description": "a deal-room message: the ids of its attachments, in order",
+                "items": {"type": "string"},
+            },
         },
         # Ids of what was made; a consent's answer adds `in_effect` (a boolean).
         "additionalProperties": {"type": ["string", "boolean"]},
@@ -910,7 +1057,11 @@ def document() -> dict[str, Any]:
             notes.append(EVENTUAL.strip())
         if notes:
             op["description"] = " ".join(notes)
-        names = [n for n in ("id", "quote_id", "facilitator_id") if "{" + n + "}" in r.path]
+        names = [
+            n
+            for n in ("id", "quote_id", "facilitator_id", "message_id", "attachment_id")
+            if "{" + n + "}" in r.path
+        ]
         params: list[dict[str, Any]] = [
             {"name": n, "in": "path", "required": True, "schema": _ID_SCHEMA} for n in names
         ]
@@ -933,6 +1084,8 @@ def document() -> dict[str, Any]:
                     }
                 },
             }
+            if r.form is not None:
+                op["requestBody"]["content"]["multipart/form-data"] = {"schema": r.form}
         if r.write:
             params.append(
                 {
@@ -951,10 +1104,27 @@ def document() -> dict[str, Any]:
                     "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}
                 },
             }
+            if r.location is not None:
+                op["responses"]["202"]["description"] += f"; {r.location}"
+                op["responses"]["202"]["headers"] = {
+                    "Location": {
+                        "description": r.location,
+                        "schema": {"type": "string", "format": "uri-reference"},
+                    }
+                }
+            for status, meaning in r.also:
+                op["responses"][str(status)] = {
+                    "description": meaning,
+                    "content": {"application/json": {}},
+                }
         elif r.status in (101, 204):
             op["responses"][str(r.status)] = {"description": "OK"}
         else:
-            op["responses"][str(r.status)] = {"description": "OK", "content": {r.content_type: {}}}
+            types = r.content_types or (r.content_type,)
+            op["responses"][str(r.status)] = {
+                "description": "OK",
+                "content": {t: {} for t in types},
+            }
         if r.path == "/readyz":
             op["responses"]["503"] = {
                 "description": "not ready: `checks` says which dependency is not",

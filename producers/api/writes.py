@@ -48,6 +48,11 @@ async def read_body(request: web.Request, kind: type[T], *, optional: bool = Fal
         # PostgreSQL's text and jsonb cannot hold U+0000: refused here, not by a read model later.
         raise Problem(422, "text may not contain the NUL character (U+0000)", field=nul or "body")
     unknown = unknown_fields(document, kind)
+    whole = _whole_numbers(document)
+    if whole is not document:
+        # JSON does not tell 3 from 3.0 (nor does the document's `integer`): a number without a
+        # fraction is taken where an integer is wanted, as the typed decode would not.
+        raw = msgspec.json.encode(whole)
     try:
         value = msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
@@ -59,6 +64,22 @@ async def read_body(request: web.Request, kind: type[T], *, optional: bool = Fal
         raise _unknown_problem(unknown, wrong) from None
     if unknown:
         raise _unknown_problem(unknown, [])
+    return value
+
+
+def _whole_numbers(value: Any) -> Any:
+    """`value` with every float that has no fraction as an int; the same object when it holds
+    none (a float field takes an int as it is)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, dict):
+        items = {k: _whole_numbers(v) for k, v in value.items()}
+        changed = any(items[k] is not v for k, v in value.items())
+        return items if changed else value
+    if isinstance(value, list):
+        members = [_whole_numbers(v) for v in value]
+        changed = any(m is not v for m, v in zip(members, value, strict=True))
+        return members if changed else value
     return value
 
 

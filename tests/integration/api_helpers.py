@@ -64,12 +64,14 @@ async def register(settings: Settings, role: Role, name: str = "Test AB") -> Par
 
 @asynccontextmanager
 async def running_api(
-    settings: Settings, app: Callable[[Settings], web.Application] = create_app
+    settings: Settings,
+    app: Callable[[Settings], web.Application] = create_app,
+    projector_group: str | None = None,
 ) -> AsyncIterator[TestClient[Any, Any]]:
-    """The API app (or `app`, e.g. with the pages) plus a projector (own consumer group)
-    feeding its read models."""
+    """The API app (or `app`, e.g. with the pages) plus a projector (own consumer group, or
+    `projector_group`) feeding its read models."""
     stop = asyncio.Event()
-    group = f"test.projector.{uuid.uuid4().hex[:8]}"
+    group = projector_group or f"test.projector.{uuid.uuid4().hex[:8]}"
     await start_at_session_start(settings, group, TOPICS)
     projector = asyncio.create_task(
         run_consumer(settings, group_id=group, topics=TOPICS, processor=Projector(group), stop=stop)
