@@ -75,11 +75,11 @@ class Settings:
     # arrive, and how many bytes make the broker answer at once. aiokafka's default wait of
     # 500 ms delays a busy consumer at every hop: a partition whose batch it has just applied is
     # fetched again only after the node's fetch in flight (for its other partitions) returns. A
-    # lower wait costs an idle consumer more empty fetches (1000 / wait per second and broker).
-    # The consumer benchmarks ran at 25 ms (issue #18); the default stays aiokafka's until the
-    # brokers' CPU under the fault suite's ~10 consumer processes is measured at lower waits.
-    # How long a producer lingers to fill a batch before sending it.
-    consumer_fetch_max_wait_ms: int = 500
+    # lower wait costs idle consumers more empty fetches: 10 idle consumers on 24 partitions cost
+    # the broker 0.06-0.07 CPU seconds per second at 10-25 ms and 0.04-0.08 at 100-500 ms, within
+    # the noise of a shared machine (loadtests/reports/idle-fetch-20261130T092951Z.json), so the
+    # default is 25 ms. How long a producer lingers to fill a batch before sending it.
+    consumer_fetch_max_wait_ms: int = 25
     consumer_fetch_min_bytes: int = 1
     producer_linger_ms: int = 5
     # The services' event loop: "uvloop" (libuv, in C) or "asyncio" (the standard library's).
