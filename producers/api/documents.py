@@ -30,8 +30,9 @@ from marketplace.core.legal import LegalData
 from marketplace.db import Conn
 from marketplace.reference import list_of_waste
 from producers.api import document_pdf as rendering
+from producers.api.auth import require_role
 from producers.api.context import POOL, principal
-from producers.api.deals import Room, room_of
+from producers.api.deals import ROLES, Room, room_of
 from producers.api.problems import Problem
 from producers.api.writes import Ids, Write, idempotent, publish, read_body
 from schemas.deals import DocumentApproved, Stage, TransportConfirmed
@@ -422,7 +423,7 @@ async def transport_command(
         raise Problem(403, "the carrier that won the transport confirms it", kind="not-carrier")
     deal = await deal_of(request.app[POOL], room.match_id)
     if deal.awarded is None or deal.awarded.carrier_id != room.carrier_id:
-        raise Problem(409, "the transport of this match is not awarded to you", kind="not-yet")
+        raise Problem(409, "the transport of this match is not awarded to you", kind="not-awarded")
     if stage == "delivery" and deal.pickup is None:
         raise Problem(
             409, "confirm the pickup before the delivery", field="stage", kind="not-picked-up"
@@ -457,11 +458,13 @@ async def transport_command(
 
 
 async def list_documents(request: web.Request) -> web.StreamResponse:
+    require_role(request, *ROLES)
     room = await room_of(request, request.match_info["id"])
     return web.json_response(await documents_json(request, room))
 
 
 async def download(request: web.Request) -> web.StreamResponse:
+    require_role(request, *ROLES)
     room = await room_of(request, request.match_info["id"])
     data, media_type, name = await document_file(
         request,
@@ -474,6 +477,11 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 
 async def approve(request: web.Request) -> web.StreamResponse:
+    require_role(request, *ROLES)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        # Taken for symmetry with every write, and not needed: an approval is once per version.
+        raise Problem(400, "Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key")
     room = await room_of(request, request.match_info["id"])
     answer = await approve_command(
         request, room, request.match_info["kind"], int(request.match_info["version"])
@@ -482,6 +490,7 @@ async def approve(request: web.Request) -> web.StreamResponse:
 
 
 async def confirm_transport(request: web.Request) -> web.StreamResponse:
+    require_role(request, *ROLES)
     room = await room_of(request, request.match_info["id"])
     body = await read_body(request, TransportIn)
     write = await transport_command(request, room, request.match_info["stage"], body)

@@ -11,6 +11,7 @@ from typing import Any, get_args
 import msgspec
 import msgspec.inspect as mi
 
+from marketplace.core.documents import KINDS
 from marketplace.core.eligibility import FindingCode
 from marketplace.reference import list_of_waste
 from producers.api.bodies import (
@@ -27,10 +28,12 @@ from producers.api.bodies import (
     WithdrawIn,
 )
 from producers.api.deals import MAX_FILES, MAX_TEXT, MEDIA_TYPES, MessageIn
+from producers.api.documents import TransportIn
 from producers.api.facilitators import ConsentIn, NudgeIn, RevokeIn
 from producers.api.feedback import DeliveredIn, FeedbackIn
 from producers.api.legal import LegalIn
 from producers.api.webhooks import EndpointIn, RotateIn
+from schemas.deals import Stage
 
 WASTE_CODE_PATTERN = "^[0-9]{6}$"
 
@@ -102,6 +105,18 @@ _SLICE = Query(
 )
 # An id in a path: whatever it is, one that is not yours is 404.
 _ID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1}
+# The path parameters that are not ids: each with the values it takes (any other is 404).
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "kind": {"enum": list(KINDS), "description": "the document"},
+    "version": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 999_999,
+        "description": "a version of the document, from 1",
+    },
+    "fmt": {"enum": ["pdf", "json"], "description": "the PDF for people, the JSON for systems"},
+    "stage": {"enum": list(get_args(Stage)), "description": "what the carrier confirms"},
+}
 # A partner named in a query (an SME: ignored, or refused when not its own).
 _PARTNER_SCHEMA: dict[str, Any] = {"type": "string"}
 _ON_BEHALF_Q = Query(
@@ -172,6 +187,7 @@ _NO_CAPS = _r(
 _BIDDING_CLOSED = _r(409, "bidding-closed", why="the job's bidding is closed")
 # The roles that may have a place in a deal room.
 _DEALERS = ("sme", "logistics", "facilitator")
+_NO_ROOM = _r(404, "not-found", why="no match with this id, or you have no place in its deal room")
 
 # Organisations that are parties to deals, and the operator (auditors take no part in deals).
 _LEGAL_ROLES = ("sme", "logistics", "facilitator", "operator")
@@ -644,6 +660,94 @@ ROUTES: tuple[Route, ...] = (
         key_in_progress=False,
         key_reused=False,
     ),
+    # The documents of a deal (producers/api/documents.py).
+    Route(
+        "get",
+        "/v1/matches/{id}/documents",
+        "A deal's documents (order, transport document, delivery report): for each, its current"
+        " version (built from the deal's events when listed; a changed content is stored as the"
+        " next version), who issues it, whether it is approved, the legal data it lacks, links to"
+        " its PDF and JSON and its earlier versions, or why it does not exist yet; and the"
+        " carrier's pickup and delivery confirmations",
+        _DEALERS,
+        refusals=(_NO_ROOM,),
+    ),
+    Route(
+        "get",
+        "/v1/matches/{id}/documents/{kind}/{version}.{fmt}",
+        "One version of a deal's document: the PDF for people or the JSON for systems (its"
+        " content, SHA-256 and approval). The stored content is checked against the SHA-256 it"
+        " was stored and approved under",
+        _DEALERS,
+        content_types=("application/pdf", "application/json"),
+        refusals=(
+            _r(
+                404,
+                "not-found",
+                why="no match with this id or no place in its deal room; no such document"
+                " kind; no such version",
+            ),
+            _r(
+                409,
+                "document-altered",
+                why="the stored copy no longer matches the SHA-256 it was stored or approved"
+                " under: the exchange will not hand it out",
+            ),
+        ),
+    ),
+    Route(
+        "post",
+        "/v1/matches/{id}/documents/{kind}/{version}/approve",
+        "Approve the current version of a document as its issuer (the buyer, or a facilitator"
+        " acting for it, the order and the delivery report; the awarded carrier the transport"
+        " document): 202 when the approval is published, 200 when that version was approved"
+        " already. Once per version, whatever Idempotency-Key is sent",
+        _DEALERS,
+        None,
+        True,
+        refusals=(
+            _r(
+                404,
+                "not-found",
+                why="no match with this id or no place in its deal room; no such document"
+                " kind; no such version",
+            ),
+            _r(403, "not-issuer", why="you do not issue this document"),
+            _r(409, "not-yet", why="the document does not exist yet (its events have not come)"),
+            _r(409, "superseded", why="a newer version exists: approve that one"),
+            _r(
+                409,
+                "legal-data-missing",
+                why="a party's legal data that the document needs is not declared yet (PUT"
+                " /v1/partners/{id}/legal)",
+            ),
+        ),
+        also=((200, "that version was approved already: nothing published"),),
+        key_in_progress=False,
+        key_reused=False,
+    ),
+    Route(
+        "post",
+        "/v1/matches/{id}/transport/{stage}",
+        "The carrier that won the transport confirms the pickup or the delivery with the weight"
+        " it measured (a delivery after a pickup; a second confirmation of a stage corrects the"
+        " first); the transport document and the delivery report are built from them",
+        _DEALERS,
+        TransportIn,
+        True,
+        refusals=(
+            _NO_ROOM,
+            _r(404, "not-found", why="no such stage"),
+            _r(403, "not-carrier", why="you are not the carrier in the deal room"),
+            _r(
+                409,
+                "not-awarded",
+                why="the deal's events do not (yet) say the transport is awarded to you",
+            ),
+            _r(409, "not-picked-up", why="a delivery confirmed before the pickup"),
+            _r(422, "unprocessable-content", why="`at` of the delivery is before the pickup's"),
+        ),
+    ),
     Route(
         "get",
         "/v1/feedback",
@@ -1059,11 +1163,19 @@ def document() -> dict[str, Any]:
             op["description"] = " ".join(notes)
         names = [
             n
-            for n in ("id", "quote_id", "facilitator_id", "message_id", "attachment_id")
+            for n in (
+                "id",
+                "quote_id",
+                "facilitator_id",
+                "message_id",
+                "attachment_id",
+                *_PATH_SCHEMAS,
+            )
             if "{" + n + "}" in r.path
         ]
         params: list[dict[str, Any]] = [
-            {"name": n, "in": "path", "required": True, "schema": _ID_SCHEMA} for n in names
+            {"name": n, "in": "path", "required": True, "schema": _PATH_SCHEMAS.get(n, _ID_SCHEMA)}
+            for n in names
         ]
         params += [
             {

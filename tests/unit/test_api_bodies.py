@@ -108,6 +108,16 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "RotateIn": {"overlap_s": 60},
     "MessageIn": {"text": "The bales are ready on Thursday."},
+    "LegalIn": {
+        "legal_name": "Uppsala Plaståtervinning AB",
+        "street": "Kungsgatan 12",
+        "postcode": "753 21",
+        "city": "Uppsala",
+        "country": "SE",
+        "vat_number": "SE556677889901",
+        "peppol_id": "0007:5566778899",
+    },
+    "TransportIn": {"weight_t": 3.95, "at": "2026-12-02T09:30:00Z", "note": "weighed at the gate"},
 }
 BODIES = {r.body.__name__: r.body for r in ROUTES if r.body is not None}
 
