@@ -10,6 +10,7 @@ import aiohttp_jinja2
 import orjson
 from aiohttp import web
 
+from marketplace.core.sketch_map import about_km, approximate, sketch
 from marketplace.reference import list_of_waste
 from producers.api.bodies import OfferIn, OfferTermsIn, RequestIn, RequestTermsIn
 from producers.api.context import POOL
@@ -300,8 +301,11 @@ async def codes(request: web.Request) -> web.Response:
 async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str, Any]]:
     rows = await request.app[POOL].fetch(
         "SELECT m.match_id, m.material_code, m.seller_id, m.buyer_id, m.body, m.status,"
-        " m.answers, m.proposed_at, m.transport, c.name AS carrier_name"
+        " m.answers, m.proposed_at, m.transport, c.name AS carrier_name,"
+        " o.body->'location' AS offer_place, q.body->'location' AS request_place"
         " FROM matches m LEFT JOIN partners c ON c.partner_id = m.transport->>'carrier_id'"
+        " LEFT JOIN listings o ON o.listing_id = m.body->>'offer_id' AND o.kind = 'offer'"
+        " LEFT JOIN listings q ON q.listing_id = m.body->>'request_id' AND q.kind = 'request'"
         " WHERE $1 IN (m.seller_id, m.buyer_id)"
         " ORDER BY proposed_at DESC, match_id LIMIT 100",
         partner_id,
@@ -316,10 +320,11 @@ async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str,
         # A standing agreement's quantity is its quantity per period (week, month, ...).
         agreement = body.get("agreement") or {}
         quantity = agreement.get("quantity") or body.get("quantity", {})
+        seller = r["seller_id"] == partner_id
         out.append(
             {
                 "id": r["match_id"],
-                "side": "seller" if r["seller_id"] == partner_id else "buyer",
+                "side": "seller" if seller else "buyer",
                 "code": r["material_code"],
                 "title": entry.description if entry is not None else "",
                 "amount": quantity.get("amount"),
@@ -335,9 +340,43 @@ async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str,
                 "answered": partner_id in answers,
                 "transport": _transport(r["transport"], r["carrier_name"]),
                 "proposed_at": r["proposed_at"],
+                "map": proposal_map(
+                    r["offer_place"] if seller else r["request_place"],
+                    r["request_place"] if seller else r["offer_place"],
+                    confirmed=r["status"] == "confirmed",
+                    distance_km=body.get("distance_km", 0),
+                ),
             }
         )
     return out
+
+
+def proposal_map(
+    own_raw: str | None, other_raw: str | None, *, confirmed: bool, distance_km: float
+) -> dict[str, Any] | None:
+    """What a proposal's map draws and says (#19): the organisation's own place, and the other
+    side's: exact once the match is confirmed; before, only rounded to the grid with the circle
+    that holds it (the exact coordinates never leave this function then, and the map's extent
+    is computed from the rounded place alone). None when a listing's place is not known."""
+    if not own_raw or not other_raw:
+        return None
+    own, other = orjson.loads(own_raw), orjson.loads(other_raw)
+    if confirmed:
+        lat, lon, radius_km = other["lat"], other["lon"], 0.0
+    else:
+        area = approximate(other["lat"], other["lon"])
+        lat, lon, radius_km = area.lat, area.lon, area.radius_km
+    drawn = sketch(own["lat"], own["lon"], lat, lon, radius_km)
+    return {
+        "exact": confirmed,
+        "sketch": drawn,
+        "region": other.get("region") or "",
+        "radius_km": f"{radius_km:.0f}",
+        "distance_km": f"{distance_km:.0f}" if confirmed else str(about_km(distance_km)),
+        # Written out for the text beside the map: the exact place only once confirmed.
+        "lat": f"{lat:.4f}" if confirmed else "",
+        "lon": f"{lon:.4f}" if confirmed else "",
+    }
 
 
 def market_filters(values: Mapping[str, str]) -> tuple[str, str, str] | None:
