@@ -28,6 +28,7 @@ from producers.api import (
     live,
     matches,
     partners,
+    people,
     preview,
     webhooks,
 )
@@ -133,6 +134,7 @@ def create_app(settings: Settings) -> web.Application:
     feedback.add_routes(app)
     partners.add_routes(app)
     legal.add_routes(app)
+    people.add_routes(app)
     matches.add_routes(app)
     jobs.add_routes(app)
     impact.add_routes(app)

@@ -32,6 +32,7 @@ from producers.api.documents import TransportIn
 from producers.api.facilitators import ConsentIn, NudgeIn, RevokeIn
 from producers.api.feedback import DeliveredIn, FeedbackIn
 from producers.api.legal import LegalIn
+from producers.api.people import READERS, WRITERS, MailPreferencesIn
 from producers.api.webhooks import EndpointIn, RotateIn
 from schemas.deals import Stage
 
@@ -470,6 +471,50 @@ ROUTES: tuple[Route, ...] = (
         _LEGAL_ROLES,
         refusals=(
             _r(404, "not-found", why="not your organisation, or no legal data declared yet"),
+        ),
+    ),
+    # People and their e-mail preferences (producers/api/people.py).
+    Route(
+        "get",
+        "/v1/people",
+        "Your organisation's people (enabled ones): their pseudonymous id, role in the"
+        " organisation (admin, member, read-only) and language; never a name or an e-mail"
+        " address",
+        READERS,
+    ),
+    Route(
+        "get",
+        "/v1/people/{person_id}/mail-preferences",
+        "One person's e-mail preferences, as on their preferences page: for every notification"
+        " kind immediate mail, the daily digest or nothing (with the default), the digest's hour"
+        " and time zone (null: the organisation's country's, `time_zone_in_effect`), their"
+        " language, and whether their address is confirmed (only a confirmed one gets mail)",
+        READERS,
+        refusals=(
+            _r(
+                404,
+                "not-found",
+                why="no enabled person of your organisation has this id (another organisation's"
+                " is not found alike)",
+            ),
+        ),
+    ),
+    Route(
+        "put",
+        "/v1/people/{person_id}/mail-preferences",
+        "Replace one person's e-mail preferences (a kind left out of `kinds` gets its default,"
+        " as do digest_hour and time_zone; `language` left out stays). Answers 200 with what is"
+        " stored, as the GET gives it; recorded in the person's account history",
+        WRITERS,
+        MailPreferencesIn,
+        refusals=(
+            _r(
+                404,
+                "not-found",
+                why="no enabled person of your organisation has this id (another organisation's"
+                " is not found alike)",
+            ),
+            _r(422, "unprocessable-content", why="a kind named twice in `kinds`"),
         ),
     ),
     Route("get", "/v1/matches", "Match proposals where you are seller or buyer", ("sme",)),
@@ -1169,6 +1214,7 @@ def document() -> dict[str, Any]:
                 "facilitator_id",
                 "message_id",
                 "attachment_id",
+                "person_id",
                 *_PATH_SCHEMAS,
             )
             if "{" + n + "}" in r.path

@@ -117,6 +117,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "vat_number": "SE556677889901",
         "peppol_id": "0007:5566778899",
     },
+    "MailPreferencesIn": {
+        "kinds": [{"kind": "match.proposed", "choice": "digest"}],
+        "digest_hour": 7,
+        "time_zone": "Europe/Sofia",
+        "language": "bg",
+    },
     "TransportIn": {"weight_t": 3.95, "at": "2026-12-02T09:30:00Z", "note": "weighed at the gate"},
 }
 BODIES = {r.body.__name__: r.body for r in ROUTES if r.body is not None}
