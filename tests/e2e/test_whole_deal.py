@@ -152,6 +152,22 @@ async def test_two_smes_and_a_haulier_make_a_whole_deal_on_the_pages(
         match_id = (await card.get_attribute("id") or "").removeprefix("proposal-")
         other = buyer_page.locator(f"#proposal-{match_id}")
         await expect(other).to_contain_text("Du köper")
+        # Each sees on a map where the other side is: until both accept, only an area (the
+        # other's coordinates are not in the page); the buyer looks at a phone's width.
+        for page in (seller, buyer_page):
+            figure = page.locator(f"#map-{match_id}")
+            await expect(figure).to_have_attribute("data-exact", "no")
+            await expect(figure.locator("svg[role=img] > title")).to_have_count(1)
+            await expect(figure.locator("svg circle.area")).to_have_count(1)
+            await expect(figure.locator("svg circle.them")).to_have_count(0)
+        assert f"{lat:.4f}" not in await buyer_page.content()
+        await expect(buyer_page.locator(f"#map-{match_id} figcaption")).to_contain_text("km")
+        await buyer_page.set_viewport_size({"width": 360, "height": 740})
+        box = await buyer_page.locator(f"#map-{match_id} svg").bounding_box()
+        assert box is not None
+        assert box["width"] >= 200
+        assert box["x"] + box["width"] <= 360
+        assert await buyer_page.evaluate("document.documentElement.scrollWidth") <= 360
         await no_violations(seller, "proposal-bg")
         await no_violations(buyer_page, "proposal-sv")
         async with seller.expect_navigation():
@@ -182,4 +198,11 @@ async def test_two_smes_and_a_haulier_make_a_whole_deal_on_the_pages(
             "Åkeri Mora AB", timeout=60_000
         )
         await expect(seller.locator(f"#transport-{match_id}")).to_contain_text("700.00 EUR")
+        # Confirmed: the map shows the other side's exact place, in the drawing and in words.
+        exact = buyer_page.locator(f"#map-{match_id}")
+        await expect(exact).to_have_attribute("data-exact", "yes")
+        await expect(exact.locator("svg circle.them")).to_have_count(1)
+        await expect(exact.locator("svg circle.area")).to_have_count(0)
+        await expect(exact.locator("figcaption")).to_contain_text(f"{lat:.4f}")
+        await no_violations(buyer_page, "confirmed-map-sv")
         await no_violations(seller, "awarded-bg")
