@@ -4,6 +4,7 @@ consumer in `deal_events`) and the parties' legal data, each as a PDF for people
 for systems; and the carrier's pickup and delivery confirmations they are built from.
 
     GET  /v1/matches/{id}/documents                              the documents and their versions
+                                                                 (and the invoices: invoices.py)
     GET  /v1/matches/{id}/documents/{kind}/{version}.pdf|.json   one version
     POST /v1/matches/{id}/documents/{kind}/{version}/approve     the issuer approves it: 202
     POST /v1/matches/{id}/transport/{stage}                      the carrier: pickup or delivery
@@ -457,12 +458,6 @@ async def transport_command(
 # The routes ------------------------------------------------------------------------------------
 
 
-async def list_documents(request: web.Request) -> web.StreamResponse:
-    require_role(request, *ROLES)
-    room = await room_of(request, request.match_info["id"])
-    return web.json_response(await documents_json(request, room))
-
-
 async def download(request: web.Request) -> web.StreamResponse:
     require_role(request, *ROLES)
     room = await room_of(request, request.match_info["id"])
@@ -499,7 +494,7 @@ async def confirm_transport(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     r = app.router
-    r.add_get("/v1/matches/{id}/documents", list_documents)
+    # GET /v1/matches/{id}/documents lists the invoices too: producers/api/invoices.py.
     r.add_get("/v1/matches/{id}/documents/{kind}/{version:\\d{1,6}}.{fmt:pdf|json}", download)
     r.add_post("/v1/matches/{id}/documents/{kind}/{version:\\d{1,6}}/approve", approve)
     r.add_post("/v1/matches/{id}/transport/{stage}", confirm_transport)

@@ -8,7 +8,11 @@ log with the documents' approvals. Downloaded as the XML or as a PDF rendering o
 deal room's participants only (producers/api/deals.py `room_of`: anyone else gets 404); every
 download checks the stored XML against the SHA-256 it was recorded with.
 
-The pages call these (producers/web/invoices.py); the partner API has no routes for them yet."""
+The pages call these (producers/web/invoices.py). The partner API lists them with the deal's
+documents and serves their files; they are issued on the pages only for now:
+
+    GET /v1/matches/{id}/documents                   the documents and the invoices
+    GET /v1/matches/{id}/invoices/{kind}.xml|.pdf    an issued invoice: the UBL XML or its PDF"""
 
 from __future__ import annotations
 
@@ -25,9 +29,10 @@ from marketplace.core.invoice import InvoiceError, invoice_number
 from marketplace.partners import InvoiceRace, issue_invoice
 from marketplace.reference import national_currencies, vat_rates
 from producers.api import invoice_pdf
+from producers.api.auth import require_role
 from producers.api.context import POOL, principal
-from producers.api.deals import Room
-from producers.api.documents import deal_of, documents_json, parties_of
+from producers.api.deals import ROLES, Room, room_of
+from producers.api.documents import deal_of, documents_json, file_response, parties_of
 from producers.api.problems import Problem
 from producers.api.writes import publish
 from schemas.deals import InvoiceIssued
@@ -294,3 +299,35 @@ async def invoice_file(
         return xml, "application/xml", name + ".xml"
     pdf = invoice_pdf.render(kind, xml, sha, created=row["issued_at"].astimezone(UTC))
     return pdf, "application/pdf", name + ".pdf"
+
+
+# The routes -------------------------------------------------------------------------------------
+
+
+async def list_documents(request: web.Request) -> web.StreamResponse:
+    """The deal's documents (producers/api/documents.py) and its invoices, each issued one with
+    the links to its files."""
+    require_role(request, *ROLES)
+    room = await room_of(request, request.match_info["id"])
+    listed = await room_documents(request, room)
+    base = f"/v1/matches/{room.match_id}/invoices"
+    for entry in listed["invoices"]:
+        issued = entry["state"] == "issued"
+        entry["xml"] = f"{base}/{entry['kind']}.xml" if issued else None
+        entry["pdf"] = f"{base}/{entry['kind']}.pdf" if issued else None
+    return web.json_response(listed)
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    require_role(request, *ROLES)
+    room = await room_of(request, request.match_info["id"])
+    data, media_type, name = await invoice_file(
+        request, room, request.match_info["kind"], request.match_info["fmt"]
+    )
+    return file_response(data, media_type, name)
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v1/matches/{id}/documents", list_documents)
+    r.add_get("/v1/matches/{id}/invoices/{kind}.{fmt:xml|pdf}", download)

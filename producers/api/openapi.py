@@ -11,6 +11,7 @@ from typing import Any, get_args
 import msgspec
 import msgspec.inspect as mi
 
+from marketplace.core.deal_invoices import INVOICE_KINDS
 from marketplace.core.documents import KINDS
 from marketplace.core.eligibility import FindingCode
 from marketplace.reference import list_of_waste
@@ -85,6 +86,8 @@ class Route:
     key_reused: bool = True
     # What a 202's Location names (eventually readable there), if it gives one.
     location: str | None = None
+    # Path parameters whose values differ from those of the same name elsewhere (name, schema).
+    path_params: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 # Listings are written by their SME, or by a facilitator for an SME that consented (#11).
@@ -712,8 +715,10 @@ ROUTES: tuple[Route, ...] = (
         "A deal's documents (order, transport document, delivery report): for each, its current"
         " version (built from the deal's events when listed; a changed content is stored as the"
         " next version), who issues it, whether it is approved, the legal data it lacks, links to"
-        " its PDF and JSON and its earlier versions, or why it does not exist yet; and the"
-        " carrier's pickup and delivery confirmations",
+        " its PDF and JSON and its earlier versions, or why it does not exist yet; the"
+        " carrier's pickup and delivery confirmations; and the deal's invoices (material,"
+        " transport): issued (number, date, amount due, links to the UBL XML and the PDF), ready,"
+        " incomplete (the legal data field missing) or not yet (why)",
         _DEALERS,
         refusals=(_NO_ROOM,),
     ),
@@ -738,6 +743,32 @@ ROUTES: tuple[Route, ...] = (
                 why="the stored copy no longer matches the SHA-256 it was stored or approved"
                 " under: the exchange will not hand it out",
             ),
+        ),
+    ),
+    Route(
+        "get",
+        "/v1/matches/{id}/invoices/{kind}.{fmt}",
+        "An issued invoice of a deal: its UBL XML (EN 16931) or a PDF rendering of it. The stored"
+        " XML is checked against the SHA-256 it was issued with. Invoices are issued on the pages",
+        _DEALERS,
+        content_types=("application/xml", "application/pdf"),
+        refusals=(
+            _r(
+                404,
+                "not-found",
+                why="no match with this id or no place in its deal room; no such invoice kind;"
+                " not issued yet",
+            ),
+            _r(
+                409,
+                "document-altered",
+                why="the stored XML no longer matches the SHA-256 it was issued with: the exchange"
+                " will not hand it out",
+            ),
+        ),
+        path_params=(
+            ("kind", {"enum": list(INVOICE_KINDS), "description": "the invoice"}),
+            ("fmt", {"enum": ["xml", "pdf"], "description": "the UBL XML or its PDF"}),
         ),
     ),
     Route(
@@ -1220,7 +1251,12 @@ def document() -> dict[str, Any]:
             if "{" + n + "}" in r.path
         ]
         params: list[dict[str, Any]] = [
-            {"name": n, "in": "path", "required": True, "schema": _PATH_SCHEMAS.get(n, _ID_SCHEMA)}
+            {
+                "name": n,
+                "in": "path",
+                "required": True,
+                "schema": dict(r.path_params).get(n, _PATH_SCHEMAS.get(n, _ID_SCHEMA)),
+            }
             for n in names
         ]
         params += [

@@ -129,6 +129,7 @@ def add_routes(app: web.Application) -> None:
     """The pages' and the API's routes of a deal's documents (one line in producers/web/app.py,
     beside the deal room's)."""
     api.add_routes(app)
+    invoices.add_routes(app)
     r = app.router
     r.add_get(
         PREFIX + "/deals/{match_id}/documents/{kind}/{version:\\d{1,6}}.{fmt:pdf|json}", download
