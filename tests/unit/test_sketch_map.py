@@ -1,12 +1,15 @@
 """The proposal map's pure drawing logic (#19): rounding the other side's place, the
-projection into the box, the graticule and the scale bar."""
+projection into the box, the graticule and the scale bar; and what the SME page hands its
+template (producers/web/sme.py proposal_map)."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from marketplace.core.geo import distance_km
 from marketplace.core.sketch_map import GRID_DEG, about_km, approximate, sketch
+from producers.web.sme import proposal_map
 
 
 def test_approximate_rounds_to_the_grid_and_its_circle_holds_the_true_place() -> None:
@@ -97,3 +100,31 @@ def test_sketch_refuses_a_box_without_area_or_a_negative_radius() -> None:
         sketch(42.0, 24.0, 43.0, 25.0, width=0)
     with pytest.raises(ValueError, match="radius"):
         sketch(42.0, 24.0, 43.0, 25.0, other_radius_km=-1)
+
+
+def test_an_unconfirmed_proposals_map_holds_nothing_of_the_exact_place() -> None:
+    """What sme.proposal_map hands the template: before confirmation, the rounded place's
+    drawing only; the exact coordinates appear nowhere in it."""
+    own = orjson.dumps({"lat": 61.3042, "lon": 17.0611, "region": "SE313"}).decode()
+    other = orjson.dumps({"lat": 60.6749, "lon": 17.1413, "region": "SE313"}).decode()
+    shown = proposal_map(own, other, confirmed=False, distance_km=70.4)
+    assert shown is not None
+    assert not shown["exact"]
+    assert (shown["lat"], shown["lon"]) == ("", "")
+    assert shown["distance_km"] == "70"
+    area = approximate(60.6749, 17.1413)
+    assert shown["sketch"] == sketch(61.3042, 17.0611, area.lat, area.lon, area.radius_km)
+    assert shown["radius_km"] == f"{area.radius_km:.0f}"
+    for exact in ("60.6749", "17.1413", "60.675", "17.141"):
+        assert exact not in repr(shown)
+    confirmed = proposal_map(own, other, confirmed=True, distance_km=70.4)
+    assert confirmed is not None
+    assert (confirmed["lat"], confirmed["lon"]) == ("60.6749", "17.1413")
+    assert confirmed["sketch"] == sketch(61.3042, 17.0611, 60.6749, 17.1413)
+    assert confirmed["sketch"].other_radius == 0
+
+
+def test_a_proposal_without_a_known_place_has_no_map() -> None:
+    place = orjson.dumps({"lat": 61.3, "lon": 17.0}).decode()
+    assert proposal_map(None, place, confirmed=False, distance_km=1) is None
+    assert proposal_map(place, None, confirmed=True, distance_km=1) is None
