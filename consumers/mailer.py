@@ -134,6 +134,8 @@ class MailInbox:
         items: list[tuple[uuid.UUID, str, str, str, str, datetime]] = []
         for n, at in found:
             for row in people.get(n.partner_id, []):
+                if n.person_id is not None and str(row["person_id"]) != n.person_id:
+                    continue  # one person's (a saved search's alert): not the others'
                 choice = preferences_from_row(row).choice(n.kind)
                 if choice == "none":
                     continue

@@ -597,7 +597,8 @@ _PERSON_EXPORT: tuple[tuple[str, str], ...] = (
     ),
     (
         "saved_searches",
-        "SELECT name, kind, q, region, created_at FROM saved_searches WHERE person_id = $1"
+        "SELECT name, kind, q, region, alerts_since, created_at FROM saved_searches"
+        " WHERE person_id = $1"
         " ORDER BY created_at",
     ),
 )

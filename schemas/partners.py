@@ -77,6 +77,9 @@ class NotificationIssued(Event, frozen=True, kw_only=True, tag="partners.notific
     cause_event_id: Id
     summary: ShortText
     data: dict[str, Any] = msgspec.field(default_factory=dict)
+    # The one person of the organisation it is for (pseudonymous id; the alert of a person's
+    # saved search, #19); None: for the organisation, every member and consented facilitator.
+    person_id: Id | None = None
 
 
 RegistryEvent = PartnerRegistered | PartnerUpdated | CarrierCapabilitiesDeclared | LegalDataDeclared

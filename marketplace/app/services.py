@@ -128,6 +128,13 @@ async def run_reminders(settings: Settings, stop: asyncio.Event) -> None:
     )
 
 
+async def run_alerts(settings: Settings, stop: asyncio.Event) -> None:
+    from consumers.alerts import GROUP, TOPICS, Alerts
+    from marketplace.runtime.service import run_consumer
+
+    await run_consumer(settings, group_id=GROUP, topics=TOPICS, processor=Alerts(GROUP), stop=stop)
+
+
 async def run_mail_sink(settings: Settings, stop: asyncio.Event) -> None:
     from marketplace.mail.sink import run_sink
 
@@ -148,6 +155,7 @@ SERVICES: dict[str, Service] = {
     "mailer": run_mailer,
     "deals": run_deals,
     "reminders": run_reminders,
+    "alerts": run_alerts,
 }
 
 

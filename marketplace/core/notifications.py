@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from marketplace.core import reminders
+from marketplace.core import reminders, search_alerts
 
 # A value already in JSON form: dicts, lists, strings, numbers, booleans, None.
 JSON = Any
@@ -41,6 +41,9 @@ KINDS = (
     # The exchange's own reminders (marketplace/core/reminders.py), decided by the reminders
     # consumer rather than planned here.
     *reminders.KINDS,
+    # A new listing that fits a person's saved search (marketplace/core/search_alerts.py),
+    # decided by the alerts consumer.
+    *search_alerts.KINDS,
 )
 
 

@@ -52,6 +52,7 @@ HEADLINES = {
     "reminder.listing_unmatched": M("Reminder: your listing has had no proposal for 14 days"),
     "reminder.delivery_upcoming": M("Reminder: a delivery in two days"),
     "reminder.feedback_missing": M("Reminder: your feedback on a delivery is missing"),
+    "search.new_listing": M("A new listing fits your saved search"),
 }
 # What a reminder asks of its reader, under the headline.
 ADVICE = {
@@ -68,6 +69,11 @@ ADVICE = {
         "The next delivery under your standing agreement is due soon: have the material (or"
         " room for it) ready from the first day of pickup."
     ),
+    "search.new_listing": M(
+        "A listing that fits one of your saved searches was posted or changed on the open"
+        " market. Run the search to see it; you can turn these messages off on the saved"
+        " searches page."
+    ),
     "reminder.feedback_missing": M(
         "Tell the exchange how the delivery went: a rating from 1 to 5 and the main reason take"
         " a minute and help every member choose partners."
@@ -78,6 +84,7 @@ LABELS = {
     "material_code": M("Material (List of Waste code)"),
     "quantity": M("Quantity"),
     "weight_t": M("Weight"),
+    "region": M("Region"),
     "delivered_price": M("Price delivered"),
     "price": M("Price"),
     "winning_price": M("Winning price"),
@@ -144,6 +151,8 @@ def page_of(kind: str, data: Mapping[str, Any] | None = None) -> str:
         return "/app/"
     if kind.startswith("reminder."):
         return "/app/proposals"
+    if kind.startswith("search."):
+        return "/app/market/searches"
     if kind.startswith(("job.", "award.", "quote.")):
         return "/app/logistics/jobs"
     if kind.startswith(("match.", "transport.", "delivery.", "agreement.", "auction.")):

@@ -1,7 +1,9 @@
 """Saved searches of the open market (#19): a person keeps the market's filters under a name and
-runs them again from the list, or deletes them. A saved search is the person's own (PostgreSQL,
-`saved_searches`, erased with the account and given in its export), never the organisation's
-and never an event: another person, of the same organisation or not, does not see it (404)."""
+runs them again from the list, or deletes them, and marks those of which they want to be told of
+new listings (consumers/alerts.py tells them through their notifications). A saved search is the
+person's own (PostgreSQL, `saved_searches`, erased with the account and given in its export),
+never the organisation's and never an event: another person, of the same organisation or not,
+does not see it (404)."""
 
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ def run_link(kind: str, q: str, region: str) -> str:
 
 async def _saved(request: web.Request) -> list[dict[str, Any]]:
     rows = await request.app[POOL].fetch(
-        "SELECT search_id, name, kind, q, region, created_at FROM saved_searches"
+        "SELECT search_id, name, kind, q, region, alerts_since IS NOT NULL AS alerts, created_at"
+        " FROM saved_searches"
         " WHERE person_id = $1 ORDER BY created_at, search_id",
         person_of(request).person_id,
     )
@@ -41,6 +44,7 @@ async def _saved(request: web.Request) -> list[dict[str, Any]]:
             "kind": r["kind"],
             "q": r["q"],
             "region": r["region"],
+            "alerts": r["alerts"],
             "run": run_link(r["kind"], r["q"], r["region"]),
         }
         for r in rows
@@ -61,7 +65,7 @@ async def _page(
         searches=await _saved(request),
         errors=errors or {},
         form=form or {},
-        notice=next((n for n in ("saved", "deleted") if n in request.query), ""),
+        notice=next((n for n in ("saved", "deleted", "alerts") if n in request.query), ""),
     )
 
 
@@ -102,8 +106,9 @@ async def save(request: web.Request) -> web.StreamResponse:
             else:
                 search_id = uuid.uuid4()
                 inserted = await conn.fetchval(
-                    "INSERT INTO saved_searches (search_id, person_id, name, kind, q, region)"
-                    " VALUES ($1, $2, $3, $4, $5, $6)"
+                    "INSERT INTO saved_searches (search_id, person_id, name, kind, q, region,"
+                    " alerts_since) VALUES ($1, $2, $3, $4, $5, $6,"
+                    " CASE WHEN $7::bool THEN now() END)"
                     " ON CONFLICT (person_id, name) DO NOTHING RETURNING search_id",
                     search_id,
                     person.person_id,
@@ -111,6 +116,7 @@ async def save(request: web.Request) -> web.StreamResponse:
                     kind,
                     q,
                     region,
+                    form.get("alerts") == "on",
                 )
                 if inserted is None:
                     errors["name"] = _("You have a saved search of this name already.")
@@ -135,8 +141,30 @@ async def delete(request: web.Request) -> web.StreamResponse:
     return see_other(f"{HOME}?deleted=1")
 
 
+async def alerts(request: web.Request) -> web.StreamResponse:
+    """Marks the person's saved search for alerts of new listings (the box ticked: listings
+    from now on) or not."""
+    form = await form_of(request)
+    try:
+        search_id = uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPNotFound(text="no such saved search of yours") from None
+    found = await request.app[POOL].fetchval(
+        "UPDATE saved_searches"
+        " SET alerts_since = CASE WHEN $3::bool THEN coalesce(alerts_since, now()) END"
+        " WHERE search_id = $1 AND person_id = $2 RETURNING search_id",
+        search_id,
+        person_of(request).person_id,
+        form.get("alerts") == "on",
+    )
+    if found is None:
+        raise web.HTTPNotFound(text="no such saved search of yours")
+    return see_other(f"{HOME}?alerts=1#search-{search_id}")
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get(HOME, searches)
     r.add_post(HOME, save)
     r.add_post(HOME + "/{id}/delete", delete)
+    r.add_post(HOME + "/{id}/alerts", alerts)
