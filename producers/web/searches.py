@@ -11,8 +11,11 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from aiohttp import web
 
+from marketplace.core.search_alerts import KIND as ALERT
+from marketplace.reference import list_of_waste
 from producers.api.context import POOL
 from producers.web.common import form_of, gettext_of, person_of, render, see_other
 from producers.web.session import PREFIX
@@ -22,6 +25,8 @@ HOME = PREFIX + "/market/searches"
 # Enough for anyone's habits; a bound, so one account cannot fill the table.
 MOST = 50
 NAME_LONGEST = 80
+# The person's latest alerts the page shows.
+LATEST = 20
 
 
 def run_link(kind: str, q: str, region: str) -> str:
@@ -51,6 +56,48 @@ async def _saved(request: web.Request) -> list[dict[str, Any]]:
     ]
 
 
+async def _alerts(request: web.Request, names: dict[str, str]) -> list[dict[str, Any]]:
+    """The person's latest alerts of new listings (the organisation's notifications that the
+    alerts consumer sent for this person), newest first: what the market shows of each
+    listing, never its owner."""
+    person = person_of(request)
+    if person.partner_id is None:
+        return []
+    rows = await request.app[POOL].fetch(
+        "SELECT n.body, n.issued_at FROM notifications n WHERE n.partner_id = $1"
+        " AND n.kind = $2 AND n.notification_id IN (SELECT notification_id"
+        " FROM search_alerts_sent WHERE person_id = $3::uuid)"
+        " ORDER BY n.seq DESC LIMIT $4",
+        person.partner_id,
+        ALERT,
+        str(person.person_id),
+        LATEST,
+    )
+    taxonomy = list_of_waste()
+    found = []
+    for r in rows:
+        data = orjson.loads(r["body"]).get("data", {})
+        code = str(data.get("material_code", ""))
+        entry = taxonomy.get(code)
+        quantity = data.get("quantity") or {}
+        window = data.get("window") or {}
+        found.append(
+            {
+                "at": r["issued_at"].strftime("%Y-%m-%d %H:%M UTC"),
+                "kind": data.get("listing_kind", ""),
+                "code": code,
+                "title": entry.description if entry is not None else "",
+                "amount": quantity.get("amount"),
+                "unit": quantity.get("unit", ""),
+                "region": data.get("region") or "",
+                "start": str(window.get("start", ""))[:10],
+                "end": str(window.get("end", ""))[:10],
+                "search": names.get(str(data.get("search_id", "")), ""),
+            }
+        )
+    return found
+
+
 async def _page(
     request: web.Request,
     *,
@@ -58,11 +105,13 @@ async def _page(
     errors: dict[str, str] | None = None,
     form: dict[str, str] | None = None,
 ) -> web.Response:
+    saved = await _saved(request)
     return render(
         request,
         "market_searches.html",
         status=status,
-        searches=await _saved(request),
+        searches=saved,
+        alerts=await _alerts(request, {s["id"]: s["name"] for s in saved}),
         errors=errors or {},
         form=form or {},
         notice=next((n for n in ("saved", "deleted", "alerts") if n in request.query), ""),

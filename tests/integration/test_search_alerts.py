@@ -239,8 +239,37 @@ async def test_a_fitting_listing_is_mailed_once_to_the_person_of_the_marked_sear
                     (dora.person_id, "search.new_listing"),
                 ]
                 assert all("Ägaren" not in r["summary"] for r in items)
+                sessions = {
+                    who.person_id: await accounts.open_session(conn, who)
+                    for who in (ana, dora, fred)
+                }
             finally:
                 await conn.close()
+
+        # The pages show each person the alerts that name them, and nobody else's.
+        async with running_api(s, create_service) as client:
+
+            async def page_of(who: accounts.Person) -> str:
+                await as_person(client, sessions[who.person_id])
+                return await (await client.get("/app/market/searches")).text()
+
+            def alerts_of(page: str) -> str:
+                """The page's part with the alerts (after the saved searches' table)."""
+                return page.partition("New listings for your searches")[2]
+
+            async def shown() -> bool:
+                return alerts_of(await page_of(ana)).count(f"<td>{region}</td>") == 2
+
+            await eventually(shown, 60)
+            page = await page_of(ana)
+            assert 'id="search-alerts"' in page
+            assert "150102 Plastic packaging" in page
+            assert "Ägaren" not in page
+            assert alerts_of(await page_of(dora)).count(f"<td>{region}</td>") == 2
+            fred_page = await page_of(fred)
+            assert region not in fred_page
+            assert 'id="search-alerts"' not in fred_page
+            assert "None yet." in alerts_of(fred_page)
 
 
 async def test_a_person_marks_and_unmarks_a_saved_search_on_the_page(settings: Settings) -> None:
