@@ -107,8 +107,10 @@ _SLICE = Query(
     {"enum": ["total", "minute", "hour", "day", "month", "region", "chapter", "sector"]},
     "how the figures are broken down (default total)",
 )
+# Text in a path or a query: anything but the NUL character, which every route refuses (400).
+_NO_NUL = "^[^\\u0000]*$"
 # An id in a path: whatever it is, one that is not yours is 404.
-_ID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1}
+_ID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": _NO_NUL}
 # The path parameters that are not ids: each with the values it takes (any other is 404).
 _PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     "kind": {"enum": list(KINDS), "description": "the document"},
@@ -122,7 +124,7 @@ _PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     "stage": {"enum": list(get_args(Stage)), "description": "what the carrier confirms"},
 }
 # A partner named in a query (an SME: ignored, or refused when not its own).
-_PARTNER_SCHEMA: dict[str, Any] = {"type": "string"}
+_PARTNER_SCHEMA: dict[str, Any] = {"type": "string", "pattern": _NO_NUL}
 _ON_BEHALF_Q = Query(
     "on_behalf_of", _PARTNER_SCHEMA, "a facilitator: the SME whose listings (required for one)"
 )
@@ -945,7 +947,9 @@ ROUTES: tuple[Route, ...] = (
         ("any",),
         refusals=(_r(404, "not-found", why="`after` names no notification of yours"),),
         query=(
-            Query("after", {"type": "string"}, "resume after this notification id"),
+            Query(
+                "after", {"type": "string", "pattern": _NO_NUL}, "resume after this notification id"
+            ),
             Query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "default 100"),
         ),
     ),
@@ -956,7 +960,11 @@ ROUTES: tuple[Route, ...] = (
         ("any",),
         content_type="text/event-stream",
         refusals=(_r(404, "not-found", why="`after` names no notification of yours"),),
-        query=(Query("after", {"type": "string"}, "resume after this notification id"),),
+        query=(
+            Query(
+                "after", {"type": "string", "pattern": _NO_NUL}, "resume after this notification id"
+            ),
+        ),
     ),
     Route(
         "get",

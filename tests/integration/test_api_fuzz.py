@@ -29,7 +29,8 @@ a successful withdrawal in a stateful scenario shows it withdrawn. Every other D
 
 The SME and the logistics firm have a deal room (a confirmed match of the SME's, whose
 transport the firm won): its match id is an example of the deal-room routes' `id`, so the
-fuzzer posts to a real room, not only to rooms that do not exist.
+fuzzer posts to a real room, not only to rooms that do not exist. Each organisation has a person
+too, whose id is an example of the people routes' `person_id` for its own key.
 
 Bounded: a fixed number of examples per operation and role, a fixed seed, derandomised, one
 worker; the rate limit is raised for the run (429 is still documented everywhere)."""
@@ -51,7 +52,8 @@ from hypothesis.errors import FlakyFailure, HypothesisWarning
 from schemathesis.engine import events, from_schema
 
 from consumers import deals, projector
-from marketplace.db import create_pool
+from marketplace import accounts
+from marketplace.db import connect, create_pool
 from marketplace.kafka import make_consumer
 from marketplace.settings import Settings
 from producers.api.openapi import PROBLEM_BASE, document
@@ -80,6 +82,15 @@ DEAL_ROUTES = (
     ("get", "/v1/matches/{id}/messages"),
     ("get", "/v1/matches/{id}/messages/{message_id}/attachments/{attachment_id}"),
     ("post", "/v1/matches/{id}/messages/{message_id}/read"),
+    ("get", "/v1/matches/{id}/documents"),
+    ("get", "/v1/matches/{id}/documents/{kind}/{version}.{fmt}"),
+    ("get", "/v1/matches/{id}/invoices/{kind}.{fmt}"),
+    ("post", "/v1/matches/{id}/documents/{kind}/{version}/approve"),
+    ("post", "/v1/matches/{id}/transport/{stage}"),
+)
+PEOPLE_ROUTES = (
+    ("get", "/v1/people/{person_id}/mail-preferences"),
+    ("put", "/v1/people/{person_id}/mail-preferences"),
 )
 # How long a call after a 202 waits for the read models at most.
 CONSISTENT_WITHIN_S = 30.0
@@ -198,11 +209,16 @@ class ReadModels:
         return after_call
 
 
-def with_room(doc: dict[str, Any], match_id: str | None) -> dict[str, Any]:
-    """The document with `match_id` as an example of the deal-room routes' `id`."""
+def with_room(doc: dict[str, Any], match_id: str | None, person_id: str) -> dict[str, Any]:
+    """The document with `match_id` as an example of the deal-room routes' `id` and
+    `person_id` as one of the people routes'."""
+    doc = copy.deepcopy(doc)
+    for method, path in PEOPLE_ROUTES:
+        for param in doc["paths"][path][method]["parameters"]:
+            if param["in"] == "path" and param["name"] == "person_id":
+                param["examples"] = {"person": {"value": person_id}}
     if match_id is None:
         return doc
-    doc = copy.deepcopy(doc)
     for method, path in DEAL_ROUTES:
         for param in doc["paths"][path][method]["parameters"]:
             if param["in"] == "path" and param["name"] == "id":
@@ -220,9 +236,13 @@ class Outcome:
     errors: list[str] = dataclasses.field(default_factory=list)
     # The deal-room routes' answers by status.
     deal_statuses: dict[int, int] = dataclasses.field(default_factory=dict)
+    # The people routes' answers (its own person's id given as an example) by status.
+    people_statuses: dict[int, int] = dataclasses.field(default_factory=dict)
 
 
-def fuzz(base_url: str, partner: Partner, role: str, after_call: Any, room: str | None) -> Outcome:
+def fuzz(
+    base_url: str, partner: Partner, role: str, after_call: Any, room: str | None, person: str
+) -> Outcome:
     config = schemathesis.Config.from_dict(
         {
             "seed": SEED,
@@ -244,22 +264,24 @@ def fuzz(base_url: str, partner: Partner, role: str, after_call: Any, room: str 
             ],
         }
     )
-    schema = schemathesis.openapi.from_dict(with_room(document(), room), config=config)
+    schema = schemathesis.openapi.from_dict(with_room(document(), room, person), config=config)
     schema.config.update(base_url=base_url)
     schema.hook("after_call")(after_call)
     outcome = Outcome(role)
     labels: set[str] = set()
     deal_cases: Counter[int] = Counter()
+    people_cases: Counter[int] = Counter()
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             labels.add(event.recorder.label)
             outcome.cases += len(event.recorder.cases)
             for case_id, node in event.recorder.cases.items():
-                if (node.value.method.lower(), node.value.path) not in DEAL_ROUTES:
-                    continue
+                route = (node.value.method.lower(), node.value.path)
                 answer = event.recorder.find_response(case_id=case_id)
-                if answer is not None:
+                if answer is not None and route in DEAL_ROUTES:
                     deal_cases[answer.status_code] += 1
+                if answer is not None and route in PEOPLE_ROUTES:
+                    people_cases[answer.status_code] += 1
             for case_id, checks in event.recorder.checks.items():
                 for check in checks:
                     if check.failure_info is None:
@@ -286,6 +308,7 @@ def fuzz(base_url: str, partner: Partner, role: str, after_call: Any, room: str 
             outcome.errors.append(repr(event)[:500])
     outcome.operations = len(labels)
     outcome.deal_statuses = dict(sorted(deal_cases.items()))
+    outcome.people_statuses = dict(sorted(people_cases.items()))
     return outcome
 
 
@@ -316,10 +339,35 @@ async def test_every_role_against_the_document(settings: Settings) -> None:
             r = await client.get(f"/v1/matches/{match_id}/messages", headers=partners[role].auth)
             assert r.status == 200, await r.text()
         rooms = {"sme": match_id, "logistics": match_id}
+        # A person of each organisation (the operator's key has none: its id stays unknown).
+        conn = await connect(fast)
+        try:
+            people = {
+                role: (
+                    await accounts.create_person(
+                        conn,
+                        partner_id=partners[role].partner_id,
+                        email=f"fuzz-{uuid.uuid4().hex[:10]}@example.org",
+                        display_name=f"Fuzz {role}",
+                        role="member",
+                    )
+                ).person_id
+                if role != "operator"
+                else str(uuid.uuid4())
+                for role in ROLES
+            }
+        finally:
+            await conn.close()
         after_call = read_models.after_a_write(asyncio.get_running_loop())
         outcomes = [
             await asyncio.to_thread(
-                fuzz, base_url, partners[role], role, after_call, rooms.get(role)
+                fuzz,
+                base_url,
+                partners[role],
+                role,
+                after_call,
+                rooms.get(role),
+                people[role],
             )
             for role in ROLES
         ]
@@ -327,7 +375,8 @@ async def test_every_role_against_the_document(settings: Settings) -> None:
     for o in outcomes:
         report.append(
             f"{o.role}: {o.operations} operations, {o.cases} cases;"
-            f" deal-room answers by status {o.deal_statuses}"
+            f" deal-room answers by status {o.deal_statuses};"
+            f" people's preferences by status {o.people_statuses}"
         )
         report += [f"  {n} x {k}: {o.examples[k]}" for k, n in sorted(o.failures.items())]
         report += [f"  error: {e}" for e in o.errors]
@@ -345,3 +394,5 @@ async def test_every_role_against_the_document(settings: Settings) -> None:
     for o in outcomes[:2]:
         assert o.deal_statuses.get(202, 0) > 0, report
         assert o.deal_statuses.get(200, 0) > 0, report
+    # It read and replaced the preferences of its own organisation's person.
+    assert outcomes[0].people_statuses.get(200, 0) > 0, report
