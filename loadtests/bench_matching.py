@@ -14,7 +14,8 @@ in turn (interleaved: the core as it was, frozen in loadtests/matching_before, a
 is), each timed by time.process_time around `step` alone; the report gives the median µs per
 event of the rounds, the speed-up and the ratio to the smallest size. `--check` compares the two
 cores' events as they go. `--profile` prints a cProfile of one core's first round. Writes
-loadtests/reports/matching-sim-<timestamp>.json (not committed: loadtests/reports is ignored).
+loadtests/reports/matching-sim-<timestamp>.json (loadtests/reports is ignored: the reports the
+docs quote are added with `git add -f`).
 
 `--mix synthetic`: the earlier synthetic workload (a few dozen codes of one sub-chapter family,
 places over Sweden and Bulgaria, mixed prices), timing `probe` post-and-withdraw pairs per size
