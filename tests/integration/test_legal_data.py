@@ -108,6 +108,12 @@ async def test_legal_data_over_the_api(settings: Settings) -> None:
 async def test_legal_data_on_the_pages(settings: Settings) -> None:
     firm = await register(settings, "sme", "Plast Pleven")
     async with running_api(plain(settings), create_service) as client:
+
+        async def registered() -> bool:
+            # The pages act for an organisation once the projector has it in the registry.
+            return (await client.get("/v1/offers", headers=firm.auth)).status == 200
+
+        await eventually(registered, 30)
         admin = await person(settings, firm.partner_id, "admin")
         member = await person(settings, firm.partner_id, "member")
         staff = await person(settings, None, "operator")
