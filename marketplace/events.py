@@ -12,6 +12,7 @@ from marketplace.cloudevents import Envelope, EnvelopeError
 from marketplace.runtime.outbox import OutboxMessage
 from schemas.base import Event
 from schemas.registry import TOPIC_EVENTS, key_of, members, topic_of, type_name
+from schemas.topics import contract_of
 
 _ENCODER = msgspec.json.Encoder()
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
@@ -56,6 +57,8 @@ def decode(topic: str, value: bytes | None, headers: Any) -> Decoded:
         envelope = Envelope.from_headers(headers)
     except EnvelopeError as exc:
         raise EventDecodeError(f"not a CloudEvent: {exc}") from None
+    # A copy of a topic ("market.listings--p12") carries the copied topic's contract.
+    topic = contract_of(topic)
     decoder = _DECODERS.get(topic)
     if decoder is None:
         raise EventDecodeError(f"no contract for topic {topic}")

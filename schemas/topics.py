@@ -90,6 +90,26 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
+# A copy of a topic is named after it: "market.listings--p12" is a copy of market.listings (at
+# 12 partitions, say) and carries its contract. Copies serve a rebuild into a topic of another
+# partition count and the tests that run real consumers at other partition counts.
+COPY_SEPARATOR = "--"
+
+
+def contract_of(name: str) -> str:
+    """The topic whose contract the records of topic `name` follow: its own, or for a copy
+    ("<topic>--<label>") the copied topic's."""
+    base, sep, label = name.partition(COPY_SEPARATOR)
+    return base if sep and label else name
+
+
+def copy_name(name: str, label: str) -> str:
+    """The name of a copy of topic `name` (label: letters, digits, dots, dashes, underscores)."""
+    if not label or contract_of(name) != name:
+        raise ValueError(f"cannot name a copy of {name!r} labelled {label!r}")
+    return f"{name}{COPY_SEPARATOR}{label}"
+
+
 def by_name(name: str) -> TopicSpec:
     for spec in TOPICS:
         if spec.name == name:

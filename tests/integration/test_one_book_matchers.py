@@ -7,8 +7,9 @@ matcher on real Kafka and PostgreSQL.
   15 01 01, though their sub-chapters fall on different partitions; an accepted code of another
   family is refused 422 naming the field and the families.
 - One book as the reference: the seeded stream of loadtests/one_book.py on market.listings (6
-  partitions), decided by one to three matcher instances of one group, gives exactly the events
-  the single book gives (same ids, same bytes)."""
+  partitions) and on copies of it at 1, 12 and 24 partitions, decided by one to three matcher
+  instances of one group, gives exactly the events the single book gives (same ids, same
+  bytes)."""
 
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ from marketplace.kafka import make_producer
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from marketplace.translate.matching import market_config, source_of
+from schemas.topics import copy_name
 from tests.integration.api_helpers import eventually, register, running_api
 from tests.integration.kafka_helpers import (
     caught_up,
     end_offsets,
+    make_topics,
     partition_count,
     read_since,
     start_at_end,
@@ -93,22 +96,25 @@ async def test_the_issues_examples_meet_across_subchapters_at_six_partitions(
         assert (await preview.json())["type"].endswith("/accepts-other-family")
 
 
-# (matcher instances, seed). market.listings has the project's 6 partitions; the other counts
-# (1, 3, 12, 24) are covered by the pure split in tests/unit/test_one_book.py and the sweep
-# (the matcher decodes only the topics whose contract it knows, so a scratch topic cannot stand
-# in for market.listings).
-CASES = [(1, 11), (2, 12), (3, 13)]
+# (partitions, matcher instances, seed). At 6 partitions the stream goes to market.listings
+# itself; at the other counts to a copy of it of its own ("market.listings--p12-<id>", which
+# carries market.listings's contract), so real matchers decide it split 1, 12 and 24 ways too.
+# The wide sweep over many seeds and counts is loadtests/one_book.py.
+CASES = [(6, 1, 11), (6, 2, 12), (6, 3, 13), (1, 1, 14), (12, 3, 15), (24, 2, 16)]
 
 
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize(("instances", "seed"), CASES)
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(("partitions", "instances", "seed"), CASES)
 async def test_real_matchers_decide_what_one_book_decides(
-    settings: Settings, instances: int, seed: int
+    settings: Settings, partitions: int, instances: int, seed: int
 ) -> None:
-    partitions = await partition_count(settings, TOPIC)
-    assert partitions == 6
+    if partitions == await partition_count(settings, TOPIC):
+        topic = TOPIC
+    else:
+        topic = copy_name(TOPIC, f"p{partitions}-{uuid.uuid4().hex[:8]}")
+        await make_topics(settings, topic, partitions=partitions)
     group = f"test.one-book.{uuid.uuid4().hex[:8]}"
-    await start_at_end(settings, group, TOPIC)
+    await start_at_end(settings, group, topic)
     since = await end_offsets(settings, "market.matches")
     # A spot of the North Atlantic of its own, away from every other test's listings.
     rng = random.Random()
@@ -119,7 +125,7 @@ async def test_real_matchers_decide_what_one_book_decides(
     await producer.start()
     try:
         sent = [
-            await producer.send(TOPIC, m.value, key=m.key, headers=list(m.headers))
+            await producer.send(topic, m.value, key=m.key, headers=list(m.headers))
             for m in stream.messages
         ]
         placed = await asyncio.gather(*sent)
@@ -129,6 +135,8 @@ async def test_real_matchers_decide_what_one_book_decides(
     for m, record in zip(stream.messages, placed, strict=True):
         assert m.key is not None
         assert record.partition == partition_of(m.key, partitions)
+    if partitions > 1:
+        assert len({r.partition for r in placed}) > 1, "the stream should span partitions"
 
     quick = dataclasses.replace(settings, consumer_max_batch=50)
     stop = asyncio.Event()
@@ -137,7 +145,7 @@ async def test_real_matchers_decide_what_one_book_decides(
             run_consumer(
                 quick,
                 group_id=group,
-                topics=[TOPIC],
+                topics=[topic],
                 processor=Matcher(market_config(settings), group),
                 stop=stop,
             )
@@ -156,7 +164,7 @@ async def test_real_matchers_decide_what_one_book_decides(
         return len(published) >= len(stream.decided)
 
     try:
-        await caught_up(settings, group, [TOPIC], limit_s=180)
+        await caught_up(settings, group, [topic], limit_s=180)
         await eventually(all_published, 60)
     finally:
         stop.set()
