@@ -98,6 +98,25 @@ async def eventually(check: Callable[[], Awaitable[bool]], limit_s: float = 30) 
         await asyncio.sleep(0.1)
 
 
+async def projected(settings: Settings, *partners: Partner | str, limit_s: float = 30) -> None:
+    """Waits until every partner (or partner id) is an active row of the projector's registry,
+    which the pages read to act for an organisation. The API key answers before that (it is
+    issued straight into its own table), so a call with it does not wait for the projector."""
+    ids = sorted({p if isinstance(p, str) else p.partner_id for p in partners})
+
+    async def there() -> bool:
+        conn = await connect(settings)
+        try:
+            found = await conn.fetchval(
+                "SELECT count(*) FROM partners WHERE partner_id = ANY($1::text[]) AND active", ids
+            )
+        finally:
+            await conn.close()
+        return bool(found == len(ids))
+
+    await eventually(there, limit_s)
+
+
 def offer_body(code: str = "040222", **terms: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "quantity": {"amount": 12.5, "unit": "t"},

@@ -10,11 +10,10 @@ from typing import Any
 import orjson
 from aiohttp.test_utils import TestClient
 
-from marketplace.db import connect
 from marketplace.settings import Settings
 from producers.web.app import create_service
 from schemas.topics import REGISTRY
-from tests.integration.api_helpers import eventually, register, running_api
+from tests.integration.api_helpers import eventually, projected, register, running_api
 from tests.integration.kafka_helpers import end_offsets, read_since
 from tests.integration.test_pages_accounts import csrf_of, plain
 from tests.integration.test_pages_matrix import person
@@ -109,20 +108,8 @@ async def test_legal_data_over_the_api(settings: Settings) -> None:
 async def test_legal_data_on_the_pages(settings: Settings) -> None:
     firm = await register(settings, "sme", "Plast Pleven")
     async with running_api(plain(settings), create_service) as client:
-
-        async def registered() -> bool:
-            # The pages act for an organisation once the projector has it in the registry (the
-            # API key works before that: it is issued straight into its table).
-            conn = await connect(settings)
-            try:
-                row = await conn.fetchval(
-                    "SELECT true FROM partners WHERE partner_id = $1 AND active", firm.partner_id
-                )
-            finally:
-                await conn.close()
-            return row is not None
-
-        await eventually(registered, 30)
+        # The pages act for an organisation once the projector has it in the registry.
+        await projected(settings, firm)
         admin = await person(settings, firm.partner_id, "admin")
         member = await person(settings, firm.partner_id, "member")
         staff = await person(settings, None, "operator")

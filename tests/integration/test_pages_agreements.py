@@ -19,7 +19,7 @@ from marketplace.core import periods
 from marketplace.settings import Settings
 from producers.web.app import create_service
 from schemas.common import Agreement, Quantity
-from tests.integration.api_helpers import Partner, eventually, register, running_api
+from tests.integration.api_helpers import eventually, projected, register, running_api
 from tests.integration.test_feedback import NOW, confirmed_match_with_carrier
 from tests.integration.test_pages_accounts import csrf_of, plain
 from tests.integration.test_pages_matrix import person
@@ -37,16 +37,6 @@ async def as_person(client: Client, token: str) -> str:
     return csrf_of(await page.text())
 
 
-async def registered(client: Client, *partners: Partner) -> None:
-    """Every partner has reached the registry the pages read (the projector's)."""
-    for p in partners:
-
-        async def known(who: Partner = p) -> bool:
-            return (await client.get("/v1/offers", headers=who.auth)).status == 200
-
-        await eventually(known, 30)
-
-
 async def test_a_buyer_confirms_a_period_and_rates_it_on_the_pages(settings: Settings) -> None:
     settings = plain(settings)
     seller = await register(settings, "sme", "Bryggeri Falun AB")
@@ -62,7 +52,7 @@ async def test_a_buyer_confirms_a_period_and_rates_it_on_the_pages(settings: Set
         match_id = await confirmed_match_with_carrier(
             settings, seller, buyer, None, agreement=agreement, delivery_id=delivery_id
         )
-        await registered(client, seller, buyer, stranger)
+        await projected(settings, seller, buyer, stranger)
         page_of = f"/app/agreements/{match_id}"
         csrf = await as_person(client, buyer_member)
 

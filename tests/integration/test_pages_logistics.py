@@ -23,7 +23,7 @@ from marketplace.db import connect
 from marketplace.settings import Settings
 from marketplace.translate.auction import job_id_for
 from producers.web.app import create_service
-from tests.integration.api_helpers import eventually, register, running_api
+from tests.integration.api_helpers import eventually, projected, register, running_api
 from tests.integration.kafka_helpers import end_offsets
 from tests.integration.notify_helpers import notifier_running
 from tests.integration.test_auction import auction_running, declare, get, quote, until
@@ -322,19 +322,7 @@ async def test_only_logistics_firms_reach_the_pages_and_read_only_members_change
         "/app/logistics/live?list=jobs",
     )
     async with running_api(settings, create_service) as client:
-
-        async def projected() -> bool:
-            conn = await connect(settings)
-            try:
-                found = await conn.fetchval(
-                    "SELECT count(*) FROM partners WHERE partner_id = ANY($1::text[])",
-                    [sme.partner_id, firm.partner_id],
-                )
-            finally:
-                await conn.close()
-            return bool(found == 2)
-
-        await eventually(projected, 30)
+        await projected(settings, sme, firm)
         # An SME's admin and the association's operator: 403 on every page and form.
         for partner_id, role in ((sme.partner_id, "admin"), (None, "operator")):
             await sign_in_as(settings, client, partner_id, role)

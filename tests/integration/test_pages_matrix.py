@@ -21,6 +21,7 @@ from tests.integration.api_helpers import (
     Partner,
     eventually,
     offer_body,
+    projected,
     register,
     running_api,
 )
@@ -106,20 +107,8 @@ async def test_no_page_shows_or_changes_another_organisations_data(settings: Set
         }
         for role, partner in roles.items():
             sessions[f"{role} admin"] = await person(settings, partner.partner_id, "admin")
-
-        async def ready() -> bool:
-            # Every organisation reached the partner registry the pages read.
-            conn = await connect(settings)
-            try:
-                n = await conn.fetchval(
-                    "SELECT count(*) FROM partners WHERE partner_id = ANY($1::text[])",
-                    [p.partner_id for p in roles.values()],
-                )
-            finally:
-                await conn.close()
-            return bool(n == len(roles))
-
-        await eventually(ready, 30)
+        # Every organisation reached the partner registry the pages read.
+        await projected(settings, *roles.values())
         routes = pages(client.app)
         assert len(routes) >= 20, routes
         checked = 0
