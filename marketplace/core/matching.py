@@ -403,7 +403,9 @@ def _period_due(book: Book, command: PeriodDue, config: MarketConfig, out: list[
     assert flow is not None
     if standing.last_key is not None and command.key <= standing.last_key:
         return  # this period's delivery was scheduled already
-    begins = periods.start_of_key(flow.period, command.key)
+    begins = periods.start_of_named(flow.period, command.key)
+    if begins is None:
+        return  # not a key of the agreement's period: not a timer the matcher asked for
     if flow.ends is not None and begins >= flow.ends:
         freed = _end(book, standing, "term_over", out)
         _reallocate(book, freed, command, config, out)

@@ -90,6 +90,17 @@ def overlap(
     return start, end
 
 
+def start_of_named(period: Period, key: str) -> date | None:
+    """The first day of the period named `key`, or None when `key` does not name a period of
+    that length (a month's key for a weekly flow, a 53rd week the year does not have): a timer
+    from elsewhere, which the core ignores."""
+    try:
+        begins = start_of_key(period, key)
+    except ValueError:
+        return None
+    return begins if key_of(period, begins) == key else None
+
+
 def start_of_key(period: Period, key: str) -> date:
     """The first day of the period named `key` (the inverse of `key_of`)."""
     if period == "week":

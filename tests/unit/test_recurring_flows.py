@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,7 +65,24 @@ def test_a_period_key_names_its_start_and_the_next_period_follows(
     key = periods.key_of(period, day)
     assert start <= day < periods.next_start(period, day)
     assert periods.start_of_key(period, key) == start
+    assert periods.start_of_named(period, key) == start
     assert periods.key_of(period, periods.next_start(period, day)) > key  # keys sort by time
+
+
+@pytest.mark.parametrize(
+    ("period", "key"),
+    [
+        ("week", "2031-03"),
+        ("month", "2031-W09"),
+        ("year", "2031-Q1"),
+        ("week", "2027-W53"),
+        ("month", "2031-13"),
+        ("quarter", "2031-Q5"),
+        ("month", "2031-3"),
+    ],
+)
+def test_a_key_of_another_period_names_no_period(period: periods.Period, key: str) -> None:
+    assert periods.start_of_named(period, key) is None
 
 
 @given(st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 1)), st.sampled_from(PERIODS))
@@ -139,6 +157,24 @@ def test_confirmed_agreement_schedules_each_period_then_ends_with_its_term() -> 
     assert p.proposal.match_id not in book.agreements
     assert book.listings["r1"].confirmed == 0  # the buyer's monthly need is open again
     assert run(book, PeriodDue("t4", d2.next_period[1], p.proposal.match_id, "2027-03")) == []
+
+
+def test_a_period_timer_whose_key_is_not_the_agreements_period_is_ignored() -> None:
+    """A timer from elsewhere (found by the one-book sweep: the same match id named another
+    pair's weekly agreement) is ignored, as an early deadline timer is: never a failure."""
+    book = Book()
+    events = run(
+        book,
+        recurring(offer("o1", "seller", 3, 10), "month", date(2026, 12, 1)),
+        recurring(request("r1", "buyer", 3, 200), "month", date(2026, 12, 1)),
+    )
+    (p,) = proposals(events)
+    run(book, *accept_both(p))
+    due = datetime(2026, 12, 1, tzinfo=UTC)
+    assert run(book, PeriodDue("w1", due, p.proposal.match_id, "2026-W49")) == []
+    assert book.agreements[p.proposal.match_id].last_key is None
+    (d1,) = run(book, PeriodDue("m1", due, p.proposal.match_id, "2026-12"))
+    assert isinstance(d1, DeliveryDue)
 
 
 def test_withdrawing_a_side_ends_the_agreement_and_frees_the_other_for_someone_else() -> None:
