@@ -5,13 +5,18 @@
 # 127.0.0.1:$MARKETPLACE_PG_PORT only, and its unix socket sits in a private folder.
 # PostgreSQL refuses to run as root; as root, the server runs as the `postgres` user.
 # When MARKETPLACE_DATABASE_URL is set, that server is used: nothing is installed or started.
+# MARKETPLACE_PG_LOCAL_DIR, when set, is the folder of the cluster instead of
+# $MARKETPLACE_LOCAL_DIR (a benchmark's private server: loadtests/postgres.sh).
+# The cluster loads pg_stat_statements (shared_preload_libraries, added to an existing data
+# directory too), so that the benchmarks' reports can list the top statements; a server that
+# was already running when it was added loads it at its next restart.
 # Two roles (docs/operators/security.md): $MARKETPLACE_DB_USER owns the database and its tables and
 # runs the migrations; the services log in as $MARKETPLACE_DB_APP_USER, which owns nothing and
 # gets its rights from `marketplace migrate` (see infra/migrations/ and marketplace/db.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LOCAL_DIR="${MARKETPLACE_LOCAL_DIR:-$ROOT/.local}"
+LOCAL_DIR="$(realpath -m "${MARKETPLACE_PG_LOCAL_DIR:-${MARKETPLACE_LOCAL_DIR:-$ROOT/.local}}")"
 PORT="${MARKETPLACE_PG_PORT:-15432}"
 DB_NAME="${MARKETPLACE_DB_NAME:-marketplace}"
 DB_USER="${MARKETPLACE_DB_USER:-marketplace}"
@@ -80,6 +85,25 @@ synchronous_commit = on
 CONF
 }
 
+# pg_stat_statements in shared_preload_libraries, idempotently: kept if the last setting in
+# postgresql.conf already names it, else a line with the earlier libraries and it is appended.
+ensure_preload() {
+  local conf="$PGDATA/postgresql.conf" current
+  current="$(as_owner sed -n "s/^[[:space:]]*shared_preload_libraries[[:space:]]*=[[:space:]]*'\\([^']*\\)'.*/\\1/p" "$conf" | tail -1)"
+  case ",${current// /}," in *,pg_stat_statements,*) return 0 ;; esac
+  log "adding pg_stat_statements to shared_preload_libraries in $conf"
+  as_owner tee -a "$conf" >/dev/null <<CONF
+# marketplace: statement statistics for the benchmarks' reports (loadtests/pgstats.py)
+shared_preload_libraries = '${current:+$current,}pg_stat_statements'
+pg_stat_statements.track = top
+pg_stat_statements.track_utility = off
+CONF
+}
+
+preloaded() {
+  [[ "$(psql_admin -At -c "SELECT current_setting('shared_preload_libraries')")" == *pg_stat_statements* ]]
+}
+
 ensure_role() {
   psql_admin -v user="$1" -v password="$2" <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'user', :'password')
@@ -102,16 +126,19 @@ start() {
   install
   if running; then
     log "already running on 127.0.0.1:$PORT ($PGDATA)"
+    ensure_preload
   else
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
       log "port 127.0.0.1:$PORT is taken by a server this project did not start; set MARKETPLACE_DATABASE_URL to use it, or MARKETPLACE_PG_PORT to move ours"
       exit 1
     fi
     init_cluster
+    ensure_preload
     log "starting on 127.0.0.1:$PORT"
     as_owner "$(bindir)/pg_ctl" -D "$PGDATA" -l "$PGLOG" -w -t 60 start >/dev/null
   fi
   ensure_db
+  preloaded || log "pg_stat_statements is not loaded (shared_preload_libraries): it is at the server's next restart if postgresql.conf names it and postgresql.auto.conf does not override it"
   log "ready: database $DB_NAME, role $DB_USER at 127.0.0.1:$PORT"
 }
 

@@ -3,6 +3,7 @@ baselines measured in the same run on the same broker.
 
     python -m loadtests.bench_consumers [--events 20000] [--instances 1,2] [--repeat 1]
         [--consumers matcher,projector,auditor,analytics,auctioneer,notifier]
+        [--peer message,batch,default] [--compare COMMIT] [--variant LABEL:MARKETPLACE_X=V]
 
 The workloads, each put onto its topic directly:
 - `market.listings` (matcher, projector, auditor, analytics): `--events` offers and requests from
@@ -22,6 +23,13 @@ interleaved, and the median is reported. The baselines, on the listings and the 
 - `aiokafka-consume`: a bare aiokafka loop that reads the records and does nothing;
 - `aiokafka-consume-produce`: a bare loop that reads them and produces each to a scratch topic.
 The report states each consumer's rate as a ratio to the bare consume loop and to Kafka's tool.
+`--peer`: the projector's job as a plain FastStream subscriber (loadtests/peer_faststream.py),
+at-least-once, in the same rounds as the projector on the same records; the report gives
+ours / peer and whether every run of either left the same rows in the read model (issue #18,
+target 4). Every report also records the load average at the start and the end, the CPU
+seconds of each process, the consumers' and the baselines' settings and the top statements of
+`pg_stat_statements` (loadtests/pgstats.py; "not loaded" when the server lacks the library: run
+on a private one, loadtests/postgres.sh).
 Writes loadtests/reports/consumers-<timestamp>.json and .html."""
 
 from __future__ import annotations
@@ -45,13 +53,19 @@ from typing import Any
 import msgspec
 from aiokafka import TopicPartition
 
-from loadtests import cpu
+from loadtests import cpu, pgstats
 from loadtests.consumer_worker import KINDS
-from loadtests.report import bar_chart, commit, machine, write_report
+from loadtests.report import bar_chart, commit, machine, statements_table, write_report
 from loadtests.scratch import scratch_database
 from marketplace.db import connect
 from marketplace.events import to_message
-from marketplace.kafka import ensure_topics, make_consumer, make_producer, partition_counts
+from marketplace.kafka import (
+    ensure_topics,
+    make_admin,
+    make_consumer,
+    make_producer,
+    partition_counts,
+)
 from marketplace.reference import transport_factors
 from marketplace.runtime.consumer import start_group_at
 from marketplace.settings import ROOT, Settings
@@ -65,6 +79,21 @@ LISTINGS = "market.listings"
 JOBS = "logistics.jobs"
 MATCHES = "market.matches"
 TOPIC_OF = {"auctioneer": JOBS, "notifier": MATCHES}  # the others: LISTINGS
+# The projector's read-model tables whose rows the peer's must equal (issue #18, target 4).
+PROJECTED_TABLES = ("listings", "partners", "carriers", "matches", "jobs", "quotes")
+PEER_MODES = ("message", "batch", "default")
+
+
+async def read_model_digest(conn: Any) -> dict[str, list[Any]]:
+    """Each projected table's row count and an md5 of its rows (as JSON, sorted; any `seq`
+    identity column left out): equal digests mean equal rows."""
+    out: dict[str, list[Any]] = {}
+    for table in PROJECTED_TABLES:  # fixed names from this module, not input
+        rows = f"SELECT (to_jsonb(t) - 'seq')::text AS r FROM {table} t"  # noqa: S608 - fixed name
+        query = f"SELECT count(*) AS n, md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) AS h FROM ({rows}) s"  # noqa: E501, S608
+        row = await conn.fetchrow(query)
+        out[table] = [row["n"], row["h"]]
+    return out
 
 
 def events(count: int, seed: int) -> list[Any]:
@@ -377,6 +406,8 @@ async def one_consumer(
     measured: str = LISTINGS,
     tree: Path | None = None,
     env_overrides: dict[str, str] | None = None,
+    *,
+    digest: bool = False,
 ) -> dict[str, Any]:
     """Records per second `instances` processes of `kind` apply the range of `measured` at
     (its other topics start at their current ends), with the events they emitted and the CPU
@@ -463,9 +494,112 @@ async def one_consumer(
                 "emitted": emitted,
                 "worker_cpu_s": [round(c, 3) for c in worker_cpu],
                 **cpu.between(before, after),
+                **({"read_model": await read_model_digest(conn)} if digest else {}),
             }
         finally:
             await conn.close()
+
+
+async def commit_group_at(
+    settings: Settings, group: str, offsets: dict[str, dict[int, int]]
+) -> None:
+    """Commits `offsets` (topic -> partition -> offset) to Kafka as `group`'s positions, so a
+    consumer that keeps its offsets in Kafka only starts there."""
+    consumer = make_consumer(settings, group)
+    await consumer.start()
+    try:
+        parts = {TopicPartition(t, p): o for t, ps in offsets.items() for p, o in ps.items()}
+        consumer.assign(list(parts))
+        await consumer.commit(parts)
+    finally:
+        await consumer.stop()
+
+
+async def one_peer(
+    settings: Settings, mode: str, start: dict[int, int], end: dict[int, int]
+) -> dict[str, Any]:
+    """The FastStream peer of the projector (loadtests/peer_faststream.py in `mode`) applying
+    the range of market.listings from an empty read model in a scratch database: records per
+    second from its first offset commit to its last (its offsets live in Kafka only; in the
+    "default" mode, which commits on a timer, from its first listing row to the last: the
+    workload's records each make one), the CPU seconds of each process, its settings and the
+    rows it left."""
+    from consumers.projector import TOPICS as PROJECTED
+
+    total = sum(end[p] - start[p] for p in start)
+    async with scratch_database(settings, "bench_peer") as scratch:
+        group = f"bench.peer-{mode}.{uuid.uuid4().hex[:6]}"
+        positions = {t: (start if t == LISTINGS else await _ends(settings, t)) for t in PROJECTED}
+        await commit_group_at(settings, group, positions)
+        env = {
+            **os.environ,
+            "MARKETPLACE_DATABASE_URL": scratch.dsn,
+            "MARKETPLACE_LOG_LEVEL": "warning",
+        }
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "loadtests.peer_faststream",
+            group,
+            "--mode",
+            mode,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        admin = make_admin(settings)
+        await admin.start()
+        conn = await connect(scratch)
+        before = cpu.snapshot()
+        said: dict[str, Any] = {}
+        try:
+            first: tuple[float, int] | None = None
+            deadline = time.monotonic() + 600
+            parts = [TopicPartition(LISTINGS, p) for p in start]
+            while True:
+                if mode == "default":
+                    done = await conn.fetchval("SELECT count(*) FROM listings")
+                else:
+                    committed = await admin.list_consumer_group_offsets(group, partitions=parts)
+                    done = sum(
+                        min(max(committed[tp].offset, start[tp.partition]), end[tp.partition])
+                        - start[tp.partition]
+                        for tp in parts
+                        if tp in committed
+                    )
+                now = time.perf_counter()
+                if first is None and done > 0:
+                    first = (now, done)
+                if done >= total and first is not None:
+                    rate = (total - first[1]) / max(now - first[0], 1e-6)
+                    after = cpu.snapshot()
+                    worker_cpu = cpu.process_seconds(worker.pid)
+                    break
+                if time.monotonic() > deadline or worker.returncode is not None:
+                    raise RuntimeError(f"peer {mode}: stopped at {done}/{total} records")
+                await asyncio.sleep(0.05)
+        finally:
+            await admin.close()
+            if worker.returncode is None:
+                worker.send_signal(signal.SIGTERM)
+            try:
+                out, _ = await asyncio.wait_for(worker.communicate(), 30)
+                lines = out.decode().strip().splitlines()
+                if lines and lines[-1].startswith("{"):
+                    said = json.loads(lines[-1])
+            except TimeoutError:
+                worker.kill()
+                await worker.wait()
+            rows = await read_model_digest(conn)
+            await conn.close()
+        return {
+            "records_per_s": rate,
+            "emitted": 0,
+            "worker_cpu_s": [round(worker_cpu, 3)],
+            **cpu.between(before, after),
+            "transactions": said.get("transactions"),
+            "settings": said.get("settings"),
+            "read_model": rows,
+        }
 
 
 def checkout(commit_ish: str) -> Path:
@@ -487,8 +621,50 @@ def checkout(commit_ish: str) -> Path:
     return tree
 
 
+def consumer_settings(settings: Settings) -> dict[str, Any]:
+    """The settings the consumers (and the same-work loop) ran with, for the report."""
+    return {
+        "consumer_max_batch": settings.consumer_max_batch,
+        "consumer_poll_ms": settings.consumer_poll_ms,
+        "consumer_fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
+        "consumer_fetch_min_bytes": settings.consumer_fetch_min_bytes,
+        "consumer_partition_concurrency": settings.consumer_partition_concurrency,
+        "consumer_session_timeout_ms": settings.consumer_session_timeout_ms,
+        "isolation_level": "read_committed",
+        "producer": "idempotent, acks=all",
+        "event_loop": settings.event_loop,
+        "topic_partitions": settings.topic_partitions,
+        "kafka": settings.kafka_servers,
+        "postgres_port": settings.pg_port,
+    }
+
+
+def baseline_settings(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Each baseline's settings, to read next to the consumers' (issue #18, target 5)."""
+    return {
+        "aiokafka-consume": {"max_poll_records": 2000, "group": None, "commit": "none"},
+        "aiokafka-consume-produce": {
+            "max_poll_records": 2000,
+            "producer": "idempotent, acks=all, linger_ms=20",
+            "commit": "none",
+        },
+        "same-work": {
+            "max_poll_records": settings.consumer_max_batch,
+            "poll_ms": settings.consumer_poll_ms,
+            "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
+            "producer": "idempotent, acks=all (the consumers' producer settings)",
+            "commit": "Kafka offsets after each batch's acknowledgements",
+        },
+        "kafka-producer-perf": {"acks": "all", "enable.idempotence": True, "linger.ms": 5},
+        "kafka-consumer-perf": {"defaults": "Kafka's ConsumerPerformance defaults"},
+    }
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings.from_env()
+    at_start = machine()
+    statements = pgstats.reset()
+    print(f"pg_stat_statements: {statements['note']}", flush=True)
     messages = events(args.events, args.seed)
     size = sum(len(m.value) for m in messages) // max(len(messages), 1)
     start, end = await produce(settings, messages)
@@ -537,16 +713,35 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         records = sum(last[p] - first[p] for p in first)
         runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
         same_work: list[float] = []
+        peers = args.peer if kind == "projector" else []
         for _ in range(args.repeat):  # interleaved, so the machine's swings fall on all alike
             for k in args.instances:
                 for label, tree, overrides in trees:
-                    run = await one_consumer(settings, kind, k, first, last, topic, tree, overrides)
+                    run = await one_consumer(
+                        settings,
+                        kind,
+                        k,
+                        first,
+                        last,
+                        topic,
+                        tree,
+                        overrides,
+                        digest=bool(peers) and label == "current",
+                    )
                     runs.setdefault((label, k), []).append(run)
                     print(
                         f"{kind:<10} x{k} {label:<8} {run['records_per_s']:>10,.0f} records/s"
                         f"  emitted {run['emitted']}  cpu {run['worker_cpu_s']}",
                         flush=True,
                     )
+            for mode in peers:  # the FastStream peer, one instance, in the same rounds
+                run = await one_peer(settings, mode, first, last)
+                runs.setdefault((f"faststream-{mode}", 1), []).append(run)
+                print(
+                    f"{kind:<10} x1 faststream-{mode} {run['records_per_s']:>10,.0f} records/s"
+                    f"  transactions {run['transactions']}  cpu {run['worker_cpu_s']}",
+                    flush=True,
+                )
             # The same Kafka work as the consumer (its batch size, what it emitted, acks=all,
             # offsets committed), without its logic and its database: the target's baseline.
             emitted = [
@@ -580,6 +775,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "runs": samples,
                 }
             )
+    peer_check = peer_comparison(rows)
+    for line in peer_check.get("lines", []):
+        print(line, flush=True)
     # The machine is shared: the bare loops again at the end, and each baseline is the better
     # of its two measurements (the ratios are then the conservative ones).
     first_pass = dict(baselines)
@@ -607,7 +805,14 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "cores": os.cpu_count(),
         "commit": commit(),
+        "machine_at_start": at_start,
         "machine_at_end": machine(),
+        "settings": {
+            "consumers": consumer_settings(settings),
+            "baselines": baseline_settings(settings),
+        },
+        "pg_stat_statements": pgstats.top(),
+        "peer": peer_check,
         "baselines": baselines,
         "baselines_at_start": first_pass,
         "baselines_at_end": again,
@@ -619,6 +824,38 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             if one["consumer"] == r["consumer"] and one["instances"] == 1 and r["instances"] > 1
         },
     }
+
+
+def peer_comparison(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ours against the FastStream peer (issue #18, target 4): the ratio of the medians, and
+    whether every run of either left the same rows in the read model."""
+    ours = [r for r in rows if r["consumer"] == "projector" and r["code"] == "current"]
+    ours = [r for r in ours if r["instances"] == 1]
+    peers = [r for r in rows if r["code"].startswith("faststream-")]
+    if not ours or not peers:
+        return {}
+    digests = [
+        run["read_model"] for r in (*ours, *peers) for run in r["runs"] if "read_model" in run
+    ]
+    same = bool(digests) and all(d == digests[0] for d in digests)
+    out: dict[str, Any] = {
+        "ours_per_s": ours[0]["records_per_s"],
+        "rows_equal": same,
+        "read_model": digests[0] if digests else None,
+        "ratios": {},
+        "lines": [],
+    }
+    for peer in peers:
+        if peer["records_per_s"] <= 0:  # a workload too small to see two points of progress
+            continue
+        ratio = ours[0]["records_per_s"] / peer["records_per_s"]
+        out["ratios"][peer["code"]] = ratio
+        out["lines"].append(
+            f"projector (exactly-once) / {peer['code']} (at-least-once): {ratio:.2f}x"
+            f" ({ours[0]['records_per_s']:,.0f} / {peer['records_per_s']:,.0f} records/s);"
+            f" same rows in every run: {same}"
+        )
+    return out
 
 
 def main() -> None:
@@ -641,9 +878,20 @@ def main() -> None:
         default="",
         help="a git commit whose consumers run too, interleaved (an A/B in the same run)",
     )
+    parser.add_argument(
+        "--peer",
+        default="",
+        help="message,batch,default: also the projector's FastStream peer in these modes"
+        " (loadtests/peer_faststream.py), interleaved with the projector's runs",
+    )
     args = parser.parse_args()
+    args.peer = [m for m in args.peer.split(",") if m]
+    if set(args.peer) - set(PEER_MODES):
+        parser.error(f"--peer: {args.peer} is not among {', '.join(PEER_MODES)}")
     args.instances = [int(x) for x in args.instances.split(",")]
     args.consumers = args.consumers.split(",")
+    if args.peer and "projector" not in args.consumers:
+        parser.error("--peer: the peer is the projector's, add projector to --consumers")
     unknown = set(args.consumers) - set(KINDS)
     if unknown:
         parser.error(f"unknown consumers {sorted(unknown)}: choose from {', '.join(KINDS)}")
@@ -686,8 +934,12 @@ def main() -> None:
         title="Consumer throughput against Kafka's and aiokafka's baselines",
         summary=(
             f"{result['events']:,} listings of {result['mean_record_bytes']} bytes on "
-            f"{result['cores']} cores (shared with other agents' test runs; load average at the "
-            f"end {result['machine_at_end']['load_1m']:.2f}), commit {result['commit']}; "
+            f"{result['cores']} cores (shared with other agents' test runs; load average "
+            f"{result['machine_at_start']['load_1m']:.2f} at the start, "
+            f"{result['machine_at_end']['load_1m']:.2f} at the end), commit {result['commit']}; "
+            f"{result['pg_stat_statements']['note']}; "
+            + " ".join(result["peer"].get("lines", []))
+            + " "
             "consumers apply their topic's workload from an empty state (the auctioneer: "
             "jobs and quotes on logistics.jobs; the notifier: the matcher runs' proposals on "
             "market.matches). Ratios are to the baselines measured in the same run."
@@ -706,6 +958,7 @@ def main() -> None:
             [(f"{r[0]} x{r[1]}" if r[1] else r[0], float(r[2].replace(",", ""))) for r in table],
             unit="records/s",
         ),
+        extra=statements_table(result["pg_stat_statements"]),
     )
     print(f"report: {paths[0]} and {paths[1].name}")
 

@@ -40,8 +40,10 @@ from consumers.notifier import Notifier
 from consumers.projector import TOPICS as PROJECTOR_TOPICS
 from consumers.projector import Projector
 from consumers.webhooks import run_webhooks
+from loadtests import cpu, pgstats
+from loadtests.bench_consumers import consumer_settings
 from loadtests.hdr import Histogram
-from loadtests.report import bar_chart, write_report
+from loadtests.report import bar_chart, commit, machine, statements_table, write_report
 from loadtests.scratch import scratch_database
 from marketplace.db import connect
 from marketplace.events import to_message
@@ -362,8 +364,21 @@ def main() -> None:
     args = parser.parse_args()
     if not (0 < args.rate <= 50 and 0 < args.duration <= 300 and 1 <= args.pairs <= 200):
         parser.error("keep it bounded: rate 0..50/s, duration 0..300 s, pairs 1..200")
-    configure_logging(dataclasses.replace(Settings.from_env(), log_level="warning"))
+    settings = Settings.from_env()
+    configure_logging(dataclasses.replace(settings, log_level="warning"))
+    at_start, statements, before = machine(), pgstats.reset(), cpu.snapshot()
     result = asyncio.run(asyncio.wait_for(measure(args.rate, args.duration, args.pairs), 900))
+    # Every service runs in this one process, so its CPU is theirs and the load generator's.
+    usage = cpu.between(before, cpu.snapshot())
+    usage["services_and_load_generator_cpu_s"] = usage.pop("load_generator_cpu_s")
+    result |= {
+        "commit": commit(),
+        "machine_at_start": at_start,
+        "machine_at_end": machine(),
+        "cpu": usage,
+        "settings": {"consumers": consumer_settings(settings)},
+        "pg_stat_statements": pgstats.top() if statements["loaded"] else statements,
+    }
     rows = []
     for stage, s in result["stages_ms"].items():
         ratio = result["ratio_p50_to_proposal"][stage]
@@ -390,12 +405,16 @@ def main() -> None:
         summary=(
             f"{result['offers']} offers open-loop at {args.rate}/s over {args.duration:g} s, "
             f"{args.pairs} buyer/seller pairs; milliseconds from the offer's 202; "
-            "ratios are p50 over the proposal stage's p50 in the same run."
+            "ratios are p50 over the proposal stage's p50 in the same run. Load average "
+            f"{result['machine_at_start']['load_1m']:.2f} at the start, "
+            f"{result['machine_at_end']['load_1m']:.2f} at the end (a shared machine), commit "
+            f"{result['commit']}; {result['pg_stat_statements']['note']}."
         ),
         data=result,
         headers=["stage", "n", "p50 ms", "p95 ms", "p99 ms", "max ms", "p50 ratio"],
         rows=rows,
         figure=bar_chart([(s, v["p99"]) for s, v in result["stages_ms"].items()], unit="ms (p99)"),
+        extra=statements_table(result["pg_stat_statements"]),
     )
     print(f"report: {paths[0]} and {paths[1].name}")
 

@@ -52,11 +52,26 @@ import orjson
 from aiohttp import web
 from aiokafka import TopicPartition
 
-from loadtests.bench_consumers import _ends, bare_loop, kafka_tools
+from loadtests import cpu, pgstats
+from loadtests.bench_consumers import (
+    _ends,
+    bare_loop,
+    baseline_settings,
+    consumer_settings,
+    kafka_tools,
+)
 from loadtests.bench_notify import signed
 from loadtests.hdr import Histogram
 from loadtests.loadgen import LoadGenerator
-from loadtests.report import bar_chart, commit, line_chart, machine, table, write_report
+from loadtests.report import (
+    bar_chart,
+    commit,
+    line_chart,
+    machine,
+    statements_table,
+    table,
+    write_report,
+)
 from loadtests.scratch import scratch_database
 from loadtests.soak import free_port
 from loadtests.stack import start_at_end, subscriptions
@@ -179,6 +194,7 @@ class Services:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.procs: list[asyncio.subprocess.Process] = []
+        self.names: dict[int, str] = {}  # pid -> service
 
     async def start(self, prefix: str, service: str, copies: int = 1) -> None:
         for _ in range(copies):
@@ -195,6 +211,16 @@ class Services:
                     stdout=asyncio.subprocess.DEVNULL,
                 )
             )
+            self.names[self.procs[-1].pid] = service
+
+    def cpu_seconds(self) -> dict[str, list[float]]:
+        """CPU seconds of each running service process since it started, by service."""
+        out: dict[str, list[float]] = {}
+        for p in self.procs:
+            if p.returncode is None:
+                seconds = round(cpu.process_seconds(p.pid), 3)
+                out.setdefault(self.names.get(p.pid, "?"), []).append(seconds)
+        return out
 
     def check(self) -> None:
         for p in self.procs:
@@ -213,6 +239,13 @@ class Services:
             except TimeoutError:
                 p.kill()
                 await p.wait()
+
+
+def usage(before: cpu.Snapshot, services: Services) -> dict[str, Any]:
+    """A round's CPU seconds: the broker, PostgreSQL and this process (the load generator, the
+    webhook receiver and the WebSocket clients) over the round, and each service process's
+    since it started (the API's since the first round)."""
+    return {**cpu.between(before, cpu.snapshot()), "services_cpu_s": services.cpu_seconds()}
 
 
 async def caught_up(conn: Conn, group: str, topic: str, target: dict[int, int]) -> bool:
@@ -294,7 +327,13 @@ def latencies(
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     base = Settings.from_env()
     seen = Seen()
-    result: dict[str, Any] = {"rounds": [], "latency": []}
+    result: dict[str, Any] = {
+        "rounds": [],
+        "latency": [],
+        "machine_at_start": machine(),
+        "settings": {"consumers": consumer_settings(base), "baselines": baseline_settings(base)},
+    }
+    result["pg_stat_statements"] = pgstats.reset()
     async with scratch_database(base, "bench_pipeline") as scratch:
         settings = dataclasses.replace(scratch, log_level="warning")
         api_port = free_port()
@@ -358,6 +397,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     result["sink"] = found.pop("sink")
                     result["baselines"] = found
                     first_range = (start, end)
+                before = cpu.snapshot()
                 for service in CONSUMERS:
                     await services.start(prefix, service, k)
                 t_first = await first_commit(conn, f"{prefix}.matcher", start, services)
@@ -372,6 +412,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                         "proposals": len(matches),
                         "seconds": t_last - t_first,
                         "listings_per_s": rate,
+                        "cpu": usage(before, services),
                     }
                 )
                 print(f"pipeline, Kafka in, x{k}: {n} listings, {rate:,.0f}/s", flush=True)
@@ -381,6 +422,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             prefix = f"pipe.{tag}.api1"
             groups = subscriptions(prefix, list(CONSUMERS))
             await start_at_end(settings, groups)
+            before = cpu.snapshot()
             for service in CONSUMERS:
                 await services.start(prefix, service, 1)
             seen.matcher = source_of(f"{prefix}.matcher")
@@ -432,6 +474,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "webhooks_per_listing": webhooks_per_listing,
                     "listings_per_s": top,
                     "series": series,
+                    "cpu": usage(before, services),
                 }
             )
             print(
@@ -448,6 +491,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 rate = top * fraction
                 sent.clear()
                 seen.proposals.clear()
+                before = cpu.snapshot()
                 offered = await gen.run(rate, args.latency_s, 1_000_000)
                 await settle(settings, conn, prefix, seen, services)
                 stages, other_cause = latencies(seen, dict(sent))
@@ -461,6 +505,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                         "http_202_ms": summary["ack_ms"],
                         "proposals_caused_by_later_events": other_cause,
                         "stages_ms": stages,
+                        "cpu": usage(before, services),
                     }
                 )
                 w = stages["webhook"]
@@ -491,6 +536,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             result["baselines_at_end"] = again
             for name, rate in again.items():
                 result["baselines"][name] = max(result["baselines"][name], rate)
+            result["pg_stat_statements"] = pgstats.top()
         finally:
             for t in [*side_tasks, watcher]:
                 t.cancel()
@@ -619,8 +665,10 @@ def main() -> None:
         title="Pipeline: maximum throughput and latency from 202 to proposal delivered",
         summary=(
             f"API, matcher, notifier, projector and webhook worker as separate processes on "
-            f"{os.cpu_count()} cores shared with other agents' test runs (load average at the "
-            f"end {result['machine_at_end']['load_1m']:.2f}), commit {result['commit']}. "
+            f"{os.cpu_count()} cores shared with other agents' test runs (load average "
+            f"{result['machine_at_start']['load_1m']:.2f} at the start, "
+            f"{result['machine_at_end']['load_1m']:.2f} at the end), commit {result['commit']}; "
+            f"{result['pg_stat_statements']['note']}. "
             f"Maximum sustained through the API: {result['max_listings_per_s']:,.0f} listings/s "
             f"(matcher {api_round['sustained_matcher_listings_per_s']:,.0f}/s, webhooks "
             f"{api_round['sustained_webhooks_in_listings_per_s']:,.0f} listings/s while the API "
@@ -660,7 +708,8 @@ def main() -> None:
             x_label="percentile (100 = max)",
             y_label="ms",
             log_y=True,
-        ),
+        )
+        + statements_table(result["pg_stat_statements"]),
     )
     print(f"report: {paths[0]} and {paths[1].name}")
 

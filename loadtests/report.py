@@ -153,6 +153,25 @@ def table(headers: list[str], rows: list[list[str]], caption: str = "") -> str:
     return f"{cap}<table border=1 cellpadding=4><tr>{head}</tr>{body}</table>"
 
 
+def statements_table(stats: dict[str, Any]) -> str:
+    """The top statements of `loadtests.pgstats.top` as an HTML table, or why there are none."""
+    if not stats.get("loaded"):
+        return f"<h2>Top statements</h2><p>{html.escape(str(stats.get('note', '')))}</p>"
+    rows = [
+        [
+            str(s["database"]),
+            str(s["calls"]),
+            f"{s['total_ms']:,}",
+            f"{s['mean_ms']:,}",
+            str(s["rows"]),
+            str(s["query"]),
+        ]
+        for s in stats.get("statements", [])
+    ]
+    headers = ["database", "calls", "total ms", "mean ms", "rows", "statement"]
+    return table(headers, rows, "Top statements (pg_stat_statements, by total execution time)")
+
+
 def commit() -> str:
     """The checked-out commit, for the report (\"unknown\" outside a git work tree)."""
     import subprocess

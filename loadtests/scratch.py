@@ -13,9 +13,12 @@ from marketplace.db import migrate_database
 from marketplace.settings import ROOT, Settings
 
 
-def superuser_sql(database: str, *statements: str) -> subprocess.CompletedProcess[str]:
-    """SQL as the local cluster's superuser, through the project's own script."""
-    args = [str(ROOT / "infra" / "postgres.sh"), "psql", database]
+def superuser_sql(
+    database: str, *statements: str, psql_args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """SQL as the local cluster's superuser, through the project's own script (the cluster of
+    MARKETPLACE_PG_LOCAL_DIR / MARKETPLACE_PG_PORT when set: a benchmark's private server)."""
+    args = [str(ROOT / "infra" / "postgres.sh"), "psql", database, *psql_args]
     for s in statements:
         args += ["-c", s]
     # The project's own script with fixed arguments; the SQL comes from this code base.

@@ -1,0 +1,197 @@
+"""The benchmarks' reports carry what issue #18 (target 5) asks of them, and the statement
+statistics they list come from a server that loads pg_stat_statements.
+
+On a private PostgreSQL and a private Kafka broker (loadtests/postgres.sh, loadtests/broker.sh),
+so that neither the shared servers' settings nor their traffic are touched: infra/postgres.sh
+adds the library to a new and to an existing data directory, once; a server running without it
+makes the reports say "pg_stat_statements not loaded"; and `loadtests.bench_consumers --peer`
+writes a report with the load average at its start and end, every process's CPU seconds, the
+consumers' and the baselines' settings, the top statements, and the FastStream peer's rate and
+rows next to the projector's."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loadtests import pgstats
+from loadtests.scratch import superuser_sql
+from marketplace.settings import ROOT
+
+pytestmark = pytest.mark.integration
+
+PG_SCRIPT = str(ROOT / "loadtests" / "postgres.sh")
+BROKER_SCRIPT = str(ROOT / "loadtests" / "broker.sh")
+
+
+def free_port(pair: bool = False) -> int:
+    """A free loopback port (and the one after it, for a broker's controller)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port >= 65000:
+            continue
+        if not pair:
+            return port
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        list(args), capture_output=True, text=True, check=False, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def private_servers() -> Iterator[dict[str, str]]:
+    """A private PostgreSQL and Kafka broker; the environment that points a benchmark at them."""
+    name = f"t18-{uuid.uuid4().hex[:6]}"
+    pg_port, kafka_port = free_port(), free_port(pair=True)
+    env = {
+        "MARKETPLACE_PG_PORT": str(pg_port),
+        "MARKETPLACE_PG_LOCAL_DIR": str(ROOT / ".local" / "loadtests" / name),
+        "MARKETPLACE_KAFKA_PORT": str(kafka_port),
+    }
+    try:
+        run(PG_SCRIPT, "up", name, str(pg_port))
+        yield env | {"name": name}
+    finally:
+        subprocess.run([PG_SCRIPT, "stop", name, str(pg_port)], check=False, timeout=120)
+        subprocess.run([BROKER_SCRIPT, "stop", name], check=False, timeout=120)
+        shutil.rmtree(ROOT / ".local" / "loadtests" / name, ignore_errors=True)
+
+
+def conf_of(env: dict[str, str]) -> Path:
+    found = list(Path(env["MARKETPLACE_PG_LOCAL_DIR"]).glob("postgres/data/postgresql.conf"))
+    assert found, "the private cluster's postgresql.conf"
+    return found[0]
+
+
+def preload_lines(env: dict[str, str]) -> list[str]:
+    return [
+        line
+        for line in conf_of(env).read_text().splitlines()
+        if re.match(r"\s*shared_preload_libraries\s*=", line)
+    ]
+
+
+def test_pg_stat_statements_is_configured_once_and_reported(
+    private_servers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = private_servers
+    name, port = env["name"], env["MARKETPLACE_PG_PORT"]
+    for key in ("MARKETPLACE_PG_PORT", "MARKETPLACE_PG_LOCAL_DIR"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.delenv("MARKETPLACE_DATABASE_URL", raising=False)
+    # A new data directory: the library is configured and loaded.
+    assert preload_lines(env) == ["shared_preload_libraries = 'pg_stat_statements'"]
+    assert pgstats.loaded()
+    assert pgstats.reset()["loaded"] is True
+    probe = superuser_sql("postgres", "SELECT count(*) AS t18_probe FROM pg_class WHERE false")
+    assert probe.returncode == 0, probe.stderr
+    listed = pgstats.top(100)
+    assert listed["loaded"] is True
+    assert any("t18_probe" in s["query"] for s in listed["statements"]), listed
+    assert {"database", "role", "calls", "total_ms", "mean_ms", "rows", "query"} <= set(
+        listed["statements"][0]
+    )
+
+    # The server runs without it (a setting that overrides the file): the report says so.
+    other = "ALTER SYSTEM SET shared_preload_libraries = 'auto_explain'"
+    assert superuser_sql("postgres", other).returncode == 0
+    run(PG_SCRIPT, "stop", name, port)
+    restarted = run(PG_SCRIPT, "up", name, port)
+    assert "not loaded" in restarted.stderr
+    absent = pgstats.top()
+    assert absent["loaded"] is False
+    assert absent["note"] == pgstats.NOT_LOADED == "pg_stat_statements not loaded"
+    assert absent["statements"] == []
+    assert pgstats.reset()["note"] == pgstats.NOT_LOADED
+
+    # An existing data directory from before the library was configured: `up` adds it, once.
+    assert superuser_sql("postgres", "ALTER SYSTEM RESET shared_preload_libraries").returncode == 0
+    run(PG_SCRIPT, "stop", name, port)
+    conf = conf_of(env)
+    conf.write_text(
+        "".join(
+            line
+            for line in conf.read_text().splitlines(keepends=True)
+            if "pg_stat_statements" not in line
+        )
+    )
+    assert preload_lines(env) == []
+    run(PG_SCRIPT, "up", name, port)
+    run(PG_SCRIPT, "up", name, port)  # again, running: nothing more is added
+    assert preload_lines(env) == ["shared_preload_libraries = 'pg_stat_statements'"]
+    assert pgstats.loaded()
+
+
+@pytest.mark.timeout(900)
+def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
+    private_servers: dict[str, str],
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MARKETPLACE_DATABASE_URL"}
+    env |= {k: v for k, v in private_servers.items() if k.startswith("MARKETPLACE_")}
+    run(BROKER_SCRIPT, "up", private_servers["name"], env["MARKETPLACE_KAFKA_PORT"], env=env)
+    done = run(
+        sys.executable,
+        "-m",
+        "loadtests.bench_consumers",
+        "--events",
+        "400",
+        "--instances",
+        "1",
+        "--consumers",
+        "projector",
+        "--peer",
+        "message",
+        env=env,
+    )
+    found = re.search(r"report: (\S+\.json)", done.stdout)
+    assert found, done.stdout
+    path = Path(found.group(1))
+    try:
+        report = json.loads(path.read_text())
+    finally:
+        path.unlink()
+        path.with_suffix(".html").unlink()
+    for when in ("machine_at_start", "machine_at_end"):
+        assert report[when]["load_1m"] >= 0
+        assert report[when]["cores"] >= 1
+    assert report["settings"]["consumers"]["consumer_max_batch"] > 0
+    assert report["settings"]["consumers"]["postgres_port"] == int(env["MARKETPLACE_PG_PORT"])
+    assert {"aiokafka-consume", "same-work", "kafka-consumer-perf"} <= set(
+        report["settings"]["baselines"]
+    )
+    statements = report["pg_stat_statements"]
+    assert statements["loaded"] is True
+    assert any("INSERT INTO listings" in s["query"] for s in statements["statements"]), statements
+    rows = {r["code"]: r for r in report["consumers"]}
+    assert set(rows) == {"current", "faststream-message"}
+    for row in rows.values():
+        assert row["records"] == 400
+        for sample in row["runs"]:
+            assert len(sample["worker_cpu_s"]) == 1
+            assert sample["worker_cpu_s"][0] > 0
+            assert {"broker_cpu_s", "postgres_cpu_s", "load_generator_cpu_s"} <= set(sample)
+            assert sample["read_model"]["listings"][0] == 400
+    peer = rows["faststream-message"]["runs"][0]
+    assert peer["settings"]["ack_policy"] == "ack"
+    assert peer["transactions"] == 400  # one per message
+    assert report["peer"]["rows_equal"] is True
+    assert report["peer"]["ratios"]["faststream-message"] > 0
