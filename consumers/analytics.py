@@ -116,7 +116,8 @@ def fact(decoded: Decoded) -> Step | None:
             return Step("award", row, (("award", e.job_id),), first_wins=True)
         case dl.TransportConfirmed() if e.stage == "delivery":
             # Each confirmation is kept; the KPIs take a match's latest before a period's end.
-            row = (decoded.envelope.id, e.match_id, e.weight_t, at)
+            # With its job: a standing agreement's period counts its own job's (#22 item 3).
+            row = (decoded.envelope.id, e.match_id, e.weight_t, at, e.job_id)
             return Step("delivered", row, (("delivered", decoded.envelope.id),), first_wins=True)
         case fb.MatchDelivered():
             # #11: the parties asked for feedback (seller and buyer, and the carrier if any).
@@ -232,8 +233,8 @@ _DELIVERY = _insert(
 )
 _DELIVERED = _insert(
     "analytics_delivered",
-    "event_id, match_id, weight_t, delivered_at",
-    "text, text, float8, timestamptz",
+    "event_id, match_id, weight_t, delivered_at, job_id",
+    "text, text, float8, timestamptz, text",
     "(event_id) ",
 )
 _FEEDBACK = _insert(

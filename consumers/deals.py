@@ -15,7 +15,11 @@ The documents of a deal (#22 item 2) are built from its events: this consumer al
 award and confirmation of delivery, and from `market.deals` the carrier's pickup and delivery
 confirmations; it keeps the issuers' approvals of documents in `deal_approvals` and tells the
 deal's parties of both (notices of kind `transport` and `document`), and of each invoice issued
-(`market.deal.invoice_issued.v1`, a notice of kind `document`)."""
+(`market.deal.invoice_issued.v1`, a notice of kind `document`).
+
+A standing agreement's documents are per delivery period (#22 item 3): the consumer keeps each
+period's scheduled delivery (market.delivery.scheduled.v1) among the deal's events, and an
+approval of a period's document under the period's delivery id."""
 
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ from schemas.deals import (
 )
 from schemas.feedback import MatchDelivered
 from schemas.logistics import TransportAwarded
-from schemas.matches import MatchConfirmed
+from schemas.matches import DeliveryScheduled, MatchConfirmed
 from schemas.topics import AWARDS, DEALS, MATCHES
 
 GROUP = "deals"
@@ -46,7 +50,9 @@ GROUP = "deals"
 TOPICS = [DEALS, MATCHES, AWARDS]
 _json = msgspec.json.Encoder()
 # The events a deal's documents are built from (marketplace/core/documents.py), kept as they are.
-SOURCES = (MatchConfirmed, TransportAwarded, MatchDelivered, TransportConfirmed)
+# A standing agreement's scheduled deliveries are the sources of each period's documents (#22
+# item 3).
+SOURCES = (MatchConfirmed, TransportAwarded, MatchDelivered, TransportConfirmed, DeliveryScheduled)
 
 
 def _parties(event: MessagePosted | MessageRead, extra: str) -> list[str]:
@@ -90,7 +96,8 @@ class DealRooms:
                 elif isinstance(event, DocumentApproved):
                     approvals.append(
                         (
-                            event.match_id,
+                            # A period's document is kept under its delivery's id.
+                            event.delivery_id or event.match_id,
                             event.kind,
                             event.version,
                             event.sha256,

@@ -14,7 +14,9 @@ Definitions:
   its tonnes are the weight delivered (the latest confirmation), not the planned, and its
   saving by reuse is scaled to that weight.
   A standing agreement (#11) counts as one confirmed match; its tonnes and CO2e count per
-  delivery, in the period each delivery is scheduled (with that delivery's job's award).
+  delivery, in the period each delivery is scheduled (with that delivery's job's award); once
+  the carrier of a delivery's job has confirmed it (#22 item 3, before the period's end), its
+  tonnes are the weight delivered and its saving by reuse is scaled to it, as for a one-off.
 - acceptance rate: confirmed / (confirmed + declined + expired + cancelled) among the proposals
   resolved in the period.
 - time to first proposal / to confirmation: median seconds from a listing's posting (listings
@@ -114,9 +116,14 @@ _OUTCOMES = """(
     ) dv ON NOT x.standing
     UNION ALL
     SELECT x.match_id, x.offer_id, x.seller_id, x.buyer_id, x.code, x.status, d.scheduled_at,
-           d.tonnes, x.saved_kg * d.tonnes / x.tonnes, x.est_transport_kg * d.tonnes / x.tonnes,
-           d.job_id, true, true
+           coalesce(dv.weight_t, d.tonnes), x.saved_kg * coalesce(dv.weight_t, d.tonnes) / x.tonnes,
+           x.est_transport_kg * d.tonnes / x.tonnes, d.job_id, true, true
     FROM analytics_scheduled d JOIN analytics_matches x ON x.match_id = d.match_id
+    LEFT JOIN LATERAL (
+        SELECT v.weight_t FROM analytics_delivered v
+        WHERE v.job_id = d.job_id AND v.delivered_at < $2
+        ORDER BY v.delivered_at DESC, v.event_id DESC LIMIT 1
+    ) dv ON true
     WHERE x.tonnes > 0
 )"""
 

@@ -111,6 +111,9 @@ class DocumentApproved(Event, frozen=True, kw_only=True, tag="market.deal.docume
     seller_id: Id
     buyer_id: Id
     carrier_id: Id | None = None
+    # A document of one delivery period of a standing agreement (its scheduled delivery's id,
+    # #22 item 3); None for the match's own documents.
+    delivery_id: Id | None = None
 
 
 # The invoices of a deal (marketplace/core/deal_invoices.py): the material's and the transport's.
@@ -141,6 +144,9 @@ class InvoiceIssued(Event, frozen=True, kw_only=True, tag="market.deal.invoice_i
     seller_id: Id
     buyer_id: Id
     carrier_id: Id | None = None
+    # The invoice of one delivery period of a standing agreement (its scheduled delivery's id,
+    # #22 item 3), numbered in the issuer's one sequence; None for a one-off match's.
+    delivery_id: Id | None = None
 
 
 DealEvent = MessagePosted | MessageRead | TransportConfirmed | DocumentApproved | InvoiceIssued

@@ -9,7 +9,14 @@ changed (a confirmation, a party's new legal data).
 
 Who issues what: the buyer its order and the delivery report (what it received); the carrier
 the transport document (the CMR consignment note is the carrier's paper, and for a shipment of
-waste it carries the movement or Annex VII information the carrier hands over on the way)."""
+waste it carries the movement or Annex VII information the carrier hands over on the way).
+
+A standing agreement (#22 item 3) has a document set per delivery period: the deal of one
+period is the period's scheduled delivery (its quantity, price and windows, as
+market.delivery.scheduled.v1 says) with the award of that delivery's transport job and the
+carrier's confirmations of it, and its documents are built by the same functions as a one-off
+match's, naming the period. The agreement itself has its order (the quantity per period); its
+transport documents and delivery reports are the periods'."""
 
 from __future__ import annotations
 
@@ -86,6 +93,15 @@ class Confirmed:
     confirmed_at: datetime
     # A standing agreement's period ("week", "month", ...): the quantity is per period.
     period: str | None = None
+    # One period's delivery of a standing agreement (market.delivery.scheduled.v1): then the
+    # quantity, price and windows are that period's, and `event_id` is the scheduling event.
+    delivery_id: str | None = None
+    period_key: str | None = None  # "2026-12", "2026-W49", ...
+
+    @property
+    def subject(self) -> str:
+        """What the documents belong to: the match, or one period's delivery of it."""
+        return self.delivery_id or self.match_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +236,16 @@ def _confirmation(c: Confirmation | None) -> dict[str, Any] | None:
     return {"at": _time(c.at), "weight_t": c.weight_t, "note": c.note, "event_id": c.event_id}
 
 
+def _period(c: Confirmed) -> dict[str, Any]:
+    """The delivery period a document of a standing agreement belongs to ({} for a one-off
+    match or the agreement's own order)."""
+    if c.delivery_id is None:
+        return {}
+    return {
+        "agreement_period": {"delivery_id": c.delivery_id, "period": c.period, "key": c.period_key}
+    }
+
+
 def _built(
     kind: Kind, issuer_id: str, content: dict[str, Any], sources: list[str], missing: list[str]
 ) -> Built:
@@ -246,7 +272,7 @@ def order(deal: Deal, seller: Party, buyer: Party) -> Built | NotYet:
         "seller": _party("seller", seller, missing),
         "material": _material(c.material),
         "quantity": {"amount": c.quantity, "unit": c.unit, "weight_t": c.weight_t}
-        | ({"per": c.period} if c.period else {}),
+        | ({"per": c.period} if c.period and c.delivery_id is None else {}),
         "price": {
             "unit_price": _money(c.unit_price),
             "currency": c.currency,
@@ -259,7 +285,7 @@ def order(deal: Deal, seller: Party, buyer: Party) -> Built | NotYet:
         "pickup": _place(c.pickup) | {"window": _window(c.pickup_window)},
         "delivery": _place(c.delivery) | {"window": _window(c.delivery_window)},
         "confirmed_at": _time(c.confirmed_at),
-    }
+    } | _period(c)
     return _built("order", c.buyer_id, content, [c.event_id], missing)
 
 
@@ -308,7 +334,10 @@ def transport(deal: Deal, seller: Party, buyer: Party, carrier: Party) -> Built 
             "2_consignee": consignee,
             "3_place_of_delivery": _place(c.delivery) | {"window": _window(c.delivery_window)},
             "4_taking_over": _place(c.pickup) | {"date": _time(taking_over)},
-            "5_documents_attached": [f"order of match {c.match_id}"],
+            "5_documents_attached": [
+                f"order of match {c.match_id}"
+                + (f", delivery period {c.period_key}" if c.period_key else "")
+            ],
             "6_marks_and_numbers": c.match_id,
             "7_number_of_packages": None,
             "8_method_of_packing": None,
@@ -328,7 +357,7 @@ def transport(deal: Deal, seller: Party, buyer: Party, carrier: Party) -> Built 
             "pickup": _confirmation(deal.pickup),
             "delivery": _confirmation(deal.delivery),
         },
-    }
+    } | _period(c)
     if c.material.hazardous:
         content["movement_document"] = {
             "consignment": c.match_id,
@@ -410,7 +439,7 @@ def delivery_report(deal: Deal, seller: Party, buyer: Party, carrier: Party) -> 
             if deal.received is not None
             else None
         ),
-    }
+    } | _period(c)
     sources = [c.event_id, a.event_id] + [
         x.event_id for x in (deal.pickup, deal.delivery, deal.received) if x is not None
     ]
@@ -428,9 +457,9 @@ def build_all(deal: Deal, parties: dict[str, Party]) -> list[Built | NotYet]:
         return parties.get(partner_id) or Party(partner_id, partner_id, None)
 
     seller, buyer = party(c.seller_id), party(c.buyer_id)
-    if c.period is not None:
+    if c.period is not None and c.delivery_id is None:
         # Each period's delivery of a standing agreement is its own transport (#22 item 3).
-        why = "a standing agreement's deliveries get their documents per period (not yet)"
+        why = "a standing agreement's transport documents and delivery reports are its periods'"
         return [order(deal, seller, buyer), NotYet("transport", why), NotYet("delivery", why)]
     if deal.awarded is None:
         return [

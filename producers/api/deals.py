@@ -98,6 +98,14 @@ class Room:
     side: Side
     # A facilitator's: the consenting SME it acts for.
     on_behalf_of: str | None
+    # One delivery period of a standing agreement, whose documents and invoices these are
+    # (producers/api/periods.py); None for the match's own.
+    delivery_id: str | None = None
+
+    @property
+    def subject(self) -> str:
+        """What the documents and invoices belong to: the match or one period's delivery."""
+        return self.delivery_id or self.match_id
 
 
 async def room_of(request: web.Request, match_id: str) -> Room:

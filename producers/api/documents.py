@@ -30,6 +30,7 @@ from marketplace.core import documents as core
 from marketplace.core.legal import LegalData
 from marketplace.db import Conn
 from marketplace.reference import list_of_waste
+from marketplace.translate.auction import job_id_for
 from producers.api import document_pdf as rendering
 from producers.api.auth import require_role
 from producers.api.context import POOL, principal
@@ -39,10 +40,10 @@ from producers.api.writes import Ids, Write, idempotent, publish, read_body
 from schemas.deals import DocumentApproved, Stage, TransportConfirmed
 from schemas.feedback import MatchDelivered
 from schemas.logistics import TransportAwarded
-from schemas.matches import MatchConfirmed
+from schemas.matches import DeliveryScheduled, MatchConfirmed
 
 _APPROVAL = uuid.UUID("0c3f7d52-8a61-4f0e-9d55-2b7f1e94c6a3")
-Source = MatchConfirmed | TransportAwarded | MatchDelivered | TransportConfirmed
+Source = MatchConfirmed | TransportAwarded | MatchDelivered | TransportConfirmed | DeliveryScheduled
 _source = msgspec.json.Decoder(Source)
 
 
@@ -69,11 +70,45 @@ def _material(code: str, hazardous: bool) -> core.Material:
     return core.Material(code, entry.display(), entry.description, hazardous or entry.hazardous)
 
 
-async def deal_of(conn: Conn | Any, match_id: str) -> core.Deal:
-    """The deal as its events say (`deal_events`, in the order the deals consumer met them)."""
+def _confirmed(
+    event: MatchConfirmed | DeliveryScheduled, event_id: str, at: datetime, period: str | None
+) -> core.Confirmed:
+    """The confirmed match, or one period's scheduled delivery of a standing agreement (its
+    quantity, price and windows), as the documents take it."""
+    scheduled = event if isinstance(event, DeliveryScheduled) else None
+    return core.Confirmed(
+        event_id=event_id,
+        match_id=event.match_id,
+        seller_id=event.seller_id,
+        buyer_id=event.buyer_id,
+        material=_material(event.material_code, event.hazardous),
+        quantity=event.quantity.amount,
+        unit=event.quantity.unit,
+        weight_t=event.weight_t,
+        pickup=_place(event.pickup),
+        delivery=_place(event.delivery),
+        pickup_window=(event.pickup_window.start, event.pickup_window.end),
+        delivery_window=(event.delivery_window.start, event.delivery_window.end),
+        unit_price=event.delivered_price.amount,
+        currency=event.delivered_price.currency,
+        confirmed_at=at,
+        period=period,
+        delivery_id=scheduled.delivery_id if scheduled else None,
+        period_key=scheduled.period_key if scheduled else None,
+    )
+
+
+async def deal_of(conn: Conn | Any, match_id: str, delivery_id: str | None = None) -> core.Deal:
+    """The deal as its events say (`deal_events`, in the order the deals consumer met them):
+    the match's own, or with `delivery_id` one delivery period of a standing agreement (its
+    scheduled delivery, the award of its transport job, the carrier's confirmations of that
+    job and the confirmation that it arrived)."""
     rows = await conn.fetch(
         "SELECT event_id, body, at FROM deal_events WHERE match_id = $1 ORDER BY seq", match_id
     )
+    job = job_id_for(delivery_id) if delivery_id is not None else None
+    agreement: MatchConfirmed | None = None
+    scheduled: tuple[DeliveryScheduled, str, datetime] | None = None
     confirmed: core.Confirmed | None = None
     awarded: core.Awarded | None = None
     received: core.Received | None = None
@@ -82,26 +117,14 @@ async def deal_of(conn: Conn | Any, match_id: str) -> core.Deal:
         event = _source.decode(row["body"].encode())
         event_id, at = row["event_id"], row["at"]
         match event:
-            case MatchConfirmed() if confirmed is None:
-                confirmed = core.Confirmed(
-                    event_id=event_id,
-                    match_id=event.match_id,
-                    seller_id=event.seller_id,
-                    buyer_id=event.buyer_id,
-                    material=_material(event.material_code, event.hazardous),
-                    quantity=event.quantity.amount,
-                    unit=event.quantity.unit,
-                    weight_t=event.weight_t,
-                    pickup=_place(event.pickup),
-                    delivery=_place(event.delivery),
-                    pickup_window=(event.pickup_window.start, event.pickup_window.end),
-                    delivery_window=(event.delivery_window.start, event.delivery_window.end),
-                    unit_price=event.delivered_price.amount,
-                    currency=event.delivered_price.currency,
-                    confirmed_at=at,
-                    period=event.agreement.period if event.agreement else None,
-                )
-            case TransportAwarded():
+            case MatchConfirmed() if agreement is None:
+                agreement = event
+                if delivery_id is None:
+                    period = event.agreement.period if event.agreement else None
+                    confirmed = _confirmed(event, event_id, at, period)
+            case DeliveryScheduled() if event.delivery_id == delivery_id and scheduled is None:
+                scheduled = (event, event_id, at)
+            case TransportAwarded() if job is None or event.job_id == job:
                 # A job awarded again (after a failed pickup) names the carrier that carries it.
                 awarded = core.Awarded(
                     event_id=event_id,
@@ -113,15 +136,19 @@ async def deal_of(conn: Conn | Any, match_id: str) -> core.Deal:
                     pickup_at=event.pickup_at,
                     awarded_at=at,
                 )
-            case MatchDelivered() if event.delivery_id is None and received is None:
+            case MatchDelivered() if event.delivery_id == delivery_id and received is None:
                 received = core.Received(event_id, event.confirmed_as, at, event.note)
-            case TransportConfirmed():
+            case TransportConfirmed() if job is None or event.job_id == job:
                 confirmation = core.Confirmation(
                     event_id, event.stage, event.weight_t, event.at, event.note
                 )
                 stages.append((event.carrier_id, confirmation))
             case _:
                 pass
+    if scheduled is not None:
+        # A period's delivery counts once its agreement is confirmed (as the matcher has it).
+        period = agreement.agreement.period if agreement and agreement.agreement else None
+        confirmed = _confirmed(*scheduled, period) if agreement is not None else None
     # Only the confirmations of the carrier the transport is awarded to count.
     carried = [c for carrier, c in stages if awarded is not None and carrier == awarded.carrier_id]
     return core.Deal(
@@ -191,9 +218,9 @@ async def documents_json(request: web.Request, room: Room) -> dict[str, Any]:
     whether it is approved, who issues it, what legal data it lacks, and its earlier versions;
     or why it does not exist yet."""
     pool = request.app[POOL]
-    base = f"/v1/matches/{room.match_id}/documents"
+    base = f"{base_of(room)}/documents"
     async with pool.acquire() as conn:
-        deal = await deal_of(conn, room.match_id)
+        deal = await deal_of(conn, room.match_id, room.delivery_id)
         ids = [room.seller_id, room.buyer_id] + ([deal.awarded.carrier_id] if deal.awarded else [])
         parties = await parties_of(conn, ids)
         documents: list[dict[str, Any]] = []
@@ -210,13 +237,13 @@ async def documents_json(request: web.Request, room: Room) -> dict[str, Any]:
                     }
                 )
                 continue
-            current = await _stored_version(conn, room.match_id, built)
+            current = await _stored_version(conn, room.subject, built)
             rows = await conn.fetch(
                 "SELECT d.version, d.sha256, d.built_at, a.approved_at, a.issuer_id,"
                 " a.sha256 AS approved_sha FROM deal_documents d LEFT JOIN deal_approvals a"
                 " ON a.match_id = d.match_id AND a.kind = d.kind AND a.version = d.version"
                 " WHERE d.match_id = $1 AND d.kind = $2 ORDER BY d.version DESC",
-                room.match_id,
+                room.subject,
                 built.kind,
             )
             versions = [
@@ -259,10 +286,18 @@ async def documents_json(request: web.Request, room: Room) -> dict[str, Any]:
     }
     return {
         "match_id": room.match_id,
+        "delivery_id": room.delivery_id,
         "your_side": room.side,
         "documents": documents,
         "transport": transport,
     }
+
+
+def base_of(room: Room) -> str:
+    """The API path of the room's documents and invoices: the match's, or one delivery
+    period's of a standing agreement."""
+    base = f"/v1/matches/{room.match_id}"
+    return base + (f"/deliveries/{room.delivery_id}" if room.delivery_id else "")
 
 
 def _confirmation_json(c: core.Confirmation | None) -> dict[str, Any] | None:
@@ -296,7 +331,7 @@ async def document_file(
         " FROM deal_documents d LEFT JOIN deal_approvals a ON a.match_id = d.match_id"
         " AND a.kind = d.kind AND a.version = d.version"
         " WHERE d.match_id = $1 AND d.kind = $2 AND d.version = $3",
-        room.match_id,
+        room.subject,
         kind,
         version,
     )
@@ -318,7 +353,7 @@ async def document_file(
             "issuer_id": row["issuer_id"],
             "event_id": row["approval_event"],
         }
-    name = f"{kind}-{room.match_id[:8]}-v{version}"
+    name = f"{kind}-{room.subject[:8]}-v{version}"
     if fmt == "json":
         body = {
             "kind": kind,
@@ -389,9 +424,10 @@ async def approve_command(
             kind="legal-data-missing",
         )
     who = principal(request)
-    event_id = str(uuid.uuid5(_APPROVAL, f"{room.match_id}/{kind}/{version}"))
+    event_id = str(uuid.uuid5(_APPROVAL, f"{room.subject}/{kind}/{version}"))
     event = DocumentApproved(
         match_id=room.match_id,
+        delivery_id=room.delivery_id,
         kind=kind,
         version=version,
         sha256=document["sha256"],
@@ -422,7 +458,15 @@ async def transport_command(
     stage = _stage(stage_raw)
     if room.side != "carrier":
         raise Problem(403, "the carrier that won the transport confirms it", kind="not-carrier")
-    deal = await deal_of(request.app[POOL], room.match_id)
+    deal = await deal_of(request.app[POOL], room.match_id, room.delivery_id)
+    c = deal.confirmed
+    if c is not None and c.period is not None and c.delivery_id is None:
+        raise Problem(
+            409,
+            "a standing agreement's transport is confirmed per delivery period: POST"
+            f" /v1/matches/{room.match_id}/deliveries/{{delivery_id}}/transport/{stage}",
+            kind="per-period",
+        )
     if deal.awarded is None or deal.awarded.carrier_id != room.carrier_id:
         raise Problem(409, "the transport of this match is not awarded to you", kind="not-awarded")
     if stage == "delivery" and deal.pickup is None:

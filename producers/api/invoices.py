@@ -32,7 +32,13 @@ from producers.api import invoice_pdf
 from producers.api.auth import require_role
 from producers.api.context import POOL, principal
 from producers.api.deals import ROLES, Room, room_of
-from producers.api.documents import deal_of, documents_json, file_response, parties_of
+from producers.api.documents import (
+    base_of,
+    deal_of,
+    documents_json,
+    file_response,
+    parties_of,
+)
 from producers.api.problems import Problem
 from producers.api.writes import publish
 from schemas.deals import InvoiceIssued
@@ -68,10 +74,10 @@ async def _plan(
     c = deal.confirmed
     if c is None:
         raise Problem(409, "no invoice yet: the match is not confirmed", kind="not-yet")
-    if c.period is not None:
+    if c.period is not None and c.delivery_id is None:
         raise Problem(
             409,
-            "no invoice yet: a standing agreement's deliveries get their documents per period",
+            "no invoice yet: a standing agreement is invoiced per delivery period",
             kind="not-yet",
         )
     ids = [c.seller_id, c.buyer_id] + ([deal.awarded.carrier_id] if deal.awarded else [])
@@ -92,7 +98,7 @@ async def _plan(
         " FROM deal_documents d JOIN deal_approvals a ON a.match_id = d.match_id"
         " AND a.kind = d.kind AND a.version = d.version AND a.sha256 = d.sha256"
         " WHERE d.match_id = $1 AND d.kind = 'delivery' ORDER BY d.version DESC LIMIT 1",
-        c.match_id,
+        c.subject,
     )
     if row is None or row["delivered"] is None or row["delivered_at"] is None:
         raise Problem(409, f"no invoice yet: {WAITING[kind]}", kind="not-yet")
@@ -107,6 +113,15 @@ async def _plan(
     return plan, [row["event_id"]]
 
 
+def _reference(deal: documents_core.Deal) -> str:
+    """The buyer's reference (BT-10) the invoice carries: the match, and for a standing
+    agreement's period the period too ("<match id> 2026-12")."""
+    c = deal.confirmed
+    if c is None:
+        return ""
+    return c.match_id + (f" {c.period_key}" if c.period_key else "")
+
+
 def _issue_date(xml: bytes) -> date:
     return date.fromisoformat(invoice_pdf.summary(xml).issue_date)
 
@@ -119,10 +134,10 @@ async def invoices_json(request: web.Request, room: Room) -> list[dict[str, Any]
     pool = request.app[POOL]
     out: list[dict[str, Any]] = []
     async with pool.acquire() as conn:
-        deal = await deal_of(conn, room.match_id)
+        deal = await deal_of(conn, room.match_id, room.delivery_id)
         rows = await conn.fetch(
             "SELECT kind, issuer_id, xml, sha256 FROM invoices WHERE match_id = $1",
-            room.match_id,
+            room.subject,
         )
         issued = {r["kind"]: r for r in rows}
         for kind in core.INVOICE_KINDS:
@@ -160,7 +175,7 @@ async def invoices_json(request: web.Request, room: Room) -> list[dict[str, Any]
                     plan, _sources = await _plan(conn, kind, deal)
                     # Built once with a placeholder number, to name what it lacks before anyone
                     # takes a number for it.
-                    core.build_checked(plan, 1, plan.delivery_date, room.match_id)
+                    core.build_checked(plan, 1, plan.delivery_date, _reference(deal))
                     entry["state"] = "ready"
                 except Problem as problem:
                     entry |= {"state": "not-yet", "reason": problem.detail, "you_issue": False}
@@ -201,7 +216,7 @@ async def issue_command(request: web.Request, room: Room, kind_raw: str) -> dict
     kind = _kind(kind_raw)
     pool = request.app[POOL]
     async with pool.acquire() as conn:
-        deal = await deal_of(conn, room.match_id)
+        deal = await deal_of(conn, room.match_id, room.delivery_id)
         try:
             plan, sources = await _plan(conn, kind, deal)
         except InvoiceError as error:
@@ -215,14 +230,14 @@ async def issue_command(request: web.Request, room: Room, kind_raw: str) -> dict
             # The day it is issued, read while the issuer's numbers are locked: an invoice
             # with a higher number never bears an earlier date.
             today = datetime.now(UTC).date()
-            return core.build_checked(plan, number, today, room.match_id)
+            return core.build_checked(plan, number, today, _reference(deal))
 
         try:
             issued = await issue_invoice(
                 conn,
                 issuer_id=plan.issuer_id,
                 customer_id=plan.customer_id,
-                match_id=room.match_id,
+                match_id=room.subject,
                 kind=kind,
                 build=build,
             )
@@ -235,9 +250,10 @@ async def issue_command(request: web.Request, room: Room, kind_raw: str) -> dict
                 kind="conflict",
             ) from None
     who = principal(request)
-    event_id = str(uuid.uuid5(_INVOICE, f"{room.match_id}/{kind}"))
+    event_id = str(uuid.uuid5(_INVOICE, f"{room.subject}/{kind}"))
     event = InvoiceIssued(
         match_id=room.match_id,
+        delivery_id=room.delivery_id,
         kind=kind,
         number=invoice_number(issued.number),
         issue_date=_issue_date(issued.xml),
@@ -280,7 +296,7 @@ async def invoice_file(
     kind = _kind(kind_raw)
     row = await request.app[POOL].fetchrow(
         "SELECT number, xml, sha256, issued_at FROM invoices WHERE match_id = $1 AND kind = $2",
-        room.match_id,
+        room.subject,
         kind,
     )
     if row is None:
@@ -310,7 +326,7 @@ async def list_documents(request: web.Request) -> web.StreamResponse:
     require_role(request, *ROLES)
     room = await room_of(request, request.match_info["id"])
     listed = await room_documents(request, room)
-    base = f"/v1/matches/{room.match_id}/invoices"
+    base = f"{base_of(room)}/invoices"
     for entry in listed["invoices"]:
         issued = entry["state"] == "issued"
         entry["xml"] = f"{base}/{entry['kind']}.xml" if issued else None

@@ -194,6 +194,12 @@ _BIDDING_CLOSED = _r(409, "bidding-closed", why="the job's bidding is closed")
 # The roles that may have a place in a deal room.
 _DEALERS = ("sme", "logistics", "facilitator")
 _NO_ROOM = _r(404, "not-found", why="no match with this id, or you have no place in its deal room")
+_NO_PERIOD = _r(
+    404,
+    "not-found",
+    why="no match with this id or no place in its deal room; no delivery period of it with this"
+    " id; the carrier of another period",
+)
 
 # Organisations that are parties to deals, and the operator (auditors take no part in deals).
 _LEGAL_ROLES = ("sme", "logistics", "facilitator", "operator")
@@ -822,8 +828,116 @@ ROUTES: tuple[Route, ...] = (
                 "not-awarded",
                 why="the deal's events do not (yet) say the transport is awarded to you",
             ),
+            _r(
+                409,
+                "per-period",
+                why="a standing agreement's transport is confirmed per delivery period (POST"
+                " /v1/matches/{id}/deliveries/{delivery_id}/transport/{stage})",
+            ),
             _r(409, "not-picked-up", why="a delivery confirmed before the pickup"),
             _r(422, "unprocessable-content", why="`at` of the delivery is before the pickup's"),
+        ),
+    ),
+    # A standing agreement's document set per delivery period (producers/api/periods.py).
+    Route(
+        "get",
+        "/v1/matches/{id}/deliveries",
+        "A standing agreement's delivery periods as the deals consumer has them, oldest first:"
+        " each with its delivery id, period key, quantity, windows, transport job and the path of"
+        " its documents (a carrier sees the periods it carries only; a one-off match has none)",
+        _DEALERS,
+        refusals=(_NO_ROOM,),
+    ),
+    Route(
+        "get",
+        "/v1/matches/{id}/deliveries/{delivery_id}/documents",
+        "One delivery period's documents as GET /v1/matches/{id}/documents lists a match's: its"
+        " order (the period's quantity, price and windows), the transport document of its job's"
+        " carrier, its delivery report, the carrier's confirmations and its invoices",
+        _DEALERS,
+        refusals=(_NO_PERIOD,),
+    ),
+    Route(
+        "get",
+        "/v1/matches/{id}/deliveries/{delivery_id}/documents/{kind}/{version}.{fmt}",
+        "One version of a delivery period's document: the PDF or the JSON, checked against its"
+        " SHA-256 as a match's",
+        _DEALERS,
+        content_types=("application/pdf", "application/json"),
+        refusals=(
+            _NO_PERIOD,
+            _r(404, "not-found", why="no such document kind; no such version"),
+            _r(
+                409,
+                "document-altered",
+                why="the stored copy no longer matches the SHA-256 it was stored or approved"
+                " under: the exchange will not hand it out",
+            ),
+        ),
+    ),
+    Route(
+        "post",
+        "/v1/matches/{id}/deliveries/{delivery_id}/documents/{kind}/{version}/approve",
+        "Approve the current version of a delivery period's document as its issuer (as for a"
+        " match's): 202 when the approval is published, 200 when approved already",
+        _DEALERS,
+        None,
+        True,
+        refusals=(
+            _NO_PERIOD,
+            _r(404, "not-found", why="no such document kind; no such version"),
+            _r(403, "not-issuer", why="you do not issue this document"),
+            _r(409, "not-yet", why="the document does not exist yet (its events have not come)"),
+            _r(409, "superseded", why="a newer version exists: approve that one"),
+            _r(
+                409,
+                "legal-data-missing",
+                why="a party's legal data that the document needs is not declared yet (PUT"
+                " /v1/partners/{id}/legal)",
+            ),
+        ),
+        also=((200, "that version was approved already: nothing published"),),
+        key_in_progress=False,
+        key_reused=False,
+    ),
+    Route(
+        "post",
+        "/v1/matches/{id}/deliveries/{delivery_id}/transport/{stage}",
+        "The carrier that won a delivery period's transport job confirms its pickup or delivery"
+        " with the weight it measured; the period's transport document and delivery report are"
+        " built from them, and the delivered weight counts in the KPIs",
+        _DEALERS,
+        TransportIn,
+        True,
+        refusals=(
+            _NO_PERIOD,
+            _r(404, "not-found", why="no such stage"),
+            _r(403, "not-carrier", why="you are not the period's carrier"),
+            _r(409, "not-awarded", why="the period's transport is not (yet) awarded to you"),
+            _r(409, "not-picked-up", why="a delivery confirmed before the pickup"),
+            _r(422, "unprocessable-content", why="`at` of the delivery is before the pickup's"),
+        ),
+    ),
+    Route(
+        "get",
+        "/v1/matches/{id}/deliveries/{delivery_id}/invoices/{kind}.{fmt}",
+        "An issued invoice of a delivery period: its UBL XML (EN 16931) or a PDF rendering of"
+        " it, checked against its SHA-256. Invoices are issued on the pages",
+        _DEALERS,
+        content_types=("application/xml", "application/pdf"),
+        refusals=(
+            _NO_PERIOD,
+            _r(404, "not-found", why="no such invoice kind; not issued yet"),
+            _r(
+                409,
+                "document-altered",
+                why="the stored XML no longer matches the SHA-256 it was issued with: the exchange"
+                " will not hand it out",
+            ),
+        ),
+        path_params=(
+            ("kind", {"enum": list(INVOICE_KINDS), "description": "the invoice"}),
+            ("fmt", {"enum": ["xml", "pdf"], "description": "the UBL XML or its PDF"}),
         ),
     ),
     Route(
@@ -1254,6 +1368,7 @@ def document() -> dict[str, Any]:
                 "message_id",
                 "attachment_id",
                 "person_id",
+                "delivery_id",
                 *_PATH_SCHEMAS,
             )
             if "{" + n + "}" in r.path

@@ -16,13 +16,15 @@ from aiohttp import web
 from marketplace.core import periods
 from marketplace.core.feedback import delivery_key
 from marketplace.reference import list_of_waste
-from producers.api.context import POOL
+from producers.api import invoices
+from producers.api.context import POOL, PRINCIPAL
 from producers.api.feedback import (
     DeliveredIn,
     FeedbackIn,
     delivered_command,
     feedback_command,
 )
+from producers.api.periods import period_room
 from producers.api.problems import Problem
 from producers.api.writes import idempotent_answer
 from producers.web.common import (
@@ -35,7 +37,9 @@ from producers.web.common import (
     render,
     see_other,
 )
+from producers.web.deals import _principal
 from producers.web.forms import decode, document, field_errors
+from producers.web.invoice_labels import field_label
 from producers.web.session import PREFIX
 from schemas.feedback import FEEDBACK_REASONS
 
@@ -217,6 +221,24 @@ async def _deliveries(
     return out
 
 
+async def _documents(request: web.Request, match_id: str, deliveries: list[dict[str, Any]]) -> None:
+    """Each delivery period's document set (#22 item 3), as the deal room lists a match's: its
+    documents with their versions and files, its invoices, and its transport confirmations; a
+    period the deals consumer has not met yet has none."""
+    if PRINCIPAL not in request:
+        await _principal(request, acting=False)
+    for d in deliveries:
+        d["documents"] = None
+        if not d["delivery_id"]:
+            continue
+        try:
+            room = await period_room(request, match_id, d["delivery_id"])
+        except Problem:
+            continue
+        d["room"] = room
+        d["documents"] = await invoices.room_documents(request, room)
+
+
 async def _page(
     request: web.Request,
     match: Any,
@@ -229,6 +251,8 @@ async def _page(
     partner_id = person.partner_id or ""
     summary = _summary(match, partner_id)
     deliveries = await _deliveries(request, match, partner_id, summary["agreement"])
+    if summary["agreement"] is not None:
+        await _documents(request, match["match_id"], deliveries)
     next_period = ""
     agreement = summary["agreement"]
     if agreement is not None and match["status"] == "confirmed":
@@ -248,7 +272,10 @@ async def _page(
         errors=errors or {},
         form=form or {},
         key=new_key(),
-        notice=next((n for n in ("delivered", "rated") if n in request.query), ""),
+        notice=next(
+            (n for n in ("delivered", "rated", "approved", "invoiced") if n in request.query), ""
+        ),
+        invoice_field=lambda field: field_label(request, field),
     )
 
 

@@ -15,6 +15,7 @@ from producers.web import (
     legal,
     logistics,
     pages,
+    periods,
     preferences,
     searches,
     staff,
@@ -35,5 +36,6 @@ def create_service(settings: Settings) -> web.Application:
     documents.add_routes(app)
     invoices.add_routes(app)
     agreements.add_routes(app)
+    periods.add_routes(app)
     searches.add_routes(app)
     return app

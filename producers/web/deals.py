@@ -12,7 +12,7 @@ from aiohttp import web
 
 from marketplace.partners import Principal
 from producers.api import deals as api
-from producers.api import invoices
+from producers.api import invoices, periods
 from producers.api.context import POOL, PRINCIPAL
 from producers.api.problems import Problem
 from producers.web.common import ACTING, live_fragment, new_key, person_of, render, see_other
@@ -101,6 +101,26 @@ async def messages_view(request: web.Request, room: api.Room) -> dict[str, Any]:
     return {"room": room, "names": names, "messages": messages, "last_unread": unread}
 
 
+async def periods_view(request: web.Request, room: api.Room) -> list[dict[str, Any]]:
+    """A standing agreement's delivery periods with their document sets (#22 item 3), those the
+    caller has a place in (a carrier, the periods it carries); none for a one-off match."""
+    out: list[dict[str, Any]] = []
+    for entry in await periods.periods_json(request, room):
+        try:
+            period = await periods.period_room(request, room.match_id, entry["delivery_id"])
+        except Problem:
+            continue
+        out.append(
+            {
+                "key": entry["period_key"],
+                "delivery_id": entry["delivery_id"],
+                "room": period,
+                "documents": await invoices.room_documents(request, period),
+            }
+        )
+    return out
+
+
 async def room_page(
     request: web.Request,
     *,
@@ -117,6 +137,7 @@ async def room_page(
         status=status,
         **view,
         documents=await invoices.room_documents(request, room),
+        periods=await periods_view(request, room),
         invoice_field=lambda field: field_label(request, field),
         can_act=person.role in ACTING,
         form=form or {},

@@ -1,6 +1,7 @@
-"""The documents of a deal (#22 item 2): the pure builders (order, transport document with its
-CMR, movement-document and Annex VII parts, delivery report), their versions by content, and the
-PDF, whose Bulgarian party names print and read back."""
+"""The documents of a deal (#22 items 2 and 3): the pure builders (order, transport document with
+its CMR, movement-document and Annex VII parts, delivery report), per match and per delivery
+period of a standing agreement, their versions by content, and the PDF, whose Bulgarian party
+names print and read back."""
 
 from __future__ import annotations
 
@@ -227,4 +228,45 @@ def test_a_standing_agreements_order_is_per_period_and_its_transport_waits() -> 
     assert order.content["quantity"]["per"] == "month"
     assert isinstance(transport, core.NotYet)
     assert isinstance(delivery, core.NotYet)
-    assert "per period" in transport.reason
+    assert "its periods'" in transport.reason
+    assert "agreement_period" not in order.content
+
+
+def test_a_delivery_period_has_the_whole_document_set_naming_it() -> None:
+    """#22 item 3: one period's scheduled delivery, with its job's award and carrier's
+    confirmations, gets an order, a transport document and a delivery report of its own."""
+    period = replace(
+        confirmed(),
+        event_id="ev-scheduled",
+        period="month",
+        delivery_id="delivery-7",
+        period_key="2026-12",
+        quantity=3.0,
+        weight_t=3.0,
+    )
+    assert period.subject == "delivery-7"
+    assert confirmed().subject == "match-1"
+    deal = core.Deal(period, AWARD, PICKUP, DELIVERY)
+    order, transport, delivery = core.build_all(deal, PARTIES)
+    named = {"delivery_id": "delivery-7", "period": "month", "key": "2026-12"}
+    for built in (order, transport, delivery):
+        assert isinstance(built, core.Built)
+        assert built.content["agreement_period"] == named
+        assert built.sources[0] == "ev-scheduled"
+    assert isinstance(order, core.Built)
+    # The period's own quantity, not "per month", and its own price total.
+    assert order.content["quantity"] == {"amount": 3.0, "unit": "t", "weight_t": 3.0}
+    assert order.content["price"]["total"] == 105.0
+    assert isinstance(transport, core.Built)
+    assert transport.issuer_id == "carrier-1"
+    assert transport.content["cmr"]["5_documents_attached"] == [
+        "order of match match-1, delivery period 2026-12"
+    ]
+    assert isinstance(delivery, core.Built)
+    assert delivery.content["delivered_weight_t"] == 3.95
+    assert delivery.content["difference_t"] == 0.95
+    # Another period's content differs, so its versions and hashes are its own.
+    other = replace(period, delivery_id="delivery-8", period_key="2027-01")
+    again = core.order(core.Deal(other), SELLER, BUYER)
+    assert isinstance(again, core.Built)
+    assert core.digest(again.content) != core.digest(order.content)
