@@ -3,9 +3,11 @@ market.listings events, decided once by the matching core with a single book, an
 decide it again split the way the matcher splits it.
 
 The stream holds offers and requests of several material families, each family with codes of
-several sub-chapters (substitutes, and requests that accept other codes of their family), changes
-of terms, withdrawals, answers (accept or decline, by the seller or the buyer) and expiry timers
-(some a second early, which the core ignores). Answers and timers name proposals that the
+several sub-chapters (substitutes, and requests that accept other codes of their family), a
+third of them steady flows (a quantity per week or month), changes of terms, withdrawals,
+answers (accept or decline, by the seller or the buyer), expiry timers (some a second early,
+which the core ignores) and the period timers of the standing agreements confirmed pairs of
+flows become. Answers and timers name proposals that the
 reference has made so far, as partners and the scheduler would.
 
 Every event goes through the same path as on the real topic: `to_message` (so its Kafka key is
@@ -37,13 +39,13 @@ from typing import Any
 from aiokafka.partitioner import DefaultPartitioner
 
 from marketplace.core.book import EPS, Book
-from marketplace.core.matching import MarketConfig, _evaluate
+from marketplace.core.matching import Confirmed, DeliveryDue, MarketConfig, _evaluate
 from marketplace.events import Decoded, decode, to_message
 from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import Settings
 from marketplace.translate.matching import decide, market_config, to_command
 from schemas import listings as ls
-from schemas.common import Location, Material, Money, Quantity, Window
+from schemas.common import Location, Material, Money, Quantity, Recurrence, Window
 
 # Far in the future: timers the matcher schedules for these proposals never come due in a test.
 START = datetime(2031, 3, 3, tzinfo=UTC)
@@ -104,6 +106,9 @@ def generate(
     counts: dict[str, int] = {}
     owners = [f"firm-{salt}-{n}" for n in range(12)]
     posted: list[tuple[str, str, str, str]] = []  # (kind, id, owner, code), open ones
+    # The standing agreements' period timers the matcher asked for and the scheduler has not
+    # published yet: (due, match id, code, period key).
+    periods: list[tuple[datetime, str, str, str]] = []
 
     def add(event: Any, at: datetime, subject: str) -> None:
         n = len(messages)
@@ -123,8 +128,16 @@ def generate(
         if command is None:
             return
         book, out = decide(book, command, decoded, cfg, SOURCE)
-        for _, emitted in out:
+        for made, emitted in out:
             decided[_ce_id(emitted)] = emitted.value
+            # The timers the matcher schedules for standing agreements (consumers/matcher.py).
+            if isinstance(made, Confirmed) and made.first_period is not None:
+                key, due = made.first_period
+                periods.append((due, made.proposal.match_id, made.proposal.code, key))
+            elif isinstance(made, DeliveryDue):
+                key, due = made.next_period
+                p = made.standing.proposal
+                periods.append((due, p.match_id, p.code, key))
 
     def terms(kind: str, at: datetime) -> ls.OfferTerms | ls.RequestTerms:
         window = Window(
@@ -132,6 +145,15 @@ def generate(
             end=at + timedelta(days=rng.randrange(30, 90)),
         )
         quantity = Quantity(amount=round(rng.uniform(1, 20), 2), unit="t")
+        # Some listings are steady flows: their quantity is per period, and a pair of flows
+        # confirmed becomes a standing agreement with period timers.
+        flow = None
+        if rng.random() < 0.35:
+            flow = Recurrence(
+                period=rng.choice(("week", "month")),
+                starts=window.start.date(),
+                ends=window.end.date(),
+            )
         if kind == "offer":
             return ls.OfferTerms(
                 quantity=quantity,
@@ -140,12 +162,14 @@ def generate(
                 min_lot=Quantity(amount=2.0, unit="t")
                 if quantity.amount >= 4 and rng.random() < 0.15
                 else None,
+                recurrence=flow,
             )
         return ls.RequestTerms(
             quantity=quantity,
             max_price=Money(amount=round(rng.uniform(20, 140), 2), currency="EUR"),
             wanted=window,
             max_distance_km=round(rng.uniform(20, 400), 1),
+            recurrence=flow,
         )
 
     shift = (origin[0] - PLACES[0][0], origin[1] - PLACES[0][1])
@@ -184,6 +208,14 @@ def generate(
                 due,
                 p.match_id,
             )
+        elif roll < 0.34 and periods:
+            # The scheduler publishes the earliest timer that came due.
+            periods.sort()
+            due, match_id, code, key = periods.pop(0)
+            timer = ls.AgreementPeriodDue(
+                match_id=match_id, material_code=code, period_key=key, due=due
+            )
+            add(timer, due, match_id)
         elif roll < 0.38 and posted:
             kind, lid, owner, code = posted[rng.randrange(len(posted))]
             new = terms(kind, START)
@@ -362,6 +394,7 @@ class SeedResult:
     decided: int
     proposed: int
     confirmed: int
+    period_timers: int  # AgreementPeriodDue events in the stream
     open_listings: int
     differing: dict[int, int]  # partitions -> events not decided alike
     over_allocated: int
@@ -394,6 +427,7 @@ def sweep_one(seed: int, events: int, partitions: list[int]) -> SeedResult:
         decided=len(values),
         proposed=sum(b'"score"' in v for v in values),
         confirmed=sum(b'"pickup"' in v for v in values),
+        period_timers=stream.counts.get("AgreementPeriodDue", 0),
         open_listings=len(stream.book.listings),
         differing=differing,
         over_allocated=over,
@@ -428,6 +462,7 @@ def main() -> None:
         "decided": sum(r.decided for r in results),
         "proposed": sum(r.proposed for r in results),
         "confirmed": sum(r.confirmed for r in results),
+        "period_timers": sum(r.period_timers for r in results),
         "failed_seeds": failed,
         "seeds_where_the_old_key_differs": {
             n: sum(1 for r in results if r.old_key_differing[n]) for n in args.partitions
