@@ -331,7 +331,14 @@ async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str,
                 "unit": quantity.get("unit"),
                 "period": agreement.get("period", ""),
                 "price": f"{price.get('amount', 0):.2f} {price.get('currency', '')}",
-                "distance_km": f"{body.get('distance_km', 0):.0f}",
+                # Exact once confirmed; before, rounded as the map's words say it, so that the
+                # figure does not narrow the map's circle round the other side.
+                "distance_exact": r["status"] == "confirmed",
+                "distance_km": (
+                    f"{body.get('distance_km', 0):.0f}"
+                    if r["status"] == "confirmed"
+                    else str(about_km(body.get("distance_km", 0)))
+                ),
                 "co2e_known": body.get("co2e_known", True),
                 "co2e_saved_kg": f"{body.get('co2e_saved_kg', 0):.0f}",
                 "transport_co2e_kg": f"{body.get('transport_co2e_kg', 0):.0f}",

@@ -8,6 +8,7 @@ award. Three people, three browser contexts, no API call."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 
 import pytest
@@ -160,6 +161,9 @@ async def test_two_smes_and_a_haulier_make_a_whole_deal_on_the_pages(
             await expect(figure.locator("svg[role=img] > title")).to_have_count(1)
             await expect(figure.locator("svg circle.area")).to_have_count(1)
             await expect(figure.locator("svg circle.them")).to_have_count(0)
+            # The distance is rounded too (the exact figure would narrow the circle to a ring).
+            distance = page.locator(f"#proposal-{match_id} dd.distance")
+            await expect(distance).to_have_attribute("data-exact", "no")
         assert f"{lat:.4f}" not in await buyer_page.content()
         await expect(buyer_page.locator(f"#map-{match_id} figcaption")).to_contain_text("km")
         await buyer_page.set_viewport_size({"width": 360, "height": 740})
@@ -204,5 +208,8 @@ async def test_two_smes_and_a_haulier_make_a_whole_deal_on_the_pages(
         await expect(exact.locator("svg circle.them")).to_have_count(1)
         await expect(exact.locator("svg circle.area")).to_have_count(0)
         await expect(exact.locator("figcaption")).to_contain_text(f"{lat:.4f}")
+        distance = buyer_page.locator(f"#proposal-{match_id} dd.distance")
+        await expect(distance).to_have_attribute("data-exact", "yes")
+        await expect(distance).to_have_text(re.compile(r"^\d+ km$"))
         await no_violations(buyer_page, "confirmed-map-sv")
         await no_violations(seller, "awarded-bg")

@@ -1,7 +1,8 @@
 """A proposal's map on the pages (#19), against the real stack (API with the pages, projector,
 matcher): until the match is confirmed the page holds only the other side's rounded place and
-its circle, never its coordinates nor anything drawn from them; once both sides accepted, the
-exact place."""
+its circle, never its coordinates nor anything drawn from them, and the distance only rounded
+(the exact figure would narrow the circle to a ring); once both sides accepted, the exact place
+and distance."""
 
 from __future__ import annotations
 
@@ -10,13 +11,22 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from marketplace.core.sketch_map import approximate, sketch
+from marketplace.core.sketch_map import about_km, approximate, sketch
 from marketplace.settings import Settings
 from producers.web.app import create_service
 from tests.integration.api_helpers import eventually, register, running_api
 from tests.integration.test_matcher import matcher_running, offer, place, post, request
 from tests.integration.test_pages_accounts import plain
 from tests.integration.test_pages_proposals import next_event, signed_in
+
+
+def _distance(html: str, match_id: str) -> str:
+    """The proposal's "Distance" line, as the page says it."""
+    card = re.search(rf'<li id="proposal-{match_id}".*?</li>', html, re.S)
+    assert card is not None, "no card for the proposal"
+    found = re.search(r'<dd class="distance" data-exact="(yes|no)">(.*?)</dd>', card.group(0))
+    assert found is not None, "no distance on the proposal"
+    return f"{found.group(1)}: {found.group(2)}"
 
 
 def _figure(html: str, match_id: str) -> str:
@@ -76,6 +86,14 @@ async def test_the_map_is_approximate_until_confirmed_then_exact(settings: Setti
         for text in exact_texts:
             assert text not in html
         assert f'cx="{exact.other.x}" cy="{exact.other.y}"' not in html
+        # The distance is said roughly, as in the map's words, never the matcher's figure.
+        answer = await client.get(f"/v1/matches/{match_id}", headers=buyer.auth)
+        km = float((await answer.json())["distance_km"])
+        rough_km, exact_km = about_km(km), f"{km:.0f}"
+        assert rough_km != int(exact_km), "the places are chosen so that rounding shows"
+        assert _distance(html, match_id) == (f"no: about {rough_km} km")
+        assert f"about {rough_km} km from you" in figure
+        assert f"{exact_km} km" not in _figure(html, match_id)
         # The live fragment (the same list, sent over SSE) holds the circle, no coordinates.
         stream = await client.get("/app/live")
         name, fragment = await next_event(stream)
@@ -84,6 +102,7 @@ async def test_the_map_is_approximate_until_confirmed_then_exact(settings: Setti
         assert f'r="{rough.other_radius}"' in _figure(fragment, match_id)
         for text in exact_texts:
             assert text not in fragment
+        assert _distance(fragment, match_id).startswith(f"no: about {rough_km} km")
 
         for side in (seller, buyer):
             accepted = await client.post(f"/v1/matches/{match_id}/accept", headers=side.auth)
@@ -100,3 +119,4 @@ async def test_the_map_is_approximate_until_confirmed_then_exact(settings: Setti
         assert f"{there['lat']:.4f}" in figure
         assert f"{there['lon']:.4f}" in figure
         assert f'r="{rough.other_radius}"' not in figure  # no circle any more
+        assert _distance(html, match_id) == f"yes: {exact_km} km"
