@@ -159,7 +159,7 @@ def statements_table(stats: dict[str, Any]) -> str:
         return f"<h2>Top statements</h2><p>{html.escape(str(stats.get('note', '')))}</p>"
     rows = [
         [
-            str(s["database"]),
+            str(s["databases"]),
             str(s["calls"]),
             f"{s['total_ms']:,}",
             f"{s['mean_ms']:,}",
@@ -168,7 +168,7 @@ def statements_table(stats: dict[str, Any]) -> str:
         ]
         for s in stats.get("statements", [])
     ]
-    headers = ["database", "calls", "total ms", "mean ms", "rows", "statement"]
+    headers = ["databases", "calls", "total ms", "mean ms", "rows", "statement"]
     return table(headers, rows, "Top statements (pg_stat_statements, by total execution time)")
 
 

@@ -107,7 +107,7 @@ def test_pg_stat_statements_is_configured_once_and_reported(
     listed = pgstats.top(100)
     assert listed["loaded"] is True
     assert any("t18_probe" in s["query"] for s in listed["statements"]), listed
-    assert {"database", "role", "calls", "total_ms", "mean_ms", "rows", "query"} <= set(
+    assert {"databases", "role", "calls", "total_ms", "mean_ms", "rows", "query"} <= set(
         listed["statements"][0]
     )
 
