@@ -41,6 +41,10 @@ RESET_TTL = timedelta(hours=1)
 WINDOW = timedelta(minutes=15)
 PER_ACCOUNT = 5
 PER_ADDRESS = 50
+# Reset links asked for in WINDOW before the next ask must wait: per e-mail address asked for
+# (whether or not it has an account, so the wait tells nobody which do), and per client address.
+RESETS_PER_EMAIL = 3
+RESETS_PER_ADDRESS = 30
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 
@@ -218,6 +222,26 @@ async def link_person(conn: Conn, token: str, purpose: str) -> Person | None:
         purpose,
     )
     return None if row is None else _person(row)
+
+
+async def count_reset_ask(conn: Conn, email: str, address: str) -> None:
+    """Counts one ask for a reset link (the password-reset page), throttled like sign-ins: the
+    asks of the last WINDOW per e-mail address asked for and per client address, in the same
+    table as failed sign-ins under subjects of their own. AccountError `throttled` when either
+    has asked too often (that ask is not counted)."""
+    subjects = {
+        f"reset:email:{email.strip().lower()[:254]}": RESETS_PER_EMAIL,
+        f"reset:address:{address}": RESETS_PER_ADDRESS,
+    }
+    if await _throttled(conn, subjects):
+        raise AccountError(
+            "throttled",
+            f"too many asks for a reset link; wait {int(WINDOW.total_seconds() // 60)} minutes",
+            None,
+        )
+    await conn.executemany(
+        "INSERT INTO login_failures (subject) VALUES ($1)", [(s,) for s in subjects]
+    )
 
 
 async def reset_request(conn: Conn, email: str) -> tuple[Person, str] | None:
@@ -623,7 +647,8 @@ async def erase(conn: Conn, email: str) -> str | None:
     """Erases the person (their right to erasure): the account row and, with it, sessions,
     links, security events and everything the mailer holds about them (their addresses,
     preferences, the messages as sent, digest items) and their saved searches (ON DELETE
-    CASCADE); failed sign-ins recorded under the address; the deal-room messages they wrote
+    CASCADE); failed sign-ins and asks for reset links recorded under the address; the
+    deal-room messages they wrote
     and those messages' attachments. What remains is the pseudonymous `person_id` in events
     already on the log (which carry only SHA-256s of the texts and files), and nothing links
     it to anyone any more. Returns that id, or None when there is no such account."""
@@ -633,7 +658,8 @@ async def erase(conn: Conn, email: str) -> str | None:
             "SELECT person_id FROM people WHERE lower(email) = lower($1) FOR UPDATE", address
         )
         await conn.execute(
-            "DELETE FROM login_failures WHERE subject = $1", f"account:{address.lower()}"
+            "DELETE FROM login_failures WHERE subject = ANY($1::text[])",
+            [f"account:{address.lower()}", f"reset:email:{address.lower()}"],
         )
         if person_id is None:
             return None

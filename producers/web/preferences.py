@@ -210,10 +210,19 @@ async def reset_page(request: web.Request) -> web.Response:
 
 
 async def reset_request(request: web.Request) -> web.Response:
-    """The same answer whether or not an account has this address (nobody learns which do)."""
+    """The same answer whether or not an account has this address (nobody learns which do);
+    throttled like sign-ins (accounts.count_reset_ask): too many asks wait, with a 429."""
     form = await form_of(request)
     settings = request.app[SETTINGS]
     async with request.app[POOL].acquire() as conn:
+        try:
+            await accounts.count_reset_ask(conn, form.get("email", ""), request.remote or "")
+        except accounts.AccountError:
+            t = _t(request)
+            errors = {"body": t("Too many requests for a link. Wait 15 minutes and try again.")}
+            return render(
+                request, "preferences_reset.html", status=429, t=t, sent=False, errors=errors
+            )
         found = await accounts.reset_request(conn, form.get("email", ""))
         if found is not None:
             person, token = found
