@@ -87,6 +87,13 @@ DEAL_ROUTES = (
     ("get", "/v1/matches/{id}/invoices/{kind}.{fmt}"),
     ("post", "/v1/matches/{id}/documents/{kind}/{version}/approve"),
     ("post", "/v1/matches/{id}/transport/{stage}"),
+    # A standing agreement's periods (#22 item 3): the room is a one-off match, which has none.
+    ("get", "/v1/matches/{id}/deliveries"),
+    ("get", "/v1/matches/{id}/deliveries/{delivery_id}/documents"),
+    ("get", "/v1/matches/{id}/deliveries/{delivery_id}/documents/{kind}/{version}.{fmt}"),
+    ("post", "/v1/matches/{id}/deliveries/{delivery_id}/documents/{kind}/{version}/approve"),
+    ("post", "/v1/matches/{id}/deliveries/{delivery_id}/transport/{stage}"),
+    ("get", "/v1/matches/{id}/deliveries/{delivery_id}/invoices/{kind}.{fmt}"),
 )
 PEOPLE_ROUTES = (
     ("get", "/v1/people/{person_id}/mail-preferences"),
