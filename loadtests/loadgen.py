@@ -41,6 +41,7 @@ from marketplace.events import to_message
 from marketplace.kafka import make_producer
 from marketplace.logs import configure_logging
 from marketplace.partners import register_partner
+from marketplace.secretbox import key_file
 from marketplace.settings import Settings
 from producers.api.bodies import OfferIn, RequestIn
 from producers.simulator.driver import check_loopback
@@ -125,6 +126,7 @@ class LoadGenerator:
                     sector=firm.sector.nace if firm.sector else None,
                     registered_by="loadgen",
                     source="/loadtests/loadgen",
+                    ring=key_file(self.settings.webhook_keys_path).ring(),
                 )
                 self.ids[firm.index] = partner_id
                 self.keys[firm.index] = key

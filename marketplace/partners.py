@@ -18,6 +18,9 @@ from aiokafka import AIOKafkaProducer
 
 from marketplace.db import Conn
 from marketplace.events import to_message
+from marketplace.secretbox import KeyRing
+from marketplace.translate import shredding
+from schemas.base import Event
 from schemas.common import Role
 from schemas.partners import PartnerRegistered
 
@@ -126,9 +129,12 @@ async def register_partner(
     sector: str | None,
     registered_by: str,
     source: str,
+    ring: KeyRing | None,
 ) -> tuple[str, str]:
     """Publishes the partner's registration and issues its first key: (partner id, API key).
-    The key is returned once and stored only as a hash."""
+    The key is returned once and stored only as a hash. The name is sealed with the new
+    organisation's data key under `ring` (#21 item 8); None publishes it in clear (tests and
+    the simulator's scratch stacks only)."""
     event = registration(
         name=name,
         role=role,
@@ -137,8 +143,11 @@ async def register_partner(
         sector=sector,
         registered_by=registered_by,
     )
+    published: Event = event
+    if ring is not None:
+        published = await shredding.seal_event(conn, ring, event)
     message = to_message(
-        event,
+        published,
         event_id=str(uuid.uuid4()),
         source=source,
         time=datetime.now(UTC),

@@ -17,6 +17,10 @@ Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
 Region = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}[A-Z0-9]{0,3}$")]
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
 LongText = Annotated[str, msgspec.Meta(max_length=2000)]
+# Whose data key seals an event's personal fields (#21 item 8): "partner:<partner id>".
+SealedSubject = Annotated[
+    str, msgspec.Meta(pattern=r"^(partner|person):[A-Za-z0-9._:-]{1,64}$", max_length=72)
+]
 Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
 Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 Unit = Literal["t", "kg", "m3", "pieces"]
@@ -136,3 +140,15 @@ class Reason(msgspec.Struct, frozen=True):
 class Depot(msgspec.Struct, frozen=True):
     location: Location
     radius_km: Annotated[float, msgspec.Meta(gt=0, le=5000)]
+
+
+class Sealed(msgspec.Struct, frozen=True, kw_only=True):
+    """An event's personal fields (a sole trader's name, free texts), encrypted with the data
+    key of the organisation they belong to (crypto-shredding, #21 item 8): `token` is a Fernet
+    token of the JSON object {field path: value}. The event carries "" in those fields instead.
+    Erasing the organisation destroys its key, and the token can no longer be read by anyone,
+    while the record itself (and the audit chain over it) stays as it was.
+    marketplace/translate/shredding.py seals and opens it."""
+
+    subject: SealedSubject
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=16384)]

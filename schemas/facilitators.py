@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from schemas.base import Event
-from schemas.common import Id, LongText, ShortText, WasteCode
+from schemas.common import Id, LongText, Sealed, ShortText, WasteCode
 
 
 class ConsentGranted(Event, frozen=True, kw_only=True, tag="partners.consent.granted.v1"):
@@ -24,6 +24,9 @@ class ConsentGranted(Event, frozen=True, kw_only=True, tag="partners.consent.gra
     # The person who acted, by pseudonymous id, when a person did (the pages; #19).
     person_id: Id | None = None
     note: ShortText = ""
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 class ConsentRevoked(Event, frozen=True, kw_only=True, tag="partners.consent.revoked.v1"):
@@ -35,6 +38,9 @@ class ConsentRevoked(Event, frozen=True, kw_only=True, tag="partners.consent.rev
     # The person who acted, by pseudonymous id, when a person did (the pages; #19).
     person_id: Id | None = None
     reason: ShortText = ""
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 class ListingNudged(Event, frozen=True, kw_only=True, tag="partners.listing.nudged.v1"):
@@ -50,6 +56,9 @@ class ListingNudged(Event, frozen=True, kw_only=True, tag="partners.listing.nudg
     material_code: WasteCode
     days_unchanged: Annotated[int, msgspec.Meta(ge=0)]
     message: LongText = ""
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 FacilitatorEvent = ConsentGranted | ConsentRevoked | ListingNudged

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, get_args
 import msgspec
 
 from schemas.base import Event
-from schemas.common import Id, LongText, WasteCode
+from schemas.common import Id, LongText, Sealed, WasteCode
 
 # What mattered most for the rating (good or bad): a fixed list, so that answers can be counted.
 FeedbackReason = Literal[
@@ -49,6 +49,9 @@ class MatchDelivered(Event, frozen=True, kw_only=True, tag="market.match.deliver
     # The logistics firm that won the transport job, when there was one.
     carrier_id: Id | None = None
     note: LongText = ""
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 class FeedbackGiven(Event, frozen=True, kw_only=True, tag="market.feedback.given.v1"):
@@ -68,6 +71,9 @@ class FeedbackGiven(Event, frozen=True, kw_only=True, tag="market.feedback.given
     rating: Annotated[int, msgspec.Meta(ge=1, le=5)]
     reason: FeedbackReason
     comment: LongText = ""
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 FeedbackEvent = MatchDelivered | FeedbackGiven

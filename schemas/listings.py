@@ -17,6 +17,7 @@ from schemas.common import (
     Money,
     Quantity,
     Recurrence,
+    Sealed,
     ShortText,
     WasteCode,
     Window,
@@ -58,6 +59,9 @@ class OfferPosted(Event, frozen=True, kw_only=True, tag="market.offer.posted.v1"
     terms: OfferTerms
     # Certifications the seller holds for this material (e.g. "EN 15343", "ISCC PLUS").
     certifications: tuple[ShortText, ...] = ()
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 class OfferUpdated(Event, frozen=True, kw_only=True, tag="market.offer.updated.v1"):
@@ -78,6 +82,9 @@ class OfferWithdrawn(Event, frozen=True, kw_only=True, tag="market.offer.withdra
     person_id: Id | None = None
     material_code: WasteCode
     reason: LongText = ""
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 class RequestPosted(Event, frozen=True, kw_only=True, tag="market.request.posted.v1"):
@@ -93,6 +100,9 @@ class RequestPosted(Event, frozen=True, kw_only=True, tag="market.request.posted
     # The receiver holds a permit to take hazardous waste.
     hazardous_permit: bool = False
     terms: RequestTerms
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 class RequestUpdated(Event, frozen=True, kw_only=True, tag="market.request.updated.v1"):
@@ -113,6 +123,9 @@ class RequestWithdrawn(Event, frozen=True, kw_only=True, tag="market.request.wit
     person_id: Id | None = None
     material_code: WasteCode
     reason: LongText = ""
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 class MatchAccepted(Event, frozen=True, kw_only=True, tag="market.match.accepted.v1"):
@@ -132,6 +145,9 @@ class MatchDeclined(Event, frozen=True, kw_only=True, tag="market.match.declined
     person_id: Id | None = None
     material_code: WasteCode
     reason: LongText = ""
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 class MatchDeadlineDue(Event, frozen=True, kw_only=True, tag="market.match.deadline-due.v1"):

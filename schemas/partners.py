@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 
 from schemas.base import Event
-from schemas.common import Depot, Id, Region, Role, ShortText, VehicleType
+from schemas.common import Depot, Id, Region, Role, Sealed, ShortText, VehicleType
 
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
 # NACE Rev. 2 division or class, e.g. "13" (textiles) or "13.92".
@@ -22,6 +22,9 @@ class PartnerRegistered(Event, frozen=True, kw_only=True, tag="partners.partner.
     region: Region | None = None
     sector: Sector | None = None
     registered_by: Id
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 class PartnerUpdated(Event, frozen=True, kw_only=True, tag="partners.partner.updated.v1"):
@@ -31,6 +34,9 @@ class PartnerUpdated(Event, frozen=True, kw_only=True, tag="partners.partner.upd
     sector: Sector | None = None
     active: bool = True
     updated_by: Id
+    # The personal fields, sealed with the organisation's data key (#21 item 8); those fields
+    # then hold "". None: an event from before sealing, or one with nothing to seal.
+    sealed: Sealed | None = None
 
 
 class CarrierCapabilitiesDeclared(
@@ -69,6 +75,20 @@ class LegalDataDeclared(Event, frozen=True, kw_only=True, tag="partners.legal.de
     peppol_id: Annotated[str, msgspec.Meta(max_length=100)] | None = None
 
 
+class LegalDataDeclaredV2(Event, frozen=True, kw_only=True, tag="partners.legal.declared.v2"):
+    """`partners.legal.declared.v1` with the legal name, the address, the VAT number and the
+    Peppol id sealed with the organisation's data key (#21 item 8): a sole trader's legal name
+    and address are a person's. A new type rather than v1 with empty fields, since v1 requires
+    them. Read as v1 once opened (marketplace/translate/shredding.py)."""
+
+    partner_id: Id
+    actor_id: Id
+    person_id: Id | None = None
+    country: Country
+    # {"legal_name", "street", "postcode", "city", "vat_number", "peppol_id"}, sealed.
+    sealed: Sealed
+
+
 class NotificationIssued(Event, frozen=True, kw_only=True, tag="partners.notification.issued.v1"):
     notification_id: Id
     partner_id: Id
@@ -80,7 +100,16 @@ class NotificationIssued(Event, frozen=True, kw_only=True, tag="partners.notific
     # The one person of the organisation it is for (pseudonymous id; the alert of a person's
     # saved search, #19); None: for the organisation, every member and consented facilitator.
     person_id: Id | None = None
+    # The free texts of `data` (a nudge's message, a consent's note or reason) as the cause event
+    # sealed them (#21 item 8), `data` holding "" for each; None: nothing sealed.
+    sealed: Sealed | None = None
 
 
-RegistryEvent = PartnerRegistered | PartnerUpdated | CarrierCapabilitiesDeclared | LegalDataDeclared
+RegistryEvent = (
+    PartnerRegistered
+    | PartnerUpdated
+    | CarrierCapabilitiesDeclared
+    | LegalDataDeclared
+    | LegalDataDeclaredV2
+)
 NotificationEvent = NotificationIssued

@@ -277,6 +277,7 @@ def _webhook_keys(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace import accounts, webhooks
     from marketplace.db import connect
     from marketplace.secretbox import create_ring, load_ring
+    from marketplace.translate import shredding
 
     path = settings.webhook_keys_path
     if args.action == "keygen":
@@ -296,7 +297,10 @@ def _webhook_keys(settings: Settings, args: argparse.Namespace) -> int:
                 bad = done.unreadable
             else:
                 rotation = await webhooks.rotate_key(
-                    conn, path, grace_s=args.grace_s, others=(accounts.seal_totp,)
+                    conn,
+                    path,
+                    grace_s=args.grace_s,
+                    others=(accounts.seal_totp, shredding.reseal),
                 )
                 print(
                     f"rotate-key: key {rotation.new_id} replaces {', '.join(rotation.old_ids)};"
@@ -385,6 +389,7 @@ async def _partners(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace.db import connect
     from marketplace.kafka import make_producer
     from marketplace.partners import register_partner, revoke_keys, rotate_key
+    from marketplace.secretbox import key_file
 
     conn = await connect(settings)
     try:
@@ -402,6 +407,7 @@ async def _partners(settings: Settings, args: argparse.Namespace) -> int:
                     sector=args.sector,
                     registered_by="operator-cli",
                     source="/cli/partners",
+                    ring=key_file(settings.webhook_keys_path).ring(),
                 )
             finally:
                 await producer.stop()

@@ -1,10 +1,11 @@
 """The operator's keys backed up and restored (`marketplace keys backup|restore`, #21 item 8).
 
 The exchange keeps four keys outside its database, each a file its settings name: the webhook
-secret key ring (which also seals people's second factors), the audit log's signing key, the key
-of the unsubscribe links, and the DKIM key when one is set. Without the ring, every stored
-webhook secret and second factor is lost; without the signing key, new checkpoints are signed by
-a key auditors do not know.
+secret key ring (which also seals people's second factors and the organisations' data keys of
+crypto-shredding), the audit log's signing key, the key of the unsubscribe links, and the DKIM key
+when one is set. Without the ring, every stored webhook secret and second factor is lost, and
+every name and text sealed in the events reads as erased; without the signing key, new
+checkpoints are signed by a key auditors do not know.
 
 A backup is one tar archive (mode 0600) with the files as they are and a manifest: each file's
 SHA-256, the setting it restores to, the ring's key ids and the signing key's public key. It
@@ -166,7 +167,8 @@ def restore_files(settings: Settings, source: Path) -> Restored:
 
 async def check_stored_secrets(conn: Conn, ring: KeyRing, done: Restored) -> None:
     """Opens every secret the database stores under the ring: webhook signing secrets (current
-    and previous) and people's second factors; names what does not open."""
+    and previous), people's second factors and the organisations' data keys (crypto-shredding);
+    names what does not open."""
     rows = await conn.fetch(
         "SELECT 'endpoint ' || endpoint_id AS what, secret FROM webhook_endpoints"
         " WHERE deleted_at IS NULL"
@@ -174,6 +176,7 @@ async def check_stored_secrets(conn: Conn, ring: KeyRing, done: Restored) -> Non
         " FROM webhook_endpoints WHERE deleted_at IS NULL AND previous_secret IS NOT NULL"
         " UNION ALL SELECT 'person ' || person_id::text || ' (second factor)', totp_sealed"
         " FROM people WHERE totp_sealed IS NOT NULL"
+        " UNION ALL SELECT 'data key of ' || subject, sealed_key FROM data_keys"
     )
     for r in rows:
         try:

@@ -68,7 +68,8 @@ def add_organisation_actions(actions: Any) -> None:
     erased = actions.add_parser(
         "erase",
         help="erase an organisation's personal data: its people, deal-room texts and files,"
-        " webhooks, notifications; revoke its keys (the trading record stays)",
+        " webhooks, notifications, its data key (name and texts sealed in events); revoke its"
+        " keys and withdraw its open listings (the trading record stays)",
     )
     erased.add_argument("partner_id")
     erased.add_argument("--yes", action="store_true", help="do it (without: say what it would do)")
@@ -83,6 +84,7 @@ async def _organisation(settings: Settings, args: argparse.Namespace) -> int:
 
     from marketplace.app import privacy
     from marketplace.db import connect
+    from marketplace.kafka import make_producer
 
     conn = await connect(settings)
     try:
@@ -100,7 +102,9 @@ async def _organisation(settings: Settings, args: argparse.Namespace) -> int:
             print(
                 f"marketplace partners erase {args.partner_id} would erase {people} person(s)"
                 " with their accounts, mail and deal-room messages, the organisation's deal-room"
-                " texts and files, webhook endpoints and notifications, and revoke its API keys."
+                " texts and files, webhook endpoints and notifications, revoke its API keys,"
+                " destroy its data key (its name and texts in the events become unreadable) and"
+                " withdraw its open listings."
                 " Export first (marketplace partners export), then add --yes.",
                 file=sys.stderr,
             )
@@ -111,6 +115,15 @@ async def _organisation(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         counts = ", ".join(f"{k} {v}" for k, v in erased.counts.items())
         print(f"{args.partner_id}: erased ({counts})")
+        producer = make_producer(settings, client_id="marketplace-cli")
+        await producer.start()
+        try:
+            withdrawn = await privacy.withdraw_listings(
+                conn, producer, args.partner_id, source="/cli/partners/erase"
+            )
+        finally:
+            await producer.stop()
+        print(f"{args.partner_id}: {len(withdrawn)} open listing(s) withdrawn")
         return 0
     finally:
         await conn.close()

@@ -10,10 +10,14 @@ them) and the events of the audit log that name it.
 Erasing an organisation erases each of its people (marketplace/accounts.py `erase_person_rows`:
 account, sessions, links, mail, the deal-room texts and files they wrote), the deal-room texts
 and files the organisation posted with an API key, its webhook endpoints (addresses, sealed
-secrets) and their deliveries, its notifications, and revokes its API keys. What stays is the
-trading record (listings, matches, jobs, invoices, and the events on the log, which carry no
-personal data: people by a pseudonymous id, message texts and files by their SHA-256 only), so
-every chain of the audit log still verifies."""
+secrets) and their deliveries, its notifications, and revokes its API keys; it destroys the
+organisation's data key (crypto-shredding, marketplace/translate/shredding.py), so that its
+name, legal data, listing texts and the texts it wrote, sealed in the events, cannot be read
+any more, and overwrites the read models' copies of them; then (`withdraw_listings`) it
+withdraws the organisation's open listings with the ordinary events. What stays is the trading
+record (listings, matches, jobs, invoices, and the events on the log, which carry no personal
+data in clear: people by a pseudonymous id, message texts and files by their SHA-256 only,
+the rest sealed), so every chain of the audit log still verifies."""
 
 from __future__ import annotations
 
@@ -21,13 +25,21 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from marketplace import accounts
-from marketplace.db import Conn
-from marketplace.settings import Settings
+from aiokafka import AIOKafkaProducer
 
+from marketplace import accounts
+from marketplace.core.ids import derived_id
+from marketplace.db import Conn
+from marketplace.events import to_message
+from marketplace.settings import Settings
+from marketplace.translate import shredding
+from schemas.listings import OfferWithdrawn, RequestWithdrawn
+
+# Who withdraws an erased organisation's open listings (the events' `actor_id`).
+ERASURE_ACTOR = "operator-erasure"
 # Columns that name a partner, in any table.
 PARTNER_COLUMNS = (
     "partner_id",
@@ -198,7 +210,55 @@ async def erase_organisation(conn: Conn, partner_id: str) -> Erased | None:
         )
         for name, sql in steps:
             done.counts[name] = _count(await conn.execute(sql, partner_id))
+        # Crypto-shredding: the organisation's data key goes, so its name, legal data, listing
+        # texts and the texts it wrote, sealed on Kafka and in the audit log, can no longer be
+        # read; the read models' copies are overwritten in the same transaction.
+        done.counts["data keys"] = await shredding.destroy(conn, [shredding.PARTNER + partner_id])
+        for table, n in (await shredding.scrub(conn, partner_id)).items():
+            done.counts[f"{table} scrubbed"] = n
     return done
+
+
+async def withdraw_listings(
+    conn: Conn, producer: AIOKafkaProducer, partner_id: str, *, source: str
+) -> list[str]:
+    """Publishes the ordinary withdrawal of each listing of the organisation still open in the
+    read model, so that the matchers stop proposing it; the ids of those withdrawn. Each
+    withdrawal's event id is derived from the listing, so running it again (the projector not
+    having caught up yet) repeats the same event, which changes nothing a second time."""
+    rows = await conn.fetch(
+        "SELECT listing_id, kind, material_code FROM listings"
+        " WHERE owner_id = $1 AND status = 'open' ORDER BY listing_id",
+        partner_id,
+    )
+    now = datetime.now(UTC)
+    for r in rows:
+        event: OfferWithdrawn | RequestWithdrawn
+        if r["kind"] == "offer":
+            event = OfferWithdrawn(
+                offer_id=r["listing_id"],
+                owner_id=partner_id,
+                actor_id=ERASURE_ACTOR,
+                material_code=r["material_code"],
+            )
+        else:
+            event = RequestWithdrawn(
+                request_id=r["listing_id"],
+                owner_id=partner_id,
+                actor_id=ERASURE_ACTOR,
+                material_code=r["material_code"],
+            )
+        message = to_message(
+            event,
+            event_id=derived_id(f"{r['listing_id']}/withdrawn-at-erasure"),
+            source=source,
+            time=now,
+            subject=r["listing_id"],
+        )
+        await producer.send_and_wait(
+            message.topic, message.value, key=message.key, headers=list(message.headers)
+        )
+    return [r["listing_id"] for r in rows]
 
 
 # --- retention ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from marketplace.core.carriers import JobNeeds, unfit_reasons
 from marketplace.core.ids import derived_id
 from marketplace.events import Decoded, to_message
 from marketplace.runtime.outbox import OutboxMessage
+from marketplace.translate import shredding
 from marketplace.translate.auction import coverage_of
 from marketplace.translate.common import place_of
 from schemas import facilitators as fa
@@ -192,6 +193,8 @@ def messages(decoded: Decoded, notes: Sequence[core.Note], source: str) -> list[
             cause_event_id=cause,
             summary=note.summary[:200],
             data=note.data,
+            # A nudge's message, a consent's note: sealed as the cause sealed them (#21 item 8).
+            sealed=shredding.notification_sealed(decoded.event),
         )
         out.append(
             to_message(

@@ -19,8 +19,10 @@ from marketplace import metrics
 from marketplace.events import to_message
 from marketplace.kafka import BROKEN_PRODUCER
 from marketplace.logs import get_logger
+from marketplace.secretbox import SecretKeyError, key_file
+from marketplace.translate import shredding
 from producers.api.bodies import unknown_fields
-from producers.api.context import POOL, PRODUCER, principal
+from producers.api.context import POOL, PRODUCER, SETTINGS, principal
 from producers.api.problems import Problem, from_validation
 from schemas.base import Event
 
@@ -130,7 +132,25 @@ PUBLISHED = metrics.counter(
 )
 
 
+async def sealed(request: web.Request, event: Event) -> Event:
+    """The event with its personal fields sealed with their organisation's data key (#21 item 8,
+    marketplace/translate/shredding.py); 503 when the operator's key ring cannot be read, since
+    they are never published in clear."""
+    if not shredding.needs_sealing(event):
+        return event
+    try:
+        ring = key_file(request.app[SETTINGS].webhook_keys_path).ring()
+        async with request.app[POOL].acquire() as conn:
+            return await shredding.seal_event(conn, ring, event)
+    except (SecretKeyError, shredding.ShreddingError) as exc:
+        log.error("data_keys_unusable", error=str(exc))
+        raise Problem(
+            503, "the exchange cannot seal personal data right now; retry later"
+        ) from None
+
+
 async def publish(request: web.Request, event: Event, *, event_id: str, subject: str) -> None:
+    event = await sealed(request, event)
     message = to_message(
         event, event_id=event_id, source="/api", time=datetime.now(UTC), subject=subject
     )

@@ -27,6 +27,7 @@ from marketplace.kafka import make_consumer, make_producer, partition_counts
 from marketplace.logs import get_logger
 from marketplace.partners import register_partner
 from marketplace.reference import transport_factors
+from marketplace.secretbox import key_file
 from marketplace.settings import Settings
 from producers.simulator.market import Action, Firm, Market
 from schemas import topics
@@ -108,6 +109,7 @@ class Simulation:
                     sector=firm.sector.nace if firm.sector else "49.41",
                     registered_by="simulator",
                     source="/producers/simulator",
+                    ring=key_file(self.settings.webhook_keys_path).ring(),
                 )
                 self.ids[firm.index] = partner_id
                 self.keys[partner_id] = key

@@ -44,6 +44,7 @@ from marketplace.kpis import (
 )
 from marketplace.partners import register_partner
 from marketplace.pdf import FontMissing, font_files
+from marketplace.secretbox import key_file
 from marketplace.settings import Settings
 from producers.api.context import POOL, PRODUCER, SETTINGS
 from producers.api.impact import consumer_lag, impact_figures
@@ -226,6 +227,7 @@ async def register(request: web.Request) -> web.Response:
                 sector=fields["sector"],
                 registered_by=f"person:{staff.person_id}",
                 source="/app/staff/organisations",
+                ring=key_file(request.app[SETTINGS].webhook_keys_path).ring(),
             )
         except KafkaError:
             raise web.HTTPServiceUnavailable(text="Kafka does not answer; try again") from None

@@ -98,11 +98,15 @@ async def test_legal_data_over_the_api(settings: Settings) -> None:
     declared = [
         orjson.loads(r.value)
         for r in records
-        if dict(r.headers).get("ce_type") == b"partners.legal.declared.v1"
+        if dict(r.headers).get("ce_type") == b"partners.legal.declared.v2"
     ]
     by_partner = {d["partner_id"]: d for d in declared}
     assert by_partner[firm.partner_id]["actor_id"] == firm.partner_id
     assert by_partner[other.partner_id]["actor_id"] == operator.partner_id
+    # The legal name and address travel sealed with the organisation's data key (#21 item 8).
+    assert by_partner[firm.partner_id]["sealed"]["subject"] == f"partner:{firm.partner_id}"
+    for record in records:
+        assert "Васил Левски".encode() not in (record.value or b"")
 
 
 async def test_legal_data_on_the_pages(settings: Settings) -> None:
