@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests import pgstats
+from loadtests import cpu, pgstats
 from loadtests.scratch import superuser_sql
 from marketplace.settings import ROOT
 
@@ -139,6 +139,13 @@ def test_pg_stat_statements_is_configured_once_and_reported(
     run(PG_SCRIPT, "up", name, port)  # again, running: nothing more is added
     assert preload_lines(env) == ["shared_preload_libraries = 'pg_stat_statements'"]
     assert pgstats.loaded()
+
+    # The CPU figures count this cluster's processes, found by its port.
+    data = str(conf_of(env).parent)
+    postmasters = [c for c in map(cpu._cmdline, cpu._pids()) if f"-D {data}" in c]
+    assert len(postmasters) == 1, postmasters
+    assert cpu._postmaster_port(postmasters[0]) == int(port)
+    assert cpu._postmaster_port(postmasters[0].replace(data, "/nonexistent")) is None
 
 
 @pytest.mark.timeout(900)
