@@ -151,4 +151,6 @@ class Sealed(msgspec.Struct, frozen=True, kw_only=True):
     marketplace/translate/shredding.py seals and opens it."""
 
     subject: SealedSubject
-    token: Annotated[str, msgspec.Meta(min_length=1, max_length=16384)]
+    # The longest texts sealed whole, JSON-escaped (a control character takes 6 bytes) and in
+    # base64, stay well below this.
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=65536)]

@@ -85,11 +85,16 @@ async def _organisation(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace.app import privacy
     from marketplace.db import connect
     from marketplace.kafka import make_producer
+    from marketplace.secretbox import KeyRing, SecretKeyError, load_ring
 
     conn = await connect(settings)
     try:
         if args.action == "export":
-            found = await privacy.export_organisation(conn, args.partner_id)
+            try:
+                ring: KeyRing | None = load_ring(settings.webhook_keys_path)
+            except SecretKeyError:
+                ring = None  # the events' sealed fields stay sealed in the export
+            found = await privacy.export_organisation(conn, args.partner_id, ring)
             if found is None:
                 print(f"marketplace partners: no organisation {args.partner_id}", file=sys.stderr)
                 return 1

@@ -28,15 +28,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from aiokafka import AIOKafkaProducer
 
 from marketplace import accounts
 from marketplace.core.ids import derived_id
 from marketplace.db import Conn
 from marketplace.events import to_message
+from marketplace.secretbox import KeyRing
 from marketplace.settings import Settings
 from marketplace.translate import shredding
 from schemas.listings import OfferWithdrawn, RequestWithdrawn
+from schemas.registry import EVENT_TYPES
 
 # Who withdraws an erased organisation's open listings (the events' `actor_id`).
 ERASURE_ACTOR = "operator-erasure"
@@ -103,8 +106,12 @@ async def _tables(conn: Conn) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-async def export_organisation(conn: Conn, partner_id: str) -> dict[str, Any] | None:
-    """Everything the exchange holds about the organisation, or None when it has none of it."""
+async def export_organisation(
+    conn: Conn, partner_id: str, ring: KeyRing | None = None
+) -> dict[str, Any] | None:
+    """Everything the exchange holds about the organisation, or None when it has none of it.
+    With the operator's key `ring`, the audit log's events have their sealed fields opened
+    (crypto-shredding: the organisation's own data, in clear as it gave it, or "[erased]")."""
     partner = await conn.fetchrow("SELECT * FROM partners WHERE partner_id = $1", partner_id)
     tables: dict[str, list[dict[str, Any]]] = {}
     for table, columns in (await _tables(conn)).items():
@@ -140,11 +147,31 @@ async def export_organisation(conn: Conn, partner_id: str) -> dict[str, Any] | N
         "exported_from": "the circular materials exchange",
         "tables": tables,
         "people": people,
-        "events": [
-            {k: (json.loads(v) if k == "data" and v else v) for k, v in dict(e).items()}
-            for e in events
-        ],
+        "events": await _opened_events(conn, ring, [dict(e) for e in events]),
     }
+
+
+async def _opened_events(
+    conn: Conn, ring: KeyRing | None, events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The audit log's records as JSON, each sealed event opened when `ring` is given."""
+    out = [{k: (json.loads(v) if k == "data" and v else v) for k, v in e.items()} for e in events]
+    sealed = [e for e in out if isinstance(e["data"], dict) and e["data"].get("sealed") is not None]
+    if ring is None or not sealed:
+        return out
+    keys = await shredding.keys_for(
+        conn, ring, {str(e["data"]["sealed"].get("subject")) for e in sealed}
+    )
+    for e in sealed:
+        kind = EVENT_TYPES.get(e["ce_type"])
+        if kind is None:
+            continue
+        try:
+            event = msgspec.convert(e["data"], type=kind)
+        except msgspec.ValidationError:
+            continue  # shown as the log has it
+        e["data"] = msgspec.to_builtins(shredding.open_event(event, keys))
+    return out
 
 
 def _json_value(name: str, value: Any, types: dict[str, str]) -> Any:

@@ -207,6 +207,17 @@ async def test_an_erased_organisation_cannot_be_read_anywhere_and_the_log_verifi
                 assert mark.encode() not in (record.value or b""), topic
                 assert mark[::-1].encode() not in (record.value or b""), topic
 
+        # The export (right of access) opens the organisation's events in the audit log.
+        async with auditor_running(settings):
+            await caught_up(settings, GROUP, TOPICS, limit_s=300)
+        exported = marketplace_cli("partners", "export", seller.partner_id)
+        assert exported.returncode == 0, exported.stderr
+        events = orjson.loads(exported.stdout)["events"]
+        registered = [e["data"] for e in events if e["ce_type"].startswith("partners.partner.reg")]
+        assert [d["name"] for d in registered] == [name]
+        assert texts[0] in exported.stdout
+        assert legal["street"] in exported.stdout
+
         erased = marketplace_cli("partners", "erase", seller.partner_id, "--yes")
         assert erased.returncode == 0, erased.stderr
         assert "data keys 1" in erased.stdout

@@ -201,3 +201,26 @@ def test_a_sealed_subject_that_names_no_organisation_is_refused(subject: str) ->
     document = {"subject": subject, "token": "x"}
     with pytest.raises(msgspec.ValidationError, match=r"\$\.subject"):
         msgspec.json.decode(msgspec.json.encode(document), type=Sealed)
+
+
+def test_the_longest_texts_sealed_still_decode_from_the_topic() -> None:
+    """Each text at its longest, in characters that JSON escapes (6 bytes each): the sealed
+    event is still a valid record for every consumer."""
+    worst = "\x01" * 2000
+    nudge = ListingNudged(
+        partner_id="sme-1",
+        facilitator_id="f-9",
+        actor_id="f-9",
+        listing_id="o-1",
+        kind="offer",
+        material_code="150102",
+        days_unchanged=40,
+        message=worst,
+    )
+    listing = msgspec.structs.replace(
+        _offer(),
+        material=Material(code="150102", description="\x02" * 200, quality_notes=worst),
+    )
+    for event in (nudge, listing):
+        keys = {shredding.subject_of(event): KEY}
+        assert shredding.open_event(_roundtrip(shredding.seal(event, KEY)), keys) == event
