@@ -183,11 +183,19 @@ async def give_feedback(request: web.Request) -> web.StreamResponse:
     return await idempotent(request, await feedback_command(request, match, body))
 
 
-async def feedback_command(request: web.Request, match: Any, body: FeedbackIn) -> Write:
+async def feedback_command(
+    request: web.Request, match: Any, body: FeedbackIn, party: str | None = None
+) -> Write:
     """The checks and the write of the caller's feedback on a delivery of `match` (a matches
-    row, as for delivered_command), for the API and the pages alike."""
-    require_role(request, "sme", "logistics")
+    row, as for delivered_command), for the API and the pages alike. `party`: the SME a
+    facilitator gives it for (its consent checked by the caller, the facilitator's page): the
+    feedback is the SME's, the facilitator the actor."""
     who = principal(request)
+    if party is None:
+        require_role(request, "sme", "logistics")
+        party = who.partner_id
+    else:
+        require_role(request, "facilitator")
     match_id = match["match_id"]
     key = delivery_key(match_id, body.delivery_id)
     delivery = await request.app[POOL].fetchrow(
@@ -199,11 +207,11 @@ async def feedback_command(request: web.Request, match: Any, body: FeedbackIn) -
     given = await request.app[POOL].fetchval(
         "SELECT given_at FROM feedback WHERE delivery_key = $1 AND partner_id = $2",
         key,
-        who.partner_id,
+        party,
     )
     side = may_give_feedback(
         _state(match),
-        who.partner_id,
+        party,
         delivery_parties=(
             (delivery["seller_id"], delivery["buyer_id"], delivery["carrier_id"])
             if delivery is not None
@@ -216,13 +224,13 @@ async def feedback_command(request: web.Request, match: Any, body: FeedbackIn) -
 
     async def write(ids: Ids) -> tuple[int, dict[str, Any], dict[str, str]]:
         event_id = ids.make("event")
-        fid = feedback_id(key, who.partner_id)
+        fid = feedback_id(key, party)
         event = FeedbackGiven(
             feedback_id=fid,
             match_id=match_id,
             material_code=match["material_code"],
             delivery_id=body.delivery_id,
-            partner_id=who.partner_id,
+            partner_id=party,
             actor_id=who.partner_id,
             person_id=who.person_id,
             side=side,

@@ -74,20 +74,30 @@ async def _answer(request: web.Request, accept: bool) -> web.StreamResponse:
     return await idempotent(request, answer_command(request, row, accept, reason))
 
 
-def answer_command(request: web.Request, row: Any, accept: bool, reason: str) -> Write:
+def answer_command(
+    request: web.Request, row: Any, accept: bool, reason: str, party: str | None = None
+) -> Write:
     """Accepting or declining the caller's proposal `row` (as `own_match` read it), for the API
-    and the pages alike: the same checks and the same event."""
-    require_role(request, "sme")
+    and the pages alike: the same checks and the same event. `party`: the SME a facilitator
+    answers for (its consent checked by the caller, the facilitator's page); the event names the
+    SME as the party that answers and the facilitator as the actor."""
     who = principal(request)
+    if party is None:
+        require_role(request, "sme")
+        party = who.partner_id
+    else:
+        require_role(request, "facilitator")
+        if party not in (row["seller_id"], row["buyer_id"]):
+            raise Problem(404, f"no match {row['match_id']} of the SME {party}")
     if row["status"] != "proposed":
         raise Problem(409, f"match {row['match_id']} is {row['status']}", kind="not-open")
-    if who.partner_id in orjson.loads(row["answers"]):
+    if party in orjson.loads(row["answers"]):
         raise Problem(409, "you have already answered this proposal", kind="already-answered")
     event: Event
     if accept:
         event = MatchAccepted(
             match_id=row["match_id"],
-            partner_id=who.partner_id,
+            partner_id=party,
             actor_id=who.partner_id,
             person_id=who.person_id,
             material_code=row["material_code"],
@@ -95,7 +105,7 @@ def answer_command(request: web.Request, row: Any, accept: bool, reason: str) ->
     else:
         event = MatchDeclined(
             match_id=row["match_id"],
-            partner_id=who.partner_id,
+            partner_id=party,
             actor_id=who.partner_id,
             person_id=who.person_id,
             material_code=row["material_code"],

@@ -19,6 +19,7 @@ from producers.web import (
     preferences,
     searches,
     staff,
+    staff_admins,
 )
 from producers.web.session import pages_middleware
 
@@ -29,6 +30,7 @@ def create_service(settings: Settings) -> web.Application:
     app.middlewares.append(pages_middleware)
     pages.setup(app)
     staff.add_routes(app)
+    staff_admins.add_routes(app)
     logistics.add_routes(app)
     preferences.add_routes(app)
     deals.add_routes(app)

@@ -98,7 +98,13 @@ async def test_no_page_shows_or_changes_another_organisations_data(settings: Set
             return answer.status == 200
 
         await eventually(listed, 30)
-        theirs = {"id": offer_id, "kind": "offers", "partner_id": victim.partner_id}
+        # {sme}: a facilitator's pages for an SME, here one that never consented (404).
+        theirs = {
+            "id": offer_id,
+            "kind": "offers",
+            "partner_id": victim.partner_id,
+            "sme": victim.partner_id,
+        }
         secrets = (marker, victim.partner_id, offer_id, "Victim Textil AB")
 
         sessions: dict[str, str] = {

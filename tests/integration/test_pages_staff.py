@@ -24,6 +24,7 @@ from tests.integration.api_helpers import (
     Partner,
     eventually,
     offer_body,
+    projected,
     register,
     running_api,
 )
@@ -83,19 +84,6 @@ async def sign_in(client: Client, address: str) -> None:
 
 async def csrf(client: Client, path: str = "/app/account") -> str:
     return csrf_of(await (await client.get(path)).text())
-
-
-async def projected(settings: Settings, partner_id: str) -> None:
-    async def there() -> bool:
-        conn = await connect(settings)
-        try:
-            return bool(
-                await conn.fetchval("SELECT 1 FROM partners WHERE partner_id = $1", partner_id)
-            )
-        finally:
-            await conn.close()
-
-    await eventually(there, 30)
 
 
 async def test_staff_register_an_organisation_whose_admin_then_signs_in(
@@ -189,6 +177,87 @@ async def test_staff_register_an_organisation_whose_admin_then_signs_in(
             await conn.close()
         assert row is not None
         assert dict(row) == {"partner_id": partner.group(1), "role": "admin", "locale": "sv"}
+
+
+async def test_staff_invite_an_admin_to_an_existing_organisation(settings: Settings) -> None:
+    settings = plain(settings)
+    firm = await register(settings, "logistics", "Åkeri Rättvik AB")
+    async with running_api(settings, create_service) as client:
+        await projected(settings, firm)
+        await new_person(settings, client, None, "operator")
+        page = f"/app/staff/organisations/{firm.partner_id}/admins"
+        listed = await client.get("/app/staff/organisations", params={"q": "Åkeri Rättvik"})
+        assert f'href="{page}"' in await listed.text()
+        shown = await client.get(page)
+        assert shown.status == 200
+        html = await shown.text()
+        assert "Invite an admin to Åkeri Rättvik AB" in html
+        token = csrf_of(html)
+        assert (await client.get("/app/staff/organisations/no-such-org/admins")).status == 404
+
+        refused = await client.post(
+            page,
+            data={
+                "csrf": token,
+                "display_name": "Karin",
+                "email": "not an address",
+                "locale": "sv",
+            },
+        )
+        assert refused.status == 422
+        assert 'id="email-error"' in await refused.text()
+        unnamed = await client.post(
+            page, data={"csrf": token, "display_name": " ", "email": email(), "locale": "sv"}
+        )
+        assert unnamed.status == 422
+        assert 'id="display_name-error"' in await unnamed.text()
+        admin_email = email()
+        sent = await client.post(
+            page,
+            data={
+                "csrf": token,
+                "display_name": "Karin Ek",
+                "email": admin_email,
+                "locale": "sv",
+            },
+        )
+        assert sent.status == 200, await sent.text()
+        html = await sent.text()
+        link = re.search(r'<code id="invite-link">([^<]+)</code>', html)
+        assert link, html
+        assert "<td>Karin Ek</td><td>admin</td>" in html
+        twice = await client.post(
+            page,
+            data={"csrf": token, "display_name": "Karin Ek", "email": admin_email},
+        )
+        assert twice.status == 422
+        assert "already has an account" in await twice.text()
+
+        # The invitation went to the mailer too, and the new admin manages the members.
+        conn = await connect(settings)
+        try:
+            row = await conn.fetchrow(
+                "SELECT person_id, partner_id, role, locale FROM people WHERE email = $1",
+                admin_email,
+            )
+            assert row is not None
+            mailed = await conn.fetchval(
+                "SELECT count(*) FROM mail_deliveries WHERE person_id = $1"
+                " AND kind = 'account.invite'",
+                row["person_id"],
+            )
+        finally:
+            await conn.close()
+        assert (row["partner_id"], row["role"], row["locale"]) == (firm.partner_id, "admin", "sv")
+        assert mailed == 1
+        client.session.cookie_jar.clear()
+        await accept(client, link.group(1))
+        await sign_in(client, admin_email)
+        members = await client.get("/app/members")
+        assert members.status == 200
+        assert admin_email in await members.text()
+        # Not for anyone but the association's staff.
+        assert (await client.get(page)).status == 403
 
 
 async def test_staff_see_the_impact_and_download_the_period_report(settings: Settings) -> None:
@@ -402,8 +471,11 @@ POSTS = (
     ("operator", "/app/staff/organisations"),
     ("auditor", "/app/audit/verify"),
     ("auditor", "/app/audit/export"),
+    ("operator", "/app/staff/organisations/{sme}/admins"),
     ("facilitator", "/app/facilitation/{sme}/offers"),
     ("facilitator", "/app/facilitation/offers/{listing}/nudge"),
+    ("facilitator", "/app/facilitation/{sme}/proposals/{listing}/accept"),
+    ("facilitator", "/app/facilitation/{sme}/matches/{listing}/feedback"),
 )
 
 
