@@ -1,21 +1,26 @@
 """Alerts of saved searches (#19): `marketplace run alerts`.
 
-Reads `market.listings` on the exactly-once runtime. For each posting, and each change of an
-offer's or a request's terms, it asks the pure core (marketplace/core/search_alerts.py) which
-people with a saved search marked for alerts must be told of the listing as it now stands, and
-emits one notification per person (kind `search.new_listing`, with the person's pseudonymous id)
-on `partners.notifications`, so the mailer (that person only, per their preferences), the
-webhooks and the pages get it by the notifications' own path. The notification never names the
-listing's owner.
+Reads `market.listings` and `market.matches` on the exactly-once runtime. For each posting, and
+each change of an offer's or a request's terms, it asks the pure core
+(marketplace/core/search_alerts.py) which people with a saved search marked for alerts must be
+told of the listing as it now stands, and emits one notification per person (kind
+`search.new_listing`, with the person's pseudonymous id) on `partners.notifications`, so the
+mailer (that person only, per their preferences), the webhooks and the pages get it by the
+notifications' own path. The notification never names the listing's owner. A one-off listing
+that confirmed one-off matches have fully taken (their weight against its quantity, as the
+matcher counts it) is no longer open: a change of its terms, or a search marked later, sends
+nothing of it.
 
-What a change lacks (the kind, the owner, the region) is kept per consumer group in
-`search_alert_listings`; who was told of which listing in `search_alerts_sent`
-(infra/migrations/0028_search_alerts.sql). Once: an alert's id derives from the listing and the
-person, and it is emitted only by the transaction whose insert of its row wins, so a replay, a
-second instance or a later change of the listing sends nothing twice. The saved searches
-themselves are read as they are when the event is processed (they are a person's, never events);
-a listing is alerted only against searches marked at or before its event's time, so what was
-posted before a person marked a search (or a new group reading an old log) sends nothing."""
+What a change lacks (the kind, the owner, the region, the material's mass per unit) is kept per
+consumer group in `search_alert_listings`; who was told of which listing in `search_alerts_sent`
+(infra/migrations/0028_search_alerts.sql); what each confirmed match took of a listing in
+`search_alert_taken` (0031_search_alert_taken.sql). Once: an alert's id derives from the listing
+and the person, and it is emitted only by the transaction whose insert of its row wins, so a
+replay, a second instance or a later change of the listing sends nothing twice. The saved
+searches themselves are read as they are when the event is processed (they are a person's,
+never events); a listing is alerted only against searches marked at or before its event's time,
+so what was posted before a person marked a search (or a new group reading an old log) sends
+nothing."""
 
 from __future__ import annotations
 
@@ -42,10 +47,11 @@ from schemas.listings import (
     RequestUpdated,
     RequestWithdrawn,
 )
+from schemas.matches import MatchConfirmed
 from schemas.partners import NotificationIssued
 
 GROUP = "alerts"
-TOPICS = (topics.LISTINGS,)
+TOPICS = (topics.LISTINGS, topics.MATCHES)
 SOURCE = "/consumers/alerts"
 log = get_logger(__name__)
 
@@ -82,10 +88,11 @@ class Alerts:
             d = decode_or_dead_letter(tx, self.group_id, record)
             if d is not None:
                 events.append(d)
+        await self._taken(tx.conn, [d.event for d in events])
         ids = {i for d in events if (i := _listing_id(d.event)) is not None}
         if not ids:
             return state
-        known = await self._known(tx.conn, ids)
+        known, masses = await self._known(tx.conn, ids)
         # The listings as each event leaves them, and the event after which to alert of each.
         touched: dict[str, tuple[core.Listing, str, datetime]] = {}
         for d in events:
@@ -98,6 +105,7 @@ class Alerts:
                         continue  # a posting seen again: the first one stands
                     terms = e.terms
                     window = e.terms.available if isinstance(e, OfferPosted) else e.terms.wanted
+                    mass = (e.material.density_t_per_m3, e.material.mass_per_piece_t)
                     listing = core.Listing(
                         listing_id=lid,
                         kind="offer" if is_offer else "request",
@@ -107,7 +115,9 @@ class Alerts:
                         region=e.location.region or "",
                         quantity=_plain(terms.quantity),
                         window=_plain(window),
+                        base_quantity=_base(terms, mass),
                     )
+                    masses[lid] = mass
                 case OfferUpdated() | RequestUpdated():
                     lid = e.offer_id if isinstance(e, OfferUpdated) else e.request_id
                     before = known.get(lid)
@@ -124,6 +134,8 @@ class Alerts:
                         open=before.open,
                         quantity=_plain(e.terms.quantity),
                         window=_plain(window),
+                        base_quantity=_base(e.terms, masses.get(lid, (None, None))),
+                        taken=before.taken,
                     )
                 case OfferWithdrawn() | RequestWithdrawn():
                     lid = e.offer_id if isinstance(e, OfferWithdrawn) else e.request_id
@@ -138,6 +150,8 @@ class Alerts:
                         title=before.title,
                         region=before.region,
                         open=False,
+                        base_quantity=before.base_quantity,
+                        taken=before.taken,
                     )
                 case _:
                     continue
@@ -145,14 +159,14 @@ class Alerts:
             touched[lid] = (listing, d.envelope.id, d.envelope.time)
         if not touched:
             return state
-        await self._keep(tx.conn, [t[0] for t in touched.values()])
+        await self._keep(tx.conn, [t[0] for t in touched.values()], masses)
         await self._alert(tx, touched)
         return state
 
     async def _alert(
         self, tx: Transaction, touched: dict[str, tuple[core.Listing, str, datetime]]
     ) -> None:
-        if not any(listing.open for listing, _, _ in touched.values()):
+        if not any(core.is_open(listing) for listing, _, _ in touched.values()):
             return
         searches = [
             core.Search(
@@ -216,14 +230,41 @@ class Alerts:
             )
             log.info("search_alert_sent", listing_id=alert.listing_id, search_id=alert.search_id)
 
-    async def _known(self, conn: Conn, ids: set[str]) -> dict[str, core.Listing]:
+    async def _taken(self, conn: Conn, events: list[Any]) -> None:
+        """What each confirmed one-off match took of its offer and its request (a standing
+        agreement takes per period, from recurring listings: not counted)."""
+        rows = [
+            (lid, e.match_id, e.weight_t)
+            for e in events
+            if isinstance(e, MatchConfirmed) and e.agreement is None
+            for lid in (e.offer_id, e.request_id)
+        ]
+        if not rows:
+            return
+        await conn.execute(
+            "INSERT INTO search_alert_taken (group_id, listing_id, match_id, taken)"
+            " SELECT $1, u.l, u.m, u.t FROM unnest($2::text[], $3::text[], $4::float8[])"
+            " AS u(l, m, t) ON CONFLICT DO NOTHING",
+            self.group_id,
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+        )
+
+    async def _known(
+        self, conn: Conn, ids: set[str]
+    ) -> tuple[dict[str, core.Listing], dict[str, _Mass]]:
         rows = await conn.fetch(
-            "SELECT listing_id, kind, owner_id, material_code, region, open"
-            " FROM search_alert_listings WHERE group_id = $1 AND listing_id = ANY($2::text[])",
+            "SELECT l.listing_id, l.kind, l.owner_id, l.material_code, l.region, l.open,"
+            " l.base_quantity, l.density_t_per_m3, l.mass_per_piece_t,"
+            " (SELECT coalesce(sum(t.taken), 0) FROM search_alert_taken t"
+            "  WHERE t.group_id = l.group_id AND t.listing_id = l.listing_id) AS taken"
+            " FROM search_alert_listings l"
+            " WHERE l.group_id = $1 AND l.listing_id = ANY($2::text[])",
             self.group_id,
             sorted(ids),
         )
-        return {
+        known = {
             r["listing_id"]: core.Listing(
                 listing_id=r["listing_id"],
                 kind=r["kind"],
@@ -232,18 +273,27 @@ class Alerts:
                 title=self._title(r["material_code"]),
                 region=r["region"],
                 open=r["open"],
+                base_quantity=r["base_quantity"],
+                taken=r["taken"],
             )
             for r in rows
         }
+        masses = {r["listing_id"]: (r["density_t_per_m3"], r["mass_per_piece_t"]) for r in rows}
+        return known, masses
 
-    async def _keep(self, conn: Conn, listings: list[core.Listing]) -> None:
+    async def _keep(
+        self, conn: Conn, listings: list[core.Listing], masses: dict[str, _Mass]
+    ) -> None:
+        none: _Mass = (None, None)
         await conn.execute(
             "INSERT INTO search_alert_listings (group_id, listing_id, kind, owner_id,"
-            " material_code, region, open)"
-            " SELECT $1, u.l, u.k, u.o, u.c, u.r, u.x FROM unnest($2::text[], $3::text[],"
-            " $4::text[], $5::text[], $6::text[], $7::bool[]) AS u(l, k, o, c, r, x)"
+            " material_code, region, open, base_quantity, density_t_per_m3, mass_per_piece_t)"
+            " SELECT $1, u.l, u.k, u.o, u.c, u.r, u.x, u.q, u.d, u.m FROM unnest($2::text[],"
+            " $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::float8[],"
+            " $9::float8[], $10::float8[]) AS u(l, k, o, c, r, x, q, d, m)"
             " ON CONFLICT (group_id, listing_id) DO UPDATE"
-            " SET material_code = EXCLUDED.material_code, open = EXCLUDED.open",
+            " SET material_code = EXCLUDED.material_code, open = EXCLUDED.open,"
+            " base_quantity = EXCLUDED.base_quantity",
             self.group_id,
             [x.listing_id for x in listings],
             [x.kind for x in listings],
@@ -251,7 +301,25 @@ class Alerts:
             [x.material_code for x in listings],
             [x.region for x in listings],
             [x.open for x in listings],
+            [x.base_quantity for x in listings],
+            [masses.get(x.listing_id, none)[0] for x in listings],
+            [masses.get(x.listing_id, none)[1] for x in listings],
         )
+
+
+# The material's mass per unit as posted: (t per m3, t per piece).
+_Mass = tuple[float | None, float | None]
+
+
+def _base(terms: Any, mass: _Mass) -> float | None:
+    q = terms.quantity
+    return core.base_amount(
+        q.amount,
+        q.unit,
+        density_t_per_m3=mass[0],
+        mass_per_piece_t=mass[1],
+        recurring=terms.recurrence is not None,
+    )
 
 
 def _listing_id(event: Any) -> str | None:

@@ -8,7 +8,13 @@ at or before `at` (what came before the mark is not news to send): the first suc
 names it. The listing's own organisation is never alerted, and the alert never says who owns the
 listing (the open market does not show it either). A search fits as the market page finds: the
 same kind (or any), the code starting with the digits given or the material's title holding
-every word given, the region starting with the code given."""
+every word given, the region starting with the code given.
+
+A one-off listing that confirmed deals have fully taken is no longer open for alerts, though its
+owner has not withdrawn it: `taken(listing)` compares what the confirmed one-off matches took
+(their weight, in the matcher's base unit) with the listing's quantity in that unit
+(`base_amount`, as the matcher converts it). A recurring listing renews each period and is never
+taken for good."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from marketplace.core.ids import derived_id
+from marketplace.core.units import IncompatibleUnits, Unit, to_tonnes
 
 KIND = "search.new_listing"
 KINDS = (KIND,)
@@ -37,6 +44,10 @@ class Listing:
     open: bool = True
     quantity: JSON = None  # {"amount", "unit"}
     window: JSON = None  # {"start", "end"}
+    # The quantity in the matcher's base unit (None: a recurring listing), and what confirmed
+    # one-off deals took of it in that unit.
+    base_quantity: float | None = None
+    taken: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,39 @@ class Alert:
     listing_id: str
     summary: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+def base_amount(
+    amount: float,
+    unit: Unit,
+    *,
+    density_t_per_m3: float | None = None,
+    mass_per_piece_t: float | None = None,
+    recurring: bool = False,
+) -> float | None:
+    """A listing's quantity as the matcher counts it: in tonnes when the material's mass is
+    known, else in its own unit; None for a recurring listing (its quantity is per period)."""
+    if recurring:
+        return None
+    try:
+        return amount * to_tonnes(1.0, unit, density_t_per_m3, mass_per_piece_t)
+    except IncompatibleUnits:
+        return amount
+
+
+# What confirmed deals may leave of a listing and still call it taken (rounding of the weights).
+_TAKEN_SLACK = 1e-6
+
+
+def taken(listing: Listing) -> bool:
+    """Whether confirmed one-off deals have taken all of the listing."""
+    q = listing.base_quantity
+    return q is not None and listing.taken >= q - _TAKEN_SLACK
+
+
+def is_open(listing: Listing) -> bool:
+    """Open for alerts: not withdrawn and not fully taken."""
+    return listing.open and not taken(listing)
 
 
 def alert_id(listing_id: str, person_id: str) -> str:
@@ -86,8 +130,8 @@ def plan(
 ) -> list[Alert]:
     """The alerts to send about `listing` after an event of time `at`: one per person not yet
     told (`told`: person ids), not of the listing's organisation, with a search it fits that was
-    marked at or before `at`."""
-    if not listing.open:
+    marked at or before `at`. A listing withdrawn or fully taken gets none."""
+    if not is_open(listing):
         return []
     done = set(told)
     alerts = []

@@ -3,7 +3,8 @@ the alerts consumer reads new and changed listings on market.listings, and the m
 their own) mails the one person whose marked search the listing fits, once, without naming the
 listing's owner; an unmarked search, the owner's own organisation and the person's colleagues
 get nothing; a posting read again and a change that still fits send nothing twice; a change that
-makes a listing fit is alerted then."""
+makes a listing fit is alerted then; a listing that confirmed deals have fully taken is no longer
+alerted, one partly taken still is."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from marketplace.settings import Settings
 from producers.web.app import create_service
 from schemas import listings as ls
 from schemas.common import Location, Material, Money, Quantity, Window
+from schemas.matches import MatchConfirmed
 from tests.integration.api_helpers import Partner, eventually, register, running_api
 from tests.integration.mail_helpers import Sink, mail_settings, mailer_running, person
 from tests.integration.notify_helpers import publish, start_at_end
@@ -270,6 +272,120 @@ async def test_a_fitting_listing_is_mailed_once_to_the_person_of_the_marked_sear
             assert region not in fred_page
             assert 'id="search-alerts"' not in fred_page
             assert "None yet." in alerts_of(fred_page)
+
+
+def confirmed_taking(posted: ls.OfferPosted, buyer: Partner, weight_t: float) -> MatchConfirmed:
+    """A confirmed one-off match taking `weight_t` of the offer (for a request of its own)."""
+    w = window()
+    return MatchConfirmed(
+        match_id=str(uuid.uuid4()),
+        offer_id=posted.offer_id,
+        request_id=str(uuid.uuid4()),
+        seller_id=posted.owner_id,
+        buyer_id=buyer.partner_id,
+        material_code=posted.material.code,
+        hazardous=False,
+        quantity=Quantity(amount=weight_t, unit="t"),
+        weight_t=weight_t,
+        pickup=posted.location,
+        delivery=Location(lat=60.61, lon=16.54, region="SE312"),
+        pickup_window=w,
+        delivery_window=w,
+        delivered_price=Money(amount=45, currency="EUR"),
+    )
+
+
+async def test_a_listing_fully_taken_by_a_confirmed_match_is_no_longer_alerted(
+    settings: Settings,
+) -> None:
+    region = "Y" + "".join(chr(65 + b % 26) for b in uuid.uuid4().bytes[:4])
+    owner = await register(settings, "sme", "Säljaren AB")
+    buyer = await register(settings, "sme", "Köparen Två AB")
+    ana = await person(settings, buyer.partner_id, name="Ana")
+    whole, part = offer(owner, region), offer(owner, region)  # 7 t each
+
+    async def count(sql: str, group: str) -> int:
+        conn = await connect(settings)
+        try:
+            return int(await conn.fetchval(sql, group, [whole.offer_id, part.offer_id]))
+        finally:
+            await conn.close()
+
+    async with alerts_running(settings) as group:
+        await publish(settings, whole, part)
+
+        async def kept() -> bool:
+            sql = (
+                "SELECT count(*) FROM search_alert_listings WHERE group_id = $1"
+                " AND listing_id = ANY($2::text[]) AND base_quantity = 7"
+            )
+            return await count(sql, group) == 2
+
+        await eventually(kept, 60)
+        # Marked after the postings: only a later change of either could be news to Ana.
+        await saved(settings, ana, alerts=True, region=region)
+        # A confirmed deal takes all 7 t of one offer, another 3 t of the other (and a replay
+        # of that confirmation counts once).
+        partly = confirmed_taking(part, buyer, 3.0)
+        [partly_id] = await publish(settings, partly)
+        await publish(settings, confirmed_taking(whole, buyer, 7.0))
+        await publish(settings, partly, ids=[partly_id])
+
+        async def took() -> bool:
+            sql = (
+                "SELECT count(*) FROM search_alert_taken WHERE group_id = $1"
+                " AND listing_id = ANY($2::text[])"
+            )
+            return await count(sql, group) == 2
+
+        await eventually(took, 60)
+        # Both owners change the price; the taken one first, on the same partition (one code).
+        for changed in (whole, part):
+            await publish(
+                settings,
+                ls.OfferUpdated(
+                    offer_id=changed.offer_id,
+                    owner_id=owner.partner_id,
+                    actor_id=owner.partner_id,
+                    material_code="150102",
+                    terms=ls.OfferTerms(
+                        quantity=Quantity(amount=7, unit="t"),
+                        price=Money(amount=35, currency="EUR"),
+                        available=window(),
+                    ),
+                ),
+            )
+
+        async def told() -> bool:
+            sql = (
+                "SELECT count(*) FROM search_alerts_sent WHERE group_id = $1"
+                " AND listing_id = ANY($2::text[])"
+            )
+            return await count(sql, group) >= 1
+
+        await eventually(told, 60)
+        conn = await connect(settings)
+        try:
+            sent = await conn.fetch(
+                "SELECT listing_id, person_id FROM search_alerts_sent WHERE group_id = $1",
+                group,
+            )
+            taken = await conn.fetch(
+                "SELECT listing_id, sum(taken) AS t FROM search_alert_taken WHERE group_id = $1"
+                " AND listing_id = ANY($2::text[]) GROUP BY listing_id",
+                group,
+                [whole.offer_id, part.offer_id],
+            )
+        finally:
+            await conn.close()
+        # (Another test's person may have a search that fits too: only Ana's rows count.)
+        assert [r["listing_id"] for r in sent if str(r["person_id"]) == ana.person_id] == [
+            part.offer_id
+        ]
+        assert {r["listing_id"]: r["t"] for r in taken} == {
+            whole.offer_id: 7.0,
+            part.offer_id: 3.0,
+        }
 
 
 async def test_a_person_marks_and_unmarks_a_saved_search_on_the_page(settings: Settings) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from marketplace.core import notifications, search_alerts
 from marketplace.core.search_alerts import Listing, Search, alert_id, fits, plan
+from marketplace.core.units import Unit
 
 AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 OWNER = "owner-org"
@@ -95,8 +96,47 @@ def test_people_already_told_are_not_told_again() -> None:
     assert plan(listing(), AT, searches, told={"p1", "p2"}) == []
 
 
-def test_a_closed_listing_alerts_nobody() -> None:
+def test_a_withdrawn_listing_alerts_nobody() -> None:
     assert plan(listing(open=False), AT, [search("p1")]) == []
+
+
+def test_a_listing_fully_taken_by_confirmed_deals_alerts_nobody() -> None:
+    four = search_alerts.base_amount(4.0, "t")
+    assert four == 4.0
+    assert plan(listing(base_quantity=four, taken=4.0), AT, [search("p1")]) == []
+    assert plan(listing(base_quantity=four, taken=4.5), AT, [search("p1")]) == []
+    # Partly taken: still open; and a listing whose quantity is not known to the consumer (one
+    # posted before its log began) is open whatever was taken.
+    partly = plan(listing(base_quantity=four, taken=3.0), AT, [search("p1")])
+    assert [a.person_id for a in partly] == ["p1"]
+    assert [a.person_id for a in plan(listing(taken=99.0), AT, [search("p1")])] == ["p1"]
+
+
+@pytest.mark.parametrize(
+    ("amount", "unit", "density", "piece", "expected"),
+    [
+        (2500.0, "kg", None, None, 2.5),
+        (10.0, "m3", 0.3, None, 3.0),
+        (10.0, "m3", None, None, 10.0),  # no density: the matcher counts in m3, so do the alerts
+        (40.0, "pieces", None, 0.25, 10.0),
+        (40.0, "pieces", None, None, 40.0),
+    ],
+)
+def test_the_quantity_is_counted_in_the_matchers_base_unit(
+    amount: float, unit: Unit, density: float | None, piece: float | None, expected: float
+) -> None:
+    found = search_alerts.base_amount(
+        amount, unit, density_t_per_m3=density, mass_per_piece_t=piece
+    )
+    assert found == pytest.approx(expected)
+
+
+def test_a_recurring_listing_is_never_taken_for_good() -> None:
+    assert search_alerts.base_amount(4.0, "t", recurring=True) is None
+    recurring = listing(base_quantity=None, taken=400.0)
+    assert not search_alerts.taken(recurring)
+    assert search_alerts.is_open(recurring)
+    assert not search_alerts.is_open(listing(open=False))
 
 
 def test_a_change_that_makes_the_listing_fit_alerts_then() -> None:
