@@ -136,15 +136,18 @@ async def agreements(request: web.Request) -> web.Response:
     )
 
 
-async def _own_match(request: web.Request, partner_id: str | None) -> Any:
-    """The match as the API's commands take it, if the organisation is its seller or buyer;
-    404 otherwise (another organisation's agreement does not exist for this person)."""
+async def _own_match(
+    request: web.Request, partner_id: str | None, match_id: str | None = None
+) -> Any:
+    """The match (`match_id`, else the route's `id`) as the API's commands take it, if the
+    organisation is its seller or buyer; 404 otherwise (another organisation's agreement does
+    not exist for this person)."""
     row = None
     if partner_id is not None:
         row = await request.app[POOL].fetchrow(
             f"SELECT {_COLUMNS} FROM matches"  # noqa: S608 - constant columns
             " WHERE match_id = $1 AND $2 IN (seller_id, buyer_id)",
-            request.match_info["id"],
+            match_id or request.match_info["id"],
             partner_id,
         )
     if row is None:

@@ -66,7 +66,9 @@ async def download_invoice(request: web.Request) -> web.StreamResponse:
     return documents.file_response(data, media_type, name)
 
 
-async def _refused(request: web.Request, room: Room, problem: Problem) -> web.Response:
+async def _refused(
+    request: web.Request, room: Room, problem: Problem, *, invoice: bool = False
+) -> web.Response:
     """The agreement's page again, with the refusal in the person's words under the period."""
     _ = gettext_of(request)
     if problem.status == 404:
@@ -78,15 +80,25 @@ async def _refused(request: web.Request, room: Room, problem: Problem) -> web.Re
             " the organisation concerned: %(what)s (%(reason)s)."
         ) % {"what": field_label(request, problem.field), "reason": reason}
     else:
+        not_issuer = (
+            _("Only the party that is paid issues this invoice.")
+            if invoice
+            else _("Only the party that issues this document approves it.")
+        )
+        not_yet = (
+            _("This invoice cannot be issued yet.")
+            if invoice
+            else _("This document does not exist yet.")
+        )
         message = {
-            "not-issuer": _("Only the party that issues this document approves it."),
+            "not-issuer": not_issuer,
             "superseded": _("A newer version exists: approve that one."),
             "legal-data-missing": _(
                 "A party has not declared its legal data yet (legal name, address, VAT"
                 " number): %(what)s"
             )
             % {"what": problem.detail.split(": ", 1)[-1].split(" (", 1)[0]},
-            "not-yet": _("This document does not exist yet."),
+            "not-yet": not_yet,
             "nothing-to-invoice": _("A price of zero has nothing to invoice."),
         }.get(problem.kind or "", problem.detail)
     if problem.status >= 500:
@@ -95,7 +107,7 @@ async def _refused(request: web.Request, room: Room, problem: Problem) -> web.Re
     if room.side not in ("seller", "buyer"):
         # A carrier or a facilitator: the deal room lists the periods it has a place in.
         return await deals.room_page(request, errors={"periods": message}, status=status)
-    match = await agreements._own_match(request, person_of(request).partner_id)
+    match = await agreements._own_match(request, person_of(request).partner_id, room.match_id)
     errors = {delivery_key(room.match_id, room.delivery_id): {"body": message}}
     return await agreements._page(request, match, status=status, errors=errors)
 
@@ -125,7 +137,7 @@ async def issue(request: web.Request) -> web.StreamResponse:
     try:
         await invoices.issue_command(request, room, request.match_info["kind"])
     except Problem as problem:
-        return await _refused(request, room, problem)
+        return await _refused(request, room, problem, invoice=True)
     return _back(room, "invoiced")
 
 

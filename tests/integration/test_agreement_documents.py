@@ -197,6 +197,17 @@ async def test_each_delivery_period_has_its_document_set(
             return r.status == 200 and len((await r.json())["periods"]) == 2
 
         await eventually(both_periods, 60)
+
+        async def carriers_in() -> bool:
+            # A carrier has a place once the projector has its job awarded (and the deals
+            # consumer the award).
+            for who in (carrier, other_carrier):
+                r = await client.get(f"{agreement}/deliveries", headers=who.auth)
+                if r.status != 200 or not (await r.json())["periods"]:
+                    return False
+            return True
+
+        await eventually(carriers_in, 60)
         periods = (await listed(client, f"{agreement}/deliveries", seller))["periods"]
         assert [p["period_key"] for p in periods] == list(PERIODS)
         assert [p["documents"] for p in periods] == [f"{first}/documents", f"{second}/documents"]
@@ -312,6 +323,19 @@ async def test_each_delivery_period_has_its_document_set(
 
         # The pages: the agreement lists each period's documents; the seller issues each
         # period's material invoice, the carriers their transport invoices.
+        # The buyer is billed: its page has no button, and it is refused in its words.
+        await as_person(client, await person(settings, buyer.partner_id, "admin"))
+        buyer_html = await (await client.get(f"/app/agreements/{match_id}")).text()
+        assert "Documents of period 2026-12" in buyer_html
+        assert "Issue the invoice for the material" not in buyer_html
+        first_page = f"/app/agreements/{match_id}/periods/{deliveries[0]}"
+        r = await client.post(
+            f"{first_page}/invoices/material",
+            data={"csrf": csrf_of(buyer_html)},
+            allow_redirects=False,
+        )
+        assert r.status == 403
+        assert "Only the party that is paid issues this invoice." in await r.text()
         seller_admin = await person(settings, seller.partner_id, "admin")
         await as_person(client, seller_admin)
         page = await client.get(f"/app/agreements/{match_id}")
@@ -344,9 +368,7 @@ async def test_each_delivery_period_has_its_document_set(
         html = await page.text()
         assert "138.25 EUR due" in html  # 3.95 t at 35 EUR, intra-community: no VAT
         assert "143.50 EUR due" in html  # 4.1 t
-        r = await client.get(
-            f"/app/agreements/{match_id}/periods/{deliveries[0]}/invoices/material.pdf"
-        )
+        r = await client.get(f"{first_page}/invoices/material.pdf")
         assert r.status == 200
         assert "Пекарна Добруджа ЕООД" in pdf_text(await r.read())
         xml = files[f"material-{deliveries[0]}.xml"]
