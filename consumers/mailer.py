@@ -41,6 +41,7 @@ from marketplace.mail.prefs import VERIFIED_SQL, preferences_from_row, zone_of_c
 from marketplace.runtime import Transaction
 from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.settings import Settings
+from marketplace.translate import shredding
 from schemas import topics
 from schemas.partners import NotificationIssued
 
@@ -126,6 +127,10 @@ class MailInbox:
                 found.append((decoded.event, decoded.envelope.time))
         if not found:
             return state
+        if shredding.sealed_subjects(n for n, _ in found):
+            # A nudge's message, a consent's note: opened for the mail (#21 item 8).
+            ring = shredding.operator_ring(self.settings.webhook_keys_path)
+            found = await shredding.open_notifications(tx.conn, ring, found)
         rows = await tx.conn.fetch(_PEOPLE, sorted({n.partner_id for n, _ in found}))
         people: dict[str, list[Any]] = {}
         for r in rows:

@@ -6,9 +6,7 @@ per kind of effect (marketplace/runtime/batching.py), not one per record."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -21,8 +19,6 @@ from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.batching import Step, columns, waves
 from marketplace.runtime.decoding import decode_or_dead_letter
-from marketplace.secretbox import key_file
-from marketplace.settings import Settings
 from marketplace.translate import shredding
 from schemas import topics
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
@@ -74,12 +70,6 @@ log = get_logger(__name__)
 _json = msgspec.json.Encoder()
 
 
-@functools.cache
-def _keys_path() -> Path:
-    """The operator's key ring that seals the data keys (MARKETPLACE_WEBHOOK_SECRET_KEYS)."""
-    return Settings.from_env().webhook_keys_path
-
-
 class Projector:
     def __init__(self, group_id: str = GROUP) -> None:
         self.group_id = group_id
@@ -99,7 +89,7 @@ async def project(conn: Conn, batch: Sequence[Decoded]) -> None:
     Sealed personal fields are opened first (#21 item 8): in clear with their organisation's
     data key, "[erased]" where it was destroyed."""
     if shredding.sealed_subjects(d.event for d in batch):
-        batch = await shredding.open_batch(conn, key_file(_keys_path()).ring(), batch)
+        batch = await shredding.open_batch(conn, shredding.operator_ring(), batch)
     for wave in waves(s for d in batch if (s := step(d)) is not None):
         for kind, rows in wave.items():
             await _APPLY[kind](conn, rows)

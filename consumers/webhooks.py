@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -42,6 +43,7 @@ from marketplace.runtime import Transaction
 from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.secretbox import SecretKeyError, key_file
 from marketplace.settings import Settings
+from marketplace.translate import shredding
 from schemas import topics
 from schemas.partners import NotificationIssued
 
@@ -80,8 +82,11 @@ class WebhookInbox:
     """partners.notifications -> delivery rows. Stateless; the runtime applies each record once
     and the delivery id (derived from group, notification and endpoint) makes a repeat a no-op."""
 
-    def __init__(self, group_id: str = GROUP) -> None:
+    def __init__(self, group_id: str = GROUP, keys_path: Path | None = None) -> None:
         self.group_id = group_id
+        # The operator's key ring, to open the texts a notification carries sealed (#21 item 8);
+        # None: MARKETPLACE_WEBHOOK_SECRET_KEYS.
+        self.keys_path = keys_path
 
     async def load(self, conn: Conn, topic: str, partition: int) -> None:  # noqa: ARG002
         return None
@@ -96,6 +101,9 @@ class WebhookInbox:
                 found.append((decoded.event, decoded.envelope.time))
         if not found:
             return state
+        if shredding.sealed_subjects(n for n, _ in found):
+            ring = shredding.operator_ring(self.keys_path)
+            found = await shredding.open_notifications(tx.conn, ring, found)
         rows = await tx.conn.fetch(
             "SELECT endpoint_id, partner_id, kinds FROM webhook_endpoints"
             " WHERE deleted_at IS NULL AND partner_id = ANY($1::text[])",
@@ -384,7 +392,7 @@ async def run_webhooks(settings: Settings, stop: asyncio.Event, group_id: str = 
                 settings,
                 group_id=group_id,
                 topics=[TOPIC],
-                processor=WebhookInbox(group_id),
+                processor=WebhookInbox(group_id, settings.webhook_keys_path),
                 stop=stop,
             ),
             dispatcher.run(stop),

@@ -24,8 +24,10 @@ records on Kafka and in the audit log keep their ciphertext, so every chain stil
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 import orjson
@@ -33,8 +35,9 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from marketplace.db import Conn
 from marketplace.events import Decoded
-from marketplace.secretbox import KeyRing, SecretKeyError
+from marketplace.secretbox import KeyRing, SecretKeyError, key_file
 from marketplace.secretbox import Sealed as Resealed
+from marketplace.settings import Settings
 from schemas import common
 from schemas.base import Event
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
@@ -54,6 +57,7 @@ from schemas.partners import (
     PartnerUpdated,
 )
 
+T = TypeVar("T")
 # What a reader shows in a sealed field whose key was destroyed.
 ERASED = "[erased]"
 PARTNER = "partner:"
@@ -281,6 +285,33 @@ async def open_batch(conn: Conn, ring: KeyRing | None, batch: Sequence[Decoded])
     return out
 
 
+@functools.cache
+def _operator_keys() -> Path:
+    return Settings.from_env().webhook_keys_path
+
+
+def operator_ring(path: Path | None = None) -> KeyRing:
+    """The operator's key ring (MARKETPLACE_WEBHOOK_SECRET_KEYS, or `path`), re-read when the
+    file changes; raises SecretKeyError naming the file when it is missing or unusable."""
+    return key_file(path or _operator_keys()).ring()
+
+
+async def open_notifications(
+    conn: Conn, ring: KeyRing, found: Sequence[tuple[NotificationIssued, T]]
+) -> list[tuple[NotificationIssued, T]]:
+    """Notifications (each with what goes along) with their sealed texts opened, for those who
+    deliver them (the mailer, the webhook inbox); the keys read FOR SHARE as in `open_batch`."""
+    subjects = sealed_subjects(n for n, _ in found)
+    if not subjects:
+        return list(found)
+    keys = await keys_for(conn, ring, subjects, share=True)
+    out = []
+    for n, extra in found:
+        opened = open_event(n, keys)
+        out.append((opened if isinstance(opened, NotificationIssued) else n, extra))
+    return out
+
+
 async def destroy(conn: Conn, subjects: Sequence[str]) -> int:
     """Deletes the subjects' data keys: what they sealed can no longer be read by anyone."""
     status = await conn.execute(
@@ -326,22 +357,62 @@ async def scrub(conn: Conn, partner_id: str) -> dict[str, int]:
             "UPDATE feedback SET comment = $2"
             " WHERE partner_id = $1 AND comment <> '' AND comment <> $2",
         ),
-        (
-            "notifications",
-            # A consent's note or reason told to the facilitator, a nudge's message to the SME.
-            "UPDATE notifications SET body = jsonb_set(body, '{data}', (body -> 'data')"
-            " || (SELECT coalesce(jsonb_object_agg(k, to_jsonb($2::text)), '{}'::jsonb)"
-            "     FROM jsonb_object_keys(body -> 'data') AS k"
-            "     WHERE k = ANY($3::text[]) AND body #>> ARRAY['data', k] <> ''))"
-            " WHERE ((kind LIKE 'consent.%' AND subject_id = $1)"
-            "     OR (kind = 'listing.nudged' AND body #>> '{data,facilitator_id}' = $1))",
-        ),
     )
     done: dict[str, int] = {}
     for table, sql in steps:
-        args: tuple[Any, ...] = (partner_id, ERASED)
-        if table == "notifications":
-            args = (*args, list(NOTIFICATION_TEXTS))
+        status = await conn.execute(sql, partner_id, ERASED)
+        done[table] = int(status.rsplit(" ", 1)[-1])
+    # Its texts that notifications to other organisations copied (a consent's note or reason
+    # told to the facilitator, a nudge's message told to the SME), and what the mailer and the
+    # webhook inbox made of those notifications.
+    copied = [
+        r["notification_id"]
+        for r in await conn.fetch(
+            "SELECT notification_id FROM notifications"
+            " WHERE (kind LIKE 'consent.%' AND subject_id = $1)"
+            "    OR (kind = 'listing.nudged' AND body #>> '{data,facilitator_id}' = $1)"
+            " UNION SELECT notification_id FROM mail_digest_items"
+            " WHERE (kind LIKE 'consent.%' AND data ->> 'partner_id' = $1)"
+            "    OR (kind = 'listing.nudged' AND data ->> 'facilitator_id' = $1)"
+            " UNION SELECT notification_id FROM webhook_deliveries"
+            " WHERE (kind LIKE 'consent.%'"
+            "        AND convert_from(body, 'UTF8')::jsonb #>> '{data,subject_id}' = $1)"
+            "    OR (kind = 'listing.nudged'"
+            "        AND convert_from(body, 'UTF8')::jsonb #>> '{data,data,facilitator_id}' = $1)",
+            partner_id,
+        )
+    ]
+    texts = list(NOTIFICATION_TEXTS)
+    copies = (
+        (
+            "notifications",
+            "UPDATE notifications SET body = jsonb_set(body, '{data}', (body -> 'data')"
+            " || (SELECT coalesce(jsonb_object_agg(k, to_jsonb($2::text)), '{}'::jsonb)"
+            "     FROM jsonb_each_text(body -> 'data') AS e(k, v)"
+            "     WHERE k = ANY($3::text[]) AND v <> ''))"
+            " WHERE notification_id = ANY($1::text[])",
+        ),
+        (
+            "mail_digest_items",
+            "UPDATE mail_digest_items SET data = data"
+            " || (SELECT coalesce(jsonb_object_agg(k, to_jsonb($2::text)), '{}'::jsonb)"
+            "     FROM jsonb_each_text(data) AS e(k, v) WHERE k = ANY($3::text[]) AND v <> '')"
+            " WHERE notification_id = ANY($1::text[])",
+        ),
+        (
+            # Rendered e-mail (sent, or waiting) holding the text: deleted, digests included.
+            "mail_deliveries",
+            "DELETE FROM mail_deliveries WHERE notification_id = ANY($1::text[])"
+            " OR message_id IN (SELECT digest_id FROM mail_digest_items"
+            "  WHERE notification_id = ANY($1::text[]) AND digest_id IS NOT NULL)",
+        ),
+        (
+            "webhook_deliveries",
+            "DELETE FROM webhook_deliveries WHERE notification_id = ANY($1::text[])",
+        ),
+    )
+    for table, sql in copies:
+        args: tuple[Any, ...] = (copied,) if "$2" not in sql else (copied, ERASED, texts)
         status = await conn.execute(sql, *args)
         done[table] = int(status.rsplit(" ", 1)[-1])
     return done

@@ -21,8 +21,11 @@ import pytest
 
 from consumers.auditor import GROUP, TOPICS
 from consumers.projector import project
+from consumers.webhooks import WebhookInbox
 from loadtests.scratch import scratch_database
+from marketplace import webhooks
 from marketplace.app.keys import Restored, check_stored_secrets
+from marketplace.app.privacy import erase_organisation
 from marketplace.db import connect
 from marketplace.events import Decoded, EventDecodeError, decode
 from marketplace.kafka import make_producer
@@ -31,11 +34,20 @@ from marketplace.secretbox import SecretKeyError, create_ring, key_file, load_ri
 from marketplace.settings import Settings
 from marketplace.translate import shredding
 from schemas import topics
+from schemas.facilitators import ListingNudged
 from schemas.listings import OfferPosted
-from schemas.partners import LegalDataDeclared, PartnerRegistered
-from tests.integration.api_helpers import Partner, eventually, projected, register, running_api
+from schemas.partners import LegalDataDeclared, NotificationIssued, PartnerRegistered
+from tests.integration.api_helpers import (
+    Partner,
+    consumer_running,
+    eventually,
+    projected,
+    register,
+    running_api,
+)
 from tests.integration.kafka_helpers import caught_up, end_offsets, read_since
-from tests.integration.notify_helpers import notifier_running
+from tests.integration.mail_helpers import Sink, mail_settings, mailer_running, person
+from tests.integration.notify_helpers import notifier_running, publish
 from tests.integration.test_audit import auditor_running
 from tests.integration.test_erasure import marketplace_cli, tables_holding
 from tests.integration.test_matcher import matcher_running, matches_about, near, offer, request
@@ -368,3 +380,100 @@ async def test_the_api_refuses_to_publish_personal_data_without_the_key_ring(
         )
         assert r.status == 503
         assert "seal personal data" in (await r.json())["detail"]
+
+
+async def test_mail_and_webhooks_get_a_sealed_text_opened_and_lose_it_at_erasure(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A facilitator's nudge reaches the SME's digest and webhook opened with the facilitator's
+    data key; erasing the facilitator leaves neither copy readable."""
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    with Sink() as sink:
+        s = mail_settings(settings, tmp_path, sink.port)
+        sme = await register(s, "sme", "Nudged AB")
+        helper = await register(s, "facilitator", "Helping Association")
+        await person(s, sme.partner_id, name="Sam")
+        mark = uuid.uuid4().hex[:12]
+        message = f"Is the sawdust still there? Ask for {mark}"
+        ring = key_file(s.webhook_keys_path).ring()
+        conn = await connect(s)
+        try:
+            key = await shredding.data_key(conn, ring, f"partner:{helper.partner_id}")
+            endpoint_id = f"shred-{uuid.uuid4().hex[:12]}"
+            await conn.execute(
+                "INSERT INTO webhook_endpoints (endpoint_id, partner_id, url, secret)"
+                " VALUES ($1, $2, 'https://example.com/hook', $3)",
+                endpoint_id,
+                sme.partner_id,
+                ring.encrypt(webhooks.new_secret()),
+            )
+        finally:
+            await conn.close()
+        nudge = shredding.seal(
+            ListingNudged(
+                partner_id=sme.partner_id,
+                facilitator_id=helper.partner_id,
+                actor_id=helper.partner_id,
+                listing_id="o-shred",
+                kind="offer",
+                material_code="030105",
+                days_unchanged=40,
+                message=message,
+            ),
+            key,
+        )
+        assert isinstance(nudge, ListingNudged)
+        notification_id = str(uuid.uuid4())
+        note = NotificationIssued(
+            notification_id=notification_id,
+            partner_id=sme.partner_id,
+            kind="listing.nudged",
+            subject_id="o-shred",
+            cause_event_id=str(uuid.uuid4()),
+            summary="Your offer of 030105 has not changed for 40 days: is it still current?",
+            data={"listing_id": "o-shred", "facilitator_id": helper.partner_id, "message": ""},
+            sealed=shredding.notification_sealed(nudge),
+        )
+        async with (
+            mailer_running(s),
+            consumer_running(
+                s,
+                "webhooks",
+                [topics.NOTIFICATIONS],
+                lambda group: WebhookInbox(group, s.webhook_keys_path),
+            ),
+        ):
+            await publish(s, note)
+
+            async def both_opened() -> bool:
+                conn = await connect(s)
+                try:
+                    item = await conn.fetchval(
+                        "SELECT data ->> 'message' FROM mail_digest_items"
+                        " WHERE notification_id = $1",
+                        notification_id,
+                    )
+                    hook = await conn.fetchval(
+                        "SELECT body FROM webhook_deliveries WHERE notification_id = $1",
+                        notification_id,
+                    )
+                finally:
+                    await conn.close()
+                return item == message and hook is not None and mark.encode() in bytes(hook)
+
+            await eventually(both_opened, 60)
+        conn = await connect(s)
+        try:
+            erased = await erase_organisation(conn, helper.partner_id)
+            assert erased is not None
+            assert erased.counts["data keys"] == 1
+            assert erased.counts["webhook_deliveries scrubbed"] == 1
+            item = await conn.fetchval(
+                "SELECT data ->> 'message' FROM mail_digest_items WHERE notification_id = $1",
+                notification_id,
+            )
+            assert item == shredding.ERASED
+            assert await tables_holding(conn, [mark], started) == []
+        finally:
+            await conn.execute("DELETE FROM webhook_endpoints WHERE endpoint_id = $1", endpoint_id)
+            await conn.close()
