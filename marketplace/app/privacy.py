@@ -207,6 +207,11 @@ async def erase_organisation(conn: Conn, partner_id: str) -> Erased | None:
         )
         if not known:
             return None
+        # Crypto-shredding: the organisation's data key goes first, so that its name, legal data,
+        # listing texts and the texts it wrote, sealed on Kafka and in the audit log, can no
+        # longer be read. Deleting the row waits for a consumer's batch that holds the key (FOR
+        # SHARE); taken before any other lock here, so that such a batch never waits for us.
+        done.counts["data keys"] = await shredding.destroy(conn, [shredding.PARTNER + partner_id])
         people = await conn.fetch(
             "SELECT person_id, email FROM people WHERE partner_id = $1 FOR UPDATE", partner_id
         )
@@ -237,10 +242,7 @@ async def erase_organisation(conn: Conn, partner_id: str) -> Erased | None:
         )
         for name, sql in steps:
             done.counts[name] = _count(await conn.execute(sql, partner_id))
-        # Crypto-shredding: the organisation's data key goes, so its name, legal data, listing
-        # texts and the texts it wrote, sealed on Kafka and in the audit log, can no longer be
-        # read; the read models' copies are overwritten in the same transaction.
-        done.counts["data keys"] = await shredding.destroy(conn, [shredding.PARTNER + partner_id])
+        # The read models' copies of its sealed fields, overwritten in the same transaction.
         for table, n in (await shredding.scrub(conn, partner_id)).items():
             done.counts[f"{table} scrubbed"] = n
     return done
