@@ -66,10 +66,11 @@ async def invite_admin(request: web.Request) -> web.Response:
     staff = staff_only(request)
     partner_id, organisation = await _organisation(request)
     _ = gettext_of(request)
-    locale = form.get("locale", "en")
+    # Not "locale": the page's own language switch has a field of that id.
+    locale = form.get("admin_locale", "en")
     if locale not in accounts.LOCALES:
         return await _page(
-            request, form=form, errors={"locale": _("Choose one of the options.")}, status=422
+            request, form=form, errors={"admin_locale": _("Choose one of the options.")}, status=422
         )
     messages = {
         "email-invalid": ("email", _("This is not an e-mail address.")),

@@ -201,13 +201,14 @@ async def test_staff_invite_an_admin_to_an_existing_organisation(settings: Setti
                 "csrf": token,
                 "display_name": "Karin",
                 "email": "not an address",
-                "locale": "sv",
+                "admin_locale": "sv",
             },
         )
         assert refused.status == 422
         assert 'id="email-error"' in await refused.text()
         unnamed = await client.post(
-            page, data={"csrf": token, "display_name": " ", "email": email(), "locale": "sv"}
+            page,
+            data={"csrf": token, "display_name": " ", "email": email(), "admin_locale": "sv"},
         )
         assert unnamed.status == 422
         assert 'id="display_name-error"' in await unnamed.text()
@@ -218,7 +219,7 @@ async def test_staff_invite_an_admin_to_an_existing_organisation(settings: Setti
                 "csrf": token,
                 "display_name": "Karin Ek",
                 "email": admin_email,
-                "locale": "sv",
+                "admin_locale": "sv",
             },
         )
         assert sent.status == 200, await sent.text()
