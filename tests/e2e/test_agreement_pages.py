@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
 
 from marketplace.settings import Settings
 from producers.web.app import create_service
-from tests.e2e.pages import accessibility_violations, loopback_page
+from tests.e2e.pages import checked_page, loopback_page
 from tests.e2e.test_whole_deal import invitation, join
 from tests.integration.api_helpers import register, running_api
 from tests.integration.notify_helpers import notifier_running
@@ -26,15 +26,12 @@ from tests.integration.test_matcher import matcher_running
 
 pytestmark = pytest.mark.integration
 
-SCREENSHOTS = Settings().local_dir / "screenshots"
 PHONE: ViewportSize = {"width": 360, "height": 780}
 
 
 async def no_violations(page: Page, name: str) -> None:
-    found = await accessibility_violations(page)
-    assert found == [], f"{name}: {found}"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"agreement-{name}.png"), full_page=True)
+    """axe-core on the page as it is, its width, a screenshot and the counts (checked_page)."""
+    await checked_page(page, f"agreement-{name}")
 
 
 async def post(page: Page) -> None:

@@ -8,17 +8,17 @@ import dataclasses
 import re
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, expect
 
 from consumers.analytics import TOPICS, Analytics
 from marketplace.settings import Settings
 from producers.simulator.driver import simulate
+from tests.e2e.pages import checked_page, loopback_page
 from tests.integration.api_helpers import consumer_running, register, running_api
 from tests.integration.test_matcher import matcher_running
 
 pytestmark = pytest.mark.integration
 
-SCREENSHOTS = Settings().local_dir / "screenshots"
 PROPOSALS = (
     "Number((document.querySelector('[data-kpi=proposals] b') || {}).textContent"
     "?.replace(/,/g, '') || 'NaN')"
@@ -26,7 +26,7 @@ PROPOSALS = (
 
 
 async def test_the_dashboard_follows_a_simulated_market_live(
-    settings: Settings, page: Page
+    settings: Settings, browser: Browser
 ) -> None:
     quick = dataclasses.replace(settings, match_answer_period_s=60.0)
     operator = await register(quick, "operator", "Cluster Council Gabrovo")
@@ -34,8 +34,10 @@ async def test_the_dashboard_follows_a_simulated_market_live(
         consumer_running(quick, "analytics", TOPICS, Analytics),
         running_api(quick) as client,
         matcher_running(quick),
+        loopback_page(browser, bypass_csp=True) as page,
     ):
         await page.goto(str(client.make_url("/dashboard")))
+        await checked_page(page, "dashboard-sign-in")
         # A wrong key is refused with the API's reason.
         await page.locator("#key").fill("mk_nobody_nothing")
         await page.locator("#login-form button").click()
@@ -74,6 +76,6 @@ async def test_the_dashboard_follows_a_simulated_market_live(
         panel = await page.locator("#feedback").text_content() or ""
         assert "Nothing in this period" in panel or re.search(r"\(\d+\)", panel), panel
         await expect(page.locator("#status")).to_have_text(re.compile(r"^updated"))
-        await page.screenshot(path=SCREENSHOTS / "dashboard.png", full_page=True)
+        await checked_page(page, "dashboard")
         stats = await market
         assert stats.counts["proposed"] > 0

@@ -20,7 +20,7 @@ from marketplace.db import connect
 from marketplace.settings import Settings
 from marketplace.translate.auction import job_id_for
 from producers.web.app import create_service
-from tests.e2e.pages import accessibility_violations, loopback_page
+from tests.e2e.pages import checked_page, loopback_page
 from tests.integration.api_helpers import register, running_api
 from tests.integration.kafka_helpers import end_offsets
 from tests.integration.notify_helpers import notifier_running
@@ -29,7 +29,6 @@ from tests.integration.test_matcher import matcher_running, matches_about, near,
 
 pytestmark = pytest.mark.integration
 
-SCREENSHOTS = Settings().local_dir / "screenshots"
 PASSWORD = "timber and gravel 2026"  # noqa: S105 - a test account's
 PHONE: ViewportSize = {"width": 360, "height": 780}
 
@@ -64,13 +63,9 @@ async def retype(page: Page, element_id: str, text: str) -> None:
     await page.keyboard.type(text)
 
 
-async def checked(page: Page, name: str, report: dict[str, int]) -> None:
-    """axe-core on the page as it is; the count per state goes to the report."""
-    violations = await accessibility_violations(page)
-    report[name] = len(violations)
-    assert violations == [], f"{name}: {violations}"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"logistics-{name}.png"), full_page=True)
+async def checked(page: Page, name: str) -> None:
+    """axe-core on the page as it is, its width, a screenshot and the counts (checked_page)."""
+    await checked_page(page, f"logistics-{name}")
 
 
 async def test_a_haulier_declares_coverage_quotes_with_the_keyboard_and_wins(
@@ -96,7 +91,6 @@ async def test_a_haulier_declares_coverage_quotes_with_the_keyboard_and_wins(
     finally:
         await conn.close()
     since = await end_offsets(settings, "market.matches")
-    report: dict[str, int] = {}
     async with (
         running_api(quick, create_service) as client,
         matcher_running(quick) as group,
@@ -114,14 +108,14 @@ async def test_a_haulier_declares_coverage_quotes_with_the_keyboard_and_wins(
         await page.goto(f"{base}/logistics")
         await expect(page.locator("h1")).to_have_text("Transport jobs")
         await expect(page.locator("#jobs")).to_contain_text("Declare your coverage first")
-        await checked(page, "jobs-no-coverage", report)
+        await checked(page, "jobs-no-coverage")
 
         # The coverage form, reached with the keyboard; a refusal first.
         await page.locator("body").focus()
         await tab_to_link(page, "/app/logistics/coverage")
         await page.keyboard.press("Enter")
         await expect(page.locator("h1")).to_have_text("Coverage")
-        await checked(page, "coverage-empty", report)
+        await checked(page, "coverage-empty")
         await retype(page, "depots-0-location-lat", f"{here['lat']}")
         await retype(page, "depots-0-location-lon", f"{here['lon']}")
         await retype(page, "depots-0-radius_km", "-5")
@@ -133,18 +127,18 @@ async def test_a_haulier_declares_coverage_quotes_with_the_keyboard_and_wins(
         await expect(page.locator("#depots-0-radius_km-error")).to_have_text("Enter more than 0.")
         await expect(page.locator("#depots-0-radius_km")).to_have_attribute("aria-invalid", "true")
         await expect(page.locator("#vehicle-rigid_truck")).to_be_checked()
-        await checked(page, "coverage-refused", report)
+        await checked(page, "coverage-refused")
         await retype(page, "depots-0-radius_km", "40")
         async with page.expect_navigation():
             await page.keyboard.press("Enter")
         await expect(page.locator("p.notice")).to_have_text("Your coverage is saved.")
         await expect(page.locator("#depots-0-radius_km")).to_have_value("40")
-        await checked(page, "coverage-saved", report)
+        await checked(page, "coverage-saved")
         await get(client, firm, "/v1/carrier/capabilities")
 
         await page.goto(f"{base}/logistics/jobs")
         await expect(page.locator("#jobs")).not_to_contain_text("Declare your coverage first")
-        await checked(page, "jobs-empty", report)
+        await checked(page, "jobs-empty")
 
         # Two SMEs agree through the API: the job appears without a reload.
         r = await client.post("/v1/offers", json=offer(here, 5, 10), headers=seller.auth)
@@ -166,21 +160,21 @@ async def test_a_haulier_declares_coverage_quotes_with_the_keyboard_and_wins(
         card = page.locator(f"#job-{job_id}")
         await expect(card).to_contain_text("150102", timeout=60_000)
         await expect(card).to_contain_text("You have not quoted yet.")
-        await checked(page, "jobs-live", report)
+        await checked(page, "jobs-live")
 
         # Quoting with the keyboard alone: to the job, a refusal, then the quote.
         await page.locator("body").focus()
         await tab_to_link(page, f"/app/logistics/jobs/{job_id}")
         await page.keyboard.press("Enter")
         await expect(page.locator("h2").last).to_have_text("Send a quote")
-        await checked(page, "job", report)
+        await checked(page, "job")
         await retype(page, "price-amount", "a lot")
         await retype(page, "co2e_kg", "40")
         async with page.expect_navigation():
             await page.keyboard.press("Enter")
         await expect(page.locator("#price-amount-error")).to_have_text("Enter a number.")
         await expect(page.locator("#co2e_kg")).to_have_value("40")
-        await checked(page, "job-refused", report)
+        await checked(page, "job-refused")
 
         await retype(page, "price-amount", "900")
         async with page.expect_navigation():
@@ -190,7 +184,7 @@ async def test_a_haulier_declares_coverage_quotes_with_the_keyboard_and_wins(
         await expect(rows).to_have_count(1)
         await expect(rows).to_contain_text("900.00 EUR")
         await expect(page.locator("h2").last).to_have_text("Revise your quote")
-        await checked(page, "job-quoted", report)
+        await checked(page, "job-quoted")
 
         # Revised: the same quote, a new price.
         await retype(page, "price-amount", "850")
@@ -209,7 +203,7 @@ async def test_a_haulier_declares_coverage_quotes_with_the_keyboard_and_wins(
         await expect(page.locator("p.notice")).to_have_text("Your quote is withdrawn.")
         await expect(rows).to_contain_text("withdrawn")
         await expect(page.locator("h2").last).to_have_text("Send a quote")
-        await checked(page, "job-withdrawn", report)
+        await checked(page, "job-withdrawn")
 
         # A new quote, which wins at the deadline.
         await retype(page, "price-amount", "800")
@@ -223,27 +217,25 @@ async def test_a_haulier_declares_coverage_quotes_with_the_keyboard_and_wins(
         await tab_to_link(page, "/app/logistics/awards")
         await page.keyboard.press("Enter")
         await expect(page.locator("h1")).to_have_text("Awards")
-        await checked(page, "awards-none", report)
+        await checked(page, "awards-none")
         award = page.locator(f"#award-{job_id}")
         await expect(award).to_contain_text("won at 800.00 EUR", timeout=120_000)
-        await checked(page, "awards-won", report)
+        await checked(page, "awards-won")
 
         await page.goto(f"{base}/logistics/jobs/{job_id}")
         await expect(page.locator("#job-status")).to_have_text("You won this job.")
-        await checked(page, "job-won", report)
+        await checked(page, "job-won")
 
         # At a phone's width nothing scrolls sideways.
         await page.set_viewport_size(PHONE)
-        for path in ("/logistics/jobs", f"/logistics/jobs/{job_id}", "/logistics/coverage"):
+        for path, name in (
+            ("/logistics/jobs", "jobs-phone"),
+            (f"/logistics/jobs/{job_id}", "job-phone"),
+            ("/logistics/coverage", "coverage-phone"),
+        ):
             await page.goto(base + path)
-            width = await page.evaluate("document.documentElement.scrollWidth")
-            assert width <= PHONE["width"], f"{path} is {width}px wide on a phone"
+            await checked(page, name)
         await page.goto(base + "/logistics/awards")
         await expect(award).to_be_visible()
-        width = await page.evaluate("document.documentElement.scrollWidth")
-        assert width <= PHONE["width"], f"awards is {width}px wide on a phone"
-        await checked(page, "awards-phone", report)
-    (SCREENSHOTS / "logistics-axe.txt").write_text(
-        "".join(f"{name}\t{count}\n" for name, count in report.items())
-    )
+        await checked(page, "awards-phone")
     assert re.fullmatch(r"[0-9a-f-]+", job_id)

@@ -13,12 +13,11 @@ from marketplace import accounts
 from marketplace.db import connect
 from marketplace.settings import Settings
 from producers.web.app import create_service
-from tests.e2e.pages import accessibility_violations, loopback_page
+from tests.e2e.pages import checked_page, loopback_page
 from tests.integration.api_helpers import eventually, register, running_api
 
 pytestmark = pytest.mark.integration
 
-SCREENSHOTS = Settings().local_dir / "screenshots"
 PASSWORD = "кирпич и вълна 2026"  # noqa: S105 - a test account's
 PHONE: ViewportSize = {"width": 360, "height": 780}
 
@@ -37,13 +36,9 @@ async def type_into(page: Page, element_id: str, text: str) -> None:
     await page.keyboard.type(text)
 
 
-async def checked(page: Page, name: str, report: dict[str, int]) -> None:
-    """axe-core on the page as it is; the count per page goes to the report."""
-    violations = await accessibility_violations(page)
-    report[name] = len(violations)
-    assert violations == [], f"{name}: {violations}"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"people-{name}.png"), full_page=True)
+async def checked(page: Page, name: str) -> None:
+    """axe-core on the page as it is, its width, a screenshot and the counts (checked_page)."""
+    await checked_page(page, f"people-{name}")
 
 
 async def test_an_sme_in_bulgarian_posts_and_withdraws_an_offer_with_the_keyboard(
@@ -63,7 +58,6 @@ async def test_an_sme_in_bulgarian_posts_and_withdraws_an_offer_with_the_keyboar
         token = await accounts.issue_link(conn, person.person_id, "invite")
     finally:
         await conn.close()
-    report: dict[str, int] = {}
     async with (
         running_api(settings, create_service) as client,
         loopback_page(browser, locale="bg-BG", bypass_csp=True) as page,
@@ -71,19 +65,19 @@ async def test_an_sme_in_bulgarian_posts_and_withdraws_an_offer_with_the_keyboar
         base = str(client.make_url("/app"))
         await page.goto(f"{base}/invite/{token}")
         await expect(page.locator("h1")).to_have_text("Добре дошли, Ана Петрова")
-        await checked(page, "invitation", report)
+        await checked(page, "invitation")
         await type_into(page, "password", PASSWORD)
         await type_into(page, "repeat", PASSWORD)
         await page.keyboard.press("Enter")
         await expect(page.locator("h1")).to_have_text("Вашите обяви")
-        await checked(page, "listings-empty", report)
+        await checked(page, "listings-empty")
 
         # To the form with the keyboard: the link, then Enter.
         await page.locator("body").focus()
         await tab_to_link(page, "/app/offers/new")
         await page.keyboard.press("Enter")
         await expect(page.locator("h1")).to_have_text("Публикувайте оферта")
-        await checked(page, "offer-form", report)
+        await checked(page, "offer-form")
 
         # A code found by words (the List of Waste's English titles, with the codes).
         await type_into(page, "code-search", "textile fibres")
@@ -111,7 +105,7 @@ async def test_an_sme_in_bulgarian_posts_and_withdraws_an_offer_with_the_keyboar
             "aria-invalid", "true"
         )
         await expect(page.locator("#material-description")).to_have_value("памучни изрезки")
-        await checked(page, "offer-form-refused", report)
+        await checked(page, "offer-form-refused")
 
         await tab_to(page, "terms-quantity-amount")
         await page.keyboard.press("Control+A")
@@ -131,7 +125,7 @@ async def test_an_sme_in_bulgarian_posts_and_withdraws_an_offer_with_the_keyboar
         await expect(row).to_contain_text("040222")
         await expect(row).to_contain_text("памучни изрезки")
         await expect(row).to_contain_text("отворена")
-        await checked(page, "listings", report)
+        await checked(page, "listings")
 
         await page.locator("tbody tr button").focus()
         async with page.expect_navigation():
@@ -145,7 +139,7 @@ async def test_an_sme_in_bulgarian_posts_and_withdraws_an_offer_with_the_keyboar
 
         for path, name in (("/account", "account"), ("/members", "members")):
             await page.goto(base + path)
-            await checked(page, name, report)
+            await checked(page, name)
 
     # The same pages at a phone's width: nothing scrolls sideways.
     async with (
@@ -155,7 +149,7 @@ async def test_an_sme_in_bulgarian_posts_and_withdraws_an_offer_with_the_keyboar
         base = str(client.make_url("/app"))
         await phone.goto(f"{base}/login")
         await expect(phone.locator("h1")).to_have_text("Logga in")
-        await checked(phone, "login-phone-sv", report)
+        await checked(phone, "login-phone-sv")
         await phone.locator("#email").fill(person.email)
         await phone.locator("#password").fill(PASSWORD)
         await phone.locator("#password").press("Enter")
@@ -163,12 +157,7 @@ async def test_an_sme_in_bulgarian_posts_and_withdraws_an_offer_with_the_keyboar
         await expect(phone.locator("h1")).to_have_text("Вашите обяви")
         for path in ("/", "/offers/new", "/account", "/members"):
             await phone.goto(base + path)
-            width = await phone.evaluate("document.documentElement.scrollWidth")
-            assert width <= PHONE["width"], f"{path} is {width}px wide on a phone"
-        await checked(phone, "listings-phone", report)
-    (SCREENSHOTS / "people-axe.txt").write_text(
-        "".join(f"{name}\t{count}\n" for name, count in report.items())
-    )
+            await checked(phone, "phone" + (path.rstrip("/").replace("/", "-") or "-listings"))
 
 
 async def tab_to_link(page: Page, href: str, limit: int = 40) -> None:

@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from marketplace.settings import Settings
-from tests.e2e.pages import loopback_page
+from tests.e2e.pages import checked_page, loopback_page
 from tests.integration.api_helpers import eventually, register, running_api
 from tests.integration.kafka_helpers import end_offsets, read_since
 from tests.integration.notify_helpers import notifier_running
@@ -26,8 +26,6 @@ from tests.integration.test_matcher import (
 )
 
 pytestmark = pytest.mark.integration
-
-SCREENSHOTS = Settings().local_dir / "screenshots"
 
 
 def js(value: object) -> str:
@@ -47,11 +45,12 @@ async def test_a_proposal_shows_live_and_is_accepted_from_the_page(
         matcher_running(settings) as group,
         notifier_running(settings),
         # The browser asks for Swedish (navigator.languages and Accept-Language).
-        loopback_page(browser, locale="sv-SE") as page,
+        loopback_page(browser, locale="sv-SE", bypass_csp=True) as page,
     ):
         assert await page.evaluate("navigator.languages") == ["sv-SE"]
         await page.goto(str(client.make_url("/sme")))
         await expect(page.locator("#login h2")).to_have_text("Logga in")
+        await checked_page(page, "sme-sign-in-sv")
         # Another role's key is turned away with the reason, in the page's language.
         await page.locator("#key").fill(carrier.key)
         await page.locator("#login-form button").click()
@@ -111,4 +110,4 @@ async def test_a_proposal_shows_live_and_is_accepted_from_the_page(
         await expect(card).to_have_attribute("data-state", "confirmed", timeout=60_000)
         assert await page.evaluate("window.__stayed === true") is True
         await expect(page.locator("#action-error")).to_have_text("")
-        await page.screenshot(path=SCREENSHOTS / "sme.png", full_page=True)
+        await checked_page(page, "sme")

@@ -18,7 +18,7 @@ from marketplace import accounts
 from marketplace.db import connect
 from marketplace.settings import Settings
 from producers.web.app import create_service
-from tests.e2e.pages import accessibility_violations, loopback_page
+from tests.e2e.pages import checked_page, loopback_page
 from tests.integration.api_helpers import Partner, register, running_api
 from tests.integration.notify_helpers import notifier_running
 from tests.integration.test_auction import auction_running
@@ -27,7 +27,6 @@ from tests.integration.test_matcher import matcher_running
 pytestmark = pytest.mark.integration
 
 PASSWORD = "bread, film and gravel"  # noqa: S105 - a test account's
-SCREENSHOTS = Settings().local_dir / "screenshots"
 
 
 async def invitation(settings: Settings, partner: Partner, name: str, locale: str) -> str:
@@ -55,10 +54,8 @@ async def join(page: Page, base: str, token: str) -> None:
 
 
 async def no_violations(page: Page, name: str) -> None:
-    found = await accessibility_violations(page)
-    assert found == [], f"{name}: {found}"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"deal-{name}.png"), full_page=True)
+    """axe-core on the page as it is, its width, a screenshot and the counts (checked_page)."""
+    await checked_page(page, f"deal-{name}")
 
 
 async def test_two_smes_and_a_haulier_make_a_whole_deal_on_the_pages(
