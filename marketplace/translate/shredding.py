@@ -16,11 +16,13 @@ the file that also seals webhook secrets and second factors): a copy of the data
 nothing. `marketplace webhooks rotate-key` re-encrypts them with the ring's new key (`reseal`),
 and `marketplace keys restore` checks that the restored ring opens every one (`unreadable`).
 
-Consumers that keep these fields (the projector) open the events of a batch with the keys they
-find, each read `FOR SHARE` so that an erasure waits for the batch that uses the key; a field
-whose key is gone reads `ERASED`, and opening never fails. Erasing an organisation deletes its
-key (`destroy`) and overwrites what the read models keep of its sealed fields (`scrub`); the
-records on Kafka and in the audit log keep their ciphertext, so every chain still verifies."""
+Consumers that keep or pass on these fields (the projector, the mailer, the webhook inbox) open
+the events of a batch with the keys they find, each read `FOR SHARE` so that an erasure waits
+for the batch that uses the key; a field whose key is gone reads `ERASED`, and opening never
+fails. Erasing an organisation deletes its key (`destroy`) and overwrites what the read models
+keep of its sealed fields, deleting e-mail and webhook deliveries that copied its texts
+(`scrub`); the records on Kafka and in the audit log keep their ciphertext, so every chain
+still verifies. docs/operators/personal-data-in-events.md is the inventory of these fields."""
 
 from __future__ import annotations
 
@@ -101,10 +103,6 @@ def subject_of(event: Event) -> str:
         return PARTNER + event.partner_id
     actor: str = getattr(event, "actor_id")  # noqa: B009 - every other one has it
     return PARTNER + actor
-
-
-def partner_of(subject: str) -> str | None:
-    return subject.removeprefix(PARTNER) if subject.startswith(PARTNER) else None
 
 
 def _get(obj: Any, path: str) -> Any:
