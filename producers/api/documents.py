@@ -30,6 +30,7 @@ from marketplace.core import documents as core
 from marketplace.core.legal import LegalData
 from marketplace.db import Conn
 from marketplace.reference import list_of_waste
+from marketplace.translate import shredding
 from marketplace.translate.auction import job_id_for
 from producers.api import document_pdf as rendering
 from producers.api.auth import require_role
@@ -137,6 +138,13 @@ async def deal_of(conn: Conn | Any, match_id: str, delivery_id: str | None = Non
                     awarded_at=at,
                 )
             case MatchDelivered() if event.delivery_id == delivery_id and received is None:
+                if event.sealed is not None:
+                    # The buyer's note is personal data, sealed with its organisation's data
+                    # key (#21 item 8): opened here, "[erased]" once the key is destroyed.
+                    keys = await shredding.keys_for(
+                        conn, shredding.operator_ring(), {event.sealed.subject}
+                    )
+                    event = cast(MatchDelivered, shredding.open_event(event, keys))
                 received = core.Received(event_id, event.confirmed_as, at, event.note)
             case TransportConfirmed() if job is None or event.job_id == job:
                 confirmation = core.Confirmation(

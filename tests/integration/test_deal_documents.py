@@ -233,6 +233,26 @@ async def test_the_documents_of_a_deal(settings: Settings) -> None:
         assert content["delivered_weight_t"] == 3.95
         assert content["difference_t"] == -0.05
         assert content["loss_in_transit_t"] == 0.07
+        assert content["received"] is None
+        # The buyer confirms the arrival with a note: the event carries it sealed with the
+        # buyer's data key (#21 item 8), and the report shows it in clear.
+        r = await client.post(
+            f"/v1/matches/{match_id}/delivered",
+            json={"note": "two bales torn"},
+            headers=buyer.auth,
+        )
+        assert r.status == 202, await r.text()
+
+        async def received() -> bool:
+            report = await document(client, match_id, buyer, "delivery")
+            r = await client.get(report["json"], headers=seller.auth)
+            return orjson.loads(await r.read())["content"]["received"] is not None
+
+        await eventually(received, 30)
+        report = await document(client, match_id, buyer, "delivery")
+        r = await client.get(report["json"], headers=seller.auth)
+        content = orjson.loads(await r.read())["content"]
+        assert content["received"]["note"] == "two bales torn"
         r = await client.post(report["approve"], headers=buyer.auth)
         assert r.status == 202, await r.text()
         transport = await document(client, match_id, carrier, "transport")
@@ -302,7 +322,7 @@ async def test_the_documents_of_a_deal(settings: Settings) -> None:
     events = [orjson.loads(r.value) for r in records]
     approvals = [e for e in events if e["type"] == "market.deal.document_approved.v1"]
     assert sorted((e["kind"], e["version"]) for e in approvals) == [
-        ("delivery", 1),
+        ("delivery", 2),  # version 1 before the buyer confirmed the arrival
         ("order", 2),
         ("transport", 1),
     ]
