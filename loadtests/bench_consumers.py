@@ -46,6 +46,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -408,19 +409,26 @@ async def one_consumer(
     env_overrides: dict[str, str] | None = None,
     *,
     digest: bool = False,
+    topics: list[str] | None = None,
+    prepare: Callable[[Any, str], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Records per second `instances` processes of `kind` apply the range of `measured` at
     (its other topics start at their current ends), with the events they emitted and the CPU
     seconds of each process over the run. `tree`: run the workers from another checkout of
-    the project (the same benchmark on an earlier version, in the same run)."""
+    the project (the same benchmark on an earlier version, in the same run). `topics`: the
+    topics the workers read instead of the consumer's own (copies of them); `prepare(conn,
+    group)`: called on the scratch database before the workers start (a state to start from)."""
     total = sum(end[p] - start[p] for p in start)
     async with scratch_database(settings, "bench_consumers") as scratch:
         group = f"bench.{kind}.{uuid.uuid4().hex[:6]}"
         from loadtests.consumer_worker import consumer as build
 
-        topics, _ = build(kind, group, scratch)
+        own, _ = build(kind, group, scratch)
+        topics = topics or own
         conn = await connect(scratch)
         try:
+            if prepare is not None:
+                await prepare(conn, group)
             for topic in topics:
                 ends = start if topic == measured else await _ends(settings, topic)
                 await start_group_at(conn, group, {(topic, p): o for p, o in ends.items()})
@@ -439,6 +447,7 @@ async def one_consumer(
                     "loadtests.consumer_worker",
                     kind,
                     group,
+                    *([",".join(topics)] if topics != own else []),
                     env=env,
                     cwd=tree,
                     stdout=asyncio.subprocess.PIPE,
@@ -447,6 +456,8 @@ async def one_consumer(
             ]
             before = cpu.snapshot()
             worker_cpu: list[float] = []
+            at_first: list[float] = []
+            measured_records = 0
             try:
                 first: tuple[float, int] | None = None
                 deadline = time.monotonic() + 600
@@ -464,10 +475,14 @@ async def one_consumer(
                     now = time.perf_counter()
                     if first is None and done > 0:
                         first = (now, done)
+                        # The workers' CPU from here on is what the measured records cost
+                        # (without their start and their first batch).
+                        at_first = [cpu.process_seconds(w.pid) for w in workers]
                     if done >= total and first is not None:
                         rate = (total - first[1]) / max(now - first[0], 1e-6)
                         after = cpu.snapshot()
                         worker_cpu = [cpu.process_seconds(w.pid) for w in workers]
+                        measured_records = total - first[1]
                         break
                     if time.monotonic() > deadline or any(
                         w.returncode is not None for w in workers
@@ -493,6 +508,11 @@ async def one_consumer(
                 "records_per_s": rate,
                 "emitted": emitted,
                 "worker_cpu_s": [round(c, 3) for c in worker_cpu],
+                # CPU seconds of the workers over the records the rate counts, and how many.
+                "worker_cpu_measured_s": [
+                    round(c - a, 3) for c, a in zip(worker_cpu, at_first, strict=True)
+                ],
+                "records_measured": measured_records,
                 **cpu.between(before, after),
                 **({"read_model": await read_model_digest(conn)} if digest else {}),
             }

@@ -1,6 +1,8 @@
-"""One consumer instance for the benchmarks: `python -m loadtests.consumer_worker KIND GROUP`.
-Settings come from the environment (the benchmark points it at a scratch database). On a clean
-stop it prints one JSON line: records applied, events emitted, batches."""
+"""One consumer instance for the benchmarks: `python -m loadtests.consumer_worker KIND GROUP
+[TOPIC,...]`. Settings come from the environment (the benchmark points it at a scratch database);
+the optional third argument names the topics to read instead of the consumer's own (copies of
+them, `schemas.topics.copy_name`, which carry their contract). On a clean stop it prints one JSON
+line: records applied, events emitted, batches."""
 
 from __future__ import annotations
 
@@ -55,6 +57,8 @@ def main() -> None:
     settings = Settings.from_env()
     configure_logging(settings)
     topics, processor = consumer(kind, group, settings)
+    if len(sys.argv) > 3:
+        topics = sys.argv[3].split(",")
     stats = event_loop.run(
         run_consumer(settings, group_id=group, topics=topics, processor=processor), settings
     )
