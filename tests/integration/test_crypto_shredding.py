@@ -33,6 +33,7 @@ from marketplace.partners import register_partner
 from marketplace.secretbox import SecretKeyError, create_ring, key_file, load_ring
 from marketplace.settings import Settings
 from marketplace.translate import shredding
+from producers.web.app import create_service
 from schemas import topics
 from schemas.facilitators import ListingNudged
 from schemas.listings import OfferPosted
@@ -51,6 +52,8 @@ from tests.integration.notify_helpers import notifier_running, publish
 from tests.integration.test_audit import auditor_running
 from tests.integration.test_erasure import marketplace_cli, tables_holding
 from tests.integration.test_matcher import matcher_running, matches_about, near, offer, request
+from tests.integration.test_pages_accounts import plain
+from tests.integration.test_pages_matrix import person as session_of
 from tests.integration.test_webhook_secrets import cli
 
 pytestmark = pytest.mark.integration
@@ -143,10 +146,12 @@ async def test_an_erased_organisation_cannot_be_read_anywhere_and_the_log_verifi
     consent_note = f"ok from {mark}"
 
     async with (
-        running_api(settings) as client,
+        running_api(plain(settings), create_service) as client,
         matcher_running(settings) as matcher,
         notifier_running(settings),
     ):
+        staff = await session_of(settings, None, "operator")
+        staff_legal = f"/app/staff/organisations/{seller.partner_id}/legal"
         await projected(settings, seller, keeper, buyer, facilitator, operator)
         await opened_by_the_projector(settings, seller.partner_id, name)
 
@@ -212,6 +217,11 @@ async def test_an_erased_organisation_cannot_be_read_anywhere_and_the_log_verifi
             )
 
         await eventually(all_shown, 60)
+        # The staff's page of the organisation's legal data shows it.
+        client.session.cookie_jar.update_cookies({"session": staff})
+        page = await client.get(staff_legal)
+        assert page.status == 200
+        assert legal["street"] in await page.text()
 
         # Nothing of it is on the topics in clear.
         for topic, offsets in since.items():
@@ -251,6 +261,12 @@ async def test_an_erased_organisation_cannot_be_read_anywhere_and_the_log_verifi
         assert again.returncode == 0, again.stderr
         assert "0 open listing(s) withdrawn" in again.stdout
 
+        # The pages: the staff's page of the organisation shows its legal data erased.
+        page = await client.get(staff_legal)
+        assert page.status == 200
+        html = await page.text()
+        assert mark not in html
+        assert shredding.ERASED in html
         # The API: the operator sees the legal data erased, the facilitator the consent's note.
         r = await client.get(f"/v1/partners/{seller.partner_id}/legal", headers=operator.auth)
         assert r.status == 200, await r.text()
