@@ -69,7 +69,8 @@ def add_organisation_actions(actions: Any) -> None:
         "erase",
         help="erase an organisation's personal data: its people, deal-room texts and files,"
         " webhooks, notifications, its data key (name and texts sealed in events); revoke its"
-        " keys and withdraw its open listings (the trading record stays)",
+        " keys, withdraw its open listings, revoke its consents and deactivate it (the trading"
+        " record stays)",
     )
     erased.add_argument("partner_id")
     erased.add_argument("--yes", action="store_true", help="do it (without: say what it would do)")
@@ -108,8 +109,8 @@ async def _organisation(settings: Settings, args: argparse.Namespace) -> int:
                 f"marketplace partners erase {args.partner_id} would erase {people} person(s)"
                 " with their accounts, mail and deal-room messages, the organisation's deal-room"
                 " texts and files, webhook endpoints and notifications, revoke its API keys,"
-                " destroy its data key (its name and texts in the events become unreadable) and"
-                " withdraw its open listings."
+                " destroy its data key (its name and texts in the events become unreadable),"
+                " withdraw its open listings, revoke its consents and deactivate it."
                 " Export first (marketplace partners export), then add --yes.",
                 file=sys.stderr,
             )
@@ -126,9 +127,15 @@ async def _organisation(settings: Settings, args: argparse.Namespace) -> int:
             withdrawn = await privacy.withdraw_listings(
                 conn, producer, args.partner_id, source="/cli/partners/erase"
             )
+            stopped = await privacy.revoke_and_deactivate(
+                conn, producer, args.partner_id, source="/cli/partners/erase"
+            )
         finally:
             await producer.stop()
         print(f"{args.partner_id}: {len(withdrawn)} open listing(s) withdrawn")
+        print(f"{args.partner_id}: {len(stopped.consents)} consent(s) revoked")
+        if stopped.deactivated:
+            print(f"{args.partner_id}: deactivated")
         return 0
     finally:
         await conn.close()

@@ -13,8 +13,9 @@ and files the organisation posted with an API key, its webhook endpoints (addres
 secrets) and their deliveries, its notifications, and revokes its API keys; it destroys the
 organisation's data key (crypto-shredding, marketplace/translate/shredding.py), so that its
 name, legal data, listing texts and the texts it wrote, sealed in the events, cannot be read
-any more, and overwrites the read models' copies of them; then (`withdraw_listings`) it
-withdraws the organisation's open listings with the ordinary events. What stays is the trading
+any more, and overwrites the read models' copies of them; then (`withdraw_listings`,
+`revoke_and_deactivate`) it withdraws the organisation's open listings, revokes the consents it
+gave or was given, and deactivates it, with the ordinary events. What stays is the trading
 record (listings, matches, jobs, invoices, and the events on the log, which carry no personal
 data in clear: people by a pseudonymous id, message texts and files by their SHA-256 only,
 the rest sealed), so every chain of the audit log still verifies."""
@@ -38,7 +39,10 @@ from marketplace.events import to_message
 from marketplace.secretbox import KeyRing
 from marketplace.settings import Settings
 from marketplace.translate import shredding
+from schemas.base import Event
+from schemas.facilitators import ConsentRevoked
 from schemas.listings import OfferWithdrawn, RequestWithdrawn
+from schemas.partners import PartnerUpdated
 from schemas.registry import EVENT_TYPES
 
 # Who withdraws an erased organisation's open listings (the events' `actor_id`).
@@ -288,6 +292,65 @@ async def withdraw_listings(
             message.topic, message.value, key=message.key, headers=list(message.headers)
         )
     return [r["listing_id"] for r in rows]
+
+
+@dataclass
+class Withdrawn:
+    """What an erasure published beyond its listings: consents revoked, the deactivation."""
+
+    consents: list[tuple[str, str]] = field(default_factory=list)  # (SME, facilitator)
+    deactivated: bool = False
+
+
+async def revoke_and_deactivate(
+    conn: Conn, producer: AIOKafkaProducer, partner_id: str, *, source: str
+) -> Withdrawn:
+    """Publishes, with the ordinary events, the revocation of every consent still granted by
+    the organisation (as an SME) or to it (as a facilitator), so that no facilitator acts in its
+    name any more, and its deactivation (`partners.partner.updated.v1`, active false, named
+    "[erased]"), so that the notifier no longer counts it among the carriers. Only what the read
+    model still shows as granted or active: running it again publishes nothing new."""
+    done = Withdrawn()
+    now = datetime.now(UTC)
+    events: list[tuple[Event, str]] = []
+    for r in await conn.fetch(
+        "SELECT partner_id, facilitator_id FROM consents WHERE status = 'granted'"
+        " AND (partner_id = $1 OR facilitator_id = $1) ORDER BY partner_id, facilitator_id",
+        partner_id,
+    ):
+        revoked = ConsentRevoked(
+            partner_id=r["partner_id"],
+            facilitator_id=r["facilitator_id"],
+            actor_id=ERASURE_ACTOR,
+        )
+        events.append((revoked, f"{r['partner_id']}/{r['facilitator_id']}/revoked-at-erasure"))
+        done.consents.append((r["partner_id"], r["facilitator_id"]))
+    row = await conn.fetchrow(
+        "SELECT region, sector FROM partners WHERE partner_id = $1 AND active", partner_id
+    )
+    if row is not None:
+        update = PartnerUpdated(
+            partner_id=partner_id,
+            name=shredding.ERASED,
+            region=row["region"],
+            sector=row["sector"],
+            active=False,
+            updated_by=ERASURE_ACTOR,
+        )
+        events.append((update, f"{partner_id}/deactivated-at-erasure"))
+        done.deactivated = True
+    for published, cause in events:
+        message = to_message(
+            published,
+            event_id=derived_id(cause),
+            source=source,
+            time=now,
+            subject=str(getattr(published, "partner_id")),  # noqa: B009 - both kinds have it
+        )
+        await producer.send_and_wait(
+            message.topic, message.value, key=message.key, headers=list(message.headers)
+        )
+    return done
 
 
 # --- retention ----------------------------------------------------------------------------------

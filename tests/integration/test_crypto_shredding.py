@@ -244,6 +244,8 @@ async def test_an_erased_organisation_cannot_be_read_anywhere_and_the_log_verifi
         assert erased.returncode == 0, erased.stderr
         assert "data keys 1" in erased.stdout
         assert "1 open listing(s) withdrawn" in erased.stdout
+        assert "1 consent(s) revoked" in erased.stdout
+        assert f"{seller.partner_id}: deactivated" in erased.stdout
 
         async def withdrawn_at_erasure() -> bool:
             conn = await connect(settings)
@@ -251,15 +253,24 @@ async def test_an_erased_organisation_cannot_be_read_anywhere_and_the_log_verifi
                 status = await conn.fetchval(
                     "SELECT status FROM listings WHERE listing_id = $1", erased_offer
                 )
+                consent = await conn.fetchval(
+                    "SELECT status FROM consents WHERE partner_id = $1", seller.partner_id
+                )
+                active = await conn.fetchval(
+                    "SELECT active FROM partners WHERE partner_id = $1", seller.partner_id
+                )
             finally:
                 await conn.close()
-            return bool(status == "withdrawn")
+            return (status, consent, active) == ("withdrawn", "revoked", False)
 
         await eventually(withdrawn_at_erasure, 60)
-        # Again, once the projector has the withdrawal: nothing left to withdraw.
+        # Again, once the projector has the withdrawal, the revocation and the deactivation:
+        # nothing left to publish.
         again = marketplace_cli("partners", "erase", seller.partner_id, "--yes")
         assert again.returncode == 0, again.stderr
         assert "0 open listing(s) withdrawn" in again.stdout
+        assert "0 consent(s) revoked" in again.stdout
+        assert "deactivated" not in again.stdout
 
         # The pages: the staff's page of the organisation shows its legal data erased.
         page = await client.get(staff_legal)
