@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from schemas.base import Event
-from schemas.common import Id, LongText
+from schemas.common import Id, LongText, Sealed
 
 # A SHA-256 digest in lowercase hex.
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
@@ -91,6 +91,9 @@ class TransportConfirmed(
     note: LongText = ""
     seller_id: Id
     buyer_id: Id
+    # The carrier's note, sealed with its organisation's data key (#21 item 8); `note` then holds
+    # "". None: a confirmation from before sealing, or one without a note.
+    sealed: Sealed | None = None
 
 
 class DocumentApproved(Event, frozen=True, kw_only=True, tag="market.deal.document_approved.v1"):

@@ -42,6 +42,7 @@ from marketplace.secretbox import Sealed as Resealed
 from marketplace.settings import Settings
 from schemas import common
 from schemas.base import Event
+from schemas.deals import TransportConfirmed
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
 from schemas.feedback import FeedbackGiven, MatchDelivered
 from schemas.listings import (
@@ -81,6 +82,7 @@ FIELDS: dict[type[Event], tuple[str, ...]] = {
     ConsentGranted: ("note",),
     ConsentRevoked: ("reason",),
     ListingNudged: ("message",),
+    TransportConfirmed: ("note",),
 }
 # The texts a notification copies from its cause (core/notifications.py): a nudge's message, a
 # consent's note or reason. The notification carries the cause's `sealed` and "" in these.
@@ -101,6 +103,8 @@ def subject_of(event: Event) -> str:
         return PARTNER + event.owner_id
     if isinstance(event, PartnerRegistered | PartnerUpdated | LegalDataDeclared):
         return PARTNER + event.partner_id
+    if isinstance(event, TransportConfirmed):
+        return PARTNER + event.carrier_id
     actor: str = getattr(event, "actor_id")  # noqa: B009 - every other one has it
     return PARTNER + actor
 

@@ -147,6 +147,12 @@ async def deal_of(conn: Conn | Any, match_id: str, delivery_id: str | None = Non
                     event = cast(MatchDelivered, shredding.open_event(event, keys))
                 received = core.Received(event_id, event.confirmed_as, at, event.note)
             case TransportConfirmed() if job is None or event.job_id == job:
+                if event.sealed is not None:
+                    # The carrier's note, sealed likewise with the carrier's data key.
+                    keys = await shredding.keys_for(
+                        conn, shredding.operator_ring(), {event.sealed.subject}
+                    )
+                    event = cast(TransportConfirmed, shredding.open_event(event, keys))
                 confirmation = core.Confirmation(
                     event_id, event.stage, event.weight_t, event.at, event.note
                 )

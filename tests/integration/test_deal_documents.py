@@ -233,6 +233,8 @@ async def test_the_documents_of_a_deal(settings: Settings) -> None:
         assert content["delivered_weight_t"] == 3.95
         assert content["difference_t"] == -0.05
         assert content["loss_in_transit_t"] == 0.07
+        # The carrier's note travels sealed with its data key (#21 item 8) and reads in clear.
+        assert content["delivered"]["note"] == "wet bales"
         assert content["received"] is None
         # The buyer confirms the arrival with a note: the event carries it sealed with the
         # buyer's data key (#21 item 8), and the report shows it in clear.

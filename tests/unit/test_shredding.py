@@ -13,6 +13,7 @@ from marketplace.events import decode, to_message
 from marketplace.translate import shredding
 from schemas.base import Event
 from schemas.common import Location, Material, Money, Quantity, Sealed, Window
+from schemas.deals import TransportConfirmed
 from schemas.facilitators import ListingNudged
 from schemas.feedback import FeedbackGiven
 from schemas.listings import OfferPosted, OfferTerms
@@ -224,3 +225,23 @@ def test_the_longest_texts_sealed_still_decode_from_the_topic() -> None:
     for event in (nudge, listing):
         keys = {shredding.subject_of(event): KEY}
         assert shredding.open_event(_roundtrip(shredding.seal(event, KEY)), keys) == event
+
+
+def test_a_carriers_note_is_sealed_for_the_carrier() -> None:
+    confirmed = TransportConfirmed(
+        match_id="m-1",
+        job_id="j-1",
+        carrier_id="c-7",
+        stage="delivery",
+        weight_t=3.9,
+        at=AT,
+        note="driver Georgi, call +359 88 777",
+        seller_id="s-1",
+        buyer_id="b-1",
+    )
+    sealed = shredding.seal(confirmed, KEY)
+    assert isinstance(sealed, TransportConfirmed)
+    assert sealed.sealed is not None
+    assert sealed.sealed.subject == "partner:c-7"
+    assert b"Georgi" not in msgspec.json.encode(sealed)
+    assert shredding.open_event(_roundtrip(sealed), {"partner:c-7": KEY}) == confirmed
