@@ -411,13 +411,16 @@ async def one_consumer(
     digest: bool = False,
     topics: list[str] | None = None,
     prepare: Callable[[Any, str], Awaitable[None]] | None = None,
+    profile_to: Path | None = None,
 ) -> dict[str, Any]:
     """Records per second `instances` processes of `kind` apply the range of `measured` at
     (its other topics start at their current ends), with the events they emitted and the CPU
     seconds of each process over the run. `tree`: run the workers from another checkout of
     the project (the same benchmark on an earlier version, in the same run). `topics`: the
     topics the workers read instead of the consumer's own (copies of them); `prepare(conn,
-    group)`: called on the scratch database before the workers start (a state to start from)."""
+    group)`: called on the scratch database before the workers start (a state to start from);
+    `profile_to`: the workers run under cProfile, each writing its statistics to this path
+    (suffixed with its number) when it stops."""
     total = sum(end[p] - start[p] for p in start)
     async with scratch_database(settings, "bench_consumers") as scratch:
         group = f"bench.{kind}.{uuid.uuid4().hex[:6]}"
@@ -443,6 +446,7 @@ async def one_consumer(
             workers = [
                 await asyncio.create_subprocess_exec(
                     sys.executable,
+                    *(["-m", "cProfile", "-o", f"{profile_to}.{n}"] if profile_to else []),
                     "-m",
                     "loadtests.consumer_worker",
                     kind,
@@ -452,7 +456,7 @@ async def one_consumer(
                     cwd=tree,
                     stdout=asyncio.subprocess.PIPE,
                 )
-                for _ in range(instances)
+                for n in range(instances)
             ]
             before = cpu.snapshot()
             worker_cpu: list[float] = []
@@ -513,6 +517,7 @@ async def one_consumer(
                     round(c - a, 3) for c, a in zip(worker_cpu, at_first, strict=True)
                 ],
                 "records_measured": measured_records,
+                "batches": sum(x["batches"] for x in said) if len(said) == len(workers) else None,
                 **cpu.between(before, after),
                 **({"read_model": await read_model_digest(conn)} if digest else {}),
             }
@@ -734,9 +739,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
         same_work: list[float] = []
         peers = args.peer if kind == "projector" else []
-        for _ in range(args.repeat):  # interleaved, so the machine's swings fall on all alike
+        for n in range(args.repeat):  # interleaved, so the machine's swings fall on all alike
+            # Each round starts with the next tree, so none always runs first (or right after
+            # the same one).
+            turn = trees[n % len(trees) :] + trees[: n % len(trees)]
             for k in args.instances:
-                for label, tree, overrides in trees:
+                for label, tree, overrides in turn:
                     run = await one_consumer(
                         settings,
                         kind,
