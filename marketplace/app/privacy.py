@@ -45,7 +45,7 @@ from schemas.listings import OfferWithdrawn, RequestWithdrawn
 from schemas.partners import PartnerUpdated
 from schemas.registry import EVENT_TYPES
 
-# Who withdraws an erased organisation's open listings (the events' `actor_id`).
+# Who acts in the events an erasure publishes (withdrawals, revocations, the deactivation).
 ERASURE_ACTOR = "operator-erasure"
 # Columns that name a partner, in any table.
 PARTNER_COLUMNS = (
