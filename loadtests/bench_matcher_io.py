@@ -1,8 +1,8 @@
 """The matcher's I/O against its decisions (issue #18, target 2, first half): the real matcher
 consumer and the pure core alone on the same event stream, interleaved.
 
-    python -m loadtests.bench_matcher_io [--events 4000] [--book 10000] [--partitions 6]
-        [--repeat 3] [--seed 7]
+    python -m loadtests.bench_matcher_io [--events 6000] [--book 10000] [--partitions 6]
+        [--repeat 5] [--seed 7] [--profile]
 
 The stream is the market simulator's mix as `loadtests/bench_matching.py --mix simulator` makes
 it (`loadtests/simmix.py`: the simulator's offers, requests and withdrawals as the API publishes
@@ -32,6 +32,12 @@ Each round runs, in turn (the order alternates between rounds):
 Both must emit the same number of events (the check that they decided alike). The report gives
 the medians, each round's matcher / core ratio and their median, the load average at the start
 and the end, and the top statements of `pg_stat_statements`.
+
+`--profile`: after the rounds, one more matcher run (not in the medians) under cProfile, with
+`pg_stat_statements` reset once its books are written: where a batch's time goes, in the
+worker's Python (decoding, the command and the core's step, the events' contracts, the book's
+JSON, the timers, the outbox and offset statement, the runtime) and in PostgreSQL (each
+statement's execution time per batch).
 Writes loadtests/reports/matcher-io-<timestamp>.json and .html."""
 
 from __future__ import annotations
@@ -39,10 +45,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import pstats
 import statistics
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -237,6 +246,66 @@ async def ends(settings: Settings, topic: str, partitions: int) -> dict[int, int
     return {tp.partition: offset for tp, offset in found.items()}
 
 
+# Where a matcher batch's Python time goes (cProfile of the worker): a label, the file (its
+# ending) and the function. The coroutines' figures leave out the time they spend suspended
+# (waiting for PostgreSQL or Kafka), which the statements' times show instead.
+PHASES = (
+    ("decoding the records", "marketplace/runtime/decoding.py", "decode_or_dead_letter"),
+    ("the command (to_command)", "marketplace/translate/matching.py", "to_command"),
+    ("decide: step, contracts, messages", "marketplace/translate/matching.py", "decide"),
+    ("  of which the core's step", "marketplace/core/matching.py", "step"),
+    ("  of which the contracts (to_contract)", "marketplace/translate/matching.py", "to_contract"),
+    ("  of which the messages (to_message)", "marketplace/events.py", "to_message"),
+    ("the timers' rows (deadline/period_timer)", "consumers/matcher.py", "deadline_timer"),
+    ("the timers' statement (schedule_many)", "marketplace/timers.py", "schedule_many"),
+    ("the book saved (_save: JSON, statements)", "consumers/matcher.py", "_save"),
+    (
+        "outbox and offset (insert_and_advance)",
+        "marketplace/runtime/outbox.py",
+        "insert_and_advance",
+    ),
+    ("the matcher's process, all of it", "consumers/matcher.py", "process"),
+    ("the runtime's batch (_apply)", "marketplace/runtime/consumer.py", "_apply"),
+    ("publishing and committing (_handle)", "marketplace/runtime/consumer.py", "_handle"),
+    ("loading the book (load)", "consumers/matcher.py", "load"),
+)
+
+
+def phases(path: Path, batches: int, records: int) -> dict[str, Any]:
+    """Seconds of the worker's profile per phase (cumulative, summed over the calls), and per
+    batch and per record; plus the JSON encoding of the book's items inside `_save`."""
+    found = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    out: dict[str, Any] = {}
+    for label, ending, name in PHASES:
+        out[label] = sum(
+            v[3]
+            for (file, _line, func), v in found.items()
+            if func == name and file.endswith(ending)
+        )
+        if name == "_save":
+            out["  of which the book's JSON (encode in _save)"] = sum(
+                called
+                for (_file, _line, func), v in found.items()
+                if func == "<method 'encode' of 'msgspec.json.Encoder' objects>"
+                for (cfile, _cline, cfunc), (_cc, _nc, _tt, called) in v[4].items()
+                if cfunc == "_save" and cfile.endswith("consumers/matcher.py")
+            )
+    total = sum(v[2] for v in found.values())
+    return {
+        "profile_total_s": total,
+        "batches": batches,
+        "records": records,
+        "phases": {
+            label: {
+                "s": round(sec, 4),
+                "ms_per_batch": round(sec / max(batches, 1) * 1e3, 3),
+                "us_per_record": round(sec / max(records, 1) * 1e6, 1),
+            }
+            for label, sec in out.items()
+        },
+    }
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings.from_env()
     config = market_config(settings)
@@ -320,6 +389,49 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         f" same number of events in every run: {same}",
         flush=True,
     )
+    top = pgstats.top()
+    profile: dict[str, Any] | None = None
+    if args.profile:
+
+        async def prepare_and_reset(conn: Any, group: str) -> None:
+            await prepare(conn, group)
+            pgstats.reset()  # the profiled run's statements only (not the books' writing)
+
+        where = Path(tempfile.mkdtemp(prefix="matcher-io-")) / "matcher.prof"
+        run = await one_consumer(
+            settings,
+            "matcher",
+            1,
+            start,
+            end,
+            topic,
+            topics=[topic],
+            prepare=prepare_and_reset,
+            profile_to=where,
+        )
+        profile = phases(Path(f"{where}.0"), run["batches"] or 0, len(stream.messages))
+        statements = pgstats.top(25)
+        profile["run"] = run
+        profile["pg_stat_statements"] = statements
+        batches = max(run["batches"] or 0, 1)
+        profile["statements_ms_per_batch"] = [
+            {"ms_per_batch": round(st["total_ms"] / batches, 3), **st}
+            for st in statements.get("statements", [])
+        ]
+        print(
+            f"profile ({batches} batches, under cProfile: {run['records_per_s']:,.0f} records/s):",
+            flush=True,
+        )
+        for label, v in profile["phases"].items():
+            print(
+                f"  {label:<46} {v['ms_per_batch']:>9.2f} ms/batch {v['us_per_record']:>8.1f}"
+                " us/record",
+                flush=True,
+            )
+        for st in profile["statements_ms_per_batch"][:8]:
+            print(
+                f"  PostgreSQL {st['ms_per_batch']:>8.2f} ms/batch  {st['query'][:90]}", flush=True
+            )
     core_us = statistics.median(c["us_cpu_per_record"] for c in cores)
     worker_us = statistics.median(m["us_worker_cpu_per_record"] for m in matchers)
     print(
@@ -354,17 +466,21 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         # the broker's CPU are in each run).
         "us_cpu_per_record_core": core_us,
         "us_cpu_per_record_matcher_worker": worker_us,
-        "pg_stat_statements": pgstats.top(),
+        "pg_stat_statements": top,
+        "profile": profile,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--events", type=int, default=4000)
+    parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--book", type=int, default=10000, help="open listings before the stream")
     parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile", action="store_true", help="one more matcher run under cProfile, per batch"
+    )
     args = parser.parse_args()
     if not (
         0 < args.events <= 100_000
