@@ -201,6 +201,31 @@ _NO_PERIOD = _r(
     " id; the carrier of another period",
 )
 
+# Refusals shared by a deal's documents and a delivery period's.
+_APPROVAL_REFUSALS = (
+    _r(403, "not-issuer", why="you do not issue this document"),
+    _r(409, "not-yet", why="the document does not exist yet (its events have not come)"),
+    _r(409, "superseded", why="a newer version exists: approve that one"),
+    _r(
+        409,
+        "legal-data-missing",
+        why="a party's legal data that the document needs is not declared yet (PUT"
+        " /v1/partners/{id}/legal)",
+    ),
+)
+_DOCUMENT_ALTERED = _r(
+    409,
+    "document-altered",
+    why="the stored copy no longer matches the SHA-256 it was stored or approved"
+    " under: the exchange will not hand it out",
+)
+_INVOICE_ALTERED = _r(
+    409,
+    "document-altered",
+    why="the stored XML no longer matches the SHA-256 it was issued with: the exchange"
+    " will not hand it out",
+)
+
 # Organisations that are parties to deals, and the operator (auditors take no part in deals).
 _LEGAL_ROLES = ("sme", "logistics", "facilitator", "operator")
 
@@ -745,12 +770,7 @@ ROUTES: tuple[Route, ...] = (
                 why="no match with this id or no place in its deal room; no such document"
                 " kind; no such version",
             ),
-            _r(
-                409,
-                "document-altered",
-                why="the stored copy no longer matches the SHA-256 it was stored or approved"
-                " under: the exchange will not hand it out",
-            ),
+            _DOCUMENT_ALTERED,
         ),
     ),
     Route(
@@ -767,12 +787,7 @@ ROUTES: tuple[Route, ...] = (
                 why="no match with this id or no place in its deal room; no such invoice kind;"
                 " not issued yet",
             ),
-            _r(
-                409,
-                "document-altered",
-                why="the stored XML no longer matches the SHA-256 it was issued with: the exchange"
-                " will not hand it out",
-            ),
+            _INVOICE_ALTERED,
         ),
         path_params=(
             ("kind", {"enum": list(INVOICE_KINDS), "description": "the invoice"}),
@@ -796,15 +811,7 @@ ROUTES: tuple[Route, ...] = (
                 why="no match with this id or no place in its deal room; no such document"
                 " kind; no such version",
             ),
-            _r(403, "not-issuer", why="you do not issue this document"),
-            _r(409, "not-yet", why="the document does not exist yet (its events have not come)"),
-            _r(409, "superseded", why="a newer version exists: approve that one"),
-            _r(
-                409,
-                "legal-data-missing",
-                why="a party's legal data that the document needs is not declared yet (PUT"
-                " /v1/partners/{id}/legal)",
-            ),
+            *_APPROVAL_REFUSALS,
         ),
         also=((200, "that version was approved already: nothing published"),),
         key_in_progress=False,
@@ -867,12 +874,7 @@ ROUTES: tuple[Route, ...] = (
         refusals=(
             _NO_PERIOD,
             _r(404, "not-found", why="no such document kind; no such version"),
-            _r(
-                409,
-                "document-altered",
-                why="the stored copy no longer matches the SHA-256 it was stored or approved"
-                " under: the exchange will not hand it out",
-            ),
+            _DOCUMENT_ALTERED,
         ),
     ),
     Route(
@@ -886,15 +888,7 @@ ROUTES: tuple[Route, ...] = (
         refusals=(
             _NO_PERIOD,
             _r(404, "not-found", why="no such document kind; no such version"),
-            _r(403, "not-issuer", why="you do not issue this document"),
-            _r(409, "not-yet", why="the document does not exist yet (its events have not come)"),
-            _r(409, "superseded", why="a newer version exists: approve that one"),
-            _r(
-                409,
-                "legal-data-missing",
-                why="a party's legal data that the document needs is not declared yet (PUT"
-                " /v1/partners/{id}/legal)",
-            ),
+            *_APPROVAL_REFUSALS,
         ),
         also=((200, "that version was approved already: nothing published"),),
         key_in_progress=False,
@@ -928,12 +922,7 @@ ROUTES: tuple[Route, ...] = (
         refusals=(
             _NO_PERIOD,
             _r(404, "not-found", why="no such invoice kind; not issued yet"),
-            _r(
-                409,
-                "document-altered",
-                why="the stored XML no longer matches the SHA-256 it was issued with: the exchange"
-                " will not hand it out",
-            ),
+            _INVOICE_ALTERED,
         ),
         path_params=(
             ("kind", {"enum": list(INVOICE_KINDS), "description": "the invoice"}),
