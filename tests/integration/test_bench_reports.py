@@ -67,19 +67,42 @@ def private_servers() -> Iterator[dict[str, str]]:
         "MARKETPLACE_PG_LOCAL_DIR": str(ROOT / ".local" / "loadtests" / name),
         "MARKETPLACE_KAFKA_PORT": str(kafka_port),
     }
+    data: Path | None = None
     try:
         run(PG_SCRIPT, "up", name, str(pg_port))
+        data = data_dir(env)
         yield env | {"name": name}
     finally:
         subprocess.run([PG_SCRIPT, "stop", name, str(pg_port)], check=False, timeout=120)
         subprocess.run([BROKER_SCRIPT, "stop", name], check=False, timeout=120)
         shutil.rmtree(ROOT / ".local" / "loadtests" / name, ignore_errors=True)
+        if data is not None and data.name == "data" and "marketplace-" in str(data.parent):
+            shutil.rmtree(data.parent, ignore_errors=True)  # the cluster kept outside the checkout
+
+
+def data_dir(env: dict[str, str]) -> Path:
+    """The private cluster's data directory, as infra/postgres.sh reports it: under
+    MARKETPLACE_PG_LOCAL_DIR, or (as root, when the postgres user cannot reach the checkout, as
+    in a clone under a private temporary folder) a folder under /var/lib/postgresql."""
+    pg_env = {k: v for k, v in os.environ.items() if k != "MARKETPLACE_DATABASE_URL"}
+    pg_env |= {k: env[k] for k in ("MARKETPLACE_PG_PORT", "MARKETPLACE_PG_LOCAL_DIR")}
+    done = subprocess.run(
+        [str(ROOT / "infra" / "postgres.sh"), "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=pg_env,
+    )
+    found = re.search(r"data (/\S+?)[,)]", done.stdout)
+    assert found, done.stdout + done.stderr
+    return Path(found.group(1))
 
 
 def conf_of(env: dict[str, str]) -> Path:
-    found = list(Path(env["MARKETPLACE_PG_LOCAL_DIR"]).glob("postgres/data/postgresql.conf"))
-    assert found, "the private cluster's postgresql.conf"
-    return found[0]
+    conf = data_dir(env) / "postgresql.conf"
+    assert conf.is_file(), f"the private cluster's postgresql.conf: {conf}"
+    return conf
 
 
 def preload_lines(env: dict[str, str]) -> list[str]:
