@@ -74,8 +74,13 @@ async def test_a_consumer_process_reports_its_work_and_readiness(settings: Setti
             registry = {"group": group, "topic": "partners.registry"}
 
             async def counted() -> bool:
+                # The lag gauge is set once the batch's partitions are all handled, a moment
+                # after the records are counted.
                 _, text = await get("/metrics")
-                return bool(samples(text, "marketplace_records_consumed_total", **registry))
+                return bool(
+                    samples(text, "marketplace_records_consumed_total", **registry)
+                    and samples(text, "marketplace_consumer_lag_records", **registry)
+                )
 
             await eventually(counted, 60)
             status, text = await get("/metrics")
