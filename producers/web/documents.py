@@ -5,6 +5,8 @@ the API's; outsiders get 404 as for the room itself."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import aiohttp_jinja2
 from aiohttp import web
 
@@ -66,16 +68,31 @@ async def approve(request: web.Request) -> web.StreamResponse:
     return see_other(f"{PREFIX}/deals/{room.match_id}?notice=approved#documents")
 
 
+def weight_of(form: Mapping[str, str]) -> float | None:
+    """The weight in tonnes a carrier's confirmation form gives, or None when it is not one."""
+    try:
+        weight = float(form.get("weight_t", "").strip().replace(",", "."))
+    except ValueError:
+        return None
+    return weight if 0 < weight <= 100_000 else None
+
+
+def transport_refusal(_: Callable[[str], str], problem: Problem) -> str:
+    """What the page says when the API refuses a carrier's confirmation."""
+    if problem.status >= 500:
+        return _("The exchange cannot store this right now. Try again shortly.")
+    return {
+        "not-picked-up": _("Confirm the pickup before the delivery."),
+        "not-carrier": _("Only the carrier that won the transport confirms it."),
+    }.get(problem.kind or "", problem.detail)
+
+
 async def confirm(request: web.Request) -> web.StreamResponse:
     room = await deals._room(request, acting=True)
     form = await form_of(request)
     _ = gettext_of(request)
-    raw = form.get("weight_t", "").strip().replace(",", ".")
-    try:
-        weight = float(raw)
-    except ValueError:
-        weight = 0.0
-    if not 0 < weight <= 100_000:
+    weight = weight_of(form)
+    if weight is None:
         return await deals.room_page(
             request,
             form=form,
@@ -89,12 +106,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     except Problem as problem:
         if problem.status == 404:
             raise web.HTTPNotFound(text=problem.detail) from None
-        message = {
-            "not-picked-up": _("Confirm the pickup before the delivery."),
-            "not-carrier": _("Only the carrier that won the transport confirms it."),
-        }.get(problem.kind, problem.detail)
-        if problem.status >= 500:
-            message = _("The exchange cannot store this right now. Try again shortly.")
+        message = transport_refusal(_, problem)
         return await deals.room_page(
             request, form=form, errors={"weight_t": message}, status=min(problem.status, 503)
         )

@@ -19,6 +19,7 @@ from producers.api.deals import Room
 from producers.api.problems import Problem
 from producers.api.writes import idempotent_answer
 from producers.web import agreements, deals
+from producers.web import documents as web_documents
 from producers.web.common import form_of, gettext_of, person_of, see_other
 from producers.web.invoice_labels import field_label
 from producers.web.session import PREFIX
@@ -146,12 +147,8 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     room = await room_of(request, acting=True)
     form = await form_of(request)
     _ = gettext_of(request)
-    raw = form.get("weight_t", "").strip().replace(",", ".")
-    try:
-        weight = float(raw)
-    except ValueError:
-        weight = 0.0
-    if not 0 < weight <= 100_000:
+    weight = web_documents.weight_of(form)
+    if weight is None:
         message = _("Enter the weight in tonnes, e.g. 4.02.")
         return await deals.room_page(request, errors={"periods": message}, status=422)
     body = documents.TransportIn(weight_t=weight, note=form.get("note", "")[:2000])
@@ -161,12 +158,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     except Problem as problem:
         if problem.status == 404:
             raise web.HTTPNotFound(text=problem.detail) from None
-        message = {
-            "not-picked-up": _("Confirm the pickup before the delivery."),
-            "not-carrier": _("Only the carrier that won the transport confirms it."),
-        }.get(problem.kind or "", problem.detail)
-        if problem.status >= 500:
-            message = _("The exchange cannot store this right now. Try again shortly.")
+        message = web_documents.transport_refusal(_, problem)
         return await deals.room_page(
             request, errors={"periods": message}, status=min(problem.status, 503)
         )
