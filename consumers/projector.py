@@ -635,11 +635,7 @@ async def _job(conn: Conn, rows: Rows) -> None:
         " updated_at) SELECT id, match, body::jsonb - 'type', 'open', deadline, at, at"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])"
         " WITH ORDINALITY AS u(id, match, body, deadline, at, n) ORDER BY n"
-        # The award (logistics.awards) may have been projected first, as a row without its
-        # job's body (`_award`): the job fills it in and the award stands.
-        " ON CONFLICT (job_id) DO UPDATE SET body = EXCLUDED.body,"
-        " bidding_deadline = EXCLUDED.bidding_deadline, created_at = EXCLUDED.created_at"
-        " WHERE jobs.body = '{}'::jsonb",
+        " ON CONFLICT (job_id) DO NOTHING",
         *columns([r[:5] for r in rows]),
     )
     await _match_transport(conn, [(match, opened, at) for _, match, _, _, at, opened in rows])
@@ -708,17 +704,6 @@ async def _reserve(conn: Conn, rows: Rows) -> None:
 
 async def _award(conn: Conn, rows: Rows) -> None:
     awards: list[tuple[TransportAwarded, Any]] = [(e, at) for e, at in rows]
-    # The job travels on logistics.jobs, its award on logistics.awards: with no order between
-    # the two topics, an award may come first. It then leaves a row of its own (no body yet),
-    # which the job fills in (`_job`), so the carrier's place in the deal never waits for an
-    # event that already came.
-    await conn.execute(
-        "INSERT INTO jobs (job_id, match_id, body, status, bidding_deadline, winner_id,"
-        " created_at, updated_at) SELECT id, match, '{}'::jsonb, 'awarded', at, winner, at, at"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
-        " AS u(id, match, winner, at) ON CONFLICT (job_id) DO NOTHING",
-        *columns([(e.job_id, e.match_id, e.carrier_id, at) for e, at in awards]),
-    )
     await conn.execute(
         "UPDATE jobs j SET status = 'awarded', winner_id = u.winner, outcome_reason = NULL,"
         " updated_at = u.at FROM unnest($1::text[], $2::text[], $3::timestamptz[])"

@@ -298,11 +298,7 @@ async def project_trade(conn: Conn, decoded: Decoded) -> None:
             await conn.execute(
                 "INSERT INTO jobs (job_id, match_id, body, status, bidding_deadline, created_at,"
                 " updated_at) VALUES ($1, $2, $3::jsonb - 'type', 'open', $4, $5, $5)"
-                # (Since stop 26 as the projector: an award projected first left a row
-                # without the job's body, which the job fills in.)
-                " ON CONFLICT (job_id) DO UPDATE SET body = EXCLUDED.body,"
-                " bidding_deadline = EXCLUDED.bidding_deadline, created_at = EXCLUDED.created_at"
-                " WHERE jobs.body = '{}'::jsonb",
+                " ON CONFLICT (job_id) DO NOTHING",
                 event.job_id,
                 event.match_id,
                 _json.encode(event).decode(),
@@ -354,15 +350,6 @@ async def project_trade(conn: Conn, decoded: Decoded) -> None:
                 at,
             )
         case TransportAwarded():
-            await conn.execute(
-                "INSERT INTO jobs (job_id, match_id, body, status, bidding_deadline, winner_id,"
-                " created_at, updated_at) VALUES ($1, $2, '{}'::jsonb, 'awarded', $4, $3, $4, $4)"
-                " ON CONFLICT (job_id) DO NOTHING",
-                event.job_id,
-                event.match_id,
-                event.carrier_id,
-                at,
-            )
             await conn.execute(
                 "UPDATE jobs SET status = 'awarded', winner_id = $2, outcome_reason = NULL,"
                 " updated_at = $3 WHERE job_id = $1",
