@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+import aiohttp_jinja2
 import orjson
 from aiohttp import web
 
@@ -32,6 +33,7 @@ from producers.web.common import (
     acting_principal,
     form_of,
     gettext_of,
+    live_fragments,
     new_key,
     person_of,
     render,
@@ -40,7 +42,7 @@ from producers.web.common import (
 from producers.web.deals import _principal
 from producers.web.forms import decode, document, field_errors
 from producers.web.invoice_labels import field_label
-from producers.web.session import PREFIX
+from producers.web.session import PREFIX, base_context
 from schemas.feedback import FEEDBACK_REASONS
 
 HOME = PREFIX + "/agreements"
@@ -337,10 +339,48 @@ async def give_feedback(request: web.Request) -> web.StreamResponse:
     return await _act(request, "feedback")
 
 
+async def periods_live(request: web.Request) -> web.StreamResponse:
+    """The agreement's periods' documents as they change (a version approved, an invoice
+    issued, a transport confirmed), for htmx's SSE extension: one connection for every period
+    (a page of twelve periods would need twelve otherwise), each period's list its own event,
+    named by its delivery id."""
+    person = person_of(request)
+    partner_id = person.partner_id or ""
+    match = await _own_match(request, person.partner_id)
+    can_act = person.role in ACTING
+
+    async def fragments() -> dict[str, str]:
+        agreement = _summary(match, partner_id)["agreement"]
+        if agreement is None:
+            return {}
+        deliveries = await _deliveries(request, match, partner_id, agreement)
+        await _documents(request, match["match_id"], deliveries)
+        return {
+            f"documents-{d['delivery_id']}": aiohttp_jinja2.render_string(
+                "deal_documents_list.html",
+                request,
+                base_context(
+                    request,
+                    documents=d["documents"],
+                    room=d["room"],
+                    docs_base=f"{HOME}/{match['match_id']}/periods/{d['delivery_id']}",
+                    id_prefix=f"period-{n}-",
+                    can_act=can_act,
+                    invoice_field=lambda field: field_label(request, field),
+                ),
+            )
+            for n, d in enumerate(deliveries, 1)
+            if d["documents"] is not None
+        }
+
+    return await live_fragments(request, partner_id, fragments)
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get(HOME, agreements)
     r.add_get(HOME + "/new", new_agreement)
     r.add_get(HOME + "/{id}", agreement)
+    r.add_get(HOME + "/{id}/periods/live", periods_live)
     r.add_post(HOME + "/{id}/delivered", confirm_delivery)
     r.add_post(HOME + "/{id}/feedback", give_feedback)

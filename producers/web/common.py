@@ -100,10 +100,23 @@ async def live_fragment(
     request: web.Request, partner_id: str, event: str, fragment: Callable[[], Awaitable[str]]
 ) -> web.StreamResponse:
     """Server-Sent Events for htmx's SSE extension: the HTML `fragment()` renders, sent as
-    `event` on connecting and again whenever it changed, looked at when a notification for the
-    organisation is stored (the API's live hub, woken by PostgreSQL NOTIFY) and every IDLE_S
-    besides (a notification may be stored before a read model shows its news). Only a change is
-    sent: a swap would take the focus from a person on a link of the fragment."""
+    `event` (`live_fragments` with one fragment)."""
+
+    async def one() -> dict[str, str]:
+        return {event: await fragment()}
+
+    return await live_fragments(request, partner_id, one)
+
+
+async def live_fragments(
+    request: web.Request, partner_id: str, fragments: Callable[[], Awaitable[dict[str, str]]]
+) -> web.StreamResponse:
+    """Server-Sent Events for htmx's SSE extension, several fragments on one connection (a
+    browser keeps six per site): each HTML fragment `fragments()` renders is sent as the event
+    its key names on connecting and again whenever it changed, looked at when a notification
+    for the organisation is stored (the API's live hub, woken by PostgreSQL NOTIFY) and every
+    IDLE_S besides (a notification may be stored before a read model shows its news). Only a
+    change is sent: a swap would take the focus from a person on a link of the fragment."""
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -114,15 +127,19 @@ async def live_fragment(
     await response.prepare(request)
     hub = request.app[HUB]
     news = hub.subscribe(partner_id)
-    sent = None
+    sent: dict[str, str] = {}
     try:
         while True:
             news.clear()
-            html = await fragment()
-            if html != sent:
+            changed = [
+                (event, html)
+                for event, html in (await fragments()).items()
+                if sent.get(event) != html
+            ]
+            for event, html in changed:
                 await response.write(sse_event(event, html))
-                sent = html
-            else:
+                sent[event] = html
+            if not changed:
                 await response.write(b": keep-alive\n\n")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(news.wait(), IDLE_S)

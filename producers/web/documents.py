@@ -5,14 +5,17 @@ the API's; outsiders get 404 as for the room itself."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import aiohttp_jinja2
+import orjson
 from aiohttp import web
 
 from producers.api import documents as api
 from producers.api import invoices
-from producers.api.context import PRINCIPAL
+from producers.api.context import POOL, PRINCIPAL
 from producers.api.problems import Problem
 from producers.api.writes import idempotent_answer
 from producers.web import deals
@@ -38,12 +41,43 @@ async def download(request: web.Request) -> web.StreamResponse:
     return api.file_response(data, media_type, name)
 
 
+# After an approval or a transport confirmation a page waits this long at most for the deals
+# consumer to store the event, so that the page the person is sent to shows it (and, for a
+# carrier, offers the next stage); past it the page says the change is on its way.
+CATCH_UP_S = 5.0
+
+
+async def caught_up(request: web.Request, answer: Any) -> bool:
+    """Read-your-writes for a page: waits until the deals consumer has stored the event the
+    command's `answer` (its dict, or the JSON body of an idempotent answer) names, which it does
+    in one transaction with the notices of the parties; True once it has, False after
+    CATCH_UP_S, and at once when the answer names no event (approved already)."""
+    if isinstance(answer, tuple):
+        answer = orjson.loads(answer[1])
+    event_id = answer.get("event_id") if isinstance(answer, dict) else None
+    if not event_id:
+        return True
+    pool = request.app[POOL]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CATCH_UP_S
+    pause = 0.02
+    while True:
+        if await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM deal_notices WHERE event_id = $1)", str(event_id)
+        ):
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
 async def approve(request: web.Request) -> web.StreamResponse:
     room = await deals._room(request, acting=True)
     await form_of(request)
     _ = gettext_of(request)
     try:
-        await api.approve_command(
+        answer = await api.approve_command(
             request, room, request.match_info["kind"], int(request.match_info["version"])
         )
     except Problem as problem:
@@ -65,6 +99,7 @@ async def approve(request: web.Request) -> web.StreamResponse:
         return await deals.room_page(
             request, errors={"documents": message}, status=min(problem.status, 503)
         )
+    await caught_up(request, answer)
     return see_other(f"{PREFIX}/deals/{room.match_id}?notice=approved#documents")
 
 
@@ -102,7 +137,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     body = api.TransportIn(weight_t=weight, note=form.get("note", "")[:2000])
     try:
         write = await api.transport_command(request, room, request.match_info["stage"], body)
-        await idempotent_answer(request, write, form.get("key") or None)
+        answer = await idempotent_answer(request, write, form.get("key") or None)
     except Problem as problem:
         if problem.status == 404:
             raise web.HTTPNotFound(text=problem.detail) from None
@@ -110,6 +145,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
         return await deals.room_page(
             request, form=form, errors={"weight_t": message}, status=min(problem.status, 503)
         )
+    await caught_up(request, answer)
     return see_other(f"{PREFIX}/deals/{room.match_id}?notice=confirmed#documents")
 
 

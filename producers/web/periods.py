@@ -126,9 +126,10 @@ async def approve(request: web.Request) -> web.StreamResponse:
     await form_of(request)
     info = request.match_info
     try:
-        await documents.approve_command(request, room, info["kind"], int(info["version"]))
+        answer = await documents.approve_command(request, room, info["kind"], int(info["version"]))
     except Problem as problem:
         return await _refused(request, room, problem)
+    await web_documents.caught_up(request, answer)
     return _back(room, "approved")
 
 
@@ -154,7 +155,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     body = documents.TransportIn(weight_t=weight, note=form.get("note", "")[:2000])
     try:
         write = await documents.transport_command(request, room, request.match_info["stage"], body)
-        await idempotent_answer(request, write, form.get("key") or None)
+        answer = await idempotent_answer(request, write, form.get("key") or None)
     except Problem as problem:
         if problem.status == 404:
             raise web.HTTPNotFound(text=problem.detail) from None
@@ -162,6 +163,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
         return await deals.room_page(
             request, errors={"periods": message}, status=min(problem.status, 503)
         )
+    await web_documents.caught_up(request, answer)
     return see_other(f"{PREFIX}/deals/{room.match_id}?notice=confirmed#periods")
 
 

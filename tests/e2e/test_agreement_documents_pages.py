@@ -80,6 +80,12 @@ async def test_each_period_s_documents_on_the_pages(settings: Settings, browser:
                 await expect(periods).to_contain_text(f"{weight} t on")
             await checked_page(carrier_page, "agreement-periods-carrier-room")
 
+            # The seller has the agreement's page open while the buyer approves.
+            await seller_page.goto(agreement)
+            await expect(seller_page.locator("#period-1-document-delivery")).to_contain_text(
+                "draft, awaiting approval"
+            )
+
             # The buyer: both periods' documents on the agreement's page; it approves the
             # first period's delivery report.
             await buyer_page.goto(agreement)
@@ -100,8 +106,11 @@ async def test_each_period_s_documents_on_the_pages(settings: Settings, browser:
             await buyer_page.set_viewport_size({"width": 360, "height": 780})
             await checked_page(buyer_page, "agreement-periods-buyer-phone")
 
-            # The seller is paid: it issues the period's material invoice and downloads it.
-            await seller_page.goto(agreement)
+            # The seller's open page shows the approval without a reload (one live connection
+            # for the periods), and the invoice it may now issue.
+            seller_report = seller_page.locator("#period-1-document-delivery")
+            await expect(seller_report).to_contain_text("approved")
+            await expect(seller_report).not_to_contain_text("draft")
             row = seller_page.locator("#period-1-invoice-material")
             await expect(row).to_contain_text("ready to be issued")
             async with seller_page.expect_navigation():
