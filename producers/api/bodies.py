@@ -95,6 +95,8 @@ class CapabilitiesIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
 
 class AnswerIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: LongText = ""
+    # A facilitator answers for the SME with this partner id (which must have consented).
+    on_behalf_of: Id | None = None
 
 
 class QuoteIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -72,14 +72,15 @@ async def require_consent(request: web.Request, sme_id: str, field: str | None =
         raise no_consent(sme_id, me, field)
 
 
-async def owner_for(request: web.Request, on_behalf_of: str | None) -> str:
-    """Whose listing a write makes: the caller's own (an SME), or, for a facilitator, the SME
-    named by `on_behalf_of`, which must have consented."""
+async def owner_for(request: web.Request, on_behalf_of: str | None, missing: int = 422) -> str:
+    """For whom the caller acts (whose listing a write makes, whose match it answers): its own
+    organisation, or, for a facilitator, the SME named by `on_behalf_of`, which must have
+    consented. A facilitator that leaves it out is refused with `missing` (422 for a body)."""
     who = principal(request)
     if who.role == "facilitator":
         if on_behalf_of is None:
             raise Problem(
-                422,
+                missing,
                 "a facilitator names the SME it acts for in on_behalf_of",
                 field="on_behalf_of",
                 kind="on-behalf-of-required",

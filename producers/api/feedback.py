@@ -4,7 +4,8 @@ The buyer of a confirmed match, or the logistics firm that won its transport job
 the material arrived (`POST /v1/matches/{id}/delivered`, one period's `delivery_id` for a
 standing agreement); the notifier then asks the seller, the buyer and the carrier for feedback.
 Each party answers once per delivery (`POST /v1/matches/{id}/feedback`): a second answer is
-refused with 409, so that a report for a closed period never changes after the fact. The
+refused with 409, so that a report for a closed period never changes after the fact; a
+facilitator answers for an SME that consented to it (`on_behalf_of`). The
 association (operators, auditors, facilitators) reads every answer and the summaries by region,
 sector and reason."""
 
@@ -29,7 +30,9 @@ from marketplace.core.feedback import (
 from marketplace.kpis import SLICES, Slice, feedback_kpis, feedback_reasons, headline
 from producers.api.auth import require_role
 from producers.api.context import POOL, principal
+from producers.api.facilitators import owner_for
 from producers.api.impact import ASSOCIATION, _time
+from producers.api.matches import acting_for
 from producers.api.problems import Problem
 from producers.api.writes import Ids, Write, idempotent, publish, read_body
 from schemas.common import Id, LongText
@@ -63,6 +66,9 @@ class FeedbackIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     reason: FeedbackReason
     comment: LongText = ""
     delivery_id: Id | None = None
+    # A facilitator gives the feedback of the SME with this partner id (which must have
+    # consented).
+    on_behalf_of: Id | None = None
 
 
 # How each refusal of the rules (marketplace/core/feedback.py) is answered: status, problem kind.
@@ -94,14 +100,19 @@ def _state(match: Any) -> MatchState:
     )
 
 
-async def _match(request: web.Request) -> Any:
+async def _match(request: web.Request, sme_id: str | None = None) -> Any:
+    """The match of the path: any (the rules then say whether the caller is a party: a carrier
+    is not its seller or buyer), or, with `sme_id` (a facilitator's SME), only one of which that
+    SME is the seller or the buyer."""
     row = await request.app[POOL].fetchrow(
         "SELECT match_id, material_code, seller_id, buyer_id, status, body FROM matches"
-        " WHERE match_id = $1",
+        " WHERE match_id = $1 AND ($2::text IS NULL OR $2 IN (seller_id, buyer_id))",
         request.match_info["id"],
+        sme_id,
     )
     if row is None:
-        raise Problem(404, f"no match {request.match_info['id']} of yours")
+        whose = "yours" if sme_id is None else f"the SME {sme_id}"
+        raise Problem(404, f"no match {request.match_info['id']} of {whose}")
     return row
 
 
@@ -177,10 +188,13 @@ async def delivered_command(request: web.Request, match: Any, body: DeliveredIn)
 
 
 async def give_feedback(request: web.Request) -> web.StreamResponse:
-    require_role(request, "sme", "logistics")
-    match = await _match(request)
+    """The caller's feedback, or a facilitator's for an SME that consented (`on_behalf_of`)."""
+    require_role(request, "sme", "logistics", "facilitator")
     body = await read_body(request, FeedbackIn)
-    return await idempotent(request, await feedback_command(request, match, body))
+    party = await owner_for(request, body.on_behalf_of)
+    sme_id = acting_for(request, party)
+    match = await _match(request, sme_id)
+    return await idempotent(request, await feedback_command(request, match, body, party=sme_id))
 
 
 async def feedback_command(

@@ -1,4 +1,5 @@
-"""SMEs' match proposals: list and read their own, accept or decline them."""
+"""SMEs' match proposals: list and read their own, accept or decline them; a facilitator does
+the same for an SME that consented to it, naming the SME in `on_behalf_of` (#11)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiohttp import web
 from producers.api.auth import require_role
 from producers.api.bodies import AnswerIn, ReserveIn
 from producers.api.context import POOL, principal
+from producers.api.facilitators import owner_for
 from producers.api.problems import Problem
 from producers.api.writes import Ids, Write, idempotent, publish, read_body
 from schemas.base import Event
@@ -37,41 +39,63 @@ def as_json(row: Any, partner_id: str) -> dict[str, Any]:
     }
 
 
-async def own_match(request: web.Request) -> Any:
+async def party_for(request: web.Request, on_behalf_of: str | None, missing: int = 422) -> str:
+    """Whose matches a request is about: the calling SME's own, or, for a facilitator, those of
+    the SME named by `on_behalf_of`, which must have consented (`owner_for`'s refusals; a
+    facilitator that leaves it out gets `missing`, 400 in a query and 422 in a body)."""
+    require_role(request, "sme", "facilitator")
+    return await owner_for(request, on_behalf_of, missing)
+
+
+def acting_for(request: web.Request, party: str) -> str | None:
+    """The `party` argument of the shared commands: the SME a facilitator acts for, None for
+    an SME acting for itself."""
+    return party if principal(request).role == "facilitator" else None
+
+
+async def own_match(request: web.Request, party: str | None = None) -> Any:
+    """The match of the path, when `party` (default: the caller) is its seller or buyer."""
     who = principal(request)
+    party = party or who.partner_id
     match_id = request.match_info["id"]
     row = await request.app[POOL].fetchrow(
         f"SELECT {_COLUMNS} FROM matches WHERE match_id = $1"  # noqa: S608 - constant columns
         " AND $2 IN (seller_id, buyer_id)",
         match_id,
-        who.partner_id,
+        party,
     )
     if row is None:
-        raise Problem(404, f"no match {match_id} of yours")
+        whose = "yours" if party == who.partner_id else f"the SME {party}"
+        raise Problem(404, f"no match {match_id} of {whose}")
     return row
 
 
+def _query_party(request: web.Request) -> str | None:
+    return request.query.get("on_behalf_of") or None
+
+
 async def list_matches(request: web.Request) -> web.StreamResponse:
-    require_role(request, "sme")
-    who = principal(request)
+    party = await party_for(request, _query_party(request), missing=400)
     rows = await request.app[POOL].fetch(
         f"SELECT {_COLUMNS} FROM matches WHERE $1 IN (seller_id, buyer_id)"  # noqa: S608
         " ORDER BY proposed_at DESC, match_id LIMIT 200",
-        who.partner_id,
+        party,
     )
-    return web.json_response({"items": [as_json(r, who.partner_id) for r in rows]})
+    return web.json_response({"items": [as_json(r, party) for r in rows]})
 
 
 async def get_match(request: web.Request) -> web.StreamResponse:
-    require_role(request, "sme")
-    return web.json_response(as_json(await own_match(request), principal(request).partner_id))
+    party = await party_for(request, _query_party(request), missing=400)
+    return web.json_response(as_json(await own_match(request, party), party))
 
 
 async def _answer(request: web.Request, accept: bool) -> web.StreamResponse:
-    require_role(request, "sme")
-    row = await own_match(request)
-    reason = (await read_body(request, AnswerIn, optional=True)).reason
-    return await idempotent(request, answer_command(request, row, accept, reason))
+    require_role(request, "sme", "facilitator")
+    body = await read_body(request, AnswerIn, optional=True)
+    party = await party_for(request, body.on_behalf_of)
+    row = await own_match(request, party)
+    write = answer_command(request, row, accept, body.reason, party=acting_for(request, party))
+    return await idempotent(request, write)
 
 
 def answer_command(

@@ -160,6 +160,16 @@ _ON_BEHALF_REFUSED = (
         why="a facilitator leaves out on_behalf_of",
     ),
 )
+# A match's proposal is answered, and read, by its SME or a facilitator for it (#11).
+_MATCH_ROLES = ("sme", "facilitator")
+_ON_BEHALF_MATCHES = Query(
+    "on_behalf_of", _PARTNER_SCHEMA, "a facilitator: the SME whose matches (required for one)"
+)
+# The same refusals as _ON_BEHALF_REFUSED for a query: a facilitator without it is 400.
+_ON_BEHALF_Q_REFUSED = (
+    _r(400, "on-behalf-of-required", why="a facilitator leaves out ?on_behalf_of"),
+    *_ON_BEHALF_REFUSED[:2],
+)
 _CODES_REFUSED = _r(
     422,
     "unknown-waste-code",
@@ -185,6 +195,10 @@ _RETIRED = _r(
     why="a price in a retired currency (BGN: Bulgaria has used the euro since 1 January 2026)",
 )
 _NOT_OPEN = _r(409, "not-open", why="it is not open any more (withdrawn, answered, closed)")
+_ANSWER_REFUSALS = (
+    _NOT_OPEN,
+    _r(409, "already-answered", why="you (or the SME you act for) have answered it already"),
+)
 _NO_CAPS = _r(
     409,
     "no-capabilities",
@@ -553,32 +567,41 @@ ROUTES: tuple[Route, ...] = (
             _r(422, "unprocessable-content", why="a kind named twice in `kinds`"),
         ),
     ),
-    Route("get", "/v1/matches", "Match proposals where you are seller or buyer", ("sme",)),
-    Route("get", "/v1/matches/{id}", "One of your match proposals", ("sme",)),
+    Route(
+        "get",
+        "/v1/matches",
+        "Match proposals where you are seller or buyer (a facilitator adds ?on_behalf_of=<SME>:"
+        " the SME's, as the SME sees them)",
+        _MATCH_ROLES,
+        refusals=_ON_BEHALF_Q_REFUSED,
+        query=(_ON_BEHALF_MATCHES,),
+    ),
+    Route(
+        "get",
+        "/v1/matches/{id}",
+        "One of your match proposals (a facilitator: one of the SME's, ?on_behalf_of=<SME>)",
+        _MATCH_ROLES,
+        refusals=_ON_BEHALF_Q_REFUSED,
+        query=(_ON_BEHALF_MATCHES,),
+    ),
     Route(
         "post",
         "/v1/matches/{id}/accept",
-        "Accept a proposal",
-        ("sme",),
+        "Accept a proposal (a facilitator sets on_behalf_of to the SME it answers for)",
+        _MATCH_ROLES,
         AnswerIn,
         True,
-        refusals=(
-            _NOT_OPEN,
-            _r(409, "already-answered", why="you have answered this proposal already"),
-        ),
+        refusals=(*_ON_BEHALF_REFUSED, *_ANSWER_REFUSALS),
         optional_body=True,
     ),
     Route(
         "post",
         "/v1/matches/{id}/decline",
-        "Decline a proposal",
-        ("sme",),
+        "Decline a proposal (a facilitator sets on_behalf_of to the SME it answers for)",
+        _MATCH_ROLES,
         AnswerIn,
         True,
-        refusals=(
-            _NOT_OPEN,
-            _r(409, "already-answered", why="you have answered this proposal already"),
-        ),
+        refusals=(*_ON_BEHALF_REFUSED, *_ANSWER_REFUSALS),
         optional_body=True,
     ),
     Route(
@@ -620,11 +643,13 @@ ROUTES: tuple[Route, ...] = (
         "post",
         "/v1/matches/{id}/feedback",
         "Your feedback on a delivery (seller, buyer or carrier; once per delivery): rating 1-5,"
-        " the reason that mattered most, an optional comment",
-        ("sme", "logistics"),
+        " the reason that mattered most, an optional comment. A facilitator gives an SME's,"
+        " with on_behalf_of",
+        ("sme", "logistics", "facilitator"),
         FeedbackIn,
         True,
         refusals=(
+            *_ON_BEHALF_REFUSED,
             _r(404, "not-found", why="not a party to this match or delivery"),
             _r(409, "not-confirmed", why="the match is not confirmed"),
             _r(409, "not-delivered", why="the delivery has not been confirmed yet"),
