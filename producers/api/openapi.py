@@ -417,7 +417,8 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "post",
         "/v1/consents/{facilitator_id}",
-        "Let a facilitator of the association post, change and withdraw your listings",
+        "Let a facilitator of the association act for you: post, change and withdraw your"
+        " listings, answer your proposals, give your feedback",
         ("sme",),
         ConsentIn,
         True,
