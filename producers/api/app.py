@@ -36,6 +36,7 @@ from producers.api.auth import auth_middleware
 from producers.api.context import LIMITER, POOL, PRODUCER, SETTINGS, ProducerHandle
 from producers.api.problems import problem_middleware
 from producers.api.ratelimit import RateLimiter
+from producers.api.writes import replay_middleware
 from schemas.files import OPENAPI
 
 
@@ -104,7 +105,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[metrics_middleware, problem_middleware, auth_middleware],
+        middlewares=[metrics_middleware, problem_middleware, auth_middleware, replay_middleware],
         client_max_size=settings.api_max_body_bytes,
     )
     app[SETTINGS] = settings

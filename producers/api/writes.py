@@ -22,8 +22,8 @@ from marketplace.logs import get_logger
 from marketplace.secretbox import SecretKeyError, key_file
 from marketplace.translate import shredding
 from producers.api.bodies import unknown_fields
-from producers.api.context import POOL, PRODUCER, SETTINGS, principal
-from producers.api.problems import Problem, from_validation
+from producers.api.context import POOL, PRINCIPAL, PRODUCER, SETTINGS, principal
+from producers.api.problems import Handler, Problem, from_validation
 from schemas.base import Event
 
 log = get_logger(__name__)
@@ -220,6 +220,35 @@ async def idempotent(request: web.Request, write: Write) -> web.Response:
     return _answer(status, body, headers)
 
 
+@web.middleware
+async def replay_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A retried write whose first answer is stored gets that answer before any check runs: a
+    command's checks see the state its first run changed (an answer already given, a document
+    already approved) and would refuse the retry 409 instead of replaying its 202. Only a
+    finished answer is replayed here; a request still in progress, or none, goes on to the
+    handler, and `idempotent` does the rest. The body is read (for the fingerprint) only when
+    an answer is stored, so that a multipart upload is left to its handler otherwise."""
+    key = request.headers.get("Idempotency-Key")
+    if (
+        key is None
+        or not 1 <= len(key) <= 200
+        or request.method not in ("POST", "PUT", "PATCH", "DELETE")
+        or PRINCIPAL not in request
+    ):
+        return await handler(request)
+    row = await request.app[POOL].fetchrow(_ANSWER, principal(request).partner_id, key)
+    if row is None or row["status"] is None:
+        return await handler(request)
+    return _answer(*_replay(row, await _fingerprint(request)))
+
+
+async def _fingerprint(request: web.Request) -> bytes:
+    """What tells requests with one key apart: the method, the path and the body."""
+    body = await request.read()
+    parts = [request.method.encode(), request.path.encode(), body]
+    return hashlib.sha256(b"\n".join(parts)).digest()
+
+
 def _reused() -> Problem:
     return Problem(
         422,
@@ -251,10 +280,7 @@ async def idempotent_answer(
     if key is None:
         status, answer, headers = await write(Ids(who.partner_id, None))
         return status, orjson.dumps(answer), headers
-    body = await request.read()
-    fingerprint = hashlib.sha256(
-        b"\n".join([request.method.encode(), request.path.encode(), body])
-    ).digest()
+    fingerprint = await _fingerprint(request)
     pool = request.app[POOL]
     holder = uuid.uuid4()
     loop = asyncio.get_running_loop()

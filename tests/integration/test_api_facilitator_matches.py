@@ -84,7 +84,8 @@ async def test_a_facilitator_reads_and_answers_a_consenting_smes_matches(
             headers=facilitator.auth | key,
         )
         assert accepted.status == 202, await accepted.text()
-        assert (await accepted.json())["match_id"] == ours.match_id
+        first_answer = await accepted.json()
+        assert first_answer["match_id"] == ours.match_id
         # The key is the facilitator's: used again for another request, it is refused.
         reused = await client.post(
             f"/v1/matches/{declined.match_id}/decline",
@@ -109,6 +110,16 @@ async def test_a_facilitator_reads_and_answers_a_consenting_smes_matches(
             return bool((await got.json())["answers"].get(sme.partner_id) == "accepted")
 
         await eventually(answered, 30)
+        # A retry of the first accept (same key, same body) after its answer is projected gets
+        # the first answer again, not the refusal its checks would now give.
+        retried = await client.post(
+            f"/v1/matches/{ours.match_id}/accept",
+            json={"on_behalf_of": sme.partner_id},
+            headers=facilitator.auth | key,
+        )
+        assert retried.status == 202, await retried.text()
+        assert retried.headers["Idempotent-Replayed"] == "true"
+        assert await retried.json() == first_answer
         again = await client.post(
             f"/v1/matches/{ours.match_id}/accept",
             json={"on_behalf_of": sme.partner_id},
