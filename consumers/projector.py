@@ -630,6 +630,8 @@ async def _match_transport(conn: Conn, rows: Rows) -> None:
 
 
 async def _job(conn: Conn, rows: Rows) -> None:
+    """The jobs' rows, with any outcome of their auctions that came first (`_outcome_waits`)
+    applied as it would have been after the job."""
     await conn.execute(
         "INSERT INTO jobs (job_id, match_id, body, status, bidding_deadline, created_at,"
         " updated_at) SELECT id, match, body::jsonb - 'type', 'open', deadline, at, at"
@@ -638,7 +640,51 @@ async def _job(conn: Conn, rows: Rows) -> None:
         " ON CONFLICT (job_id) DO NOTHING",
         *columns([r[:5] for r in rows]),
     )
-    await _match_transport(conn, [(match, opened, at) for _, match, _, _, at, opened in rows])
+    waited = await conn.fetch(
+        "WITH w AS (DELETE FROM job_outcomes_waiting WHERE job_id = ANY($1::text[])"
+        " RETURNING *) UPDATE jobs j SET status = w.status, winner_id = w.winner_id,"
+        " outcome_reason = w.outcome_reason,"
+        " bidding_deadline = COALESCE(w.bidding_deadline, j.bidding_deadline), updated_at = w.at"
+        " FROM w WHERE j.job_id = w.job_id RETURNING w.job_id, w.fields",
+        [r[0] for r in rows],
+    )
+    # A failure that came first is merged into the match's transport view after the job's own
+    # fields, as it would have been after the job (an award set that view itself).
+    later = {r["job_id"]: r["fields"] for r in waited}
+    await _match_transport(
+        conn,
+        [(match, _merged(opened, later.get(job)), at) for job, match, _, _, at, opened in rows],
+    )
+
+
+def _merged(fields: str, later: str | None) -> str:
+    if later is None:
+        return fields
+    return orjson.dumps(orjson.loads(fields) | orjson.loads(later)).decode()
+
+
+async def _outcome_waits(conn: Conn, rows: Rows) -> None:
+    """Outcomes (job id, status, winner, reason, new deadline, transport fields, time) of jobs
+    that have no row yet: the job travels on logistics.jobs and its outcome on logistics.awards,
+    with no order between the two topics. Each waits, as the columns it sets on the job's row,
+    until `_job` applies it; a later outcome of the same job replaces what an earlier one set,
+    as the updates of the job's row would (a failure keeps the winner, an award clears the
+    reason)."""
+    await conn.execute(
+        "INSERT INTO job_outcomes_waiting AS w (job_id, status, winner_id, outcome_reason,"
+        " bidding_deadline, fields, at)"
+        " SELECT id, status, winner, reason, deadline, fields::jsonb, at FROM unnest($1::text[],"
+        " $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[])"
+        " AS u(id, status, winner, reason, deadline, fields, at)"
+        " WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = u.id)"
+        " ON CONFLICT (job_id) DO UPDATE SET status = EXCLUDED.status,"
+        " winner_id = CASE WHEN EXCLUDED.status = 'awarded' THEN EXCLUDED.winner_id"
+        " ELSE w.winner_id END, outcome_reason = EXCLUDED.outcome_reason,"
+        " bidding_deadline = COALESCE(EXCLUDED.bidding_deadline, w.bidding_deadline),"
+        " fields = CASE WHEN EXCLUDED.fields IS NULL THEN NULL"
+        " ELSE COALESCE(w.fields, '{}'::jsonb) || EXCLUDED.fields END, at = EXCLUDED.at",
+        *columns(rows),
+    )
 
 
 async def _quote(conn: Conn, rows: Rows) -> None:
@@ -710,6 +756,9 @@ async def _award(conn: Conn, rows: Rows) -> None:
         " AS u(id, winner, at) WHERE j.job_id = u.id",
         *columns([(e.job_id, e.carrier_id, at) for e, at in awards]),
     )
+    await _outcome_waits(
+        conn, [(e.job_id, "awarded", e.carrier_id, None, None, None, at) for e, at in awards]
+    )
     await conn.execute(
         "UPDATE quotes q SET outcome = CASE WHEN q.quote_id = u.quote THEN 'won' ELSE 'lost' END"
         " FROM unnest($1::text[], $2::text[]) AS u(job, quote)"
@@ -734,6 +783,13 @@ async def _auction_failed(conn: Conn, rows: Rows) -> None:
                 for job, _, reason, status, reopened, at, _ in rows
             ]
         ),
+    )
+    await _outcome_waits(
+        conn,
+        [
+            (job, status, None, reason, reopened, fields, at)
+            for job, _, reason, status, reopened, at, fields in rows
+        ],
     )
     await _match_transport(conn, [(match, fields, at) for _, match, _, _, _, at, fields in rows])
 

@@ -305,7 +305,27 @@ async def project_trade(conn: Conn, decoded: Decoded) -> None:
                 event.bidding_deadline,
                 at,
             )
-            await _match_transport(conn, event.match_id, _job_opened(event), at)
+            # (Since stop 27 as the projector: an outcome of the auction that came first waits
+            # in job_outcomes_waiting and is applied now.)
+            waiting = await conn.fetchrow(
+                "DELETE FROM job_outcomes_waiting WHERE job_id = $1 RETURNING *", event.job_id
+            )
+            opened = _job_opened(event)
+            if waiting is not None:
+                await conn.execute(
+                    "UPDATE jobs SET status = $2, winner_id = $3, outcome_reason = $4,"
+                    " bidding_deadline = COALESCE($5, bidding_deadline), updated_at = $6"
+                    " WHERE job_id = $1",
+                    event.job_id,
+                    waiting["status"],
+                    waiting["winner_id"],
+                    waiting["outcome_reason"],
+                    waiting["bidding_deadline"],
+                    waiting["at"],
+                )
+                if waiting["fields"] is not None:
+                    opened |= orjson.loads(waiting["fields"])
+            await _match_transport(conn, event.match_id, opened, at)
         case QuoteSubmitted():
             # The auctioneer's refusal of this very submission may have been projected first
             # (it travels on logistics.awards); then the refusal stands.
@@ -350,6 +370,16 @@ async def project_trade(conn: Conn, decoded: Decoded) -> None:
                 at,
             )
         case TransportAwarded():
+            if not await _job_known(conn, event.job_id):
+                await conn.execute(
+                    "INSERT INTO job_outcomes_waiting (job_id, status, winner_id, at)"
+                    " VALUES ($1, 'awarded', $2, $3) ON CONFLICT (job_id) DO UPDATE"
+                    " SET status = 'awarded', winner_id = $2, outcome_reason = NULL,"
+                    " fields = NULL, at = $3",
+                    event.job_id,
+                    event.carrier_id,
+                    at,
+                )
             await conn.execute(
                 "UPDATE jobs SET status = 'awarded', winner_id = $2, outcome_reason = NULL,"
                 " updated_at = $3 WHERE job_id = $1",
@@ -365,18 +395,30 @@ async def project_trade(conn: Conn, decoded: Decoded) -> None:
             )
             await _match_awarded(conn, event, at)
         case AuctionFailed():
+            status = "open" if event.reopened_until is not None else "failed"
+            deadline = event.reopened_until.isoformat() if event.reopened_until else None
+            fields = {"status": status, "reason": event.reason} | (
+                {"bidding_deadline": deadline} if deadline else {}
+            )
+            if not await _job_known(conn, event.job_id):
+                await conn.execute(
+                    "INSERT INTO job_outcomes_waiting (job_id, status, outcome_reason,"
+                    " bidding_deadline, fields, at) VALUES ($1, $2, $3, $4, $5::jsonb, $6)"
+                    " ON CONFLICT (job_id) DO UPDATE SET status = $2, outcome_reason = $3,"
+                    " bidding_deadline = COALESCE($4, job_outcomes_waiting.bidding_deadline),"
+                    " fields = COALESCE(job_outcomes_waiting.fields, '{}'::jsonb) || $5::jsonb,"
+                    " at = $6",
+                    event.job_id,
+                    status,
+                    event.reason,
+                    event.reopened_until,
+                    _json.encode(fields).decode(),
+                    at,
+                )
             await conn.execute(
                 "UPDATE jobs SET outcome_reason = $2 WHERE job_id = $1", event.job_id, event.reason
             )
-            status = "open" if event.reopened_until is not None else "failed"
-            deadline = event.reopened_until.isoformat() if event.reopened_until else None
-            await _match_transport(
-                conn,
-                event.match_id,
-                {"status": status, "reason": event.reason}
-                | ({"bidding_deadline": deadline} if deadline else {}),
-                at,
-            )
+            await _match_transport(conn, event.match_id, fields, at)
             if event.reopened_until is not None:
                 await conn.execute(
                     "UPDATE jobs SET status = 'open', bidding_deadline = $2, updated_at = $3"
@@ -393,6 +435,10 @@ async def project_trade(conn: Conn, decoded: Decoded) -> None:
                 )
         case _:
             pass  # timers are the matcher's and the auctioneer's business
+
+
+async def _job_known(conn: Conn, job_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM jobs WHERE job_id = $1)", job_id))
 
 
 def _job_opened(event: TransportJobRequested) -> dict[str, Any]:

@@ -66,6 +66,14 @@ async def confirmed_match(settings: Settings, seller: Partner, buyer: Partner) -
     """A confirmed match and its open transport job, as the matcher and the job creator
     publish them: (match id, job id)."""
     match_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())
+    await send(settings, list(deal_events(seller, buyer, match_id, job_id)))
+    return match_id, job_id
+
+
+def deal_events(
+    seller: Partner, buyer: Partner, match_id: str, job_id: str
+) -> tuple[MatchProposed, MatchConfirmed, TransportJobRequested]:
+    """The match's proposal and confirmation and its transport job."""
     proposed = MatchProposed(
         match_id=match_id,
         offer_id=str(uuid.uuid4()),
@@ -116,8 +124,7 @@ async def confirmed_match(settings: Settings, seller: Partner, buyer: Partner) -
         pickup_window=pickup_window,
         delivery_window=delivery_window,
     )
-    await send(settings, [proposed, confirmed, job])
-    return match_id, job_id
+    return proposed, confirmed, job
 
 
 async def award(settings: Settings, match_id: str, job_id: str, carrier: Partner) -> None:
