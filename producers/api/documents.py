@@ -114,9 +114,18 @@ async def deal_of(conn: Conn | Any, match_id: str, delivery_id: str | None = Non
     awarded: core.Awarded | None = None
     received: core.Received | None = None
     stages: list[tuple[str, core.Confirmation]] = []
-    for row in rows:
-        event = _source.decode(row["body"].encode())
-        event_id, at = row["event_id"], row["at"]
+    decoded = [(_source.decode(row["body"].encode()), row["event_id"], row["at"]) for row in rows]
+    # The notes of the buyer (on a delivery) and of the carrier (on a confirmation) are personal
+    # data, sealed with their organisation's data key (#21 item 8): the keys are looked up in
+    # one query, and a note reads "[erased]" once its key is destroyed.
+    keys = await shredding.keys_for(
+        conn,
+        shredding.operator_ring(),
+        shredding.sealed_subjects(
+            e for e, _, _ in decoded if isinstance(e, MatchDelivered | TransportConfirmed)
+        ),
+    )
+    for event, event_id, at in decoded:
         match event:
             case MatchConfirmed() if agreement is None:
                 agreement = event
@@ -139,19 +148,10 @@ async def deal_of(conn: Conn | Any, match_id: str, delivery_id: str | None = Non
                 )
             case MatchDelivered() if event.delivery_id == delivery_id and received is None:
                 if event.sealed is not None:
-                    # The buyer's note is personal data, sealed with its organisation's data
-                    # key (#21 item 8): opened here, "[erased]" once the key is destroyed.
-                    keys = await shredding.keys_for(
-                        conn, shredding.operator_ring(), {event.sealed.subject}
-                    )
                     event = cast(MatchDelivered, shredding.open_event(event, keys))
                 received = core.Received(event_id, event.confirmed_as, at, event.note)
             case TransportConfirmed() if job is None or event.job_id == job:
                 if event.sealed is not None:
-                    # The carrier's note, sealed likewise with the carrier's data key.
-                    keys = await shredding.keys_for(
-                        conn, shredding.operator_ring(), {event.sealed.subject}
-                    )
                     event = cast(TransportConfirmed, shredding.open_event(event, keys))
                 confirmation = core.Confirmation(
                     event_id, event.stage, event.weight_t, event.at, event.note
