@@ -51,6 +51,11 @@ class Taxonomy:
                 raise ValueError(f"{e.code} has no parent in the list before it")
             by_code[e.code] = e
         self._by_code = MappingProxyType(by_code)
+        # Asked for on every listing the API checks (marketplace/translate/matching.py
+        # `findings_of`): made once, as the list never changes.
+        self._hazardous = frozenset(
+            e.code for e in by_code.values() if e.level == "entry" and e.hazardous
+        )
 
     def __len__(self) -> int:
         return len(self._by_code)
@@ -69,7 +74,7 @@ class Taxonomy:
         return self.entry(code).hazardous
 
     def hazardous_codes(self) -> frozenset[str]:
-        return frozenset(e.code for e in self.entries() if e.hazardous)
+        return self._hazardous
 
     def entries(self, level: Level = "entry") -> list[WasteEntry]:
         return [e for e in self._by_code.values() if e.level == level]

@@ -18,6 +18,9 @@ def test_the_list_is_complete() -> None:
     assert dict(levels) == COUNTS
     assert [e.code for e in tax.entries("chapter")] == [f"{n:02d}" for n in range(1, 21)]
     assert sum(e.hazardous for e in tax.entries("entry")) == 408
+    hazardous = tax.hazardous_codes()
+    assert len(hazardous) == 408
+    assert all(tax.is_hazardous(code) for code in hazardous)
     assert (DATA / "list_of_waste.SOURCE.md").exists()
 
 
