@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from marketplace.core import reminders, search_alerts
+from marketplace.core.disclosure import about_km, said_proposal
 
 # A value already in JSON form: dicts, lists, strings, numbers, booleans, None.
 JSON = Any
@@ -257,10 +258,12 @@ def plan(event: Happening, known: Known) -> list[Note]:
     """Who must be told what about one happening."""
     match event:
         case Proposed():
+            # A proposal is not confirmed yet: its distance is told only roughly, in the summary
+            # and in the data alike (marketplace/core/disclosure.py).
             summary = (
                 f"New proposal: {_qty(event.quantity)}{_every(event.agreement)} of "
                 f"{event.material_code} at {_money(event.delivered_price)} delivered, "
-                f"{event.distance_km:.0f} km"
+                f"about {about_km(event.distance_km)} km"
             )
             base = {
                 "match_id": event.match_id,
@@ -276,6 +279,7 @@ def plan(event: Happening, known: Known) -> list[Note]:
                 "agreement": event.agreement,
                 "criteria": event.criteria,
             }
+            base = said_proposal(base, exact=False)
             return [
                 Note(p, "match.proposed", event.match_id, summary, base | {"your_side": side})
                 for p, side in _both((event.seller_id, event.buyer_id))

@@ -47,14 +47,6 @@ def approximate(lat: float, lon: float, step: float = GRID_DEG) -> Approximate:
     return Approximate(lat=rlat, lon=rlon, radius_km=float(ceil(max(corners))))
 
 
-def about_km(km: float) -> int:
-    """A distance as said roughly: to 5 km below 50 km, to 10 km above (never 0 for >0)."""
-    if km <= 0:
-        return 0
-    step = 5 if km < 50 else 10
-    return max(step, round(km / step) * step)
-
-
 @dataclass(frozen=True, slots=True)
 class Point:
     x: float

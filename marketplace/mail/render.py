@@ -179,14 +179,16 @@ def _when(value: str, zone: str) -> str:
     return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _value(key: str, value: Any, zone: str) -> str:
+def _value(key: str, value: Any, zone: str, exact: bool = True) -> str:
     if isinstance(value, Mapping) and "amount" in value:
         unit = value.get("unit") or value.get("currency") or ""
         amount = value["amount"]
         shown = f"{amount:.2f}" if "currency" in value else f"{amount:g}"
         return f"{shown} {unit}".strip()
     if key == "distance_km":
-        return f"{float(value):.0f} km"
+        # Rough until the match is confirmed (marketplace/core/disclosure.py): "≈" says so in
+        # every language of the mail.
+        return f"{float(value):.0f} km" if exact else f"≈ {float(value):.0f} km"
     if key == "weight_t":
         return f"{float(value):g} t"
     if key == "co2e_saved_kg":
@@ -198,7 +200,7 @@ def _value(key: str, value: Any, zone: str) -> str:
 
 def details(data: Mapping[str, Any], zone: str, t: Callable[[str], str]) -> list[tuple[str, str]]:
     return [
-        (t(label), _value(key, data[key], zone))
+        (t(label), _value(key, data[key], zone, exact=data.get("distance_exact") is not False))
         for key, label in LABELS.items()
         if data.get(key) not in (None, "", {})
     ]

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from marketplace.core.disclosure import disclosed, said_proposal
 from producers.api.auth import require_role
 from producers.api.bodies import AnswerIn, ReserveIn
 from producers.api.context import POOL, principal
@@ -26,8 +27,11 @@ _COLUMNS = (
 
 def as_json(row: Any, partner_id: str) -> dict[str, Any]:
     answers = orjson.loads(row["answers"])
+    # The proposal as its firms may know it: until the match is confirmed the distance (and the
+    # reason and criterion that repeat it) only rounded, with `distance_exact` false, so that it
+    # does not narrow the other firm's rounded place to a ring (marketplace/core/disclosure.py).
     return {
-        **orjson.loads(row["body"]),
+        **said_proposal(orjson.loads(row["body"]), exact=disclosed(row["status"])),
         "status": row["status"],
         "your_side": "seller" if row["seller_id"] == partner_id else "buyer",
         "your_answer": answers.get(partner_id),

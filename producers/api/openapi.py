@@ -88,6 +88,8 @@ class Route:
     location: str | None = None
     # Path parameters whose values differ from those of the same name elsewhere (name, schema).
     path_params: tuple[tuple[str, dict[str, Any]], ...] = ()
+    # The success's JSON schema, a name in components/schemas, where the document gives one.
+    response: str | None = None
 
 
 # Listings are written by their SME, or by a facilitator for an SME that consented (#11).
@@ -576,6 +578,7 @@ ROUTES: tuple[Route, ...] = (
         _MATCH_ROLES,
         refusals=_ON_BEHALF_Q_REFUSED,
         query=(_ON_BEHALF_MATCHES,),
+        response="Matches",
     ),
     Route(
         "get",
@@ -584,6 +587,7 @@ ROUTES: tuple[Route, ...] = (
         _MATCH_ROLES,
         refusals=_ON_BEHALF_Q_REFUSED,
         query=(_ON_BEHALF_MATCHES,),
+        response="Match",
     ),
     Route(
         "post",
@@ -1136,6 +1140,55 @@ PROBLEM: dict[str, Any] = {
     },
 }
 
+# A match as GET /v1/matches(/{id}) gives it: the MatchProposed's fields (the AsyncAPI document
+# describes them) and the read model's. Only what the fields' meaning needs is written out.
+_ROUGH = (
+    " Until the match is confirmed this is rounded (to 5 km below 50 km, to 10 km above) and"
+    " `distance_exact` is false: the exact figure would narrow the other firm's rounded place"
+    " to a ring. Once confirmed (status confirmed, or ended) it is the matcher's exact figure."
+)
+MATCH: dict[str, Any] = {
+    "type": "object",
+    "description": "A match proposal as its firms see it. The event on Kafka keeps the exact"
+    " distance; this read says it roughly until the match is confirmed.",
+    "required": ["match_id", "status", "your_side", "distance_km", "distance_exact"],
+    "properties": {
+        "match_id": {"type": "string"},
+        "status": {"enum": ["proposed", "confirmed", "ended", "expired", "cancelled"]},
+        "your_side": {"enum": ["seller", "buyer"]},
+        "distance_km": {
+            "type": "number",
+            "minimum": 0,
+            "description": "great-circle distance between the two firms' places, km." + _ROUGH,
+        },
+        "distance_exact": {
+            "type": "boolean",
+            "description": "whether `distance_km` (and the `distance_km` reason and the"
+            " `max_distance_km` criterion) are exact: true once the match is confirmed",
+        },
+        "reasons": {
+            "type": "array",
+            "description": "why this pair; the `distance_km` factor's value is rounded like"
+            " `distance_km` until the match is confirmed",
+            "items": {
+                "type": "object",
+                "required": ["factor", "value"],
+                "properties": {
+                    "factor": {"type": "string"},
+                    "value": {"type": "number"},
+                    "note": {"type": "string"},
+                },
+            },
+        },
+        "criteria": {
+            "type": "array",
+            "description": "the buyer's specification, criterion by criterion; the"
+            " `max_distance_km` criterion's `offered` says the distance roughly (\"about 40"
+            ' km") until the match is confirmed',
+            "items": {"type": "object"},
+        },
+    },
+}
 EVENTUAL = (
     " Reads come from read models that the projector keeps from the events: a read right after"
     " a 202 may not show the write yet (eventually consistent, normally within a second)."
@@ -1346,6 +1399,18 @@ def document() -> dict[str, Any]:
         # Ids of what was made; a consent's answer adds `in_effect` (a boolean).
         "additionalProperties": {"type": ["string", "boolean"]},
     }
+    schemas["Match"] = MATCH
+    schemas["Matches"] = {
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "items": {
+                "type": "array",
+                "description": "newest first, at most 200",
+                "items": {"$ref": "#/components/schemas/Match"},
+            }
+        },
+    }
     schemas["Finding"] = {
         "type": "object",
         "required": ["code", "blocking", "detail"],
@@ -1451,6 +1516,13 @@ def document() -> dict[str, Any]:
                 }
         elif r.status in (101, 204):
             op["responses"][str(r.status)] = {"description": "OK"}
+        elif r.response is not None:
+            op["responses"][str(r.status)] = {
+                "description": "OK",
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{r.response}"}}
+                },
+            }
         else:
             types = r.content_types or (r.content_type,)
             op["responses"][str(r.status)] = {

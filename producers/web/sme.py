@@ -10,7 +10,8 @@ import aiohttp_jinja2
 import orjson
 from aiohttp import web
 
-from marketplace.core.sketch_map import about_km, approximate, sketch
+from marketplace.core.disclosure import about_km, disclosed
+from marketplace.core.sketch_map import approximate, sketch
 from marketplace.reference import list_of_waste
 from producers.api.bodies import OfferIn, OfferTermsIn, RequestIn, RequestTermsIn
 from producers.api.context import POOL
@@ -321,6 +322,7 @@ async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str,
         agreement = body.get("agreement") or {}
         quantity = agreement.get("quantity") or body.get("quantity", {})
         seller = r["seller_id"] == partner_id
+        exact = disclosed(r["status"])
         out.append(
             {
                 "id": r["match_id"],
@@ -332,11 +334,12 @@ async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str,
                 "period": agreement.get("period", ""),
                 "price": f"{price.get('amount', 0):.2f} {price.get('currency', '')}",
                 # Exact once confirmed; before, rounded as the map's words say it, so that the
-                # figure does not narrow the map's circle round the other side.
-                "distance_exact": r["status"] == "confirmed",
+                # figure does not narrow the map's circle round the other side
+                # (marketplace/core/disclosure.py, as the API and the notifications say it).
+                "distance_exact": exact,
                 "distance_km": (
                     f"{body.get('distance_km', 0):.0f}"
-                    if r["status"] == "confirmed"
+                    if exact
                     else str(about_km(body.get("distance_km", 0)))
                 ),
                 "co2e_known": body.get("co2e_known", True),
@@ -350,7 +353,7 @@ async def proposal_rows(request: web.Request, partner_id: str) -> list[dict[str,
                 "map": proposal_map(
                     r["offer_place"] if seller else r["request_place"],
                     r["request_place"] if seller else r["offer_place"],
-                    confirmed=r["status"] == "confirmed",
+                    confirmed=exact,
                     distance_km=body.get("distance_km", 0),
                 ),
             }

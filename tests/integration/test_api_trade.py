@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient
@@ -15,12 +16,13 @@ from aiohttp.test_utils import TestClient
 from marketplace.cloudevents import Envelope
 from marketplace.settings import Settings
 from schemas.base import Event
-from schemas.common import Location, Money, Quantity, Reason, Window
+from schemas.common import CriterionCheck, Location, Money, Quantity, Reason, Window
 from schemas.logistics import TransportJobRequested
 from schemas.matches import MatchProposed
 from tests.integration.api_helpers import Partner, eventually, register, running_api
 from tests.integration.kafka_helpers import end_offsets, read_since
 from tests.integration.kafka_helpers import publish as publish_event
+from tests.integration.test_deal_room import deal_events
 
 pytestmark = pytest.mark.integration
 Client = TestClient[Any, Any]
@@ -72,7 +74,9 @@ async def test_both_sides_answer_a_proposal_and_nobody_else_can(settings: Settin
     async with running_api(settings) as client:
         got = await until(client, seller, f"/v1/matches/{match.match_id}")
         assert got["your_side"] == "seller"
-        assert got["reasons"] == [{"factor": "distance_km", "value": 42.0, "note": "within 100 km"}]
+        # Not confirmed: the distance only rounded, in the reason that repeats it too (#19).
+        assert (got["distance_km"], got["distance_exact"]) == (40.0, False)
+        assert got["reasons"] == [{"factor": "distance_km", "value": 40.0, "note": "within 100 km"}]
         assert (
             await client.get(f"/v1/matches/{match.match_id}", headers=stranger.auth)
         ).status == 404
@@ -105,6 +109,53 @@ async def test_both_sides_answer_a_proposal_and_nobody_else_can(settings: Settin
         assert again.status == 409
         listed = await client.get("/v1/matches", headers=buyer.auth)
         assert match.match_id in [m["match_id"] for m in (await listed.json())["items"]]
+
+
+async def test_a_match_says_its_distance_roughly_until_confirmed_then_exactly(
+    settings: Settings,
+) -> None:
+    seller = await register(settings, "sme", "Hartie Ruse SRL")
+    buyer = await register(settings, "sme", "Papper Gävle AB")
+    match_id = str(uuid.uuid4())
+    proposed, confirmed, _ = deal_events(seller, buyer, match_id, str(uuid.uuid4()))
+    proposed = msgspec.structs.replace(
+        proposed,
+        distance_km=137.9,
+        reasons=(Reason(factor="distance_km", value=137.9, note="within the buyer's 200 km"),),
+        criteria=(
+            CriterionCheck(
+                criterion="max_distance_km", required="at most 200 km", offered="137.9 km", met=True
+            ),
+        ),
+    )
+    await publish(settings, proposed)
+    async with running_api(settings) as client:
+        for side in (seller, buyer):
+            got = await until(client, side, f"/v1/matches/{match_id}")
+            assert got["status"] == "proposed"
+            assert (got["distance_km"], got["distance_exact"]) == (140.0, False)
+            assert got["reasons"][0]["value"] == 140.0
+            assert got["criteria"][0]["offered"] == "about 140 km"
+            assert "137.9" not in orjson.dumps(got).decode()
+            listed = await until(client, side, "/v1/matches")
+            (item,) = [m for m in listed["items"] if m["match_id"] == match_id]
+            assert (item["distance_km"], item["distance_exact"]) == (140.0, False)
+
+        await publish(settings, confirmed)
+
+        async def confirmed_read() -> bool:
+            r = await client.get(f"/v1/matches/{match_id}", headers=buyer.auth)
+            return bool((await r.json())["status"] == "confirmed")
+
+        await eventually(confirmed_read)
+        for side in (seller, buyer):
+            got = await until(client, side, f"/v1/matches/{match_id}")
+            assert (got["distance_km"], got["distance_exact"]) == (137.9, True)
+            assert got["reasons"][0]["value"] == 137.9
+            assert got["criteria"][0]["offered"] == "137.9 km"
+            listed = await until(client, side, "/v1/matches")
+            (item,) = [m for m in listed["items"] if m["match_id"] == match_id]
+            assert (item["distance_km"], item["distance_exact"]) == (137.9, True)
 
 
 def job(hazardous: bool = False) -> TransportJobRequested:

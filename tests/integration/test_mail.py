@@ -123,6 +123,10 @@ async def test_notifications_reach_the_right_people_in_their_language_signed_and
             assert r.msg["Subject"] == "A new proposal for your organisation: 150102"
             assert "Здравейте, Ана," in text_of(a)
             assert "Mängd: 4 t" in text_of(v)
+            # Not confirmed yet: the distance (42 km exactly) is told only roughly (#19).
+            assert "Avstånd: ≈ 40 km" in text_of(v)
+            assert "Distance: ≈ 40 km" in text_of(r)
+            assert all("42 km" not in text_of(m) for m in (a, v, r))
             assert len({a.message_id, v.message_id, r.message_id}) == 3
             for m in (a, v, r):
                 assert m.msg.get_content_type() == "multipart/alternative"

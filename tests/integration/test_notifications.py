@@ -137,6 +137,14 @@ async def test_both_sides_of_a_proposal_are_told_once_with_ids_a_replay_repeats(
             assert payload["notification_id"] == ce_id
             note = Note(key, "match.proposed", event.match_id, "")
             assert ce_id == notification_id(cause, note)
+            # A proposal is not confirmed: its distance (42 km) is told only roughly, in the data
+            # that webhooks and live streams carry as in the summary (#19).
+            assert (payload["data"]["distance_km"], payload["data"]["distance_exact"]) == (
+                40.0,
+                False,
+            )
+            assert payload["summary"].endswith(", about 40 km")
+            assert "42" not in payload["summary"]
         # The same event again (a replay, or a producer's retry): the same ids, stored once.
         await publish(settings, event, ids=[cause])
         await told(settings, since, cause, 4)
@@ -155,6 +163,7 @@ async def test_both_sides_of_a_proposal_are_told_once_with_ids_a_replay_repeats(
         assert len(mine) == 1
         assert mine[0]["kind"] == "match.proposed"
         assert mine[0]["data"]["delivered_price"] == {"amount": 35.0, "currency": "EUR"}
+        assert (mine[0]["data"]["distance_km"], mine[0]["data"]["distance_exact"]) == (40.0, False)
         others = (await (await client.get("/v1/notifications", headers=outsider.auth)).json())[
             "items"
         ]

@@ -11,7 +11,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from marketplace.core.sketch_map import about_km, approximate, sketch
+from marketplace.core.disclosure import about_km
+from marketplace.core.geo import distance_km
+from marketplace.core.sketch_map import approximate, sketch
 from marketplace.settings import Settings
 from producers.web.app import create_service
 from tests.integration.api_helpers import eventually, register, running_api
@@ -86,11 +88,13 @@ async def test_the_map_is_approximate_until_confirmed_then_exact(settings: Setti
         for text in exact_texts:
             assert text not in html
         assert f'cx="{exact.other.x}" cy="{exact.other.y}"' not in html
-        # The distance is said roughly, as in the map's words, never the matcher's figure.
-        answer = await client.get(f"/v1/matches/{match_id}", headers=buyer.auth)
-        km = float((await answer.json())["distance_km"])
+        # The distance is said roughly, as in the map's words, never the matcher's figure (the
+        # great circle between the two places); the API's read says it as roughly.
+        km = distance_km(here["lat"], here["lon"], there["lat"], there["lon"])
         rough_km, exact_km = about_km(km), f"{km:.0f}"
         assert rough_km != int(exact_km), "the places are chosen so that rounding shows"
+        answer = await (await client.get(f"/v1/matches/{match_id}", headers=buyer.auth)).json()
+        assert (answer["distance_km"], answer["distance_exact"]) == (rough_km, False)
         assert _distance(html, match_id) == (f"no: about {rough_km} km")
         assert f"about {rough_km} km from you" in figure
         assert f"{exact_km} km" not in _figure(html, match_id)
@@ -120,3 +124,6 @@ async def test_the_map_is_approximate_until_confirmed_then_exact(settings: Setti
         assert f"{there['lon']:.4f}" in figure
         assert f'r="{rough.other_radius}"' not in figure  # no circle any more
         assert _distance(html, match_id) == f"yes: {exact_km} km"
+        answer = await (await client.get(f"/v1/matches/{match_id}", headers=buyer.auth)).json()
+        assert answer["distance_exact"] is True
+        assert f"{answer['distance_km']:.0f}" == exact_km

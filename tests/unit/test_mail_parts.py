@@ -165,3 +165,13 @@ def test_defaults_proposals_and_awards_at_once_the_rest_in_the_digest() -> None:
     assert zone_of_country("bg") == "Europe/Sofia"
     assert zone_of_country("SE") == "Europe/Stockholm"
     assert zone_of_country(None) == "UTC"
+
+
+def test_a_proposals_rough_distance_is_marked_rough_and_a_confirmed_one_is_not() -> None:
+    t = i18n.translator("sv")
+    rough = dict(render.details({"distance_km": 40.0, "distance_exact": False}, "UTC", t))
+    assert rough == {"Avstånd": "≈ 40 km"}
+    exact = dict(render.details({"distance_km": 42.4, "distance_exact": True}, "UTC", t))
+    assert exact == {"Avstånd": "42 km"}
+    # A notification issued before distances were rounded carries no distance_exact: as it was.
+    assert dict(render.details({"distance_km": 42.4}, "UTC", t)) == {"Avstånd": "42 km"}

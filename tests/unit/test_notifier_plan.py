@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
+from marketplace.core.disclosure import about_km
 from marketplace.core.notifications import KINDS, Known, Note
 from marketplace.translate.notifications import notification_id, plan
-from schemas.common import Money, Quantity, Reason
+from schemas.common import CriterionCheck, Money, Quantity, Reason
 from schemas.logistics import AuctionFailed, TransportAwarded
 from schemas.matches import MatchCancelled, MatchExpired, MatchProposed
 from tests.strategies import ids
@@ -113,3 +115,27 @@ def test_notification_ids_follow_cause_kind_and_recipient(
     if a != b:
         assert first != notification_id(cause, Note(b, kind, "s", ""))
     assert first != notification_id(cause + "x", Note(a, kind, "s", ""))
+
+
+@given(ids, ids, ids, st.floats(min_value=0.5, max_value=5000))
+def test_a_proposal_tells_its_distance_only_roughly(
+    match_id: str, seller: str, buyer: str, km: float
+) -> None:
+    event = msgspec.structs.replace(
+        proposed(match_id, seller, buyer),
+        distance_km=km,
+        criteria=(
+            CriterionCheck(
+                criterion="max_distance_km",
+                required="at most 5000 km",
+                offered=f"{km:.1f} km",
+                met=True,
+            ),
+        ),
+    )
+    rough = about_km(km)
+    for note in plan(event, Known()):
+        assert note.data["distance_km"] == rough
+        assert note.data["distance_exact"] is False
+        assert note.data["criteria"][0]["offered"] == f"about {rough} km"
+        assert note.summary.endswith(f", about {rough} km")

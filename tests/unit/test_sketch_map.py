@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from marketplace.core.geo import distance_km
-from marketplace.core.sketch_map import GRID_DEG, about_km, approximate, sketch
+from marketplace.core.sketch_map import GRID_DEG, approximate, sketch
 from producers.web.sme import proposal_map
 
 
@@ -39,13 +39,6 @@ def test_places_in_one_cell_give_the_same_approximation() -> None:
 def test_approximate_refuses_a_step_that_is_not_positive() -> None:
     with pytest.raises(ValueError, match="step"):
         approximate(42.0, 24.0, step=0)
-
-
-@pytest.mark.parametrize(
-    ("km", "said"), [(0, 0), (1.2, 5), (12.4, 10), (47.6, 50), (52, 50), (137.9, 140)]
-)
-def test_about_km_rounds_as_people_say_distances(km: float, said: int) -> None:
-    assert about_km(km) == said
 
 
 def test_both_places_and_the_whole_circle_are_inside_the_box() -> None:
