@@ -18,7 +18,7 @@ from marketplace.settings import Settings
 from schemas.base import Event
 from schemas.common import CriterionCheck, Location, Money, Quantity, Reason, Window
 from schemas.logistics import TransportJobRequested
-from schemas.matches import MatchProposed
+from schemas.matches import AgreementEnded, MatchProposed
 from tests.integration.api_helpers import Partner, eventually, register, running_api
 from tests.integration.kafka_helpers import end_offsets, read_since
 from tests.integration.kafka_helpers import publish as publish_event
@@ -156,6 +156,20 @@ async def test_a_match_says_its_distance_roughly_until_confirmed_then_exactly(
             listed = await until(client, side, "/v1/matches")
             (item,) = [m for m in listed["items"] if m["match_id"] == match_id]
             assert (item["distance_km"], item["distance_exact"]) == (137.9, True)
+
+        # An agreement that ended after its confirmation stays exact (both sides knew it).
+        await publish(
+            settings,
+            AgreementEnded(match_id=match_id, material_code="150102", reason="term_over"),
+        )
+
+        async def ended() -> bool:
+            r = await client.get(f"/v1/matches/{match_id}", headers=seller.auth)
+            return bool((await r.json())["status"] == "ended")
+
+        await eventually(ended)
+        got = await until(client, seller, f"/v1/matches/{match_id}")
+        assert (got["distance_km"], got["distance_exact"]) == (137.9, True)
 
 
 def job(hazardous: bool = False) -> TransportJobRequested:
