@@ -225,21 +225,28 @@ async def replay_middleware(request: web.Request, handler: Handler) -> web.Strea
     """A retried write whose first answer is stored gets that answer before any check runs: a
     command's checks see the state its first run changed (an answer already given, a document
     already approved) and would refuse the retry 409 instead of replaying its 202. Only a
-    finished answer is replayed here; a request still in progress, or none, goes on to the
-    handler, and `idempotent` does the rest. The body is read (for the fingerprint) only when
-    an answer is stored, so that a multipart upload is left to its handler otherwise."""
+    finished answer to the same request (method, path and body) is replayed here; anything else
+    (no answer yet, another request with the key, no such route) goes on to the handler, whose
+    `idempotent` does the rest for the routes that keep answers. A multipart upload is always
+    left to its handler, which reads it as a stream (its answer is keyed without the body's
+    bytes, which only the handler has read)."""
     key = request.headers.get("Idempotency-Key")
     if (
         key is None
         or not 1 <= len(key) <= 200
         or request.method not in ("POST", "PUT", "PATCH", "DELETE")
         or PRINCIPAL not in request
+        or request.match_info.http_exception is not None
+        or request.content_type.startswith("multipart/")
     ):
         return await handler(request)
     row = await request.app[POOL].fetchrow(_ANSWER, principal(request).partner_id, key)
     if row is None or row["status"] is None:
         return await handler(request)
-    return _answer(*_replay(row, await _fingerprint(request)))
+    fingerprint = await _fingerprint(request)
+    if bytes(row["request_hash"]) != fingerprint:
+        return await handler(request)
+    return _answer(*_replay(row, fingerprint))
 
 
 async def _fingerprint(request: web.Request) -> bytes:
