@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from marketplace.core.book import Listing
+from marketplace.core.disclosure import said_proposal
 from marketplace.core.preview import Row, preview
 from marketplace.core.units import IncompatibleUnits
 from marketplace.reference import substitutions
@@ -62,6 +63,9 @@ def _listing(listing_id: str, owner: str, body: _Offer) -> Listing | None:
 
 
 def _row(row: Row, names: dict[str, str]) -> dict[str, Any]:
+    """One offer as the preview tells it: its distance from the draft's place said roughly
+    (marketplace/core/disclosure.py), as a proposal's is until it is confirmed; previews from
+    made-up places would otherwise locate an offer exactly."""
     o, c = row.offer, row.candidate
     out: dict[str, Any] = {
         "offer_id": o.id,
@@ -96,7 +100,7 @@ def _row(row: Row, names: dict[str, str]) -> dict[str, Any]:
                 "ends": agreement.ends.isoformat() if agreement.ends else None,
             },
         }
-    return out
+    return said_proposal(out, exact=False)
 
 
 async def preview_request(request: web.Request) -> web.StreamResponse:

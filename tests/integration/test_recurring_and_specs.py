@@ -257,6 +257,13 @@ async def test_a_procurer_previews_a_specification_and_nothing_is_published(
         assert mine[good]["seller_name"] == "Regranulat Falun AB"
         assert mine[good]["agreement"]["period"] == "month"
         assert all(c["met"] for c in mine[good]["criteria"])
+        # The distance is said roughly, as a proposal's is until confirmed (0.15 degrees away).
+        assert mine[good]["distance_exact"] is False
+        assert mine[good]["distance_km"] % 5 == 0
+        distance = [
+            c["offered"] for c in mine[good]["criteria"] if c["criterion"] == "max_distance_km"
+        ]
+        assert distance == [f"about {mine[good]['distance_km']:.0f} km"]
         assert mine[other]["eligible"] is False
         assert mine[other]["refused_because"] == ["does not meet the buyer's specification"]
         unmet = {(c["criterion"], c["offered"]) for c in mine[other]["criteria"] if not c["met"]}
