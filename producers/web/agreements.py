@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-import aiohttp_jinja2
 import orjson
 from aiohttp import web
 
@@ -40,9 +39,10 @@ from producers.web.common import (
     see_other,
 )
 from producers.web.deals import _principal
+from producers.web.documents import documents_fragment
 from producers.web.forms import decode, document, field_errors
 from producers.web.invoice_labels import field_label
-from producers.web.session import PREFIX, base_context
+from producers.web.session import PREFIX
 from schemas.feedback import FEEDBACK_REASONS
 
 HOME = PREFIX + "/agreements"
@@ -356,18 +356,13 @@ async def periods_live(request: web.Request) -> web.StreamResponse:
         deliveries = await _deliveries(request, match, partner_id, agreement)
         await _documents(request, match["match_id"], deliveries)
         return {
-            f"documents-{d['delivery_id']}": aiohttp_jinja2.render_string(
-                "deal_documents_list.html",
+            f"documents-{d['delivery_id']}": documents_fragment(
                 request,
-                base_context(
-                    request,
-                    documents=d["documents"],
-                    room=d["room"],
-                    docs_base=f"{HOME}/{match['match_id']}/periods/{d['delivery_id']}",
-                    id_prefix=f"period-{n}-",
-                    can_act=can_act,
-                    invoice_field=lambda field: field_label(request, field),
-                ),
+                d["documents"],
+                d["room"],
+                can_act,
+                docs_base=f"{HOME}/{match['match_id']}/periods/{d['delivery_id']}",
+                id_prefix=f"period-{n}-",
             )
             for n, d in enumerate(deliveries, 1)
             if d["documents"] is not None

@@ -158,19 +158,29 @@ async def live(request: web.Request) -> web.StreamResponse:
 
     async def fragment() -> str:
         view = await invoices.room_documents(request, room)
-        return aiohttp_jinja2.render_string(
-            "deal_documents_list.html",
-            request,
-            base_context(
-                request,
-                documents=view,
-                room=room,
-                can_act=can_act,
-                invoice_field=lambda field: field_label(request, field),
-            ),
-        )
+        return documents_fragment(request, view, room, can_act)
 
     return await live_fragment(request, partner_id, "documents", fragment)
+
+
+def documents_fragment(
+    request: web.Request, view: Any, room: Any, can_act: bool, **where: str
+) -> str:
+    """A room's (or, with `docs_base` and `id_prefix` in `where`, an agreement period's) list of
+    documents and invoices, as the live streams send it again (templates/
+    deal_documents_list.html)."""
+    return aiohttp_jinja2.render_string(
+        "deal_documents_list.html",
+        request,
+        base_context(
+            request,
+            documents=view,
+            room=room,
+            can_act=can_act,
+            invoice_field=lambda field: field_label(request, field),
+            **where,
+        ),
+    )
 
 
 def add_routes(app: web.Application) -> None:
