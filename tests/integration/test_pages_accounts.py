@@ -28,6 +28,7 @@ from tests.integration.api_helpers import (
     Partner,
     eventually,
     offer_body,
+    projected,
     register,
     request_body,
     running_api,
@@ -347,6 +348,9 @@ async def test_one_organisation_never_reaches_anothers_data(settings: Settings) 
 
         await eventually(lambda: _nonempty(visible), 30)
         their_offer = (await visible())[0]["id"]
+        # The pages act for an organisation once the projector has it (CI met a 403 "not
+        # registered yet" on the withdrawal below when it had not).
+        await projected(settings, mine)
         await invited(settings, client, mine, role="read-only")
         html = await home(client)
         assert their_offer not in html
