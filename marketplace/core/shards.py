@@ -166,7 +166,25 @@ class OfferSeen:
     offer: Listing | None
 
 
-ToWide = Returned | OfferSeen
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """Cell -> wide: a request of this cell whose reach an update took across the cell's edge.
+    The wide key owns it from now on, the cell holding all of it until it returns the free part
+    (the message that follows). Its later updates and withdrawals still come to the cell (its
+    home, the key it was posted under), which forwards them."""
+
+    cell: str
+    request: Listing  # its terms after the update, whole quantity
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """Cell -> wide: an update or withdrawal of a request the cell moved to the wide key."""
+
+    command: Update | Withdraw
+
+
+ToWide = Returned | OfferSeen | Moved | Forwarded
 
 
 # A cell ------------------------------------------------------------------------------------------
@@ -177,25 +195,49 @@ class CellState:
     name: str
     book: Book = field(default_factory=Book)
     ghosts: set[str] = field(default_factory=set)  # wide requests lent here
+    moved: set[str] = field(default_factory=set)  # requests posted here, owned by the wide key
     # What the wide key was last told of each offer: its free quantity and terms.
     told: dict[str, tuple[float, Terms]] = field(default_factory=dict)
 
 
 def cell_step(
-    cell: CellState, command: Command | Lend | Recall, config: MarketConfig
+    cell: CellState, command: Command | Lend | Recall, config: MarketConfig, plan: ShardPlan
 ) -> tuple[list[Event], list[ToWide]]:
     """One command at a cell: the core's events, and what the wide key must be told."""
     book = cell.book
-    events: list[Event]
+    events: list[Event] = []
+    reports: list[ToWide] = []
     if isinstance(command, Lend):
         events = _lend(cell, command, config)
     elif isinstance(command, Recall):
         events = _recall(cell, command, config)
+    elif isinstance(command, Update | Withdraw) and command.id in cell.moved:
+        reports.append(Forwarded(command))
+    elif isinstance(command, Update | Withdraw) and command.id in cell.ghosts:
+        pass  # a lent request changes through its recall, never directly
     else:
         _, events = step(book, command, config)
+        if isinstance(command, Update) and command.kind == "request":
+            moved = _move_if_beyond(cell, command.id, plan)
+            if moved is not None:
+                reports.append(moved)
     # The offers first: the wide key reads a return against the offers as the cell left them.
     seen = _offers_seen(cell)
-    return events, seen + _returns(cell, config)
+    return events, reports + seen + _returns(cell, config)
+
+
+def _move_if_beyond(cell: CellState, rid: str, plan: ShardPlan) -> Moved | None:
+    """A request of this cell whose reach now leaves it becomes the wide key's: it stays here
+    as a ghost holding what it has (the core has just offered it the cell's offers on its new
+    terms), and its free part goes back with the cell's returns."""
+    request = cell.book.listings.get(rid)
+    if request is None or rid in cell.ghosts:
+        return None
+    if plan.contains(request.place, request.terms.max_distance_km or 0.0):
+        return None
+    cell.ghosts.add(rid)
+    cell.moved.add(rid)
+    return Moved(cell.name, replace(request, confirmed=0.0, reserved=0.0, period_used={}))
 
 
 def _lend(cell: CellState, lend: Lend, config: MarketConfig) -> list[Event]:
@@ -372,6 +414,12 @@ def wide_step(
                     if held > EPS:
                         out.append((cell, _recall_msg(wide, at, w, None)))
                 del wide.requests[command.id]
+        case Moved():
+            r = command.request
+            if r.id not in wide.requests:
+                wide.requests[r.id] = WideRequest(r, {command.cell: r.terms.quantity})
+        case Forwarded():
+            return wide_step(wide, command.command, config, at)
         case Returned():
             w = wide.requests.get(command.request_id)
             if w is not None:

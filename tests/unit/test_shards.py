@@ -42,7 +42,9 @@ from marketplace.core.matching import (
 from marketplace.core.shards import (
     WIDE,
     CellState,
+    Forwarded,
     Lend,
+    Moved,
     OfferSeen,
     Recall,
     Returned,
@@ -172,8 +174,8 @@ class Market:
             for cell, out in wide_step(self.wide, message, CONFIG, self.now):
                 self.send(receiver, f"plastics@{cell}", out)
         else:
-            assert not isinstance(message, (Returned, OfferSeen))
-            events, reports = cell_step(self.cell(receiver), message, CONFIG)
+            assert not isinstance(message, (Returned, OfferSeen, Moved, Forwarded))
+            events, reports = cell_step(self.cell(receiver), message, CONFIG, PLAN)
             for report in reports:
                 self.send(receiver, f"plastics@{WIDE}", report)
             for event in events:
@@ -291,14 +293,11 @@ def _run(seed: int, ops: int = 160) -> Market:
             m.send("scheduler", key, DeadlineDue(f"e{n}", e.proposal.expires_at, match_id))
         elif op < 0.9:
             t = m.truth[rng.choice(live)]
-            # Terms change, never the place or the reach (an update stays with the listing's
-            # key); a quantity only grows, so that "over-allocated" has one meaning.
+            # Terms change, the reach too (a request of a cell whose reach now leaves it moves
+            # to the wide key); a quantity only grows, so that "over-allocated" has one meaning.
+            # Every command goes to the listing's home, the key it was posted under.
             new = _terms(rng, t.kind, m.now)
-            new = replace(
-                new,
-                quantity=max(new.quantity, t.terms[-1].quantity),
-                max_distance_km=t.terms[-1].max_distance_km,
-            )
+            new = replace(new, quantity=max(new.quantity, t.terms[-1].quantity))
             t.terms.append(new)
             lid = t.post.id
             m.send("api", t.key, Update(f"e{n}", m.now, lid, t.post.kind, t.owner, new))
@@ -315,11 +314,13 @@ def _run(seed: int, ops: int = 160) -> Market:
 
 def _free(m: Market, lid: str) -> float:
     t = m.truth[lid]
+    w = m.wide.requests.get(lid)
+    if w is not None:
+        return w.free
     if t.key.endswith(WIDE):
-        w = m.wide.requests.get(lid)
-        return 0.0 if w is None else w.free
+        return 0.0
     listing = m.cell(t.key).book.listings.get(lid)
-    return 0.0 if listing is None else listing.available
+    return 0.0 if listing is None or lid in m.cell(t.key).ghosts else listing.available
 
 
 def _closed(m: Market, offer_id: str, request_id: str) -> bool:
@@ -367,7 +368,8 @@ def test_the_streams_exercise_the_protocol() -> None:
     for seed in SEEDS:
         for name, n in _run(seed).counts.items():
             counts[name] += n
-    for name in ("Lend", "Returned", "Recall", "OfferSeen", "Answer", "DeadlineDue"):
+    for name in ("Lend", "Returned", "Recall", "OfferSeen", "Moved", "Forwarded", "Answer"):
         assert counts[name] > 20, (name, dict(counts))
+    assert counts["DeadlineDue"] > 20, dict(counts)
     assert counts["proposed to a wide request"] > 50, dict(counts)
     assert counts["confirmed"] > 50, dict(counts)
