@@ -22,15 +22,21 @@ not place goes back at once (`Returned`, with the offers closed to it), and quan
 offers again. The wide key does not lend a request to a cell again until that cell reports a
 change of its offers, so a loan that found nothing is not repeated. An update or a withdrawal of
 a wide request recalls it from every cell holding a part of it (`Recall`): the cell cancels the
-ghost's open proposals as the core cancels a request's, keeps what was confirmed, and returns the
-rest.
+ghost's open proposals as the core cancels a request's, keeps what was confirmed, offers the rest
+to its offers on the new terms and returns what it cannot place.
+
+Every command about a listing goes to its home, the key it was posted under. An update that takes
+a cell's own request beyond the cell's edge makes it the wide key's (`Moved`): it stays in the
+cell as a ghost holding what it has, its free part goes back, and the cell forwards its later
+updates and withdrawals to the wide key (`Forwarded`), in order behind the move.
 
 When the traffic is drained, no compatible pair with free quantity on both sides is left
 unproposed: the wide key holds every wide request's free quantity and a mirror of every offer as
 its cell last reported it; a compatible offer in a cell the request was not lent to since that
 report would be lent to, and a cell that returned the request after the report had that offer
-in its book when it decided. `tests/unit/test_shards.py` checks this, no over-allocation and the
-validity of every proposal on random streams delivered in random interleavings.
+in its book when it decided. `tests/unit/test_shards.py` checks this, no over-allocation, the
+conservation of a wide request's quantity and the validity of every proposal on random streams
+delivered in random interleavings.
 
 Scope of this step: one-off wide requests (a recurring request is lent whole, and not split over
 cells, in the wiring to come); the matcher does not use the plan yet (NOTES.md)."""
