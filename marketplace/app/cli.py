@@ -360,6 +360,39 @@ def cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_mail(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.db import connect
+    from marketplace.mail import outbox as mail_outbox
+
+    async def run() -> int:
+        conn = await connect(settings)
+        try:
+            if args.action == "dead-letters":
+                letters = await mail_outbox.dead_mail(conn, args.limit)
+                for d in letters:
+                    print(
+                        f"{d['message_id']}  {d['dead_at']}  person {d['person_id']}"
+                        f"  {d['kind']}  {d['attempts']} attempts  {(d['last_error'] or '')[:80]}"
+                    )
+                print(f"mail: {len(letters)} dead letter(s)", file=sys.stderr)
+                return 0
+            if args.all:
+                n = await mail_outbox.resend_all(conn)
+                print(f"mail: {n} dead message(s) pending again (account e-mails left)")
+                return 0
+            try:
+                await mail_outbox.resend(conn, args.message_id)
+            except mail_outbox.ResendRefused as exc:
+                print(f"mail: {exc}", file=sys.stderr)
+                return 1
+            print(f"mail: {args.message_id} is pending again")
+            return 0
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from producers.simulator.driver import NotLoopback, simulate
 
@@ -551,6 +584,18 @@ def build_parser() -> argparse.ArgumentParser:
     hooks_actions.add_parser(
         "seal", help="re-encrypt every stored webhook secret with the key file's first key"
     )
+    mail = sub.add_parser("mail", help="e-mail the mailer gave up on: list it, send it again")
+    mail_actions = mail.add_subparsers(dest="action", required=True)
+    mail_dead = mail_actions.add_parser(
+        "dead-letters", help="messages that failed every attempt, newest first"
+    )
+    mail_dead.add_argument("--limit", type=int, default=200)
+    mail_again = mail_actions.add_parser(
+        "resend", help="send a dead message again (attempts from zero; not account e-mails)"
+    )
+    which = mail_again.add_mutually_exclusive_group(required=True)
+    which.add_argument("message_id", nargs="?", help="its Message-ID, from `mail dead-letters`")
+    which.add_argument("--all", action="store_true", help="every dead message")
     report = sub.add_parser(
         "report", help="the period report for a funding authority, rebuilt from the audit log"
     )
@@ -607,6 +652,7 @@ COMMANDS = {
     "rebuild": cmd_rebuild,
     "dlq": cmd_dlq,
     "webhooks": cmd_webhooks,
+    "mail": cmd_mail,
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from marketplace.db import Conn
 from marketplace.mail import render
@@ -60,3 +61,88 @@ async def queue_account_mail(
             await record_sent_link(conn, token, person_id, row["email"])
         await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, group_id)
     return mid
+
+
+class ResendRefused(Exception):
+    """A dead message that is not sent again, and why."""
+
+
+async def dead_mail(conn: Conn, limit: int = 200, group_id: str = GROUP) -> list[dict[str, Any]]:
+    """Messages given up on, newest first: ids, kind, person (not the address), attempts and the
+    last error."""
+    rows = await conn.fetch(
+        "SELECT message_id, person_id, kind, attempts, last_error, created_at, dead_at"
+        " FROM mail_deliveries WHERE group_id = $1 AND status = 'dead'"
+        " ORDER BY dead_at DESC, message_id LIMIT $2",
+        group_id,
+        limit,
+    )
+    return [
+        {
+            "message_id": r["message_id"],
+            "person_id": str(r["person_id"]),
+            "kind": r["kind"],
+            "attempts": r["attempts"],
+            "last_error": r["last_error"],
+            "created_at": r["created_at"].isoformat(),
+            "dead_at": r["dead_at"].isoformat() if r["dead_at"] else None,
+        }
+        for r in rows
+    ]
+
+
+# An account e-mail carries a one-time link that expires; sending a dead one late would hand out
+# a link that no longer works (or, for an invitation, one the person should ask for afresh).
+_NOT_RESENT = "account."
+
+
+async def resend(conn: Conn, message_id: str, group_id: str = GROUP) -> None:
+    """A dead message goes out again: the same stored bytes and Message-ID (a mail system that
+    has it already drops the copy), attempts from zero, due now. Raises ResendRefused for a
+    message that is not dead or is an account e-mail."""
+    message_id = message_id.strip().strip("<>")
+    row = await conn.fetchrow(
+        "SELECT kind, status FROM mail_deliveries WHERE group_id = $1 AND message_id = $2",
+        group_id,
+        message_id,
+    )
+    if row is None:
+        raise ResendRefused(f"no message {message_id} (see `marketplace mail dead-letters`)")
+    if row["status"] != "dead":
+        raise ResendRefused(f"message {message_id} is {row['status']}, not dead")
+    if row["kind"].startswith(_NOT_RESENT):
+        raise ResendRefused(
+            f"message {message_id} is an account e-mail ({row['kind']}): its link may have "
+            "expired; the person asks for a new one (the password-reset page), or an admin "
+            "invites them again"
+        )
+    await _revive(conn, group_id, [message_id])
+
+
+async def resend_all(conn: Conn, group_id: str = GROUP) -> int:
+    """Every dead message but account e-mails goes out again (after a relay's long outage, say);
+    returns how many."""
+    ids = [
+        r["message_id"]
+        for r in await conn.fetch(
+            "SELECT message_id FROM mail_deliveries WHERE group_id = $1 AND status = 'dead'"
+            " AND kind NOT LIKE $2 ORDER BY dead_at, message_id",
+            group_id,
+            f"{_NOT_RESENT}%",
+        )
+    ]
+    if ids:
+        await _revive(conn, group_id, ids)
+    return len(ids)
+
+
+async def _revive(conn: Conn, group_id: str, ids: list[str]) -> None:
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE mail_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(),"
+            " dead_at = NULL, lease_until = NULL"
+            " WHERE group_id = $1 AND message_id = ANY($2::text[]) AND status = 'dead'",
+            group_id,
+            ids,
+        )
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, group_id)

@@ -27,6 +27,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from consumers.mailer import SKIPPED, TOPIC
 from marketplace import accounts
 from marketplace.db import connect
+from marketplace.mail import outbox as mail_outbox
 from marketplace.mail import prefs
 from marketplace.mail.outbox import GROUP as PAGES_GROUP
 from marketplace.mail.outbox import queue_account_mail
@@ -266,6 +267,66 @@ async def test_the_relay_away_then_back_and_dead_letters_after_the_limit(
                 return bool(status == "dead")
 
             await eventually(is_dead, 30)
+        # The operator sends it again once the relay is back (`marketplace mail resend`): the
+        # same stored message, under the same Message-ID.
+        [letter] = await mail_outbox.dead_mail(conn, group_id=group)
+        assert letter["kind"] == "match.proposed"
+        assert letter["person_id"] == pia.person_id
+        assert letter["attempts"] == 2
+        with Sink() as sink:
+            back = mail_settings(settings, tmp_path, sink.port)
+            async with mailer_running(back, group=group):
+                await mail_outbox.resend(conn, letter["message_id"], group_id=group)
+
+                async def resent() -> bool:
+                    return len(sink.to(pia.email)) == 1
+
+                await eventually(resent, 30)
+            [again] = sink.to(pia.email)
+        assert again.msg["Message-ID"] == f"<{letter['message_id']}>"
+        row = await conn.fetchrow(
+            "SELECT status, attempts, dead_at FROM mail_deliveries WHERE group_id = $1", group
+        )
+        assert row is not None
+        assert (row["status"], row["attempts"], row["dead_at"]) == ("sent", 1, None)
+        with pytest.raises(mail_outbox.ResendRefused, match="is sent, not dead"):
+            await mail_outbox.resend(conn, letter["message_id"], group_id=group)
+        assert await mail_outbox.dead_mail(conn, group_id=group) == []
+    finally:
+        await conn.close()
+
+
+async def test_account_e_mails_are_not_resent_and_unknown_ids_are_refused(
+    settings: Settings, tmp_path: Path
+) -> None:
+    s = mail_settings(settings, tmp_path, free_port())
+    partner = await register(s, "sme")
+    ola = await person(s, partner.partner_id, name="Ola")
+    group = f"test.mailer.{uuid.uuid4().hex[:8]}"  # no mailer sends under it
+    conn = await connect(s)
+    try:
+        token = await accounts.issue_link(conn, ola.person_id, "reset")
+        mid = await queue_account_mail(
+            conn, s, person_id=ola.person_id, purpose="account.reset", token=token, group_id=group
+        )
+        # As the mailer leaves a message that failed every attempt.
+        await conn.execute(
+            "UPDATE mail_deliveries SET status = 'dead', attempts = 3, dead_at = now()"
+            " WHERE group_id = $1 AND message_id = $2",
+            group,
+            mid,
+        )
+        with pytest.raises(mail_outbox.ResendRefused, match=r"account e-mail \(account.reset\)"):
+            await mail_outbox.resend(conn, mid, group_id=group)
+        assert await mail_outbox.resend_all(conn, group_id=group) == 0
+        status = await conn.fetchval(
+            "SELECT status FROM mail_deliveries WHERE group_id = $1 AND message_id = $2",
+            group,
+            mid,
+        )
+        assert status == "dead"
+        with pytest.raises(mail_outbox.ResendRefused, match="no message nobody@x"):
+            await mail_outbox.resend(conn, "<nobody@x>", group_id=group)
     finally:
         await conn.close()
 
