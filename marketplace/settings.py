@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal, get_args, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
+from marketplace.core.shards import parse_plan
 from marketplace.core.webhooks import parse_networks
 
 PREFIX = "MARKETPLACE_"
@@ -91,6 +92,14 @@ class Settings:
     match_answer_period_s: float = 48 * 3600
     estimate_vehicle: str = "articulated_truck"
     transport_cost_per_tkm: str = "EUR=0.12,SEK=1.35,BGN=0.23"
+    # Busy material families split into geographic cells (#17, marketplace/core/shards.py):
+    # the families ("plastics,organics"; empty: none), and the latitude and longitude cuts of
+    # the grid in degrees ("50"; "20,26"). A split family's records go from the matcher to
+    # market.cells, where the cells consumer matches them, cell by cell. Split a family before
+    # its first listing: one with listings on the family key needs a rebuild (not built yet).
+    split_families: str = ""
+    split_lat_cuts: str = "50"
+    split_lon_cuts: str = ""
     # Transport auctions (marketplace/core/auction.py): how long carriers may bid on a new job,
     # how much later a failed auction's one reopening closes, and the early close (0: off; N:
     # decide as soon as N quotes within the reserve are in).
@@ -305,6 +314,10 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
         if self.event_loop not in ("uvloop", "asyncio"):
             raise SettingsError(f"{PREFIX}EVENT_LOOP={self.event_loop!r}: choose uvloop or asyncio")
+        try:
+            parse_plan(self.split_families, self.split_lat_cuts, self.split_lon_cuts)
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}SPLIT_FAMILIES / _LAT_CUTS / _LON_CUTS: {exc}") from None
         for name in ("auction_bidding_period_s", "auction_reopen_period_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")

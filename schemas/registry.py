@@ -7,6 +7,7 @@ from typing import Any, get_args
 from marketplace.core.families import family_of
 from schemas import topics
 from schemas.base import Event
+from schemas.cells import CellEvent
 from schemas.deals import DealEvent
 from schemas.facilitators import FacilitatorEvent
 from schemas.feedback import FeedbackEvent
@@ -26,6 +27,9 @@ TOPIC_EVENTS: dict[str, Any] = {
     topics.NOTIFICATIONS: NotificationEvent,
     topics.DEALS: DealEvent,
     topics.REMINDERS: ReminderEvent,
+    # A split family's listings, answers and timers travel on market.cells too (forwarded by
+    # the matcher under their cell's key), next to the cells' own events.
+    topics.CELLS: ListingEvent | CellEvent,
 }
 
 
@@ -41,9 +45,12 @@ def type_name(cls: type[Event]) -> str:
     return tag
 
 
-EVENT_TOPIC: dict[type[Event], str] = {
-    cls: topic for topic, union in TOPIC_EVENTS.items() for cls in members(union)
-}
+# An event's home topic: the first that carries it (market.listings' events also travel,
+# forwarded, on market.cells).
+EVENT_TOPIC: dict[type[Event], str] = {}
+for _topic, _union in TOPIC_EVENTS.items():
+    for _cls in members(_union):
+        EVENT_TOPIC.setdefault(_cls, _topic)
 EVENT_TYPES: dict[str, type[Event]] = {type_name(cls): cls for cls in EVENT_TOPIC}
 
 
@@ -65,6 +72,8 @@ def key_of(event: Event) -> str:
         return market_key(event.material.code)
     if topic in (topics.LISTINGS, topics.MATCHES, topics.REMINDERS):
         return market_key(getattr(event, "material_code"))  # noqa: B009 - every such event has it
+    if topic == topics.CELLS:
+        return str(getattr(event, "to_key"))  # noqa: B009 - every such event has it
     if topic == topics.DEALS:
         return str(getattr(event, "match_id"))  # noqa: B009 - every such event has it
     if topic in (topics.JOBS, topics.AWARDS):

@@ -28,6 +28,7 @@ NOTIFICATIONS = "partners.notifications"
 DEADLETTERS = "ops.deadletters"
 DEALS = "market.deals"
 REMINDERS = "market.reminders"
+CELLS = "market.cells"
 
 _KEEP = {"retention.ms": "-1", "cleanup.policy": "delete"}
 _WEEK = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
@@ -79,6 +80,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         REMINDERS,
         key="material family",
         purpose="reminder timers for the reminders consumer (published by the scheduler)",
+        config=_KEEP,
+    ),
+    TopicSpec(
+        CELLS,
+        key="a split family's cell or wide key (plastics@n0e1, plastics@wide)",
+        purpose="the listings, answers and timers of families split into geographic cells, and"
+        " the loans between their cells (MARKETPLACE_SPLIT_FAMILIES)",
         config=_KEEP,
     ),
     TopicSpec(

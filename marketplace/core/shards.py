@@ -50,6 +50,7 @@ from math import asin, cos, radians, sin
 from typing import Literal
 
 from marketplace.core.book import EPS, Book, Listing, Terms
+from marketplace.core.families import SHARED
 from marketplace.core.geo import EARTH_RADIUS_KM, Place
 from marketplace.core.ids import derived_id
 from marketplace.core.matching import (
@@ -95,6 +96,20 @@ class ShardPlan:
         j = sum(1 for c in self.lon_cuts if place.lon >= c)
         return f"n{i}e{j}"
 
+    def cells(self) -> tuple[str, ...]:
+        """Every cell of the grid."""
+        return tuple(
+            f"n{i}e{j}"
+            for i in range(len(self.lat_cuts) + 1)
+            for j in range(len(self.lon_cuts) + 1)
+        )
+
+    def keys(self, family: str) -> tuple[str, ...]:
+        """Every key of a split family: its cells', then its wide key. The commands that do not
+        name a place (updates, withdrawals, answers, timers) go to all of them, and the key that
+        holds the listing or the proposal acts."""
+        return (*(f"{family}@{c}" for c in self.cells()), f"{family}@{WIDE}")
+
     def contains(self, place: Place, radius_km: float) -> bool:
         """Whether the circle lies inside the cell of its centre, `MARGIN_KM` to spare."""
         reach = radius_km + MARGIN_KM
@@ -120,6 +135,26 @@ class ShardPlan:
         if kind == "request" and not self.contains(place, radius_km or 0.0):
             return f"{family}@{WIDE}"
         return f"{family}@{self.cell(place)}"
+
+
+def parse_plan(families: str, lat_cuts: str, lon_cuts: str) -> ShardPlan:
+    """A plan from its settings' text: families comma-separated (a shared family's name or a
+    4-digit sub-chapter), cuts comma-separated degrees. ValueError names what is wrong."""
+    names = [f.strip() for f in families.split(",") if f.strip()]
+    for name in names:
+        if name not in SHARED and not (len(name) == 4 and name.isdigit()):
+            raise ValueError(
+                f"{name!r} is not a material family (one of {', '.join(SHARED)}, or a 4-digit "
+                "List of Waste sub-chapter)"
+            )
+
+    def cuts(text: str, what: str) -> tuple[float, ...]:
+        try:
+            return tuple(float(c) for c in text.split(",") if c.strip())
+        except ValueError:
+            raise ValueError(f"{what} cuts {text!r}: degrees, comma-separated") from None
+
+    return ShardPlan(frozenset(names), cuts(lat_cuts, "latitude"), cuts(lon_cuts, "longitude"))
 
 
 def _km_to_meridian(place: Place, lon: float) -> float:
@@ -361,6 +396,7 @@ def _offers_seen(cell: CellState) -> list[ToWide]:
 class WideRequest:
     listing: Listing  # its terms; `listing.terms.quantity` is its whole quantity
     lent: dict[str, float] = field(default_factory=dict)  # cell -> quantity out there
+    home: str = WIDE  # where its commands arrive: posted wide, or the cell that moved it
 
     @property
     def free(self) -> float:
@@ -403,29 +439,20 @@ def wide_step(
                 )
                 wide.requests[command.id] = WideRequest(listing)
                 _lend_all(wide, [command.id], config, at, out)
-        case Update(kind="request"):
+        case Update(kind="request") | Withdraw(kind="request"):
+            # Broadcast to every key of the family: the wide key acts on its own requests; a
+            # moved request's commands come forwarded by its home cell.
             w = wide.requests.get(command.id)
-            if w is not None and w.listing.owner == command.owner:
-                w.listing.terms = command.terms
-                for cell, held in sorted(w.lent.items()):
-                    if held > EPS:
-                        out.append((cell, _recall_msg(wide, at, w, command.terms)))
-                for cells in wide.tried.values():
-                    cells.discard(command.id)
-                _lend_all(wide, [command.id], config, at, out)
-        case Withdraw(kind="request"):
-            w = wide.requests.get(command.id)
-            if w is not None and w.listing.owner == command.owner:
-                for cell, held in sorted(w.lent.items()):
-                    if held > EPS:
-                        out.append((cell, _recall_msg(wide, at, w, None)))
-                del wide.requests[command.id]
+            if w is not None and w.home == WIDE:
+                _change(wide, w, command, config, at, out)
         case Moved():
             r = command.request
             if r.id not in wide.requests:
-                wide.requests[r.id] = WideRequest(r, {command.cell: r.terms.quantity})
+                wide.requests[r.id] = WideRequest(r, {command.cell: r.terms.quantity}, command.cell)
         case Forwarded():
-            return wide_step(wide, command.command, config, at)
+            w = wide.requests.get(command.command.id)
+            if w is not None:
+                _change(wide, w, command.command, config, at, out)
         case Returned():
             w = wide.requests.get(command.request_id)
             if w is not None:
@@ -442,6 +469,31 @@ def wide_step(
             wide.tried.pop(command.cell, None)
             _lend_all(wide, sorted(wide.requests), config, at, out)
     return out
+
+
+def _change(
+    wide: WideState,
+    w: WideRequest,
+    command: Update | Withdraw,
+    config: MarketConfig,
+    at: datetime,
+    out: list[Outbound],
+) -> None:
+    """An update or a withdrawal of a request the wide key owns: recalled from every cell
+    holding a part of it; an update is then lent again on its new terms."""
+    if w.listing.owner != command.owner or command.kind != "request":
+        return
+    terms = command.terms if isinstance(command, Update) else None
+    for cell, held in sorted(w.lent.items()):
+        if held > EPS:
+            out.append((cell, _recall_msg(wide, at, w, terms)))
+    if terms is None:
+        del wide.requests[w.listing.id]
+        return
+    w.listing.terms = terms
+    for cells in wide.tried.values():
+        cells.discard(w.listing.id)
+    _lend_all(wide, [w.listing.id], config, at, out)
 
 
 def _recall_msg(wide: WideState, at: datetime, w: WideRequest, terms: Terms | None) -> Recall:
