@@ -1,7 +1,7 @@
 """The API's cost per listing post, old code against new, interleaved (issue #18, target 3).
 
     python -m loadtests.bench_api --base-tree /tmp/api-base [--rounds 3] [--posts 600]
-                                  [--rate 80] [--smes 60]
+                                  [--rate 80] [--smes 60] [--profile-head FILE]
 
 Starts two API processes on one scratch database (`loadtests/scratch.py`) of the PostgreSQL and
 broker the environment points at: "base", run from `--base-tree` (a `git worktree` of the commit
@@ -15,7 +15,8 @@ by their pids in `pg_stat_activity`), the whole server's CPU (`loadtests/cpu.py`
 shared with another run that includes theirs), the statements (`pg_stat_statements` calls in the
 scratch database, read before and after, never reset: another run may be reading them too) and
 the transactions (`pg_stat_database`), the latency of the 202 and the load average. The report
-goes to loadtests/reports/api-post-<time>.json."""
+goes to loadtests/reports/api-post-<time>.json. With `--profile-head FILE` only this tree's API
+runs, under cProfile, and its statistics are written to FILE when it stops (no report)."""
 
 from __future__ import annotations
 
@@ -102,10 +103,12 @@ class Api:
     proc: asyncio.subprocess.Process
 
 
-async def start_api(name: str, tree: Path, env: dict[str, str]) -> Api:
+async def start_api(name: str, tree: Path, env: dict[str, str], profile: Path | None = None) -> Api:
     port = free_port()
+    profiler = ("-m", "cProfile", "-o", str(profile)) if profile is not None else ()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
+        *profiler,
         "-m",
         "loadtests.stack",
         f"bench-api.{name}.{uuid.uuid4().hex[:6]}",
@@ -248,10 +251,14 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 bodies.append((action.kind, action.firm, action.body))
             if len(bodies) >= args.posts:
                 break
-        apis = [
-            await start_api("base", args.base_tree, env),
-            await start_api("head", ROOT, env),
-        ]
+        if args.profile_head is not None:
+            # Only this tree's API, under cProfile (its statistics written when it stops).
+            apis = [await start_api("head", ROOT, env, args.profile_head)]
+        else:
+            apis = [
+                await start_api("base", args.base_tree, env),
+                await start_api("head", ROOT, env),
+            ]
         try:
             for round_ in range(args.rounds):
                 order = apis if round_ % 2 == 0 else apis[::-1]
@@ -348,6 +355,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=80.0)
     parser.add_argument("--smes", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--profile-head", type=Path, help="run only this tree's API, under cProfile, to FILE"
+    )
     args = parser.parse_args()
     if not (
         1 <= args.rounds <= 20
@@ -359,6 +369,10 @@ def main() -> None:
     if not (args.base_tree / "producers" / "api" / "app.py").is_file():
         parser.error(f"--base-tree {args.base_tree}: not a tree of this repository")
     result = asyncio.run(measure(args))
+    if args.profile_head is not None:
+        print(orjson.dumps(result["summary"], option=orjson.OPT_INDENT_2).decode())
+        print(f"profile: {args.profile_head}")
+        return
     REPORTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = REPORTS / f"api-post-{stamp}.json"
