@@ -18,7 +18,7 @@ from marketplace.events import Decoded
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.batching import Step, columns, waves
-from marketplace.runtime.decoding import decode_or_dead_letter
+from marketplace.runtime.decoding import decode_or_dead_letter, decode_records
 from marketplace.translate import shredding
 from schemas import topics
 from schemas.facilitators import ConsentGranted, ConsentRevoked, ListingNudged
@@ -71,6 +71,10 @@ _json = msgspec.json.Encoder()
 
 
 class Projector:
+    # The records are decoded as the runtime fetches them, while the batch before them waits
+    # for PostgreSQL (marketplace/runtime/consumer.py, `Processor`).
+    prepare = staticmethod(decode_records)
+
     def __init__(self, group_id: str = GROUP) -> None:
         self.group_id = group_id
 
@@ -142,14 +146,7 @@ def _partners(decoded: Decoded) -> Step | None:
             )
             return Step("legal", row, (("legal", event.partner_id),))
         case NotificationIssued():
-            row = (
-                event.notification_id,
-                event.partner_id,
-                event.kind,
-                event.subject_id,
-                _json.encode(event).decode(),
-                at,
-            )
+            row = (event.notification_id, event.partner_id, event.kind, event.subject_id, event, at)
             token = ("notification", event.notification_id)
             return Step("notification", row, (token,), first_wins=True)
         case _:
@@ -163,19 +160,20 @@ def _listings(decoded: Decoded) -> Step | None:
         case OfferPosted() | RequestPosted():
             kind = "offer" if isinstance(event, OfferPosted) else "request"
             listing_id = event.offer_id if isinstance(event, OfferPosted) else event.request_id
+            # The event itself: `_listing` encodes the batch's rows as one JSON document.
             row: tuple[Any, ...] = (
                 listing_id,
                 kind,
                 event.owner_id,
                 event.material.code,
-                _json.encode(event).decode(),
+                event,
                 at,
                 event_id,
             )
             return Step("listing", row, (("listing", listing_id),), first_wins=True)
         case OfferUpdated() | RequestUpdated():
             listing_id = event.offer_id if isinstance(event, OfferUpdated) else event.request_id
-            row = (listing_id, _json.encode(event.terms).decode(), at, event_id, event.owner_id)
+            row = (listing_id, event.terms, at, event_id, event.owner_id)
             return Step("listing_updated", row, (("listing", listing_id),))
         case OfferWithdrawn() | RequestWithdrawn():
             listing_id = event.offer_id if isinstance(event, OfferWithdrawn) else event.request_id
@@ -309,7 +307,7 @@ def _trade(decoded: Decoded) -> Step | None:
                 event.material_code,
                 event.seller_id,
                 event.buyer_id,
-                _json.encode(event).decode(),
+                event,
                 at,
             )
             return Step("match", row, (("match", event.match_id),), first_wins=True)
@@ -473,38 +471,47 @@ async def _legal(conn: Conn, rows: Rows) -> None:
     )
 
 
+def _as_json(rows: Rows) -> str:
+    """A batch's rows as one JSON array of arrays, for `jsonb_array_elements($1::jsonb)`: one
+    parameter instead of an array per column (asyncpg encodes those element by element, with
+    type checks on each), and the events in them encoded straight into it rather than each to a
+    string of its own first. Times become RFC 3339 text, read back as timestamptz exactly."""
+    return _json.encode(rows).decode()
+
+
 async def _listing(conn: Conn, rows: Rows) -> None:
+    """New listings (id, kind, owner, material code, event, time, event id); the first of
+    repeated ids wins. The body is the event without its ids and type."""
     await conn.execute(
         "INSERT INTO listings (listing_id, kind, owner_id, material_code, body, status,"
         " posted_at, updated_at, last_event_id)"
-        " SELECT id, kind, owner, code,"
-        " body::jsonb - '{type,offer_id,request_id,owner_id,actor_id}'::text[],"
-        " 'open', at, at, event_id FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-        " $5::text[], $6::timestamptz[], $7::text[]) WITH ORDINALITY"
-        " AS u(id, kind, owner, code, body, at, event_id, n) ORDER BY n"
+        " SELECT r->>0, r->>1, r->>2, r->>3,"
+        " (r->4) - '{type,offer_id,request_id,owner_id,actor_id}'::text[],"
+        " 'open', (r->>5)::timestamptz, (r->>5)::timestamptz, r->>6"
+        " FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS u(r, n) ORDER BY n"
         " ON CONFLICT (listing_id) DO NOTHING",
-        *columns(rows),
+        _as_json(rows),
     )
 
 
 async def _listing_updated(conn: Conn, rows: Rows) -> None:
+    """(id, new terms, time, event id, owner): the owner's open listing takes the new terms."""
     await conn.execute(
-        "UPDATE listings l SET body = jsonb_set(l.body, '{terms}', u.terms::jsonb),"
-        " updated_at = u.at, last_event_id = u.event_id"
-        " FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])"
-        " AS u(id, terms, at, event_id, owner)"
-        " WHERE l.listing_id = u.id AND l.owner_id = u.owner AND l.status = 'open'",
-        *columns(rows),
+        "UPDATE listings l SET body = jsonb_set(l.body, '{terms}', u.r->1),"
+        " updated_at = (u.r->>2)::timestamptz, last_event_id = u.r->>3"
+        " FROM jsonb_array_elements($1::jsonb) AS u(r)"
+        " WHERE l.listing_id = u.r->>0 AND l.owner_id = u.r->>4 AND l.status = 'open'",
+        _as_json(rows),
     )
 
 
 async def _listing_withdrawn(conn: Conn, rows: Rows) -> None:
+    """(id, time, event id, owner): the owner's listing is withdrawn."""
     await conn.execute(
-        "UPDATE listings l SET status = 'withdrawn', updated_at = u.at,"
-        " last_event_id = u.event_id"
-        " FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[])"
-        " AS u(id, at, event_id, owner) WHERE l.listing_id = u.id AND l.owner_id = u.owner",
-        *columns(rows),
+        "UPDATE listings l SET status = 'withdrawn', updated_at = (u.r->>1)::timestamptz,"
+        " last_event_id = u.r->>2 FROM jsonb_array_elements($1::jsonb) AS u(r)"
+        " WHERE l.listing_id = u.r->>0 AND l.owner_id = u.r->>3",
+        _as_json(rows),
     )
 
 
@@ -514,12 +521,11 @@ async def _notification(conn: Conn, rows: Rows) -> None:
     await conn.execute(
         "WITH stored AS (INSERT INTO notifications (notification_id, partner_id, kind,"
         " subject_id, body, issued_at)"
-        " SELECT id, partner, kind, subject, body::jsonb - 'type', at FROM unnest($1::text[],"
-        " $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY"
-        " AS u(id, partner, kind, subject, body, at, n) ORDER BY n"
+        " SELECT r->>0, r->>1, r->>2, r->>3, (r->4) - 'type', (r->>5)::timestamptz"
+        " FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS u(r, n) ORDER BY n"
         " ON CONFLICT (notification_id) DO NOTHING RETURNING seq, partner_id)"
-        " SELECT pg_notify($7, partner_id) FROM stored ORDER BY seq",
-        *columns(rows),
+        " SELECT pg_notify($2, partner_id) FROM stored ORDER BY seq",
+        _as_json(rows),
         NOTIFY_CHANNEL,
     )
 
@@ -587,14 +593,16 @@ async def _feedback_given(conn: Conn, rows: Rows) -> None:
 
 
 async def _match(conn: Conn, rows: Rows) -> None:
+    """(id, material code, seller, buyer, event, time): new proposals, the first of repeated
+    ids wins."""
     await conn.execute(
         "INSERT INTO matches (match_id, material_code, seller_id, buyer_id, body, status,"
         " proposed_at, updated_at)"
-        " SELECT id, code, seller, buyer, body::jsonb - 'type', 'proposed', at, at"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-        " $6::timestamptz[]) WITH ORDINALITY AS u(id, code, seller, buyer, body, at, n)"
+        " SELECT r->>0, r->>1, r->>2, r->>3, (r->4) - 'type', 'proposed',"
+        " (r->>5)::timestamptz, (r->>5)::timestamptz"
+        " FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS u(r, n)"
         " ORDER BY n ON CONFLICT (match_id) DO NOTHING",
-        *columns(rows),
+        _as_json(rows),
     )
 
 

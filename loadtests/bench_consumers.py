@@ -4,6 +4,7 @@ baselines measured in the same run on the same broker.
     python -m loadtests.bench_consumers [--events 20000] [--instances 1,2] [--repeat 1]
         [--consumers matcher,projector,auditor,analytics,auctioneer,notifier]
         [--peer message,batch,default] [--compare COMMIT] [--variant LABEL:MARKETPLACE_X=V]
+        [--profile]
 
 The workloads, each put onto its topic directly:
 - `market.listings` (matcher, projector, auditor, analytics): `--events` offers and requests from
@@ -28,7 +29,9 @@ The report states each consumer's rate as a ratio to the bare consume loop and t
 `--peer`: the projector's job as a plain FastStream subscriber (loadtests/peer_faststream.py),
 at-least-once, in the same rounds as the projector on the same records; the report gives
 ours / peer and whether every run of either left the same rows in the read model (issue #18,
-target 4). Every report also records the load average at the start and the end, the CPU
+target 4). `--profile`: one more run of each consumer under cProfile after the measured rounds
+(left out of the medians), whose costliest functions, in microseconds per record, go into the
+report. Every report also records the load average at the start and the end, the CPU
 seconds of each process, the consumers' and the baselines' settings and the top statements of
 `pg_stat_statements` (loadtests/pgstats.py; "not loaded" when the server lacks the library: run
 on a private one, loadtests/postgres.sh).
@@ -40,12 +43,14 @@ import argparse
 import asyncio
 import json
 import os
+import pstats
 import random
 import re
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -728,6 +733,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     if args.compare:
         trees.append((args.compare[:12], checkout(args.compare), {}))
     ranges: dict[str, tuple[dict[int, int], dict[int, int]]] = {LISTINGS: (start, end)}
+    profiles: dict[str, Any] = {}
     if "auctioneer" in args.consumers:
         jobs = job_events(max(args.events // 5, 1), args.seed)
         ranges[JOBS] = await produce(settings, jobs, JOBS)
@@ -795,6 +801,19 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
             same_work.append(rate)
             print(f"{kind:<10} same-work baseline {rate:>10,.0f} records/s", flush=True)
+        if args.profile:
+            # One more run of the current code under cProfile, apart from the measured ones
+            # (the profiler slows the worker down): where its time goes, per record.
+            where = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-")) / f"{kind}.prof"
+            run = await one_consumer(settings, kind, 1, first, last, topic, profile_to=where)
+            profiles[kind] = profile_summary(Path(f"{where}.0"), records, run)
+            print(f"{kind:<10} profile {where}.0 ({run['records_per_s']:,.0f} records/s)")
+            for line in profiles[kind]["self"][:15]:
+                print(
+                    f"    {line['self_us_per_record']:>7.2f} us/record self"
+                    f" {line['cumulative_us_per_record']:>8.2f} cumulative  {line['function']}",
+                    flush=True,
+                )
         baseline = statistics.median(same_work)
         for (label, k), samples in runs.items():
             rates = [r["records_per_s"] for r in samples]
@@ -852,6 +871,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         },
         "pg_stat_statements": pgstats.top(),
         "peer": peer_check,
+        "profiles": profiles,
         "baselines": baselines,
         "baselines_at_start": first_pass,
         "baselines_at_end": again,
@@ -862,6 +882,44 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             for one in rows
             if one["consumer"] == r["consumer"] and one["instances"] == 1 and r["instances"] > 1
         },
+    }
+
+
+def profile_summary(path: Path, records: int, run: dict[str, Any], top: int = 30) -> dict[str, Any]:
+    """A worker's cProfile statistics per record of the workload: the functions that took the
+    most time themselves (self) and with what they called (cumulative), in microseconds per
+    record (the worker's start and stop included, so small workloads overstate it)."""
+    found = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    per = 1e6 / max(records, 1)
+
+    def named(key: tuple[str, int, str]) -> str:
+        file, line, func = key
+        for marker in ("site-packages/", "/work/main/", str(ROOT) + "/"):
+            file = file.split(marker, 1)[-1]
+        return f"{file}:{line}({func})"
+
+    def rows(index: int) -> list[dict[str, Any]]:
+        ranked = sorted(found.items(), key=lambda kv: kv[1][index], reverse=True)[:top]
+        return [
+            {
+                "function": named(key),
+                "calls": value[1],
+                "self_us_per_record": round(value[2] * per, 3),
+                "cumulative_us_per_record": round(value[3] * per, 3),
+            }
+            for key, value in ranked
+        ]
+
+    total = sum(v[2] for v in found.values())
+    return {
+        "file": str(path),
+        "records": records,
+        "records_per_s_profiled": run["records_per_s"],
+        "batches": run["batches"],
+        "total_s": round(total, 3),
+        "total_us_per_record": round(total * per, 2),
+        "self": rows(2),
+        "cumulative": rows(3),
     }
 
 
@@ -932,6 +990,12 @@ def main() -> None:
         default="",
         help="message,batch,default: also the projector's FastStream peer in these modes"
         " (loadtests/peer_faststream.py), interleaved with the projector's runs",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the measured rounds, one more run of each consumer under cProfile (not in"
+        " the medians): its costliest functions per record go into the report",
     )
     args = parser.parse_args()
     args.peer = [m for m in args.peer.split(",") if m]

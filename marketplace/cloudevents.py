@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
+
+import msgspec
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -15,8 +16,10 @@ class EnvelopeError(ValueError):
     """A Kafka record's headers are not a valid binary-mode CloudEvent."""
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(msgspec.Struct, frozen=True):
+    """A record's CloudEvent attributes. A frozen msgspec struct rather than a dataclass: every
+    consumer makes one per record, and a struct is made about ten times faster (issue #18)."""
+
     id: str
     type: str
     source: str
@@ -41,28 +44,25 @@ class Envelope:
     @classmethod
     def from_headers(cls, headers: Iterable[tuple[str, bytes]] | None) -> Envelope:
         found: dict[str, str] = {}
-        for key, value in headers or ():
-            try:
-                found[key] = value.decode()
-            except UnicodeDecodeError:
-                raise EnvelopeError(f"header {key} is not UTF-8") from None
-        if found.get("ce_specversion") != SPECVERSION:
-            raise EnvelopeError(
-                f"ce_specversion must be {SPECVERSION}, got {found.get('ce_specversion')!r}"
-            )
-        for required in ("ce_id", "ce_type", "ce_source", "ce_time"):
-            if not found.get(required):
-                raise EnvelopeError(f"missing header {required}")
+        key = ""
         try:
-            time = datetime.fromisoformat(found["ce_time"])
+            for key, value in headers or ():
+                found[key] = value.decode()
+        except UnicodeDecodeError:
+            raise EnvelopeError(f"header {key} is not UTF-8") from None
+        get = found.get
+        if get("ce_specversion") != SPECVERSION:
+            raise EnvelopeError(
+                f"ce_specversion must be {SPECVERSION}, got {get('ce_specversion')!r}"
+            )
+        id_, type_, source, at = get("ce_id"), get("ce_type"), get("ce_source"), get("ce_time")
+        if not id_ or not type_ or not source or not at:
+            missing = next(k for k in ("ce_id", "ce_type", "ce_source", "ce_time") if not get(k))
+            raise EnvelopeError(f"missing header {missing}")
+        try:
+            time = datetime.fromisoformat(at)
         except ValueError:
-            raise EnvelopeError(f"ce_time {found['ce_time']!r} is not RFC 3339") from None
+            raise EnvelopeError(f"ce_time {at!r} is not RFC 3339") from None
         if time.tzinfo is None:
             raise EnvelopeError("ce_time has no time zone")
-        return cls(
-            id=found["ce_id"],
-            type=found["ce_type"],
-            source=found["ce_source"],
-            time=time,
-            subject=found.get("ce_subject"),
-        )
+        return cls(id_, type_, source, time, get("ce_subject"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +21,13 @@ _TYPES: dict[str, frozenset[str]] = {
     topic: frozenset(type_name(cls) for cls in members(union))
     for topic, union in TOPIC_EVENTS.items()
 }
+# Each event class's CloudEvent type (its tag), looked up once per record.
+_TYPE_OF: dict[type, str] = {
+    cls: type_name(cls) for union in TOPIC_EVENTS.values() for cls in members(union)
+}
+# Topic name (or a copy's, "market.listings--p12") -> its contract's topic, its decoder and
+# its types; filled on first sight of each name.
+_CONTRACTS: dict[str, tuple[str, msgspec.json.Decoder[Any], frozenset[str]]] = {}
 # The largest record a consumer will decode. The API takes bodies of at most 64 KiB
 # (MARKETPLACE_API_MAX_BODY_BYTES), and every event the exchange emits is far smaller than this;
 # anything larger did not come from the exchange and is dead-lettered unread.
@@ -32,8 +38,9 @@ class EventDecodeError(ValueError):
     """A record is not a valid event for its topic; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(msgspec.Struct, frozen=True):
+    """A record's envelope and event (a struct: one is made per record, issue #18)."""
+
     envelope: Envelope
     event: Event
 
@@ -57,11 +64,10 @@ def decode(topic: str, value: bytes | None, headers: Any) -> Decoded:
         envelope = Envelope.from_headers(headers)
     except EnvelopeError as exc:
         raise EventDecodeError(f"not a CloudEvent: {exc}") from None
-    # A copy of a topic ("market.listings--p12") carries the copied topic's contract.
-    topic = contract_of(topic)
-    decoder = _DECODERS.get(topic)
-    if decoder is None:
-        raise EventDecodeError(f"no contract for topic {topic}")
+    contract = _CONTRACTS.get(topic)
+    if contract is None:
+        contract = _contract(topic)
+    topic, decoder, types = contract
     if value is None:
         raise EventDecodeError("empty record value")
     if len(value) > MAX_EVENT_BYTES:
@@ -69,7 +75,7 @@ def decode(topic: str, value: bytes | None, headers: Any) -> Decoded:
             f"{envelope.type}: oversized record of {len(value)} bytes, over the limit of "
             f"{MAX_EVENT_BYTES} for an event"
         )
-    if envelope.type not in _TYPES[topic]:
+    if envelope.type not in types:
         raise EventDecodeError(_unknown_type(topic, envelope.type))
     try:
         event = decoder.decode(value)
@@ -77,11 +83,23 @@ def decode(topic: str, value: bytes | None, headers: Any) -> Decoded:
         raise EventDecodeError(f"{envelope.type}: {exc}") from None
     except msgspec.DecodeError as exc:
         raise EventDecodeError(f"{envelope.type}: invalid JSON: {exc}") from None
-    if type_name(type(event)) != envelope.type:
+    if _TYPE_OF[type(event)] != envelope.type:
         raise EventDecodeError(
-            f"ce_type {envelope.type} does not match payload type {type_name(type(event))}"
+            f"ce_type {envelope.type} does not match payload type {_TYPE_OF[type(event)]}"
         )
     return Decoded(envelope, event)
+
+
+def _contract(name: str) -> tuple[str, msgspec.json.Decoder[Any], frozenset[str]]:
+    """The contract of topic `name`: a copy of a topic ("market.listings--p12") carries the
+    copied topic's. Remembered per name (only names with a contract: the others are refused
+    every time, and do not fill the table)."""
+    topic = contract_of(name)
+    decoder = _DECODERS.get(topic)
+    if decoder is None:
+        raise EventDecodeError(f"no contract for topic {topic}")
+    found = _CONTRACTS[name] = (topic, decoder, _TYPES[topic])
+    return found
 
 
 def _unknown_type(topic: str, ce_type: str) -> str:

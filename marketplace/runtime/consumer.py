@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -18,6 +19,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from prometheus_client import Histogram
 
 from marketplace import metrics
 from marketplace.db import UNREACHABLE, Conn
@@ -92,7 +94,14 @@ class Transaction:
 class Processor(Protocol[S]):
     """A stateful consumer's logic. `process` returns the partition's new state; it may change
     `state` in place (a large book is not copied per batch): when the transaction fails, the
-    runtime throws the in-memory state away and reloads it with `load`."""
+    runtime throws the in-memory state away and reloads it with `load`.
+
+    A processor may also have `prepare(records: list) -> list`: pure work on a partition's
+    fetched records (decoding, say), with no I/O, that the runtime does as it fetches them,
+    while the batches before them wait for PostgreSQL. It returns one item per record, in order,
+    each with the record's `offset` and `timestamp`; `process` then gets those items instead of
+    the records. It must not raise: a record it cannot handle is left for `process` to refuse
+    (an exception there fails the batch, which is retried)."""
 
     async def load(self, conn: Conn, topic: str, partition: int) -> S: ...
 
@@ -137,6 +146,7 @@ class ExactlyOnceConsumer(Generic[S]):
         self.outbox = OutboxPublisher(pool, producer, group_id, renew=renew_producer)
         self.stats = ConsumerStats()
         self._fault = fault or (lambda _point: None)
+        self._prepare: Callable[[list[Any]], list[Any]] | None = getattr(processor, "prepare", None)
         self._states: dict[TopicPartition, S] = {}
         # The stored offset that the in-memory state of each partition corresponds to.
         self._positions: dict[TopicPartition, int] = {}
@@ -165,19 +175,16 @@ class ExactlyOnceConsumer(Generic[S]):
         await self.outbox.sweep(min_age_s=0)  # leftovers of a crashed predecessor
         sweeper = asyncio.create_task(self._sweep_forever(), name=f"outbox-sweeper-{self.group_id}")
         stop_wait = asyncio.create_task(self._stop.wait())
+        fetch: asyncio.Task[dict[TopicPartition, list[Any]]] | None = None
         try:
             while not self._stop.is_set():
-                fetch = asyncio.create_task(
-                    self.consumer.getmany(
-                        timeout_ms=self.settings.consumer_poll_ms,
-                        max_records=self.settings.consumer_max_batch,
-                    )
-                )
+                if fetch is None:
+                    fetch = asyncio.create_task(self._fetch())
                 await asyncio.wait({fetch, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 if not fetch.done():
-                    fetch.cancel()
                     break
-                batches: dict[TopicPartition, list[Any]] = fetch.result()
+                batches = fetch.result()
+                fetch = None
                 self._polling = True
                 if not any(batches.values()) and self.outbox.acknowledged:
                     await self._flush_acknowledged()  # idle: no next batch to delete them
@@ -185,6 +192,12 @@ class ExactlyOnceConsumer(Generic[S]):
                 # The partitions' batches run side by side, each in a transaction on a
                 # connection of its own: one partition's round trips do not wait for another's.
                 handled = [(tp, records) for tp, records in batches.items() if records]
+                if handled and not self._stop.is_set():
+                    # The next fetch, and the processor's `prepare` of it, run while these
+                    # batches wait for PostgreSQL. Its batches are applied after these, each
+                    # against its partition's stored offset like any other (`_apply`): one that
+                    # starts past it after a rewind seeks back, records below it are dropped.
+                    fetch = asyncio.create_task(self._fetch())
                 results = await asyncio.gather(
                     *(self._handle_in_turn(tp, records) for tp, records in handled),
                     return_exceptions=True,
@@ -200,11 +213,27 @@ class ExactlyOnceConsumer(Generic[S]):
         finally:
             stop_wait.cancel()
             sweeper.cancel()
-            await asyncio.gather(sweeper, stop_wait, return_exceptions=True)
+            if fetch is not None:
+                fetch.cancel()  # fetched but not applied: the next owner fetches them again
+            await asyncio.gather(
+                sweeper, stop_wait, *([fetch] if fetch else []), return_exceptions=True
+            )
             await self._flush_acknowledged()
             self._polling = False
             metrics.READINESS.pop(f"consumer:{self.group_id}", None)
             self.log.info("consumer_stopping", records=self.stats.records)
+
+    async def _fetch(self) -> dict[TopicPartition, list[Any]]:
+        """The next records of each partition, through the processor's `prepare` if it has one
+        (pure work on the records, such as decoding, done here ahead of the transaction)."""
+        batches: dict[TopicPartition, list[Any]] = await self.consumer.getmany(
+            timeout_ms=self.settings.consumer_poll_ms,
+            max_records=self.settings.consumer_max_batch,
+        )
+        prepare = self._prepare
+        if prepare is None:
+            return batches
+        return {tp: prepare(records) if records else records for tp, records in batches.items()}
 
     async def _flush_acknowledged(self) -> None:
         try:
@@ -372,9 +401,10 @@ class ExactlyOnceConsumer(Generic[S]):
         BATCH_RECORDS.labels(group=group).observe(len(applied))
         BATCH_SECONDS.labels(group=group).observe(seconds)
         now_ms = time.time() * 1000
-        end_to_end = END_TO_END.labels(group=group, topic=tp.topic)
-        for r in applied:
-            end_to_end.observe(max(0.0, (now_ms - r.timestamp) / 1000))
+        observe_each(
+            END_TO_END.labels(group=group, topic=tp.topic),
+            [max(0.0, (now_ms - r.timestamp) / 1000) for r in applied],
+        )
         for m in emitted:
             EMITTED.labels(group=group, topic=m.topic).inc()
             if m.topic == DEAD_LETTER_TOPIC:
@@ -455,6 +485,27 @@ class ExactlyOnceConsumer(Generic[S]):
                 "partitions_revoked",
                 partitions=sorted(f"{t.topic}[{t.partition}]" for t in revoked),
             )
+
+
+def observe_each(histogram: Histogram, values: Sequence[float]) -> None:
+    """`histogram.observe(v)` for every value, with the same buckets, count and sum, but one
+    update of each bucket it touches (and of the sum) instead of one of each per value: the
+    end-to-end lag is observed for every record (issue #18: at a few microseconds a record,
+    one lock and one loop over the buckets per record were a visible part of a light
+    consumer's work). Relies on prometheus_client's `Histogram` keeping its non-cumulative
+    bucket counts in `_buckets` by `_upper_bounds` (tests/unit/test_runtime_metrics.py checks
+    the exposition against observing one by one)."""
+    if not values:
+        return
+    bounds: list[float] = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1  # the first bound >= value, as observe()
+    buckets = histogram._buckets
+    for index, count in enumerate(counts):
+        if count:
+            buckets[index].inc(count)
+    histogram._sum.inc(sum(values))
 
 
 async def start_group_at(
