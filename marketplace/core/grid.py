@@ -16,6 +16,10 @@ LON_CELLS = int(360 / CELL_DEG)
 Cell = tuple[int, int]
 # How an id's place is kept: (lat, lon, lat in radians, its cosine).
 Spot = tuple[float, float, float, float]
+# A search (key, lat, lon, radius in km, limit) and its remembered answer: the key's shape
+# version, the stamps of the cells it measured, the answer.
+Question = tuple[str, float, float, float, int]
+Answer = tuple[int, list[tuple[Cell, int]], list[tuple[float, str]]]
 
 
 def cell_of(lat: float, lon: float) -> Cell:
@@ -79,6 +83,9 @@ MAX_DEPTH = 24
 # Bounds on a node's distances are trusted only this far inside (km): far more than the
 # rounding of the haversine formula, far less than any distance that matters.
 MARGIN_KM = 1e-6
+# Searches whose answers are remembered (GridIndex.nearest_with_distance), the oldest forgotten
+# first: a few tens of MB at most.
+ANSWERS_KEPT = 16384
 # The corner bound below holds while the node is within this many degrees of the point.
 _BOUNDED_DEG = 60.0
 _DEG = pi / 180
@@ -261,9 +268,20 @@ class GridIndex:
         # stay the same (their version: bumped whenever a cell of the key fills or empties).
         self._shape: dict[str, int] = {}
         self._rings: dict[tuple[str, int, int, Box], tuple[int, list[list[Cell]]]] = {}
+        # key -> cell -> how many times an id was added to or removed from the cell.
+        self._stamps: dict[str, dict[Cell, int]] = {}
+        # The answers of recent searches. An answer depends only on the occupied cells the
+        # search measured (later rings were not reached, and only a cell that fills or empties
+        # could change which cells a search reaches): it is given again while the key's
+        # occupied cells and the stamps of the cells it measured stay the same. The matcher asks
+        # the same questions again and again (each answer to a proposal reallocates both
+        # listings, which searched when they last allocated).
+        self._answers: dict[Question, Answer] = {}
 
     def add(self, key: str, lat: float, lon: float, item: str) -> None:
         cell = cell_of(lat, lon)
+        stamps = self._stamps.setdefault(key, {})
+        stamps[cell] = stamps.get(cell, 0) + 1
         cells = self._cells[key]
         bucket = cells.get(cell)
         if bucket is None:
@@ -290,6 +308,8 @@ class GridIndex:
         cell = cell_of(lat, lon)
         bucket = cells.get(cell)
         if bucket is not None:
+            stamps = self._stamps[key]
+            stamps[cell] = stamps.get(cell, 0) + 1
             where = bucket.pop(item, None)
             trees = self._trees.get(key)
             if where is not None and trees is not None and cell in trees:
@@ -301,9 +321,11 @@ class GridIndex:
                         del self._trees[key]
             if not bucket:
                 del cells[cell]
+                del stamps[cell]
                 self._shape[key] = self._shape.get(key, 0) + 1
         if not cells:
             del self._cells[key]
+            del self._stamps[key]
 
     def nearest(self, key: str, lat: float, lon: float, radius_km: float, limit: int) -> list[str]:
         """At most `limit` ids within radius_km, nearest first (ties by id): cells are visited
@@ -318,7 +340,35 @@ class GridIndex:
         """As `nearest`, with each id's great-circle distance from the point, in km. Small cells
         are measured id by id; in a dense cell the quadtree counts the ids within the radius
         (whole nodes at once where they surely are) and then gives the nearest ones, best first,
-        so that the answer is exactly the one measuring every id would give."""
+        so that the answer is exactly the one measuring every id would give. The answer is
+        given again (as a fresh list) while nothing it depends on changed."""
+        question = (key, lat, lon, radius_km, limit)
+        answers = self._answers
+        known = answers.get(question)
+        shape = self._shape.get(key, 0)
+        if known is not None and known[0] == shape:
+            stamps = self._stamps.get(key)
+            if stamps is not None and all(stamps.get(c) == n for c, n in known[1]):
+                return list(known[2])
+        measured: list[Cell] = []
+        answer = self._search(key, lat, lon, radius_km, limit, measured)
+        stamps = self._stamps.get(key)
+        if stamps is not None:
+            if len(answers) >= ANSWERS_KEPT:
+                del answers[next(iter(answers))]  # the oldest question
+            answers[question] = (shape, [(c, stamps[c]) for c in measured], answer)
+        return list(answer)
+
+    def _search(
+        self,
+        key: str,
+        lat: float,
+        lon: float,
+        radius_km: float,
+        limit: int,
+        measured: list[Cell],
+    ) -> list[tuple[float, str]]:
+        """The search itself; appends to `measured` the occupied cells it looked into."""
         cells = self._cells.get(key)
         if not cells:
             return []
@@ -331,6 +381,7 @@ class GridIndex:
         counted = 0
 
         def take(cell: Cell, bucket: dict[str, Spot]) -> int:
+            measured.append(cell)
             tree = trees.get(cell)
             if tree is not None:
                 n = probe.count(tree)

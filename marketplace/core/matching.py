@@ -15,6 +15,7 @@ changed in place and returned; the caller (the matcher) persists what `book.dirt
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -502,18 +503,44 @@ def _reallocate(
 def _allocate(
     book: Book, listing: Listing, cause: Command, config: MarketConfig, out: list[Event]
 ) -> None:
-    """Proposes the listing's available quantity to its best candidates, best first."""
+    """Proposes the listing's available quantity to its best candidates, best first.
+
+    The candidates are those `_candidates` gives, taken in its rank order, but scored lazily:
+    each pair's upper bound (`_bounds`) is cheap, and a pair is scored exactly (`_exact`) only
+    once no pair already scored outranks its bound. The exact scores are those of the book as
+    it stood when the allocation began, as `_candidates` would have given them then: a proposal
+    changes the listing and the counterpart it goes to (which is scored already), so a pair is
+    scored with the listing's reservations as they were."""
     if listing.available <= EPS or listing.terms.unit != "t":
         return
-    candidates = _candidates(book, listing, config)
-    if not candidates:
+    bounds = _bounds(book, listing, config)
+    if not bounds:
         return
-    candidates.sort()
+    bounds.sort()
+    ranked: list[Ranked] = []  # a heap of the pairs scored exactly and not yet proposed
+    closed, driver_is_offer = book.closed_pairs, listing.kind == "offer"
+    n, b = len(bounds), 0
+    reserved, period_used = listing.reserved, dict(listing.period_used)
+    proposed = False
     # The n-th proposal a command makes is derived as its n-th (ids only for proposals made).
     index = sum(1 for e in out if isinstance(e, Proposed)) - 1
-    for *_, offer, request, distance in candidates:
-        if listing.available <= EPS:
+    while listing.available > EPS:
+        if b < n and (not ranked or bounds[b][0] < ranked[0][0]):
+            if proposed:  # the listing as it was when the allocation began, for the scores
+                now = listing.reserved, listing.period_used
+                listing.reserved, listing.period_used = reserved, period_used
+            try:
+                while b < n and (not ranked or bounds[b][0] < ranked[0][0]):
+                    entry = _exact(bounds[b], closed, config, driver_is_offer)
+                    b += 1
+                    if entry is not None:
+                        heapq.heappush(ranked, entry)
+            finally:
+                if proposed:
+                    listing.reserved, listing.period_used = now
+        if not ranked:
             break
+        *_, offer, request, distance = heapq.heappop(ranked)
         # Recompute: earlier proposals in this loop may have used either side (a recurring
         # listing's period, say). `_score` refuses what `assess` refuses, without making
         # anything, and the index's distance is the pair's to the last bit.
@@ -522,8 +549,8 @@ def _allocate(
         fresh = _evaluate(book, offer, request, config, distance)
         if fresh is None:
             continue
-        index += 1
         deal = fresh.deal
+        index += 1
         p = Proposal(
             match_id=derived_id(cause.event_id, index),
             offer_id=fresh.offer.id,
@@ -548,9 +575,25 @@ def _allocate(
         )
         _reserve(fresh.offer, deal.offer_take, deal.offer_period)
         _reserve(fresh.request, deal.request_take, deal.request_period)
+        proposed = True
         book.dirty.update((fresh.offer.id, fresh.request.id))
         book.add_proposal(p)
         out.append(Proposed(p, fresh.score, fresh.reasons(), fresh.criteria()))
+
+
+def _exact(
+    bound: Bound, closed: set[tuple[str, str]], config: MarketConfig, driver_is_offer: bool
+) -> Ranked | None:
+    """The pair of a bound, ranked by its exact score as `_candidates` ranks it, or None when
+    `_candidates` leaves it out (closed, or refused by `_score`)."""
+    _, _, offer, request, d = bound
+    if (offer.id, request.id) in closed:
+        return None
+    score = _score(offer, request, config, d)
+    if score is None:
+        return None
+    other = request if driver_is_offer else offer
+    return (-score, round(d, 6), other.seq, other.id, offer, request, d)
 
 
 # A pair worth proposing, as its rank, its two sides and their distance: (-score, distance
@@ -586,6 +629,238 @@ def _candidates(book: Book, listing: Listing, config: MarketConfig) -> list[Rank
         for d, i in book.offers.nearest_with_distance(code, p.lat, p.lon, radius, limit)
     }
     return _offers_for(book, listing, found, {q.offer_id for q in mine}, config, cost)
+
+
+# A pair that may be proposed, before it is scored: (-bound, its place among the pairs found,
+# offer, request, distance). The bound is above the pair's score as the score is rounded, so
+# a pair whose -bound is not below a scored pair's -score ranks after it.
+Bound = tuple[float, int, Listing, Listing, float]
+# What a bound adds to its terms: more than the score's rounding to 6 places (5e-7) and than
+# the rounding that tells the bound's arithmetic from the score's (about 1e-16).
+BOUND_MARGIN = 1e-6
+
+
+def _bounds(book: Book, listing: Listing, config: MarketConfig) -> list[Bound]:
+    """The pairs `_candidates` would rank, each with an upper bound of its score instead of the
+    score, in no particular order. The bound takes the price headroom as the score does, the
+    CO2e share without the quantity (the same ratio, rounding aside) and the quantity fit as the
+    score does for two one-off listings, as 1 otherwise; the checks that need the quantity of a
+    recurring side, the buyer's specification or the closed pairs are left to the exact score."""
+    if listing.terms.unit != "t":
+        return []
+    cost = config.transport.cost_per_tkm.get(listing.terms.currency)
+    if cost is None:
+        return []
+    p = listing.place
+    limit = config.max_candidates
+    mine = [book.proposals[m] for m in book.by_listing.get(listing.id, ())]
+    if listing.kind == "offer":
+        reach = book.reach_km.get(listing.code, 0.0)
+        near = book.requests.nearest_with_distance(listing.code, p.lat, p.lon, reach, limit)
+        return _request_bounds(book, listing, near, {q.request_id for q in mine}, config, cost)
+    radius = listing.terms.max_distance_km or 0.0
+    found = {
+        i: d
+        for code in book.request_codes(listing, config.substitutions)
+        for d, i in book.offers.nearest_with_distance(code, p.lat, p.lon, radius, limit)
+    }
+    return _offer_bounds(book, listing, found, {q.offer_id for q in mine}, config, cost)
+
+
+def _request_bounds(
+    book: Book,
+    offer: Listing,
+    near: list[tuple[float, str]],
+    busy: set[str],
+    config: MarketConfig,
+    cost: float,
+) -> list[Bound]:
+    listings = book.listings
+    owner = offer.owner
+    o = offer.terms
+    currency, o_start, o_end, o_price, min_lot = o.currency, o.start, o.end, o.price, o.min_lot
+    hazardous, stated, one_off = offer.hazardous, offer.stated, o.flow is None
+    left = o.quantity - offer.confirmed - offer.reserved
+    if left < 0.0:
+        left = 0.0
+    transport = config.transport
+    detour, kg = transport.detour_factor, transport.kgco2e_per_tkm
+    factor = config.factors.get(offer.code)
+    saved_per_t = None if factor is None else factor.saved_per_t
+    out: list[Bound] = []
+    k = 0
+    for d, i in near:
+        request = listings[i]
+        if request.owner == owner or i in busy:
+            continue
+        r = request.terms
+        if r.currency != currency:
+            continue
+        max_km = r.max_distance_km
+        if max_km is None or d > max_km:
+            continue
+        if hazardous and not request.hazardous_permit:
+            continue
+        if r.unit != "t":
+            continue
+        start = r.start if r.start > o_start else o_start
+        end = r.end if r.end < o_end else o_end
+        if start >= end:
+            continue
+        wanted_q = r.quantity
+        if one_off and r.flow is None:
+            quantity = left
+            wanted = wanted_q - request.confirmed - request.reserved
+            if wanted < 0.0:
+                wanted = 0.0
+            if wanted < quantity:
+                quantity = wanted
+            if quantity <= EPS:
+                continue
+            if min_lot is not None and quantity < min_lot - EPS:
+                continue
+            fit = quantity / wanted_q if wanted_q > 0 else 0.0
+        else:
+            traded = _quantity(offer, request)
+            if traded is None:
+                continue
+            quantity, take = traded
+            if quantity <= EPS:
+                continue
+            if min_lot is not None and quantity < min_lot - EPS:
+                continue
+            fit = take / wanted_q if wanted_q > 0 else 0.0
+        road_km = d * detour
+        delivered = o_price + road_km * cost
+        r_price = r.price
+        if delivered > r_price + EPS:
+            continue
+        spec = r.spec
+        if not spec.empty and not meets(spec, stated):
+            continue
+        if saved_per_t is None:
+            co2 = 0.0
+        elif not saved_per_t > 0.0:
+            co2 = 1.0  # nothing saved: the score refuses the pair; the bound stays a bound
+        else:
+            co2 = (saved_per_t - road_km * kg) / saved_per_t
+            if not co2 > 0.0:
+                co2 = 0.0
+            elif not co2 < 1.0:
+                co2 = 1.0
+        scale = abs(r_price)
+        price_score = (r_price - delivered) / (1.0 if scale < 1.0 else scale)
+        if not price_score > 0.0:
+            price_score = 0.0
+        elif not price_score < 1.0:
+            price_score = 1.0
+        weights = r.weight_price + r.weight_co2e
+        wp, wc = (r.weight_price / weights, r.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
+        if wc < 0.0:
+            co2 = 0.0  # a negative weight: the bound takes the CO2e term at its largest
+        k += 1
+        bound = 0.8 * (wp * price_score + wc * co2) + 0.2 * fit + BOUND_MARGIN
+        out.append((-bound, k, offer, request, d))
+    return out
+
+
+def _offer_bounds(
+    book: Book,
+    request: Listing,
+    found: dict[str, float],
+    busy: set[str],
+    config: MarketConfig,
+    cost: float,
+) -> list[Bound]:
+    listings = book.listings
+    owner = request.owner
+    r = request.terms
+    currency, r_start, r_end, r_price = r.currency, r.start, r.end, r.price
+    max_km, permit, one_off = r.max_distance_km, request.hazardous_permit, r.flow is None
+    if max_km is None:
+        return []
+    spec = None if r.spec.empty else r.spec
+    wanted = r.quantity - request.confirmed - request.reserved
+    if wanted < 0.0:
+        wanted = 0.0
+    ceiling = r_price + EPS
+    scale = abs(r_price)
+    scale = 1.0 if scale < 1.0 else scale
+    wanted_q = r.quantity
+    weights = r.weight_price + r.weight_co2e
+    wp, wc = (r.weight_price / weights, r.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
+    transport = config.transport
+    detour, kg, factors = transport.detour_factor, transport.kgco2e_per_tkm, config.factors
+    out: list[Bound] = []
+    k = 0
+    for i, d in found.items():
+        offer = listings[i]
+        if offer.owner == owner or i in busy:
+            continue
+        o = offer.terms
+        if o.currency != currency:
+            continue
+        if d > max_km:
+            continue
+        if offer.hazardous and not permit:
+            continue
+        if o.unit != "t":
+            continue
+        start = r_start if r_start > o.start else o.start
+        end = r_end if r_end < o.end else o.end
+        if start >= end:
+            continue
+        if one_off and o.flow is None:
+            quantity = o.quantity - offer.confirmed - offer.reserved
+            if quantity < 0.0:
+                quantity = 0.0
+            if wanted < quantity:
+                quantity = wanted
+            if quantity <= EPS:
+                continue
+            min_lot = o.min_lot
+            if min_lot is not None and quantity < min_lot - EPS:
+                continue
+            fit = quantity / wanted_q if wanted_q > 0 else 0.0
+        else:
+            traded = _quantity(offer, request)
+            if traded is None:
+                continue
+            quantity, take = traded
+            if quantity <= EPS:
+                continue
+            min_lot = o.min_lot
+            if min_lot is not None and quantity < min_lot - EPS:
+                continue
+            fit = take / wanted_q if wanted_q > 0 else 0.0
+        road_km = d * detour
+        delivered = o.price + road_km * cost
+        if delivered > ceiling:
+            continue
+        if spec is not None and not meets(spec, offer.stated):
+            continue
+        factor = factors.get(offer.code)
+        if factor is None or wc < 0.0:
+            co2 = 0.0  # no factor: the score's CO2e term is 0; a negative weight: at most 0
+        else:
+            saved_per_t = factor.saved_per_t
+            if not saved_per_t > 0.0:
+                co2 = 1.0  # nothing saved: the score refuses the pair; the bound stays a bound
+            else:
+                co2 = (saved_per_t - road_km * kg) / saved_per_t
+                if not co2 > 0.0:
+                    co2 = 0.0
+                elif not co2 < 1.0:
+                    co2 = 1.0
+        price_score = (r_price - delivered) / scale
+        if not price_score > 0.0:
+            price_score = 0.0
+        elif not price_score < 1.0:
+            price_score = 1.0
+        k += 1
+        bound = 0.8 * (wp * price_score + wc * co2) + 0.2 * fit + BOUND_MARGIN
+        out.append((-bound, k, offer, request, d))
+    return out
 
 
 # `_requests_for` and `_offers_for` are `_score` for one listing against many: the same rules in
