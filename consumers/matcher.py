@@ -4,7 +4,13 @@ book, the emitted events and the offset in one transaction (decisions 2, 3, 4).
 `marketplace run matcher` runs one instance; more instances in the group share the partitions
 of market.listings, whose key (the material family of the List of Waste code) keeps every
 listing that can meet another, and every answer and timer a decision depends on, in one
-partition."""
+partition.
+
+A family the operator splits into geographic cells (MARKETPLACE_SPLIT_FAMILIES,
+marketplace/core/shards.py) is not decided here: its records go on to market.cells, a post
+under its cell's key (or the family's wide key for a request reaching beyond its cell), every
+other record to all the family's keys (answers and timers to its cells), and the cells consumer
+(consumers/cells.py) decides them."""
 
 from __future__ import annotations
 
@@ -15,23 +21,30 @@ from typing import Any
 import msgspec
 
 from marketplace.core.book import Book, Listing, Proposal, Standing
-from marketplace.core.ids import derived_id
 from marketplace.core.matching import (
     Confirmed,
     DeliveryDue,
     MarketConfig,
     Proposed,
 )
+from marketplace.core.shards import ShardPlan
 from marketplace.core.taxonomy import UnknownCode
 from marketplace.core.units import IncompatibleUnits
 from marketplace.db import Conn
-from marketplace.events import to_message
+from marketplace.events import Decoded
 from marketplace.logs import get_logger
 from marketplace.runtime import OutboxMessage, Transaction
 from marketplace.runtime.deadletter import dead_letter
 from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.timers import schedule, schedule_many
-from marketplace.translate.matching import decide, source_of, to_command
+from marketplace.translate.common import place_of
+from marketplace.translate.matching import (
+    deadline_timer,
+    decide,
+    period_timer,
+    source_of,
+    to_command,
+)
 from schemas import listings as ls
 from schemas import topics
 
@@ -44,34 +57,30 @@ _json = msgspec.json.Encoder()
 # The processor -----------------------------------------------------------------------------------
 
 
-def deadline_timer(p: Proposal) -> tuple[str, OutboxMessage, datetime]:
-    """The timer that ends a proposal's answer period (MatchDeadlineDue): id, event, due time."""
-    due = ls.MatchDeadlineDue(match_id=p.match_id, material_code=p.code, due=p.expires_at)
-    timer_id = derived_id(p.match_id, 0)
-    message = to_message(
-        due, event_id=timer_id, source="/producers/scheduler", time=p.expires_at, subject=p.match_id
-    )
-    return timer_id, message, p.expires_at
-
-
-def period_timer(p: Proposal, key: str, due: datetime) -> tuple[str, OutboxMessage, datetime]:
-    """The timer of a standing agreement's delivery period (AgreementPeriodDue)."""
-    timer = ls.AgreementPeriodDue(
-        match_id=p.match_id, material_code=p.code, period_key=key, due=due
-    )
-    timer_id = derived_id(f"{p.match_id}/period/{key}")
-    message = to_message(
-        timer, event_id=timer_id, source="/producers/scheduler", time=due, subject=p.match_id
-    )
-    return timer_id, message, due
+def cell_keys(plan: ShardPlan, family: str, decoded: Decoded) -> tuple[str, ...]:
+    """The market.cells keys a record of a split family goes to: a post to its cell's (or the
+    wide key, for a request reaching beyond its cell), an update or withdrawal to every key of
+    the family (the one holding the listing acts), an answer or timer to every cell."""
+    e = decoded.event
+    if isinstance(e, ls.OfferPosted):
+        return (plan.key(family, "offer", place_of(e.location), None),)
+    if isinstance(e, ls.RequestPosted):
+        return (plan.key(family, "request", place_of(e.location), e.terms.max_distance_km),)
+    every = plan.keys(family)
+    if isinstance(e, ls.OfferUpdated | ls.RequestUpdated | ls.OfferWithdrawn | ls.RequestWithdrawn):
+        return every
+    return every[:-1]
 
 
 class Matcher:
-    def __init__(self, config: MarketConfig, group_id: str = GROUP) -> None:
+    def __init__(
+        self, config: MarketConfig, group_id: str = GROUP, plan: ShardPlan | None = None
+    ) -> None:
         self.config = config
         self.group_id = group_id
         # Every instance of a group signs its events alike; groups are told apart.
         self.source = source_of(group_id)
+        self.plan = plan or ShardPlan()
 
     async def load(self, conn: Conn, topic: str, partition: int) -> Book:
         book = Book()
@@ -117,6 +126,13 @@ class Matcher:
             decoded = decode_or_dead_letter(tx, self.group_id, record)
             if decoded is None:
                 continue
+            if self.plan.families and record.key is not None:
+                family = record.key.decode()
+                if family in self.plan.families:
+                    headers = tuple(record.headers)
+                    for key in cell_keys(self.plan, family, decoded):
+                        tx.emit(OutboxMessage(topics.CELLS, key.encode(), record.value, headers))
+                    continue
             try:
                 command = to_command(decoded, book)
             except (UnknownCode, IncompatibleUnits, ValueError) as exc:

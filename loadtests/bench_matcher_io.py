@@ -256,7 +256,11 @@ PHASES = (
     ("  of which the core's step", "marketplace/core/matching.py", "step"),
     ("  of which the contracts (to_contract)", "marketplace/translate/matching.py", "to_contract"),
     ("  of which the messages (to_message)", "marketplace/events.py", "to_message"),
-    ("the timers' rows (deadline/period_timer)", "consumers/matcher.py", "deadline_timer"),
+    (
+        "the timers' rows (deadline/period_timer)",
+        "marketplace/translate/matching.py",
+        "deadline_timer",
+    ),
     ("the timers' statement (schedule_many)", "marketplace/timers.py", "schedule_many"),
     ("the book saved (_save: JSON, statements)", "consumers/matcher.py", "_save"),
     (

@@ -19,6 +19,9 @@ from schemas.common import Id
 
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Tonnes = Annotated[float, msgspec.Meta(ge=0)]
+# A JSON null in a field that holds one of the core's records as JSON (msgspec.Raw is not
+# optional): a withdrawal's terms, a gone offer.
+NULL = msgspec.Raw(b"null")
 
 
 class CellLend(Event, frozen=True, kw_only=True, tag="market.cell.lend.v1"):
@@ -36,7 +39,7 @@ class CellRecall(Event, frozen=True, kw_only=True, tag="market.cell.recall.v1"):
     to_key: Key
     request_id: Id
     owner_id: Id
-    terms: msgspec.Raw | None = None
+    terms: msgspec.Raw  # JSON null: withdrawn
 
 
 class CellReturned(Event, frozen=True, kw_only=True, tag="market.cell.returned.v1"):
@@ -56,7 +59,7 @@ class CellOfferSeen(Event, frozen=True, kw_only=True, tag="market.cell.offer_see
     to_key: Key
     cell: Key
     offer_id: Id
-    offer: msgspec.Raw | None = None
+    offer: msgspec.Raw  # JSON null: gone
 
 
 class CellMoved(Event, frozen=True, kw_only=True, tag="market.cell.moved.v1"):

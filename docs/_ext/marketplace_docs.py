@@ -517,13 +517,28 @@ def event_catalogue_markdown(document: JSON | None = None) -> str:
             for c in channels
         ],
     )
+    # An event is described under its home topic, the first in the document that carries it;
+    # another topic that carries it too (market.cells) links to it there.
+    home: dict[str, str] = {}
+    for c in doc["channels"].values():
+        for m in c["messages"].values():
+            home.setdefault(_ref_name(m["$ref"]), c["address"])
     payloads: set[str] = set()
     for channel in channels:
         address = channel["address"]
         lines += [f"(topic-{slug(address)})=", f"## {code(address)}", ""]
         lines += [prose(channel.get("description", "")), ""]
+        names = [_ref_name(ref["$ref"]) for ref in channel["messages"].values()]
+        visiting = [n for n in names if home[n] != address]
+        if visiting:
+            lines += [
+                f"Also carries, as on their own topics: {', '.join(map(link, visiting))}.",
+                "",
+            ]
         for ref in channel["messages"].values():
             name = _ref_name(ref["$ref"])
+            if home[name] != address:
+                continue
             message = messages[name]
             payload = _ref_name(message["payload"]["$ref"])
             payloads.add(payload)

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from marketplace.core.shards import ShardPlan, parse_plan
 from marketplace.logs import get_logger
 from marketplace.settings import Settings
 
@@ -45,8 +46,23 @@ async def run_matcher(settings: Settings, stop: asyncio.Event) -> None:
     from marketplace.runtime.service import run_consumer
     from marketplace.translate.matching import market_config
 
-    matcher = Matcher(market_config(settings), GROUP)
+    matcher = Matcher(market_config(settings), GROUP, split_plan(settings))
     await run_consumer(settings, group_id=GROUP, topics=[TOPIC], processor=matcher, stop=stop)
+
+
+def split_plan(settings: Settings) -> ShardPlan:
+    """The families split into cells, as the settings say (checked when they were read)."""
+    return parse_plan(settings.split_families, settings.split_lat_cuts, settings.split_lon_cuts)
+
+
+async def run_cells(settings: Settings, stop: asyncio.Event) -> None:
+    """The matching of split families (idle while MARKETPLACE_SPLIT_FAMILIES is empty)."""
+    from consumers.cells import GROUP, TOPIC, CellsMatcher
+    from marketplace.runtime.service import run_consumer
+    from marketplace.translate.matching import market_config
+
+    cells = CellsMatcher(market_config(settings), split_plan(settings), GROUP)
+    await run_consumer(settings, group_id=GROUP, topics=[TOPIC], processor=cells, stop=stop)
 
 
 async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
@@ -145,6 +161,7 @@ SERVICES: dict[str, Service] = {
     "api": run_api,
     "projector": run_projector,
     "matcher": run_matcher,
+    "cells": run_cells,
     "scheduler": run_scheduler,
     "auditor": run_auditor,
     "analytics": run_analytics,

@@ -5,7 +5,7 @@ replay` all take."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -396,3 +396,28 @@ def decide(
         )
         messages.append((event, message))
     return book, messages
+
+
+# The timers a decision asks for (the matcher and the cells consumer) ----------------------------
+
+
+def deadline_timer(p: Proposal) -> tuple[str, OutboxMessage, datetime]:
+    """The timer that ends a proposal's answer period (MatchDeadlineDue): id, event, due time."""
+    due = ls.MatchDeadlineDue(match_id=p.match_id, material_code=p.code, due=p.expires_at)
+    timer_id = derived_id(p.match_id, 0)
+    message = to_message(
+        due, event_id=timer_id, source="/producers/scheduler", time=p.expires_at, subject=p.match_id
+    )
+    return timer_id, message, p.expires_at
+
+
+def period_timer(p: Proposal, key: str, due: datetime) -> tuple[str, OutboxMessage, datetime]:
+    """The timer of a standing agreement's delivery period (AgreementPeriodDue)."""
+    timer = ls.AgreementPeriodDue(
+        match_id=p.match_id, material_code=p.code, period_key=key, due=due
+    )
+    timer_id = derived_id(f"{p.match_id}/period/{key}")
+    message = to_message(
+        timer, event_id=timer_id, source="/producers/scheduler", time=due, subject=p.match_id
+    )
+    return timer_id, message, due
