@@ -12,6 +12,7 @@ the states of the keys it touched) commits with the batch's offset in one transa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -256,7 +257,8 @@ class CellsMatcher:
                 contract = cs.CellRecall(
                     to_key=to, request_id=out.request_id, owner_id=out.owner, terms=terms
                 )
-            tx.emit(to_message(contract, event_id=out.event_id, source=self.source, time=env.time))
+            sent = to_message(contract, event_id=out.event_id, source=self.source, time=env.time)
+            tx.emit(dataclasses.replace(sent, topic=tx.topic))
 
     # A cell ------------------------------------------------------------------------------------
 
@@ -318,16 +320,17 @@ class CellsMatcher:
                 # The command itself, the same event under the same id, signed by this group so
                 # that the wide key tells it from the copy the matcher broadcast to it.
                 forwarded = Envelope(env.id, env.type, self.source, env.time, env.subject)
-                tx.emit(OutboxMessage(TOPIC, wide_key.encode(), record.value, forwarded.headers()))
-                continue
-            tx.emit(
-                to_message(
-                    _report(report, wide_key),
-                    event_id=derived_id(cause, k),
-                    source=self.source,
-                    time=env.time,
+                tx.emit(
+                    OutboxMessage(tx.topic, wide_key.encode(), record.value, forwarded.headers())
                 )
+                continue
+            message = to_message(
+                _report(report, wide_key),
+                event_id=derived_id(cause, k),
+                source=self.source,
+                time=env.time,
             )
+            tx.emit(dataclasses.replace(message, topic=tx.topic))
 
     async def _save(self, tx: Transaction, state: Cells) -> None:
         if not state.dirty:

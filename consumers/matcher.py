@@ -74,13 +74,18 @@ def cell_keys(plan: ShardPlan, family: str, decoded: Decoded) -> tuple[str, ...]
 
 class Matcher:
     def __init__(
-        self, config: MarketConfig, group_id: str = GROUP, plan: ShardPlan | None = None
+        self,
+        config: MarketConfig,
+        group_id: str = GROUP,
+        plan: ShardPlan | None = None,
+        cells_topic: str = topics.CELLS,
     ) -> None:
         self.config = config
         self.group_id = group_id
         # Every instance of a group signs its events alike; groups are told apart.
         self.source = source_of(group_id)
         self.plan = plan or ShardPlan()
+        self.cells_topic = cells_topic  # where a split family's records go (a copy in tests)
 
     async def load(self, conn: Conn, topic: str, partition: int) -> Book:
         book = Book()
@@ -131,7 +136,9 @@ class Matcher:
                 if family in self.plan.families:
                     headers = tuple(record.headers)
                     for key in cell_keys(self.plan, family, decoded):
-                        tx.emit(OutboxMessage(topics.CELLS, key.encode(), record.value, headers))
+                        tx.emit(
+                            OutboxMessage(self.cells_topic, key.encode(), record.value, headers)
+                        )
                     continue
             try:
                 command = to_command(decoded, book)

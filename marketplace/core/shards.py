@@ -38,8 +38,9 @@ in its book when it decided. `tests/unit/test_shards.py` checks this, no over-al
 conservation of a wide request's quantity and the validity of every proposal on random streams
 delivered in random interleavings.
 
-Scope of this step: one-off wide requests (a recurring request is lent whole, and not split over
-cells, in the wiring to come); the matcher does not use the plan yet (NOTES.md)."""
+A recurring request that reaches beyond its cell is lent whole and comes back whole, only once it
+holds nothing in its cell (its quantity is per period, and a period's tonnes taken in one cell
+must not be lent again): it trades with one cell at a time."""
 
 from __future__ import annotations
 
@@ -359,6 +360,15 @@ def _returns(cell: CellState, config: MarketConfig) -> list[ToWide]:
             cell.ghosts.discard(rid)
             continue
         free = ghost.available
+        if ghost.terms.flow is not None and (
+            ghost.confirmed > EPS
+            or ghost.reserved > EPS
+            or ghost.period_used
+            or book.by_listing.get(rid)
+        ):
+            # A recurring request is lent whole and comes back whole: its quantity is per
+            # period, and what it took in one period of one cell must not be lent again.
+            free = 0.0
         if free > EPS:
             ghost.terms = replace(ghost.terms, quantity=ghost.terms.quantity - free)
             book.dirty.add(rid)
@@ -511,6 +521,8 @@ def _lend_all(
         free = w.free
         if free <= EPS:
             continue
+        if w.listing.terms.flow is not None and any(v > EPS for v in w.lent.values()):
+            continue  # a recurring request is in one cell at a time, whole
         cell = best_cell(wide, w, free, config)
         if cell is None:
             continue

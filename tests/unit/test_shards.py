@@ -21,7 +21,7 @@ from math import asin, atan2, cos, degrees, radians, sin
 
 import pytest
 
-from marketplace.core.book import EPS, Listing, Terms
+from marketplace.core.book import EPS, Flow, Listing, Terms
 from marketplace.core.economics import MaterialFactor, TransportModel
 from marketplace.core.geo import EARTH_RADIUS_KM, Place
 from marketplace.core.matching import (
@@ -384,3 +384,86 @@ def test_the_streams_exercise_the_protocol() -> None:
     assert counts["DeadlineDue"] > 20, dict(counts)
     assert counts["proposed to a wide request"] > 50, dict(counts)
     assert counts["confirmed"] > 50, dict(counts)
+
+
+def test_a_recurring_request_reaching_across_cells_is_lent_whole_to_one_cell_at_a_time() -> None:
+    """Its quantity is per period: what it took in a period of one cell must not be lent to
+    another, so it is lent whole, and comes back whole once it holds nothing in that cell."""
+    flow = Flow("month", T0.date(), (T0 + timedelta(days=120)).date())
+
+    def recurring(kind: str, qty: float, price: float, km: float | None = None) -> Terms:
+        return Terms(
+            qty, "t", price, "EUR", T0, T0 + timedelta(days=120), max_distance_km=km, flow=flow
+        )
+
+    west, east = CellState("n0e0"), CellState("n0e1")
+    cells = {"n0e0": west, "n0e1": east}
+    wide = WideState()
+    to_wide: list[ToWide] = []
+    offers = {
+        "n0e0": Post(
+            "e1",
+            T0,
+            "o-west",
+            "offer",
+            "sme-1",
+            "150102",
+            Place(42.5, 19.8),
+            recurring("offer", 4, 10),
+        ),
+        "n0e1": Post(
+            "e2",
+            T0,
+            "o-east",
+            "offer",
+            "sme-2",
+            "150102",
+            Place(42.5, 20.2),
+            recurring("offer", 4, 20),
+        ),
+    }
+    for name, post in offers.items():
+        _, reports = cell_step(cells[name], post, CONFIG, PLAN)
+        to_wide += reports
+    request = Post(
+        "e3",
+        T0,
+        "r-wide",
+        "request",
+        "sme-3",
+        "150102",
+        Place(42.5, 20.0),
+        recurring("request", 6, 100, 100),
+    )
+    assert PLAN.key("plastics", "request", request.place, 100) == f"plastics@{WIDE}"
+
+    def settle(first: Message | None = None) -> list[Proposed]:
+        """Delivers everything until nothing moves; returns the proposals made."""
+        made: list[Proposed] = []
+        inbox: list[tuple[str, Message]] = [] if first is None else [(WIDE, first)]
+        inbox += [(WIDE, r) for r in to_wide]
+        to_wide.clear()
+        while inbox:
+            where, message = inbox.pop(0)
+            if where == WIDE:
+                for cell, out in wide_step(wide, message, CONFIG, T0):  # type: ignore[arg-type]
+                    inbox.append((cell, out))
+            else:
+                events, reports = cell_step(cells[where], message, CONFIG, PLAN)  # type: ignore[arg-type]
+                made += [e for e in events if isinstance(e, Proposed)]
+                inbox += [(WIDE, r) for r in reports]
+        return made
+
+    made = settle(request)
+    # Lent whole to the cell of the cheaper offer: a standing agreement of 4 t a month there,
+    # and the other 2 t a month not lent to the east, though its offer would fit.
+    assert [(p.proposal.offer_id, p.proposal.quantity) for p in made] == [("o-west", 4.0)]
+    assert wide.requests["r-wide"].lent == {"n0e0": 6.0}
+    # Declined: the request holds nothing in the west any more, comes back whole, and goes east.
+    match_id = made[0].proposal.match_id
+    _, reports = cell_step(west, Answer("e4", T0, match_id, "sme-3", False), CONFIG, PLAN)
+    to_wide += reports
+    assert any(isinstance(r, Returned) and r.quantity == 6.0 for r in reports)
+    made = settle()
+    assert [(p.proposal.offer_id, p.proposal.quantity) for p in made] == [("o-east", 4.0)]
+    assert wide.requests["r-wide"].lent == {"n0e0": 0.0, "n0e1": 6.0}
