@@ -22,8 +22,8 @@ not place goes back at once (`Returned`, with the offers closed to it), and quan
 offers again. The wide key does not lend a request to a cell again until that cell reports a
 change of its offers, so a loan that found nothing is not repeated. An update or a withdrawal of
 a wide request recalls it from every cell holding a part of it (`Recall`): the cell cancels the
-ghost's open proposals as the core cancels a request's, keeps what was confirmed, offers the rest
-to its offers on the new terms and returns what it cannot place.
+ghost's open proposals as the core cancels a request's, keeps what was confirmed and returns the
+rest, which the wide key lends again within the request's new quantity.
 
 Every command about a listing goes to its home, the key it was posted under. An update that takes
 a cell's own request beyond the cell's edge makes it the wide key's (`Moved`): it stays in the
@@ -249,10 +249,11 @@ def cell_step(
     book = cell.book
     events: list[Event] = []
     reports: list[ToWide] = []
+    back = 0.0
     if isinstance(command, Lend):
         events = _lend(cell, command, config)
     elif isinstance(command, Recall):
-        events = _recall(cell, command, config)
+        events, back = _recall(cell, command, config)
     elif isinstance(command, Update | Withdraw) and command.id in cell.moved:
         reports.append(Forwarded(command))
     elif isinstance(command, Update | Withdraw) and command.id in cell.ghosts:
@@ -265,6 +266,10 @@ def cell_step(
                 reports.append(moved)
     # The offers first: the wide key reads a return against the offers as the cell left them.
     seen = _offers_seen(cell)
+    if back > EPS:
+        rid = command.request_id  # type: ignore[union-attr]
+        closed = tuple(sorted(o for o, r in book.closed_pairs if r == rid))
+        seen.append(Returned(cell.name, rid, back, closed))
     return events, reports + seen + _returns(cell, config)
 
 
@@ -320,33 +325,34 @@ def _lend(cell: CellState, lend: Lend, config: MarketConfig) -> list[Event]:
     return out
 
 
-def _recall(cell: CellState, recall: Recall, config: MarketConfig) -> list[Event]:
+def _recall(cell: CellState, recall: Recall, config: MarketConfig) -> tuple[list[Event], float]:
+    """A lent request updated or withdrawn: the events, and the quantity that goes back."""
     book = cell.book
     ghost = book.listings.get(recall.request_id)
     if ghost is None:
         cell.ghosts.discard(recall.request_id)
-        return []
+        return [], 0.0
     if recall.terms is None:
         _, events = step(
             book, Withdraw(recall.event_id, recall.at, ghost.id, "request", recall.owner), config
         )
         cell.ghosts.discard(recall.request_id)
-        return events
-    # The core's update cancels the open proposals and offers the ghost's quantity again on the
-    # new terms, in this cell; what it cannot place goes back (`_returns`).
-    _, events = step(
-        book,
-        Update(
-            recall.event_id,
-            recall.at,
-            ghost.id,
-            "request",
-            recall.owner,
-            replace(recall.terms, quantity=ghost.terms.quantity),
-        ),
-        config,
+        return events, 0.0
+    terms = recall.terms
+    if ghost.terms.flow is not None and terms.flow is not None:
+        # A recurring request is lent whole: it stays whole here, on its new terms (the core's
+        # update cancels its open proposals and offers it this cell's offers again).
+        update = Update(recall.event_id, recall.at, ghost.id, "request", recall.owner, terms)
+        _, events = step(book, update, config)
+        return events, 0.0
+    # The core's update cancels the open proposals and keeps what was confirmed (a quantity of 0
+    # is raised to it); the rest goes back, to be lent again within the request's new quantity.
+    held = ghost.terms.quantity
+    update = Update(
+        recall.event_id, recall.at, ghost.id, "request", recall.owner, replace(terms, quantity=0.0)
     )
-    return events
+    _, events = step(book, update, config)
+    return events, max(0.0, held - ghost.terms.quantity)
 
 
 def _returns(cell: CellState, config: MarketConfig) -> list[ToWide]:
@@ -500,6 +506,9 @@ def _change(
     if terms is None:
         del wide.requests[w.listing.id]
         return
+    if w.listing.terms.flow is not None and terms.flow is not None:
+        # Lent whole, it stays whole in its cell, on its new quantity.
+        w.lent = {c: (terms.quantity if v > EPS else v) for c, v in w.lent.items()}
     w.listing.terms = terms
     for cells in wide.tried.values():
         cells.discard(w.listing.id)
