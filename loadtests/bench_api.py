@@ -1,11 +1,13 @@
 """The API's cost per listing post, old code against new, interleaved (issue #18, target 3).
 
-    python -m loadtests.bench_api --base-tree /tmp/api-base [--rounds 3] [--posts 600]
-                                  [--rate 80] [--smes 60] [--profile-head FILE]
+    python -m loadtests.bench_api --base-tree /tmp/api-base [--head-tree /tmp/api-head]
+                                  [--rounds 3] [--posts 600] [--rate 80] [--smes 60]
+                                  [--profile-head FILE]
 
 Starts two API processes on one scratch database (`loadtests/scratch.py`) of the PostgreSQL and
 broker the environment points at: "base", run from `--base-tree` (a `git worktree` of the commit
-to compare with, whose own modules it imports), and "head", run from this tree. Then, round by
+to compare with, whose own modules it imports), and "head", run from `--head-tree` (default this
+tree, with whatever is uncommitted in it: the report says so). Then, round by
 round, in turn (the order alternating, so that neither always goes first on a warmer machine),
 each gets the same open-loop stream of the market simulator's offers and requests
 (`producers/simulator/market.py`) at `--rate` posts per second, once without and once with an
@@ -25,6 +27,7 @@ import asyncio
 import dataclasses
 import os
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -225,9 +228,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "benchmark": "api-post",
         "started_at": datetime.now(UTC).isoformat(),
-        "arguments": vars(args) | {"base_tree": str(args.base_tree)},
+        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "base_commit": _commit(args.base_tree),
-        "head_commit": _commit(ROOT) + (" (+ uncommitted)" if _dirty() else ""),
+        "head_tree": str(args.head_tree),
+        "head_commit": _commit(args.head_tree)
+        + (" (+ uncommitted)" if _dirty(args.head_tree) else ""),
         "cpus": os.cpu_count(),
         "runs": [],
     }
@@ -253,11 +258,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 break
         if args.profile_head is not None:
             # Only this tree's API, under cProfile (its statistics written when it stops).
-            apis = [await start_api("head", ROOT, env, args.profile_head)]
+            apis = [await start_api("head", args.head_tree, env, args.profile_head)]
         else:
             apis = [
                 await start_api("base", args.base_tree, env),
-                await start_api("head", ROOT, env),
+                await start_api("head", args.head_tree, env),
             ]
         try:
             for round_ in range(args.rounds):
@@ -334,12 +339,11 @@ def _commit(tree: Path) -> str:
     return ref
 
 
-def _dirty() -> bool:
-    import subprocess
-
+def _dirty(tree: Path) -> bool:
+    """Whether the tree's tracked files differ from its commit (others' work in progress)."""
     done = subprocess.run(
-        ["git", "status", "--porcelain", "--", "producers/api", "marketplace/translate"],
-        cwd=ROOT,
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=tree,
         capture_output=True,
         text=True,
         check=False,
@@ -350,6 +354,13 @@ def _dirty() -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--base-tree", type=Path, required=True)
+    parser.add_argument(
+        "--head-tree",
+        type=Path,
+        default=ROOT,
+        help="the tree to compare (default this one; a worktree of a commit keeps others'"
+        " uncommitted changes out)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--posts", type=int, default=600)
     parser.add_argument("--rate", type=float, default=80.0)
@@ -366,8 +377,9 @@ def main() -> None:
         and 2 <= args.smes <= 10_000
     ):
         parser.error("keep it bounded: rounds 1..20, posts 50..20000, rate 0..2000/s")
-    if not (args.base_tree / "producers" / "api" / "app.py").is_file():
-        parser.error(f"--base-tree {args.base_tree}: not a tree of this repository")
+    for tree in (args.base_tree, args.head_tree):
+        if not (tree / "producers" / "api" / "app.py").is_file():
+            parser.error(f"{tree}: not a tree of this repository")
     result = asyncio.run(measure(args))
     if args.profile_head is not None:
         print(orjson.dumps(result["summary"], option=orjson.OPT_INDENT_2).decode())
