@@ -55,6 +55,9 @@ def add_parser(sub: Any) -> None:
     replay = actions.add_parser("replay", help="re-decide recorded inputs with the pure cores")
     ranged(replay)
     replay.add_argument("--matcher-group", default="matcher")
+    replay.add_argument(
+        "--cells-group", default="cells", help="the cells consumer's group (split families)"
+    )
     replay.add_argument("--auctioneer-group", default="auctioneer")
     history = actions.add_parser("history", help="the ordered story of one item")
     history.add_argument("item_id", help="a listing, match, job, quote or partner id")
@@ -127,7 +130,11 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 conn,
                 stages(
                     settings,
-                    {"matching": args.matcher_group, "auction": args.auctioneer_group},
+                    {
+                        "matching": args.matcher_group,
+                        "cells": args.cells_group,
+                        "auction": args.auctioneer_group,
+                    },
                 ),
                 since=args.since,
                 until=args.until,

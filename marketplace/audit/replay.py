@@ -27,6 +27,7 @@ from marketplace.audit.verify import entry_of
 from marketplace.core.book import Book
 from marketplace.core.families import family_of
 from marketplace.core.rekey import rekey
+from marketplace.core.shards import parse_plan
 from marketplace.core.taxonomy import UnknownCode
 from marketplace.core.units import IncompatibleUnits
 from marketplace.db import Conn
@@ -34,6 +35,7 @@ from marketplace.events import EventDecodeError, decode
 from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import Settings
 from marketplace.translate import auction, matching
+from marketplace.translate.cells import Cells, CellsDecider
 from marketplace.translate.rekey import CutOver, messages_of, partition_of, read_cut_over
 from schemas import topics
 
@@ -69,6 +71,10 @@ class Stage:
 class MatchingStage(Stage):
     def __init__(self, settings: Settings, group_id: str) -> None:
         self._config = matching.market_config(settings)
+        # The families the matcher forwards to the cells (CellsStage replays those).
+        self._split = parse_plan(
+            settings.split_families, settings.split_lat_cuts, settings.split_lon_cuts
+        ).families
         self._books: dict[int, Book] = {}
         self._skip = (EventDecodeError, UnknownCode, IncompatibleUnits, ValueError)
         self.name = "matching"
@@ -99,6 +105,8 @@ class MatchingStage(Stage):
         return messages_of(moved.events, cut, self.source)
 
     def feed(self, partition: int, record: Any) -> list[OutboxMessage]:
+        if record.key is not None and record.key.decode() in self._split:
+            return []  # forwarded to market.cells
         book = self._books.setdefault(partition, Book())
         try:
             decoded = decode(record.topic, record.value, record.headers)
@@ -110,6 +118,46 @@ class MatchingStage(Stage):
         book, out = matching.decide(book, command, decoded, self._config, self.source)
         self._books[partition] = book
         return [message for _, message in out]
+
+
+class _Collected:
+    """What one record's decision emits, as the cells consumer's transaction would hold it."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.emitted: list[OutboxMessage] = []
+
+    def emit(self, message: OutboxMessage) -> None:
+        self.emitted.append(message)
+
+
+class CellsStage(Stage):
+    """The families split into geographic cells (MARKETPLACE_SPLIT_FAMILIES): market.cells
+    through the cells' decisions, one state per key and partition, as `consumers/cells.py`
+    makes them. Replay takes the split as the settings give it now, for the whole range."""
+
+    def __init__(self, settings: Settings, group_id: str) -> None:
+        config = matching.market_config(settings)
+        plan = parse_plan(settings.split_families, settings.split_lat_cuts, settings.split_lon_cuts)
+        self.name = "cells"
+        self.input_topic = topics.CELLS
+        self.output_topic = topics.MATCHES
+        self.source = matching.source_of(group_id)
+        self._decider = CellsDecider(config, plan, self.source)
+        self._states: dict[int, Cells] = {}
+        self._skip = (EventDecodeError, UnknownCode, IncompatibleUnits, ValueError)
+
+    def feed(self, partition: int, record: Any) -> list[OutboxMessage]:
+        if record.key is None:
+            return []
+        state = self._states.setdefault(partition, Cells())
+        out = _Collected(record.topic)
+        try:
+            decoded = decode(record.topic, record.value, record.headers)
+            self._decider.decide(out, state, decoded, record, [])
+        except self._skip:
+            return []  # the consumer dead-letters these; they decide nothing
+        return out.emitted
 
 
 class AuctionStage(Stage):
@@ -145,6 +193,7 @@ def stages(settings: Settings, group_ids: dict[str, str]) -> list[Stage]:
     """The decision-makers replay knows, each with the consumer group whose outputs it checks."""
     return [
         MatchingStage(settings, group_ids.get("matching", "matcher")),
+        CellsStage(settings, group_ids.get("cells", "cells")),
         AuctionStage(settings, group_ids.get("auction", "auctioneer")),
     ]
 
@@ -171,6 +220,7 @@ class _Record:
     topic: str
     partition: int
     offset: int
+    key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
 
@@ -196,7 +246,7 @@ def _records(rows: list[Any]) -> Iterator[_Record]:
     for row in rows:
         e = entry_of(row)
         headers = tuple((n, v or b"") for n, v in e.headers)
-        yield _Record(e.topic, e.partition, e.offset, e.value, headers)
+        yield _Record(e.topic, e.partition, e.offset, e.key, e.value, headers)
 
 
 async def replay(

@@ -11,22 +11,28 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
+from consumers.auditor import GROUP as AUDIT_GROUP
+from consumers.auditor import TOPICS as AUDIT_TOPICS
+from consumers.auditor import run_auditor
 from consumers.cells import CellsMatcher
 from consumers.matcher import Matcher
+from marketplace.audit.replay import replay, stages
 from marketplace.cloudevents import Envelope
 from marketplace.core.geo import Place
+from marketplace.db import connect
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from marketplace.translate.matching import market_config
 from producers.scheduler import run_scheduler
 from schemas import topics
 from tests.integration.api_helpers import Partner, eventually, register, running_api
-from tests.integration.kafka_helpers import end_offsets, read_since, start_at_end
+from tests.integration.kafka_helpers import caught_up, end_offsets, read_since, start_at_end
 from tests.integration.test_matcher import matches_about, offer, post, request
 
 pytestmark = pytest.mark.integration
@@ -41,9 +47,10 @@ def split(settings: Settings) -> Settings:
 
 
 @asynccontextmanager
-async def split_matching(settings: Settings) -> AsyncIterator[str]:
+async def split_matching(settings: Settings) -> AsyncIterator[tuple[str, str]]:
     """A matcher and a cells consumer with groups of their own, from the topics' current ends,
-    and the scheduler; yields the cells group (the source of the decisions)."""
+    and the scheduler; yields the two groups (the cells group is the source of the
+    decisions)."""
     from marketplace.app.services import split_plan
 
     stop = asyncio.Event()
@@ -74,7 +81,7 @@ async def split_matching(settings: Settings) -> AsyncIterator[str]:
         asyncio.create_task(run_scheduler(settings, stop)),
     ]
     try:
-        yield cells_group
+        yield matcher_group, cells_group
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
@@ -112,7 +119,8 @@ async def test_a_request_across_a_cell_edge_meets_offers_of_both_cells(
     )
     since = await end_offsets(s, topics.MATCHES)
     cells_since = await end_offsets(s, topics.CELLS)
-    async with running_api(s) as client, split_matching(s) as group:
+    window_from = datetime.now(UTC)
+    async with running_api(s) as client, split_matching(s) as (matcher_group, group):
         oa = await post(client, seller_a, "/v1/offers", offer(a, 10, 20))
         ob = await post(client, seller_b, "/v1/offers", offer(b, 10, 25))
         rw = await post(client, wide_buyer, "/v1/requests", request(w, 15, 200))
@@ -189,3 +197,31 @@ async def test_a_request_across_a_cell_edge_meets_offers_of_both_cells(
             rl: "plastics@n0e0",
         }
         assert lent_to == {"plastics@n0e0", "plastics@n0e1"}
+
+    # The audit log replays the cells' decisions from market.cells: the same events, the same
+    # ids and bytes (`marketplace audit replay`).
+    window_to = datetime.now(UTC)
+    stop = asyncio.Event()
+    auditor = asyncio.create_task(run_auditor(s, stop))
+    try:
+        await caught_up(s, AUDIT_GROUP, AUDIT_TOPICS)
+    finally:
+        stop.set()
+        await asyncio.wait_for(auditor, 30)
+    conn = await connect(s)
+    try:
+        groups = {"matching": matcher_group, "cells": group}
+        report = await replay(
+            conn, stages(s, groups), since=window_from, until=window_to, progress=False
+        )
+        assert report.identical, report.differences
+        assert report.by_stage["cells"] == 5  # 3 proposals, a cancellation, a confirmation
+        # Replayed without the split, the matcher's stage decides what the cells decided, under
+        # its own ids: nothing of it was recorded, and replay says so.
+        whole = dataclasses.replace(s, split_families="")
+        other = await replay(
+            conn, stages(whole, groups), since=window_from, until=window_to, progress=False
+        )
+        assert not other.identical
+    finally:
+        await conn.close()
