@@ -157,6 +157,9 @@ class ExactlyOnceConsumer(Generic[S]):
         # Stored offsets to copy to Kafka after an assignment: a predecessor may have committed
         # to PostgreSQL and died before telling Kafka, and lag tools read Kafka's offsets.
         self._kafka_sync: dict[TopicPartition, int] = {}
+        # Offsets waiting to be copied to Kafka, and the copy under way (`_commit_in_background`).
+        self._to_kafka: dict[TopicPartition, int] = {}
+        self._kafka_commit: asyncio.Task[None] | None = None
         # One per partition, held while a batch's transaction runs, so that revoking the
         # partition waits for it to finish.
         self._locks: dict[TopicPartition, asyncio.Lock] = {}
@@ -211,8 +214,8 @@ class ExactlyOnceConsumer(Generic[S]):
                     if result is not None:
                         to_commit[tp] = result
                     self._observe_lag(tp)
-                if to_commit:
-                    await self._commit_to_kafka(to_commit)
+                if to_commit or self._to_kafka:
+                    self._commit_in_background(to_commit)
         finally:
             stop_wait.cancel()
             sweeper.cancel()
@@ -221,6 +224,12 @@ class ExactlyOnceConsumer(Generic[S]):
             await asyncio.gather(
                 sweeper, stop_wait, *([fetch] if fetch else []), return_exceptions=True
             )
+            # Kafka's offsets catch up with PostgreSQL's before the consumer leaves.
+            if self._kafka_commit is not None:
+                await asyncio.gather(self._kafka_commit, return_exceptions=True)
+            if self._to_kafka:
+                await self._commit_to_kafka(self._to_kafka)
+                self._to_kafka = {}
             await self._flush_acknowledged()
             self._polling = False
             metrics.READINESS.pop(f"consumer:{self.group_id}", None)
@@ -432,6 +441,15 @@ class ExactlyOnceConsumer(Generic[S]):
         self._states.pop(tp, None)
         if tp in self.stats.assigned:
             self.consumer.seek(tp, batch_start if position is None else position)
+
+    def _commit_in_background(self, offsets: dict[TopicPartition, int]) -> None:
+        """Copies the stored offsets to Kafka (for lag tools) without waiting for the broker:
+        one commit at a time, with the latest offsets of every partition gathered since the one
+        before. The next fetch does not wait for it; a clean stop does."""
+        self._to_kafka.update(offsets)
+        if self._kafka_commit is None or self._kafka_commit.done():
+            pending, self._to_kafka = self._to_kafka, {}
+            self._kafka_commit = asyncio.create_task(self._commit_to_kafka(pending))
 
     async def _commit_to_kafka(self, offsets: dict[TopicPartition, int]) -> None:
         owned = {tp: off for tp, off in offsets.items() if tp in self.stats.assigned}
