@@ -413,10 +413,11 @@ class WideRequest:
     listing: Listing  # its terms; `listing.terms.quantity` is its whole quantity
     lent: dict[str, float] = field(default_factory=dict)  # cell -> quantity out there
     home: str = WIDE  # where its commands arrive: posted wide, or the cell that moved it
+    used: float = 0.0  # what deals confirmed before the family was split took (split.py)
 
     @property
     def free(self) -> float:
-        return max(0.0, self.listing.terms.quantity - sum(self.lent.values()))
+        return max(0.0, self.listing.terms.quantity - self.used - sum(self.lent.values()))
 
 
 @dataclass(slots=True)

@@ -63,6 +63,7 @@ class _WideRequest(msgspec.Struct, frozen=True):
     listing: Listing
     lent: dict[str, float]
     home: str
+    used: float = 0.0
 
 
 class _Wide(msgspec.Struct, frozen=True):
@@ -115,7 +116,10 @@ def load_cell(name: str, body: bytes, config: MarketConfig) -> CellState:
 def dump_wide(wide: WideState) -> bytes:
     return _encode(
         _Wide(
-            [_WideRequest(w.listing, w.lent, w.home) for _, w in sorted(wide.requests.items())],
+            [
+                _WideRequest(w.listing, w.lent, w.home, w.used)
+                for _, w in sorted(wide.requests.items())
+            ],
             {c: list(offers.values()) for c, offers in sorted(wide.mirrors.items())},
             {c: sorted(ids) for c, ids in sorted(wide.tried.items())},
             sorted(wide.closed),
@@ -127,7 +131,9 @@ def dump_wide(wide: WideState) -> bytes:
 def load_wide(body: bytes) -> WideState:
     d = _wide_decoder.decode(body)
     return WideState(
-        requests={r.listing.id: WideRequest(r.listing, dict(r.lent), r.home) for r in d.requests},
+        requests={
+            r.listing.id: WideRequest(r.listing, dict(r.lent), r.home, r.used) for r in d.requests
+        },
         mirrors={c: {o.id: o for o in offers} for c, offers in d.mirrors.items()},
         tried={c: set(ids) for c, ids in d.tried.items()},
         closed=set(d.closed),
