@@ -493,6 +493,10 @@ def cmd_partners(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "split":
+        from marketplace.app import split
+
+        return split.command(settings, args)
     from marketplace.app import rekey
 
     return rekey.command(settings, args)
@@ -624,6 +628,20 @@ def build_parser() -> argparse.ArgumentParser:
     rekey.add_argument("--dry-run", action="store_true", help="check and report; change nothing")
     rekey.add_argument("--group", default="matcher", help="the matcher's consumer group")
     rekey.add_argument(
+        "--follower",
+        action="append",
+        help="a group that must have read the market topics to their end first (repeatable;"
+        " default: projector, analytics, notifier, auditor, job-creator)",
+    )
+    split = rebuilds.add_parser(
+        "split",
+        help="move the families MARKETPLACE_SPLIT_FAMILIES names from the matcher's book into"
+        " their geographic cells",
+    )
+    split.add_argument("--dry-run", action="store_true", help="do it all and roll it back")
+    split.add_argument("--group", default="matcher", help="the matcher's consumer group")
+    split.add_argument("--cells-group", default="cells", help="the cells consumer's group")
+    split.add_argument(
         "--follower",
         action="append",
         help="a group that must have read the market topics to their end first (repeatable;"

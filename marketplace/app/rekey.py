@@ -125,14 +125,10 @@ async def _check(
     followers: Sequence[str],
     ends: dict[int, int],
     say: Say,
+    topic: str = TOPIC,
 ) -> dict[int, int]:
-    """The preconditions; returns the matcher group's offsets (locked until the end)."""
-    done = await read_cut_over(conn, group_id, TOPIC)
-    if done is not None:
-        raise Refused(
-            f"the books of group {group_id} were moved to the family key at "
-            f"{done.at.isoformat()} already"
-        )
+    """The preconditions of a move of the matcher's books (this one and `rebuild split`):
+    returns the matcher group's offsets on `topic` (locked until the end)."""
     members = await live_members(settings, group_id)
     if members:
         raise Refused(
@@ -140,15 +136,15 @@ async def _check(
             "(and the API and the scheduler)"
         )
     say(f"matcher group {group_id}: no consumer running")
-    stored = await _positions(conn, group_id, TOPIC, lock=True)
+    stored = await _positions(conn, group_id, topic, lock=True)
     if not stored:
-        raise Refused(f"group {group_id} has no position on {TOPIC}: it never ran")
+        raise Refused(f"group {group_id} has no position on {topic}: it never ran")
     positions = {p: stored.get(p, 0) for p in ends}
     behind = {p: ends[p] - positions[p] for p in ends if ends[p] > positions[p]}
     if behind:
         where = ", ".join(f"partition {p}: {n:,}" for p, n in sorted(behind.items()))
         raise Refused(
-            f"group {group_id} has not read {TOPIC} to its end ({where} records behind): stop "
+            f"group {group_id} has not read {topic} to its end ({where} records behind): stop "
             "the API and the scheduler, run the matcher until its lag is 0, stop it, try again"
         )
     say(f"matcher group {group_id}: lag 0 on {len(ends)} partitions")
@@ -161,12 +157,12 @@ async def _check(
     for follower in followers:
         lag = 0
         known = False
-        for topic in MARKET_TOPICS:
-            theirs = await _positions(conn, follower, topic)
+        for market in MARKET_TOPICS:
+            theirs = await _positions(conn, follower, market)
             if not theirs:
                 continue
             known = True
-            topic_ends = ends if topic == TOPIC else await end_offsets(settings, topic)
+            topic_ends = ends if market == topic else await end_offsets(settings, market)
             lag += sum(max(0, e - theirs.get(p, 0)) for p, e in topic_ends.items())
         if not known:
             say(f"group {follower}: no position on the market topics, not checked")
@@ -225,6 +221,12 @@ async def run_rekey(
     try:
         try:
             async with pool.acquire() as conn, conn.transaction():
+                done = await read_cut_over(conn, group_id, TOPIC)
+                if done is not None:
+                    raise Refused(
+                        f"the books of group {group_id} were moved to the family key at "
+                        f"{done.at.isoformat()} already"
+                    )
                 positions = await _check(settings, conn, group_id, followers, ends, say)
                 books: dict[int, Book] = {}
                 for p in range(partitions):
