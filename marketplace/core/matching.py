@@ -605,30 +605,11 @@ Ranked = tuple[float, float, int, str, Listing, Listing, float]
 
 def _candidates(book: Book, listing: Listing, config: MarketConfig) -> list[Ranked]:
     """The pairs the listing may form with its nearest counterparts, ranked as
-    `Candidate.rank` ranks them, in no particular order."""
-    # The index gives each candidate's distance along with it (the same great-circle formula,
-    # symmetric to the last bit), so that evaluating a pair does not compute it again.
-    if listing.terms.unit != "t":
-        return []
-    cost = config.transport.cost_per_tkm.get(listing.terms.currency)
-    if cost is None:
-        return []  # no pair is priced without a transport cost in the currency
-    p = listing.place
-    limit = config.max_candidates
-    # One open proposal per pair at a time (Book.pair_open): the counterparts the listing has
-    # one with, from its own proposals (every proposal is filed under both its listings).
-    mine = [book.proposals[m] for m in book.by_listing.get(listing.id, ())]
-    if listing.kind == "offer":
-        reach = book.reach_km.get(listing.code, 0.0)
-        near = book.requests.nearest_with_distance(listing.code, p.lat, p.lon, reach, limit)
-        return _requests_for(book, listing, near, {q.request_id for q in mine}, config, cost)
-    radius = listing.terms.max_distance_km or 0.0
-    found = {
-        i: d
-        for code in book.request_codes(listing, config.substitutions)
-        for d, i in book.offers.nearest_with_distance(code, p.lat, p.lon, radius, limit)
-    }
-    return _offers_for(book, listing, found, {q.offer_id for q in mine}, config, cost)
+    `Candidate.rank` ranks them, in no particular order: every pair `_bounds` gives, scored
+    exactly (`_allocate` scores only those it needs)."""
+    closed, driver_is_offer = book.closed_pairs, listing.kind == "offer"
+    ranked = (_exact(b, closed, config, driver_is_offer) for b in _bounds(book, listing, config))
+    return [r for r in ranked if r is not None]
 
 
 # A pair that may be proposed, before it is scored: (-bound, its place among the pairs found,
@@ -641,11 +622,15 @@ BOUND_MARGIN = 1e-6
 
 
 def _bounds(book: Book, listing: Listing, config: MarketConfig) -> list[Bound]:
-    """The pairs `_candidates` would rank, each with an upper bound of its score instead of the
-    score, in no particular order. The bound takes the price headroom as the score does, the
-    CO2e share without the quantity (the same ratio, rounding aside) and the quantity fit as the
-    score does for two one-off listings, as 1 otherwise; the checks that need the quantity of a
-    recurring side, the buyer's specification or the closed pairs are left to the exact score."""
+    """The pairs the listing may form with its nearest counterparts (the 64 nearest per code
+    by the index, compatible or not), each with an upper bound of its score, in no particular
+    order. A pair is left out when `_score` would refuse it for anything but a transport that
+    emits more CO2e than reuse saves, and when it has an open proposal or the same owner on both
+    sides; closed pairs and the CO2e check are left to the exact score (`_exact`). The bound
+    takes the price headroom and the quantity fit as the score does, the CO2e share without the
+    quantity (the same ratio, rounding aside) and adds BOUND_MARGIN. The index gives each
+    counterpart's distance along with it (the same great-circle formula, symmetric to the last
+    bit), so that scoring a pair does not compute it again."""
     if listing.terms.unit != "t":
         return []
     cost = config.transport.cost_per_tkm.get(listing.terms.currency)
@@ -860,199 +845,6 @@ def _offer_bounds(
         k += 1
         bound = 0.8 * (wp * price_score + wc * co2) + 0.2 * fit + BOUND_MARGIN
         out.append((-bound, k, offer, request, d))
-    return out
-
-
-# `_requests_for` and `_offers_for` are `_score` for one listing against many: the same rules in
-# the same order and the same arithmetic to the last bit (the equivalence tests hold them to
-# `_score` and to the frozen core), with the listing's own values read once, the cheapest
-# checks first, and nothing made for a pair that is refused.
-
-
-def _requests_for(
-    book: Book,
-    offer: Listing,
-    near: list[tuple[float, str]],
-    busy: set[str],
-    config: MarketConfig,
-    cost: float,
-) -> list[Ranked]:
-    listings, closed = book.listings, book.closed_pairs
-    owner, lid = offer.owner, offer.id
-    o = offer.terms
-    currency, o_start, o_end, o_price, min_lot = o.currency, o.start, o.end, o.price, o.min_lot
-    hazardous, stated, one_off = offer.hazardous, offer.stated, o.flow is None
-    left = o.quantity - offer.confirmed - offer.reserved
-    if left < 0.0:
-        left = 0.0
-    transport = config.transport
-    detour, kg = transport.detour_factor, transport.kgco2e_per_tkm
-    factor = config.factors.get(offer.code)
-    saved_per_t = None if factor is None else factor.saved_per_t
-    out: list[Ranked] = []
-    for d, i in near:
-        request = listings[i]
-        if request.owner == owner or i in busy:
-            continue
-        r = request.terms
-        if r.currency != currency:
-            continue
-        max_km = r.max_distance_km
-        if max_km is None or d > max_km:
-            continue
-        if hazardous and not request.hazardous_permit:
-            continue
-        if r.unit != "t":
-            continue
-        start = r.start if r.start > o_start else o_start
-        end = r.end if r.end < o_end else o_end
-        if start >= end:
-            continue
-        if one_off and r.flow is None:
-            quantity = left
-            wanted = r.quantity - request.confirmed - request.reserved
-            if wanted < 0.0:
-                wanted = 0.0
-            if wanted < quantity:
-                quantity = wanted
-            take = quantity
-        else:
-            traded = _quantity(offer, request)
-            if traded is None:
-                continue
-            quantity, take = traded
-        if quantity <= EPS:
-            continue
-        if min_lot is not None and quantity < min_lot - EPS:
-            continue
-        road_km = d * detour
-        delivered = o_price + road_km * cost
-        r_price = r.price
-        if delivered > r_price + EPS:
-            continue
-        spec = r.spec
-        if not spec.empty and not meets(spec, stated):
-            continue
-        if saved_per_t is None:
-            co2_score = 0.0
-        else:
-            transport_co2e = quantity * road_km * kg
-            saved = quantity * saved_per_t
-            if saved <= transport_co2e:
-                continue
-            co2_score = (saved - transport_co2e) / saved
-            if not co2_score > 0.0:
-                co2_score = 0.0
-            elif not co2_score < 1.0:
-                co2_score = 1.0
-        scale = abs(r_price)
-        price_score = (r_price - delivered) / (1.0 if scale < 1.0 else scale)
-        if not price_score > 0.0:
-            price_score = 0.0
-        elif not price_score < 1.0:
-            price_score = 1.0
-        wanted_q = r.quantity
-        fit = take / wanted_q if wanted_q > 0 else 0.0
-        weights = r.weight_price + r.weight_co2e
-        wp, wc = (r.weight_price / weights, r.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
-        if (lid, i) in closed:  # last: the only check that makes something (a tuple)
-            continue
-        score = round(0.8 * (wp * price_score + wc * co2_score) + 0.2 * fit, 6)
-        out.append((-score, round(d, 6), request.seq, i, offer, request, d))
-    return out
-
-
-def _offers_for(
-    book: Book,
-    request: Listing,
-    found: dict[str, float],
-    busy: set[str],
-    config: MarketConfig,
-    cost: float,
-) -> list[Ranked]:
-    listings, closed = book.listings, book.closed_pairs
-    owner, lid = request.owner, request.id
-    r = request.terms
-    currency, r_start, r_end, r_price = r.currency, r.start, r.end, r.price
-    max_km, permit, one_off = r.max_distance_km, request.hazardous_permit, r.flow is None
-    if max_km is None:
-        return []
-    spec = None if r.spec.empty else r.spec
-    wanted = r.quantity - request.confirmed - request.reserved
-    if wanted < 0.0:
-        wanted = 0.0
-    ceiling = r_price + EPS
-    scale = abs(r_price)
-    scale = 1.0 if scale < 1.0 else scale
-    wanted_q = r.quantity
-    weights = r.weight_price + r.weight_co2e
-    wp, wc = (r.weight_price / weights, r.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
-    transport = config.transport
-    detour, kg, factors = transport.detour_factor, transport.kgco2e_per_tkm, config.factors
-    out: list[Ranked] = []
-    for i, d in found.items():
-        offer = listings[i]
-        if offer.owner == owner or i in busy:
-            continue
-        o = offer.terms
-        if o.currency != currency:
-            continue
-        if d > max_km:
-            continue
-        if offer.hazardous and not permit:
-            continue
-        if o.unit != "t":
-            continue
-        start = r_start if r_start > o.start else o.start
-        end = r_end if r_end < o.end else o.end
-        if start >= end:
-            continue
-        if one_off and o.flow is None:
-            quantity = o.quantity - offer.confirmed - offer.reserved
-            if quantity < 0.0:
-                quantity = 0.0
-            if wanted < quantity:
-                quantity = wanted
-            take = quantity
-        else:
-            traded = _quantity(offer, request)
-            if traded is None:
-                continue
-            quantity, take = traded
-        if quantity <= EPS:
-            continue
-        min_lot = o.min_lot
-        if min_lot is not None and quantity < min_lot - EPS:
-            continue
-        road_km = d * detour
-        delivered = o.price + road_km * cost
-        if delivered > ceiling:
-            continue
-        if spec is not None and not meets(spec, offer.stated):
-            continue
-        factor = factors.get(offer.code)
-        if factor is None:
-            co2_score = 0.0
-        else:
-            transport_co2e = quantity * road_km * kg
-            saved = quantity * factor.saved_per_t
-            if saved <= transport_co2e:
-                continue
-            co2_score = (saved - transport_co2e) / saved
-            if not co2_score > 0.0:
-                co2_score = 0.0
-            elif not co2_score < 1.0:
-                co2_score = 1.0
-        price_score = (r_price - delivered) / scale
-        if not price_score > 0.0:
-            price_score = 0.0
-        elif not price_score < 1.0:
-            price_score = 1.0
-        if (i, lid) in closed:
-            continue
-        fit = take / wanted_q if wanted_q > 0 else 0.0
-        score = round(0.8 * (wp * price_score + wc * co2_score) + 0.2 * fit, 6)
-        out.append((-score, round(d, 6), offer.seq, i, offer, request, d))
     return out
 
 
