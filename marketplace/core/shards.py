@@ -428,6 +428,45 @@ class WideState:
     tried: dict[str, set[str]] = field(default_factory=dict)
     closed: set[tuple[str, str]] = field(default_factory=set)
     sent: int = 0  # messages sent, for their ids
+    # The requests and the mirrored offers by code and place (derived: built on first use).
+    index: WideIndex | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(slots=True)
+class WideIndex:
+    """The wide key's grids: its requests (filed under every code they take) and the cells'
+    offers, so that a loan weighs only the offers within the request's reach, and a changed
+    offer only the requests that reach it."""
+
+    book: Book
+    cell_of: dict[str, str]
+
+
+def _index(wide: WideState, config: MarketConfig) -> WideIndex:
+    if wide.index is None:
+        book = Book()
+        cell_of: dict[str, str] = {}
+        for w in wide.requests.values():
+            book.file(w.listing, config.substitutions)
+        for cell, offers in wide.mirrors.items():
+            for oid, offer in offers.items():
+                book.file(offer, config.substitutions)
+                cell_of[oid] = cell
+        wide.index = WideIndex(book, cell_of)
+    return wide.index
+
+
+def _filed(wide: WideState, listing: Listing, config: MarketConfig, cell: str = "") -> None:
+    if wide.index is not None:
+        wide.index.book.file(listing, config.substitutions)
+        if cell:
+            wide.index.cell_of[listing.id] = cell
+
+
+def _unfiled(wide: WideState, listing: Listing, config: MarketConfig) -> None:
+    if wide.index is not None:
+        wide.index.book.unfile(listing, config.substitutions)
+        wide.index.cell_of.pop(listing.id, None)
 
 
 Outbound = tuple[str, Lend | Recall]  # (cell, message)
@@ -455,6 +494,7 @@ def wide_step(
                     mass_per_piece=command.mass_per_piece,
                 )
                 wide.requests[command.id] = WideRequest(listing)
+                _filed(wide, listing, config)
                 _lend_all(wide, [command.id], config, at, out)
         case Update(kind="request") | Withdraw(kind="request"):
             # Broadcast to every key of the family: the wide key acts on its own requests; a
@@ -466,6 +506,7 @@ def wide_step(
             r = command.request
             if r.id not in wide.requests:
                 wide.requests[r.id] = WideRequest(r, {command.cell: r.terms.quantity}, command.cell)
+                _filed(wide, r, config)
         case Forwarded():
             w = wide.requests.get(command.command.id)
             if w is not None:
@@ -479,12 +520,20 @@ def wide_step(
                 _lend_all(wide, [command.request_id], config, at, out)
         case OfferSeen():
             offers = wide.mirrors.setdefault(command.cell, {})
-            if command.offer is None:
-                offers.pop(command.offer_id, None)
-            else:
-                offers[command.offer_id] = command.offer
+            before = offers.pop(command.offer_id, None)
+            if before is not None:
+                _unfiled(wide, before, config)
+            offer = command.offer
+            if offer is not None:
+                offers[command.offer_id] = offer
+                _filed(wide, offer, config, command.cell)
             wide.tried.pop(command.cell, None)
-            _lend_all(wide, sorted(wide.requests), config, at, out)
+            # The requests that may reach it (its place is the one it had); one gone frees none.
+            if offer is not None:
+                book = _index(wide, config).book
+                reach = book.reach_km.get(offer.code, 0.0)
+                near = book.requests.near(offer.code, offer.place.lat, offer.place.lon, reach)
+                _lend_all(wide, sorted(near & wide.requests.keys()), config, at, out)
     return out
 
 
@@ -504,6 +553,7 @@ def _change(
     for cell, held in sorted(w.lent.items()):
         if held > EPS:
             out.append((cell, _recall_msg(wide, at, w, terms)))
+    _unfiled(wide, w.listing, config)
     if terms is None:
         del wide.requests[w.listing.id]
         return
@@ -511,6 +561,7 @@ def _change(
         # Lent whole, it stays whole in its cell, on its new quantity.
         w.lent = {c: (terms.quantity if v > EPS else v) for c, v in w.lent.items()}
     w.listing.terms = terms
+    _filed(wide, w.listing, config)
     for cells in wide.tried.values():
         cells.discard(w.listing.id)
     _lend_all(wide, [w.listing.id], config, at, out)
@@ -544,13 +595,18 @@ def _lend_all(
 def best_cell(wide: WideState, w: WideRequest, free: float, config: MarketConfig) -> str | None:
     """The cell holding the request's best compatible offer, as the mirrors show them, among
     the cells it has not come back from since their last report."""
-    view = replace(w.listing, terms=replace(w.listing.terms, quantity=free))
+    r = w.listing
+    view = replace(r, terms=replace(r.terms, quantity=free))
+    index = _index(wide, config)
+    radius = r.terms.max_distance_km or 0.0
     best: tuple[float, float, str] | None = None
-    for cell, offers in sorted(wide.mirrors.items()):
-        if w.listing.id in wide.tried.get(cell, ()):
-            continue
-        for oid, offer in offers.items():
-            if (oid, w.listing.id) in wide.closed or offer.owner == w.listing.owner:
+    for code in index.book.request_codes(r, config.substitutions):
+        for oid in sorted(index.book.offers.near(code, r.place.lat, r.place.lon, radius)):
+            cell = index.cell_of[oid]
+            if r.id in wide.tried.get(cell, ()) or (oid, r.id) in wide.closed:
+                continue
+            offer = wide.mirrors[cell][oid]
+            if offer.owner == r.owner:
                 continue
             c = assess(offer, view, config)
             if c is not None and (best is None or (-c.score, c.distance_km, cell) < best):
