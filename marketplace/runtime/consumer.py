@@ -157,6 +157,10 @@ class ExactlyOnceConsumer(Generic[S]):
         # Stored offsets to copy to Kafka after an assignment: a predecessor may have committed
         # to PostgreSQL and died before telling Kafka, and lag tools read Kafka's offsets.
         self._kafka_sync: dict[TopicPartition, int] = {}
+        # Seeks per partition: a fetch made before a partition's last seek may hold records from
+        # where its position was before; those are dropped (`_fetch`, `_fresh`).
+        self._seeks: dict[TopicPartition, int] = {}
+        self._sought: dict[TopicPartition, int] = {}  # where each was last sought
         # Offsets waiting to be copied to Kafka, and the copy under way (`_commit_in_background`).
         self._to_kafka: dict[TopicPartition, int] = {}
         self._kafka_commit: asyncio.Task[None] | None = None
@@ -181,7 +185,9 @@ class ExactlyOnceConsumer(Generic[S]):
         await self.outbox.sweep(min_age_s=0)  # leftovers of a crashed predecessor
         sweeper = asyncio.create_task(self._sweep_forever(), name=f"outbox-sweeper-{self.group_id}")
         stop_wait = asyncio.create_task(self._stop.wait())
-        fetch: asyncio.Task[dict[TopicPartition, list[Any]]] | None = None
+        fetch: (
+            asyncio.Task[tuple[dict[TopicPartition, list[Any]], dict[TopicPartition, int]]] | None
+        ) = None
         try:
             while not self._stop.is_set():
                 if fetch is None:
@@ -189,7 +195,7 @@ class ExactlyOnceConsumer(Generic[S]):
                 await asyncio.wait({fetch, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 if not fetch.done():
                     break
-                batches = fetch.result()
+                batches = self._fresh(*fetch.result())
                 fetch = None
                 self._polling = True
                 if not any(batches.values()) and self.outbox.acknowledged:
@@ -235,16 +241,41 @@ class ExactlyOnceConsumer(Generic[S]):
             metrics.READINESS.pop(f"consumer:{self.group_id}", None)
             self.log.info("consumer_stopping", records=self.stats.records)
 
-    async def _fetch(self) -> dict[TopicPartition, list[Any]]:
+    def _seek(self, tp: TopicPartition, offset: int) -> None:
+        self._seeks[tp] = self._seeks.get(tp, 0) + 1
+        self._sought[tp] = offset
+        self.consumer.seek(tp, offset)
+
+    def _fresh(
+        self, batches: dict[TopicPartition, list[Any]], seeks: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, list[Any]]:
+        """A fetch's batches without those of a partition sought since the fetch began: the
+        fetch may have taken them from the position before the seek (a fetch made ahead, while
+        the batch before it was in hand, and applied after a rewind had sought back), and
+        applying them would skip the records between. Such a partition is sought again to
+        where it was last sought (records the fetch took after that seek are fetched again)."""
+        fresh: dict[TopicPartition, list[Any]] = {}
+        for tp, records in batches.items():
+            if self._seeks.get(tp, 0) == seeks.get(tp, 0):
+                fresh[tp] = records
+            elif records and tp in self.stats.assigned:
+                self._seek(tp, self._sought[tp])
+        return fresh
+
+    async def _fetch(
+        self,
+    ) -> tuple[dict[TopicPartition, list[Any]], dict[TopicPartition, int]]:
         """The next records of each partition, through the processor's `prepare` if it has one
-        (pure work on the records, such as decoding, done here ahead of the transaction)."""
+        (pure work on the records, such as decoding, done here ahead of the transaction), with
+        the partitions' seek counts when the fetch began (for `_fresh`, when they are applied)."""
+        seeks = dict(self._seeks)
         batches: dict[TopicPartition, list[Any]] = await self.consumer.getmany(
             timeout_ms=self.settings.consumer_poll_ms,
             max_records=self.settings.consumer_max_batch,
         )
         prepare = self._prepare
         if prepare is None:
-            return batches
+            return batches, seeks
         # In slices, handing the loop back between them: the batches in hand go on with their
         # statements as soon as PostgreSQL answers, rather than after the whole fetch is ready.
         prepared: dict[TopicPartition, list[Any]] = {}
@@ -254,7 +285,7 @@ class ExactlyOnceConsumer(Generic[S]):
                 await asyncio.sleep(0)
                 items += prepare(records[start : start + _PREPARE_SLICE])
             prepared[tp] = items
-        return prepared
+        return prepared, seeks
 
     async def _flush_acknowledged(self) -> None:
         try:
@@ -376,7 +407,7 @@ class ExactlyOnceConsumer(Generic[S]):
                     self._positions[tp] = stored
                     if records[0].offset > stored:
                         # The fetched batch starts past the stored position: fetch again from it.
-                        self.consumer.seek(tp, stored)
+                        self._seek(tp, stored)
                         return None
                 fresh = [r for r in records if r.offset >= stored]
                 if not fresh:
@@ -440,7 +471,7 @@ class ExactlyOnceConsumer(Generic[S]):
         position = self._positions.pop(tp, None)
         self._states.pop(tp, None)
         if tp in self.stats.assigned:
-            self.consumer.seek(tp, batch_start if position is None else position)
+            self._seek(tp, batch_start if position is None else position)
 
     def _commit_in_background(self, offsets: dict[TopicPartition, int]) -> None:
         """Copies the stored offsets to Kafka (for lag tools) without waiting for the broker:
@@ -487,9 +518,11 @@ class ExactlyOnceConsumer(Generic[S]):
         for tp in assigned:
             self.stats.assigned.add(tp)
             if tp in stored:
-                self.consumer.seek(tp, stored[tp])
+                self._seek(tp, stored[tp])
                 self._kafka_sync[tp] = stored[tp]
             else:
+                self._seeks[tp] = self._seeks.get(tp, 0) + 1
+                self._sought[tp] = 0  # the beginning (a later seek to 0 resets to the earliest)
                 await self.consumer.seek_to_beginning(tp)
         self.log.info(
             "partitions_assigned", partitions=sorted(f"{t.topic}[{t.partition}]" for t in assigned)
