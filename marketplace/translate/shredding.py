@@ -225,11 +225,6 @@ async def data_key(conn: Conn, ring: KeyRing, subject: str) -> bytes:
         stored = await conn.fetchval("SELECT sealed_key FROM data_keys WHERE subject = $1", subject)
     if stored is None:
         raise ShreddingError(f"the data key of {subject} was erased while it was being made")
-    return open_data_key(ring, subject, stored)
-
-
-def open_data_key(ring: KeyRing, subject: str, stored: str) -> bytes:
-    """The subject's data key from its row's `sealed_key` (read by the caller)."""
     try:
         return ring.decrypt(stored).encode()
     except SecretKeyError as exc:

@@ -112,10 +112,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        # No reset query on release (a round trip each time a request gives a connection back):
-        # the API's and the pages' statements change no session state (no SET, LISTEN or
-        # session advisory lock: the live hub LISTENs on a connection of its own).
-        app[POOL] = await create_pool(settings, min_size=0, reset_sessions=False)
+        app[POOL] = await create_pool(settings, min_size=0)
         # A write waits at most 10 s for Kafka, then answers 503 with Retry-After.
         handle = ProducerHandle(
             lambda: make_producer(settings, client_id="marketplace-api", request_timeout_ms=10000)

@@ -140,10 +140,6 @@ async def sealed(request: web.Request, event: Event) -> Event:
         return event
     try:
         ring = key_file(request.app[SETTINGS].webhook_keys_path).ring()
-        subject, stored = request.get(OWN_DATA_KEY, (None, None))
-        if stored is not None and subject == shredding.subject_of(event):
-            # Read with the API key (producers/api/auth.py): no round trip of its own.
-            return shredding.seal(event, shredding.open_data_key(ring, subject, stored))
         async with request.app[POOL].acquire() as conn:
             return await shredding.seal_event(conn, ring, event)
     except (SecretKeyError, shredding.ShreddingError) as exc:
@@ -234,15 +230,18 @@ async def replay_middleware(request: web.Request, handler: Handler) -> web.Strea
     `idempotent` does the rest for the routes that keep answers. A multipart upload is always
     left to its handler, which reads it as a stream (its answer is keyed without the body's
     bytes, which only the handler has read)."""
-    key = replay_key(request)
-    if key is None or PRINCIPAL not in request:
+    key = request.headers.get("Idempotency-Key")
+    if (
+        key is None
+        or not 1 <= len(key) <= 200
+        or request.method not in ("POST", "PUT", "PATCH", "DELETE")
+        or PRINCIPAL not in request
+        or request.match_info.http_exception is not None
+        or request.content_type.startswith("multipart/")
+    ):
         return await handler(request)
     partner_id = principal(request).partner_id
-    read = request.get(ANSWER_READ)
-    if read is not None and read[:2] == (partner_id, key):
-        row = read[2]  # read with the API key (producers/api/auth.py)
-    else:
-        row = await request.app[POOL].fetchrow(_ANSWER, partner_id, key)
+    row = await request.app[POOL].fetchrow(_ANSWER, partner_id, key)
     if row is None or row["status"] is None:
         # `idempotent_answer` starts from this read instead of making it again.
         request[_FIRST_READ] = (partner_id, key, row)
@@ -255,26 +254,6 @@ async def replay_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 # What `replay_middleware` read of a request's key: (partner, key, the row or None).
 _FIRST_READ = web.RequestKey("idempotency_first_read", tuple)
-# What the auth middleware read of it along with the API key, in the same form.
-ANSWER_READ = web.RequestKey("idempotency_answer_read", tuple)
-# The caller's own data key as the auth middleware read it for a write: (subject, sealed or None).
-OWN_DATA_KEY = web.RequestKey("own_data_key", tuple)
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def replay_key(request: web.Request) -> str | None:
-    """The Idempotency-Key whose stored answer `replay_middleware` looks for, or None when it
-    lets the request through unread (no key, a read, no such route, a multipart upload)."""
-    key = request.headers.get("Idempotency-Key")
-    if (
-        key is None
-        or not 1 <= len(key) <= 200
-        or request.method not in WRITE_METHODS
-        or request.match_info.http_exception is not None
-        or request.content_type.startswith("multipart/")
-    ):
-        return None
-    return key
 
 
 async def _fingerprint(request: web.Request) -> bytes:
@@ -384,35 +363,25 @@ async def idempotent_answer(
         raise
     encoded = orjson.dumps(answer)
     replayed = {k: headers[k] for k in REPLAYED_HEADERS if k in headers}
-    # The answer stored and the reservation let go in one statement, so one transaction: a
-    # reader sees both or neither, as with the BEGIN ... COMMIT of four round trips it replaces.
-    released = await pool.fetchval(
-        _STORE,
-        who.partner_id,
-        key,
-        fingerprint,
-        status,
-        encoded,
-        orjson.dumps(replayed).decode(),
-        holder,
-    )
-    if released != 1:
+    async with pool.acquire() as conn, conn.transaction():
+        # Over a dead 0016-era reservation of this request, if one is still there.
+        await conn.execute(
+            "INSERT INTO idempotency_keys AS k (partner_id, key, request_hash, status, body,"
+            " headers) VALUES ($1, $2, $3, $4, $5, $6::jsonb)"
+            " ON CONFLICT (partner_id, key) DO UPDATE SET status = excluded.status,"
+            " body = excluded.body, headers = excluded.headers, holder = NULL, held_until = NULL"
+            " WHERE k.status IS NULL AND k.request_hash = excluded.request_hash",
+            who.partner_id,
+            key,
+            fingerprint,
+            status,
+            encoded,
+            orjson.dumps(replayed).decode(),
+        )
+        released = await _release(conn, who.partner_id, key, holder)
+    if released != "DELETE 1":
         log.warning("idempotency_lease_lost", partner_id=who.partner_id, lease_s=LEASE_S)
     return status, encoded, headers
-
-
-_STORE = (
-    # Over a dead 0016-era reservation of this request, if one is still there.
-    "WITH stored AS (INSERT INTO idempotency_keys AS k (partner_id, key, request_hash, status,"
-    " body, headers) VALUES ($1, $2, $3, $4, $5, $6::jsonb)"
-    " ON CONFLICT (partner_id, key) DO UPDATE SET status = excluded.status,"
-    " body = excluded.body, headers = excluded.headers, holder = NULL, held_until = NULL"
-    " WHERE k.status IS NULL AND k.request_hash = excluded.request_hash RETURNING 1),"
-    " released AS (DELETE FROM idempotency_reservations"
-    " WHERE partner_id = $1 AND key = $2 AND holder = $7 RETURNING 1)"
-    # Both run whether or not the SELECT reads them; it counts the reservations let go (0 or 1).
-    " SELECT count(*) FROM released"
-)
 
 
 async def _release(conn: Any, partner_id: str, key: str, holder: uuid.UUID) -> str:
