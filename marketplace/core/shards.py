@@ -44,7 +44,7 @@ must not be lent again): it trades with one cell at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from math import asin, cos, radians, sin
@@ -612,8 +612,3 @@ def best_cell(wide: WideState, w: WideRequest, free: float, config: MarketConfig
             if c is not None and (best is None or (-c.score, c.distance_km, cell) < best):
                 best = (-c.score, c.distance_km, cell)
     return None if best is None else best[2]
-
-
-def mirror_counts(wide: WideState) -> Mapping[str, int]:
-    """Offers mirrored per cell (for reports)."""
-    return {cell: len(offers) for cell, offers in sorted(wide.mirrors.items())}

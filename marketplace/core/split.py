@@ -182,9 +182,3 @@ def _file_ghost(cell: CellState, ghost: Listing, config: MarketConfig) -> None:
     cell.book.file(ghost, config.substitutions)
     cell.book.dirty.add(ghost.id)
     cell.ghosts.add(ghost.id)
-
-
-def free_of(moved: Moved, request_id: str) -> float:
-    """A wide request's free quantity after the move (for checks)."""
-    w = moved.wide.requests.get(request_id)
-    return 0.0 if w is None else w.free
