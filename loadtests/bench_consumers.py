@@ -59,14 +59,15 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import orjson
 from aiokafka import TopicPartition
 
 from loadtests import cpu, pgstats
 from loadtests.consumer_worker import KINDS
 from loadtests.report import bar_chart, commit, machine, statements_table, write_report
 from loadtests.scratch import scratch_database
-from marketplace.db import connect
-from marketplace.events import to_message
+from marketplace.db import connect, create_pool
+from marketplace.events import Decoded, decode, to_message
 from marketplace.kafka import (
     ensure_topics,
     make_admin,
@@ -92,11 +93,13 @@ PROJECTED_TABLES = ("listings", "partners", "carriers", "matches", "jobs", "quot
 PEER_MODES = ("message", "batch", "default")
 
 
-async def read_model_digest(conn: Any) -> dict[str, list[Any]]:
-    """Each projected table's row count and an md5 of its rows (as JSON, sorted; any `seq`
-    identity column left out): equal digests mean equal rows."""
+async def read_model_digest(
+    conn: Any, tables: tuple[str, ...] = PROJECTED_TABLES
+) -> dict[str, list[Any]]:
+    """Each table's row count and an md5 of its rows (as JSON, sorted; any `seq` identity
+    column left out): equal digests mean equal rows. By default the projector's tables."""
     out: dict[str, list[Any]] = {}
-    for table in PROJECTED_TABLES:  # fixed names from this module, not input
+    for table in tables:  # fixed names from this module, not input
         rows = f"SELECT (to_jsonb(t) - 'seq')::text AS r FROM {table} t"  # noqa: S608 - fixed name
         query = f"SELECT count(*) AS n, md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) AS h FROM ({rows}) s"  # noqa: E501, S608
         row = await conn.fetchrow(query)
@@ -345,6 +348,222 @@ async def same_work_loop(
         await producer.stop()
 
 
+# The floor of the consumers that write to PostgreSQL (issue #18, target 1): the table each
+# writes a listing's row to for this workload (offers and requests posted), and the row's
+# columns in the order `floor_row` gives them.
+FLOOR_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "projector": (
+        "listings",
+        (
+            "listing_id",
+            "kind",
+            "owner_id",
+            "material_code",
+            "body",
+            "status",
+            "posted_at",
+            "updated_at",
+            "last_event_id",
+        ),
+    ),
+    "analytics": (
+        "analytics_listings",
+        ("listing_id", "kind", "owner_id", "code", "region", "lat", "lon", "tonnes", "posted_at"),
+    ),
+}
+# The tables whose rows a floor's run must leave equal to the consumer's (digests compared).
+FLOOR_DIGESTED = {"projector": PROJECTED_TABLES, "analytics": ("analytics_listings",)}
+# What the projector drops from a listing's event to make its `body` (consumers/projector.py).
+_BODY_DROPPED = frozenset({"type", "offer_id", "request_id", "owner_id", "actor_id"})
+# The offset row moved on only from where this batch began: the fence and the advance in one.
+_FLOOR_ADVANCE = (
+    "UPDATE consumer_offsets SET next_offset = $5, updated_at = now()"
+    " WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $4"
+)
+
+
+def floor_row(kind: str, decoded: Decoded) -> tuple[Any, ...]:
+    """The row `kind` writes for one posted listing, built by the consumer's own code (the
+    projector's `step`, analytics' `fact`) and shaped as the statement would store it."""
+    if kind == "projector":
+        from consumers.projector import step
+
+        found = step(decoded)
+        if found is None or found.kind != "listing":
+            raise ValueError(f"the floor knows posted listings only, not {found}")
+        listing_id, listing_kind, owner, code, event, at, event_id = found.row
+        built = msgspec.to_builtins(event)
+        body = {k: v for k, v in built.items() if k not in _BODY_DROPPED}
+        return (
+            listing_id,
+            listing_kind,
+            owner,
+            code,
+            orjson.dumps(body).decode(),
+            "open",
+            at,
+            at,
+            event_id,
+        )
+    if kind == "analytics":
+        from consumers.analytics import fact
+
+        made = fact(decoded)
+        if made is None or made.kind != "listing":
+            raise ValueError(f"the floor knows posted listings only, not {made}")
+        return made.row
+    raise ValueError(f"no floor for {kind}")
+
+
+async def floor_rows(
+    settings: Settings, kind: str, topic: str, start: dict[int, int], end: dict[int, int]
+) -> dict[tuple[int, int], tuple[Any, ...]]:
+    """The rows `kind` writes, by (partition, offset) of the record they come from: read and
+    built once, before any floor's clock starts, so that no decoding or logic is timed."""
+    consumer = make_consumer(settings, None, max_poll_records=2000)
+    await consumer.start()
+    out: dict[tuple[int, int], tuple[Any, ...]] = {}
+    try:
+        parts = [TopicPartition(topic, p) for p in start]
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, start[tp.partition])
+        deadline = time.monotonic() + 300
+        while [tp for tp in parts if await consumer.position(tp) < end[tp.partition]]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"floor rows: {topic} not read to its end in time")
+            batches = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batches.items():
+                for r in records:
+                    if r.offset < end[tp.partition]:
+                        row = floor_row(kind, decode(topic, r.value, r.headers))
+                        out[(tp.partition, r.offset)] = row
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def pg_floor_loop(
+    settings: Settings,
+    kind: str,
+    topic: str,
+    start: dict[int, int],
+    end: dict[int, int],
+    sink: str,
+    *,
+    per_record: float,
+    size: int,
+    rows_at: dict[tuple[int, int], tuple[Any, ...]],
+) -> dict[str, Any]:
+    """ "same-work+pg-floor": the same-work loop plus the least PostgreSQL work `kind`'s
+    exactly-once contract needs, as cheaply as PostgreSQL allows. Per partition batch, one
+    transaction on a connection of the consumers' pool (`create_pool`, no reset) that copies
+    the batch's rows into the consumer's table (`copy_records_to_table`: binary COPY, the rows
+    built before the clock starts) and moves the partition's row of `consumer_offsets` on from
+    where the batch began (one UPDATE: the fence and the advance), then COMMIT; then the same
+    produce (acks=all) and Kafka offset commit as `same_work_loop`. Like the runtime, the next
+    fetch runs while the batch's transaction does. In a scratch database of its own, migrated
+    (same tables and indexes); the rows it leaves are compared with the consumer's by digest.
+    Returns records/s, the CPU seconds of this process (the loop), PostgreSQL and the broker
+    over the timed part, and the digest."""
+    table, names = FLOOR_TABLES[kind]
+    total = sum(end[p] - start[p] for p in start)
+    async with scratch_database(settings, "bench_floor") as scratch:
+        group = f"bench.floor.{kind}.{uuid.uuid4().hex[:6]}"
+        conn = await connect(scratch)
+        try:
+            await start_group_at(conn, group, {(topic, p): o for p, o in start.items()})
+        finally:
+            await conn.close()
+        pool = await create_pool(scratch, reset_sessions=False)
+        consumer = make_consumer(settings, group)
+        producer = make_producer(settings)
+        await consumer.start()
+        await producer.start()
+        payload = b"x" * max(size, 1)
+        stored = dict(start)
+        ahead: asyncio.Task[dict[TopicPartition, list[Any]]] | None = None
+        try:
+            parts = [TopicPartition(topic, p) for p in start]
+            consumer.assign(parts)
+            for tp in parts:
+                consumer.seek(tp, start[tp.partition])
+            for p in range(settings.topic_partitions):  # leaders elected before the clock
+                await producer.send_and_wait(sink, b"warm-up", partition=p)
+            async with pool.acquire() as warm:  # the COPY's column look-up, cached per connection
+                await warm.copy_records_to_table(table, records=[], columns=names)
+
+            def fetch() -> asyncio.Task[dict[TopicPartition, list[Any]]]:
+                return asyncio.create_task(
+                    consumer.getmany(
+                        timeout_ms=settings.consumer_poll_ms,
+                        max_records=settings.consumer_max_batch,
+                    )
+                )
+
+            seen, owed, batches_done = 0, 0.0, 0
+            before = cpu.snapshot()
+            t0 = time.perf_counter()
+            ahead = fetch()
+            while seen < total:
+                batches = await ahead
+                ahead = fetch()
+                offsets: dict[TopicPartition, int] = {}
+                pending = []
+                for tp, records in batches.items():
+                    mine = [r for r in records if r.offset < end[tp.partition]]
+                    if not mine:
+                        continue
+                    rows = [rows_at[(tp.partition, r.offset)] for r in mine]
+                    next_offset = mine[-1].offset + 1
+                    async with pool.acquire() as c, c.transaction():
+                        await c.copy_records_to_table(table, records=rows, columns=names)
+                        moved = await c.execute(
+                            _FLOOR_ADVANCE,
+                            group,
+                            topic,
+                            tp.partition,
+                            stored[tp.partition],
+                            next_offset,
+                        )
+                        if moved != "UPDATE 1":
+                            raise RuntimeError(f"floor fenced off at {tp}: {moved}")
+                    stored[tp.partition] = next_offset
+                    batches_done += 1
+                    seen += len(mine)
+                    offsets[tp] = next_offset
+                    owed += per_record * len(mine)
+                    while owed >= 1:
+                        owed -= 1
+                        pending.append(await producer.send(sink, payload, key=mine[-1].key))
+                if pending:
+                    await asyncio.gather(*pending)
+                if offsets:
+                    await consumer.commit(offsets)
+            elapsed = time.perf_counter() - t0
+            after = cpu.snapshot()
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+            await consumer.stop()
+            await producer.stop()
+            await pool.close()
+        conn = await connect(scratch)
+        try:
+            digest = await read_model_digest(conn, FLOOR_DIGESTED[kind])
+        finally:
+            await conn.close()
+    spent = cpu.between(before, after)
+    return {
+        "records_per_s": total / elapsed,
+        "batches": batches_done,
+        "floor_process_cpu_s": spent.pop("load_generator_cpu_s"),
+        **spent,
+        "read_model": digest,
+    }
+
+
 def kafka_tools(settings: Settings, topic: str, count: int, size: int) -> dict[str, float]:
     """Kafka's own performance tools on a scratch topic: records/s produced and consumed."""
     libs = settings.local_dir / "kafka" / "libs"
@@ -416,6 +635,7 @@ async def one_consumer(
     env_overrides: dict[str, str] | None = None,
     *,
     digest: bool = False,
+    digest_tables: tuple[str, ...] = PROJECTED_TABLES,
     topics: list[str] | None = None,
     prepare: Callable[[Any, str], Awaitable[None]] | None = None,
     profile_to: Path | None = None,
@@ -532,7 +752,7 @@ async def one_consumer(
                 "records_measured": measured_records,
                 "batches": sum(x["batches"] for x in said) if len(said) == len(workers) else None,
                 **cpu.between(before, after),
-                **({"read_model": await read_model_digest(conn)} if digest else {}),
+                **({"read_model": await read_model_digest(conn, digest_tables)} if digest else {}),
             }
         finally:
             await conn.close()
@@ -755,7 +975,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         records = sum(last[p] - first[p] for p in first)
         runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
         same_work: list[float] = []
+        same_work_cpu: list[dict[str, float]] = []
+        floors: list[dict[str, Any]] = []
         peers = args.peer if kind == "projector" else []
+        floor_at: dict[tuple[int, int], tuple[Any, ...]] = {}
+        if kind in FLOOR_TABLES and not args.no_floor:
+            floor_at = await floor_rows(settings, kind, topic, first, last)
         for n in range(args.repeat):  # interleaved, so the machine's swings fall on all alike
             # Each round starts with the next tree, so none always runs first (or right after
             # the same one).
@@ -771,7 +996,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                         topic,
                         tree,
                         overrides,
-                        digest=bool(peers) and label == "current",
+                        digest=bool(peers or floor_at) and label == "current",
+                        digest_tables=FLOOR_DIGESTED.get(kind, PROJECTED_TABLES),
                     )
                     runs.setdefault((label, k), []).append(run)
                     print(
@@ -796,11 +1022,37 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 if label == "current" and r["emitted"] is not None
             ]
             per_record = (statistics.median(emitted) / records) if emitted else 0.0
+            before = cpu.snapshot()
             rate = await same_work_loop(
                 settings, topic, first, last, sink, per_record=per_record, size=size
             )
+            spent = cpu.between(before, cpu.snapshot())
+            spent["loop_process_cpu_s"] = spent.pop("load_generator_cpu_s")
             same_work.append(rate)
-            print(f"{kind:<10} same-work baseline {rate:>10,.0f} records/s", flush=True)
+            same_work_cpu.append(spent)
+            print(
+                f"{kind:<10} same-work baseline {rate:>10,.0f} records/s  cpu {spent}", flush=True
+            )
+            if floor_at:
+                # The same Kafka work plus the least PostgreSQL work of its exactly-once
+                # contract (the rows and the offset row, one transaction a batch).
+                floor = await pg_floor_loop(
+                    settings,
+                    kind,
+                    topic,
+                    first,
+                    last,
+                    sink,
+                    per_record=per_record,
+                    size=size,
+                    rows_at=floor_at,
+                )
+                floors.append(floor)
+                print(
+                    f"{kind:<10} same-work+pg-floor {floor['records_per_s']:>10,.0f} records/s"
+                    f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
+                    flush=True,
+                )
         if args.profile:
             # One more run of the current code under cProfile, apart from the measured ones
             # (the profiler slows the worker down): where its time goes, per record.
@@ -828,8 +1080,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "samples_per_s": rates,
                     "same_work_baseline_per_s": baseline,
                     "same_work_samples_per_s": same_work,
+                    "same_work_cpu": same_work_cpu,
                     "ratio_to_same_work": statistics.median(rates) / baseline,
                     "emitted_per_record": per_record,
+                    **floor_figures(samples, rates, same_work, floors, records),
                     "runs": samples,
                 }
             )
@@ -857,6 +1111,14 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             f"{r['ratio_to_aiokafka_consume']:.3f} of the bare loop)",
             flush=True,
         )
+        if "floor_per_s" in r:
+            print(
+                f"{r['consumer']:<10} x{r['instances']} {r['code']:<8} floor"
+                f" {r['floor_per_s']:,.0f} records/s = {r['floor_over_same_work']:.3f} of the"
+                f" same Kafka work; consumer / floor {r['ratio_to_floor']:.3f}; rows equal:"
+                f" {r['floor_rows_equal']}; CPU us/record {r['cpu_us_per_record']}",
+                flush=True,
+            )
     return {
         "events": len(messages),
         "mean_record_bytes": size,
@@ -882,6 +1144,54 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             for one in rows
             if one["consumer"] == r["consumer"] and one["instances"] == 1 and r["instances"] > 1
         },
+    }
+
+
+def floor_figures(
+    runs: list[dict[str, Any]],
+    rates: list[float],
+    same_work: list[float],
+    floors: list[dict[str, Any]],
+    records: int,
+) -> dict[str, Any]:
+    """A consumer's figures against its floor (`pg_floor_loop`), when it has one: the medians'
+    ratios (consumer / same-work loop is `ratio_to_same_work`), the medians of each round's
+    ratios (the runs of one round were minutes apart at most), CPU microseconds per record of
+    each process (medians over the rounds; the consumer's worker over the records its rate
+    counts), and whether every floor left the consumer's rows."""
+    if not floors:
+        return {}
+    floor_rates = [f["records_per_s"] for f in floors]
+    floor = statistics.median(floor_rates)
+    per = 1e6 / max(records, 1)
+
+    def median_us(samples: list[dict[str, Any]], key: str) -> float:
+        values: list[float] = [s[key] for s in samples]
+        return round(statistics.median(values) * per, 1)
+
+    worker = [sum(r["worker_cpu_measured_s"]) * 1e6 / max(r["records_measured"], 1) for r in runs]
+    digests = [r["read_model"] for r in runs if "read_model" in r]
+    return {
+        "floor_per_s": floor,
+        "floor_samples_per_s": floor_rates,
+        "floor_over_same_work": floor / statistics.median(same_work),
+        "ratio_to_floor": statistics.median(rates) / floor,
+        "rounds_floor_over_same_work": [
+            f / w for f, w in zip(floor_rates, same_work, strict=False)
+        ],
+        "rounds_ratio_to_floor": [r / f for r, f in zip(rates, floor_rates, strict=False)],
+        "cpu_us_per_record": {
+            "consumer_worker": round(statistics.median(worker), 1),
+            "consumer_postgres": median_us(runs, "postgres_cpu_s"),
+            "consumer_broker": median_us(runs, "broker_cpu_s"),
+            "floor_process": median_us(floors, "floor_process_cpu_s"),
+            "floor_postgres": median_us(floors, "postgres_cpu_s"),
+            "floor_broker": median_us(floors, "broker_cpu_s"),
+        },
+        "floor_rows_equal": bool(digests)
+        and all(f["read_model"] == digests[0] for f in floors)
+        and all(d == digests[0] for d in digests),
+        "floor_runs": floors,
     }
 
 
@@ -992,6 +1302,11 @@ def main() -> None:
         " (loadtests/peer_faststream.py), interleaved with the projector's runs",
     )
     parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="leave out the same-work+pg-floor baseline of the projector and analytics",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="after the measured rounds, one more run of each consumer under cProfile (not in"
@@ -1038,9 +1353,22 @@ def main() -> None:
             f"{r['records_per_s']:,.0f}",
             f"{r['ratio_to_aiokafka_consume']:.3f}",
             f"{r['ratio_to_aiokafka_consume_produce']:.3f}",
-            f"{r['ratio_to_same_work']:.3f} of {r['same_work_baseline_per_s']:,.0f}",
+            f"{r['ratio_to_same_work']:.3f} of {r['same_work_baseline_per_s']:,.0f}"
+            + (f"; {r['ratio_to_floor']:.3f} of its floor" if "ratio_to_floor" in r else ""),
         ]
         for r in result["consumers"]
+    ]
+    table += [  # the floors (same-work+pg-floor), once per consumer
+        [
+            f"{r['consumer']} same-work+pg-floor",
+            "",
+            f"{r['floor_per_s']:,.0f}",
+            f"{r['floor_per_s'] / result['baselines']['aiokafka-consume']:.3f}",
+            f"{r['floor_per_s'] / produce_rate:.3f}",
+            f"{r['floor_over_same_work']:.3f} of {r['same_work_baseline_per_s']:,.0f}",
+        ]
+        for r in result["consumers"]
+        if "floor_per_s" in r and r["code"] == "current" and r["instances"] == 1
     ]
     paths = write_report(
         "consumers",
