@@ -57,6 +57,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import orjson
@@ -65,7 +66,7 @@ from aiokafka import TopicPartition
 from loadtests import cpu, pgstats
 from loadtests.consumer_worker import KINDS
 from loadtests.report import bar_chart, commit, machine, statements_table, write_report
-from loadtests.scratch import scratch_database
+from loadtests.scratch import scratch_database, superuser_sql
 from marketplace.db import connect, create_pool
 from marketplace.events import Decoded, decode, to_message
 from marketplace.kafka import (
@@ -454,10 +455,11 @@ async def pg_floor_loop(
     per_record: float,
     size: int,
     rows_at: dict[tuple[int, int], tuple[Any, ...]],
+    sync: bool = True,
 ) -> dict[str, Any]:
-    """ "same-work+pg-floor": the same-work loop plus the least PostgreSQL work `kind`'s
-    exactly-once contract needs, as cheaply as PostgreSQL allows. Per partition batch, one
-    transaction on a connection of the consumers' pool (`create_pool`, no reset) that copies
+    """The "same-work+pg-floor" baseline: the same-work loop plus the least PostgreSQL work
+    `kind`'s exactly-once contract needs, as cheaply as PostgreSQL allows. Per partition batch,
+    one transaction on a connection of the consumers' pool (`create_pool`, no reset) that copies
     the batch's rows into the consumer's table (`copy_records_to_table`: binary COPY, the rows
     built before the clock starts) and moves the partition's row of `consumer_offsets` on from
     where the batch began (one UPDATE: the fence and the advance), then COMMIT; then the same
@@ -465,10 +467,17 @@ async def pg_floor_loop(
     fetch runs while the batch's transaction does. In a scratch database of its own, migrated
     (same tables and indexes); the rows it leaves are compared with the consumer's by digest.
     Returns records/s, the CPU seconds of this process (the loop), PostgreSQL and the broker
-    over the timed part, and the digest."""
+    over the timed part, and the digest. `sync=False`: a diagnostic, not a floor (it drops the
+    durability the contract relies on): the scratch database commits with `synchronous_commit =
+    off` (no wait for the WAL's fsync), which shows what the commits' fsyncs cost."""
     table, names = FLOOR_TABLES[kind]
     total = sum(end[p] - start[p] for p in start)
     async with scratch_database(settings, "bench_floor") as scratch:
+        if not sync:  # the database's default for new sessions: no round trip a transaction
+            name = urlsplit(scratch.dsn).path.lstrip("/")
+            done = superuser_sql("postgres", f"ALTER DATABASE {name} SET synchronous_commit = off")
+            if done.returncode != 0:
+                raise RuntimeError(f"cannot set synchronous_commit: {done.stderr.strip()}")
         group = f"bench.floor.{kind}.{uuid.uuid4().hex[:6]}"
         conn = await connect(scratch)
         try:
@@ -977,6 +986,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         same_work: list[float] = []
         same_work_cpu: list[dict[str, float]] = []
         floors: list[dict[str, Any]] = []
+        nosync: list[dict[str, Any]] = []  # --floor-nosync: the floor without the fsync wait
         peers = args.peer if kind == "projector" else []
         floor_at: dict[tuple[int, int], tuple[Any, ...]] = {}
         if kind in FLOOR_TABLES and not args.no_floor:
@@ -1053,6 +1063,26 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
                     flush=True,
                 )
+            if floor_at and args.floor_nosync:
+                # Diagnostic: the floor without waiting for the WAL's fsync at commit.
+                floor = await pg_floor_loop(
+                    settings,
+                    kind,
+                    topic,
+                    first,
+                    last,
+                    sink,
+                    per_record=per_record,
+                    size=size,
+                    rows_at=floor_at,
+                    sync=False,
+                )
+                nosync.append(floor)
+                print(
+                    f"{kind:<10} floor, no fsync wait {floor['records_per_s']:>10,.0f} records/s"
+                    f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
+                    flush=True,
+                )
         if args.profile:
             # One more run of the current code under cProfile, apart from the measured ones
             # (the profiler slows the worker down): where its time goes, per record.
@@ -1084,6 +1114,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "ratio_to_same_work": statistics.median(rates) / baseline,
                     "emitted_per_record": per_record,
                     **floor_figures(samples, rates, same_work, floors, records),
+                    **nosync_figures(nosync, same_work),
                     "runs": samples,
                 }
             )
@@ -1117,6 +1148,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 f" {r['floor_per_s']:,.0f} records/s = {r['floor_over_same_work']:.3f} of the"
                 f" same Kafka work; consumer / floor {r['ratio_to_floor']:.3f}; rows equal:"
                 f" {r['floor_rows_equal']}; CPU us/record {r['cpu_us_per_record']}",
+                flush=True,
+            )
+        if "floor_nosync_per_s" in r:
+            print(
+                f"{r['consumer']:<10} floor without the fsync wait {r['floor_nosync_per_s']:,.0f}"
+                f" records/s; rounds / same-work loop"
+                f" {[round(x, 3) for x in r['rounds_floor_nosync_over_same_work']]}",
                 flush=True,
             )
     return {
@@ -1192,6 +1230,21 @@ def floor_figures(
         and all(f["read_model"] == digests[0] for f in floors)
         and all(d == digests[0] for d in digests),
         "floor_runs": floors,
+    }
+
+
+def nosync_figures(nosync: list[dict[str, Any]], same_work: list[float]) -> dict[str, Any]:
+    """The diagnostic floor without the fsync wait (`--floor-nosync`), against the same-work
+    loop of its round."""
+    if not nosync:
+        return {}
+    rates = [f["records_per_s"] for f in nosync]
+    return {
+        "floor_nosync_per_s": statistics.median(rates),
+        "rounds_floor_nosync_over_same_work": [
+            r / w for r, w in zip(rates, same_work, strict=False)
+        ],
+        "floor_nosync_runs": nosync,
     }
 
 
@@ -1305,6 +1358,12 @@ def main() -> None:
         "--no-floor",
         action="store_true",
         help="leave out the same-work+pg-floor baseline of the projector and analytics",
+    )
+    parser.add_argument(
+        "--floor-nosync",
+        action="store_true",
+        help="a diagnostic next to each floor: the same floor committing with"
+        " synchronous_commit = off (what the commits' fsyncs cost; not exactly-once's floor)",
     )
     parser.add_argument(
         "--profile",
