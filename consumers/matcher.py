@@ -14,6 +14,7 @@ other record to all the family's keys (answers and timers to its cells), and the
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -51,7 +52,32 @@ from schemas import topics
 GROUP = "matcher"
 TOPIC = topics.LISTINGS
 log = get_logger(__name__)
-_json = msgspec.json.Encoder()
+
+# The book's items as stored (`matcher_items.body`, bytea since migration 0034): msgpack of the
+# core's record, its times as RFC 3339 text (msgpack's own timestamps would turn every offset
+# into UTC, and events made after a reload would show their times otherwise than before it).
+# A row still holding the JSON text that migration 0034 carried over from jsonb starts with
+# "{", which no msgpack map does; it is read as JSON and written as msgpack when it next changes.
+_msgpack = msgspec.msgpack.Encoder()
+_ITEM_TYPES: dict[str, Any] = {"listing": Listing, "proposal": Proposal, "agreement": Standing}
+_from_msgpack = {kind: msgspec.msgpack.Decoder(t) for kind, t in _ITEM_TYPES.items()}
+_from_json = {kind: msgspec.json.Decoder(t) for kind, t in _ITEM_TYPES.items()}
+
+
+def encode_item(item: Listing | Proposal | Standing) -> bytes:
+    """A book item's stored body."""
+    return _msgpack.encode(msgspec.to_builtins(item))
+
+
+def decode_item(kind: str, body: bytes) -> Any:
+    """A stored body back into the core's record of its kind."""
+    if body[:1] == b"{":
+        return _from_json[kind].decode(body)
+    return _from_msgpack[kind].decode(body)
+
+
+def _digest(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=16).digest()
 
 
 # The processor -----------------------------------------------------------------------------------
@@ -86,6 +112,12 @@ class Matcher:
         self.source = source_of(group_id)
         self.plan = plan or ShardPlan()
         self.cells_topic = cells_topic  # where a split family's records go (a copy in tests)
+        # Per partition, what `matcher_items` holds: each stored item's id and a digest of its
+        # body, as read by `load` and kept by `_save` since. An item whose body did not change is
+        # not written again, and one never stored is not deleted. Only for a partition whose
+        # book this instance loaded (or replaced): the runtime loads the book again after any
+        # failed batch, a fence or a new assignment, which starts this record afresh too.
+        self._stored: dict[tuple[str, int], dict[str, bytes]] = {}
 
     async def load(self, conn: Conn, topic: str, partition: int) -> Book:
         book = Book()
@@ -99,21 +131,22 @@ class Matcher:
             or 0
         )
         rows = await conn.fetch(
-            "SELECT kind, body FROM matcher_items WHERE group_id = $1 AND topic = $2"
+            "SELECT item_id, kind, body FROM matcher_items WHERE group_id = $1 AND topic = $2"
             " AND partition = $3",
             *key,
         )
         for row in rows:
             if row["kind"] == "listing":
-                listing = msgspec.json.decode(row["body"], type=Listing)
+                listing = decode_item("listing", row["body"])
                 book.listings[listing.id] = listing
                 book.file(listing, self.config.substitutions)
         for row in rows:
             if row["kind"] == "proposal":
-                book.add_proposal(msgspec.json.decode(row["body"], type=Proposal))
+                book.add_proposal(decode_item("proposal", row["body"]))
             elif row["kind"] == "agreement":
-                standing = msgspec.json.decode(row["body"], type=Standing)
+                standing = decode_item("agreement", row["body"])
                 book.agreements[standing.proposal.match_id] = standing
+        self._stored[(topic, partition)] = {r["item_id"]: _digest(r["body"]) for r in rows}
         pairs = await conn.fetch(
             "SELECT offer_id, request_id FROM matcher_closed_pairs WHERE group_id = $1"
             " AND topic = $2 AND partition = $3",
@@ -180,57 +213,67 @@ class Matcher:
             " AND partition = $3",
             *key,
         )
+        self._stored[(topic, partition)] = {}
         book.dirty.update(book.listings, book.proposals, book.agreements)
         await self._save(Transaction(conn, topic, partition), book, set())
 
     async def _save(self, tx: Transaction, book: Book, closed_before: set[tuple[str, str]]) -> None:
+        """The batch's changes to the book, in one statement: the items that changed (written
+        as a whole), those that closed (deleted), the pairs closed and the book's sequence."""
         key = (self.group_id, tx.topic, tx.partition)
-        upserts: list[tuple[str, str, str]] = []
+        stored = self._stored.get((tx.topic, tx.partition))
+        ids: list[str] = []
+        kinds: list[str] = []
+        bodies: list[bytes] = []
         deletes: list[str] = []
         for item in sorted(book.dirty):
-            if item in book.listings:
-                upserts.append((item, "listing", _json.encode(book.listings[item]).decode()))
-            elif item in book.proposals:
-                upserts.append((item, "proposal", _json.encode(book.proposals[item]).decode()))
-            elif item in book.agreements:
-                upserts.append((item, "agreement", _json.encode(book.agreements[item]).decode()))
+            found: Listing | Proposal | Standing | None
+            if (found := book.listings.get(item)) is not None:
+                kind = "listing"
+            elif (found := book.proposals.get(item)) is not None:
+                kind = "proposal"
+            elif (found := book.agreements.get(item)) is not None:
+                kind = "agreement"
             else:
-                deletes.append(item)
-        if upserts:
-            await tx.conn.execute(
-                "INSERT INTO matcher_items (group_id, topic, partition, item_id, kind, body)"
-                " SELECT $1, $2, $3, u.id, u.kind, u.body::jsonb"
-                " FROM unnest($4::text[], $5::text[], $6::text[]) AS u(id, kind, body)"
-                " ON CONFLICT (group_id, topic, partition, item_id)"
-                " DO UPDATE SET body = EXCLUDED.body, kind = EXCLUDED.kind",
-                *key,
-                [u[0] for u in upserts],
-                [u[1] for u in upserts],
-                [u[2] for u in upserts],
-            )
-        if deletes:
-            await tx.conn.execute(
-                "DELETE FROM matcher_items WHERE group_id = $1 AND topic = $2"
-                " AND partition = $3 AND item_id = ANY($4::text[])",
-                *key,
-                deletes,
-            )
+                if stored is None or stored.pop(item, None) is not None:
+                    deletes.append(item)
+                continue
+            body = encode_item(found)
+            if stored is not None:
+                digest = _digest(body)
+                if stored.get(item) == digest:
+                    continue
+                stored[item] = digest
+            ids.append(item)
+            kinds.append(kind)
+            bodies.append(body)
         new_pairs = sorted(book.closed_pairs - closed_before)
-        if new_pairs:
-            await tx.conn.execute(
-                "INSERT INTO matcher_closed_pairs"
-                " (group_id, topic, partition, offer_id, request_id)"
-                " SELECT $1, $2, $3, o, r FROM unnest($4::text[], $5::text[]) AS u(o, r)"
-                " ON CONFLICT DO NOTHING",
-                *key,
-                [p[0] for p in new_pairs],
-                [p[1] for p in new_pairs],
-            )
         await tx.conn.execute(
-            "INSERT INTO matcher_partitions (group_id, topic, partition, seq)"
-            " VALUES ($1, $2, $3, $4)"
+            "WITH gone AS ("
+            "  DELETE FROM matcher_items WHERE group_id = $1 AND topic = $2"
+            "  AND partition = $3 AND item_id = ANY($4::text[])"
+            "), written AS ("
+            "  INSERT INTO matcher_items (group_id, topic, partition, item_id, kind, body)"
+            "  SELECT $1, $2, $3, u.id, u.kind, u.body"
+            "  FROM unnest($5::text[], $6::text[], $7::bytea[]) AS u(id, kind, body)"
+            "  ON CONFLICT (group_id, topic, partition, item_id)"
+            "  DO UPDATE SET body = EXCLUDED.body, kind = EXCLUDED.kind"
+            "), pairs AS ("
+            "  INSERT INTO matcher_closed_pairs"
+            "  (group_id, topic, partition, offer_id, request_id)"
+            "  SELECT $1, $2, $3, o, r FROM unnest($8::text[], $9::text[]) AS u(o, r)"
+            "  ON CONFLICT DO NOTHING"
+            ")"
+            " INSERT INTO matcher_partitions (group_id, topic, partition, seq)"
+            " VALUES ($1, $2, $3, $10)"
             " ON CONFLICT (group_id, topic, partition) DO UPDATE SET seq = EXCLUDED.seq",
             *key,
+            deletes,
+            ids,
+            kinds,
+            bodies,
+            [p[0] for p in new_pairs],
+            [p[1] for p in new_pairs],
             book.seq,
         )
         book.dirty.clear()

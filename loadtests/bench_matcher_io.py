@@ -2,7 +2,7 @@
 consumer and the pure core alone on the same event stream, interleaved.
 
     python -m loadtests.bench_matcher_io [--events 6000] [--book 10000] [--partitions 6]
-        [--repeat 5] [--seed 7] [--profile]
+        [--repeat 5] [--seed 7] [--profile] [--compare COMMIT]
 
 The stream is the market simulator's mix as `loadtests/bench_matching.py --mix simulator` makes
 it (`loadtests/simmix.py`: the simulator's offers, requests and withdrawals as the API publishes
@@ -33,6 +33,13 @@ Both must emit the same number of events (the check that they decided alike). Th
 the medians, each round's matcher / core ratio and their median, the load average at the start
 and the end, and the top statements of `pg_stat_statements`.
 
+`--compare COMMIT`: each round also runs the matcher of an earlier commit (a git worktree under
+.local/bench-trees/, as `bench_consumers --compare` makes it) on the same topic: its scratch
+database migrated by that commit's migrations and its books written by that commit's own
+`filled_books` and `replace_book` (in a process of its own in that tree), so that each version
+reads the book in its own format. The order of the three sides rotates round by round; the
+report adds each round's now / before ratio and the earlier matcher's rates and CPU.
+
 `--profile`: after the rounds, one more matcher run (not in the medians) under cProfile, with
 `pg_stat_statements` reset once its books are written: where a batch's time goes, in the
 worker's Python (decoding, the command and the core's step, the events' contracts, the book's
@@ -44,9 +51,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
+import os
 import pstats
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -57,7 +67,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from loadtests import cpu, pgstats
-from loadtests.bench_consumers import consumer_settings, one_consumer
+from loadtests.bench_consumers import checkout, consumer_settings, one_consumer
 from loadtests.bench_matching import Core
 from loadtests.one_book import partition_of
 from loadtests.report import bar_chart, commit, machine, statements_table, write_report
@@ -246,6 +256,58 @@ async def ends(settings: Settings, topic: str, partitions: int) -> dict[int, int
     return {tp.partition: offset for tp, offset in found.items()}
 
 
+# Run in a worktree of an earlier commit (--compare): writes that version's books, made by its own
+# `filled_books`, with its own `replace_book`, into the scratch database at argv[1].
+_WRITE_BOOKS = """
+import asyncio, sys
+import asyncpg
+from consumers.matcher import Matcher
+from loadtests.bench_matcher_io import filled_books
+from marketplace.settings import Settings
+from marketplace.translate.matching import market_config
+
+async def main(dsn, group, topic, size, seed, parts):
+    config = market_config(Settings.from_env())
+    conn = await asyncpg.connect(dsn)
+    try:
+        matcher = Matcher(config, group)
+        async with conn.transaction():
+            for p, held in filled_books(size, seed, parts, config).items():
+                await matcher.replace_book(conn, topic, p, held)
+    finally:
+        await conn.close()
+
+dsn, group, topic, size, seed, parts = sys.argv[1:7]
+asyncio.run(main(dsn, group, topic, int(size), int(seed), int(parts)))
+"""
+
+
+async def write_books_from(
+    tree: Path, settings: Settings, conn: Any, group: str, topic: str, args: argparse.Namespace
+) -> None:
+    """The earlier commit's books in the scratch database `conn` is connected to."""
+    name = await conn.fetchval("SELECT current_database()")
+    dsn = (
+        f"postgresql://{settings.db_app_user}:{settings.db_app_password}"
+        f"@127.0.0.1:{settings.pg_port}/{name}"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _WRITE_BOOKS,
+        dsn,
+        group,
+        topic,
+        str(args.book),
+        str(args.seed),
+        str(args.partitions),
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        cwd=tree,
+    )
+    if await proc.wait() != 0:
+        raise RuntimeError(f"writing the books of {tree.name} failed")
+
+
 # Where a matcher batch's Python time goes (cProfile of the worker): a label, the file (its
 # ending) and the function. The coroutines' figures leave out the time they spend suspended
 # (waiting for PostgreSQL or Kafka), which the statements' times show instead.
@@ -347,30 +409,46 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             for p, held in books.items():
                 await matcher.replace_book(conn, topic, p, held)
 
+    tree = checkout(args.compare) if args.compare else None
+    before_settings = (
+        dataclasses.replace(settings, migrations_dir=tree / "infra" / "migrations")
+        if tree is not None
+        else settings
+    )
+
+    async def prepare_before(conn: Any, group: str) -> None:
+        assert tree is not None
+        await write_books_from(tree, settings, conn, group, topic, args)
+
     cores: list[dict[str, Any]] = []
     matchers: list[dict[str, Any]] = []
+    befores: list[dict[str, Any]] = []
+    sides = ["core", "matcher", *(["before"] if tree is not None else [])]
     for r in range(args.repeat):
-        order = ("core", "matcher") if r % 2 == 0 else ("matcher", "core")
+        order = sides[r % len(sides) :] + sides[: r % len(sides)]
+        if tree is None and r % 2 == 1:
+            order = ["matcher", "core"]
         for which in order:
             if which == "core":
                 run = core_round(stream, decoded, args.seed, args.book, args.partitions, config)
                 cores.append(run)
             else:
                 run = await one_consumer(
-                    settings,
+                    settings if which == "matcher" else before_settings,
                     "matcher",
                     1,
                     start,
                     end,
                     topic,
+                    None if which == "matcher" else tree,
                     topics=[topic],
-                    prepare=prepare,
+                    prepare=prepare if which == "matcher" else prepare_before,
                 )
                 run["load_1m_after"] = machine()["load_1m"]
                 run["us_worker_cpu_per_record"] = (
                     run["worker_cpu_measured_s"][0] / max(run["records_measured"], 1) * 1e6
                 )
-                matchers.append(run)
+                (matchers if which == "matcher" else befores).append(run)
             print(
                 f"round {r + 1} {which:<8} {run['records_per_s']:>9,.0f} records/s"
                 f"  emitted {run['emitted']}"
@@ -384,9 +462,36 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
     ratios = [m["records_per_s"] / c["records_per_s"] for m, c in zip(matchers, cores, strict=True)]
+    compared: dict[str, Any] | None = None
+    if befores:
+        now_over_before = [
+            m["records_per_s"] / b["records_per_s"] for m, b in zip(matchers, befores, strict=True)
+        ]
+        before_over_core = [
+            b["records_per_s"] / c["records_per_s"] for b, c in zip(befores, cores, strict=True)
+        ]
+        compared = {
+            "commit": args.compare,
+            "records_per_s": statistics.median(b["records_per_s"] for b in befores),
+            "runs": befores,
+            "now_over_before_per_round": now_over_before,
+            "now_over_before_median_of_rounds": statistics.median(now_over_before),
+            "before_over_core_per_round": before_over_core,
+            "before_over_core_median_of_rounds": statistics.median(before_over_core),
+            "us_worker_cpu_per_record": statistics.median(
+                b["us_worker_cpu_per_record"] for b in befores
+            ),
+        }
+        print(
+            f"now / before ({args.compare}): median of the rounds"
+            f" {compared['now_over_before_median_of_rounds']:.3f}"
+            f" ({', '.join(f'{x:.3f}' for x in now_over_before)}); before / core"
+            f" {compared['before_over_core_median_of_rounds']:.3f}",
+            flush=True,
+        )
     core_rate = statistics.median(c["records_per_s"] for c in cores)
     matcher_rate = statistics.median(m["records_per_s"] for m in matchers)
-    same = all(run["emitted"] == stream.events_decided for run in (*cores, *matchers))
+    same = all(run["emitted"] == stream.events_decided for run in (*cores, *matchers, *befores))
     print(
         f"matcher / core: {matcher_rate / core_rate:.3f} (medians {matcher_rate:,.0f} /"
         f" {core_rate:,.0f} records/s; per round {', '.join(f'{x:.3f}' for x in ratios)});"
@@ -465,6 +570,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "matcher_over_core_per_round": ratios,
         "matcher_over_core_median_of_rounds": statistics.median(ratios),
         "same_events_emitted": same,
+        "compared": compared,
         # CPU per record, each process's own: the core's in this process, the matcher worker's
         # over the records its rate counts (without its start and first batch; PostgreSQL's and
         # the broker's CPU are in each run).
@@ -484,6 +590,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--profile", action="store_true", help="one more matcher run under cProfile, per batch"
+    )
+    parser.add_argument(
+        "--compare", metavar="COMMIT", help="also run this commit's matcher in every round"
     )
     args = parser.parse_args()
     if not (
@@ -513,6 +622,20 @@ def main() -> None:
             ),
         ],
     ]
+    if result["compared"] is not None:
+        before = result["compared"]
+        rows.append(
+            [
+                f"matcher at {before['commit']} (Kafka + PostgreSQL)",
+                f"{before['records_per_s']:,.0f}",
+                ", ".join(f"{r['records_per_s']:,.0f}" for r in before["runs"]),
+                ", ".join(
+                    f"worker {r['worker_cpu_s'][0]}, postgres {r['postgres_cpu_s']},"
+                    f" broker {r['broker_cpu_s']}"
+                    for r in before["runs"]
+                ),
+            ]
+        )
     paths = write_report(
         "matcher-io",
         title="The matcher consumer against the pure core on the same stream",
@@ -524,7 +647,15 @@ def main() -> None:
             f" {result['machine_at_start']['load_1m']:.2f} at the start,"
             f" {result['machine_at_end']['load_1m']:.2f} at the end), commit {result['commit']};"
             f" matcher / core {result['matcher_over_core']:.3f} (median of the rounds' ratios"
-            f" {result['matcher_over_core_median_of_rounds']:.3f}); same number of events"
+            f" {result['matcher_over_core_median_of_rounds']:.3f})"
+            + (
+                f"; now / before ({result['compared']['commit']}), median of the rounds"
+                f" {result['compared']['now_over_before_median_of_rounds']:.3f}, before / core"
+                f" {result['compared']['before_over_core_median_of_rounds']:.3f}"
+                if result["compared"] is not None
+                else ""
+            )
+            + "; same number of events"
             f" emitted in every run: {result['same_events_emitted']};"
             f" {result['pg_stat_statements']['note']}."
         ),
