@@ -4,7 +4,7 @@ baselines measured in the same run on the same broker.
     python -m loadtests.bench_consumers [--events 20000] [--instances 1,2] [--repeat 1]
         [--consumers matcher,projector,auditor,analytics,auctioneer,notifier]
         [--peer message,batch,default] [--compare COMMIT] [--variant LABEL:MARKETPLACE_X=V]
-        [--profile]
+        [--profile] [--no-floor] [--floor-nosync]
 
 The workloads, each put onto its topic directly:
 - `market.listings` (matcher, projector, auditor, analytics): `--events` offers and requests from
@@ -26,6 +26,25 @@ baselines, on the listings and the same broker:
 - `aiokafka-consume`: a bare aiokafka loop that reads the records and does nothing;
 - `aiokafka-consume-produce`: a bare loop that reads them and produces each to a scratch topic.
 The report states each consumer's rate as a ratio to the bare consume loop and to Kafka's tool.
+In each round, next to each consumer (issue #18, target 1):
+- `same-work`: aiokafka doing the consumer's Kafka work without its logic and database (its batch
+  size and settings, what it emitted per record produced with acks=all, offsets committed to Kafka
+  batch by batch), `same_work_loop`;
+- `same-work+pg-floor`, for the consumers that write to PostgreSQL (the projector and analytics,
+  `FLOOR_TABLES`): that loop plus the least PostgreSQL work their exactly-once contract needs,
+  done as cheaply as PostgreSQL allows, `pg_floor_loop`: per partition batch one transaction on a
+  connection of the consumers' pool that COPYs (binary) the rows the consumer writes for those
+  records into the same table of a migrated scratch database (same indexes) and moves the offset
+  row on from where the batch began (the fence and the advance in one UPDATE), then COMMIT. The
+  rows are built before the clock starts by the consumer's own code (`floor_row`: the projector's
+  `step`, analytics' `fact`), so no decoding or logic is timed; after each run the table's rows
+  are compared with the consumer's by digest (`floor_rows_equal`). It knows the listings
+  workload only (posted offers and requests: one row each). The report gives, per consumer,
+  consumer / same-work, floor / same-work and consumer / floor (of the medians and per round), and
+  CPU microseconds per record of the worker (or the loop's process), PostgreSQL and the broker.
+  `--floor-nosync` adds a diagnostic, not a floor: the same floor committing with
+  `synchronous_commit = off` (what waiting for the WAL's fsync costs). `--no-floor` leaves the
+  floors out.
 `--peer`: the projector's job as a plain FastStream subscriber (loadtests/peer_faststream.py),
 at-least-once, in the same rounds as the projector on the same records; the report gives
 ours / peer and whether every run of either left the same rows in the read model (issue #18,
