@@ -188,7 +188,10 @@ async def _parts(
             raise Problem(422, "a nested multipart body is not accepted", field="body")
         kept = bytearray()
         size = 0
-        limit = MAX_FILE_BYTES + 1 if part.filename is not None else _FIELD_BYTES
+        # A part named `attachment` is a file even without a filename (the document's array of
+        # binary strings): its content is judged as a file's, never ignored as another field.
+        is_file = part.filename is not None or part.name == "attachment"
+        limit = MAX_FILE_BYTES + 1 if is_file else _FIELD_BYTES
         while chunk := await part.read_chunk(65536):
             size += len(chunk)
             total += len(chunk)
@@ -196,7 +199,7 @@ async def _parts(
                 raise too_large
             if len(kept) < limit:
                 kept.extend(chunk[: limit - len(kept)])
-        if part.filename is not None:
+        if is_file:
             if part.name == "attachment" and (size or part.filename):
                 files.append(Upload(part.filename or "attachment", bytes(kept), size))
             continue
@@ -213,8 +216,12 @@ async def _parts(
 _FIELD_BYTES = 4 * MAX_TEXT + 1024
 
 
+# The API document's example of a message (the fuzzer posts it to a room it was given).
+TEXT_EXAMPLE = "Can you load on Tuesday at 8:00?"
+
+
 class MessageIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] = ""
+    text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT, examples=[TEXT_EXAMPLE])] = ""
 
 
 async def checked(

@@ -28,7 +28,7 @@ from producers.api.bodies import (
     ReserveIn,
     WithdrawIn,
 )
-from producers.api.deals import MAX_FILES, MAX_TEXT, MEDIA_TYPES, MessageIn
+from producers.api.deals import MAX_FILES, MAX_TEXT, MEDIA_TYPES, TEXT_EXAMPLE, MessageIn
 from producers.api.documents import TransportIn
 from producers.api.facilitators import ConsentIn, NudgeIn, RevokeIn
 from producers.api.feedback import DeliveredIn, FeedbackIn
@@ -710,7 +710,7 @@ ROUTES: tuple[Route, ...] = (
             "type": "object",
             "description": "other fields are ignored",
             "properties": {
-                "text": {"type": "string", "maxLength": MAX_TEXT},
+                "text": {"type": "string", "maxLength": MAX_TEXT, "examples": [TEXT_EXAMPLE]},
                 "attachment": {
                     "type": "array",
                     "maxItems": MAX_FILES,

@@ -243,6 +243,8 @@ class Outcome:
     errors: list[str] = dataclasses.field(default_factory=list)
     # The deal-room routes' answers by status.
     deal_statuses: dict[int, int] = dataclasses.field(default_factory=dict)
+    # The deal-room routes' answers by route, phase and status (what the report shows).
+    deal_answers: Counter[tuple[str, str, str, int]] = dataclasses.field(default_factory=Counter)
     # The people routes' answers (its own person's id given as an example) by status.
     people_statuses: dict[int, int] = dataclasses.field(default_factory=dict)
 
@@ -287,6 +289,7 @@ def fuzz(
                 answer = event.recorder.find_response(case_id=case_id)
                 if answer is not None and route in DEAL_ROUTES:
                     deal_cases[answer.status_code] += 1
+                    outcome.deal_answers[(*route, event.phase.name, answer.status_code)] += 1
                 if answer is not None and route in PEOPLE_ROUTES:
                     people_cases[answer.status_code] += 1
             for case_id, checks in event.recorder.checks.items():
@@ -386,6 +389,11 @@ async def test_every_role_against_the_document(settings: Settings) -> None:
             f" people's preferences by status {o.people_statuses}"
         )
         report += [f"  {n} x {k}: {o.examples[k]}" for k, n in sorted(o.failures.items())]
+        report += [
+            f"  deal room {method.upper()} {path} in {phase}: {status} x {n}"
+            for (method, path, phase, status), n in sorted(o.deal_answers.items())
+            if method == "post" and o.role in ("sme", "logistics")
+        ]
         report += [f"  error: {e}" for e in o.errors]
     waits = sorted(read_models.waits)
     if waits:

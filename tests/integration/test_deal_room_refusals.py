@@ -63,6 +63,14 @@ async def test_refusals_of_the_deal_room_are_the_documented_ones(settings: Setti
         form.add_field("attachment", b"GIF89a...", filename="x.png", content_type="image/png")
         r = await client.post(url, data=form, headers=seller.auth)
         assert await problem(r, 422) == "attachment-refused"
+        # A part named `attachment` without a filename is a file all the same (not a field to
+        # ignore): a plain value there is judged by its content and refused, naming it.
+        form = aiohttp.FormData(default_to_multipart=True)
+        form.add_field("text", "see the photo")
+        form.add_field("attachment", "0")
+        r = await client.post(url, data=form, headers=seller.auth)
+        assert await problem(r, 422) == "attachment-refused"
+        assert (await r.json())["errors"][0]["field"] == "attachments[0]"
         # Over the schema's maxLength: the schema's own refusal.
         r = await client.post(url, json={"text": "x" * 4001}, headers=seller.auth)
         assert await problem(r, 422) == "validation"
