@@ -38,7 +38,8 @@ and the end, and the top statements of `pg_stat_statements`.
 database migrated by that commit's migrations and its books written by that commit's own
 `filled_books` and `replace_book` (in a process of its own in that tree), so that each version
 reads the book in its own format. The order of the three sides rotates round by round; the
-report adds each round's now / before ratio and the earlier matcher's rates and CPU.
+report adds each round's now / before ratio and the earlier matcher's rates and CPU; with
+`--profile`, the earlier matcher is profiled too.
 
 `--profile`: after the rounds, one more matcher run (not in the medians) under cProfile, with
 `pg_stat_statements` reset once its books are written: where a batch's time goes, in the
@@ -325,6 +326,7 @@ PHASES = (
     ),
     ("the timers' statement (schedule_many)", "marketplace/timers.py", "schedule_many"),
     ("the book saved (_save: JSON, statements)", "consumers/matcher.py", "_save"),
+    ("  of which encoding the items (encode_item)", "consumers/matcher.py", "encode_item"),
     (
         "outbox and offset (insert_and_advance)",
         "marketplace/runtime/outbox.py",
@@ -370,6 +372,61 @@ def phases(path: Path, batches: int, records: int) -> dict[str, Any]:
             for label, sec in out.items()
         },
     }
+
+
+async def profiled(
+    settings: Settings,
+    start: dict[int, int],
+    end: dict[int, int],
+    topic: str,
+    prepare: Any,
+    tree: Path | None,
+    records: int,
+    label: str,
+) -> dict[str, Any]:
+    """One more matcher run (of `tree`, or this code) under cProfile, with PostgreSQL's
+    statements of that run alone (reset once its books are written): phases and statements per
+    batch."""
+
+    async def prepare_and_reset(conn: Any, group: str) -> None:
+        await prepare(conn, group)
+        pgstats.reset()  # the profiled run's statements only (not the books' writing)
+
+    where = Path(tempfile.mkdtemp(prefix="matcher-io-")) / "matcher.prof"
+    run = await one_consumer(
+        settings,
+        "matcher",
+        1,
+        start,
+        end,
+        topic,
+        tree,
+        topics=[topic],
+        prepare=prepare_and_reset,
+        profile_to=where,
+    )
+    profile = phases(Path(f"{where}.0"), run["batches"] or 0, records)
+    statements = pgstats.top(25)
+    profile["run"] = run
+    profile["pg_stat_statements"] = statements
+    batches = max(run["batches"] or 0, 1)
+    profile["statements_ms_per_batch"] = [
+        {"ms_per_batch": round(st["total_ms"] / batches, 3), **st}
+        for st in statements.get("statements", [])
+    ]
+    print(
+        f"profile of the {label} ({batches} batches, under cProfile:"
+        f" {run['records_per_s']:,.0f} records/s):",
+        flush=True,
+    )
+    for name, v in profile["phases"].items():
+        print(
+            f"  {name:<46} {v['ms_per_batch']:>9.2f} ms/batch {v['us_per_record']:>8.1f} us/record",
+            flush=True,
+        )
+    for st in profile["statements_ms_per_batch"][:8]:
+        print(f"  PostgreSQL {st['ms_per_batch']:>8.2f} ms/batch  {st['query'][:90]}", flush=True)
+    return profile
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -500,46 +557,21 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     top = pgstats.top()
     profile: dict[str, Any] | None = None
+    profile_before: dict[str, Any] | None = None
     if args.profile:
-
-        async def prepare_and_reset(conn: Any, group: str) -> None:
-            await prepare(conn, group)
-            pgstats.reset()  # the profiled run's statements only (not the books' writing)
-
-        where = Path(tempfile.mkdtemp(prefix="matcher-io-")) / "matcher.prof"
-        run = await one_consumer(
-            settings,
-            "matcher",
-            1,
-            start,
-            end,
-            topic,
-            topics=[topic],
-            prepare=prepare_and_reset,
-            profile_to=where,
+        profile = await profiled(
+            settings, start, end, topic, prepare, None, len(stream.messages), "matcher"
         )
-        profile = phases(Path(f"{where}.0"), run["batches"] or 0, len(stream.messages))
-        statements = pgstats.top(25)
-        profile["run"] = run
-        profile["pg_stat_statements"] = statements
-        batches = max(run["batches"] or 0, 1)
-        profile["statements_ms_per_batch"] = [
-            {"ms_per_batch": round(st["total_ms"] / batches, 3), **st}
-            for st in statements.get("statements", [])
-        ]
-        print(
-            f"profile ({batches} batches, under cProfile: {run['records_per_s']:,.0f} records/s):",
-            flush=True,
-        )
-        for label, v in profile["phases"].items():
-            print(
-                f"  {label:<46} {v['ms_per_batch']:>9.2f} ms/batch {v['us_per_record']:>8.1f}"
-                " us/record",
-                flush=True,
-            )
-        for st in profile["statements_ms_per_batch"][:8]:
-            print(
-                f"  PostgreSQL {st['ms_per_batch']:>8.2f} ms/batch  {st['query'][:90]}", flush=True
+        if tree is not None:
+            profile_before = await profiled(
+                before_settings,
+                start,
+                end,
+                topic,
+                prepare_before,
+                tree,
+                len(stream.messages),
+                f"matcher at {args.compare}",
             )
     core_us = statistics.median(c["us_cpu_per_record"] for c in cores)
     worker_us = statistics.median(m["us_worker_cpu_per_record"] for m in matchers)
@@ -578,6 +610,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "us_cpu_per_record_matcher_worker": worker_us,
         "pg_stat_statements": top,
         "profile": profile,
+        "profile_before": profile_before,
     }
 
 
