@@ -169,22 +169,13 @@ class Book:
         return sorted({listing.code, *listing.accepts, *substitutions.get(listing.code, ())})
 
     def file(self, listing: Listing, substitutions: Mapping[str, tuple[str, ...]]) -> None:
-        """Files the listing in its index with the marks the matcher bounds a cell's scores by
-        (`matching._cell_bound`): an offer's asking price negated (the cell's lowest) and its
-        quantity (per period for a recurring one); a request's most it pays and its weights of
-        price and CO2e as the score has them (the weight of price negated too, for its lowest, and
-        the smaller weight negated: the cell's largest is at most 0 when no weight is negative)."""
         p = listing.place
-        t = listing.terms
         if listing.kind == "offer":
-            self.offers.add(listing.code, p.lat, p.lon, listing.id, (-t.price, t.quantity))
+            self.offers.add(listing.code, p.lat, p.lon, listing.id)
             return
-        reach = t.max_distance_km or 0.0
-        weights = t.weight_price + t.weight_co2e
-        wp, wc = (t.weight_price / weights, t.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
-        marks = (t.price, wp, wc, -wp, -(wp if wp < wc else wc))
+        reach = listing.terms.max_distance_km or 0.0
         for code in self.request_codes(listing, substitutions):
-            self.requests.add(code, p.lat, p.lon, listing.id, marks)
+            self.requests.add(code, p.lat, p.lon, listing.id)
             self.reach_km[code] = max(self.reach_km.get(code, 0.0), reach)
 
     def unfile(self, listing: Listing, substitutions: Mapping[str, tuple[str, ...]]) -> None:

@@ -168,49 +168,6 @@ class _Node:
                 kid._split(depth + 1)
 
 
-class _Frame:
-    """The smallest box of latitudes and longitudes that ever held a cell's ids since the cell
-    last filled (it only grows: an id removed leaves it as it was, still a box around the ids
-    left), shaped as a quadtree node for `_Probe.lower` and `_Probe.inside`."""
-
-    __slots__ = ("cmin", "lat0", "lat1", "lon0", "lon1")
-
-    def __init__(self, lat: float, lon: float) -> None:
-        self.lat0 = self.lat1 = lat
-        self.lon0 = self.lon1 = lon
-        self.cmin = max(0.0, cos(lat * _DEG))
-
-    def grow(self, lat: float, lon: float) -> None:
-        if lat < self.lat0 or lat > self.lat1:
-            self.lat0, self.lat1 = min(self.lat0, lat), max(self.lat1, lat)
-            self.cmin = max(0.0, min(cos(self.lat0 * _DEG), cos(self.lat1 * _DEG)))
-        if lon < self.lon0:
-            self.lon0 = lon
-        elif lon > self.lon1:
-            self.lon1 = lon
-
-
-class Deferred:
-    """A cell a search found wholly within its radius and did not measure: every id in it is in
-    the answer. `lower` is at most the distance from the point to any of them (km), `marks` the
-    cell's marks (`GridIndex.add`); `measure` gives each id's distance as the search would have
-    (the same arithmetic to the last bit)."""
-
-    __slots__ = ("bucket", "lower", "marks", "probe")
-
-    def __init__(
-        self, lower: float, bucket: dict[str, Spot], marks: list[float] | None, probe: _Probe
-    ) -> None:
-        self.lower, self.bucket, self.marks, self.probe = lower, bucket, marks, probe
-
-    def measure(self) -> list[tuple[float, str]]:
-        return self.probe.within(self.bucket, [])
-
-
-# An answer of a search that defers the cells wholly within its radius (`nearest_deferred`).
-Deferring = tuple[int, list[tuple[Cell, int]], list[tuple[float, str]], list[Deferred]]
-
-
 class _Probe:
     """Distance bounds from one point to quadtree nodes."""
 
@@ -222,7 +179,7 @@ class _Probe:
         self.p1 = radians(lat)
         self.c1 = cos(self.p1)
 
-    def lower(self, n: _Node | _Frame) -> float:
+    def lower(self, n: _Node) -> float:
         """At most the distance to anything in the node: the latitude and longitude gaps taken
         separately, the longitude gap at the node's widest parallel (haversine terms are
         monotone in both while the gaps stay under 90 degrees)."""
@@ -236,7 +193,7 @@ class _Probe:
         h = sin(dphi * _DEG / 2) ** 2 + self.coslat * n.cmin * sin(dlam * _DEG / 2) ** 2
         return 2 * EARTH_RADIUS_KM * asin(min(1.0, sqrt(h))) - MARGIN_KM
 
-    def inside(self, n: _Node | _Frame) -> bool:
+    def inside(self, n: _Node) -> bool:
         """Whether everything in the node is surely within the radius: the farthest corner is.
         Near the point the haversine is convex along a meridian and grows with the longitude
         gap, so the farthest point of a node is a corner."""
@@ -320,40 +277,16 @@ class GridIndex:
         # the same questions again and again (each answer to a proposal reallocates both
         # listings, which searched when they last allocated).
         self._answers: dict[Question, Answer] = {}
-        self._deferring: dict[Question, Deferring] = {}
-        # key -> cell -> the box its ids lie in, and the largest of each of the marks given
-        # with the ids added since the cell last filled (`add`): both only ever grow while the
-        # cell holds ids, so they hold for the ids it holds now.
-        self._frames: dict[str, dict[Cell, _Frame]] = {}
-        self._marks: dict[str, dict[Cell, list[float]]] = {}
 
-    def add(
-        self, key: str, lat: float, lon: float, item: str, marks: tuple[float, ...] = ()
-    ) -> None:
-        """Files `item` at a point under `key`. `marks` are numbers the caller wants the largest
-        of per cell (`Deferred.marks`), e.g. a price negated for its lowest; give the same number
-        of them for every id of a key."""
+    def add(self, key: str, lat: float, lon: float, item: str) -> None:
         cell = cell_of(lat, lon)
         stamps = self._stamps.setdefault(key, {})
         stamps[cell] = stamps.get(cell, 0) + 1
         cells = self._cells[key]
         bucket = cells.get(cell)
-        frames = self._frames.setdefault(key, {})
         if bucket is None:
             bucket = cells[cell] = {}
             self._shape[key] = self._shape.get(key, 0) + 1
-            frames[cell] = _Frame(lat, lon)
-        else:
-            frames[cell].grow(lat, lon)
-        if marks:
-            by_cell = self._marks.setdefault(key, {})
-            held = by_cell.get(cell)
-            if held is None:
-                by_cell[cell] = list(marks)
-            else:
-                for n, m in enumerate(marks):
-                    if m > held[n]:
-                        held[n] = m
         old = bucket.get(item)
         bucket[item] = _spot(lat, lon)
         trees = self._trees.get(key)
@@ -389,16 +322,10 @@ class GridIndex:
             if not bucket:
                 del cells[cell]
                 del stamps[cell]
-                del self._frames[key][cell]
-                by_cell = self._marks.get(key)
-                if by_cell is not None:
-                    by_cell.pop(cell, None)
                 self._shape[key] = self._shape.get(key, 0) + 1
         if not cells:
             del self._cells[key]
             del self._stamps[key]
-            del self._frames[key]
-            self._marks.pop(key, None)
 
     def nearest(self, key: str, lat: float, lon: float, radius_km: float, limit: int) -> list[str]:
         """At most `limit` ids within radius_km, nearest first (ties by id): cells are visited
@@ -440,39 +367,21 @@ class GridIndex:
         radius_km: float,
         limit: int,
         measured: list[Cell],
-        deferred: list[Deferred] | None = None,
     ) -> list[tuple[float, str]]:
-        """The search itself; appends to `measured` the occupied cells its answer depends on.
-        With `deferred`, a cell wholly within the radius is not measured but appended there
-        (all its ids are in the answer) as long as the search finds no more than `limit` ids;
-        when it finds more, the deferred cells are measured after all and `deferred` is left
-        empty. Either way the ids are those the search without `deferred` gives."""
+        """The search itself; appends to `measured` the occupied cells it looked into."""
         cells = self._cells.get(key)
         if not cells:
             return []
         trees = self._trees.get(key, {})
-        frames = self._frames[key]
-        by_cell = self._marks.get(key, {})
         box = box_around(lat, lon, radius_km)
         ci, cj = cell_of(lat, lon)
         found: list[tuple[float, str]] = []
         dense: list[_Node] = []
         probe = _Probe(lat, lon, radius_km)
         counted = 0
-        waiting: list[tuple[float, Cell, dict[str, Spot]]] = []
 
         def take(cell: Cell, bucket: dict[str, Spot]) -> int:
             measured.append(cell)
-            frame = frames[cell]
-            lower = probe.lower(frame)
-            if lower > radius_km:
-                return 0  # every id of the cell is beyond the radius
-            if deferred is not None and len(bucket) > 1 and probe.inside(frame):
-                waiting.append((lower, cell, bucket))
-                return len(bucket)
-            return measure(cell, bucket)
-
-        def measure(cell: Cell, bucket: dict[str, Spot]) -> int:
             tree = trees.get(cell)
             if tree is not None:
                 n = probe.count(tree)
@@ -504,42 +413,10 @@ class GridIndex:
                         counted += take(cell, bucket)
                 if counted >= limit:
                     break
-        if deferred is not None and waiting:
-            if counted <= limit:
-                deferred.extend(Deferred(lo, b, by_cell.get(c), probe) for lo, c, b in waiting)
-            else:
-                for _, cell, bucket in waiting:
-                    measure(cell, bucket)
         if dense:
             _nearest_in(dense, probe, limit, found)
         found.sort()
         return found[:limit]
-
-    def nearest_deferred(
-        self, key: str, lat: float, lon: float, radius_km: float, limit: int
-    ) -> tuple[list[tuple[float, str]], list[Deferred]]:
-        """The ids `nearest_with_distance` gives, in two parts: those measured, with their
-        distances, nearest first, and the cells left unmeasured because every id in them is in
-        the answer (`Deferred`: a lower bound of their distance and the cell's marks, for a
-        caller that can tell from those that it needs none of them). Remembered as
-        `nearest_with_distance` remembers its answers."""
-        question = (key, lat, lon, radius_km, limit)
-        answers = self._deferring
-        known = answers.get(question)
-        shape = self._shape.get(key, 0)
-        if known is not None and known[0] == shape:
-            stamps = self._stamps.get(key)
-            if stamps is not None and all(stamps.get(c) == n for c, n in known[1]):
-                return list(known[2]), list(known[3])
-        measured: list[Cell] = []
-        deferred: list[Deferred] = []
-        answer = self._search(key, lat, lon, radius_km, limit, measured, deferred)
-        stamps = self._stamps.get(key)
-        if stamps is not None:
-            if len(answers) >= ANSWERS_KEPT:
-                del answers[next(iter(answers))]  # the oldest question
-            answers[question] = (shape, [(c, stamps[c]) for c in measured], answer, deferred)
-        return list(answer), list(deferred)
 
     def _rings_of(
         self, key: str, cells: dict[Cell, dict[str, Spot]], box: Box, ci: int, cj: int

@@ -16,7 +16,7 @@ changed in place and returned; the caller (the matcher) persists what `book.dirt
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -27,7 +27,6 @@ from marketplace.core.book import EPS, Book, Flow, Kind, Listing, Proposal, Stan
 from marketplace.core.economics import Estimate, MaterialFactor, TransportModel, estimate
 from marketplace.core.eligibility import in_tonnes, permitted, priced
 from marketplace.core.geo import Place
-from marketplace.core.grid import Deferred
 from marketplace.core.ids import derived_id
 from marketplace.core.specification import NOTHING_STATED, Check, Stated, check, meets
 
@@ -514,44 +513,28 @@ def _allocate(
     scored with the listing's reservations as they were."""
     if listing.available <= EPS or listing.terms.unit != "t":
         return
-    found = _found(book, listing, config)
-    if found is None:
+    bounds = _bounds(book, listing, config)
+    if not bounds:
         return
-    pairs, cells, expand = found
-    if not pairs and not cells:
-        return
-    heapq.heapify(pairs)
-    heapq.heapify(cells)
+    bounds.sort()
     ranked: list[Ranked] = []  # a heap of the pairs scored exactly and not yet proposed
     closed, driver_is_offer = book.closed_pairs, listing.kind == "offer"
+    n, b = len(bounds), 0
     reserved, period_used = listing.reserved, dict(listing.period_used)
     proposed = False
     # The n-th proposal a command makes is derived as its n-th (ids only for proposals made).
     index = sum(1 for e in out if isinstance(e, Proposed)) - 1
     while listing.available > EPS:
-        if (pairs and (not ranked or pairs[0][0] < ranked[0][0])) or (
-            cells and (not ranked or cells[0][0] < ranked[0][0])
-        ):
+        if b < n and (not ranked or bounds[b][0] < ranked[0][0]):
             if proposed:  # the listing as it was when the allocation began, for the scores
                 now = listing.reserved, listing.period_used
                 listing.reserved, listing.period_used = reserved, period_used
             try:
-                # The highest bound next, a cell's or a pair's, while it could outrank the best
-                # pair scored: a cell is measured and its pairs bounded, a pair scored.
-                while True:
-                    if cells and (not pairs or cells[0][0] < pairs[0][0]):
-                        if ranked and not cells[0][0] < ranked[0][0]:
-                            break
-                        for bound in expand(heapq.heappop(cells)[2]):
-                            heapq.heappush(pairs, bound)
-                    elif pairs:
-                        if ranked and not pairs[0][0] < ranked[0][0]:
-                            break
-                        entry = _exact(heapq.heappop(pairs), closed, config, driver_is_offer)
-                        if entry is not None:
-                            heapq.heappush(ranked, entry)
-                    else:
-                        break
+                while b < n and (not ranked or bounds[b][0] < ranked[0][0]):
+                    entry = _exact(bounds[b], closed, config, driver_is_offer)
+                    b += 1
+                    if entry is not None:
+                        heapq.heappush(ranked, entry)
             finally:
                 if proposed:
                     listing.reserved, listing.period_used = now
@@ -647,165 +630,26 @@ def _bounds(book: Book, listing: Listing, config: MarketConfig) -> list[Bound]:
     takes the price headroom and the quantity fit as the score does, the CO2e share without the
     quantity (the same ratio, rounding aside) and adds BOUND_MARGIN. The index gives each
     counterpart's distance along with it (the same great-circle formula, symmetric to the last
-    bit), so that scoring a pair does not compute it again. (`_allocate` takes the same pairs
-    from `_found`, measuring and bounding a cell's pairs only when the cell's bound could rank.)"""
-    found = _found(book, listing, config)
-    if found is None:
-        return []
-    pairs, cells, expand = found
-    for cell in cells:
-        pairs.extend(expand(cell[2]))
-    return pairs
-
-
-# A cell of counterparts the index did not measure, every one of them in the answer, with an
-# upper bound of the score of any pair the listing could form with them: (-bound, its place
-# among the cells, the cell and the code it was found under).
-CellBound = tuple[float, int, tuple[Deferred, str]]
-Found = tuple[list[Bound], list[CellBound], Callable[[tuple[Deferred, str]], list[Bound]]]
-
-
-def _found(book: Book, listing: Listing, config: MarketConfig) -> Found | None:
-    """`_bounds`'s pairs in two parts: those of the counterparts the index measured, bounded,
-    and the cells it left unmeasured (`GridIndex.nearest_deferred`), each with an upper bound of
-    its pairs' scores from the cell's nearest possible distance and its marks (`_cell_bound`),
-    and the function that measures such a cell and bounds its pairs. A cell whose every pair
-    the delivered price refuses is left out."""
+    bit), so that scoring a pair does not compute it again."""
     if listing.terms.unit != "t":
-        return None
+        return []
     cost = config.transport.cost_per_tkm.get(listing.terms.currency)
     if cost is None:
-        return None
+        return []
     p = listing.place
     limit = config.max_candidates
     mine = [book.proposals[m] for m in book.by_listing.get(listing.id, ())]
-    places = _Places()
-    cells: list[CellBound] = []
     if listing.kind == "offer":
-        busy = {q.request_id for q in mine}
         reach = book.reach_km.get(listing.code, 0.0)
-        near, waiting = book.requests.nearest_deferred(listing.code, p.lat, p.lon, reach, limit)
-        pairs = _request_bounds(book, listing, near, busy, config, cost, places.take(len(near)))
-        for cell in waiting:
-            bound = _cell_bound(listing, cell, listing.code, config, cost)
-            if bound is not None:
-                cells.append((-bound, len(cells), (cell, listing.code)))
-
-        def expand_offer(held: tuple[Deferred, str]) -> list[Bound]:
-            near = held[0].measure()
-            k = places.take(len(near))
-            return _request_bounds(book, listing, near, busy, config, cost, k)
-
-        return pairs, cells, expand_offer
-    busy = {q.offer_id for q in mine}
+        near = book.requests.nearest_with_distance(listing.code, p.lat, p.lon, reach, limit)
+        return _request_bounds(book, listing, near, {q.request_id for q in mine}, config, cost)
     radius = listing.terms.max_distance_km or 0.0
-    pairs = []
-    for code in book.request_codes(listing, config.substitutions):
-        near, waiting = book.offers.nearest_deferred(code, p.lat, p.lon, radius, limit)
-        k = places.take(len(near))
-        pairs.extend(_offer_bounds(book, listing, near, busy, config, cost, k))
-        for cell in waiting:
-            bound = _cell_bound(listing, cell, code, config, cost)
-            if bound is not None:
-                cells.append((-bound, len(cells), (cell, code)))
-
-    def expand_request(held: tuple[Deferred, str]) -> list[Bound]:
-        near = held[0].measure()
-        k = places.take(len(near))
-        return _offer_bounds(book, listing, near, busy, config, cost, k)
-
-    return pairs, cells, expand_request
-
-
-class _Places:
-    """Hands out the places of the pairs found (`Bound`'s second field), unique per listing's
-    allocation: `take(n)` reserves n of them and gives the one before the first."""
-
-    __slots__ = ("n",)
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def take(self, n: int) -> int:
-        first = self.n
-        self.n += n
-        return first
-
-
-def _cell_bound(
-    listing: Listing, cell: Deferred, code: str, config: MarketConfig, cost: float
-) -> float | None:
-    """At least the score of any pair the listing could form with a counterpart in the cell
-    (found under `code`), plus BOUND_MARGIN; None when the delivered price refuses every such
-    pair. It is `_request_bounds`'s or `_offer_bounds`'s bound with the distance at the cell's
-    lower bound and the counterpart's terms at the cell's marks (`Book.file`): an offer's lowest
-    asking price and largest quantity; a request's highest price and its weights at their
-    extremes, its quantity fit at most 1. Each term of the bound only grows as the distance
-    shrinks and as the marks grow (a request's price headroom, (P - D) / max(|P|, 1), grows with
-    P once D is above 0, and is 1 at most). A one-off request takes at most an offer's quantity
-    (a recurring offer's per period) and at most what it still wants; a recurring one at most
-    what it still wants per period. A seller's weighted sum is the larger of those at the
-    cell's lowest and highest weight of price when no weight in the cell is negative (the
-    weights add up to 1, rounding aside), else each weight at its highest."""
-    marks = cell.marks
-    if marks is None:
-        return 2.0  # no marks: above any score
-    transport = config.transport
-    road_km = (cell.lower if cell.lower > 0.0 else 0.0) * transport.detour_factor
-    t = listing.terms
-    if listing.kind == "request":
-        delivered = -marks[0] + road_km * cost
-        if delivered > t.price + EPS:
-            return None
-        scale = abs(t.price)
-        price = (t.price - delivered) / (1.0 if scale < 1.0 else scale)
-        weights = t.weight_price + t.weight_co2e
-        wp, wc = (t.weight_price / weights, t.weight_co2e / weights) if weights > 0 else (0.5, 0.5)
-        wanted = t.quantity - listing.confirmed - listing.reserved
-        if t.flow is None and marks[1] < wanted:
-            wanted = marks[1]
-        fit = (wanted if wanted > 0.0 else 0.0) / t.quantity if t.quantity > 0 else 0.0
-        lowest_wp = None
-    else:
-        delivered = t.price + road_km * cost
-        most = marks[0]
-        if delivered > most + EPS:
-            return None
-        if delivered > 0.0:
-            scale = abs(most)
-            price = (most - delivered) / (1.0 if scale < 1.0 else scale)
-        else:
-            price = 1.0
-        wp, wc = marks[1], marks[2]
-        lowest_wp = -marks[3] if marks[4] <= 0.0 else None
-        fit = 1.0
-    # A negative weight takes its term at 0, its largest (the pair's bound does the same).
-    wp = wp if wp > 0.0 else 0.0
-    factor = config.factors.get(code)
-    if factor is None or wc < 0.0:
-        co2 = 0.0
-        wc = wc if wc > 0.0 else 0.0
-    else:
-        saved_per_t = factor.saved_per_t
-        if not saved_per_t > 0.0:
-            co2 = 1.0
-        else:
-            co2 = (saved_per_t - road_km * transport.kgco2e_per_tkm) / saved_per_t
-    if not price > 0.0:
-        price = 0.0
-    elif not price < 1.0:
-        price = 1.0
-    if not co2 > 0.0:
-        co2 = 0.0
-    elif not co2 < 1.0:
-        co2 = 1.0
-    if lowest_wp is not None:
-        # No negative weight: each request's weights are (w, 1 - w), w between the cell's
-        # lowest and highest; the weighted sum is linear in w, so largest at one of them.
-        at_low = lowest_wp * price + (1.0 - lowest_wp) * co2
-        at_high = wp * price + (1.0 - wp) * co2
-        return 0.8 * (at_low if at_low > at_high else at_high) + 0.2 * fit + BOUND_MARGIN
-    return 0.8 * (wp * price + wc * co2) + 0.2 * fit + BOUND_MARGIN
+    found = {
+        i: d
+        for code in book.request_codes(listing, config.substitutions)
+        for d, i in book.offers.nearest_with_distance(code, p.lat, p.lon, radius, limit)
+    }
+    return _offer_bounds(book, listing, found, {q.offer_id for q in mine}, config, cost)
 
 
 def _request_bounds(
@@ -815,7 +659,6 @@ def _request_bounds(
     busy: set[str],
     config: MarketConfig,
     cost: float,
-    k: int = 0,
 ) -> list[Bound]:
     listings = book.listings
     owner = offer.owner
@@ -830,6 +673,7 @@ def _request_bounds(
     factor = config.factors.get(offer.code)
     saved_per_t = None if factor is None else factor.saved_per_t
     out: list[Bound] = []
+    k = 0
     for d, i in near:
         request = listings[i]
         if request.owner == owner or i in busy:
@@ -908,11 +752,10 @@ def _request_bounds(
 def _offer_bounds(
     book: Book,
     request: Listing,
-    near: list[tuple[float, str]],
+    found: dict[str, float],
     busy: set[str],
     config: MarketConfig,
     cost: float,
-    k: int = 0,
 ) -> list[Bound]:
     listings = book.listings
     owner = request.owner
@@ -934,7 +777,8 @@ def _offer_bounds(
     transport = config.transport
     detour, kg, factors = transport.detour_factor, transport.kgco2e_per_tkm, config.factors
     out: list[Bound] = []
-    for d, i in near:
+    k = 0
+    for i, d in found.items():
         offer = listings[i]
         if offer.owner == owner or i in busy:
             continue
