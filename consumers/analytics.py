@@ -20,7 +20,7 @@ from marketplace.events import Decoded
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.batching import Step, columns, waves
-from marketplace.runtime.decoding import decode_or_dead_letter, decode_records
+from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.translate.auction import job_id_for
 from schemas import common, topics
 from schemas import deals as dl
@@ -286,10 +286,6 @@ _APPLY: dict[str, Callable[[Conn, Rows], Awaitable[None]]] = {
 
 
 class Analytics:
-    # Decoded as the runtime fetches the records, while the batch before them waits for
-    # PostgreSQL (marketplace/runtime/consumer.py, `Processor`), as the projector does.
-    prepare = staticmethod(decode_records)
-
     def __init__(self, group_id: str = GROUP) -> None:
         self.group_id = group_id
 

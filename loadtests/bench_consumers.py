@@ -1245,9 +1245,13 @@ def floor_figures(
             "floor_postgres": median_us(floors, "postgres_cpu_s"),
             "floor_broker": median_us(floors, "broker_cpu_s"),
         },
-        "floor_rows_equal": bool(digests)
-        and all(f["read_model"] == digests[0] for f in floors)
-        and all(d == digests[0] for d in digests),
+        # None: this version's runs kept no digest (only the current code's do).
+        "floor_rows_equal": (
+            all(f["read_model"] == digests[0] for f in floors)
+            and all(d == digests[0] for d in digests)
+        )
+        if digests
+        else None,
         "floor_runs": floors,
     }
 
