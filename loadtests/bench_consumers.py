@@ -4,7 +4,7 @@ baselines measured in the same run on the same broker.
     python -m loadtests.bench_consumers [--events 20000] [--instances 1,2] [--repeat 1]
         [--consumers matcher,projector,auditor,analytics,auctioneer,notifier]
         [--peer message,batch,default] [--compare COMMIT] [--variant LABEL:MARKETPLACE_X=V]
-        [--profile] [--no-floor] [--floor-nosync]
+        [--profile] [--no-floor] [--floor-nosync] [--floor-side-by-side N]
 
 The workloads, each put onto its topic directly:
 - `market.listings` (matcher, projector, auditor, analytics): `--events` offers and requests from
@@ -43,8 +43,9 @@ In each round, next to each consumer (issue #18, target 1):
   consumer / same-work, floor / same-work and consumer / floor (of the medians and per round), and
   CPU microseconds per record of the worker (or the loop's process), PostgreSQL and the broker.
   `--floor-nosync` adds a diagnostic, not a floor: the same floor committing with
-  `synchronous_commit = off` (what waiting for the WAL's fsync costs). `--no-floor` leaves the
-  floors out.
+  `synchronous_commit = off` (what waiting for the WAL's fsync costs), `--floor-side-by-side N`
+  another: the floor with up to N partitions' transactions at once on connections of their own
+  (the runtime's `consumer_partition_concurrency`). `--no-floor` leaves the floors out.
 `--peer`: the projector's job as a plain FastStream subscriber (loadtests/peer_faststream.py),
 at-least-once, in the same rounds as the projector on the same records; the report gives
 ours / peer and whether every run of either left the same rows in the read model (issue #18,
@@ -475,6 +476,7 @@ async def pg_floor_loop(
     size: int,
     rows_at: dict[tuple[int, int], tuple[Any, ...]],
     sync: bool = True,
+    side_by_side: int = 1,
 ) -> dict[str, Any]:
     """The "same-work+pg-floor" baseline: the same-work loop plus the least PostgreSQL work
     `kind`'s exactly-once contract needs, as cheaply as PostgreSQL allows. Per partition batch,
@@ -488,7 +490,10 @@ async def pg_floor_loop(
     Returns records/s, the CPU seconds of this process (the loop), PostgreSQL and the broker
     over the timed part, and the digest. `sync=False`: a diagnostic, not a floor (it drops the
     durability the contract relies on): the scratch database commits with `synchronous_commit =
-    off` (no wait for the WAL's fsync), which shows what the commits' fsyncs cost."""
+    off` (no wait for the WAL's fsync), which shows what the commits' fsyncs cost.
+    `side_by_side=N`: up to N partitions' transactions of a fetch at once, each on a connection
+    of its own (as the runtime's `consumer_partition_concurrency`); 1 (the runtime's default):
+    one after another."""
     table, names = FLOOR_TABLES[kind]
     total = sum(end[p] - start[p] for p in start)
     async with scratch_database(settings, "bench_floor") as scratch:
@@ -529,6 +534,25 @@ async def pg_floor_loop(
                     )
                 )
 
+            gate = asyncio.Semaphore(side_by_side)
+
+            async def apply(tp: TopicPartition, mine: list[Any]) -> None:
+                rows = [rows_at[(tp.partition, r.offset)] for r in mine]
+                next_offset = mine[-1].offset + 1
+                async with gate, pool.acquire() as c, c.transaction():
+                    await c.copy_records_to_table(table, records=rows, columns=names)
+                    moved = await c.execute(
+                        _FLOOR_ADVANCE,
+                        group,
+                        topic,
+                        tp.partition,
+                        stored[tp.partition],
+                        next_offset,
+                    )
+                    if moved != "UPDATE 1":
+                        raise RuntimeError(f"floor fenced off at {tp}: {moved}")
+                stored[tp.partition] = next_offset
+
             seen, owed, batches_done = 0, 0.0, 0
             before = cpu.snapshot()
             t0 = time.perf_counter()
@@ -538,28 +562,20 @@ async def pg_floor_loop(
                 ahead = fetch()
                 offsets: dict[TopicPartition, int] = {}
                 pending = []
-                for tp, records in batches.items():
-                    mine = [r for r in records if r.offset < end[tp.partition]]
-                    if not mine:
-                        continue
-                    rows = [rows_at[(tp.partition, r.offset)] for r in mine]
-                    next_offset = mine[-1].offset + 1
-                    async with pool.acquire() as c, c.transaction():
-                        await c.copy_records_to_table(table, records=rows, columns=names)
-                        moved = await c.execute(
-                            _FLOOR_ADVANCE,
-                            group,
-                            topic,
-                            tp.partition,
-                            stored[tp.partition],
-                            next_offset,
-                        )
-                        if moved != "UPDATE 1":
-                            raise RuntimeError(f"floor fenced off at {tp}: {moved}")
-                    stored[tp.partition] = next_offset
+                handled = [
+                    (tp, mine)
+                    for tp, records in batches.items()
+                    if (mine := [r for r in records if r.offset < end[tp.partition]])
+                ]
+                if side_by_side > 1:  # each partition's transaction on a connection of its own
+                    await asyncio.gather(*(apply(tp, mine) for tp, mine in handled))
+                else:
+                    for tp, mine in handled:
+                        await apply(tp, mine)
+                for tp, mine in handled:
                     batches_done += 1
                     seen += len(mine)
-                    offsets[tp] = next_offset
+                    offsets[tp] = stored[tp.partition]
                     owed += per_record * len(mine)
                     while owed >= 1:
                         owed -= 1
@@ -1006,6 +1022,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         same_work_cpu: list[dict[str, float]] = []
         floors: list[dict[str, Any]] = []
         nosync: list[dict[str, Any]] = []  # --floor-nosync: the floor without the fsync wait
+        wide: list[dict[str, Any]] = []  # --floor-side-by-side N: partitions at once
         peers = args.peer if kind == "projector" else []
         floor_at: dict[tuple[int, int], tuple[Any, ...]] = {}
         if kind in FLOOR_TABLES and not args.no_floor:
@@ -1082,6 +1099,27 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
                     flush=True,
                 )
+            if floor_at and args.floor_side_by_side > 1:
+                # Diagnostic: the floor with the partitions' transactions side by side.
+                floor = await pg_floor_loop(
+                    settings,
+                    kind,
+                    topic,
+                    first,
+                    last,
+                    sink,
+                    per_record=per_record,
+                    size=size,
+                    rows_at=floor_at,
+                    side_by_side=args.floor_side_by_side,
+                )
+                wide.append(floor)
+                print(
+                    f"{kind:<10} floor x{args.floor_side_by_side} side by side"
+                    f" {floor['records_per_s']:>10,.0f} records/s"
+                    f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
+                    flush=True,
+                )
             if floor_at and args.floor_nosync:
                 # Diagnostic: the floor without waiting for the WAL's fsync at commit.
                 floor = await pg_floor_loop(
@@ -1134,6 +1172,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "emitted_per_record": per_record,
                     **floor_figures(samples, rates, same_work, floors, records),
                     **nosync_figures(nosync, same_work),
+                    **nosync_figures(wide, same_work, "floor_side_by_side"),
                     "runs": samples,
                 }
             )
@@ -1167,6 +1206,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 f" {r['floor_per_s']:,.0f} records/s = {r['floor_over_same_work']:.3f} of the"
                 f" same Kafka work; consumer / floor {r['ratio_to_floor']:.3f}; rows equal:"
                 f" {r['floor_rows_equal']}; CPU us/record {r['cpu_us_per_record']}",
+                flush=True,
+            )
+        if "floor_side_by_side_per_s" in r:
+            print(
+                f"{r['consumer']:<10} floor, partitions side by side"
+                f" {r['floor_side_by_side_per_s']:,.0f} records/s; rounds / same-work loop"
+                f" {[round(x, 3) for x in r['rounds_floor_side_by_side_over_same_work']]}",
                 flush=True,
             )
         if "floor_nosync_per_s" in r:
@@ -1256,18 +1302,18 @@ def floor_figures(
     }
 
 
-def nosync_figures(nosync: list[dict[str, Any]], same_work: list[float]) -> dict[str, Any]:
-    """The diagnostic floor without the fsync wait (`--floor-nosync`), against the same-work
-    loop of its round."""
-    if not nosync:
+def nosync_figures(
+    runs: list[dict[str, Any]], same_work: list[float], name: str = "floor_nosync"
+) -> dict[str, Any]:
+    """A diagnostic floor's figures (`--floor-nosync`: without the fsync wait;
+    `--floor-side-by-side`: partitions at once), against the same-work loop of its round."""
+    if not runs:
         return {}
-    rates = [f["records_per_s"] for f in nosync]
+    rates = [f["records_per_s"] for f in runs]
     return {
-        "floor_nosync_per_s": statistics.median(rates),
-        "rounds_floor_nosync_over_same_work": [
-            r / w for r, w in zip(rates, same_work, strict=False)
-        ],
-        "floor_nosync_runs": nosync,
+        f"{name}_per_s": statistics.median(rates),
+        f"rounds_{name}_over_same_work": [r / w for r, w in zip(rates, same_work, strict=False)],
+        f"{name}_runs": runs,
     }
 
 
@@ -1381,6 +1427,13 @@ def main() -> None:
         "--no-floor",
         action="store_true",
         help="leave out the same-work+pg-floor baseline of the projector and analytics",
+    )
+    parser.add_argument(
+        "--floor-side-by-side",
+        type=int,
+        default=1,
+        help="N > 1: a diagnostic next to each floor, the same floor with up to N partitions'"
+        " transactions at once (as MARKETPLACE_CONSUMER_PARTITION_CONCURRENCY=N)",
     )
     parser.add_argument(
         "--floor-nosync",
