@@ -409,7 +409,10 @@ async def run_webhooks(settings: Settings, stop: asyncio.Event, group_id: str = 
     """The inbox and the dispatcher side by side until `stop`."""
     from marketplace.runtime.service import run_consumer
 
-    pool = await create_pool(settings)
+    # Without waiting for the disk at commit unless the operator asks (the setting's comment
+    # says why a lost commit only sends a webhook again).
+    durable = settings.webhook_synchronous_commit
+    pool = await create_pool(settings, synchronous_commit=durable)
     dispatcher = Dispatcher(settings, pool, group_id)
     try:
         await asyncio.gather(
@@ -419,6 +422,7 @@ async def run_webhooks(settings: Settings, stop: asyncio.Event, group_id: str = 
                 topics=[TOPIC],
                 processor=WebhookInbox(group_id, settings.webhook_keys_path),
                 stop=stop,
+                synchronous_commit=durable,
             ),
             dispatcher.run(stop),
         )

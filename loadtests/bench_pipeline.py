@@ -101,6 +101,12 @@ class Seen:
     mine: set[str] = dataclasses.field(default_factory=set)  # the benchmark's partner ids
     matcher: str = ""  # the ce_source of the round's matcher group
     bad_signatures: int = 0
+    # Wall-clock seconds for the hops (--rates): the Kafka timestamps of each proposal and
+    # notification (set by the producer when its service handed the record over) and each
+    # webhook's arrival at the receiver.
+    proposal_sent: dict[str, float] = dataclasses.field(default_factory=dict)
+    notification_sent: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
+    webhook_wall: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
 
     def mark(self, stage: str, match_id: str, side: str) -> None:
         self.stages[stage].setdefault((match_id, side), time.perf_counter())
@@ -119,6 +125,7 @@ async def receiver(seen: Seen, secrets: dict[str, str]) -> tuple[web.AppRunner, 
             return web.Response(status=400)
         data = orjson.loads(body)["data"]["data"]
         seen.mark("webhook", data["match_id"], data["your_side"])
+        seen.webhook_wall.setdefault((data["match_id"], data["your_side"]), time.time())
         return web.Response(status=204)
 
     app = web.Application()
@@ -164,9 +171,11 @@ async def watch(settings: Settings, seen: Seen, ready: asyncio.Event) -> None:
                                 body["match_id"],
                                 (now, body["offer_id"], body["request_id"], cause),
                             )
+                            seen.proposal_sent.setdefault(body["match_id"], r.timestamp / 1000)
                     elif body.get("kind") == "match.proposed":
                         key = (body["data"]["match_id"], body["data"]["your_side"])
                         seen.stages["notification_on_kafka"].setdefault(key, now)
+                        seen.notification_sent.setdefault(key, r.timestamp / 1000)
     finally:
         await consumer.stop()
 
@@ -196,9 +205,11 @@ class Services:
         self.procs: list[asyncio.subprocess.Process] = []
         self.names: dict[int, str] = {}  # pid -> service
 
-    async def start(self, prefix: str, service: str, copies: int = 1) -> None:
+    async def start(
+        self, prefix: str, service: str, copies: int = 1, extra: dict[str, str] | None = None
+    ) -> None:
         for _ in range(copies):
-            env = self.env | {"MARKETPLACE_METRICS_PORT": str(free_port())}
+            env = self.env | (extra or {}) | {"MARKETPLACE_METRICS_PORT": str(free_port())}
             self.procs.append(
                 await asyncio.create_subprocess_exec(
                     sys.executable,
@@ -548,6 +559,272 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+HOPS = ("matcher", "notifier", "webhook_inbox", "webhook_dispatch", "end_to_end")
+
+
+async def hops(
+    conn: Conn, group: str, seen: Seen, sent: dict[str, tuple[float, float]]
+) -> dict[str, dict[str, float]]:
+    """Per hop, HDR percentiles (ms) on the wall clock, from the 202 of the later listing of
+    each proposal (counted as `latencies` counts them): to the matcher handing the proposal to
+    its producer (its Kafka timestamp: fetch, batch, commit); to the notifier handing the
+    notification over (the matcher's linger and acks, the notifier's fetch, batch, commit);
+    to the webhook worker's inbox transaction that stored the delivery (its `created_at`, the
+    transaction's start: the notifier's linger and acks, the inbox's fetch); to the receiver
+    (the inbox's batch and commit, the NOTIFY, the claim, the POST)."""
+    stored: dict[tuple[str, str], float] = {}
+    for row in await conn.fetch(
+        "SELECT body, extract(epoch FROM created_at)::float8 AS at FROM webhook_deliveries"
+        " WHERE group_id = $1",
+        group,
+    ):
+        data = orjson.loads(row["body"])["data"]["data"]
+        stored[(data["match_id"], data["your_side"])] = row["at"]
+    hist = {h: Histogram(lowest=1e-4) for h in HOPS}
+    for match_id, (_, offer_id, request_id, cause_wall) in seen.proposals.items():
+        starts = [sent[x] for x in (offer_id, request_id) if x in sent]
+        proposed = seen.proposal_sent.get(match_id)
+        if not starts or proposed is None:
+            continue
+        start_wall = max(starts)[1]
+        if cause_wall > start_wall + 0.001:
+            continue
+        hist["matcher"].record(max(proposed - start_wall, 1e-4))
+        for side in ("seller", "buyer"):
+            key = (match_id, side)
+            points = (
+                seen.notification_sent.get(key),
+                stored.get(key),
+                seen.webhook_wall.get(key),
+            )
+            if any(p is None for p in points):
+                continue
+            notified, inbox, received = (float(p) for p in points if p is not None)
+            hist["notifier"].record(max(notified - proposed, 1e-4))
+            hist["webhook_inbox"].record(max(inbox - notified, 1e-4))
+            hist["webhook_dispatch"].record(max(received - inbox, 1e-4))
+            hist["end_to_end"].record(max(received - start_wall, 1e-4))
+    return {
+        h: {k: v * (1000 if k != "count" else 1) for k, v in x.summary().items()}
+        for h, x in hist.items()
+    }
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """ "name" or "name:MARKETPLACE_X=1,MARKETPLACE_Y=2": a variant's name and the settings
+    (environment variables of every service process) it runs with."""
+    name, _, rest = text.partition(":")
+    env: dict[str, str] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("MARKETPLACE_"):
+            raise ValueError(f"variant {name}: {item!r} is not MARKETPLACE_NAME=value")
+        env[key] = value
+    if not name.isidentifier():
+        raise ValueError(f"variant name {name!r}: letters, digits, underscores")
+    return name, env
+
+
+async def measure_rates(args: argparse.Namespace) -> dict[str, Any]:
+    """Latency A/B at fixed rates through the API (--rates): for each round, each rate and each
+    variant (the order alternating, ABBA), the API and one instance of each consumer start
+    afresh with the variant's settings in groups of their own, the generator posts open-loop at
+    the rate for --warm-s (not counted) and --latency-s, and the stages and hops of the
+    proposals are measured; then the services stop. No WebSocket clients."""
+    base = Settings.from_env()
+    seen = Seen()
+    variants = [parse_variant(v) for v in args.variant] or [("default", {})]
+    result: dict[str, Any] = {
+        "segments": [],
+        "variants": dict(variants),
+        "machine_at_start": machine(),
+        "settings": {"consumers": consumer_settings(base)},
+    }
+    pgstats.reset()
+    async with scratch_database(base, "bench_pipeline") as scratch:
+        settings = dataclasses.replace(scratch, log_level="warning")
+        api_port = free_port()
+        env = {
+            **os.environ,
+            "MARKETPLACE_DATABASE_URL": scratch.dsn,
+            "MARKETPLACE_HTTP_PORT": str(api_port),
+            "MARKETPLACE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+            "MARKETPLACE_API_RATE_PER_S": "100000",
+            "MARKETPLACE_API_RATE_BURST": "100000",
+            "MARKETPLACE_LOG_LEVEL": "warning",
+        }
+        api_url = f"http://127.0.0.1:{api_port}"
+        services = Services(env)
+        tag = uuid.uuid4().hex[:6]
+        secrets: dict[str, str] = {}
+        hooks, hook_port = await receiver(seen, secrets)
+        ready = asyncio.Event()
+        watcher = asyncio.create_task(watch(settings, seen, ready))
+        conn = await connect(settings)
+        try:
+            await asyncio.wait_for(ready.wait(), 60)
+            await services.start(f"pipe.{tag}.setup", "api")
+            gen = LoadGenerator(
+                settings, mode="api", seed=args.seed, smes=args.smes, api_url=api_url
+            )
+            await gen.register()
+            seen.mine = set(gen.ids.values())
+            async with aiohttp.ClientSession() as http:
+                await api_ready(http, api_url)
+                for index, key in gen.keys.items():
+                    async with http.post(
+                        f"{api_url}/v1/webhooks",
+                        json={
+                            "url": f"http://127.0.0.1:{hook_port}/hook/{index}",
+                            "kinds": ["match.proposed"],
+                        },
+                        headers={"Authorization": f"Bearer {key}"},
+                    ) as r:
+                        if r.status != 201:
+                            raise RuntimeError(f"webhook registration: {await r.text()}")
+                        secrets[str(index)] = (await r.json())["secret"]
+            await services.stop()
+            gen.api = api_url
+            sent: dict[str, tuple[float, float]] = {}
+            gen.on_accepted = lambda _kind, listing_id, at: sent.__setitem__(
+                listing_id, (at, time.time())
+            )
+            segment = 0
+            for round_ in range(args.rounds):
+                for rate in args.rates:
+                    order = variants if segment % 2 == 0 else variants[::-1]
+                    segment += 1
+                    for name, extra in order:
+                        prefix = f"pipe.{tag}.{name}.{round_}.{rate:g}".replace(".", "_")
+                        groups = subscriptions(prefix, list(CONSUMERS))
+                        await start_at_end(settings, groups)
+                        # A port of its own each time: the last one may still be closing.
+                        port = free_port()
+                        gen.api = f"http://127.0.0.1:{port}"
+                        own = extra | {"MARKETPLACE_HTTP_PORT": str(port)}
+                        await services.start(prefix, "api", 1, own)
+                        for service in CONSUMERS:
+                            await services.start(prefix, service, 1, extra)
+                        async with aiohttp.ClientSession() as http:
+                            await api_ready(http, gen.api)
+                        await asyncio.sleep(3)  # the consumers have joined their groups
+                        seen.matcher = source_of(f"{prefix}.matcher")
+                        await gen.run(rate, args.warm_s, 1_000_000)
+                        await settle(settings, conn, prefix, seen, services)
+                        sent.clear()
+                        seen.proposals.clear()
+                        before = cpu.snapshot()
+                        started_cpu = services.cpu_seconds()
+                        load_before = os.getloadavg()
+                        offered = await gen.run(rate, args.latency_s, 1_000_000)
+                        await settle(settings, conn, prefix, seen, services)
+                        stages, other_cause = latencies(seen, dict(sent))
+                        per_hop = await hops(conn, f"{prefix}.webhooks", seen, dict(sent))
+                        used = usage(before, services)
+                        # Each service's over the measured part only (not its start-up).
+                        used["services_cpu_s"] = {
+                            k: [
+                                round(a - b, 3)
+                                for a, b in zip(v, started_cpu.get(k, [0.0] * len(v)), strict=True)
+                            ]
+                            for k, v in used["services_cpu_s"].items()
+                        }
+                        summary = offered.summary()
+                        result["segments"].append(
+                            {
+                                "round": round_,
+                                "rate_per_s": rate,
+                                "variant": name,
+                                "seconds": args.latency_s,
+                                "accepted": summary["accepted"],
+                                "http_202_ms": summary["ack_ms"],
+                                "proposals_caused_by_later_events": other_cause,
+                                "stages_ms": stages,
+                                "hops_ms": per_hop,
+                                "load_avg_at_start": load_before,
+                                "load_avg_at_end": os.getloadavg(),
+                                "cpu": used,
+                            }
+                        )
+                        e = per_hop["end_to_end"]
+                        print(
+                            f"round {round_} {rate:g}/s {name}: {summary['accepted']} posts, "
+                            f"webhook p50 {e['p50']:.1f} p99 {e['p99']:.1f} ms "
+                            f"(n={e['count']:.0f}); "
+                            + ", ".join(
+                                f"{h} {per_hop[h]['p50']:.1f}/{per_hop[h]['p99']:.1f}"
+                                for h in HOPS[:-1]
+                            )
+                            + f"; load {os.getloadavg()[0]:.2f}",
+                            flush=True,
+                        )
+                        await services.stop()
+            result["pg_stat_statements"] = pgstats.top()
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            await services.stop()
+            await hooks.cleanup()
+            await conn.close()
+    result["bad_signatures"] = seen.bad_signatures
+    return result
+
+
+def report_rates(result: dict[str, Any]) -> None:
+    """The A/B report: per rate and variant, each hop's percentiles over the rounds' samples
+    merged (medians of the rounds' percentiles), the samples, and CPU per listing."""
+    rows = []
+    for seg in result["segments"]:
+        cpu_s = seg["cpu"]
+        services_s = sum(sum(v) for v in cpu_s["services_cpu_s"].values())
+        total = services_s + cpu_s["broker_cpu_s"] + cpu_s["postgres_cpu_s"]
+        seg["cpu_ms_per_listing"] = 1000 * total / max(seg["accepted"], 1)
+        seg["cpu_ms_per_listing_with_load_generator"] = (
+            1000 * (total + cpu_s["load_generator_cpu_s"]) / max(seg["accepted"], 1)
+        )
+        h = seg["hops_ms"]
+        rows.append(
+            [
+                f"{seg['rate_per_s']:g}/s r{seg['round']}",
+                seg["variant"],
+                f"{h['end_to_end']['count']:.0f}",
+                *(f"{h[x]['p50']:.1f} / {h[x]['p99']:.1f}" for x in HOPS),
+                f"{seg['cpu_ms_per_listing']:.2f}",
+                f"{seg['load_avg_at_start'][0]:.2f}-{seg['load_avg_at_end'][0]:.2f}",
+            ]
+        )
+    for row in rows:
+        print("  ".join(row))
+    paths = write_report(
+        "pipeline-latency",
+        title="Pipeline latency A/B at fixed rates: 202 to webhook, hop by hop",
+        summary=(
+            f"API, matcher, notifier, projector and webhook worker as separate processes on "
+            f"{os.cpu_count()} cores shared with other sessions (load average "
+            f"{result['machine_at_start']['load_1m']:.2f} at the start, "
+            f"{result['machine_at_end']['load_1m']:.2f} at the end), commit {result['commit']}. "
+            "Variants: "
+            + "; ".join(f"{n} {e or '(defaults)'}" for n, e in result["variants"].items())
+            + ". Hops on the wall clock from the 202 of the later listing: matcher (to the "
+            "proposal's Kafka timestamp), notifier (to the notification's), webhook inbox (to "
+            "the delivery row's transaction start), webhook dispatch (to the receiver). CPU per "
+            "listing: every service process, the broker and PostgreSQL over the measured part."
+        ),
+        data=result,
+        headers=[
+            "rate, round",
+            "variant",
+            "webhooks",
+            *(f"{x} p50 / p99 ms" for x in HOPS),
+            "CPU ms / listing",
+            "load avg",
+        ],
+        rows=rows,
+        extra=statements_table(result["pg_stat_statements"]),
+    )
+    print(f"report: {paths[0]} and {paths[1].name}")
+
+
 async def api_ready(http: aiohttp.ClientSession, url: str) -> None:
     deadline = time.monotonic() + 60
     while True:
@@ -601,7 +878,32 @@ def main() -> None:
     parser.add_argument("--warm-s", type=float, default=10.0, help="not counted in step 2")
     parser.add_argument("--latency-s", type=float, default=30.0)
     parser.add_argument("--fractions", default="0.1,0.5,0.9")
+    parser.add_argument(
+        "--rates", default="", help="fixed rates (listings/s): latency A/B only, see measure_rates"
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="with --rates: NAME or NAME:MARKETPLACE_X=1,MARKETPLACE_Y=2 (repeatable)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --rates: repeats")
     args = parser.parse_args()
+    if args.rates:
+        args.rates = [float(x) for x in args.rates.split(",")]
+        if not (
+            all(0 < r <= 1000 for r in args.rates)
+            and 1 <= args.rounds <= 4
+            and 0 < args.latency_s <= 300
+            and 0 <= args.warm_s <= 60
+            and 2 <= args.smes <= 5000
+        ):
+            parser.error("keep it bounded: rates 0..1000, rounds 1..4, latency-s 0..300")
+        configure_logging(dataclasses.replace(Settings.from_env(), log_level="warning"))
+        found = asyncio.run(asyncio.wait_for(measure_rates(args), 1800))
+        found |= {"commit": commit(), "machine_at_end": machine(), "args": vars(args)}
+        report_rates(found)
+        return
     args.instances = [int(x) for x in args.instances.split(",")]
     args.fractions = [float(x) for x in args.fractions.split(",")]
     if not (

@@ -186,17 +186,24 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    settings: Settings, *, min_size: int = 1, reset_sessions: bool = True
+    settings: Settings,
+    *,
+    min_size: int = 1,
+    reset_sessions: bool = True,
+    synchronous_commit: bool = True,
 ) -> asyncpg.Pool:
     """The application's pool. `reset_sessions=False` skips asyncpg's reset query (RESET ALL,
     UNLISTEN *, ...) on every release: for code that never changes session state, such as the
-    consumers' runtime, whose batches run as transactions only; it saves a round trip a batch."""
+    consumers' runtime, whose batches run as transactions only; it saves a round trip a batch.
+    `synchronous_commit=False`: the pool's commits return before their WAL is on disk (only for
+    work that a lost commit merely repeats, such as webhook delivery; see the setting)."""
     pool = await asyncpg.create_pool(
         settings.dsn,
         min_size=min_size,
         max_size=settings.db_pool_max,
         command_timeout=60,
         reset=None if reset_sessions else _keep_session,
+        server_settings={} if synchronous_commit else {"synchronous_commit": "off"},
     )
     assert pool is not None
     return pool

@@ -79,10 +79,16 @@ class Settings:
     # lower wait costs idle consumers more empty fetches: 10 idle consumers on 24 partitions cost
     # the broker 0.06-0.07 CPU seconds per second at 10-25 ms and 0.04-0.08 at 100-500 ms, within
     # the noise of a shared machine (loadtests/reports/idle-fetch-20261130T092951Z.json), so the
-    # default is 25 ms. How long a producer lingers to fill a batch before sending it.
+    # default is 25 ms (a fetch that waits is answered as soon as a record arrives, so the wait
+    # only bounds an idle consumer's empty fetches). How long a producer lingers to fill a batch
+    # before sending it: 0 sends a lone record at once, and records sent while a request is in
+    # flight still go out together in the next one. A linger holds every record on the way to a
+    # webhook for that long at each of the matcher's and the notifier's outboxes (and the API's
+    # 202): 5 ms cost the webhook p50 about 10 ms and more under load (loadtests/reports/
+    # pipeline-latency-*.json), so the default is 0.
     consumer_fetch_max_wait_ms: int = 25
     consumer_fetch_min_bytes: int = 1
-    producer_linger_ms: int = 5
+    producer_linger_ms: int = 0
     # The services' event loop: "uvloop" (libuv, in C) or "asyncio" (the standard library's).
     event_loop: str = "uvloop"
     # Matching (ARCHITECTURE "The domain"): how long partners have to answer a proposal, the
@@ -119,6 +125,15 @@ class Settings:
     webhook_endpoint_concurrency: int = 2
     webhook_secret_overlap_s: float = 24 * 3600
     webhook_allow_networks: str = ""
+    # Whether the webhook worker's transactions (the inbox's delivery rows with its offsets, the
+    # dispatcher's leases and outcomes) wait for their WAL to be flushed to disk before they count
+    # as committed (PostgreSQL's synchronous_commit). Off by default: delivery is at least once,
+    # and what a PostgreSQL crash can lose (the last few hundred ms of these commits) is only sent
+    # again, with the same webhook-id: the inbox reads its records again from its stored offset,
+    # which the lost rows' transaction had not moved yet. Off saves two disk flushes on the way to
+    # each webhook, which on a busy disk were most of that hop's tail. The consumers whose
+    # decisions are the record of the exchange (matcher, notifier, ...) always flush.
+    webhook_synchronous_commit: bool = False
     # The operator's keys that encrypt webhook signing secrets at rest (a file of Fernet keys,
     # newest first; default <local_dir>/webhooks/secret-keys, created by `marketplace up` when
     # missing; `marketplace webhooks rotate-key` replaces the key and re-encrypts every secret).

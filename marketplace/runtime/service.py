@@ -27,9 +27,14 @@ async def run_consumer(
     processor: Processor[S],
     fault: FaultHook | None = None,
     stop: asyncio.Event | None = None,
+    synchronous_commit: bool = True,
 ) -> ConsumerStats:
     """Runs until `stop` is set (by default: until SIGTERM/SIGINT), then leaves the consumer
-    group and flushes the producer; returns what it applied and emitted."""
+    group and flushes the producer; returns what it applied and emitted. `synchronous_commit`
+    False: the batches' commits do not wait for the disk (`create_pool`), for a consumer whose
+    effects a PostgreSQL crash may lose and its records then apply again (the offset is lost
+    with them), with nothing outside the database having relied on them but at-least-once
+    deliveries."""
     handle_signals = stop is None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -38,7 +43,7 @@ async def run_consumer(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     # Consumers keep no session state: no reset query per released connection.
-    pool = await create_pool(settings, reset_sessions=False)
+    pool = await create_pool(settings, reset_sessions=False, synchronous_commit=synchronous_commit)
 
     def new_producer() -> AIOKafkaProducer:
         return make_producer(settings, client_id=f"marketplace-{group_id}")
