@@ -263,11 +263,11 @@ class GridIndex:
         self._cells: dict[str, dict[Cell, dict[str, Spot]]] = defaultdict(dict)
         # key -> cell -> the quadtree of the cell's ids, for cells of more than SMALL_CELL ids
         self._trees: dict[str, dict[Cell, _Node]] = {}
-        # The occupied cells of a key inside a search's box, by ring from the search's cell,
-        # kept for searches from the same cell with the same box while the key's occupied cells
-        # stay the same (their version: bumped whenever a cell of the key fills or empties).
+        # The occupied cells of a key by ring from a search's cell, kept for searches from the
+        # same cell (any radius) while the key's occupied cells stay the same (their version:
+        # bumped whenever a cell of the key fills or empties).
         self._shape: dict[str, int] = {}
-        self._rings: dict[tuple[str, int, int, Box], tuple[int, list[list[Cell]]]] = {}
+        self._rings: dict[tuple[str, int, int], tuple[int, list[tuple[int, Cell]]]] = {}
         # key -> cell -> how many times an id was added to or removed from the cell.
         self._stamps: dict[str, dict[Cell, int]] = {}
         # The answers of recent searches. An answer depends only on the occupied cells the
@@ -422,31 +422,54 @@ class GridIndex:
         self, key: str, cells: dict[Cell, dict[str, Spot]], box: Box, ci: int, cj: int
     ) -> list[list[Cell]]:
         """The occupied cells inside the box, grouped by ring from (ci, cj), nearest ring first
-        (in each ring, in the order of `cells`)."""
-        shape = self._shape.get(key, 0)
-        known = self._rings.get((key, ci, cj, box))
-        if known is not None and known[0] == shape:
-            return known[1]
-        # (`cell in box` and `_ring`, written out: this runs for every occupied cell.)
-        rings: dict[int, list[Cell]] = {}
+        (in each ring, in the order of `cells`). Every occupied cell of the key with its ring is
+        kept in ring order per search cell (`_by_ring`), so that searches from the same cell
+        with other radii take them from there: only the rings the box reaches are walked."""
+        by_ring = self._by_ring(key, cells, ci, cj)
+        if box.all_lon or 2 * (box.lon1 - box.lon0) >= LON_CELLS:
+            last = LON_CELLS  # (more than any ring)
+        else:
+            # The search's cell lies in the box, so no cell of the box is farther than its edges.
+            last = max(ci - box.lat0, box.lat1 - ci, _ring((0, box.lon0), 0, cj))
+            last = max(last, _ring((0, box.lon1), 0, cj))
+        # (`cell in box`, written out: this runs for every occupied cell up to the last ring.)
         lat0, lat1, lon0, span = box.lat0, box.lat1, box.lon0, box.lon1 - box.lon0
         all_lon = box.all_lon
-        for cell in cells:
+        ordered: list[list[Cell]] = []
+        at = -1
+        for r, cell in by_ring:
+            if r > last:
+                break
             i, j = cell
             if lat0 <= i <= lat1 and (all_lon or (j - lon0) % LON_CELLS <= span):
-                dj = (j - cj) % LON_CELLS
-                di = i - ci if i >= ci else ci - i
-                r = max(di, min(dj, LON_CELLS - dj))
-                ring = rings.get(r)
-                if ring is None:
-                    rings[r] = [cell]
+                if r != at:
+                    ordered.append([cell])
+                    at = r
                 else:
-                    ring.append(cell)
-        ordered = [rings[r] for r in sorted(rings)]
+                    ordered[-1].append(cell)
+        return ordered
+
+    def _by_ring(
+        self, key: str, cells: dict[Cell, dict[str, Spot]], ci: int, cj: int
+    ) -> list[tuple[int, Cell]]:
+        """Every occupied cell of the key with its ring from (ci, cj), by ring (in each ring in
+        the order of `cells`), kept while the key's occupied cells stay the same."""
+        shape = self._shape.get(key, 0)
+        known = self._rings.get((key, ci, cj))
+        if known is not None and known[0] == shape:
+            return known[1]
+        # (`_ring`, written out.)
+        rings: list[tuple[int, Cell]] = []
+        for cell in cells:
+            i, j = cell
+            dj = (j - cj) % LON_CELLS
+            di = i - ci if i >= ci else ci - i
+            rings.append((max(di, min(dj, LON_CELLS - dj)), cell))
+        rings.sort(key=_first)  # stable: each ring keeps the order of `cells`
         if len(self._rings) >= 8192:
             self._rings.clear()
-        self._rings[(key, ci, cj, box)] = (shape, ordered)
-        return ordered
+        self._rings[(key, ci, cj)] = (shape, rings)
+        return rings
 
     def near(self, key: str, lat: float, lon: float, radius_km: float) -> set[str]:
         """A superset of the ids within radius_km (every id in the cells that may hold one)."""
@@ -465,6 +488,10 @@ class GridIndex:
                 if cell in box:
                     found.update(bucket)
         return found
+
+
+def _first(entry: tuple[int, Cell]) -> int:
+    return entry[0]
 
 
 def _ring(cell: Cell, ci: int, cj: int) -> int:
