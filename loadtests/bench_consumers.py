@@ -1272,7 +1272,11 @@ def floor_figures(
         values: list[float] = [s[key] for s in samples]
         return round(statistics.median(values) * per, 1)
 
-    worker = [sum(r["worker_cpu_measured_s"]) * 1e6 / max(r["records_measured"], 1) for r in runs]
+    worker = [  # our consumers' runs (the FastStream peer's keep no measured CPU)
+        sum(r["worker_cpu_measured_s"]) * 1e6 / max(r["records_measured"], 1)
+        for r in runs
+        if "worker_cpu_measured_s" in r
+    ]
     digests = [r["read_model"] for r in runs if "read_model" in r]
     return {
         "floor_per_s": floor,
@@ -1284,7 +1288,7 @@ def floor_figures(
         ],
         "rounds_ratio_to_floor": [r / f for r, f in zip(rates, floor_rates, strict=False)],
         "cpu_us_per_record": {
-            "consumer_worker": round(statistics.median(worker), 1),
+            "consumer_worker": round(statistics.median(worker), 1) if worker else None,
             "consumer_postgres": median_us(runs, "postgres_cpu_s"),
             "consumer_broker": median_us(runs, "broker_cpu_s"),
             "floor_process": median_us(floors, "floor_process_cpu_s"),

@@ -220,6 +220,12 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
             assert sample["worker_cpu_s"][0] > 0
             assert {"broker_cpu_s", "postgres_cpu_s", "load_generator_cpu_s"} <= set(sample)
             assert sample["read_model"]["listings"][0] == 400
+    # The projector's floor (issue #18, target 1): the same rows, at a rate, with its CPU.
+    ours = rows["current"]
+    assert ours["floor_rows_equal"] is True
+    assert ours["floor_per_s"] > 0
+    assert ours["floor_runs"][0]["read_model"]["listings"][0] == 400
+    assert ours["ratio_to_floor"] == ours["records_per_s"] / ours["floor_per_s"]
     peer = rows["faststream-message"]["runs"][0]
     assert peer["settings"]["ack_policy"] == "ack"
     assert peer["transactions"] == 400  # one per message
