@@ -41,7 +41,9 @@ the listings accepted: CPU per listing per part and in total, against the budget
 machine at 1,500 listings/s (2 / 1,500 s = 1.33 ms). Variants (`--variants`): "ours", the
 clients as `marketplace/kafka.py` makes them, and "batched", the same with linger_ms 5 and
 fetch_min_bytes 32 KiB (is the cost per request or per record?). `--repeats` rounds of each
-mode and variant, interleaved; medians reported. The pipeline report's CPU per listing per
+mode and variant, interleaved; medians reported. The load averages count the bench's own
+processes, so each round also records the cores the rest of the machine used meanwhile (its
+busy time in /proc/stat less the bench's). The pipeline report's CPU per listing per
 process is set beside the floor's. Writes loadtests/reports/floor-<timestamp>.json and .html.
 Bounded: every wait has a limit, every round a fixed length. A short round before them, not
 counted, warms the broker (a fresh JVM's first traffic costs it more)."""
@@ -71,7 +73,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from loadtests.cpu import process_seconds
+from loadtests.cpu import TICK, process_seconds
 from loadtests.hdr import Histogram
 from loadtests.report import REPORTS, bar_chart, commit, machine, table, write_report
 from loadtests.soak import free_port
@@ -589,6 +591,14 @@ async def status(port: int) -> dict[str, int]:
         return result
 
 
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every core; /proc/stat's first line)."""
+    with open("/proc/stat") as stat:
+        fields = [int(f) for f in stat.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
 def broker_pid(name: str) -> int:
     return int((ROOT / ".local/loadtests" / name / "kafka/kafka.pid").read_text().strip())
 
@@ -646,6 +656,11 @@ async def one_round(
         load_at_start = machine()
         before = {p: process_seconds(proc.pid) for p, proc in procs.items()}
         before["broker"] = process_seconds(broker)
+        busy_before, own_before, t_before = (
+            busy_seconds(),
+            process_seconds(os.getpid()),
+            time.time(),
+        )
         generator = procs["loadgen"]
         assert generator.stdin is not None
         generator.stdin.write(b"go\n")
@@ -662,7 +677,18 @@ async def one_round(
             await asyncio.sleep(0.25)
         after = {p: process_seconds(proc.pid) for p, proc in procs.items()}
         after["broker"] = process_seconds(broker)
-        load_at_end = machine()
+        busy_after, own_after, t_after = busy_seconds(), process_seconds(os.getpid()), time.time()
+        load_at_end: dict[str, float] = dict(machine())
+        # The load averages count the bench's own processes; what else ran is the machine's
+        # busy time less the parts', the broker's and this process's.
+        ours = sum(after.values()) - sum(before.values()) + own_after - own_before
+        load_at_end["machine_busy_cores"] = round(
+            (busy_after - busy_before) / (t_after - t_before), 3
+        )
+        load_at_end["others_cores"] = round(
+            (busy_after - busy_before - ours) / (t_after - t_before), 3
+        )
+        load_at_end["measured_s"] = round(t_after - t_before, 2)
         generator.stdin.write(b"exit\n")
         await generator.stdin.drain()
     finally:
@@ -776,6 +802,7 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         "load_1m_at_start": statistics.median(r["machine_at_start"]["load_1m"] for r in rounds),
         "load_1m_at_end": statistics.median(r["machine_at_end"]["load_1m"] for r in rounds),
+        "others_cores": statistics.median(r["machine_at_end"]["others_cores"] for r in rounds),
     }
 
 
@@ -799,7 +826,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             print(
                 f"{mode}/{variant}: {r['sustained_listings_per_s']:.0f} listings/s sustained, "
                 f"{r['cpu_ms_per_listing']['total']:.3f} ms CPU per listing, "
-                f"load {r['machine_at_start']['load_1m']:.1f}-{r['machine_at_end']['load_1m']:.1f}",
+                f"load {r['machine_at_start']['load_1m']:.1f}-"
+                f"{r['machine_at_end']['load_1m']:.1f}, "
+                f"others {r['machine_at_end']['others_cores']:.2f} cores",
                 flush=True,
             )
     return {
@@ -847,6 +876,7 @@ def write(data: dict[str, Any]) -> tuple[Path, Path]:
             f"{r['accepted_in_window_per_s']:.0f}",
             f"{r['cpu_ms_per_listing']['total']:.3f}",
             f"{r['machine_at_start']['load_1m']:.1f} / {r['machine_at_end']['load_1m']:.1f}",
+            f"{r['machine_at_end']['others_cores']:.2f}",
         ]
         for r in data["rounds"]
     ]
@@ -873,7 +903,14 @@ def write(data: dict[str, Any]) -> tuple[Path, Path]:
             f"{BUDGET_MS:.2f} ms (2 cores, 1,500/s)"
         ),
         data=data,
-        headers=["round", "sustained /s", "202s in window /s", "CPU ms/listing", "load 1m"],
+        headers=[
+            "round",
+            "sustained /s",
+            "202s in window /s",
+            "CPU ms/listing",
+            "load 1m start / end",
+            "others' cores",
+        ],
         rows=rows,
         figure=bar_chart([(p, v) for p, v in per.items() if p != "total"], "ms"),
         extra=compare,
