@@ -14,7 +14,7 @@ pipeline's libraries allow (aiohttp, aiokafka with the producer and consumer set
 1. the load generator posts listing bodies of the market simulator
    (`producers/simulator/market.py`, offers and requests) over HTTP/1.1 keep-alive, closed-loop
    with `--concurrency` calls under way ("max"), or open-loop at `--rate` per second (posts
-   beyond 4,000 under way are dropped and counted);
+   beyond 4,000 under way are dropped and counted); at most 300,000 posts a round;
 2. the API: decodes the body into a plain msgspec struct, publishes its bytes to `listings`
    (key: the material's family, seven CloudEvent-sized headers; idempotent, acks=all) and
    answers 202 with the listing's number;
@@ -90,6 +90,7 @@ BUDGET_MS = 2 / 1500 * 1000  # 2 cores, 1,500 listings/s
 PARTS = ("loadgen", "api", "matcher", "notifier", "projector", "sender", "receiver")
 ENDPOINTS = 300  # webhook endpoints (the simulator's SMEs in the pipeline bench)
 MAX_IN_FLIGHT = 4000
+MAX_POSTS = 300_000  # per round, whatever the rate
 SENDER_IN_FLIGHT = 64  # MARKETPLACE_WEBHOOK_MAX_IN_FLIGHT's default
 PROPOSAL_BYTES = 833  # a MatchProposed CloudEvent's value with five reasons
 NOTIFICATION_BYTES = 849  # a NotificationIssued for one side of that proposal
@@ -465,7 +466,7 @@ async def loadgen(config: Config, concurrency: int, rate: float, seconds: float)
 
         async def worker() -> None:
             nonlocal sent
-            while time.perf_counter() < end:
+            while time.perf_counter() < end and sent < MAX_POSTS:
                 sent += 1
                 await one(sent)
 
@@ -474,7 +475,7 @@ async def loadgen(config: Config, concurrency: int, rate: float, seconds: float)
         tasks: set[asyncio.Task[None]] = set()
         while True:
             now = time.perf_counter()
-            if now >= end:
+            if now >= end or sent + dropped >= MAX_POSTS:
                 break
             due = int((now - t0) * rate) - sent - dropped
             for _ in range(max(0, due)):
