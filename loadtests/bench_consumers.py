@@ -30,18 +30,20 @@ In each round, next to each consumer (issue #18, target 1):
 - `same-work`: aiokafka doing the consumer's Kafka work without its logic and database (its batch
   size and settings, what it emitted per record produced with acks=all, offsets committed to Kafka
   batch by batch), `same_work_loop`;
-- `same-work+pg-floor`, for the consumers that write to PostgreSQL (the projector and analytics,
-  `FLOOR_TABLES`): that loop plus the least PostgreSQL work their exactly-once contract needs,
-  done as cheaply as PostgreSQL allows, `pg_floor_loop`: per partition batch one transaction on a
-  connection of the consumers' pool that COPYs (binary) the rows the consumer writes for those
-  records into the same table of a migrated scratch database (same indexes) and moves the offset
-  row on from where the batch began (the fence and the advance in one UPDATE), then COMMIT. The
-  rows are built before the clock starts by the consumer's own code (`floor_row`: the projector's
-  `step`, analytics' `fact`), so no decoding or logic is timed; after each run the table's rows
-  are compared with the consumer's by digest (`floor_rows_equal`). It knows the listings
-  workload only (posted offers and requests: one row each). The report gives, per consumer,
-  consumer / same-work, floor / same-work and consumer / floor (of the medians and per round), and
-  CPU microseconds per record of the worker (or the loop's process), PostgreSQL and the broker.
+- `same-work+pg-floor`, for the consumers that write to PostgreSQL (the projector, analytics and
+  the auditor, `FLOOR_TABLES`): that loop plus the least PostgreSQL work their exactly-once contract
+  needs, done as cheaply as PostgreSQL allows, `pg_floor_loop`: per partition batch one transaction
+  on a connection of the consumers' pool that COPYs (binary) the rows the consumer writes for those
+  records into the same table of a migrated scratch database (same indexes) and moves the offset row
+  on from where the batch began (the fence and the advance in one UPDATE), then COMMIT. The rows are
+  built before the clock starts by the consumer's own code (`floor_row`: the projector's `step`,
+  analytics' `fact`; the auditor's chained rows by `marketplace.audit`'s `link` and `row`, its
+  months' partitions made once before the clock, where the auditor asks per batch), so no decoding,
+  hashing or logic is timed; after each run the table's rows are compared with the consumer's by
+  digest (`floor_rows_equal`). It knows the listings workload only (posted offers and requests: one
+  row each). The report gives, per consumer, consumer / same-work, floor / same-work and consumer /
+  floor (of the medians and per round), and CPU microseconds per record of the worker (or the loop's
+  process), PostgreSQL and the broker.
   `--floor-nosync` adds a diagnostic, not a floor: the same floor committing with
   `synchronous_commit = off` (what waiting for the WAL's fsync costs), `--floor-side-by-side N`
   another: the floor with up to N partitions' transactions at once on connections of their own
@@ -87,6 +89,8 @@ from loadtests import cpu, pgstats
 from loadtests.consumer_worker import KINDS
 from loadtests.report import bar_chart, commit, machine, statements_table, write_report
 from loadtests.scratch import scratch_database, superuser_sql
+from marketplace.audit import chain as audit_chain
+from marketplace.audit import store as audit_store
 from marketplace.db import connect, create_pool
 from marketplace.events import Decoded, decode, to_message
 from marketplace.kafka import (
@@ -391,9 +395,15 @@ FLOOR_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "analytics_listings",
         ("listing_id", "kind", "owner_id", "code", "region", "lat", "lon", "tonnes", "posted_at"),
     ),
+    # Every record, hash-chained per partition (`marketplace/audit/store.py`'s own row).
+    "auditor": ("audit_log", audit_store.COLUMNS),
 }
 # The tables whose rows a floor's run must leave equal to the consumer's (digests compared).
-FLOOR_DIGESTED = {"projector": PROJECTED_TABLES, "analytics": ("analytics_listings",)}
+FLOOR_DIGESTED = {
+    "projector": PROJECTED_TABLES,
+    "analytics": ("analytics_listings",),
+    "auditor": ("audit_log",),
+}
 # What the projector drops from a listing's event to make its `body` (consumers/projector.py).
 _BODY_DROPPED = frozenset({"type", "offer_id", "request_id", "owner_id", "actor_id"})
 # The offset row moved on only from where this batch began: the fence and the advance in one.
@@ -444,6 +454,9 @@ async def floor_rows(
     consumer = make_consumer(settings, None, max_poll_records=2000)
     await consumer.start()
     out: dict[tuple[int, int], tuple[Any, ...]] = {}
+    # The auditor's rows are chained: each partition's from the genesis hash, in offset order
+    # (the order a partition's records are fetched in), as the consumer's scratch run made them.
+    heads: dict[int, bytes] = {}
     try:
         parts = [TopicPartition(topic, p) for p in start]
         consumer.assign(parts)
@@ -456,9 +469,17 @@ async def floor_rows(
             batches = await consumer.getmany(timeout_ms=1000)
             for tp, records in batches.items():
                 for r in records:
-                    if r.offset < end[tp.partition]:
+                    if r.offset >= end[tp.partition]:
+                        continue
+                    if kind == "auditor":
+                        entry = audit_chain.entry_from_record(r)
+                        headers = entry.headers_json()
+                        prev = heads.get(tp.partition, audit_chain.GENESIS)
+                        heads[tp.partition] = audit_chain.link(prev, entry, headers)
+                        row = audit_store.row(entry, prev, heads[tp.partition], headers)
+                    else:
                         row = floor_row(kind, decode(topic, r.value, r.headers))
-                        out[(tp.partition, r.offset)] = row
+                    out[(tp.partition, r.offset)] = row
     finally:
         await consumer.stop()
     return out
@@ -524,6 +545,11 @@ async def pg_floor_loop(
             for p in range(settings.topic_partitions):  # leaders elected before the clock
                 await producer.send_and_wait(sink, b"warm-up", partition=p)
             async with pool.acquire() as warm:  # the COPY's column look-up, cached per connection
+                if kind == "auditor":  # the months' partitions once (the auditor: per batch)
+                    await warm.execute(
+                        "SELECT audit_ensure_partition(m) FROM unnest($1::timestamptz[]) AS m",
+                        sorted({row[4] for row in rows_at.values()}),
+                    )
                 await warm.copy_records_to_table(table, records=[], columns=names)
 
             def fetch() -> asyncio.Task[dict[TopicPartition, list[Any]]]:

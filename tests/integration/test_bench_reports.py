@@ -187,7 +187,7 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
         "--instances",
         "1",
         "--consumers",
-        "projector",
+        "projector,auditor",
         "--peer",
         "message",
         env=env,
@@ -211,7 +211,7 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     statements = report["pg_stat_statements"]
     assert statements["loaded"] is True
     assert any("INSERT INTO listings" in s["query"] for s in statements["statements"]), statements
-    rows = {r["code"]: r for r in report["consumers"]}
+    rows = {r["code"]: r for r in report["consumers"] if r["consumer"] == "projector"}
     assert set(rows) == {"current", "faststream-message"}
     for row in rows.values():
         assert row["records"] == 400
@@ -226,6 +226,12 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     assert ours["floor_per_s"] > 0
     assert ours["floor_runs"][0]["read_model"]["listings"][0] == 400
     assert ours["ratio_to_floor"] == ours["records_per_s"] / ours["floor_per_s"]
+    # The auditor's floor: the same chained rows (every record, hash by hash), by digest.
+    (auditor,) = [r for r in report["consumers"] if r["consumer"] == "auditor"]
+    assert auditor["records"] == 400
+    assert auditor["floor_rows_equal"] is True
+    assert auditor["floor_runs"][0]["read_model"]["audit_log"][0] == 400
+    assert 0 < auditor["floor_per_s"]
     peer = rows["faststream-message"]["runs"][0]
     assert peer["settings"]["ack_policy"] == "ack"
     assert peer["transactions"] == 400  # one per message
