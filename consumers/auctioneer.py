@@ -12,7 +12,7 @@ failures and refusals onto logistics.awards, all in the runtime's one transactio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -24,8 +24,9 @@ from marketplace.events import Decoded, to_message
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.decoding import decode_or_dead_letter
+from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import Settings
-from marketplace.timers import schedule
+from marketplace.timers import schedule_many
 from marketplace.translate.auction import (
     deadline_timer,
     decide,
@@ -121,18 +122,21 @@ class Auctioneer:
                 decoded.append((d, command))
         await self._fetch_decided(tx, state, {job_id_of(c) for _, c in decoded})
         dirty: set[str] = set()
+        # The batch's deadline timers in one statement (one round trip per timer before).
+        timers: list[tuple[str, OutboxMessage, datetime]] = []
         for d, command in decoded:
             job_id = job_id_of(command)
             before = state.get(job_id)
-            after, messages, timers = decide(before, command, d, self.config, self.source)
+            after, messages, asked_timers = decide(before, command, d, self.config, self.source)
             for message in messages:
                 tx.emit(message)
-            for t in timers:
-                timer_id, message = deadline_timer(t.job_id, t.due)
-                await schedule(tx.conn, timer_id, message, t.due)
+            timers.extend(
+                (*deadline_timer(asked.job_id, asked.due), asked.due) for asked in asked_timers
+            )
             if after is not None and after is not before:
                 state[job_id] = after
                 dirty.add(job_id)
+        await schedule_many(tx.conn, timers)
         await self._save(tx, state, dirty)
         for job_id in [j for j, a in state.items() if a.status != "open"]:
             del state[job_id]
