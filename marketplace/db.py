@@ -191,19 +191,30 @@ async def create_pool(
     min_size: int = 1,
     reset_sessions: bool = True,
     synchronous_commit: bool = True,
+    custom_plans: bool = False,
 ) -> asyncpg.Pool:
     """The application's pool. `reset_sessions=False` skips asyncpg's reset query (RESET ALL,
     UNLISTEN *, ...) on every release: for code that never changes session state, such as the
     consumers' runtime, whose batches run as transactions only; it saves a round trip a batch.
     `synchronous_commit=False`: the pool's commits return before their WAL is on disk (only for
-    work that a lost commit merely repeats, such as webhook delivery; see the setting)."""
+    work that a lost commit merely repeats, such as webhook delivery; see the setting).
+    `custom_plans=True`: every execution of a prepared statement is planned for its parameters
+    (`plan_cache_mode = force_custom_plan`), never from a generic plan cached when the tables
+    looked otherwise: the consumers' runtime, whose outbox churns (a generic plan made while
+    the outbox was empty scanned it whole, dead rows and all, to delete a batch's published
+    rows by id; issue #18)."""
+    server_settings: dict[str, str] = {}
+    if not synchronous_commit:
+        server_settings["synchronous_commit"] = "off"
+    if custom_plans:
+        server_settings["plan_cache_mode"] = "force_custom_plan"
     pool = await asyncpg.create_pool(
         settings.dsn,
         min_size=min_size,
         max_size=settings.db_pool_max,
         command_timeout=60,
         reset=None if reset_sessions else _keep_session,
-        server_settings={} if synchronous_commit else {"synchronous_commit": "off"},
+        server_settings=server_settings,
     )
     assert pool is not None
     return pool

@@ -68,6 +68,11 @@ class Settings:
     # runs PostgreSQL, 1 was faster for every consumer measured (loadtests/reports/
     # consumers-20261130T091935Z.json); more pays where PostgreSQL has cores to spare or is far.
     consumer_partition_concurrency: int = 1
+    # Whether the consumers' connections plan every statement for its parameters
+    # (plan_cache_mode = force_custom_plan) instead of reusing a generic plan. On: a generic
+    # plan made while the outbox was nearly empty deleted each batch's published rows by
+    # scanning the whole table, dead rows and all (issue #18; docs/operators/capacity.md).
+    consumer_custom_plans: bool = True
     outbox_sweep_interval_s: float = 5.0
     outbox_sweep_min_age_s: float = 10.0
     db_pool_max: int = 10

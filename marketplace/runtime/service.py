@@ -42,8 +42,14 @@ async def run_consumer(
         # First thing: a SIGTERM while the service is still starting stops it cleanly too.
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    # Consumers keep no session state: no reset query per released connection.
-    pool = await create_pool(settings, reset_sessions=False, synchronous_commit=synchronous_commit)
+    # Consumers keep no session state: no reset query per released connection. Custom plans:
+    # the outbox churns too fast for a cached generic plan (`create_pool`).
+    pool = await create_pool(
+        settings,
+        reset_sessions=False,
+        synchronous_commit=synchronous_commit,
+        custom_plans=settings.consumer_custom_plans,
+    )
 
     def new_producer() -> AIOKafkaProducer:
         return make_producer(settings, client_id=f"marketplace-{group_id}")
