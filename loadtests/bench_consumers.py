@@ -37,7 +37,7 @@ In each round, next to each consumer (issue #18, target 1):
   records into the same table of a migrated scratch database (same indexes) and moves the offset row
   on from where the batch began (the fence and the advance in one UPDATE), then COMMIT. The rows are
   built before the clock starts by the consumer's own code (`floor_row`: the projector's `step`,
-  analytics' `fact`; the auditor's chained rows by `marketplace.audit.store.chained_rows`, its
+  analytics' `fact`; the auditor's chained rows by `marketplace.audit`'s `link` and `row`, its
   months' partitions made once before the clock, where the auditor asks per batch), so no decoding,
   hashing or logic is timed; after each run the table's rows are compared with the consumer's by
   digest (`floor_rows_equal`). It knows the listings workload only (posted offers and requests: one
@@ -472,8 +472,11 @@ async def floor_rows(
                     if r.offset >= end[tp.partition]:
                         continue
                     if kind == "auditor":
+                        entry = audit_chain.entry_from_record(r)
+                        headers = entry.headers_json()
                         prev = heads.get(tp.partition, audit_chain.GENESIS)
-                        (row,), heads[tp.partition] = audit_store.chained_rows(prev, [r])
+                        heads[tp.partition] = audit_chain.link(prev, entry, headers)
+                        row = audit_store.row(entry, prev, heads[tp.partition], headers)
                     else:
                         row = floor_row(kind, decode(topic, r.value, r.headers))
                     out[(tp.partition, r.offset)] = row
