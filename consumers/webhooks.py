@@ -89,11 +89,19 @@ class WebhookInbox:
     """partners.notifications -> delivery rows. Stateless; the runtime applies each record once
     and the delivery id (derived from group, notification and endpoint) makes a repeat a no-op."""
 
-    def __init__(self, group_id: str = GROUP, keys_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        group_id: str = GROUP,
+        keys_path: Path | None = None,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
         self.group_id = group_id
         # The operator's key ring, to open the texts a notification carries sealed (#21 item 8);
         # None: MARKETPLACE_WEBHOOK_SECRET_KEYS.
         self.keys_path = keys_path
+        # The dispatcher of this process: a delivery it has a free slot for is written already
+        # leased ('sending') and handed to it once the batch commits, so it needs no claim.
+        self.dispatcher = dispatcher
 
     async def load(self, conn: Conn, topic: str, partition: int) -> None:  # noqa: ARG002
         return None
@@ -112,39 +120,81 @@ class WebhookInbox:
             ring = shredding.operator_ring(self.keys_path)
             found = await shredding.open_notifications(tx.conn, ring, found)
         rows = await tx.conn.fetch(
-            "SELECT endpoint_id, partner_id, kinds FROM webhook_endpoints"
+            "SELECT endpoint_id, partner_id, kinds, url, secret, previous_secret,"
+            " previous_until > now() AS previous_valid FROM webhook_endpoints"
             " WHERE deleted_at IS NULL AND partner_id = ANY($1::text[])",
             sorted({n.partner_id for n, _ in found}),
         )
-        by_partner: dict[str, list[tuple[str, set[str]]]] = {}
+        by_partner: dict[str, list[tuple[Any, set[str]]]] = {}
         for r in rows:
-            by_partner.setdefault(r["partner_id"], []).append((r["endpoint_id"], set(r["kinds"])))
-        ids, nids, eids, pids, kinds, bodies = [], [], [], [], [], []
+            by_partner.setdefault(r["partner_id"], []).append((r, set(r["kinds"])))
+        ids, nids, eids, pids, kinds, bodies, taken = [], [], [], [], [], [], []
+        handed: dict[str, dict[str, Any]] = {}
+        seen: set[str] = set()
+        dispatcher = self.dispatcher
         for n, at in found:
-            for endpoint_id, wanted in by_partner.get(n.partner_id, []):
+            for endpoint, wanted in by_partner.get(n.partner_id, []):
                 if wanted and n.kind not in wanted:
                     continue
-                ids.append(derived_id(f"{self.group_id}/{n.notification_id}/{endpoint_id}"))
+                endpoint_id = endpoint["endpoint_id"]
+                delivery_id = derived_id(f"{self.group_id}/{n.notification_id}/{endpoint_id}")
+                if delivery_id in seen:
+                    continue  # the same notification twice in one batch
+                seen.add(delivery_id)
+                body = body_of(n, at)
+                take = dispatcher is not None and dispatcher.reserve(endpoint_id)
+                if take:
+                    handed[delivery_id] = {
+                        "delivery_id": delivery_id,
+                        "notification_id": n.notification_id,
+                        "endpoint_id": endpoint_id,
+                        "body": body,
+                        "attempts": 0,
+                        "url": endpoint["url"],
+                        "secret": endpoint["secret"],
+                        "previous_secret": endpoint["previous_secret"],
+                        "previous_valid": endpoint["previous_valid"],
+                    }
+                ids.append(delivery_id)
                 nids.append(n.notification_id)
                 eids.append(endpoint_id)
                 pids.append(n.partner_id)
                 kinds.append(n.kind)
-                bodies.append(body_of(n, at))
-        if ids:
-            await tx.conn.execute(
-                "INSERT INTO webhook_deliveries (delivery_id, group_id, notification_id,"
-                " endpoint_id, partner_id, kind, body)"
-                " SELECT u.id, $1, u.nid, u.eid, u.pid, u.kind, u.body FROM unnest($2::text[],"
-                " $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])"
-                " AS u(id, nid, eid, pid, kind, body) ON CONFLICT (delivery_id) DO NOTHING",
-                self.group_id,
-                ids,
-                nids,
-                eids,
-                pids,
-                kinds,
-                bodies,
+                bodies.append(body)
+                taken.append(take)
+        if not ids:
+            return state
+        lease = dispatcher.lease_s if dispatcher is not None else 0.0
+        written = await tx.conn.fetch(
+            "INSERT INTO webhook_deliveries (delivery_id, group_id, notification_id,"
+            " endpoint_id, partner_id, kind, body, status, lease_until)"
+            " SELECT u.id, $1, u.nid, u.eid, u.pid, u.kind, u.body,"
+            " CASE WHEN u.taken THEN 'sending' ELSE 'pending' END,"
+            " CASE WHEN u.taken THEN now() + make_interval(secs => $9) END"
+            " FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+            " $7::bytea[], $8::bool[]) AS u(id, nid, eid, pid, kind, body, taken)"
+            " ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id, status",
+            self.group_id,
+            ids,
+            nids,
+            eids,
+            pids,
+            kinds,
+            bodies,
+            taken,
+            lease,
+        )
+        if dispatcher is not None and handed:
+            # Only rows this batch wrote leased are sent: one already there (a notification
+            # issued twice) is the claim's to send, or was sent.
+            fresh = {r["delivery_id"] for r in written if r["status"] == "sending"}
+            start = [row for delivery_id, row in handed.items() if delivery_id in fresh]
+            left = [row for delivery_id, row in handed.items() if delivery_id not in fresh]
+            tx.after_commit(
+                functools.partial(dispatcher.hand_over, start, left),
+                functools.partial(dispatcher.release, list(handed.values())),
             )
+        if any(r["status"] == "pending" for r in written):
             await tx.conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self.group_id)
         return state
 
@@ -199,6 +249,23 @@ RETURNING d.delivery_id, d.notification_id, d.endpoint_id, d.body, d.attempts, d
 """
 
 
+# Each outcome applies only to the attempt it belongs to (still leased, attempts one fewer): a
+# late write cannot undo what another worker did after this one's lease ran out.
+_RECORD = """
+UPDATE webhook_deliveries d
+SET status = u.outcome, attempts = u.attempts, last_status = u.status, last_error = u.error,
+    lease_until = NULL,
+    delivered_at = CASE WHEN u.outcome = 'delivered' THEN now() ELSE d.delivered_at END,
+    dead_at = CASE WHEN u.outcome = 'dead' THEN now() ELSE d.dead_at END,
+    next_attempt_at = CASE WHEN u.outcome = 'pending'
+                           THEN now() + make_interval(secs => u.delay)
+                           ELSE d.next_attempt_at END
+FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::float8[])
+     AS u(id, outcome, attempts, status, error, delay)
+WHERE d.delivery_id = u.id AND d.status = 'sending' AND d.attempts = u.attempts - 1
+"""
+
+
 class Dispatcher:
     """Sends due deliveries of one group; see the module's docstring."""
 
@@ -226,14 +293,73 @@ class Dispatcher:
         self.allowed = core.parse_networks(settings.webhook_allow_networks)
         # Secrets are stored encrypted (marketplace/secretbox.py); the ring follows its file.
         self.keys = key_file(settings.webhook_keys_path)
+        self.lease_s = settings.webhook_timeout_s + 30
         self.wake = asyncio.Event()
+        # Slots per endpoint in use: attempts under way and slots the inbox reserved for a
+        # batch not yet committed (`reserved` of them).
         self.busy: Counter[str] = Counter()
+        self.reserved = 0
+        self.claiming = False
         self.tasks: set[asyncio.Task[None]] = set()
+        self.session: aiohttp.ClientSession | None = None
+        # Whether deliveries may be waiting in PostgreSQL (the last claim filled every free
+        # slot, or a NOTIFY said new ones were written): only then does a finished attempt
+        # make a claim; otherwise the poll finds retries that came due.
+        self.backlog = True
+        # Finished attempts' outcomes, written by one statement per flush (`_flush`).
+        self.outcomes: list[tuple[str, str, int, int | None, str | None, float]] = []
+        self.recorded = asyncio.Event()
+
+    def reserve(self, endpoint_id: str) -> bool:
+        """A slot for a delivery the inbox is about to write, if one is free; the inbox then
+        calls `hand_over` or `release` for it."""
+        if self.claiming or self.session is None or self.session.closed:
+            # (While a claim is under way its count of busy slots must stay true: a slot
+            # reserved now could be claimed from PostgreSQL a second time.)
+            return False
+        limit = self.settings.webhook_max_in_flight
+        if len(self.tasks) + self.reserved >= limit:
+            return False
+        if self.busy[endpoint_id] >= self.settings.webhook_endpoint_concurrency:
+            return False
+        self.busy[endpoint_id] += 1
+        self.reserved += 1
+        return True
+
+    def release(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Gives back the slots of deliveries that will not be handed over."""
+        for row in rows:
+            self.reserved -= 1
+            self._free(row["endpoint_id"])
+
+    def hand_over(self, rows: Sequence[dict[str, Any]], left: Sequence[dict[str, Any]]) -> None:
+        """Starts attempts for deliveries a committed batch wrote already leased to this
+        process; `left` are reserved slots the batch did not use."""
+        self.release(left)
+        session = self.session
+        if session is None or session.closed:
+            # Stopping: the leases run out and a worker sends them then.
+            self.release(rows)
+            return
+        for row in rows:
+            self.reserved -= 1
+            self._start(session, row)
+        IN_FLIGHT.set(len(self.tasks))
+
+    def _start(self, session: aiohttp.ClientSession, row: Any) -> None:
+        task = asyncio.create_task(self._attempt(session, row))
+        self.tasks.add(task)
+        task.add_done_callback(functools.partial(self._done, endpoint_id=row["endpoint_id"]))
+
+    def _free(self, endpoint_id: str) -> None:
+        self.busy[endpoint_id] -= 1
+        if self.busy[endpoint_id] <= 0:
+            del self.busy[endpoint_id]
 
     async def run(self, stop: asyncio.Event) -> None:
         self.keys.ring()  # no key file: stop now, with the operator's instructions
         listener = await connect(self.settings)
-        await listener.add_listener(CHANNEL, lambda *_: self.wake.set())
+        await listener.add_listener(CHANNEL, lambda *_: self._notified())
         connector = aiohttp.TCPConnector(
             resolver=GuardedResolver(self.allowed), limit=self.settings.webhook_max_in_flight
         )
@@ -242,6 +368,8 @@ class Dispatcher:
             timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s),
             headers={"User-Agent": "circular-exchange-webhooks/1"},
         )
+        self.session = session
+        flusher = asyncio.create_task(self._flush_forever())
         log.info("webhooks_dispatching", group=self.group_id)
         loop = asyncio.get_running_loop()
         last = float("-inf")
@@ -261,6 +389,7 @@ class Dispatcher:
                 last = loop.time()
                 try:
                     backlog = await self._fill(session)
+                    self.backlog = backlog
                 except (*UNREACHABLE, asyncpg.PostgresError) as exc:
                     # PostgreSQL away or restarting (found by the fault suite: a connection lost
                     # mid-claim raised InternalClientError and stopped the dispatcher for good).
@@ -274,51 +403,64 @@ class Dispatcher:
                 woken.cancel()
         finally:
             # Attempts under way are abandoned: their leases run out and they are sent again.
+            self.session = None
             for task in list(self.tasks):
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            # The outcomes of attempts that finished are written if PostgreSQL answers soon;
+            # if not, their leases run out and they are sent again.
+            with contextlib.suppress(TimeoutError, *UNREACHABLE, asyncpg.PostgresError):
+                await asyncio.wait_for(self._flush(), 5.0)
             await session.close()
             await listener.close()
+
+    def _notified(self) -> None:
+        self.backlog = True
+        self.wake.set()
 
     async def _fill(self, session: aiohttp.ClientSession) -> bool:
         """Claims due deliveries for the free slots and starts their attempts; True when every
         free slot was filled (more are likely due)."""
-        free = self.settings.webhook_max_in_flight - len(self.tasks)
+        free = self.settings.webhook_max_in_flight - len(self.tasks) - self.reserved
         if free <= 0:
             return True
-        busy = list(self.busy.items())
-        lease = self.settings.webhook_timeout_s + 30
-        async with self.pool.acquire() as conn:
-            ids = await conn.fetch(
-                _CLAIM,
-                self.group_id,
-                free,
-                [e for e, _ in busy],
-                [n for _, n in busy],
-                self.settings.webhook_endpoint_concurrency,
-            )
-            if not ids:
-                return False
-            rows = await conn.fetch(_TAKE, [r["delivery_id"] for r in ids], self.group_id, lease)
+        self.claiming = True
+        try:
+            busy = list(self.busy.items())
+            async with self.pool.acquire() as conn:
+                ids = await conn.fetch(
+                    _CLAIM,
+                    self.group_id,
+                    free,
+                    [e for e, _ in busy],
+                    [n for _, n in busy],
+                    self.settings.webhook_endpoint_concurrency,
+                )
+                if not ids:
+                    return False
+                rows = await conn.fetch(
+                    _TAKE, [r["delivery_id"] for r in ids], self.group_id, self.lease_s
+                )
+        finally:
+            self.claiming = False
         for row in rows:
             if row["status"] != "sending":
                 continue
             self.busy[row["endpoint_id"]] += 1
-            task = asyncio.create_task(self._attempt(session, row))
-            self.tasks.add(task)
-            task.add_done_callback(functools.partial(self._done, endpoint_id=row["endpoint_id"]))
+            self._start(session, row)
         IN_FLIGHT.set(len(self.tasks))
         return len(ids) >= free
 
     def _done(self, task: asyncio.Task[None], endpoint_id: str) -> None:
         self.tasks.discard(task)
-        self.busy[endpoint_id] -= 1
-        if self.busy[endpoint_id] <= 0:
-            del self.busy[endpoint_id]
+        self._free(endpoint_id)
         IN_FLIGHT.set(len(self.tasks))
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook_attempt_crashed", error=repr(task.exception()))
-        self.wake.set()
+        if self.backlog:
+            self.wake.set()
 
     async def _attempt(self, session: aiohttp.ClientSession, row: Any) -> None:
         body: bytes = row["body"]
@@ -357,52 +499,64 @@ class Dispatcher:
         await self._record(row, ok, status, error)
 
     async def _record(self, row: Any, ok: bool, status: int | None, error: str | None) -> None:
+        """Queues the attempt's outcome for the next flush; the slot is free at once (the row
+        stays leased to this process until the flush writes it)."""
         attempts = row["attempts"] + 1
-        async with self.pool.acquire() as conn:
-            if ok:
-                ATTEMPTS.labels(outcome="delivered").inc()
-                await conn.execute(
-                    "UPDATE webhook_deliveries SET status = 'delivered', attempts = $2,"
-                    " delivered_at = now(), last_status = $3, last_error = NULL,"
-                    " lease_until = NULL WHERE delivery_id = $1 AND status = 'sending'",
-                    row["delivery_id"],
-                    attempts,
-                    status,
-                )
-                return
-            delay = core.retry_delay(self.policy, attempts, self.draw())
-            ATTEMPTS.labels(outcome="failed").inc()
-            log.info(
-                "webhook_attempt_failed",
-                delivery_id=row["delivery_id"],
-                endpoint_id=row["endpoint_id"],
-                attempts=attempts,
-                error=error,
-                retry_in_s=delay,
-            )
-            if delay is None:
-                DEAD.inc()
-                await conn.execute(
-                    "UPDATE webhook_deliveries SET status = 'dead', attempts = $2,"
-                    " dead_at = now(), last_status = $3, last_error = $4, lease_until = NULL"
-                    " WHERE delivery_id = $1 AND status = 'sending'",
-                    row["delivery_id"],
-                    attempts,
-                    status,
-                    error,
-                )
-                return
-            await conn.execute(
-                "UPDATE webhook_deliveries SET status = 'pending', attempts = $2,"
-                " next_attempt_at = now() + make_interval(secs => $5), last_status = $3,"
-                " last_error = $4, lease_until = NULL"
-                " WHERE delivery_id = $1 AND status = 'sending'",
-                row["delivery_id"],
-                attempts,
-                status,
-                error,
-                delay,
-            )
+        if ok:
+            ATTEMPTS.labels(outcome="delivered").inc()
+            self._queue(row["delivery_id"], "delivered", attempts, status, None, 0.0)
+            return
+        delay = core.retry_delay(self.policy, attempts, self.draw())
+        ATTEMPTS.labels(outcome="failed").inc()
+        log.info(
+            "webhook_attempt_failed",
+            delivery_id=row["delivery_id"],
+            endpoint_id=row["endpoint_id"],
+            attempts=attempts,
+            error=error,
+            retry_in_s=delay,
+        )
+        if delay is None:
+            DEAD.inc()
+            self._queue(row["delivery_id"], "dead", attempts, status, error, 0.0)
+            return
+        self._queue(row["delivery_id"], "pending", attempts, status, error, delay)
+
+    def _queue(
+        self,
+        delivery_id: str,
+        outcome: str,
+        attempts: int,
+        status: int | None,
+        error: str | None,
+        delay: float,
+    ) -> None:
+        self.outcomes.append((delivery_id, outcome, attempts, status, error, delay))
+        self.recorded.set()
+
+    async def _flush_forever(self) -> None:
+        """Writes queued outcomes: one statement for whatever finished while the last one ran
+        (so an idle exchange writes each at once, a busy one many per statement)."""
+        while True:
+            await self.recorded.wait()
+            self.recorded.clear()
+            try:
+                await self._flush()
+            except (*UNREACHABLE, asyncpg.PostgresError) as exc:
+                log.warning("webhooks_record_failed", error=repr(exc))
+                self.recorded.set()
+                await asyncio.sleep(1.0)
+
+    async def _flush(self) -> None:
+        taken, self.outcomes = self.outcomes, []
+        if not taken:
+            return
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.execute(_RECORD, *(list(c) for c in zip(*taken, strict=True)))
+        except BaseException:
+            self.outcomes[:0] = taken
+            raise
 
 
 async def run_webhooks(settings: Settings, stop: asyncio.Event, group_id: str = GROUP) -> None:
@@ -420,7 +574,11 @@ async def run_webhooks(settings: Settings, stop: asyncio.Event, group_id: str = 
                 settings,
                 group_id=group_id,
                 topics=[TOPIC],
-                processor=WebhookInbox(group_id, settings.webhook_keys_path),
+                processor=WebhookInbox(
+                    group_id,
+                    settings.webhook_keys_path,
+                    dispatcher if settings.webhook_hand_over else None,
+                ),
                 stop=stop,
                 synchronous_commit=durable,
             ),

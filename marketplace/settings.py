@@ -143,6 +143,11 @@ class Settings:
     # run; the linger at 0 too, reports as for producer_linger_ms). The consumers whose decisions
     # are the record of the exchange (matcher, notifier, ...) always flush.
     webhook_synchronous_commit: bool = False
+    # Whether the inbox hands a new delivery straight to its own process's dispatcher when that
+    # has a free slot for the endpoint: written already leased, sent once the batch commits,
+    # with no claim, no NOTIFY and no wake-up (issue #18). Off: every delivery goes through
+    # PostgreSQL's claim, as retries always do.
+    webhook_hand_over: bool = True
     # The operator's keys that encrypt webhook signing secrets at rest (a file of Fernet keys,
     # newest first; default <local_dir>/webhooks/secret-keys, created by `marketplace up` when
     # missing; `marketplace webhooks rotate-key` replaces the key and re-encrypts every secret).

@@ -77,6 +77,12 @@ OUTBOX_BACKLOG = metrics.gauge(
 # Records a processor's `prepare` takes at a time (a few hundred microseconds of decoding).
 _PREPARE_SLICE = 50
 
+
+def _call_each(hooks: Sequence[Callable[[], None]]) -> None:
+    for hook in hooks:
+        hook()
+
+
 # Names of the points where a test (or a chaos run) may crash the process on purpose.
 FaultHook = Callable[[str], None]
 
@@ -89,9 +95,18 @@ class Transaction:
         self.topic = topic
         self.partition = partition
         self.emitted: list[OutboxMessage] = []
+        self.committed: list[Callable[[], None]] = []
+        self.abandoned: list[Callable[[], None]] = []
 
     def emit(self, message: OutboxMessage) -> None:
         self.emitted.append(message)
+
+    def after_commit(self, done: Callable[[], None], undone: Callable[[], None]) -> None:
+        """Calls `done` once the batch's transaction has committed, or `undone` if it does not
+        (rolled back, fenced, or its commit's fate unknown); exactly one of them, once. Both run
+        on the event loop, must not block and must not raise."""
+        self.committed.append(done)
+        self.abandoned.append(undone)
 
 
 class Processor(Protocol[S]):
@@ -391,53 +406,74 @@ class ExactlyOnceConsumer(Generic[S]):
         async with self._lock(tp):
             if tp not in self.stats.assigned:
                 return None  # revoked while the batch was in flight
-            async with self.pool.acquire() as conn, conn.transaction():
-                stored = await _lock_offset(conn, self.group_id, tp)
-                if self._positions.get(tp) != stored:
-                    if tp in self._positions:
-                        self.stats.fenced += 1
-                        self.log.warning(
-                            "partition_moved_on",
-                            topic=tp.topic,
-                            partition=tp.partition,
-                            expected=self._positions[tp],
-                            stored=stored,
-                        )
-                    self._states[tp] = await self.processor.load(conn, tp.topic, tp.partition)
-                    self._positions[tp] = stored
-                    if records[0].offset > stored:
-                        # The fetched batch starts past the stored position: fetch again from it.
-                        self._seek(tp, stored)
-                        return None
-                fresh = [r for r in records if r.offset >= stored]
-                if not fresh:
-                    return None
-                tx = Transaction(conn, tp.topic, tp.partition)
-                new_state = await self.processor.process(tx, self._states[tp], fresh)
-                next_offset = fresh[-1].offset + 1
-                published = self.outbox.take_acknowledged()
-                try:
-                    ids = await outbox.insert_and_advance(
-                        conn,
-                        self.group_id,
-                        tx.emitted,
-                        topic=tp.topic,
-                        partition=tp.partition,
-                        next_offset=next_offset,
-                        published=published,
-                    )
-                    self._fault("before_db_commit")
-                except BaseException:
-                    self.outbox.restore_acknowledged(published)
-                    raise
-            # (A failed COMMIT raises out of the block above and loses only the deletion of
+            opened: list[Transaction] = []
+            try:
+                applied = await self._transact(tp, records, opened)
+            except BaseException:
+                # Rolled back, or the commit's fate is unknown (it failed or was cancelled): the
+                # processor's after-commit hooks are told it did not happen.
+                for tx in opened:
+                    _call_each(tx.abandoned)
+                raise
+            if applied is None:
+                return None
+            # (A failed COMMIT raises out of `_transact` and loses only the deletion of
             # `published`: the sweeper republishes those rows under the same ids.)
+            tx, fresh, new_state, next_offset, ids = applied
+            _call_each(tx.committed)
             self._states[tp] = new_state
             self._positions[tp] = next_offset
             self.stats.records += len(fresh)
             self.stats.batches += 1
             self.stats.emitted += len(tx.emitted)
             return next_offset, ids, tx.emitted
+
+    async def _transact(
+        self, tp: TopicPartition, records: list[Any], opened: list[Transaction]
+    ) -> tuple[Transaction, list[Any], S, int, list[int]] | None:
+        """One batch's transaction; the `Transaction` it hands the processor goes to `opened`
+        first, so the caller can tell its hooks the outcome."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await _lock_offset(conn, self.group_id, tp)
+            if self._positions.get(tp) != stored:
+                if tp in self._positions:
+                    self.stats.fenced += 1
+                    self.log.warning(
+                        "partition_moved_on",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        expected=self._positions[tp],
+                        stored=stored,
+                    )
+                self._states[tp] = await self.processor.load(conn, tp.topic, tp.partition)
+                self._positions[tp] = stored
+                if records[0].offset > stored:
+                    # The fetched batch starts past the stored position: fetch again from it.
+                    self._seek(tp, stored)
+                    return None
+            fresh = [r for r in records if r.offset >= stored]
+            if not fresh:
+                return None
+            tx = Transaction(conn, tp.topic, tp.partition)
+            opened.append(tx)
+            new_state = await self.processor.process(tx, self._states[tp], fresh)
+            next_offset = fresh[-1].offset + 1
+            published = self.outbox.take_acknowledged()
+            try:
+                ids = await outbox.insert_and_advance(
+                    conn,
+                    self.group_id,
+                    tx.emitted,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    next_offset=next_offset,
+                    published=published,
+                )
+                self._fault("before_db_commit")
+            except BaseException:
+                self.outbox.restore_acknowledged(published)
+                raise
+        return tx, fresh, new_state, next_offset, ids
 
     def _measure(
         self,

@@ -1,5 +1,6 @@
 """A batch that fails half-way through is rolled back, its in-memory state thrown away and
-reloaded, and retried: every record still takes effect exactly once."""
+reloaded, and retried: every record still takes effect exactly once. A processor's after-commit
+hooks hear of each batch once: committed, or not."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ class Flaky:
         self.fail_on = fail_on
         self.failures_left = fail_times
         self.loads = 0
+        # The numbers of the batches whose after-commit hooks said committed / not committed.
+        self.committed: list[int] = []
+        self.abandoned: list[list[int]] = []
 
     async def load(self, conn: Conn, topic: str, partition: int) -> dict[str, int]:
         self.loads += 1
@@ -42,6 +46,10 @@ class Flaky:
     async def process(
         self, tx: Transaction, state: dict[str, int], records: Sequence[Any]
     ) -> dict[str, int]:
+        numbers = [orjson.loads(r.value)["n"] for r in records]
+        tx.after_commit(
+            lambda: self.committed.extend(numbers), lambda: self.abandoned.append(numbers)
+        )
         for r in records:
             n = orjson.loads(r.value)["n"]
             state["count"] += 1
@@ -96,6 +104,10 @@ async def test_failed_batch_is_retried_from_reloaded_state(
     assert flaky.failures_left == 0
     # 2 partitions loaded once each at the start, plus one reload per failure.
     assert flaky.loads == 2 + 2
+    # Each record's batch was reported committed once; the two failed batches, as not.
+    assert sorted(flaky.committed) == sorted(s.n for s in sent)
+    assert len(flaky.abandoned) == 2
+    assert all(250 in numbers for numbers in flaky.abandoned)
     await owner.execute(f"DROP TABLE {table}")
 
 
@@ -118,6 +130,9 @@ async def test_a_batch_that_always_fails_stops_the_consumer(
             ),
             60,
         )
-    # Nothing of the poisoned batch took effect.
+    # Nothing of the poisoned batch took effect, and its hooks heard so, once per attempt.
     assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0
+    assert flaky.committed == []
+    assert len(flaky.abandoned) == 3
+    assert all(5 in numbers for numbers in flaky.abandoned)
     await owner.execute(f"DROP TABLE {table}")

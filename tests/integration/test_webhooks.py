@@ -1,7 +1,8 @@
 """Webhook delivery on the real stack: endpoints registered through the API, notifications
 published on partners.notifications, a receiver that verifies every signature; retries, dead
 letters, redelivery, a slow endpoint beside a fast one, secret rotation, target validation, and
-a SIGKILLed worker that resumes its pending retries."""
+a SIGKILLed worker that resumes its pending retries, and new deliveries handed from the inbox to
+its dispatcher in-process."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import sys
 import uuid
 from typing import Any
 
+import aiohttp
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from consumers.webhooks import TOPIC
+from consumers.webhooks import TOPIC, Dispatcher, WebhookInbox
 from marketplace import webhooks as store
 from marketplace.db import connect
+from marketplace.runtime.service import run_consumer
 from marketplace.settings import ROOT, Settings
 from schemas.partners import NotificationIssued
 from tests.integration.api_helpers import Partner, eventually, register, running_api
@@ -342,3 +346,59 @@ async def test_a_killed_worker_resumes_its_retries_after_a_restart(settings: Set
         assert row["status"] == "delivered"
         assert row["attempts"] == 2
         assert receiver.bad_signatures == []
+
+
+class NoClaims(Dispatcher):
+    """A dispatcher that never claims from PostgreSQL: only what its inbox hands over is sent."""
+
+    claims = 0
+
+    async def _fill(self, session: aiohttp.ClientSession) -> bool:
+        self.claims += 1
+        return False
+
+
+async def test_the_inbox_hands_new_deliveries_to_its_dispatcher_without_a_claim(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    s = quick(settings, webhook_endpoint_concurrency=8)
+    partner = await register(s, "sme")
+    group = f"test.webhooks.{uuid.uuid4().hex[:8]}"
+    await start_at_end(s, group, [TOPIC])
+    async with Receiver() as receiver, running_api(s) as client:
+        ep = await endpoint(client, receiver, partner, "handed")
+        receiver.plans["handed"] = [503]  # the first attempt fails: a retry is the claim's
+        dispatcher = NoClaims(s, pool, group, poll_s=3600)
+        stop = asyncio.Event()
+        inbox = WebhookInbox(group, s.webhook_keys_path, dispatcher)
+        worker = asyncio.gather(
+            run_consumer(s, group_id=group, topics=[TOPIC], processor=inbox, stop=stop),
+            dispatcher.run(stop),
+        )
+        try:
+            sent = notes(partner, 5)
+            await publish(s, *sent)
+            # The first one again: the same notification, issued twice.
+            await publish(s, sent[0])
+
+            async def settled() -> bool:
+                rows = await deliveries(s, ep["endpoint_id"])
+                return len(rows) == 5 and all(r["status"] != "sending" for r in rows)
+
+            await eventually(settled, 30)
+        finally:
+            stop.set()
+            await asyncio.wait_for(worker, 30)
+        rows = {r["notification_id"]: r for r in await deliveries(s, ep["endpoint_id"])}
+        # Four were sent once and delivered; one met the 503 and waits for its retry, which only
+        # a claim makes (this dispatcher claims nothing); the repeat was not sent again.
+        assert sorted(r["status"] for r in rows.values()) == ["delivered"] * 4 + ["pending"]
+        assert all(r["attempts"] == 1 for r in rows.values())
+        assert receiver.requests["handed"] == 5
+        assert len(receiver.ids("handed")) == 4
+        assert receiver.bad_signatures == []
+        failed = [r for r in rows.values() if r["status"] == "pending"]
+        assert failed[0]["last_error"] == "HTTP 503"
+        # Nothing was left reserved.
+        assert dispatcher.reserved == 0
+        assert not dispatcher.busy
