@@ -31,19 +31,31 @@ In each round, next to each consumer (issue #18, target 1):
   size and settings, what it emitted per record produced with acks=all, offsets committed to Kafka
   batch by batch), `same_work_loop`;
 - `same-work+pg-floor`, for the consumers that write to PostgreSQL (the projector, analytics and
-  the auditor, `FLOOR_TABLES`): that loop plus the least PostgreSQL work their exactly-once contract
-  needs, done as cheaply as PostgreSQL allows, `pg_floor_loop`: per partition batch one transaction
-  on a connection of the consumers' pool that COPYs (binary) the rows the consumer writes for those
-  records into the same table of a migrated scratch database (same indexes) and moves the offset row
-  on from where the batch began (the fence and the advance in one UPDATE), then COMMIT. The rows are
-  built before the clock starts by the consumer's own code (`floor_row`: the projector's `step`,
-  analytics' `fact`; the auditor's chained rows by `marketplace.audit`'s `link` and `row`, its
-  months' partitions made once before the clock, where the auditor asks per batch), so no decoding,
-  hashing or logic is timed; after each run the table's rows are compared with the consumer's by
-  digest (`floor_rows_equal`). It knows the listings workload only (posted offers and requests: one
-  row each). The report gives, per consumer, consumer / same-work, floor / same-work and consumer /
-  floor (of the medians and per round), and CPU microseconds per record of the worker (or the loop's
-  process), PostgreSQL and the broker.
+  the auditor, `FLOOR_TABLES`; the notifier and the auctioneer, `FLOOR_STATEMENTS`): that loop plus
+  the least PostgreSQL work their exactly-once contract needs, done as cheaply as PostgreSQL allows,
+  `pg_floor_loop`: per partition batch one transaction on a connection of the consumers' pool that
+  writes the rows the consumer writes for those records into the same tables of a migrated scratch
+  database (same indexes) and moves the offset row on from where the batch began (the fence and the
+  advance in one UPDATE), then COMMIT. The first three COPY (binary) one row per record into their
+  table; the two that emit run one statement a batch (`unnest`ed arrays) that writes their rows and
+  their emitted events' outbox rows and deletes the outbox rows Kafka acknowledged since (as the
+  runtime does in the next batch's transaction): the notifier's `notifier_parties` (a match's
+  parties, with the first record naming it), the auctioneer's deadline `timers` (each the first
+  time asked) and `auctioneer_jobs` (each job's auction as the batch leaves it: upserted); after
+  the commit they produce the very events the consumer emitted (keys, values, headers) onto the
+  scratch topic. The rows are built before the clock starts by the consumer's own code
+  (`floor_row`: the projector's `step`, analytics' `fact`; the auditor's chained rows by
+  `marketplace.audit`'s `link` and `row`, its months' partitions made once before the clock, where
+  the auditor asks per batch; `floor_effects`: the notifier's planner, `plan` and `messages`, the
+  auctioneer's `decide` and `deadline_timer`, each partition's records in order from an empty
+  state, and the outbox rows' JSON headers), so no decoding, hashing or logic is timed and no
+  statement reads (the consumers look up what they remember); after each run the tables' rows are
+  compared with the consumer's by digest (`floor_rows_equal`; `DIGEST_LEFT_OUT`: the group's name,
+  each run's own, and the outbox's identity and clock, empty after a clean run anyway). It knows the
+  benchmark's workloads only: posted offers and requests (one row each), the matcher's proposals
+  and the jobs with their quotes. The report gives, per consumer, consumer / same-work, floor /
+  same-work and consumer / floor (of the medians and per round), and CPU microseconds per record of
+  the worker (or the loop's process), PostgreSQL and the broker.
   `--floor-nosync` adds a diagnostic, not a floor: the same floor committing with
   `synchronous_commit = off` (what waiting for the WAL's fsync costs), `--floor-side-by-side N`
   another: the floor with up to N partitions' transactions at once on connections of their own
@@ -75,7 +87,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -91,6 +104,7 @@ from loadtests.report import bar_chart, commit, machine, statements_table, write
 from loadtests.scratch import scratch_database, superuser_sql
 from marketplace.audit import chain as audit_chain
 from marketplace.audit import store as audit_store
+from marketplace.core import auction as auction_core
 from marketplace.db import connect, create_pool
 from marketplace.events import Decoded, decode, to_message
 from marketplace.kafka import (
@@ -102,11 +116,14 @@ from marketplace.kafka import (
 )
 from marketplace.reference import transport_factors
 from marketplace.runtime.consumer import start_group_at
+from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import ROOT, Settings
+from marketplace.translate.auction import auction_config
 from producers.simulator.market import Market
 from schemas import common
 from schemas import listings as ls
 from schemas import logistics as lg
+from schemas import matches as ms
 from schemas.topics import TopicSpec
 
 LISTINGS = "market.listings"
@@ -118,14 +135,31 @@ PROJECTED_TABLES = ("listings", "partners", "carriers", "matches", "jobs", "quot
 PEER_MODES = ("message", "batch", "default")
 
 
+# Columns left out of a table's digest (besides any `seq` identity column), each because the
+# floor's rows cannot have the consumer's value there however alike the work.
+DIGEST_LEFT_OUT: dict[str, tuple[str, ...]] = {
+    # The consumer group's name: every run, the consumer's in each round and the floor's, has a
+    # group of its own (so that their Kafka offsets never mix), and these tables key on it.
+    "notifier_parties": ("group_id",),
+    "notifier_jobs": ("group_id",),
+    "notifier_carriers": ("group_id",),
+    "auctioneer_jobs": ("group_id",),
+    # Rows a run left unpublished (none after a clean one): the group, the identity the
+    # database's sequence gave and the clock's `created_at` (now()).
+    "outbox": ("id", "group_id", "created_at"),
+}
+
+
 async def read_model_digest(
     conn: Any, tables: tuple[str, ...] = PROJECTED_TABLES
 ) -> dict[str, list[Any]]:
     """Each table's row count and an md5 of its rows (as JSON, sorted; any `seq` identity
-    column left out): equal digests mean equal rows. By default the projector's tables."""
+    column and the table's `DIGEST_LEFT_OUT` left out): equal digests mean equal rows. By
+    default the projector's tables."""
     out: dict[str, list[Any]] = {}
     for table in tables:  # fixed names from this module, not input
-        rows = f"SELECT (to_jsonb(t) - 'seq')::text AS r FROM {table} t"  # noqa: S608 - fixed name
+        dropped = "".join(f" - '{c}'" for c in ("seq", *DIGEST_LEFT_OUT.get(table, ())))
+        rows = f"SELECT (to_jsonb(t){dropped})::text AS r FROM {table} t"  # noqa: S608 - fixed
         query = f"SELECT count(*) AS n, md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) AS h FROM ({rows}) s"  # noqa: E501, S608
         row = await conn.fetchrow(query)
         out[table] = [row["n"], row["h"]]
@@ -373,9 +407,9 @@ async def same_work_loop(
         await producer.stop()
 
 
-# The floor of the consumers that write to PostgreSQL (issue #18, target 1): the table each
-# writes a listing's row to for this workload (offers and requests posted), and the row's
-# columns in the order `floor_row` gives them.
+# The floor of the consumers that write to PostgreSQL (issue #18, target 1), of two sorts. These
+# COPY one row per record: the table each writes a listing's row to for this workload (offers and
+# requests posted), and the row's columns in the order `floor_row` gives them.
 FLOOR_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "projector": (
         "listings",
@@ -398,11 +432,63 @@ FLOOR_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     # Every record, hash-chained per partition (`marketplace/audit/store.py`'s own row).
     "auditor": ("audit_log", audit_store.COLUMNS),
 }
+# These emit events, so their floor writes the outbox too: per batch one statement (`unnest`ed
+# arrays bound from `FloorEffects`, `floor_batch`) that inserts the batch's rows into the
+# consumer's tables and its emitted events into the outbox, and deletes the outbox rows of the
+# batches Kafka has acknowledged since (the consumer's `insert_and_advance` deletes them too).
+# The notifier: the two parties of each match it sees (`notifier_parties`, first writer wins:
+# each match's row comes with the first record that names it, so a plain INSERT never
+# conflicts). $1 the group, $2-$4 the parties, $5-$8 the outbox rows, $9 the published ids.
+_NOTIFIER_FLOOR = """
+WITH parties AS (
+    INSERT INTO notifier_parties (group_id, match_id, seller_id, buyer_id)
+    SELECT $1, u.m, u.s, u.b FROM unnest($2::text[], $3::text[], $4::text[]) AS u(m, s, b)
+), published AS (
+    DELETE FROM outbox WHERE id = ANY($9::bigint[])
+), new_rows AS (
+    INSERT INTO outbox (group_id, topic, key, value, headers)
+    SELECT $1, u.topic, u.key, u.value, u.headers::jsonb
+      FROM unnest($5::text[], $6::bytea[], $7::bytea[], $8::text[]) AS u(topic, key, value, headers)
+    RETURNING id
+)
+SELECT coalesce(array_agg(id), '{}') FROM new_rows
+"""
+# The auctioneer: the deadline timers its decisions ask for (`timers`, each the first time it is
+# asked for, as ON CONFLICT DO NOTHING keeps it) and each job's auction as the batch leaves it
+# (`auctioneer_jobs`, inserted or updated). $1-$3 the group, topic and partition, $4-$9 the
+# timers, $10-$12 the jobs, $13-$16 the outbox rows, $17 the published ids.
+_AUCTIONEER_FLOOR = """
+WITH asked AS (
+    INSERT INTO timers (timer_id, topic, key, value, headers, due_at)
+    SELECT u.id, u.topic, u.key, u.value, u.headers::jsonb, u.due
+      FROM unnest($4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::text[],
+                  $9::timestamptz[]) AS u(id, topic, key, value, headers, due)
+), jobs AS (
+    INSERT INTO auctioneer_jobs (group_id, topic, partition, job_id, status, body)
+    SELECT $1, $2, $3, u.id, u.status, u.body::jsonb
+      FROM unnest($10::text[], $11::text[], $12::text[]) AS u(id, status, body)
+    ON CONFLICT (group_id, topic, partition, job_id)
+    DO UPDATE SET status = EXCLUDED.status, body = EXCLUDED.body
+), published AS (
+    DELETE FROM outbox WHERE id = ANY($17::bigint[])
+), new_rows AS (
+    INSERT INTO outbox (group_id, topic, key, value, headers)
+    SELECT $1, u.topic, u.key, u.value, u.headers::jsonb
+      FROM unnest($13::text[], $14::bytea[], $15::bytea[], $16::text[])
+           AS u(topic, key, value, headers)
+    RETURNING id
+)
+SELECT coalesce(array_agg(id), '{}') FROM new_rows
+"""
+FLOOR_STATEMENTS = {"notifier": _NOTIFIER_FLOOR, "auctioneer": _AUCTIONEER_FLOOR}
 # The tables whose rows a floor's run must leave equal to the consumer's (digests compared).
+# The outbox: both leave it empty once Kafka acknowledged everything they emitted.
 FLOOR_DIGESTED = {
     "projector": PROJECTED_TABLES,
     "analytics": ("analytics_listings",),
     "auditor": ("audit_log",),
+    "notifier": ("notifier_parties", "notifier_jobs", "notifier_carriers", "outbox"),
+    "auctioneer": ("auctioneer_jobs", "timers", "outbox"),
 }
 # What the projector drops from a listing's event to make its `body` (consumers/projector.py).
 _BODY_DROPPED = frozenset({"type", "offer_id", "request_id", "owner_id", "actor_id"})
@@ -446,17 +532,138 @@ def floor_row(kind: str, decoded: Decoded) -> tuple[Any, ...]:
     raise ValueError(f"no floor for {kind}")
 
 
-async def floor_rows(
-    settings: Settings, kind: str, topic: str, start: dict[int, int], end: dict[int, int]
-) -> dict[tuple[int, int], tuple[Any, ...]]:
-    """The rows `kind` writes, by (partition, offset) of the record they come from: read and
-    built once, before any floor's clock starts, so that no decoding or logic is timed."""
+@dataclass(frozen=True, slots=True)
+class FloorEffects:
+    """What one record makes a consumer of `FLOOR_STATEMENTS` write and emit, built before the
+    clock starts and shaped as the floor's statement binds it: `rows`, the rows it adds (the
+    notifier: the match's parties, the first time the group sees the match; the auctioneer: the
+    deadline timers it asks for, each the first time), `state`, the auctioneer's row of the job
+    it changed (job id, status, body) as the record leaves it, `outbox`, its emitted events as
+    outbox rows (topic, key, value, headers as JSON) and `sent`, the same as the producer sends
+    them (key, value, headers)."""
+
+    rows: tuple[tuple[Any, ...], ...] = ()
+    state: tuple[str, str, str] | None = None
+    outbox: tuple[tuple[str, bytes | None, bytes, str], ...] = ()
+    sent: tuple[tuple[bytes | None, bytes, list[tuple[str, bytes]]], ...] = ()
+
+
+def _effects(
+    emitted: Sequence[OutboxMessage],
+    rows: Sequence[tuple[Any, ...]] = (),
+    state: tuple[str, str, str] | None = None,
+) -> FloorEffects:
+    return FloorEffects(
+        rows=tuple(rows),
+        state=state,
+        outbox=tuple((m.topic, m.key, m.value, m.headers_json()) for m in emitted),
+        sent=tuple((m.key, m.value, list(m.headers)) for m in emitted),
+    )
+
+
+def notifier_effects(decoded: Decoded, parties: dict[str, tuple[str, str]]) -> FloorEffects:
+    """What the notifier writes and emits for one record of `market.matches`, by its own
+    planner (`plan`, `messages`) and rule (a match's parties remembered from the first event
+    naming them; `parties`: those the group has seen, updated). The notifier's workload here is
+    the matcher's proposals: events that need carriers or jobs (kept from other topics) are not
+    known to the floor. Its events are signed as the "notifier" group's (a run's own group only
+    changes the source's name)."""
+    from consumers.notifier import GROUP
+    from marketplace.core.notifications import Known
+    from marketplace.translate import notifications as notify
+
+    event = decoded.event
+    known = Known()
+    new: list[tuple[Any, ...]] = []
+    match event:
+        case ms.MatchProposed() | ms.MatchConfirmed():
+            if event.match_id not in parties:
+                parties[event.match_id] = (event.seller_id, event.buyer_id)
+                new.append((event.match_id, event.seller_id, event.buyer_id))
+        case ms.MatchExpired() | ms.MatchCancelled() | ms.AgreementEnded() | lg.TransportAwarded():
+            known = Known(parties=parties.get(event.match_id))
+        case lg.AuctionFailed() if event.reopened_until is None:
+            known = Known(parties=parties.get(event.match_id))
+        case _:
+            raise ValueError(f"the notifier's floor knows matches, not {type(event).__name__}")
+    emitted = notify.messages(decoded, notify.plan(event, known), notify.source_of(GROUP))
+    return _effects(emitted, new)
+
+
+def auctioneer_effects(
+    decoded: Decoded,
+    auctions: dict[str, auction_core.Auction],
+    asked: set[str],
+    config: auction_core.AuctionConfig,
+) -> FloorEffects:
+    """What the auctioneer writes and emits for one record of `logistics.jobs`, by its own step
+    (`to_command`, `decide`, `deadline_timer`): `auctions`, the partition's auctions so far
+    (open and decided: the consumer reads a decided one back when an event about it comes),
+    updated; `asked`, the timer ids asked for so far, updated. Its events are signed as the
+    "auctioneer" group's."""
+    from consumers.auctioneer import GROUP
+    from marketplace.translate import auction as auctions_of
+
+    command = auctions_of.to_command(decoded)
+    if command is None:
+        return FloorEffects()
+    job_id = auctions_of.job_id_of(command)
+    before = auctions.get(job_id)
+    after, emitted, deadlines = auctions_of.decide(
+        before, command, decoded, config, auctions_of.source_of(GROUP)
+    )
+    timers: list[tuple[Any, ...]] = []
+    for due in deadlines:
+        timer_id, message = auctions_of.deadline_timer(due.job_id, due.due)
+        if timer_id not in asked:
+            asked.add(timer_id)
+            headers = message.headers_json()
+            timers.append((timer_id, message.topic, message.key, message.value, headers, due.due))
+    state = None
+    if after is not None and after is not before:
+        auctions[job_id] = after
+        state = (job_id, after.status, msgspec.json.encode(after).decode())
+    return _effects(emitted, timers, state)
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as `width` columns (the `unnest` statements' arrays)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def floor_batch(
+    kind: str,
+    group: str,
+    topic: str,
+    partition: int,
+    effects: Sequence[FloorEffects],
+    published: list[int],
+) -> list[Any]:
+    """The arguments of `kind`'s statement (`FLOOR_STATEMENTS`) for one partition batch: its
+    records' rows, the auctioneer's jobs as the batch leaves them (the last state of each, as
+    the consumer saves them once a batch), its outbox rows and the outbox ids to delete."""
+    rows = [row for e in effects for row in e.rows]
+    outbox = [row for e in effects for row in e.outbox]
+    head: list[Any]
+    if kind == "notifier":
+        head = [group, *_columns(rows, 3)]
+    elif kind == "auctioneer":
+        jobs = {e.state[0]: e.state for e in effects if e.state is not None}
+        head = [group, topic, partition, *_columns(rows, 6), *_columns(list(jobs.values()), 3)]
+    else:
+        raise ValueError(f"no floor statement for {kind}")
+    return [*head, *_columns(outbox, 4), published]
+
+
+async def _range_records(
+    settings: Settings, topic: str, start: dict[int, int], end: dict[int, int]
+) -> list[Any]:
+    """The records of the range, each partition's in offset order."""
     consumer = make_consumer(settings, None, max_poll_records=2000)
     await consumer.start()
-    out: dict[tuple[int, int], tuple[Any, ...]] = {}
-    # The auditor's rows are chained: each partition's from the genesis hash, in offset order
-    # (the order a partition's records are fetched in), as the consumer's scratch run made them.
-    heads: dict[int, bytes] = {}
+    out: list[Any] = []
     try:
         parts = [TopicPartition(topic, p) for p in start]
         consumer.assign(parts)
@@ -468,20 +675,56 @@ async def floor_rows(
                 raise RuntimeError(f"floor rows: {topic} not read to its end in time")
             batches = await consumer.getmany(timeout_ms=1000)
             for tp, records in batches.items():
-                for r in records:
-                    if r.offset >= end[tp.partition]:
-                        continue
-                    if kind == "auditor":
-                        entry = audit_chain.entry_from_record(r)
-                        headers = entry.headers_json()
-                        prev = heads.get(tp.partition, audit_chain.GENESIS)
-                        heads[tp.partition] = audit_chain.link(prev, entry, headers)
-                        row = audit_store.row(entry, prev, heads[tp.partition], headers)
-                    else:
-                        row = floor_row(kind, decode(topic, r.value, r.headers))
-                    out[(tp.partition, r.offset)] = row
+                out.extend(r for r in records if r.offset < end[tp.partition])
     finally:
         await consumer.stop()
+    return out
+
+
+async def floor_rows(
+    settings: Settings, kind: str, topic: str, start: dict[int, int], end: dict[int, int]
+) -> dict[tuple[int, int], tuple[Any, ...]]:
+    """The rows `kind` (of `FLOOR_TABLES`) writes, by (partition, offset) of the record they come
+    from: read and built once, before any floor's clock starts, so that no decoding or logic is
+    timed."""
+    out: dict[tuple[int, int], tuple[Any, ...]] = {}
+    # The auditor's rows are chained: each partition's from the genesis hash, in offset order
+    # (the order a partition's records are fetched in), as the consumer's scratch run made them.
+    heads: dict[int, bytes] = {}
+    for r in await _range_records(settings, topic, start, end):
+        if kind == "auditor":
+            entry = audit_chain.entry_from_record(r)
+            headers = entry.headers_json()
+            prev = heads.get(r.partition, audit_chain.GENESIS)
+            heads[r.partition] = audit_chain.link(prev, entry, headers)
+            row = audit_store.row(entry, prev, heads[r.partition], headers)
+        else:
+            row = floor_row(kind, decode(topic, r.value, r.headers))
+        out[(r.partition, r.offset)] = row
+    return out
+
+
+async def floor_effects(
+    settings: Settings, kind: str, topic: str, start: dict[int, int], end: dict[int, int]
+) -> dict[tuple[int, int], FloorEffects]:
+    """What `kind` (of `FLOOR_STATEMENTS`) writes and emits, by (partition, offset) of the
+    record: read, decoded and decided once, before any floor's clock starts, each partition's
+    records in offset order (the order the consumer applies them in) from an empty state, as
+    the consumer's scratch run starts."""
+    out: dict[tuple[int, int], FloorEffects] = {}
+    parties: dict[str, tuple[str, str]] = {}  # the notifier's: one set for the group
+    auctions: dict[int, dict[str, auction_core.Auction]] = {}  # the auctioneer's: per partition
+    asked: set[str] = set()  # timer ids: one table for all
+    config = auction_config(settings)
+    for r in await _range_records(settings, topic, start, end):
+        decoded = decode(topic, r.value, r.headers)
+        if kind == "notifier":
+            made = notifier_effects(decoded, parties)
+        elif kind == "auctioneer":
+            made = auctioneer_effects(decoded, auctions.setdefault(r.partition, {}), asked, config)
+        else:
+            raise ValueError(f"no floor statement for {kind}")
+        out[(r.partition, r.offset)] = made
     return out
 
 
@@ -495,27 +738,39 @@ async def pg_floor_loop(
     *,
     per_record: float,
     size: int,
-    rows_at: dict[tuple[int, int], tuple[Any, ...]],
+    rows_at: dict[tuple[int, int], tuple[Any, ...]] | None = None,
+    effects_at: dict[tuple[int, int], FloorEffects] | None = None,
     sync: bool = True,
     side_by_side: int = 1,
 ) -> dict[str, Any]:
     """The "same-work+pg-floor" baseline: the same-work loop plus the least PostgreSQL work
     `kind`'s exactly-once contract needs, as cheaply as PostgreSQL allows. Per partition batch,
-    one transaction on a connection of the consumers' pool (`create_pool`, no reset) that copies
-    the batch's rows into the consumer's table (`copy_records_to_table`: binary COPY, the rows
-    built before the clock starts) and moves the partition's row of `consumer_offsets` on from
-    where the batch began (one UPDATE: the fence and the advance), then COMMIT; then the same
-    produce (acks=all) and Kafka offset commit as `same_work_loop`. Like the runtime, the next
-    fetch runs while the batch's transaction does. In a scratch database of its own, migrated
-    (same tables and indexes); the rows it leaves are compared with the consumer's by digest.
-    Returns records/s, the CPU seconds of this process (the loop), PostgreSQL and the broker
-    over the timed part, and the digest. `sync=False`: a diagnostic, not a floor (it drops the
-    durability the contract relies on): the scratch database commits with `synchronous_commit =
-    off` (no wait for the WAL's fsync), which shows what the commits' fsyncs cost.
-    `side_by_side=N`: up to N partitions' transactions of a fetch at once, each on a connection
-    of its own (as the runtime's `consumer_partition_concurrency`); 1 (the runtime's default):
-    one after another."""
-    table, names = FLOOR_TABLES[kind]
+    one transaction on a connection of the consumers' pool (`create_pool`, no reset) that writes
+    the batch's rows and moves the partition's row of `consumer_offsets` on from where the batch
+    began (one UPDATE: the fence and the advance), then COMMIT. The rows, built before the clock
+    starts: for `FLOOR_TABLES`, `rows_at`, copied into the consumer's table
+    (`copy_records_to_table`: binary COPY); for `FLOOR_STATEMENTS` (consumers that emit),
+    `effects_at`, written by the kind's one statement (its tables' rows, the emitted events'
+    outbox rows, and the deletion of the outbox rows Kafka acknowledged since the last batch).
+    Then the same produce (acks=all) and Kafka offset commit as `same_work_loop`: what
+    `effects_at` says the batch emitted (its keys, values and headers, onto the scratch topic),
+    else `per_record` records of `size` bytes per record. Like the runtime, the next fetch runs
+    while the batch's transaction does. In a scratch database of its own, migrated (same tables
+    and indexes); the rows it leaves (once the last batch's outbox rows are deleted, after the
+    clock) are compared with the consumer's by digest. Returns records/s, the CPU seconds of
+    this process (the loop), PostgreSQL and the broker over the timed part, and the digest.
+    `sync=False`: a diagnostic, not a floor (it drops the durability the contract relies on):
+    the scratch database commits with `synchronous_commit = off` (no wait for the WAL's fsync),
+    which shows what the commits' fsyncs cost. `side_by_side=N`: up to N partitions'
+    transactions of a fetch at once, each on a connection of its own (as the runtime's
+    `consumer_partition_concurrency`); 1 (the runtime's default): one after another."""
+    statement = FLOOR_STATEMENTS.get(kind)
+    if not (
+        (statement is not None and effects_at is not None and rows_at is None)
+        or (kind in FLOOR_TABLES and rows_at is not None and effects_at is None)
+    ):
+        raise ValueError(f"{kind}'s floor: rows_at for FLOOR_TABLES, effects_at for the others")
+    table, names = FLOOR_TABLES.get(kind, ("", ()))
     total = sum(end[p] - start[p] for p in start)
     async with scratch_database(settings, "bench_floor") as scratch:
         if not sync:  # the database's default for new sessions: no round trip a transaction
@@ -536,6 +791,8 @@ async def pg_floor_loop(
         await producer.start()
         payload = b"x" * max(size, 1)
         stored = dict(start)
+        # Outbox ids Kafka acknowledged, for the next batch's statement to delete.
+        acknowledged: list[int] = []
         ahead: asyncio.Task[dict[TopicPartition, list[Any]]] | None = None
         try:
             parts = [TopicPartition(topic, p) for p in start]
@@ -544,13 +801,17 @@ async def pg_floor_loop(
                 consumer.seek(tp, start[tp.partition])
             for p in range(settings.topic_partitions):  # leaders elected before the clock
                 await producer.send_and_wait(sink, b"warm-up", partition=p)
-            async with pool.acquire() as warm:  # the COPY's column look-up, cached per connection
-                if kind == "auditor":  # the months' partitions once (the auditor: per batch)
+            async with pool.acquire() as warm:  # look-ups and statements cached per connection
+                # The auditor's months' partitions once (the auditor asks per batch).
+                if kind == "auditor" and rows_at:
                     await warm.execute(
                         "SELECT audit_ensure_partition(m) FROM unnest($1::timestamptz[]) AS m",
                         sorted({row[4] for row in rows_at.values()}),
                     )
-                await warm.copy_records_to_table(table, records=[], columns=names)
+                if statement is None:
+                    await warm.copy_records_to_table(table, records=[], columns=names)
+                else:  # prepared (and cached) by a run that writes nothing
+                    await warm.fetchval(statement, *floor_batch(kind, group, topic, 0, [], []))
 
             def fetch() -> asyncio.Task[dict[TopicPartition, list[Any]]]:
                 return asyncio.create_task(
@@ -561,23 +822,47 @@ async def pg_floor_loop(
                 )
 
             gate = asyncio.Semaphore(side_by_side)
+            # What each partition's batch of the fetch in hand emitted, and its outbox ids.
+            sent: dict[TopicPartition, list[tuple[bytes | None, bytes, list[Any]]]] = {}
+            written: list[int] = []
 
             async def apply(tp: TopicPartition, mine: list[Any]) -> None:
-                rows = [rows_at[(tp.partition, r.offset)] for r in mine]
                 next_offset = mine[-1].offset + 1
-                async with gate, pool.acquire() as c, c.transaction():
-                    await c.copy_records_to_table(table, records=rows, columns=names)
-                    moved = await c.execute(
-                        _FLOOR_ADVANCE,
-                        group,
-                        topic,
-                        tp.partition,
-                        stored[tp.partition],
-                        next_offset,
-                    )
-                    if moved != "UPDATE 1":
-                        raise RuntimeError(f"floor fenced off at {tp}: {moved}")
+                rows: list[tuple[Any, ...]] = []
+                effects: list[FloorEffects] = []
+                published: list[int] = []
+                bound: list[Any] = []
+                ids: list[int] = []
+                if effects_at is not None:
+                    effects = [effects_at[(tp.partition, r.offset)] for r in mine]
+                    published = acknowledged[:]  # deleted by this transaction, if it commits
+                    del acknowledged[:]
+                    bound = floor_batch(kind, group, topic, tp.partition, effects, published)
+                elif rows_at is not None:
+                    rows = [rows_at[(tp.partition, r.offset)] for r in mine]
+                try:
+                    async with gate, pool.acquire() as c, c.transaction():
+                        if statement is not None:
+                            ids = await c.fetchval(statement, *bound)
+                        else:
+                            await c.copy_records_to_table(table, records=rows, columns=names)
+                        moved = await c.execute(
+                            _FLOOR_ADVANCE,
+                            group,
+                            topic,
+                            tp.partition,
+                            stored[tp.partition],
+                            next_offset,
+                        )
+                        if moved != "UPDATE 1":
+                            raise RuntimeError(f"floor fenced off at {tp}: {moved}")
+                except BaseException:
+                    acknowledged.extend(published)
+                    raise
                 stored[tp.partition] = next_offset
+                written.extend(ids)
+                if effects_at is not None:
+                    sent[tp] = [m for e in effects for m in e.sent]
 
             seen, owed, batches_done = 0, 0.0, 0
             before = cpu.snapshot()
@@ -602,16 +887,27 @@ async def pg_floor_loop(
                     batches_done += 1
                     seen += len(mine)
                     offsets[tp] = stored[tp.partition]
+                    if effects_at is not None:  # what the batch emitted, as it emitted it
+                        for key, value, headers in sent.pop(tp):
+                            pending.append(
+                                await producer.send(sink, value, key=key, headers=headers)
+                            )
+                        continue
                     owed += per_record * len(mine)
                     while owed >= 1:
                         owed -= 1
                         pending.append(await producer.send(sink, payload, key=mine[-1].key))
                 if pending:
                     await asyncio.gather(*pending)
+                acknowledged.extend(written)  # published: the next batches delete their rows
+                written.clear()
                 if offsets:
                     await consumer.commit(offsets)
             elapsed = time.perf_counter() - t0
             after = cpu.snapshot()
+            if acknowledged:  # the last batches' rows, as the consumer deletes them on its stop
+                async with pool.acquire() as c:
+                    await c.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", acknowledged)
         finally:
             if ahead is not None:
                 ahead.cancel()
@@ -1050,9 +1346,14 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         nosync: list[dict[str, Any]] = []  # --floor-nosync: the floor without the fsync wait
         wide: list[dict[str, Any]] = []  # --floor-side-by-side N: partitions at once
         peers = args.peer if kind == "projector" else []
-        floor_at: dict[tuple[int, int], tuple[Any, ...]] = {}
+        # What the floor writes (and emits), built before any clock starts.
+        floor_at: dict[tuple[int, int], tuple[Any, ...]] | None = None
+        effects_at: dict[tuple[int, int], FloorEffects] | None = None
         if kind in FLOOR_TABLES and not args.no_floor:
             floor_at = await floor_rows(settings, kind, topic, first, last)
+        elif kind in FLOOR_STATEMENTS and not args.no_floor:
+            effects_at = await floor_effects(settings, kind, topic, first, last)
+        floored = bool(floor_at or effects_at)
         for n in range(args.repeat):  # interleaved, so the machine's swings fall on all alike
             # Each round starts with the next tree, so none always runs first (or right after
             # the same one).
@@ -1068,7 +1369,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                         topic,
                         tree,
                         overrides,
-                        digest=bool(peers or floor_at) and label == "current",
+                        digest=bool(peers or floored) and label == "current",
                         digest_tables=FLOOR_DIGESTED.get(kind, PROJECTED_TABLES),
                     )
                     runs.setdefault((label, k), []).append(run)
@@ -1105,7 +1406,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             print(
                 f"{kind:<10} same-work baseline {rate:>10,.0f} records/s  cpu {spent}", flush=True
             )
-            if floor_at:
+            if floored:
                 # The same Kafka work plus the least PostgreSQL work of its exactly-once
                 # contract (the rows and the offset row, one transaction a batch).
                 floor = await pg_floor_loop(
@@ -1118,6 +1419,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     per_record=per_record,
                     size=size,
                     rows_at=floor_at,
+                    effects_at=effects_at,
                 )
                 floors.append(floor)
                 print(
@@ -1125,7 +1427,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
                     flush=True,
                 )
-            if floor_at and args.floor_side_by_side > 1:
+            if floored and args.floor_side_by_side > 1:
                 # Diagnostic: the floor with the partitions' transactions side by side.
                 floor = await pg_floor_loop(
                     settings,
@@ -1137,6 +1439,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     per_record=per_record,
                     size=size,
                     rows_at=floor_at,
+                    effects_at=effects_at,
                     side_by_side=args.floor_side_by_side,
                 )
                 wide.append(floor)
@@ -1146,7 +1449,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
                     flush=True,
                 )
-            if floor_at and args.floor_nosync:
+            if floored and args.floor_nosync:
                 # Diagnostic: the floor without waiting for the WAL's fsync at commit.
                 floor = await pg_floor_loop(
                     settings,
@@ -1158,6 +1461,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     per_record=per_record,
                     size=size,
                     rows_at=floor_at,
+                    effects_at=effects_at,
                     sync=False,
                 )
                 nosync.append(floor)
@@ -1456,7 +1760,7 @@ def main() -> None:
     parser.add_argument(
         "--no-floor",
         action="store_true",
-        help="leave out the same-work+pg-floor baseline of the projector and analytics",
+        help="leave out the same-work+pg-floor baselines (FLOOR_TABLES, FLOOR_STATEMENTS)",
     )
     parser.add_argument(
         "--floor-side-by-side",

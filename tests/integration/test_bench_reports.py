@@ -6,8 +6,9 @@ so that neither the shared servers' settings nor their traffic are touched: infr
 adds the library to a new and to an existing data directory, once; a server running without it
 makes the reports say "pg_stat_statements not loaded"; and `loadtests.bench_consumers --peer`
 writes a report with the load average at its start and end, every process's CPU seconds, the
-consumers' and the baselines' settings, the top statements, and the FastStream peer's rate and
-rows next to the projector's."""
+consumers' and the baselines' settings, the top statements, the FastStream peer's rate and rows
+next to the projector's, and the exactly-once floors of the projector, the auditor, the notifier
+and the auctioneer, each leaving the consumer's rows."""
 
 from __future__ import annotations
 
@@ -187,7 +188,7 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
         "--instances",
         "1",
         "--consumers",
-        "projector,auditor",
+        "projector,auditor,notifier,auctioneer",
         "--peer",
         "message",
         env=env,
@@ -232,6 +233,26 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     assert auditor["floor_rows_equal"] is True
     assert auditor["floor_runs"][0]["read_model"]["audit_log"][0] == 400
     assert auditor["floor_per_s"] > 0
+    # The notifier's floor: each proposal's match and its parties, the notifications through
+    # the outbox (emptied once Kafka acknowledged them), by digest.
+    (notifier,) = [r for r in report["consumers"] if r["consumer"] == "notifier"]
+    assert notifier["records"] > 0  # the matcher's proposals of the 400 listings
+    assert notifier["floor_rows_equal"] is True
+    notified = notifier["floor_runs"][0]["read_model"]
+    assert notified["notifier_parties"][0] == notifier["records"]  # each of a match of its own
+    assert notified["outbox"][0] == 0
+    assert notifier["emitted_per_record"] > 0
+    assert notifier["floor_per_s"] > 0
+    assert notifier["ratio_to_floor"] == notifier["records_per_s"] / notifier["floor_per_s"]
+    # The auctioneer's floor: each job's auction as its last batch left it, and its deadline
+    # timer, by digest.
+    (auctioneer,) = [r for r in report["consumers"] if r["consumer"] == "auctioneer"]
+    assert auctioneer["floor_rows_equal"] is True
+    decided = auctioneer["floor_runs"][0]["read_model"]
+    assert decided["auctioneer_jobs"][0] == 400 // 5  # `--events / 5` jobs
+    assert decided["timers"][0] == 400 // 5
+    assert decided["outbox"][0] == 0
+    assert auctioneer["floor_per_s"] > 0
     peer = rows["faststream-message"]["runs"][0]
     assert peer["settings"]["ack_policy"] == "ack"
     assert peer["transactions"] == 400  # one per message
