@@ -22,6 +22,7 @@ from marketplace.audit.signing import Head, load_key
 from marketplace.db import UNREACHABLE, Conn, connect
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
+from marketplace.runtime.consumer import STOP_STEP_S, bounded
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from schemas.topics import TOPICS as SPECS
@@ -86,4 +87,5 @@ async def run_auditor(settings: Settings, stop: asyncio.Event, group_id: str = G
         )
     finally:
         stop.set()
-        await checkpoints
+        # The last checkpoint, if PostgreSQL answers soon (the next start signs what it missed).
+        await bounded(checkpoints, STOP_STEP_S, log, "audit_checkpoint_abandoned_on_stop")

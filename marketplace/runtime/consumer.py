@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -76,6 +76,33 @@ OUTBOX_BACKLOG = metrics.gauge(
 
 # Records a processor's `prepare` takes at a time (a few hundred microseconds of decoding).
 _PREPARE_SLICE = 50
+
+
+# The longest a stopping consumer waits for one step of its shutdown that needs Kafka or
+# PostgreSQL to answer (an offset commit, leaving the group, flushing the producer, closing the
+# pool); past it the step is abandoned with a warning. Nothing is lost by that: the outbox keeps
+# what was not acknowledged and PostgreSQL holds the position.
+STOP_STEP_S = 10.0
+
+
+async def bounded(step: Awaitable[Any], seconds: float, logger: Any, event: str) -> bool:
+    """Awaits `step` for at most `seconds` (cancelling it then) and logs `event` when it did
+    not finish or failed; True when it finished."""
+    task = asyncio.ensure_future(step)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except BaseException:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        logger.warning(event, waited_s=seconds)
+        return False
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning(event, error=repr(task.exception()))
+        return False
+    return True
 
 
 def _call_each(hooks: Sequence[Callable[[], None]]) -> None:
@@ -245,11 +272,21 @@ class ExactlyOnceConsumer(Generic[S]):
             await asyncio.gather(
                 sweeper, stop_wait, *([fetch] if fetch else []), return_exceptions=True
             )
-            # Kafka's offsets catch up with PostgreSQL's before the consumer leaves.
+            # Kafka's offsets catch up with PostgreSQL's before the consumer leaves, if Kafka
+            # answers soon: they are for lag tools (the position is PostgreSQL's), and aiokafka
+            # retries an offset commit without end while it finds no coordinator (a broker just
+            # restarted), which once held a stopping auditor past 60 s in the fault suite.
             if self._kafka_commit is not None:
-                await asyncio.gather(self._kafka_commit, return_exceptions=True)
+                await bounded(
+                    self._kafka_commit, STOP_STEP_S, self.log, "kafka_commit_abandoned_on_stop"
+                )
             if self._to_kafka:
-                await self._commit_to_kafka(self._to_kafka)
+                await bounded(
+                    self._commit_to_kafka(self._to_kafka),
+                    STOP_STEP_S,
+                    self.log,
+                    "kafka_commit_abandoned_on_stop",
+                )
                 self._to_kafka = {}
             await self._flush_acknowledged()
             self._polling = False

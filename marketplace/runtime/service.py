@@ -12,7 +12,14 @@ from aiokafka import AIOKafkaProducer
 from marketplace.db import create_pool
 from marketplace.kafka import make_consumer, make_producer
 from marketplace.logs import get_logger
-from marketplace.runtime.consumer import ConsumerStats, ExactlyOnceConsumer, FaultHook, Processor
+from marketplace.runtime.consumer import (
+    STOP_STEP_S,
+    ConsumerStats,
+    ExactlyOnceConsumer,
+    FaultHook,
+    Processor,
+    bounded,
+)
 from marketplace.settings import Settings
 
 log = get_logger(__name__)
@@ -80,12 +87,16 @@ async def run_consumer(
         await runner.run()
     finally:
         relay_task.cancel()
+        glog = log.bind(group=group_id)
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-        # stop() sends LeaveGroup, so the partitions move to the other instances at once.
-        await consumer.stop()
-        await runner.outbox.producer.stop()  # a renewed one, or the first
-        await pool.close()
+        # stop() sends LeaveGroup, so the partitions move to the other instances at once (if it
+        # cannot within STOP_STEP_S, they move when the session times out, as after a crash).
+        await bounded(consumer.stop(), STOP_STEP_S, glog, "consumer_leave_abandoned")
+        # A renewed producer, or the first; what it cannot send in time stays in the outbox.
+        await bounded(runner.outbox.producer.stop(), STOP_STEP_S, glog, "producer_flush_abandoned")
+        if not await bounded(pool.close(), STOP_STEP_S, glog, "pool_close_abandoned"):
+            pool.terminate()
         log.info("consumer_stopped", group=group_id, records=runner.stats.records)
     return runner.stats
