@@ -45,7 +45,7 @@ In each round, next to each consumer (issue #18, target 1):
   the commit they produce the very events the consumer emitted (keys, values, headers) onto the
   scratch topic. The rows are built before the clock starts by the consumer's own code
   (`floor_row`: the projector's `step`, analytics' `fact`; the auditor's chained rows by
-  `marketplace.audit`'s `link` and `row`, its months' partitions made once before the clock, where
+  `marketplace.audit.store.chained_rows`, its months' partitions made once before the clock, where
   the auditor asks per batch; `floor_effects`: the notifier's planner, `plan` and `messages`, the
   auctioneer's `decide` and `deadline_timer`, each partition's records in order from an empty
   state, and the outbox rows' JSON headers), so no decoding, hashing or logic is timed and no
@@ -693,11 +693,8 @@ async def floor_rows(
     heads: dict[int, bytes] = {}
     for r in await _range_records(settings, topic, start, end):
         if kind == "auditor":
-            entry = audit_chain.entry_from_record(r)
-            headers = entry.headers_json()
             prev = heads.get(r.partition, audit_chain.GENESIS)
-            heads[r.partition] = audit_chain.link(prev, entry, headers)
-            row = audit_store.row(entry, prev, heads[r.partition], headers)
+            (row,), heads[r.partition] = audit_store.chained_rows(prev, [r])
         else:
             row = floor_row(kind, decode(topic, r.value, r.headers))
         out[(r.partition, r.offset)] = row

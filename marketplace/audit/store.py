@@ -108,24 +108,28 @@ async def chain_head(conn: Conn, topic: str, partition: int) -> tuple[int | None
     return int(found["kafka_offset"]), bytes(found["hash"])
 
 
-async def append(conn: Conn, prev_hash: bytes, records: Sequence[Any]) -> bytes:
-    """Chains and writes one partition's records (in offset order); returns the new head hash."""
+def chained_rows(prev_hash: bytes, records: Sequence[Any]) -> tuple[list[tuple[Any, ...]], bytes]:
+    """One partition's records (in offset order) as chained audit_log rows, and the new head."""
     rows: list[tuple[Any, ...]] = []
-    months: set[datetime] = set()
     for record in records:
         entry = entry_from_record(record)
         headers = entry.headers_json()  # once, for the hash and for the column
         hash_ = link(prev_hash, entry, headers)
         rows.append(row(entry, prev_hash, hash_, headers))
-        months.add(rows[-1][4])
         prev_hash = hash_
+    return rows, prev_hash
+
+
+async def append(conn: Conn, prev_hash: bytes, records: Sequence[Any]) -> bytes:
+    """Chains and writes one partition's records (in offset order); returns the new head hash."""
+    rows, head = chained_rows(prev_hash, records)
     if rows:
         await conn.execute(
             "SELECT audit_ensure_partition(m) FROM unnest($1::timestamptz[]) AS m",
-            sorted(months),
+            sorted({r[4] for r in rows}),
         )
         await conn.copy_records_to_table("audit_log", records=rows, columns=COLUMNS)
-    return prev_hash
+    return head
 
 
 async def current_heads(conn: Conn, group_id: str) -> list[Head]:
