@@ -300,6 +300,8 @@ class Dispatcher:
         self.busy: Counter[str] = Counter()
         self.reserved = 0
         self.claiming = False
+        # Endpoints with deliveries the inbox wrote pending because their slots were all busy.
+        self.waiting: set[str] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.session: aiohttp.ClientSession | None = None
         # Whether deliveries may be waiting in PostgreSQL (the last claim filled every free
@@ -321,6 +323,8 @@ class Dispatcher:
         if len(self.tasks) + self.reserved >= limit:
             return False
         if self.busy[endpoint_id] >= self.settings.webhook_endpoint_concurrency:
+            # Written pending: a claim takes it once one of the endpoint's attempts ends.
+            self.waiting.add(endpoint_id)
             return False
         self.busy[endpoint_id] += 1
         self.reserved += 1
@@ -459,7 +463,8 @@ class Dispatcher:
         IN_FLIGHT.set(len(self.tasks))
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook_attempt_crashed", error=repr(task.exception()))
-        if self.backlog:
+        if self.backlog or endpoint_id in self.waiting:
+            self.waiting.discard(endpoint_id)
             self.wake.set()
 
     async def _attempt(self, session: aiohttp.ClientSession, row: Any) -> None:
