@@ -1,18 +1,22 @@
 """Webhook delivery (decision 7): `marketplace run webhooks`.
 
-Two parts in one process. The inbox (on the exactly-once runtime) reads partners.notifications
-and, in the batch's transaction, writes one delivery row per notification and subscribed
-endpoint. The dispatcher sends due deliveries, signed the Standard Webhooks way, and keeps each
-one's retry state in PostgreSQL: success ends it, a failure (timeout, connection refused, any
-non-2xx answer) schedules the next attempt with exponential backoff and jitter, and after the
-last attempt it is dead-lettered (`marketplace webhooks dead-letters`, `GET
-/v1/webhooks/dead-letters`) until someone redelivers it.
+Two parts in one process. The inbox (on the exactly-once runtime) reads partners.notifications and,
+in the batch's transaction, writes one delivery row per notification and subscribed endpoint. A
+delivery its own dispatcher has a free slot for is written already leased to this process and
+handed over once the batch commits (`Transaction.after_commit`): no claim, no NOTIFY, no wake-up
+(`MARKETPLACE_WEBHOOK_HAND_OVER`). The others, and every retry, wait in PostgreSQL for the
+dispatcher's claim. The dispatcher sends due deliveries, signed the Standard Webhooks way, and
+keeps each one's retry state in PostgreSQL: success ends it, a failure (timeout, connection
+refused, any non-2xx answer) schedules the next attempt with exponential backoff and jitter (the
+outcomes of the attempts that finished meanwhile are written by one statement), and after the last
+attempt it is dead-lettered (`marketplace webhooks dead-letters`, `GET /v1/webhooks/dead-letters`)
+until someone redelivers it.
 
 At least once: an attempt in flight holds a lease; a worker killed mid-attempt leaves the lease to
 run out and the next worker sends it again, with the same webhook-id. Each endpoint has its own
 small number of slots (`MARKETPLACE_WEBHOOK_ENDPOINT_CONCURRENCY`) within the overall limit, so a
-slow or dead endpoint only ever waits on itself. Targets are checked again when sent (the
-resolver refuses addresses the policy refuses, so a DNS change cannot point a webhook inward).
+slow or dead endpoint only ever waits on itself. Targets are checked again when sent (the resolver
+refuses addresses the policy refuses, so a DNS change cannot point a webhook inward).
 """
 
 from __future__ import annotations
