@@ -9,6 +9,9 @@ import msgspec
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
+# The two headers every record carries alike, encoded once.
+_SPECVERSION_HEADER = ("ce_specversion", SPECVERSION.encode())
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 Headers = tuple[tuple[str, bytes], ...]
 
 
@@ -30,12 +33,12 @@ class Envelope(msgspec.Struct, frozen=True):
         if self.time.tzinfo is None:
             raise EnvelopeError("CloudEvent time must be timezone-aware")
         out = [
-            ("ce_specversion", SPECVERSION.encode()),
+            _SPECVERSION_HEADER,
             ("ce_id", self.id.encode()),
             ("ce_type", self.type.encode()),
             ("ce_source", self.source.encode()),
             ("ce_time", self.time.isoformat().encode()),
-            ("content-type", CONTENT_TYPE.encode()),
+            _CONTENT_TYPE_HEADER,
         ]
         if self.subject is not None:
             out.append(("ce_subject", self.subject.encode()))

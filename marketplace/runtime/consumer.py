@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -530,10 +531,11 @@ class ExactlyOnceConsumer(Generic[S]):
             END_TO_END.labels(group=group, topic=tp.topic),
             [max(0.0, (now_ms - r.timestamp) / 1000) for r in applied],
         )
-        for m in emitted:
-            EMITTED.labels(group=group, topic=m.topic).inc()
-            if m.topic == DEAD_LETTER_TOPIC:
-                DEAD_LETTERS.labels(group=group).inc()
+        # One labelled child per topic a batch emitted to, not one look-up per message.
+        for topic, count in Counter(m.topic for m in emitted).items():
+            EMITTED.labels(group=group, topic=topic).inc(count)
+            if topic == DEAD_LETTER_TOPIC:
+                DEAD_LETTERS.labels(group=group).inc(count)
 
     def _rewind(self, tp: TopicPartition, batch_start: int) -> None:
         # The failed batch may have changed the in-memory state before failing: forget it, so the

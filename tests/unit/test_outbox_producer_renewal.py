@@ -15,6 +15,18 @@ from aiokafka.errors import KafkaTimeoutError, OutOfOrderSequenceNumber
 from marketplace.runtime.outbox import OutboxMessage, OutboxPublisher
 
 
+class FakeBatch:
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    def append(self, *, value: bytes, **_: Any) -> bool:
+        self.values.append(value)
+        return True
+
+    def close(self) -> None:
+        pass
+
+
 class FakeProducer:
     def __init__(self, fail_with: Exception | None) -> None:
         self.fail_with = fail_with
@@ -29,11 +41,23 @@ class FakeProducer:
         self.stopped = True
 
     async def send(self, topic: str, value: bytes, **_: Any) -> asyncio.Future[None]:
+        return self._sent([value])
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic: str, **_: Any) -> asyncio.Future[None]:
+        return self._sent(batch.values)
+
+    def _sent(self, values: list[bytes]) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.fail_with is not None:
             future.set_exception(self.fail_with)
         else:
-            self.sent.append(value)
+            self.sent.extend(values)
             future.set_result(None)
         return future
 
