@@ -10,6 +10,7 @@ After the commit the outbox is published and the offset is also committed to Kaf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from bisect import bisect_left
 from collections import Counter
@@ -19,7 +20,12 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+)
 from prometheus_client import Histogram
 
 from marketplace import metrics
@@ -71,9 +77,18 @@ DB_WAITING = metrics.gauge(
     "1 while the consumer is paused because PostgreSQL does not answer",
     ("group",),
 )
+CONSUMERS_RENEWED = metrics.counter(
+    "marketplace_kafka_consumers_renewed_total",
+    "Kafka consumers replaced after their client failed for good",
+    ("group",),
+)
 OUTBOX_BACKLOG = metrics.gauge(
     "marketplace_outbox_backlog", "emitted events not yet published", ("group",)
 )
+
+# Kafka consumers replaced one after another, with no fetch succeeding between, before the
+# consumer gives up and the service stops (a client that keeps failing is not a passing state).
+MAX_RENEWALS_IN_A_ROW = 5
 
 # Records a processor's `prepare` takes at a time (a few hundred microseconds of decoding).
 _PREPARE_SLICE = 50
@@ -181,6 +196,7 @@ class ExactlyOnceConsumer(Generic[S]):
         producer: AIOKafkaProducer,
         fault: FaultHook | None = None,
         renew_producer: Callable[[], AIOKafkaProducer] | None = None,
+        renew_consumer: Callable[[], AIOKafkaConsumer] | None = None,
     ) -> None:
         self.settings = settings
         self.group_id = group_id
@@ -191,6 +207,8 @@ class ExactlyOnceConsumer(Generic[S]):
         self.producer = producer
         self.outbox = OutboxPublisher(pool, producer, group_id, renew=renew_producer)
         self.stats = ConsumerStats()
+        self._new_consumer = renew_consumer
+        self.consumers_renewed = 0
         self._fault = fault or (lambda _point: None)
         self._prepare: Callable[[list[Any]], list[Any]] | None = getattr(processor, "prepare", None)
         self._states: dict[TopicPartition, S] = {}
@@ -232,6 +250,7 @@ class ExactlyOnceConsumer(Generic[S]):
         fetch: (
             asyncio.Task[tuple[dict[TopicPartition, list[Any]], dict[TopicPartition, int]]] | None
         ) = None
+        renewals = 0  # consumers replaced since the last fetch that succeeded
         try:
             while not self._stop.is_set():
                 if fetch is None:
@@ -239,7 +258,16 @@ class ExactlyOnceConsumer(Generic[S]):
                 await asyncio.wait({fetch, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 if not fetch.done():
                     break
-                batches = self._fresh(*fetch.result())
+                try:
+                    fetched = fetch.result()
+                except (KafkaError, RuntimeError) as exc:
+                    fetch = None
+                    if isinstance(exc, ProcessingFailed) or self._new_consumer is None:
+                        raise
+                    renewals = await self._renew_consumer(exc, renewals)
+                    continue
+                renewals = 0
+                batches = self._fresh(*fetched)
                 fetch = None
                 self._polling = True
                 if not any(batches.values()) and self.outbox.acknowledged:
@@ -294,6 +322,61 @@ class ExactlyOnceConsumer(Generic[S]):
             self._polling = False
             metrics.READINESS.pop(f"consumer:{self.group_id}", None)
             self.log.info("consumer_stopping", records=self.stats.records)
+
+    async def _renew_consumer(self, exc: BaseException, renewals: int) -> int:
+        """Replaces a Kafka consumer that failed for good with a new one in the same group;
+        returns the clients that failed since the last fetch that succeeded (`renewals` before).
+
+        aiokafka's group coordination runs in a task of its own; an error it does not expect
+        ends that task, and every fetch then raises it. On uvloop a write to a connection the
+        broker has just closed raises RuntimeError instead of OSError, which aiokafka does not
+        catch (aio-libs/aiokafka#1038): the fault suite saw a matcher stop this way while its
+        brokers restarted. Nothing is lost by replacing the client: the partitions are given
+        up as in a rebalance (their in-memory states dropped), the new consumer joins the
+        group, and each partition assigned to it resumes from its offset in PostgreSQL.
+
+        A new client that cannot reach any broker is tried again, without limit, until one
+        answers (the consumer is not ready meanwhile); past MAX_RENEWALS_IN_A_ROW clients that
+        failed otherwise, the error is raised and the service stops."""
+        assert self._new_consumer is not None
+        self._polling = False
+        if self._kafka_commit is not None:
+            # A copy for lag tools through the failed client: the new assignment copies every
+            # stored offset to Kafka again (`on_assigned`).
+            self._kafka_commit.cancel()
+            await asyncio.gather(self._kafka_commit, return_exceptions=True)
+            self._kafka_commit = None
+        await self.on_revoked(set(self.stats.assigned))
+        await bounded(self.consumer.stop(), STOP_STEP_S, self.log, "consumer_leave_abandoned")
+        unreachable = 0
+        while True:
+            renewals += 1
+            if renewals > MAX_RENEWALS_IN_A_ROW:
+                raise exc
+            self.log.warning("kafka_consumer_renewed", error=repr(exc), in_a_row=renewals)
+            CONSUMERS_RENEWED.labels(group=self.group_id).inc()
+            fresh = self._new_consumer()
+            fresh.subscribe(self.topics, listener=_Listener(self))
+            try:
+                await fresh.start()
+            except KafkaError as error:
+                await bounded(fresh.stop(), STOP_STEP_S, self.log, "consumer_leave_abandoned")
+                exc = error
+                if isinstance(error, KafkaConnectionError):
+                    # No broker answers (the cluster restarting): not counted, tried again.
+                    renewals -= 1
+                    unreachable += 1
+                    pause = min(5.0, 0.5 * 2**unreachable)
+                else:
+                    pause = min(5.0, 0.5 * 2 ** (renewals - 1))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), pause)
+                if self._stop.is_set():
+                    return renewals
+                continue
+            self.consumer = fresh
+            self.consumers_renewed += 1
+            return renewals
 
     def _seek(self, tp: TopicPartition, offset: int) -> None:
         self._seeks[tp] = self._seeks.get(tp, 0) + 1
@@ -564,7 +647,8 @@ class ExactlyOnceConsumer(Generic[S]):
             return
         try:
             await self.consumer.commit(owned)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+        except (CommitFailedError, IllegalStateError, KafkaError, RuntimeError) as exc:
+            # RuntimeError: a connection closed under uvloop (see `_renew_consumer`).
             # Only the lag shown by Kafka tools is affected; PostgreSQL holds the real position.
             # The offsets are kept for the next commit (the loop tries again after its next
             # fetch, a stop once more): skipped for good, a partition that then goes quiet

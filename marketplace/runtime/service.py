@@ -7,7 +7,7 @@ import signal
 from collections.abc import Sequence
 from typing import TypeVar
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from marketplace.db import create_pool
 from marketplace.kafka import make_consumer, make_producer
@@ -61,8 +61,11 @@ async def run_consumer(
     def new_producer() -> AIOKafkaProducer:
         return make_producer(settings, client_id=f"marketplace-{group_id}")
 
+    def new_consumer() -> AIOKafkaConsumer:
+        return make_consumer(settings, group_id)
+
     producer = new_producer()
-    consumer = make_consumer(settings, group_id)
+    consumer = new_consumer()
     runner = ExactlyOnceConsumer(
         settings,
         group_id=group_id,
@@ -73,6 +76,7 @@ async def run_consumer(
         producer=producer,
         fault=fault,
         renew_producer=new_producer,
+        renew_consumer=new_consumer,
     )
 
     async def relay() -> None:
@@ -91,9 +95,10 @@ async def run_consumer(
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-        # stop() sends LeaveGroup, so the partitions move to the other instances at once (if it
-        # cannot within STOP_STEP_S, they move when the session times out, as after a crash).
-        await bounded(consumer.stop(), STOP_STEP_S, glog, "consumer_leave_abandoned")
+        # The consumer in use (a renewed one, or the first): stop() sends LeaveGroup, so the
+        # partitions move to the other instances at once (if it cannot within STOP_STEP_S, they
+        # move when the session times out, as after a crash).
+        await bounded(runner.consumer.stop(), STOP_STEP_S, glog, "consumer_leave_abandoned")
         # A renewed producer, or the first; what it cannot send in time stays in the outbox.
         await bounded(runner.outbox.producer.stop(), STOP_STEP_S, glog, "producer_flush_abandoned")
         if not await bounded(pool.close(), STOP_STEP_S, glog, "pool_close_abandoned"):

@@ -39,6 +39,7 @@ EXPOSED = {
     "marketplace_events_emitted_total": "counter",
     "marketplace_http_request_seconds": "histogram",
     "marketplace_http_requests_total": "counter",
+    "marketplace_kafka_consumers_renewed_total": "counter",
     "marketplace_mail_attempts_total": "counter",
     "marketplace_mail_dead_letters_total": "counter",
     "marketplace_mail_queued_total": "counter",

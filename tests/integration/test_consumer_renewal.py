@@ -1,0 +1,150 @@
+"""A Kafka consumer whose client fails for good is replaced, and no record is lost or applied
+twice.
+
+The failure is aiokafka's own: its group coordination runs in a background task, and an error
+that task does not expect ends it; every fetch then raises "Unexpected error during
+coordination". On uvloop a write to a connection the broker has just closed raises
+RuntimeError (aio-libs/aiokafka#1038), and the fault suite saw a matcher stop this way while its
+brokers restarted. Here the same RuntimeError is raised by the client's `send` for the
+coordinator look-up that follows a coordinator marked dead, on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaError
+
+import marketplace.kafka
+from marketplace.runtime import service
+from marketplace.runtime.consumer import CONSUMERS_RENEWED, MAX_RENEWALS_IN_A_ROW
+from marketplace.runtime.service import run_consumer
+from marketplace.settings import Settings
+from tests.integration.kafka_helpers import make_topics, produce_numbers, unique
+from tests.integration.test_runtime_failures import Flaky
+
+pytestmark = pytest.mark.integration
+
+CLOSED = "unable to perform operation on <TCPTransport closed=True>; the handler is closed"
+
+
+async def test_a_consumer_whose_coordination_died_is_replaced_and_loses_nothing(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    owner: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source, group = unique("renew-in"), unique("renew-group")
+    table = "t_" + group.replace(".", "_").replace("-", "_")
+    await owner.execute(
+        f"CREATE TABLE {table} (partition integer PRIMARY KEY, count bigint, total bigint)"
+    )
+    await make_topics(settings, source, partitions=2)
+    made: list[AIOKafkaConsumer] = []
+    real_make = marketplace.kafka.make_consumer
+
+    def recording_make(*args: Any, **kwargs: Any) -> AIOKafkaConsumer:
+        consumer = real_make(*args, **kwargs)
+        made.append(consumer)
+        return consumer
+
+    monkeypatch.setattr(service, "make_consumer", recording_make)
+    counter = CONSUMERS_RENEWED.labels(group=group)
+    renewed_before = counter._value.get()
+    first = await produce_numbers(settings, source, 200)
+    flaky = Flaky(table, fail_on=None)
+    fast = dataclasses.replace(settings, consumer_max_batch=50, consumer_session_timeout_ms=6000)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_consumer(fast, group_id=group, topics=[source], processor=flaky, stop=stop)
+    )
+    loop = asyncio.get_running_loop()
+
+    async def applied(expected: int) -> None:
+        deadline = loop.time() + 60
+        while True:
+            count = await pool.fetchval(f"SELECT coalesce(sum(count), 0) FROM {table}")
+            if count >= expected:
+                return
+            assert loop.time() < deadline, f"{count} of {expected} records applied"
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.2)
+
+    try:
+        await applied(len(first))
+        assert len(made) == 1
+        broken = made[0]
+        real_send = AIOKafkaClient.send
+        armed = [True]
+
+        async def send(self: AIOKafkaClient, node_id: int, request: Any, **kwargs: Any) -> Any:
+            if armed[0] and type(request).__name__.startswith("FindCoordinatorRequest"):
+                armed[0] = False
+                raise RuntimeError(CLOSED)
+            return await real_send(self, node_id, request, **kwargs)
+
+        monkeypatch.setattr(AIOKafkaClient, "send", send)
+        # What a heartbeat that finds no coordinator does: the next step looks it up again.
+        broken._coordinator.coordinator_dead()
+        second = await produce_numbers(settings, source, 200)
+        await applied(len(first) + len(second))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    # The first client really failed in aiokafka, as in the fault suite.
+    died = broken._coordinator._coordination_task
+    assert died.done()
+    assert isinstance(died.exception(), KafkaError)
+    assert "Unexpected error during coordination" in str(died.exception())
+    assert armed == [False]
+    # One replacement, counted; the service went on and stopped cleanly.
+    assert len(made) == 2
+    assert counter._value.get() - renewed_before == 1
+    # Every record applied exactly once, each batch reported committed once.
+    sent = [*first, *second]
+    rows = await pool.fetch(f"SELECT count, total FROM {table}")
+    assert sum(r["count"] for r in rows) == len(sent)
+    assert sum(r["total"] for r in rows) == sum(s.n for s in sent)
+    assert sorted(flaky.committed) == sorted(s.n for s in sent)
+    assert flaky.abandoned == []
+    await owner.execute(f"DROP TABLE {table}")
+
+
+async def test_a_client_that_keeps_failing_stops_the_service_after_the_renewals_allowed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, group = unique("renew-fail-in"), unique("renew-fail-group")
+    await make_topics(settings, source, partitions=1)
+    made: list[AIOKafkaConsumer] = []
+    real_make = marketplace.kafka.make_consumer
+
+    def recording_make(*args: Any, **kwargs: Any) -> AIOKafkaConsumer:
+        consumer = real_make(*args, **kwargs)
+        made.append(consumer)
+        return consumer
+
+    real_send = AIOKafkaClient.send
+
+    async def send(self: AIOKafkaClient, node_id: int, request: Any, **kwargs: Any) -> Any:
+        if type(request).__name__.startswith("FindCoordinatorRequest"):
+            raise RuntimeError(CLOSED)
+        return await real_send(self, node_id, request, **kwargs)
+
+    monkeypatch.setattr(service, "make_consumer", recording_make)
+    monkeypatch.setattr(AIOKafkaClient, "send", send)
+    flaky = Flaky("unused", fail_on=None)
+    with pytest.raises(KafkaError, match="Unexpected error during coordination"):
+        await asyncio.wait_for(
+            run_consumer(
+                settings, group_id=group, topics=[source], processor=flaky, stop=asyncio.Event()
+            ),
+            60,
+        )
+    # The first consumer and MAX_RENEWALS_IN_A_ROW replacements, each of which failed too.
+    assert len(made) == 1 + MAX_RENEWALS_IN_A_ROW
+    assert all(c._closed for c in made)
