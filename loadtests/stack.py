@@ -22,7 +22,6 @@ from marketplace.app.services import SERVICES, Service, run_services, simulator
 from marketplace.db import connect
 from marketplace.kafka import make_consumer, partition_counts
 from marketplace.logs import configure_logging
-from marketplace.runtime import loop as event_loop
 from marketplace.runtime.consumer import start_group_at
 from marketplace.settings import Settings
 
@@ -150,9 +149,7 @@ def main() -> None:
     chosen = services(args.prefix, names)
     if args.simulate > 0:
         chosen["simulator"] = simulator(args.simulate, smes=args.smes)
-    # On the services' own event loop (uvloop unless MARKETPLACE_EVENT_LOOP says otherwise), as
-    # `marketplace run` runs them.
-    event_loop.run(run_services(settings, [], extra=chosen), settings)
+    asyncio.run(run_services(settings, [], extra=chosen))
 
 
 if __name__ == "__main__":
