@@ -98,6 +98,17 @@ class Settings:
     producer_linger_ms: int = 0
     # The services' event loop: "uvloop" (libuv, in C) or "asyncio" (the standard library's).
     event_loop: str = "uvloop"
+    # The services' garbage collector (issue #18): whether the objects made while the process
+    # started (modules, classes, the settings) are frozen out of every later collection
+    # (gc.freeze), and how many new container objects start a young collection (CPython's
+    # default is 700). With CPython's defaults the services' full collections took 50-590 ms of
+    # wall time under load, the matcher's the longest, and each held up every record behind it.
+    # At 95 listings/s through the API, frozen with 20,000: webhook p99 175 and 188 ms against
+    # 324 and 207, the matcher's hop 77-78 against 95-195, CPU per listing within 1 %
+    # (loadtests/reports/pipeline-latency-20261201T112156Z; docs/operators/capacity.md has two
+    # more runs). The higher threshold alone did not shorten the tail.
+    gc_freeze: bool = True
+    gc_threshold0: int = 20000
     # Matching (ARCHITECTURE "The domain"): how long partners have to answer a proposal, the
     # vehicle whose emission factor estimates transport, and the operator's estimate of
     # transport cost per tonne-km by currency ("EUR=0.12,SEK=1.35"); a currency without an
@@ -336,6 +347,7 @@ class Settings:
             "db_pool_max",
             "api_max_body_bytes",
             "api_rate_burst",
+            "gc_threshold0",  # 0 would turn automatic collection off
             *(f.name for f in dataclasses.fields(self) if f.name.startswith("retention_")),
         )
         for name in positive:
