@@ -22,6 +22,7 @@ from marketplace.app.services import SERVICES, Service, run_services, simulator
 from marketplace.db import connect
 from marketplace.kafka import make_consumer, partition_counts
 from marketplace.logs import configure_logging
+from marketplace.runtime import loop as event_loop
 from marketplace.runtime.consumer import start_group_at
 from marketplace.settings import Settings
 
@@ -149,7 +150,9 @@ def main() -> None:
     chosen = services(args.prefix, names)
     if args.simulate > 0:
         chosen["simulator"] = simulator(args.simulate, smes=args.smes)
-    asyncio.run(run_services(settings, [], extra=chosen))
+    # On the services' own event loop (uvloop unless MARKETPLACE_EVENT_LOOP says otherwise), as
+    # `marketplace run` runs them.
+    event_loop.run(run_services(settings, [], extra=chosen), settings)
 
 
 if __name__ == "__main__":
