@@ -208,10 +208,17 @@ class Services:
     async def start(
         self, prefix: str, service: str, copies: int = 1, extra: dict[str, str] | None = None
     ) -> None:
+        extra = extra or {}
+        # A variant's `nice.SERVICE=N`: that service's processes run N steps below the others'
+        # CPU priority (`nice -n N`, which keeps the pid whose CPU is counted).
+        niceness = extra.get(f"nice.{service}")
+        prefix_argv = ["nice", "-n", niceness] if niceness else []
+        settings = {k: v for k, v in extra.items() if not k.startswith("nice.")}
         for _ in range(copies):
-            env = self.env | (extra or {}) | {"MARKETPLACE_METRICS_PORT": str(free_port())}
+            env = self.env | settings | {"MARKETPLACE_METRICS_PORT": str(free_port())}
             self.procs.append(
                 await asyncio.create_subprocess_exec(
+                    *prefix_argv,
                     sys.executable,
                     "-m",
                     "loadtests.stack",
@@ -612,11 +619,25 @@ async def hops(
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     """ "name" or "name:MARKETPLACE_X=1,MARKETPLACE_Y=2": a variant's name and the settings
-    (environment variables of every service process) it runs with."""
+    (environment variables of every service process) it runs with. An item `nice.SERVICE=N`
+    (N from 1 to 19) runs that service's processes at a lower CPU priority instead."""
     name, _, rest = text.partition(":")
     env: dict[str, str] = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
+        if key.startswith("nice."):
+            service = key.removeprefix("nice.")
+            if (
+                service not in (*CONSUMERS, "api")
+                or not value.isdigit()
+                or not 1 <= int(value) <= 19
+            ):
+                raise ValueError(
+                    f"variant {name}: {item!r}: nice.SERVICE=N takes a service of the pipeline"
+                    f" ({', '.join(('api', *CONSUMERS))}) and N from 1 to 19"
+                )
+            env[key] = value
+            continue
         if not sep or not key.startswith("MARKETPLACE_"):
             raise ValueError(f"variant {name}: {item!r} is not MARKETPLACE_NAME=value")
         env[key] = value
