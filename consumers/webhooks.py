@@ -381,13 +381,16 @@ class Dispatcher:
         log.info("webhooks_dispatching", group=self.group_id)
         loop = asyncio.get_running_loop()
         last = float("-inf")
-        backlog = False
+        # Whether the last claim filled every free slot. `self.backlog` is wider: a NOTIFY sets
+        # it too, and it decides whether a finished attempt wakes this loop; this one decides
+        # only whether the wake-up waits for the claim gap (a NOTIFY's claims at once).
+        filled = False
         try:
             while not stop.is_set():
                 # With a backlog (the last claim filled every free slot) every finished attempt
                 # wakes the loop; the wake-ups of a short gap then make one claim. Without one,
                 # a wake-up claims at once.
-                gap = self.claim_gap_s - (loop.time() - last) if backlog else 0.0
+                gap = self.claim_gap_s - (loop.time() - last) if filled else 0.0
                 if gap > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), gap)
@@ -396,8 +399,8 @@ class Dispatcher:
                 self.wake.clear()
                 last = loop.time()
                 try:
-                    backlog = await self._fill(session)
-                    self.backlog = backlog
+                    filled = await self._fill(session)
+                    self.backlog = filled
                 except (*UNREACHABLE, asyncpg.PostgresError) as exc:
                     # PostgreSQL away or restarting (found by the fault suite: a connection lost
                     # mid-claim raised InternalClientError and stopped the dispatcher for good).

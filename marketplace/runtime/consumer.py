@@ -353,14 +353,13 @@ class ExactlyOnceConsumer(Generic[S]):
             renewals += 1
             if renewals > MAX_RENEWALS_IN_A_ROW:
                 raise exc
-            self.log.warning("kafka_consumer_renewed", error=repr(exc), in_a_row=renewals)
-            CONSUMERS_RENEWED.labels(group=self.group_id).inc()
             fresh = self._new_consumer()
             fresh.subscribe(self.topics, listener=_Listener(self))
             try:
                 await fresh.start()
             except KafkaError as error:
                 await bounded(fresh.stop(), STOP_STEP_S, self.log, "consumer_leave_abandoned")
+                self.log.warning("kafka_consumer_start_failed", error=repr(error))
                 exc = error
                 if isinstance(error, KafkaConnectionError):
                     # No broker answers (the cluster restarting): not counted, tried again.
@@ -376,6 +375,8 @@ class ExactlyOnceConsumer(Generic[S]):
                 continue
             self.consumer = fresh
             self.consumers_renewed += 1
+            self.log.warning("kafka_consumer_renewed", error=repr(exc), in_a_row=renewals)
+            CONSUMERS_RENEWED.labels(group=self.group_id).inc()
             return renewals
 
     def _seek(self, tp: TopicPartition, offset: int) -> None:

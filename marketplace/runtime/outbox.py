@@ -145,12 +145,13 @@ async def send_batched(
     for (topic, partition), group in groups.items():
         batch = producer.create_batch()
         for m in group:
-            if batch.append(key=m.key, value=m.value, timestamp=None, headers=list(m.headers)):
-                continue
-            # Full: send it and start the next with this message.
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = producer.create_batch()
-            batch.append(key=m.key, value=m.value, timestamp=None, headers=list(m.headers))
+            # A full batch is sent and the message goes into the next (an empty batch takes
+            # any message, and messages over _LARGE went through `send`).
+            while not batch.append(
+                key=m.key, value=m.value, timestamp=None, headers=list(m.headers)
+            ):
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
         batch.close()
         futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures

@@ -26,11 +26,26 @@ from marketplace.runtime.consumer import CONSUMERS_RENEWED, MAX_RENEWALS_IN_A_RO
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from tests.integration.kafka_helpers import make_topics, produce_numbers, unique
-from tests.integration.test_runtime_failures import Flaky
+from tests.integration.test_runtime_failures import Flaky, counts_table
 
 pytestmark = pytest.mark.integration
 
 CLOSED = "unable to perform operation on <TCPTransport closed=True>; the handler is closed"
+
+
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[AIOKafkaConsumer]:
+    """Every Kafka consumer the service makes, in order (the first and its replacements)."""
+    consumers: list[AIOKafkaConsumer] = []
+    real_make = marketplace.kafka.make_consumer
+
+    def recording_make(*args: Any, **kwargs: Any) -> AIOKafkaConsumer:
+        consumer = real_make(*args, **kwargs)
+        consumers.append(consumer)
+        return consumer
+
+    monkeypatch.setattr(service, "make_consumer", recording_make)
+    return consumers
 
 
 async def test_a_consumer_whose_coordination_died_is_replaced_and_loses_nothing(
@@ -38,22 +53,11 @@ async def test_a_consumer_whose_coordination_died_is_replaced_and_loses_nothing(
     pool: asyncpg.Pool,
     owner: asyncpg.Connection,
     monkeypatch: pytest.MonkeyPatch,
+    made: list[AIOKafkaConsumer],
 ) -> None:
     source, group = unique("renew-in"), unique("renew-group")
-    table = "t_" + group.replace(".", "_").replace("-", "_")
-    await owner.execute(
-        f"CREATE TABLE {table} (partition integer PRIMARY KEY, count bigint, total bigint)"
-    )
+    table = await counts_table(owner, group)
     await make_topics(settings, source, partitions=2)
-    made: list[AIOKafkaConsumer] = []
-    real_make = marketplace.kafka.make_consumer
-
-    def recording_make(*args: Any, **kwargs: Any) -> AIOKafkaConsumer:
-        consumer = real_make(*args, **kwargs)
-        made.append(consumer)
-        return consumer
-
-    monkeypatch.setattr(service, "make_consumer", recording_make)
     counter = CONSUMERS_RENEWED.labels(group=group)
     renewed_before = counter._value.get()
     first = await produce_numbers(settings, source, 200)
@@ -116,18 +120,10 @@ async def test_a_consumer_whose_coordination_died_is_replaced_and_loses_nothing(
 
 
 async def test_a_client_that_keeps_failing_stops_the_service_after_the_renewals_allowed(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, made: list[AIOKafkaConsumer]
 ) -> None:
     source, group = unique("renew-fail-in"), unique("renew-fail-group")
     await make_topics(settings, source, partitions=1)
-    made: list[AIOKafkaConsumer] = []
-    real_make = marketplace.kafka.make_consumer
-
-    def recording_make(*args: Any, **kwargs: Any) -> AIOKafkaConsumer:
-        consumer = real_make(*args, **kwargs)
-        made.append(consumer)
-        return consumer
-
     real_send = AIOKafkaClient.send
 
     async def send(self: AIOKafkaClient, node_id: int, request: Any, **kwargs: Any) -> Any:
@@ -135,9 +131,9 @@ async def test_a_client_that_keeps_failing_stops_the_service_after_the_renewals_
             raise RuntimeError(CLOSED)
         return await real_send(self, node_id, request, **kwargs)
 
-    monkeypatch.setattr(service, "make_consumer", recording_make)
     monkeypatch.setattr(AIOKafkaClient, "send", send)
     flaky = Flaky("unused", fail_on=None)
+    counter = CONSUMERS_RENEWED.labels(group=group)
     with pytest.raises(KafkaError, match="Unexpected error during coordination"):
         await asyncio.wait_for(
             run_consumer(
@@ -147,4 +143,7 @@ async def test_a_client_that_keeps_failing_stops_the_service_after_the_renewals_
         )
     # The first consumer and MAX_RENEWALS_IN_A_ROW replacements, each of which failed too.
     assert len(made) == 1 + MAX_RENEWALS_IN_A_ROW
+    # Each replacement failed in its own start (the coordinator look-up), so none is counted
+    # as a consumer renewed.
+    assert counter._value.get() == 0
     assert all(c._closed for c in made)

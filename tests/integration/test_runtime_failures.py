@@ -67,14 +67,20 @@ class Flaky:
         return state
 
 
-async def test_failed_batch_is_retried_from_reloaded_state(
-    settings: Settings, pool: asyncpg.Pool, owner: asyncpg.Connection
-) -> None:
-    source, sink, group = unique("fail-in"), unique("fail-out"), unique("fail-group")
+async def counts_table(owner: asyncpg.Connection, group: str) -> str:
+    """A new table of per-partition counts and totals for `Flaky`, named after the group."""
     table = "t_" + group.replace(".", "_").replace("-", "_")
     await owner.execute(
         f"CREATE TABLE {table} (partition integer PRIMARY KEY, count bigint, total bigint)"
     )
+    return table
+
+
+async def test_failed_batch_is_retried_from_reloaded_state(
+    settings: Settings, pool: asyncpg.Pool, owner: asyncpg.Connection
+) -> None:
+    source, sink, group = unique("fail-in"), unique("fail-out"), unique("fail-group")
+    table = await counts_table(owner, group)
     await make_topics(settings, source, sink, partitions=2)
     sent = await produce_numbers(settings, source, 400)
     flaky = Flaky(table, fail_on=250, fail_times=2)
@@ -115,10 +121,7 @@ async def test_a_batch_that_always_fails_stops_the_consumer(
     settings: Settings, pool: asyncpg.Pool, owner: asyncpg.Connection
 ) -> None:
     source, group = unique("poison-in"), unique("poison-group")
-    table = "t_" + group.replace(".", "_").replace("-", "_")
-    await owner.execute(
-        f"CREATE TABLE {table} (partition integer PRIMARY KEY, count bigint, total bigint)"
-    )
+    table = await counts_table(owner, group)
     await make_topics(settings, source, partitions=1)
     await produce_numbers(settings, source, 20)
     strict = dataclasses.replace(settings, consumer_max_retries=2, consumer_max_batch=10)
