@@ -231,13 +231,17 @@ class Services:
             )
             self.names[self.procs[-1].pid] = service
 
-    def cpu_seconds(self) -> dict[str, list[float]]:
-        """CPU seconds of each running service process since it started, by service."""
+    def cpu_by_pid(self) -> dict[int, float]:
+        """CPU seconds of each running service process since it started."""
+        return {p.pid: cpu.process_seconds(p.pid) for p in self.procs if p.returncode is None}
+
+    def cpu_seconds(self, since: dict[int, float] | None = None) -> dict[str, list[float]]:
+        """CPU seconds of each running service process, by service: since it started, or less
+        what it had used at `since` (`cpu_by_pid` then; a process started later counts whole)."""
         out: dict[str, list[float]] = {}
-        for p in self.procs:
-            if p.returncode is None:
-                seconds = round(cpu.process_seconds(p.pid), 3)
-                out.setdefault(self.names.get(p.pid, "?"), []).append(seconds)
+        for pid, seconds in self.cpu_by_pid().items():
+            used = seconds - (since or {}).get(pid, 0.0)
+            out.setdefault(self.names.get(pid, "?"), []).append(round(used, 3))
         return out
 
     def check(self) -> None:
@@ -259,11 +263,25 @@ class Services:
                 await p.wait()
 
 
-def usage(before: cpu.Snapshot, services: Services) -> dict[str, Any]:
-    """A round's CPU seconds: the broker, PostgreSQL and this process (the load generator, the
-    webhook receiver and the WebSocket clients) over the round, and each service process's
-    since it started (the API's since the first round)."""
-    return {**cpu.between(before, cpu.snapshot()), "services_cpu_s": services.cpu_seconds()}
+Mark = tuple[cpu.Snapshot, dict[int, float]]
+
+
+def mark(services: Services) -> Mark:
+    """Where a round starts: the machine's CPU counters and each running service's CPU."""
+    return cpu.snapshot(), services.cpu_by_pid()
+
+
+def usage(before: Mark, services: Services) -> dict[str, Any]:
+    """A round's CPU seconds, all over the round only: the broker, PostgreSQL, this process (the
+    load generator, the webhook receiver and the WebSocket clients) and each service process
+    (one started during the round counts from its start). Until stop 33 the services' figures
+    ran from each process's start, so a latency round's included the overload round before it
+    (the reports of that time: docs/operators/capacity.md)."""
+    snapshot, started = before
+    return {
+        **cpu.between(snapshot, cpu.snapshot()),
+        "services_cpu_s": services.cpu_seconds(since=started),
+    }
 
 
 async def caught_up(conn: Conn, group: str, topic: str, target: dict[int, int]) -> bool:
@@ -415,7 +433,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     result["sink"] = found.pop("sink")
                     result["baselines"] = found
                     first_range = (start, end)
-                before = cpu.snapshot()
+                before = mark(services)
                 for service in CONSUMERS:
                     await services.start(prefix, service, k)
                 t_first = await first_commit(conn, f"{prefix}.matcher", start, services)
@@ -440,7 +458,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             prefix = f"pipe.{tag}.api1"
             groups = subscriptions(prefix, list(CONSUMERS))
             await start_at_end(settings, groups)
-            before = cpu.snapshot()
+            before = mark(services)
             for service in CONSUMERS:
                 await services.start(prefix, service, 1)
             seen.matcher = source_of(f"{prefix}.matcher")
@@ -509,7 +527,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 rate = top * fraction
                 sent.clear()
                 seen.proposals.clear()
-                before = cpu.snapshot()
+                before = mark(services)
                 offered = await gen.run(rate, args.latency_s, 1_000_000)
                 await settle(settings, conn, prefix, seen, services)
                 stages, other_cause = latencies(seen, dict(sent))
@@ -734,22 +752,13 @@ async def measure_rates(args: argparse.Namespace) -> dict[str, Any]:
                         await settle(settings, conn, prefix, seen, services)
                         sent.clear()
                         seen.proposals.clear()
-                        before = cpu.snapshot()
-                        started_cpu = services.cpu_seconds()
+                        before = mark(services)
                         load_before = os.getloadavg()
                         offered = await gen.run(rate, args.latency_s, 1_000_000)
                         await settle(settings, conn, prefix, seen, services)
                         stages, other_cause = latencies(seen, dict(sent))
                         per_hop = await hops(conn, f"{prefix}.webhooks", seen, dict(sent))
                         used = usage(before, services)
-                        # Each service's over the measured part only (not its start-up).
-                        used["services_cpu_s"] = {
-                            k: [
-                                round(a - b, 3)
-                                for a, b in zip(v, started_cpu.get(k, [0.0] * len(v)), strict=True)
-                            ]
-                            for k, v in used["services_cpu_s"].items()
-                        }
                         summary = offered.summary()
                         result["segments"].append(
                             {
