@@ -4,7 +4,7 @@ baselines measured in the same run on the same broker.
     python -m loadtests.bench_consumers [--events 20000] [--instances 1,2] [--repeat 1]
         [--consumers matcher,projector,auditor,analytics,auctioneer,notifier]
         [--peer message,batch,default] [--compare COMMIT] [--variant LABEL:MARKETPLACE_X=V]
-        [--profile] [--no-floor] [--floor-nosync] [--floor-side-by-side N]
+        [--profile] [--no-floor] [--floor-nosync] [--floor-decode] [--floor-side-by-side N]
 
 The workloads, each put onto its topic directly:
 - `market.listings` (matcher, projector, auditor, analytics): `--events` offers and requests from
@@ -59,7 +59,9 @@ In each round, next to each consumer (issue #18, target 1):
   `--floor-nosync` adds a diagnostic, not a floor: the same floor committing with
   `synchronous_commit = off` (what waiting for the WAL's fsync costs), `--floor-side-by-side N`
   another: the floor with up to N partitions' transactions at once on connections of their own
-  (the runtime's `consumer_partition_concurrency`). `--no-floor` leaves the floors out.
+  (the runtime's `consumer_partition_concurrency`), `--floor-decode` another: the floor plus what
+  no consumer can leave out, timed (each record decoded, and for the table consumers its row
+  built by the consumer's own mapping). `--no-floor` leaves the floors out.
 `--peer`: the projector's job as a plain FastStream subscriber (loadtests/peer_faststream.py),
 at-least-once, in the same rounds as the projector on the same records; the report gives
 ours / peer and whether every run of either left the same rows in the read model (issue #18,
@@ -115,7 +117,9 @@ from marketplace.kafka import (
     partition_counts,
 )
 from marketplace.reference import transport_factors
+from marketplace.runtime import loop as event_loop
 from marketplace.runtime.consumer import start_group_at
+from marketplace.runtime.loop import tune_gc
 from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import ROOT, Settings
 from marketplace.translate.auction import auction_config
@@ -334,6 +338,7 @@ async def bare_loop(
             # A new topic's partitions may still be electing leaders: wait for every one.
             for p in range(settings.topic_partitions):
                 await producer.send_and_wait(sink, b"warm-up", partition=p)
+        tune_gc(settings)  # as the services run (see `same_work_loop`)
         t0 = time.perf_counter()
         while seen < total:
             batches = await consumer.getmany(timeout_ms=1000)
@@ -380,6 +385,12 @@ async def same_work_loop(
             await producer.send_and_wait(sink, b"warm-up", partition=p)
         total = sum(end[p] - start[p] for p in start)
         seen, owed = 0, 0.0
+        # The collector as the services run it (`marketplace.runtime.loop.tune_gc`): this
+        # process's workloads and floors' rows frozen out of its collections, as a service's
+        # start-up is, and the same young threshold. Before stop 33 the loops ran with CPython's
+        # defaults while the consumers did too; the floor with decoding (`--floor-decode`) then
+        # ran slower than the consumer itself, its collections scanning the workloads.
+        tune_gc(settings)
         t0 = time.perf_counter()
         while seen < total:
             batches = await consumer.getmany(
@@ -701,6 +712,25 @@ async def floor_rows(
     return out
 
 
+def effects_maker(settings: Settings, kind: str) -> Callable[[int, Decoded], FloorEffects]:
+    """`kind`'s (of `FLOOR_STATEMENTS`) effects of one decoded record of a partition, by its own
+    code, from an empty state kept between calls (each partition's records to be given in
+    offset order, as the consumer applies them)."""
+    parties: dict[str, tuple[str, str]] = {}  # the notifier's: one set for the group
+    auctions: dict[int, dict[str, auction_core.Auction]] = {}  # the auctioneer's: per partition
+    asked: set[str] = set()  # timer ids: one table for all
+    config = auction_config(settings)
+
+    def made(partition: int, decoded: Decoded) -> FloorEffects:
+        if kind == "notifier":
+            return notifier_effects(decoded, parties)
+        if kind == "auctioneer":
+            return auctioneer_effects(decoded, auctions.setdefault(partition, {}), asked, config)
+        raise ValueError(f"no floor statement for {kind}")
+
+    return made
+
+
 async def floor_effects(
     settings: Settings, kind: str, topic: str, start: dict[int, int], end: dict[int, int]
 ) -> dict[tuple[int, int], FloorEffects]:
@@ -708,21 +738,11 @@ async def floor_effects(
     record: read, decoded and decided once, before any floor's clock starts, each partition's
     records in offset order (the order the consumer applies them in) from an empty state, as
     the consumer's scratch run starts."""
-    out: dict[tuple[int, int], FloorEffects] = {}
-    parties: dict[str, tuple[str, str]] = {}  # the notifier's: one set for the group
-    auctions: dict[int, dict[str, auction_core.Auction]] = {}  # the auctioneer's: per partition
-    asked: set[str] = set()  # timer ids: one table for all
-    config = auction_config(settings)
-    for r in await _range_records(settings, topic, start, end):
-        decoded = decode(topic, r.value, r.headers)
-        if kind == "notifier":
-            made = notifier_effects(decoded, parties)
-        elif kind == "auctioneer":
-            made = auctioneer_effects(decoded, auctions.setdefault(r.partition, {}), asked, config)
-        else:
-            raise ValueError(f"no floor statement for {kind}")
-        out[(r.partition, r.offset)] = made
-    return out
+    made = effects_maker(settings, kind)
+    return {
+        (r.partition, r.offset): made(r.partition, decode(topic, r.value, r.headers))
+        for r in await _range_records(settings, topic, start, end)
+    }
 
 
 async def pg_floor_loop(
@@ -739,6 +759,7 @@ async def pg_floor_loop(
     effects_at: dict[tuple[int, int], FloorEffects] | None = None,
     sync: bool = True,
     side_by_side: int = 1,
+    decoding: bool = False,
 ) -> dict[str, Any]:
     """The "same-work+pg-floor" baseline: the same-work loop plus the least PostgreSQL work
     `kind`'s exactly-once contract needs, as cheaply as PostgreSQL allows. Per partition batch,
@@ -760,7 +781,13 @@ async def pg_floor_loop(
     the scratch database commits with `synchronous_commit = off` (no wait for the WAL's fsync),
     which shows what the commits' fsyncs cost. `side_by_side=N`: up to N partitions'
     transactions of a fetch at once, each on a connection of its own (as the runtime's
-    `consumer_partition_concurrency`); 1 (the runtime's default): one after another."""
+    `consumer_partition_concurrency`); 1 (the runtime's default): one after another.
+    `decoding=True`: a diagnostic, the floor plus what no consumer can leave out, timed: every
+    record decoded (`marketplace.events.decode`: the CloudEvent headers and the payload) and its
+    rows and events made from that by the consumer's own code (`floor_row` for `FLOOR_TABLES`,
+    `effects_maker` for the others), and those are what is written and sent."""
+    if decoding and kind == "auditor":
+        raise ValueError("the auditor stores records as they are: its floor decodes nothing")
     statement = FLOOR_STATEMENTS.get(kind)
     if not (
         (statement is not None and effects_at is not None and rows_at is None)
@@ -819,6 +846,7 @@ async def pg_floor_loop(
                 )
 
             gate = asyncio.Semaphore(side_by_side)
+            decide = effects_maker(settings, kind) if effects_at is not None else None
             # What each partition's batch of the fetch in hand emitted, and its outbox ids.
             sent: dict[TopicPartition, list[tuple[bytes | None, bytes, list[Any]]]] = {}
             written: list[int] = []
@@ -830,13 +858,20 @@ async def pg_floor_loop(
                 published: list[int] = []
                 bound: list[Any] = []
                 ids: list[int] = []
+                decoded = [decode(topic, r.value, r.headers) for r in mine] if decoding else []
                 if effects_at is not None:
-                    effects = [effects_at[(tp.partition, r.offset)] for r in mine]
+                    if decide is not None and decoding:
+                        effects = [decide(tp.partition, d) for d in decoded]
+                    else:
+                        effects = [effects_at[(tp.partition, r.offset)] for r in mine]
                     published = acknowledged[:]  # deleted by this transaction, if it commits
                     del acknowledged[:]
                     bound = floor_batch(kind, group, topic, tp.partition, effects, published)
                 elif rows_at is not None:
-                    rows = [rows_at[(tp.partition, r.offset)] for r in mine]
+                    if decoding:
+                        rows = [floor_row(kind, d) for d in decoded]
+                    else:
+                        rows = [rows_at[(tp.partition, r.offset)] for r in mine]
                 try:
                     async with gate, pool.acquire() as c, c.transaction():
                         if statement is not None:
@@ -862,6 +897,7 @@ async def pg_floor_loop(
                     sent[tp] = [m for e in effects for m in e.sent]
 
             seen, owed, batches_done = 0, 0.0, 0
+            tune_gc(settings)  # as the services run (see `same_work_loop`)
             before = cpu.snapshot()
             t0 = time.perf_counter()
             ahead = fetch()
@@ -1341,6 +1377,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         same_work_cpu: list[dict[str, float]] = []
         floors: list[dict[str, Any]] = []
         nosync: list[dict[str, Any]] = []  # --floor-nosync: the floor without the fsync wait
+        decoding: list[dict[str, Any]] = []  # --floor-decode: the floor plus decoding, timed
         wide: list[dict[str, Any]] = []  # --floor-side-by-side N: partitions at once
         peers = args.peer if kind == "projector" else []
         # What the floor writes (and emits), built before any clock starts.
@@ -1446,6 +1483,27 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
                     flush=True,
                 )
+            if floored and args.floor_decode and kind != "auditor":
+                # Diagnostic: the floor plus decoding every record (and mapping it to its row).
+                floor = await pg_floor_loop(
+                    settings,
+                    kind,
+                    topic,
+                    first,
+                    last,
+                    sink,
+                    per_record=per_record,
+                    size=size,
+                    rows_at=floor_at,
+                    effects_at=effects_at,
+                    decoding=True,
+                )
+                decoding.append(floor)
+                print(
+                    f"{kind:<10} floor with decoding {floor['records_per_s']:>10,.0f} records/s"
+                    f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
+                    flush=True,
+                )
             if floored and args.floor_nosync:
                 # Diagnostic: the floor without waiting for the WAL's fsync at commit.
                 floor = await pg_floor_loop(
@@ -1500,6 +1558,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     **floor_figures(samples, rates, same_work, floors, records),
                     **nosync_figures(nosync, same_work),
                     **nosync_figures(wide, same_work, "floor_side_by_side"),
+                    **nosync_figures(decoding, same_work, "floor_decoding", samples),
                     "runs": samples,
                 }
             )
@@ -1540,6 +1599,14 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 f"{r['consumer']:<10} floor, partitions side by side"
                 f" {r['floor_side_by_side_per_s']:,.0f} records/s; rounds / same-work loop"
                 f" {[round(x, 3) for x in r['rounds_floor_side_by_side_over_same_work']]}",
+                flush=True,
+            )
+        if "floor_decoding_per_s" in r:
+            print(
+                f"{r['consumer']:<10} floor with decoding {r['floor_decoding_per_s']:,.0f}"
+                f" records/s; rounds / same-work loop"
+                f" {[round(x, 3) for x in r['rounds_floor_decoding_over_same_work']]};"
+                f" rows equal: {r['floor_decoding_rows_equal']}",
                 flush=True,
             )
         if "floor_nosync_per_s" in r:
@@ -1634,16 +1701,23 @@ def floor_figures(
 
 
 def nosync_figures(
-    runs: list[dict[str, Any]], same_work: list[float], name: str = "floor_nosync"
+    runs: list[dict[str, Any]],
+    same_work: list[float],
+    name: str = "floor_nosync",
+    consumer_runs: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """A diagnostic floor's figures (`--floor-nosync`: without the fsync wait;
-    `--floor-side-by-side`: partitions at once), against the same-work loop of its round."""
+    `--floor-side-by-side`: partitions at once; `--floor-decode`: decoding too), against the
+    same-work loop of its round; with `consumer_runs`, whether every run left the consumer's
+    rows (by digest; None when those runs kept none)."""
     if not runs:
         return {}
     rates = [f["records_per_s"] for f in runs]
+    digests = [r["read_model"] for r in consumer_runs if "read_model" in r]
     return {
         f"{name}_per_s": statistics.median(rates),
         f"rounds_{name}_over_same_work": [r / w for r, w in zip(rates, same_work, strict=False)],
+        f"{name}_rows_equal": all(f["read_model"] == digests[0] for f in runs) if digests else None,
         f"{name}_runs": runs,
     }
 
@@ -1767,6 +1841,12 @@ def main() -> None:
         " transactions at once (as MARKETPLACE_CONSUMER_PARTITION_CONCURRENCY=N)",
     )
     parser.add_argument(
+        "--floor-decode",
+        action="store_true",
+        help="a diagnostic next to each floor: the same floor also decoding every record (and"
+        " building its row with the consumer's mapping) in the timed part (not the auditor)",
+    )
+    parser.add_argument(
         "--floor-nosync",
         action="store_true",
         help="a diagnostic next to each floor: the same floor committing with"
@@ -1795,7 +1875,11 @@ def main() -> None:
         or not 1 <= args.repeat <= 5
     ):
         parser.error("keep it bounded: events 1..1e6, instances 1..6 (6 partitions)")
-    result = asyncio.run(measure(args))
+    # On the services' event loop (uvloop unless MARKETPLACE_EVENT_LOOP says otherwise), so
+    # that the baselines and floors run in this process as the consumers run in theirs. Before
+    # stop 33 they ran on the standard library's loop, and a floor that decodes every record
+    # (`--floor-decode`) ran slower than the consumer it bounds.
+    result = event_loop.run(measure(args), Settings.from_env())
     table = [
         [
             name,

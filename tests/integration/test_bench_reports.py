@@ -191,6 +191,7 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
         "projector,auditor,notifier,auctioneer",
         "--peer",
         "message",
+        "--floor-decode",
         env=env,
     )
     found = re.search(r"report: (\S+\.json)", done.stdout)
@@ -227,6 +228,9 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     assert ours["floor_per_s"] > 0
     assert ours["floor_runs"][0]["read_model"]["listings"][0] == 400
     assert ours["ratio_to_floor"] == ours["records_per_s"] / ours["floor_per_s"]
+    # The floor that decodes and maps every record in its timed part left the same rows.
+    assert ours["floor_decoding_rows_equal"] is True
+    assert ours["floor_decoding_per_s"] > 0
     # The auditor's floor: the same chained rows (every record, hash by hash), by digest.
     (auditor,) = [r for r in report["consumers"] if r["consumer"] == "auditor"]
     assert auditor["records"] == 400
@@ -244,12 +248,14 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     assert notifier["emitted_per_record"] > 0
     assert notifier["floor_per_s"] > 0
     assert notifier["ratio_to_floor"] == notifier["records_per_s"] / notifier["floor_per_s"]
+    assert notifier["floor_decoding_rows_equal"] is True
     # The auctioneer's floor: each job's auction as its last batch left it, and its deadline
     # timer, by digest.
     (auctioneer,) = [r for r in report["consumers"] if r["consumer"] == "auctioneer"]
     assert auctioneer["floor_rows_equal"] is True
     decided = auctioneer["floor_runs"][0]["read_model"]
     assert decided["auctioneer_jobs"][0] == 400 // 5  # `--events / 5` jobs
+    assert auctioneer["floor_decoding_rows_equal"] is True
     assert decided["timers"][0] == 400 // 5
     assert decided["outbox"][0] == 0
     assert auctioneer["floor_per_s"] > 0
