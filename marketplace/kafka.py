@@ -62,6 +62,27 @@ def sender_stopped(producer: AIOKafkaProducer) -> bool:
     return task is not None and bool(task.done())
 
 
+def fetcher_error(consumer: AIOKafkaConsumer) -> KafkaError | None:
+    """The error that ended a started consumer's background fetcher, or None while it runs.
+
+    aiokafka fetches in a task of its own, and an error it does not expect ends that task (as
+    "Unexpected error during data retrieval"): uvloop's RuntimeError on a connection the broker
+    has just closed is one (aio-libs/aiokafka#1038). `getmany` does not look at that task, so
+    from then on it returns nothing, without an error: the consumer stalls in silence. Its
+    holder asks after each fetch and replaces the consumer (test_consumer_renewal raises that
+    RuntimeError in a real fetch request). aiokafka keeps the task as the fetcher's
+    `error_future`; the lock pins the version."""
+    task = getattr(getattr(consumer, "_fetcher", None), "error_future", None)
+    if task is None or not task.done() or task.cancelled():
+        return None
+    error = task.exception()
+    if error is None:  # it returns when the consumer is stopped
+        return None
+    if isinstance(error, KafkaError):
+        return error
+    return KafkaError(f"the Kafka consumer's fetcher ended: {error!r}")
+
+
 async def delivered(producer: AIOKafkaProducer, sending: Awaitable[T]) -> T:
     """Awaits `sending` (sends on `producer` and their acknowledgements). Raises `SenderStopped`
     when the producer's sender has ended: at once if `sending` failed because of it, and within

@@ -30,6 +30,7 @@ from prometheus_client import Histogram
 
 from marketplace import metrics
 from marketplace.db import UNREACHABLE, Conn
+from marketplace.kafka import fetcher_error
 from marketplace.logs import get_logger
 from marketplace.runtime import outbox
 from marketplace.runtime.deadletter import TOPIC as DEAD_LETTER_TOPIC
@@ -347,7 +348,14 @@ class ExactlyOnceConsumer(Generic[S]):
             await asyncio.gather(self._kafka_commit, return_exceptions=True)
             self._kafka_commit = None
         await self.on_revoked(set(self.stats.assigned))
-        await bounded(self.consumer.stop(), STOP_STEP_S, self.log, "consumer_leave_abandoned")
+        if not await bounded(
+            self.consumer.stop(), STOP_STEP_S, self.log, "consumer_leave_abandoned"
+        ):
+            # aiokafka's stop closes the group, then the fetcher, then the connections; a
+            # fetcher that ended with an error raises there, and the connections stay open.
+            await bounded(
+                self.consumer._client.close(), STOP_STEP_S, self.log, "consumer_close_abandoned"
+            )
         unreachable = 0
         while True:
             renewals += 1
@@ -411,6 +419,9 @@ class ExactlyOnceConsumer(Generic[S]):
             timeout_ms=self.settings.consumer_poll_ms,
             max_records=self.settings.consumer_max_batch,
         )
+        if not batches and (ended := fetcher_error(self.consumer)) is not None:
+            # Its fetcher has ended, and it would return nothing for ever: replaced (`run`).
+            raise ended
         prepare = self._prepare
         if prepare is None:
             return batches, seeks

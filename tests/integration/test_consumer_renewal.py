@@ -6,7 +6,8 @@ that task does not expect ends it; every fetch then raises "Unexpected error dur
 coordination". On uvloop a write to a connection the broker has just closed raises
 RuntimeError (aio-libs/aiokafka#1038), and the fault suite saw a matcher stop this way while its
 brokers restarted. Here the same RuntimeError is raised by the client's `send` for the
-coordinator look-up that follows a coordinator marked dead, on the real broker."""
+coordinator look-up that follows a coordinator marked dead, and for a fetch request (which ends
+the fetcher task instead, silently), on the real broker."""
 
 from __future__ import annotations
 
@@ -116,6 +117,73 @@ async def test_a_consumer_whose_coordination_died_is_replaced_and_loses_nothing(
     assert sum(r["total"] for r in rows) == sum(s.n for s in sent)
     assert sorted(flaky.committed) == sorted(s.n for s in sent)
     assert flaky.abandoned == []
+    await owner.execute(f"DROP TABLE {table}")
+
+
+async def test_a_consumer_whose_fetcher_died_is_replaced_instead_of_stalling(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    owner: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    made: list[AIOKafkaConsumer],
+) -> None:
+    """The same RuntimeError in a fetch request ends aiokafka's fetcher task instead, and
+    `getmany` then returns nothing for ever, without an error: without the runtime's look at
+    the fetcher (`kafka.fetcher_error`) the second half of the records is never applied."""
+    source, group = unique("refetch-in"), unique("refetch-group")
+    table = await counts_table(owner, group)
+    await make_topics(settings, source, partitions=2)
+    counter = CONSUMERS_RENEWED.labels(group=group)
+    first = await produce_numbers(settings, source, 200)
+    flaky = Flaky(table, fail_on=None)
+    fast = dataclasses.replace(settings, consumer_max_batch=50, consumer_session_timeout_ms=6000)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_consumer(fast, group_id=group, topics=[source], processor=flaky, stop=stop)
+    )
+    loop = asyncio.get_running_loop()
+
+    async def applied(expected: int) -> None:
+        deadline = loop.time() + 60
+        while True:
+            count = await pool.fetchval(f"SELECT coalesce(sum(count), 0) FROM {table}")
+            if count >= expected:
+                return
+            assert loop.time() < deadline, f"{count} of {expected} records applied"
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.2)
+
+    try:
+        await applied(len(first))
+        assert len(made) == 1
+        broken = made[0]
+        real_send = AIOKafkaClient.send
+        armed = [True]
+
+        async def send(self: AIOKafkaClient, node_id: int, request: Any, **kwargs: Any) -> Any:
+            if armed[0] and type(request).__name__.startswith("FetchRequest"):
+                armed[0] = False
+                raise RuntimeError(CLOSED)
+            return await real_send(self, node_id, request, **kwargs)
+
+        monkeypatch.setattr(AIOKafkaClient, "send", send)
+        second = await produce_numbers(settings, source, 200)
+        await applied(len(first) + len(second))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    # The first client's fetcher really ended in aiokafka.
+    ended = broken._fetcher.error_future
+    assert ended.done()
+    assert "Unexpected error during data retrieval" in str(ended.exception())
+    assert armed == [False]
+    assert len(made) == 2
+    assert counter._value.get() == 1
+    sent = [*first, *second]
+    rows = await pool.fetch(f"SELECT count, total FROM {table}")
+    assert sum(r["count"] for r in rows) == len(sent)
+    assert sum(r["total"] for r in rows) == sum(s.n for s in sent)
+    assert sorted(flaky.committed) == sorted(s.n for s in sent)
     await owner.execute(f"DROP TABLE {table}")
 
 
