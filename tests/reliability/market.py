@@ -365,6 +365,7 @@ async def settled(stack: Stack, limit_s: float = 300) -> None:
     delivery is pending, and the topics' ends stay put."""
     settings = stack.settings
     last: dict[str, dict[int, int]] = {}
+    seen: dict[str, Any] = {}  # what the last check found, for the message if it times out
 
     async def check() -> bool:
         nonlocal last
@@ -390,11 +391,19 @@ async def settled(stack: Stack, limit_s: float = 300) -> None:
         ]
         steady = ends == last
         last = ends
+        lag: dict[str, int] = {}
+        for g, t, p in behind:
+            lag[g] = lag.get(g, 0) + ends[t][p] - stored.get((g, t, p), 0)
+        seen.update(records_behind_by_group=lag, outbox=outbox, webhooks_pending=pending)
         if stack.dead():
             raise AssertionError("\n".join(stack.dead()))
         return not behind and outbox == 0 and pending == 0 and steady
 
-    await eventually(check, limit_s, "everything applied, published and delivered", every_s=2)
+    try:
+        await eventually(check, limit_s, "everything applied, published and delivered", every_s=2)
+    except TimeoutError as exc:
+        # Which group stalled: the services' logs are in MARKETPLACE_LOCAL_DIR/logs.
+        raise TimeoutError(f"{exc}; at the last check: {seen}") from None
 
 
 async def collect(settings: Settings, result: Result) -> None:
