@@ -692,14 +692,9 @@ class ExactlyOnceConsumer(Generic[S]):
                 self.log.exception("outbox_sweep_failed")
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT topic, partition, next_offset FROM consumer_offsets"
-                " WHERE group_id = $1 AND topic = ANY($2::text[])",
-                self.group_id,
-                self.topics,
-            )
-        stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        stored = await self._stored_offsets()
+        if stored is None:
+            return  # stopping while PostgreSQL was away: nothing of this assignment is applied
         for tp in assigned:
             self.stats.assigned.add(tp)
             if tp in stored:
@@ -712,6 +707,41 @@ class ExactlyOnceConsumer(Generic[S]):
         self.log.info(
             "partitions_assigned", partitions=sorted(f"{t.topic}[{t.partition}]" for t in assigned)
         )
+
+    async def _stored_offsets(self) -> dict[TopicPartition, int] | None:
+        """The group's offsets in PostgreSQL, for an assignment. While PostgreSQL does not
+        answer (a rebalance during its restart) they are asked for again every second until it
+        does; None once the consumer stops. An error here would leave the partitions assigned
+        in Kafka but unknown to this runner, never sought nor applied: aiokafka logs a
+        listener's error and goes on (the fault suite saw a consumer stall so, thousands of
+        records behind, in silence)."""
+        while True:
+            try:
+                rows = await self._read_offsets()
+            except UNREACHABLE as exc:
+                self._waiting_since = self._waiting_since or time.monotonic()
+                DB_WAITING.labels(group=self.group_id).set(1)
+                self.log.warning(
+                    "database_unavailable",
+                    during="assignment",
+                    error=repr(exc),
+                    waiting_s=round(time.monotonic() - self._waiting_since, 1),
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
+                if self._stop.is_set():
+                    return None
+                continue
+            return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def _read_offsets(self) -> list[asyncpg.Record]:
+        async with self.pool.acquire() as conn:
+            return await conn.fetch(
+                "SELECT topic, partition, next_offset FROM consumer_offsets"
+                " WHERE group_id = $1 AND topic = ANY($2::text[])",
+                self.group_id,
+                self.topics,
+            )
 
     def _lock(self, tp: TopicPartition) -> asyncio.Lock:
         lock = self._locks.get(tp)
