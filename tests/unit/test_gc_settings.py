@@ -20,20 +20,20 @@ def restored_gc() -> Iterator[None]:
     gc.set_threshold(*threshold)
 
 
-def test_the_tuning_freezes_what_was_made_at_start_and_raises_the_young_threshold(
+def test_the_defaults_freeze_what_was_made_at_start_and_raise_the_young_threshold(
     restored_gc: None,
 ) -> None:
     gc.unfreeze()
     before = gc.get_threshold()
-    tune_gc(dataclasses.replace(Settings(), gc_freeze=True, gc_threshold0=20000))
+    tune_gc(Settings())
     assert gc.get_threshold() == (20000, *before[1:])
     assert gc.get_freeze_count() > 0
 
 
-def test_the_defaults_keep_cpythons_own_behaviour(restored_gc: None) -> None:
+def test_cpythons_own_behaviour_can_be_chosen(restored_gc: None) -> None:
     gc.unfreeze()
     gc.set_threshold(700, 10, 10)
-    tune_gc(Settings())
+    tune_gc(dataclasses.replace(Settings(), gc_freeze=False, gc_threshold0=700))
     assert gc.get_threshold() == (700, 10, 10)
     assert gc.get_freeze_count() == 0
 
