@@ -1440,9 +1440,28 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             print(
                 f"{kind:<10} same-work baseline {rate:>10,.0f} records/s  cpu {spent}", flush=True
             )
-            if floored:
-                # The same Kafka work plus the least PostgreSQL work of its exactly-once
-                # contract (the rows and the offset row, one transaction a batch).
+            # The same Kafka work plus the least PostgreSQL work of its exactly-once contract
+            # (the rows and the offset row, one transaction a batch), and the diagnostics asked
+            # for: partitions' transactions side by side, decoding too, no fsync wait at commit.
+            diagnostics: list[tuple[bool, str, list[dict[str, Any]], dict[str, Any]]] = [
+                (True, "same-work+pg-floor", floors, {}),
+                (
+                    args.floor_side_by_side > 1,
+                    f"floor x{args.floor_side_by_side} side by side",
+                    wide,
+                    {"side_by_side": args.floor_side_by_side},
+                ),
+                (
+                    args.floor_decode and kind != "auditor",
+                    "floor with decoding",
+                    decoding,
+                    {"decoding": True},
+                ),
+                (args.floor_nosync, "floor, no fsync wait", nosync, {"sync": False}),
+            ]
+            for wanted, label, into, options in diagnostics:
+                if not (floored and wanted):
+                    continue
                 floor = await pg_floor_loop(
                     settings,
                     kind,
@@ -1454,74 +1473,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     size=size,
                     rows_at=floor_at,
                     effects_at=effects_at,
+                    **options,
                 )
-                floors.append(floor)
+                into.append(floor)
                 print(
-                    f"{kind:<10} same-work+pg-floor {floor['records_per_s']:>10,.0f} records/s"
-                    f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
-                    flush=True,
-                )
-            if floored and args.floor_side_by_side > 1:
-                # Diagnostic: the floor with the partitions' transactions side by side.
-                floor = await pg_floor_loop(
-                    settings,
-                    kind,
-                    topic,
-                    first,
-                    last,
-                    sink,
-                    per_record=per_record,
-                    size=size,
-                    rows_at=floor_at,
-                    effects_at=effects_at,
-                    side_by_side=args.floor_side_by_side,
-                )
-                wide.append(floor)
-                print(
-                    f"{kind:<10} floor x{args.floor_side_by_side} side by side"
-                    f" {floor['records_per_s']:>10,.0f} records/s"
-                    f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
-                    flush=True,
-                )
-            if floored and args.floor_decode and kind != "auditor":
-                # Diagnostic: the floor plus decoding every record (and mapping it to its row).
-                floor = await pg_floor_loop(
-                    settings,
-                    kind,
-                    topic,
-                    first,
-                    last,
-                    sink,
-                    per_record=per_record,
-                    size=size,
-                    rows_at=floor_at,
-                    effects_at=effects_at,
-                    decoding=True,
-                )
-                decoding.append(floor)
-                print(
-                    f"{kind:<10} floor with decoding {floor['records_per_s']:>10,.0f} records/s"
-                    f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
-                    flush=True,
-                )
-            if floored and args.floor_nosync:
-                # Diagnostic: the floor without waiting for the WAL's fsync at commit.
-                floor = await pg_floor_loop(
-                    settings,
-                    kind,
-                    topic,
-                    first,
-                    last,
-                    sink,
-                    per_record=per_record,
-                    size=size,
-                    rows_at=floor_at,
-                    effects_at=effects_at,
-                    sync=False,
-                )
-                nosync.append(floor)
-                print(
-                    f"{kind:<10} floor, no fsync wait {floor['records_per_s']:>10,.0f} records/s"
+                    f"{kind:<10} {label} {floor['records_per_s']:>10,.0f} records/s"
                     f"  cpu {floor['floor_process_cpu_s']} pg {floor['postgres_cpu_s']}",
                     flush=True,
                 )
