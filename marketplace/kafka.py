@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -25,16 +25,29 @@ from marketplace.settings import Settings
 from schemas.topics import TOPICS, TopicSpec
 
 log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class SenderStopped(KafkaError):  # type: ignore[misc]
+    """The producer's background sender has ended, so it will never send again.
+
+    aiokafka ends that task on an error it does not expect. On uvloop, writing to a connection
+    the broker has just closed raises RuntimeError instead of OSError (aio-libs/aiokafka#1038);
+    the same error once ended a consumer's coordination in the fault suite. The sends queued
+    then fail with "Unexpected error during batch delivery", and later ones wait for ever:
+    `delivered` raises this for both, so that the holder replaces the producer."""
+
 
 # Errors after which an idempotent producer never writes again: its sequence numbers are out of
 # step with the brokers (aiokafka does not recover once a send expired while every broker was
-# away; the fault suite saw it). Whoever holds such a producer (the API, an outbox publisher)
-# replaces it with a new one.
+# away; the fault suite saw it), or its sender has ended (`SenderStopped`). Whoever holds such a
+# producer (the API, an outbox publisher) replaces it with a new one.
 BROKEN_PRODUCER = (
     OutOfOrderSequenceNumber,
     UnknownProducerId,
     InvalidProducerEpoch,
     ProducerFenced,
+    SenderStopped,
 )
 
 
@@ -57,6 +70,43 @@ def fetcher_error(consumer: AIOKafkaConsumer) -> KafkaError | None:
     if isinstance(error, KafkaError):
         return error
     return KafkaError(f"the Kafka consumer's fetcher ended: {error!r}")
+
+
+# How often `delivered` looks whether the producer's sender still runs, while sends wait.
+SENDER_CHECK_S = 1.0
+
+
+def sender_stopped(producer: AIOKafkaProducer) -> bool:
+    """Whether a started producer's background sender has ended (aiokafka keeps the task on
+    its sender as `sender_task`; the lock pins the version, and test_producer_sender checks it
+    against a sender really ended)."""
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    return task is not None and bool(task.done())
+
+
+async def delivered(producer: AIOKafkaProducer, sending: Awaitable[T]) -> T:
+    """Awaits `sending` (sends on `producer` and their acknowledgements). Raises `SenderStopped`
+    when the producer's sender has ended: at once if `sending` failed because of it, and within
+    SENDER_CHECK_S if it waits on a producer whose sender had already ended (it is cancelled)."""
+    task = asyncio.ensure_future(sending)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=SENDER_CHECK_S)
+            if done or sender_stopped(producer):
+                break
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise SenderStopped("the Kafka producer's sender has stopped")
+    try:
+        return task.result()
+    except KafkaError as exc:
+        if isinstance(exc, SenderStopped) or not sender_stopped(producer):
+            raise
+        raise SenderStopped(f"the Kafka producer's sender has stopped: {exc}") from exc
 
 
 # Kafka error code for "topic already exists", so that concurrent `up`s do not fail each other.

@@ -26,7 +26,7 @@ from aiokafka.errors import (
 )
 
 from marketplace.db import Conn
-from marketplace.kafka import BROKEN_PRODUCER, partition_for
+from marketplace.kafka import BROKEN_PRODUCER, delivered, partition_for
 from marketplace.logs import get_logger
 
 log = get_logger(__name__)
@@ -255,8 +255,12 @@ class OutboxPublisher:
 
     async def _send_all(self, messages: Sequence[OutboxMessage]) -> None:
         producer = self._producer
-        try:
+
+        async def send() -> None:
             await asyncio.gather(*await send_batched(producer, messages))
+
+        try:
+            await delivered(producer, send())
         except BROKEN_PRODUCER:
             # This attempt fails (the rows stay in the outbox); the next one uses a new producer.
             await self._replace(producer)

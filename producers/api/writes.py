@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError
 
 from marketplace import metrics
 from marketplace.events import to_message
-from marketplace.kafka import BROKEN_PRODUCER
+from marketplace.kafka import BROKEN_PRODUCER, delivered
 from marketplace.logs import get_logger
 from marketplace.secretbox import SecretKeyError, key_file
 from marketplace.translate import shredding
@@ -162,8 +162,11 @@ async def publish(request: web.Request, event: Event, *, event_id: str, subject:
             headers={"Retry-After": "2"},
         )
     try:
-        await producer.send_and_wait(
-            message.topic, message.value, key=message.key, headers=list(message.headers)
+        await delivered(
+            producer,
+            producer.send_and_wait(
+                message.topic, message.value, key=message.key, headers=list(message.headers)
+            ),
         )
         PUBLISHED.labels(topic=message.topic).inc()
     except KafkaError as exc:
