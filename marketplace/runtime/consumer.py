@@ -234,6 +234,7 @@ class ExactlyOnceConsumer(Generic[S]):
         self._stop = asyncio.Event()
         self._polling = False
         self._waiting_since: float | None = None
+        self._listener_error: KafkaError | None = None  # a rebalance step that failed
         self.log = log.bind(group=group_id)
         metrics.READINESS[f"consumer:{group_id}"] = lambda: (
             self._polling and self._waiting_since is None
@@ -356,6 +357,7 @@ class ExactlyOnceConsumer(Generic[S]):
             await bounded(
                 self.consumer._client.close(), STOP_STEP_S, self.log, "consumer_close_abandoned"
             )
+        self._listener_error = None  # the old client's; the new one's assignment runs anew
         unreachable = 0
         while True:
             renewals += 1
@@ -419,6 +421,10 @@ class ExactlyOnceConsumer(Generic[S]):
             timeout_ms=self.settings.consumer_poll_ms,
             max_records=self.settings.consumer_max_batch,
         )
+        if self._listener_error is not None:
+            # Partitions this runner does not know it holds: replaced (`run`), as below.
+            failed, self._listener_error = self._listener_error, None
+            raise failed
         if not batches and (ended := fetcher_error(self.consumer)) is not None:
             # Its fetcher has ended, and it would return nothing for ever: replaced (`run`).
             raise ended
@@ -465,15 +471,7 @@ class ExactlyOnceConsumer(Generic[S]):
         except UNREACHABLE as exc:
             # PostgreSQL is down or restarting: not the batch's fault. Pause this partition at
             # its stored position and try again until the database answers; never give up.
-            self._waiting_since = self._waiting_since or time.monotonic()
-            DB_WAITING.labels(group=self.group_id).set(1)
-            self.log.warning(
-                "database_unavailable",
-                topic=tp.topic,
-                partition=tp.partition,
-                error=repr(exc),
-                waiting_s=round(time.monotonic() - self._waiting_since, 1),
-            )
+            self._database_away(exc, topic=tp.topic, partition=tp.partition)
             self._rewind(tp, records[0].offset)
             await asyncio.sleep(1.0)
             return None
@@ -508,12 +506,7 @@ class ExactlyOnceConsumer(Generic[S]):
             await asyncio.sleep(min(5.0, 0.1 * 2**failures))
             return None
         self._failures.pop(tp, None)
-        if self._waiting_since is not None:
-            self.log.info(
-                "database_back", waited_s=round(time.monotonic() - self._waiting_since, 1)
-            )
-            self._waiting_since = None
-            DB_WAITING.labels(group=self.group_id).set(0)
+        self._database_back()
         if result is None:
             return None
         next_offset, ids, emitted = result
@@ -719,20 +712,39 @@ class ExactlyOnceConsumer(Generic[S]):
             try:
                 rows = await self._read_offsets()
             except UNREACHABLE as exc:
-                self._waiting_since = self._waiting_since or time.monotonic()
-                DB_WAITING.labels(group=self.group_id).set(1)
-                self.log.warning(
-                    "database_unavailable",
-                    during="assignment",
-                    error=repr(exc),
-                    waiting_s=round(time.monotonic() - self._waiting_since, 1),
-                )
+                self._database_away(exc, during="assignment")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), 1.0)
                 if self._stop.is_set():
                     return None
                 continue
+            self._database_back()
             return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    def _database_away(self, exc: BaseException, **where: object) -> None:
+        """PostgreSQL did not answer: not ready (`/readyz`, the gauge) until it does again."""
+        self._waiting_since = self._waiting_since or time.monotonic()
+        DB_WAITING.labels(group=self.group_id).set(1)
+        self.log.warning(
+            "database_unavailable",
+            error=repr(exc),
+            waiting_s=round(time.monotonic() - self._waiting_since, 1),
+            **where,
+        )
+
+    def _database_back(self) -> None:
+        if self._waiting_since is not None:
+            self.log.info(
+                "database_back", waited_s=round(time.monotonic() - self._waiting_since, 1)
+            )
+            self._waiting_since = None
+            DB_WAITING.labels(group=self.group_id).set(0)
+
+    def listener_failed(self, during: str, exc: Exception) -> None:
+        """A rebalance step failed (`_Listener`): kept for the next fetch to raise."""
+        self.log.error("rebalance_failed", during=during, error=repr(exc))
+        if self._listener_error is None:
+            self._listener_error = KafkaError(f"the consumer's {during} failed: {exc!r}")
 
     async def _read_offsets(self) -> list[asyncpg.Record]:
         async with self.pool.acquire() as conn:
@@ -815,11 +827,23 @@ async def _lock_offset(conn: Conn, group_id: str, tp: TopicPartition) -> int:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The runner's side of a rebalance. aiokafka logs an error raised here and goes on, with
+    the partitions assigned in Kafka but never sought nor applied by the runner: the consumer
+    would stall in silence. So an error is kept instead, and the next fetch raises it, which
+    replaces the Kafka consumer (`_renew_consumer`): the new one joins the group and its
+    assignment runs again from the offsets in PostgreSQL."""
+
     def __init__(self, owner: ExactlyOnceConsumer[Any]) -> None:
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._owner.on_revoked(set(revoked))
+        try:
+            await self._owner.on_revoked(set(revoked))
+        except Exception as exc:  # noqa: BLE001 - kept and raised by the next fetch
+            self._owner.listener_failed("revocation", exc)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._owner.on_assigned(set(assigned))
+        try:
+            await self._owner.on_assigned(set(assigned))
+        except Exception as exc:  # noqa: BLE001 - kept and raised by the next fetch
+            self._owner.listener_failed("assignment", exc)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiokafka import TopicPartition
@@ -224,3 +224,42 @@ async def start_at_end(settings: Settings, group: str, topic: str) -> None:
         await start_group_at(conn, group, {(topic, p): o for p, o in ends.items()})
     finally:
         await conn.close()
+
+
+class _Fetches(Protocol):
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+
+async def until(
+    reached: Callable[[], Awaitable[bool]],
+    service: asyncio.Task[Any],
+    what: Callable[[], str],
+    timeout_s: float = 60.0,
+    every_s: float = 0.2,
+) -> None:
+    """Waits until `reached()` holds, failing with `what()` past the timeout, or at once with
+    the service's error if the service ended first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await reached():
+        assert loop.time() < deadline, f"not within {timeout_s:.0f} s: {what()}"
+        assert not service.done(), service.exception()
+        await asyncio.sleep(every_s)
+
+
+async def until_count(
+    db: _Fetches,
+    query: str,
+    expected: int,
+    service: asyncio.Task[Any],
+    timeout_s: float = 60.0,
+    every_s: float = 0.2,
+) -> None:
+    """Waits until `query` (one number) reaches `expected` while the service runs."""
+    seen = [0]
+
+    async def reached() -> bool:
+        seen[0] = await db.fetchval(query)
+        return bool(seen[0] >= expected)
+
+    await until(reached, service, lambda: f"{seen[0]} of {expected} applied", timeout_s, every_s)

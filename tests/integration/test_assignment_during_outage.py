@@ -1,8 +1,11 @@
-"""A rebalance while PostgreSQL is away: the runner's assignment reads the group's offsets from
+"""A rebalance step that fails: the runner's assignment reads the group's offsets from
 PostgreSQL, and a failure there once left partitions assigned in Kafka but unknown to the
 runner (aiokafka logs a listener's error and goes on), so they were never applied. The fault
-suite saw a consumer stall so after PostgreSQL's restart. Here the offsets' read fails as a
-refused connection would, three times, while the consumer joins the real broker's group."""
+suite saw a consumer stall so after PostgreSQL's restart. Here the offsets' read fails while
+the consumer joins the real broker's group: three times as a refused connection would (the
+assignment waits for PostgreSQL), or once with an error that waiting would not mend (the
+Kafka consumer is replaced and its assignment runs again). Without either, 0 of 300 records
+are applied."""
 
 from __future__ import annotations
 
@@ -13,32 +16,47 @@ from typing import Any
 import asyncpg
 import pytest
 
-from marketplace.runtime.consumer import ExactlyOnceConsumer
+from marketplace.runtime.consumer import CONSUMERS_RENEWED, ExactlyOnceConsumer
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
-from tests.integration.kafka_helpers import make_topics, produce_numbers, unique
+from tests.integration.kafka_helpers import make_topics, produce_numbers, unique, until_count
 from tests.integration.test_runtime_failures import Flaky, counts_table
 
 pytestmark = pytest.mark.integration
 
 
-async def test_an_assignment_while_postgres_is_away_waits_for_it_and_loses_nothing(
+def _refused() -> Exception:
+    return ConnectionRefusedError(111, "Connection refused")
+
+
+def _denied() -> Exception:
+    return asyncpg.InsufficientPrivilegeError("permission denied for table consumer_offsets")
+
+
+# How the read fails, how many times, and how many Kafka consumers replace the first.
+CASES = {"postgres-away": (_refused, 3, 0), "other-error": (_denied, 1, 1)}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_an_assignment_that_fails_is_run_again_and_loses_nothing(
+    case: str,
     settings: Settings,
     pool: asyncpg.Pool,
     owner: asyncpg.Connection,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    source, group = unique("assign-away-in"), unique("assign-away-group")
+    error, times, renewals = CASES[case]
+    source, group = unique(f"assign-{case}-in"), unique(f"assign-{case}-group")
     table = await counts_table(owner, group)
     await make_topics(settings, source, partitions=2)
     sent = await produce_numbers(settings, source, 300)
     real_read = ExactlyOnceConsumer._read_offsets
-    refused = [3]
+    refused = [times]
 
     async def read_offsets(self: ExactlyOnceConsumer[Any]) -> list[asyncpg.Record]:
         if refused[0] > 0:
             refused[0] -= 1
-            raise ConnectionRefusedError(111, "Connection refused")
+            raise error()
         return await real_read(self)
 
     monkeypatch.setattr(ExactlyOnceConsumer, "_read_offsets", read_offsets)
@@ -48,20 +66,13 @@ async def test_an_assignment_while_postgres_is_away_waits_for_it_and_loses_nothi
     task = asyncio.create_task(
         run_consumer(fast, group_id=group, topics=[source], processor=flaky, stop=stop)
     )
-    loop = asyncio.get_running_loop()
     try:
-        deadline = loop.time() + 60
-        while True:
-            count = await pool.fetchval(f"SELECT coalesce(sum(count), 0) FROM {table}")
-            if count >= len(sent):
-                break
-            assert loop.time() < deadline, f"{count} of {len(sent)} records applied"
-            assert not task.done(), task.exception()
-            await asyncio.sleep(0.2)
+        await until_count(pool, f"SELECT coalesce(sum(count), 0) FROM {table}", len(sent), task)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
     assert refused == [0]  # the assignment really met the refusals
+    assert CONSUMERS_RENEWED.labels(group=group)._value.get() == renewals
     rows = await pool.fetch(f"SELECT count, total FROM {table}")
     assert sum(r["count"] for r in rows) == len(sent)
     assert sum(r["total"] for r in rows) == sum(s.n for s in sent)

@@ -18,7 +18,7 @@ from marketplace.db import Conn, create_pool
 from marketplace.runtime import Transaction
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
-from tests.integration.kafka_helpers import make_topics, produce_numbers, unique
+from tests.integration.kafka_helpers import make_topics, produce_numbers, unique, until_count
 
 pytestmark = pytest.mark.integration
 
@@ -61,12 +61,8 @@ async def consume(settings: Settings, owner: asyncpg.Connection, durable: bool |
     )
     task = asyncio.create_task(run() if durable is None else run(synchronous_commit=durable))
     try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 90
-        while await owner.fetchval(f"SELECT count(*) FROM {table}") < len(sent):
-            assert loop.time() < deadline, "records were not all applied"
-            assert not task.done(), task.exception()
-            await asyncio.sleep(0.1)
+        counted = f"SELECT count(*) FROM {table}"
+        await until_count(owner, counted, len(sent), task, timeout_s=90, every_s=0.1)
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)

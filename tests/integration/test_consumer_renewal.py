@@ -26,7 +26,7 @@ from marketplace.runtime import service
 from marketplace.runtime.consumer import CONSUMERS_RENEWED, MAX_RENEWALS_IN_A_ROW
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
-from tests.integration.kafka_helpers import make_topics, produce_numbers, unique
+from tests.integration.kafka_helpers import make_topics, produce_numbers, unique, until_count
 from tests.integration.test_runtime_failures import Flaky, counts_table
 
 pytestmark = pytest.mark.integration
@@ -87,20 +87,9 @@ async def test_a_consumer_whose_client_task_died_is_replaced_and_loses_nothing(
     task = asyncio.create_task(
         run_consumer(fast, group_id=group, topics=[source], processor=flaky, stop=stop)
     )
-    loop = asyncio.get_running_loop()
-
-    async def applied(expected: int) -> None:
-        deadline = loop.time() + 60
-        while True:
-            count = await pool.fetchval(f"SELECT coalesce(sum(count), 0) FROM {table}")
-            if count >= expected:
-                return
-            assert loop.time() < deadline, f"{count} of {expected} records applied"
-            assert not task.done(), task.exception()
-            await asyncio.sleep(0.2)
-
+    counted = f"SELECT coalesce(sum(count), 0) FROM {table}"
     try:
-        await applied(len(first))
+        await until_count(pool, counted, len(first), task)
         assert len(made) == 1
         broken = made[0]
         real_send = AIOKafkaClient.send
@@ -117,7 +106,7 @@ async def test_a_consumer_whose_client_task_died_is_replaced_and_loses_nothing(
             # What a heartbeat that finds no coordinator does: the next step looks it up again.
             broken._coordinator.coordinator_dead()
         second = await produce_numbers(settings, source, 200)
-        await applied(len(first) + len(second))
+        await until_count(pool, counted, len(first) + len(second), task)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

@@ -18,7 +18,7 @@ from marketplace.runtime import Transaction
 from marketplace.runtime.consumer import ProcessingFailed
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
-from tests.integration.kafka_helpers import make_topics, produce_numbers, unique
+from tests.integration.kafka_helpers import make_topics, produce_numbers, unique, until_count
 
 pytestmark = pytest.mark.integration
 
@@ -90,17 +90,7 @@ async def test_failed_batch_is_retried_from_reloaded_state(
         run_consumer(fast, group_id=group, topics=[source], processor=flaky, stop=stop)
     )
     try:
-
-        async def done() -> bool:
-            total = await pool.fetchval(f"SELECT coalesce(sum(count), 0) FROM {table}")
-            return bool(total == len(sent))
-
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while not await done():
-            assert loop.time() < deadline, "records were not all applied"
-            assert not task.done(), task.exception()
-            await asyncio.sleep(0.2)
+        await until_count(pool, f"SELECT coalesce(sum(count), 0) FROM {table}", len(sent), task)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

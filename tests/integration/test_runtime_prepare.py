@@ -19,7 +19,7 @@ from marketplace.db import Conn
 from marketplace.runtime import Transaction
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
-from tests.integration.kafka_helpers import make_topics, produce_numbers, unique
+from tests.integration.kafka_helpers import make_topics, produce_numbers, unique, until_count
 
 pytestmark = pytest.mark.integration
 
@@ -78,12 +78,7 @@ async def test_prepared_records_apply_once_in_order_across_failures(
         run_consumer(small, group_id=group, topics=[source], processor=processor, stop=stop)
     )
     try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 90
-        while await pool.fetchval(f"SELECT count(*) FROM {table}") < len(sent):
-            assert loop.time() < deadline, "records were not all applied"
-            assert not task.done(), task.exception()
-            await asyncio.sleep(0.2)
+        await until_count(pool, f"SELECT count(*) FROM {table}", len(sent), task, timeout_s=90)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
