@@ -4,7 +4,8 @@ baselines measured in the same run on the same broker.
     python -m loadtests.bench_consumers [--events 20000] [--instances 1,2] [--repeat 1]
         [--consumers matcher,projector,auditor,analytics,auctioneer,notifier]
         [--peer message,batch,default] [--compare COMMIT] [--variant LABEL:MARKETPLACE_X=V]
-        [--profile] [--no-floor] [--floor-nosync] [--floor-decode] [--floor-side-by-side N]
+        [--profile] [--no-floor] [--floor-nosync] [--floor-decode] [--floor-codec]
+        [--floor-side-by-side N]
 
 The workloads, each put onto its topic directly:
 - `market.listings` (matcher, projector, auditor, analytics): `--events` offers and requests from
@@ -61,7 +62,9 @@ In each round, next to each consumer (issue #18, target 1):
   another: the floor with up to N partitions' transactions at once on connections of their own
   (the runtime's `consumer_partition_concurrency`), `--floor-decode` another: the floor plus what
   no consumer can leave out, timed (each record decoded, and for the table consumers its row
-  built by the consumer's own mapping). `--no-floor` leaves the floors out.
+  built by the consumer's own mapping), `--floor-codec` a bound: the floor plus only the coding
+  a consumer of these contracts does (each record decoded, each event it emits encoded again
+  from its struct with its CloudEvent headers), timed. `--no-floor` leaves the floors out.
 `--peer`: the projector's job as a plain FastStream subscriber (loadtests/peer_faststream.py),
 at-least-once, in the same rounds as the projector on the same records; the report gives
 ours / peer and whether every run of either left the same rows in the read model (issue #18,
@@ -745,6 +748,28 @@ async def floor_effects(
     }
 
 
+_CODEC_ENCODER = msgspec.json.Encoder()
+
+
+def codec_structs(
+    effects_at: dict[tuple[int, int], FloorEffects],
+) -> dict[tuple[int, int], tuple[Decoded, ...]]:
+    """Each record's emitted events as structs (envelope and event), read back from the bytes
+    the consumer's own code made, before the clock (for `pg_floor_loop(codec=True)`); each
+    checked to encode again to those very bytes and headers."""
+    out: dict[tuple[int, int], tuple[Decoded, ...]] = {}
+    for at, made in effects_at.items():
+        structs = []
+        for (topic, _, value, _), (_, _, headers) in zip(made.outbox, made.sent, strict=True):
+            struct = decode(topic, value, headers)
+            again = (_CODEC_ENCODER.encode(struct.event), list(struct.envelope.headers()))
+            if again != (value, list(headers)):
+                raise ValueError(f"an event of {at} does not encode again to the same bytes")
+            structs.append(struct)
+        out[at] = tuple(structs)
+    return out
+
+
 async def pg_floor_loop(
     settings: Settings,
     kind: str,
@@ -760,6 +785,7 @@ async def pg_floor_loop(
     sync: bool = True,
     side_by_side: int = 1,
     decoding: bool = False,
+    codec: bool = False,
 ) -> dict[str, Any]:
     """The "same-work+pg-floor" baseline: the same-work loop plus the least PostgreSQL work
     `kind`'s exactly-once contract needs, as cheaply as PostgreSQL allows. Per partition batch,
@@ -785,9 +811,18 @@ async def pg_floor_loop(
     `decoding=True`: a diagnostic, the floor plus what no consumer can leave out, timed: every
     record decoded (`marketplace.events.decode`: the CloudEvent headers and the payload) and its
     rows and events made from that by the consumer's own code (`floor_row` for `FLOOR_TABLES`,
-    `effects_maker` for the others), and those are what is written and sent."""
-    if decoding and kind == "auditor":
+    `effects_maker` for the others), and those are what is written and sent. `codec=True`: a
+    bound, the floor plus only the coding any consumer of these contracts does in Python, timed:
+    every record decoded (`decode`, as above) and every event it emits encoded again with
+    msgspec from its struct, with its CloudEvent headers (what `to_message` does, without the
+    key's and topic's look-ups); those bytes are what is written and sent. The decisions, the
+    rows, the outbox rows' JSON headers and the structs themselves are made before the clock
+    (`codec_structs`), so a consumer doing the same work in any other way cannot beat it by
+    more than those leave out."""
+    if (decoding or codec) and kind == "auditor":
         raise ValueError("the auditor stores records as they are: its floor decodes nothing")
+    if decoding and codec:
+        raise ValueError("one diagnostic at a time: decoding (with logic) or codec")
     statement = FLOOR_STATEMENTS.get(kind)
     if not (
         (statement is not None and effects_at is not None and rows_at is None)
@@ -847,6 +882,8 @@ async def pg_floor_loop(
 
             gate = asyncio.Semaphore(side_by_side)
             decide = effects_maker(settings, kind) if effects_at is not None else None
+            structs = codec_structs(effects_at) if codec and effects_at is not None else {}
+            encode = _CODEC_ENCODER.encode
             # What each partition's batch of the fetch in hand emitted, and its outbox ids.
             sent: dict[TopicPartition, list[tuple[bytes | None, bytes, list[Any]]]] = {}
             written: list[int] = []
@@ -858,10 +895,27 @@ async def pg_floor_loop(
                 published: list[int] = []
                 bound: list[Any] = []
                 ids: list[int] = []
-                decoded = [decode(topic, r.value, r.headers) for r in mine] if decoding else []
+                coded = decoding or codec
+                decoded = [decode(topic, r.value, r.headers) for r in mine] if coded else []
                 if effects_at is not None:
                     if decide is not None and decoding:
                         effects = [decide(tp.partition, d) for d in decoded]
+                    elif codec:  # each emitted event encoded again from its struct
+                        for r in mine:
+                            made = effects_at[(tp.partition, r.offset)]
+                            values = [
+                                (encode(d.event), d.envelope.headers())
+                                for d in structs[(tp.partition, r.offset)]
+                            ]
+                            outbox = tuple(
+                                (t, k, v, h)
+                                for (t, k, _, h), (v, _) in zip(made.outbox, values, strict=True)
+                            )
+                            sends = tuple(
+                                (k, v, list(h))
+                                for (k, _, _), (v, h) in zip(made.sent, values, strict=True)
+                            )
+                            effects.append(FloorEffects(made.rows, made.state, outbox, sends))
                     else:
                         effects = [effects_at[(tp.partition, r.offset)] for r in mine]
                     published = acknowledged[:]  # deleted by this transaction, if it commits
@@ -1378,6 +1432,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         floors: list[dict[str, Any]] = []
         nosync: list[dict[str, Any]] = []  # --floor-nosync: the floor without the fsync wait
         decoding: list[dict[str, Any]] = []  # --floor-decode: the floor plus decoding, timed
+        coding: list[dict[str, Any]] = []  # --floor-codec: the floor plus decoding and encoding
         wide: list[dict[str, Any]] = []  # --floor-side-by-side N: partitions at once
         peers = args.peer if kind == "projector" else []
         # What the floor writes (and emits), built before any clock starts.
@@ -1457,6 +1512,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     decoding,
                     {"decoding": True},
                 ),
+                (
+                    args.floor_codec and kind != "auditor",
+                    "floor with coding",
+                    coding,
+                    {"codec": True},
+                ),
                 (args.floor_nosync, "floor, no fsync wait", nosync, {"sync": False}),
             ]
             for wanted, label, into, options in diagnostics:
@@ -1515,6 +1576,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     **nosync_figures(nosync, same_work),
                     **nosync_figures(wide, same_work, "floor_side_by_side"),
                     **nosync_figures(decoding, same_work, "floor_decoding", samples),
+                    **nosync_figures(coding, same_work, "floor_codec", samples),
                     "runs": samples,
                 }
             )
@@ -1563,6 +1625,14 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 f" records/s; rounds / same-work loop"
                 f" {[round(x, 3) for x in r['rounds_floor_decoding_over_same_work']]};"
                 f" rows equal: {r['floor_decoding_rows_equal']}",
+                flush=True,
+            )
+        if "floor_codec_per_s" in r:
+            print(
+                f"{r['consumer']:<10} floor with coding {r['floor_codec_per_s']:,.0f}"
+                f" records/s; rounds / same-work loop"
+                f" {[round(x, 3) for x in r['rounds_floor_codec_over_same_work']]};"
+                f" rows equal: {r['floor_codec_rows_equal']}",
                 flush=True,
             )
         if "floor_nosync_per_s" in r:
@@ -1801,6 +1871,13 @@ def main() -> None:
         action="store_true",
         help="a diagnostic next to each floor: the same floor also decoding every record (and"
         " building its row with the consumer's mapping) in the timed part (not the auditor)",
+    )
+    parser.add_argument(
+        "--floor-codec",
+        action="store_true",
+        help="a bound next to each floor: the same floor also decoding every record and encoding"
+        " every event it emits again (msgspec, CloudEvent headers) in the timed part, the least"
+        " coding a consumer of these contracts does (not the auditor)",
     )
     parser.add_argument(
         "--floor-nosync",

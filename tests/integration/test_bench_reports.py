@@ -192,6 +192,7 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
         "--peer",
         "message",
         "--floor-decode",
+        "--floor-codec",
         env=env,
     )
     found = re.search(r"report: (\S+\.json)", done.stdout)
@@ -231,6 +232,7 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     # The floor that decodes and maps every record in its timed part left the same rows.
     assert ours["floor_decoding_rows_equal"] is True
     assert ours["floor_decoding_per_s"] > 0
+    assert ours["floor_codec_rows_equal"] is True
     # The auditor's floor: the same chained rows (every record, hash by hash), by digest.
     (auditor,) = [r for r in report["consumers"] if r["consumer"] == "auditor"]
     assert auditor["records"] == 400
@@ -249,6 +251,10 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     assert notifier["floor_per_s"] > 0
     assert notifier["ratio_to_floor"] == notifier["records_per_s"] / notifier["floor_per_s"]
     assert notifier["floor_decoding_rows_equal"] is True
+    # The floor that codes every record and event again left the same rows (its events are
+    # checked to encode to the consumer's bytes before the clock, `codec_structs`).
+    assert notifier["floor_codec_rows_equal"] is True
+    assert notifier["floor_codec_per_s"] > 0
     # The auctioneer's floor: each job's auction as its last batch left it, and its deadline
     # timer, by digest.
     (auctioneer,) = [r for r in report["consumers"] if r["consumer"] == "auctioneer"]
@@ -256,6 +262,7 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     decided = auctioneer["floor_runs"][0]["read_model"]
     assert decided["auctioneer_jobs"][0] == 400 // 5  # `--events / 5` jobs
     assert auctioneer["floor_decoding_rows_equal"] is True
+    assert auctioneer["floor_codec_rows_equal"] is True
     assert decided["timers"][0] == 400 // 5
     assert decided["outbox"][0] == 0
     assert auctioneer["floor_per_s"] > 0
