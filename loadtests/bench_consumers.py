@@ -749,6 +749,7 @@ async def floor_effects(
 
 
 _CODEC_ENCODER = msgspec.json.Encoder()
+_CODEC_SLICE = 50  # records coded between hand-backs to the loop (the runtime's `prepare` too)
 
 
 def codec_structs(
@@ -815,10 +816,12 @@ async def pg_floor_loop(
     bound, the floor plus only the coding any consumer of these contracts does in Python, timed:
     every record decoded (`decode`, as above) and every event it emits encoded again with
     msgspec from its struct, with its CloudEvent headers (what `to_message` does, without the
-    key's and topic's look-ups); those bytes are what is written and sent. The decisions, the
-    rows, the outbox rows' JSON headers and the structs themselves are made before the clock
-    (`codec_structs`), so a consumer doing the same work in any other way cannot beat it by
-    more than those leave out."""
+    key's and topic's look-ups); those bytes are what is written and sent. The coding is done as
+    each fetch returns, in slices of 50 records handing the loop back between them, so that it
+    overlaps the transactions of the batches in hand (as the runtime's `prepare`). The
+    decisions, the rows, the outbox rows' JSON headers and the structs themselves are made
+    before the clock (`codec_structs`), so a consumer doing the same work in any other way
+    cannot beat it by more than those leave out."""
     if (decoding or codec) and kind == "auditor":
         raise ValueError("the auditor stores records as they are: its floor decodes nothing")
     if decoding and codec:
@@ -872,18 +875,46 @@ async def pg_floor_loop(
                 else:  # prepared (and cached) by a run that writes nothing
                     await warm.fetchval(statement, *floor_batch(kind, group, topic, 0, [], []))
 
-            def fetch() -> asyncio.Task[dict[TopicPartition, list[Any]]]:
-                return asyncio.create_task(
-                    consumer.getmany(
-                        timeout_ms=settings.consumer_poll_ms,
-                        max_records=settings.consumer_max_batch,
-                    )
-                )
-
             gate = asyncio.Semaphore(side_by_side)
             decide = effects_maker(settings, kind) if effects_at is not None else None
             structs = codec_structs(effects_at) if codec and effects_at is not None else {}
             encode = _CODEC_ENCODER.encode
+            # codec=True: each record's effects as coded ahead, by (partition, offset).
+            coded: dict[tuple[int, int], FloorEffects] = {}
+
+            def code(record: Any) -> None:
+                """One record decoded, and its events encoded again (codec=True)."""
+                decode(topic, record.value, record.headers)
+                if effects_at is None:
+                    return
+                at = (record.partition, record.offset)
+                made = effects_at.get(at)
+                if made is None:  # past the range's end: not applied
+                    return
+                values = [(encode(d.event), d.envelope.headers()) for d in structs[at]]
+                outbox = tuple(
+                    (t, k, v, h) for (t, k, _, h), (v, _) in zip(made.outbox, values, strict=True)
+                )
+                sends = tuple(
+                    (k, v, list(h)) for (k, _, _), (v, h) in zip(made.sent, values, strict=True)
+                )
+                coded[at] = FloorEffects(made.rows, made.state, outbox, sends)
+
+            async def fetched() -> dict[TopicPartition, list[Any]]:
+                batches: dict[TopicPartition, list[Any]] = await consumer.getmany(
+                    timeout_ms=settings.consumer_poll_ms, max_records=settings.consumer_max_batch
+                )
+                if codec:  # as the runtime's `prepare`: in slices, while the batches in hand wait
+                    for records in batches.values():
+                        for start in range(0, len(records), _CODEC_SLICE):
+                            await asyncio.sleep(0)
+                            for record in records[start : start + _CODEC_SLICE]:
+                                code(record)
+                return batches
+
+            def fetch() -> asyncio.Task[dict[TopicPartition, list[Any]]]:
+                return asyncio.create_task(fetched())
+
             # What each partition's batch of the fetch in hand emitted, and its outbox ids.
             sent: dict[TopicPartition, list[tuple[bytes | None, bytes, list[Any]]]] = {}
             written: list[int] = []
@@ -895,27 +926,12 @@ async def pg_floor_loop(
                 published: list[int] = []
                 bound: list[Any] = []
                 ids: list[int] = []
-                coded = decoding or codec
-                decoded = [decode(topic, r.value, r.headers) for r in mine] if coded else []
+                decoded = [decode(topic, r.value, r.headers) for r in mine] if decoding else []
                 if effects_at is not None:
                     if decide is not None and decoding:
                         effects = [decide(tp.partition, d) for d in decoded]
-                    elif codec:  # each emitted event encoded again from its struct
-                        for r in mine:
-                            made = effects_at[(tp.partition, r.offset)]
-                            values = [
-                                (encode(d.event), d.envelope.headers())
-                                for d in structs[(tp.partition, r.offset)]
-                            ]
-                            outbox = tuple(
-                                (t, k, v, h)
-                                for (t, k, _, h), (v, _) in zip(made.outbox, values, strict=True)
-                            )
-                            sends = tuple(
-                                (k, v, list(h))
-                                for (k, _, _), (v, h) in zip(made.sent, values, strict=True)
-                            )
-                            effects.append(FloorEffects(made.rows, made.state, outbox, sends))
+                    elif codec:  # coded as it was fetched (`fetched`)
+                        effects = [coded.pop((tp.partition, r.offset)) for r in mine]
                     else:
                         effects = [effects_at[(tp.partition, r.offset)] for r in mine]
                     published = acknowledged[:]  # deleted by this transaction, if it commits
