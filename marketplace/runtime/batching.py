@@ -22,12 +22,16 @@ With a stream of distinct keys (new listings) a batch is one wave: one statement
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class Step:
+
+class Step(msgspec.Struct, frozen=True, gc=False):
+    """A struct rather than a frozen dataclass: one is made per record, and a struct is made
+    several times faster (issue #18); never in a reference cycle (its fields are a kind, a row
+    of values and tokens), so the collector need not track it."""
+
     kind: str
     row: tuple[Any, ...]
     writes: tuple[Hashable, ...]
@@ -43,26 +47,38 @@ def waves(steps: Iterable[Step]) -> list[Wave]:
     written: dict[Hashable, tuple[int, str]] = {}  # token -> (wave, kind) of its last writer
     read: dict[Hashable, int] = {}  # token -> last wave that read it
     out: list[Wave] = []
+    last_writer, last_reader = written.get, read.get  # once, not per token (a hot loop)
     for step in steps:
+        kind, writes, reads = step.kind, step.writes, step.reads
         level = 0
-        for token in step.writes:
-            last = written.get(token)
+        for token in writes:
+            last = last_writer(token)
             if last is not None:
-                wave, kind = last
-                same = step.first_wins and kind == step.kind
-                level = max(level, wave if same else wave + 1)
-            level = max(level, read.get(token, -1) + 1)
-        for token in step.reads:
-            last = written.get(token)
+                wave = last[0]
+                if step.first_wins and last[1] == kind:
+                    level = max(level, wave)
+                else:
+                    level = max(level, wave + 1)
+            reader = last_reader(token)
+            if reader is not None:
+                level = max(level, reader + 1)
+        for token in reads:
+            last = last_writer(token)
             if last is not None:
                 level = max(level, last[0] + 1)
-        for token in step.writes:
-            written[token] = (level, step.kind)
-        for token in step.reads:
-            read[token] = max(read.get(token, -1), level)
+        mark = (level, kind)
+        for token in writes:
+            written[token] = mark
+        for token in reads:
+            if last_reader(token, -1) < level:
+                read[token] = level
         while len(out) <= level:
             out.append({})
-        out[level].setdefault(step.kind, []).append(step.row)
+        rows = out[level].get(kind)
+        if rows is None:
+            out[level][kind] = [step.row]
+        else:
+            rows.append(step.row)
     return out
 
 
