@@ -20,12 +20,7 @@ from marketplace.events import Decoded
 from marketplace.logs import get_logger
 from marketplace.runtime import Transaction
 from marketplace.runtime.batching import Step, columns, waves
-from marketplace.runtime.decoding import (
-    DecodedRecord,
-    decode_or_dead_letter,
-    decode_records,
-    derived_of,
-)
+from marketplace.runtime.decoding import decode_or_dead_letter
 from marketplace.translate.auction import job_id_for
 from schemas import common, topics
 from schemas import deals as dl
@@ -164,19 +159,9 @@ def _listing(
 
 async def record_facts(conn: Conn, batch: Sequence[Decoded]) -> None:
     """Applies the events to the fact tables in order, a few statements per batch."""
-    await apply_steps(conn, [s for d in batch if (s := fact(d)) is not None])
-
-
-async def apply_steps(conn: Conn, steps: Sequence[Step]) -> None:
-    for wave in waves(steps):
+    for wave in waves(s for d in batch if (s := fact(d)) is not None):
         for kind, rows in wave.items():
             await _APPLY[kind](conn, rows)
-
-
-def prepare_facts(records: list[Any]) -> list[DecodedRecord]:
-    """Each record decoded and its fact made (`fact`, pure) as the runtime fetches it, while the
-    batch before it waits for PostgreSQL."""
-    return decode_records(records, fact)
 
 
 async def record_fact(conn: Conn, decoded: Decoded) -> None:
@@ -301,8 +286,6 @@ _APPLY: dict[str, Callable[[Conn, Rows], Awaitable[None]]] = {
 
 
 class Analytics:
-    prepare = staticmethod(prepare_facts)
-
     def __init__(self, group_id: str = GROUP) -> None:
         self.group_id = group_id
 
@@ -315,9 +298,5 @@ class Analytics:
         state: None,  # noqa: ARG002 - stateless: every fact lives in PostgreSQL
         records: Sequence[Any],
     ) -> None:
-        steps: list[Step] = []
-        for record in records:
-            decoded = decode_or_dead_letter(tx, self.group_id, record)
-            if decoded is not None and (made := derived_of(record, decoded, fact)) is not None:
-                steps.append(made)
-        await apply_steps(tx.conn, steps)
+        decoded = [decode_or_dead_letter(tx, self.group_id, record) for record in records]
+        await record_facts(tx.conn, [d for d in decoded if d is not None])

@@ -8,8 +8,7 @@ A consumer may decode its records as the runtime fetches them, ahead of their tr
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import msgspec
 
@@ -19,22 +18,10 @@ from marketplace.runtime.consumer import Transaction
 from marketplace.runtime.deadletter import dead_letter
 
 log = get_logger(__name__)
-T = TypeVar("T")
-
-
-class _Underived:
-    """`DecodedRecord.derived` when nothing was derived ahead (no `derive`, or it raised)."""
-
-    def __repr__(self) -> str:
-        return "UNDERIVED"
-
-
-UNDERIVED: Any = _Underived()
 
 
 class DecodedRecord(msgspec.Struct, frozen=True):
-    """A record and what decoding it gave: the event, or the reason it is not one (`refused`),
-    and what the processor derived from the event ahead (`derived`, see `decode_records`).
+    """A record and what decoding it gave: the event, or the reason it is not one (`refused`).
     Carries the record's offset and timestamp, which the runtime reads."""
 
     record: Any
@@ -42,18 +29,12 @@ class DecodedRecord(msgspec.Struct, frozen=True):
     timestamp: int
     decoded: Decoded | None
     refused: str | None = None
-    derived: Any = UNDERIVED
 
 
-def decode_records(
-    records: list[Any], derive: Callable[[Decoded], Any] | None = None
-) -> list[DecodedRecord]:
+def decode_records(records: list[Any]) -> list[DecodedRecord]:
     """Each record decoded, in order; pure (no I/O, nothing emitted), so the runtime may do it
     before the batch's transaction. Refusals are sent to the dead letters by
-    `decode_or_dead_letter` inside the transaction. `derive`, a pure function of an event
-    (analytics' `fact`), is applied to each event here too (`derived_of` takes its result); if
-    it raises, nothing is kept, and `derived_of` calls it again inside the transaction, where
-    the error fails the batch as it would have without this."""
+    `decode_or_dead_letter` inside the transaction."""
     out: list[DecodedRecord] = []
     append = out.append
     for record in records:
@@ -61,23 +42,9 @@ def decode_records(
             decoded = decode(record.topic, record.value, record.headers)
         except EventDecodeError as exc:
             append(DecodedRecord(record, record.offset, record.timestamp, None, str(exc)))
-            continue
-        derived = UNDERIVED
-        if derive is not None:
-            try:
-                derived = derive(decoded)
-            except Exception:  # noqa: BLE001 - raised again in the transaction (`derived_of`)
-                derived = UNDERIVED
-        append(DecodedRecord(record, record.offset, record.timestamp, decoded, None, derived))
+        else:
+            append(DecodedRecord(record, record.offset, record.timestamp, decoded))
     return out
-
-
-def derived_of(item: Any, decoded: Decoded, derive: Callable[[Decoded], T]) -> T:
-    """What `derive` makes of `decoded`, the event of `item` (a record, or a `DecodedRecord`):
-    taken from the item if `decode_records` derived it ahead, else made now."""
-    if isinstance(item, DecodedRecord) and item.derived is not UNDERIVED:
-        return cast(T, item.derived)
-    return derive(decoded)
 
 
 def decode_or_dead_letter(tx: Transaction, group_id: str, record: Any) -> Decoded | None:

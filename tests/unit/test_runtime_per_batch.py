@@ -18,13 +18,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from marketplace.events import decode, to_message
 from marketplace.runtime.consumer import Transaction, observe_each
 from marketplace.runtime.deadletter import TOPIC as DEAD_LETTERS
-from marketplace.runtime.decoding import (
-    UNDERIVED,
-    DecodedRecord,
-    decode_or_dead_letter,
-    decode_records,
-    derived_of,
-)
+from marketplace.runtime.decoding import DecodedRecord, decode_or_dead_letter, decode_records
 from schemas.partners import PartnerRegistered
 
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -101,42 +95,3 @@ def test_records_decoded_ahead_are_what_decoding_in_the_transaction_gives() -> N
     assert ahead.emitted == now.emitted
     reason = dict(ahead.emitted[0].headers)["dl_reason"].decode()
     assert reason == "not a CloudEvent: missing header ce_id"
-
-
-def test_what_is_derived_ahead_is_what_deriving_in_the_transaction_gives() -> None:
-    """Analytics makes each record's fact as it decodes it ahead (`decode_records(records,
-    derive)`); `derived_of` takes it, or derives in the transaction when nothing was kept: a
-    record decoded without `derive`, a raw record, or a `derive` that raised ahead (it raises
-    again in the transaction, failing the batch as it would have)."""
-    event = PartnerRegistered(
-        partner_id="p-1", name="Acme", role="sme", country="SE", region="SE312", registered_by="p-0"
-    )
-    good = to_message(event, event_id="e-1", source="/t", time=datetime(2026, 1, 1, tzinfo=UTC))
-    records = [record(7, good.value, list(good.headers)), record(8, b"{}", [])]
-    calls: list[str] = []
-
-    def partner_of(decoded: Any) -> str:
-        calls.append(decoded.envelope.id)
-        return str(decoded.event.partner_id)
-
-    ahead = decode_records(records, partner_of)
-    assert calls == ["e-1"]  # the refused record is not derived
-    assert ahead[0].derived == "p-1"
-    assert ahead[1].decoded is None
-    decoded = decode("partners.registry", good.value, good.headers)
-    assert derived_of(ahead[0], decoded, partner_of) == "p-1"
-    assert calls == ["e-1"]  # taken, not derived again
-    for item in (decode_records(records)[0], records[0]):  # nothing kept: derived now
-        assert derived_of(item, decoded, partner_of) == "p-1"
-    assert calls == ["e-1", "e-1", "e-1"]
-
-    def failing(decoded: Any) -> str:
-        calls.append("failed")
-        raise ValueError(f"cannot derive {decoded.envelope.id}")
-
-    (kept, _) = decode_records(records, failing)
-    assert kept.derived is UNDERIVED
-    assert kept.decoded == decoded
-    with pytest.raises(ValueError, match="cannot derive e-1"):
-        derived_of(kept, decoded, failing)
-    assert calls[-2:] == ["failed", "failed"]
