@@ -2,14 +2,16 @@
 baselines measured in the same run on the same broker.
 
     python -m loadtests.bench_consumers [--events 20000] [--instances 1,2] [--repeat 1]
-        [--consumers matcher,projector,auditor,analytics,auctioneer,notifier]
+        [--consumers matcher,projector,auditor,analytics,auctioneer,notifier,alerts,reminders]
         [--peer message,batch,default] [--compare COMMIT] [--variant LABEL:MARKETPLACE_X=V]
         [--profile] [--no-floor] [--floor-nosync] [--floor-decode] [--floor-codec]
         [--floor-side-by-side N]
 
 The workloads, each put onto its topic directly:
-- `market.listings` (matcher, projector, auditor, analytics): `--events` offers and requests from
-  the market simulator's mix (seeded);
+- `market.listings` (matcher, projector, auditor, analytics, alerts, reminders): `--events` offers
+  and requests from the market simulator's mix (seeded); alerts' scratch database holds no saved
+  search, so it keeps the listings' state and alerts no one (what it does for a listing no
+  search wants);
 - `logistics.jobs` (auctioneer): `--events / 5` transport jobs between the simulated towns and the
   quotes of the simulated carriers on them (those whose coverage fits, else one that does not and
   is refused), about `--events` records in all;

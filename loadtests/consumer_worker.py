@@ -15,7 +15,16 @@ from marketplace.runtime import loop as event_loop
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 
-KINDS = ("matcher", "projector", "auditor", "analytics", "auctioneer", "notifier")
+KINDS = (
+    "matcher",
+    "projector",
+    "auditor",
+    "analytics",
+    "auctioneer",
+    "notifier",
+    "alerts",
+    "reminders",
+)
 
 
 def consumer(kind: str, group: str, settings: Settings) -> tuple[list[str], Any]:
@@ -49,6 +58,16 @@ def consumer(kind: str, group: str, settings: Settings) -> tuple[list[str], Any]
         from consumers.notifier import Notifier
 
         return list(NOTIFIED), Notifier(group)
+    if kind == "alerts":
+        from consumers.alerts import TOPICS as WATCHED
+        from consumers.alerts import Alerts
+
+        return list(WATCHED), Alerts(group)
+    if kind == "reminders":
+        from consumers.reminders import TOPICS as REMINDED
+        from consumers.reminders import Reminders
+
+        return list(REMINDED), Reminders(settings, group)
     raise SystemExit(f"unknown consumer {kind!r}: one of {', '.join(KINDS)}")
 
 

@@ -188,7 +188,7 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
         "--instances",
         "1",
         "--consumers",
-        "projector,auditor,notifier,auctioneer",
+        "projector,auditor,notifier,auctioneer,alerts,reminders",
         "--peer",
         "message",
         "--floor-decode",
@@ -266,6 +266,16 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     assert decided["timers"][0] == 400 // 5
     assert decided["outbox"][0] == 0
     assert auctioneer["floor_per_s"] > 0
+    # The consumers added after the issue (target 1 names them too), on the listings: each
+    # applied all of them, at a ratio to its own same-work loop.
+    for kind in ("alerts", "reminders"):
+        (later,) = [r for r in report["consumers"] if r["consumer"] == kind]
+        assert later["records"] == 400
+        assert (
+            later["ratio_to_same_work"]
+            == later["records_per_s"] / (later["same_work_baseline_per_s"])
+        )
+        assert later["runs"][0]["worker_cpu_s"][0] > 0
     peer = rows["faststream-message"]["runs"][0]
     assert peer["settings"]["ack_policy"] == "ack"
     assert peer["transactions"] == 400  # one per message
