@@ -34,17 +34,20 @@ In each round, next to each consumer (issue #18, target 1):
   size and settings, what it emitted per record produced with acks=all, offsets committed to Kafka
   batch by batch), `same_work_loop`;
 - `same-work+pg-floor`, for the consumers that write to PostgreSQL (the projector, analytics and
-  the auditor, `FLOOR_TABLES`; the notifier and the auctioneer, `FLOOR_STATEMENTS`): that loop plus
+  the auditor, `FLOOR_TABLES`; the notifier, the auctioneer and reminders, `FLOOR_STATEMENTS`):
+  that loop plus
   the least PostgreSQL work their exactly-once contract needs, done as cheaply as PostgreSQL allows,
   `pg_floor_loop`: per partition batch one transaction on a connection of the consumers' pool that
   writes the rows the consumer writes for those records into the same tables of a migrated scratch
   database (same indexes) and moves the offset row on from where the batch began (the fence and the
   advance in one UPDATE), then COMMIT. The first three COPY (binary) one row per record into their
-  table; the two that emit run one statement a batch (`unnest`ed arrays) that writes their rows and
+  table; the others run one statement a batch (`unnest`ed arrays) that writes their rows and
   their emitted events' outbox rows and deletes the outbox rows Kafka acknowledged since (as the
   runtime does in the next batch's transaction): the notifier's `notifier_parties` (a match's
   parties, with the first record naming it), the auctioneer's deadline `timers` (each the first
-  time asked) and `auctioneer_jobs` (each job's auction as the batch leaves it: upserted); after
+  time asked) and `auctioneer_jobs` (each job's auction as the batch leaves it: upserted),
+  reminders' `reminder_facts` (each listing's facts) and the `timers` their plans ask for (without
+  the subjects' advisory locks and the facts read back, which the consumer needs); after
   the commit they produce the very events the consumer emitted (keys, values, headers) onto the
   scratch topic. The rows are built before the clock starts by the consumer's own code
   (`floor_row`: the projector's `step`, analytics' `fact`; the auditor's chained rows by
@@ -112,6 +115,7 @@ from loadtests.scratch import scratch_database, superuser_sql
 from marketplace.audit import chain as audit_chain
 from marketplace.audit import store as audit_store
 from marketplace.core import auction as auction_core
+from marketplace.core.matching import MarketConfig
 from marketplace.db import connect, create_pool
 from marketplace.events import Decoded, decode, to_message
 from marketplace.kafka import (
@@ -128,6 +132,7 @@ from marketplace.runtime.loop import tune_gc
 from marketplace.runtime.outbox import OutboxMessage
 from marketplace.settings import ROOT, Settings
 from marketplace.translate.auction import auction_config
+from marketplace.translate.matching import market_config
 from producers.simulator.market import Market
 from schemas import common
 from schemas import listings as ls
@@ -153,6 +158,7 @@ DIGEST_LEFT_OUT: dict[str, tuple[str, ...]] = {
     "notifier_jobs": ("group_id",),
     "notifier_carriers": ("group_id",),
     "auctioneer_jobs": ("group_id",),
+    "reminder_facts": ("group_id",),
     # Rows a run left unpublished (none after a clean one): the group, the identity the
     # database's sequence gave and the clock's `created_at` (now()).
     "outbox": ("id", "group_id", "created_at"),
@@ -496,7 +502,40 @@ WITH asked AS (
 )
 SELECT coalesce(array_agg(id), '{}') FROM new_rows
 """
-FLOOR_STATEMENTS = {"notifier": _NOTIFIER_FLOOR, "auctioneer": _AUCTIONEER_FLOOR}
+# Reminders: each listing's facts (`reminder_facts`, as the consumer keeps them: ON CONFLICT DO
+# NOTHING) and the timers its plan asks for (each the first time). Without the subjects'
+# advisory locks and without reading the facts back, which the consumer does (one subject's
+# facts come from several partitions): a floor leaves out what it can. $1 the group, $2-$6 the
+# facts, $7-$12 the timers, $13-$16 the outbox rows, $17 the published ids.
+_REMINDERS_FLOOR = """
+WITH facts AS (
+    INSERT INTO reminder_facts (group_id, subject_id, fact_id, kind, body, at)
+    SELECT $1, u.s, u.f, u.k, u.b::jsonb, u.at
+      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+           AS u(s, f, k, b, at)
+    ON CONFLICT DO NOTHING
+), asked AS (
+    INSERT INTO timers (timer_id, topic, key, value, headers, due_at)
+    SELECT u.id, u.topic, u.key, u.value, u.headers::jsonb, u.due
+      FROM unnest($7::text[], $8::text[], $9::bytea[], $10::bytea[], $11::text[],
+                  $12::timestamptz[]) AS u(id, topic, key, value, headers, due)
+    ON CONFLICT (timer_id) DO NOTHING
+), published AS (
+    DELETE FROM outbox WHERE id = ANY($17::bigint[])
+), new_rows AS (
+    INSERT INTO outbox (group_id, topic, key, value, headers)
+    SELECT $1, u.topic, u.key, u.value, u.headers::jsonb
+      FROM unnest($13::text[], $14::bytea[], $15::bytea[], $16::text[])
+           AS u(topic, key, value, headers)
+    RETURNING id
+)
+SELECT coalesce(array_agg(id), '{}') FROM new_rows
+"""
+FLOOR_STATEMENTS = {
+    "notifier": _NOTIFIER_FLOOR,
+    "auctioneer": _AUCTIONEER_FLOOR,
+    "reminders": _REMINDERS_FLOOR,
+}
 # The tables whose rows a floor's run must leave equal to the consumer's (digests compared).
 # The outbox: both leave it empty once Kafka acknowledged everything they emitted.
 FLOOR_DIGESTED = {
@@ -505,6 +544,7 @@ FLOOR_DIGESTED = {
     "auditor": ("audit_log",),
     "notifier": ("notifier_parties", "notifier_jobs", "notifier_carriers", "outbox"),
     "auctioneer": ("auctioneer_jobs", "timers", "outbox"),
+    "reminders": ("reminder_facts", "timers", "outbox"),
 }
 # What the projector drops from a listing's event to make its `body` (consumers/projector.py).
 _BODY_DROPPED = frozenset({"type", "offer_id", "request_id", "owner_id", "actor_id"})
@@ -556,12 +596,14 @@ class FloorEffects:
     deadline timers it asks for, each the first time), `state`, the auctioneer's row of the job
     it changed (job id, status, body) as the record leaves it, `outbox`, its emitted events as
     outbox rows (topic, key, value, headers as JSON) and `sent`, the same as the producer sends
-    them (key, value, headers)."""
+    them (key, value, headers); `timers`, the timers asked for besides its rows (reminders:
+    its rows are the facts)."""
 
     rows: tuple[tuple[Any, ...], ...] = ()
     state: tuple[str, str, str] | None = None
     outbox: tuple[tuple[str, bytes | None, bytes, str], ...] = ()
     sent: tuple[tuple[bytes | None, bytes, list[tuple[str, bytes]]], ...] = ()
+    timers: tuple[tuple[Any, ...], ...] = ()
 
 
 def _effects(
@@ -642,6 +684,35 @@ def auctioneer_effects(
     return _effects(emitted, timers, state)
 
 
+def reminders_effects(decoded: Decoded, config: MarketConfig, asked: set[str]) -> FloorEffects:
+    """What reminders writes for one posted listing, by its own code (`facts_of`, with the
+    matcher's eligibility findings, the core's `plan`, `timer`): the listing's facts and the
+    timers its plan asks for (`asked`: the timer ids asked for so far, updated). The workload's
+    listings are each posted once, so each is a subject of its own with no earlier facts and
+    nothing due at once (a reminder due now would be emitted: not known to the floor)."""
+    from marketplace.core import reminders as reminders_core
+    from marketplace.translate import reminders as reminding
+    from marketplace.translate.matching import findings_of
+
+    if not isinstance(decoded.event, ls.OfferPosted | ls.RequestPosted):
+        raise ValueError(f"the reminders' floor knows posted listings, not {decoded.event}")
+    rows = reminding.facts_of(decoded, lambda listing: findings_of(listing, config), lambda _: None)
+    facts = tuple((r.subject_id, r.fact_id, r.kind, r.body(), r.fact.at) for r in rows)
+    timers: list[tuple[Any, ...]] = []
+    for subject in sorted({r.subject_id for r in rows}):
+        mine = [r for r in rows if r.subject_id == subject]
+        plan = reminders_core.plan([r.fact for r in mine], decoded.envelope.time)
+        if plan.due:
+            raise ValueError(f"the reminders' floor emits nothing, and {subject} has reminders due")
+        for due in plan.wake:
+            timer_id, message = reminding.timer(subject, mine[-1].material_code, due)
+            if timer_id not in asked:
+                asked.add(timer_id)
+                headers = message.headers_json()
+                timers.append((timer_id, message.topic, message.key, message.value, headers, due))
+    return FloorEffects(rows=facts, timers=tuple(timers))
+
+
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as `width` columns (the `unnest` statements' arrays)."""
     if not rows:
@@ -668,6 +739,9 @@ def floor_batch(
     elif kind == "auctioneer":
         jobs = {e.state[0]: e.state for e in effects if e.state is not None}
         head = [group, topic, partition, *_columns(rows, 6), *_columns(list(jobs.values()), 3)]
+    elif kind == "reminders":
+        timers = [timer for e in effects for timer in e.timers]
+        head = [group, *_columns(rows, 5), *_columns(timers, 6)]
     else:
         raise ValueError(f"no floor statement for {kind}")
     return [*head, *_columns(outbox, 4), published]
@@ -725,12 +799,15 @@ def effects_maker(settings: Settings, kind: str) -> Callable[[int, Decoded], Flo
     auctions: dict[int, dict[str, auction_core.Auction]] = {}  # the auctioneer's: per partition
     asked: set[str] = set()  # timer ids: one table for all
     config = auction_config(settings)
+    market = market_config(settings)
 
     def made(partition: int, decoded: Decoded) -> FloorEffects:
         if kind == "notifier":
             return notifier_effects(decoded, parties)
         if kind == "auctioneer":
             return auctioneer_effects(decoded, auctions.setdefault(partition, {}), asked, config)
+        if kind == "reminders":
+            return reminders_effects(decoded, market, asked)
         raise ValueError(f"no floor statement for {kind}")
 
     return made
@@ -900,7 +977,7 @@ async def pg_floor_loop(
                 sends = tuple(
                     (k, v, list(h)) for (k, _, _), (v, h) in zip(made.sent, values, strict=True)
                 )
-                coded[at] = FloorEffects(made.rows, made.state, outbox, sends)
+                coded[at] = FloorEffects(made.rows, made.state, outbox, sends, made.timers)
 
             async def fetched() -> dict[TopicPartition, list[Any]]:
                 batches: dict[TopicPartition, list[Any]] = await consumer.getmany(

@@ -271,11 +271,18 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     for kind in ("alerts", "reminders"):
         (later,) = [r for r in report["consumers"] if r["consumer"] == kind]
         assert later["records"] == 400
-        assert (
-            later["ratio_to_same_work"]
-            == later["records_per_s"] / (later["same_work_baseline_per_s"])
-        )
+        baseline = later["same_work_baseline_per_s"]
+        assert later["ratio_to_same_work"] == later["records_per_s"] / baseline
         assert later["runs"][0]["worker_cpu_s"][0] > 0
+    # Reminders' floor: each listing's facts and the timers its plan asks for, by digest, and so
+    # does the floor that codes.
+    (reminders,) = [r for r in report["consumers"] if r["consumer"] == "reminders"]
+    assert reminders["floor_rows_equal"] is True
+    assert reminders["floor_codec_rows_equal"] is True
+    reminded = reminders["floor_runs"][0]["read_model"]
+    assert reminded["reminder_facts"][0] == 400
+    assert reminded["timers"][0] > 0
+    assert reminded["outbox"][0] == 0
     peer = rows["faststream-message"]["runs"][0]
     assert peer["settings"]["ack_policy"] == "ack"
     assert peer["transactions"] == 400  # one per message
