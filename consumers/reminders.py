@@ -99,7 +99,20 @@ class Reminders:
             self.group_id,
             sorted(now),
         )
-        known = await self._keep_and_read(tx.conn, new, set(now))
+        if new:
+            await tx.conn.execute(
+                "INSERT INTO reminder_facts (group_id, subject_id, fact_id, kind, body, at)"
+                " SELECT $1, u.s, u.f, u.k, u.b::jsonb, u.at FROM unnest($2::text[], $3::text[],"
+                " $4::text[], $5::text[], $6::timestamptz[]) AS u(s, f, k, b, at)"
+                " ON CONFLICT DO NOTHING",
+                self.group_id,
+                [r.subject_id for r in new],
+                [r.fact_id for r in new],
+                [r.kind for r in new],
+                [r.body() for r in new],
+                [r.fact.at for r in new],
+            )
+        known = await self._facts(tx.conn, set(now))
         await self._decide(tx, known, now, codes)
         return state
 
@@ -137,53 +150,18 @@ class Reminders:
         await schedule_many(tx.conn, wake)
 
     async def _facts(self, conn: Conn, subjects: set[str]) -> dict[str, list[core.Fact]]:
+        out: dict[str, list[core.Fact]] = {s: [] for s in subjects}
         if not subjects:
-            return {}
+            return out
         rows = await conn.fetch(
             "SELECT subject_id, kind, body::text AS body FROM reminder_facts"
             " WHERE group_id = $1 AND subject_id = ANY($2::text[]) ORDER BY at, fact_id",
             self.group_id,
             sorted(subjects),
         )
-        return _by_subject(subjects, rows)
-
-    async def _keep_and_read(
-        self, conn: Conn, new: list[Row], subjects: set[str]
-    ) -> dict[str, list[core.Fact]]:
-        """Inserts the batch's new facts (a repeated one changes nothing) and reads every fact
-        of the subjects, in one statement (a round trip less per batch than an insert and then
-        a read). The statement's reads see the table as it was before its insert, so the facts
-        it inserted come from its RETURNING, and those it found already there from the table;
-        taken after the subjects' locks, it sees every fact another batch committed before."""
-        if not new:
-            return await self._facts(conn, subjects)
-        rows = await conn.fetch(
-            "WITH kept AS (INSERT INTO reminder_facts (group_id, subject_id, fact_id, kind, body,"
-            " at) SELECT $1, u.s, u.f, u.k, u.b::jsonb, u.at FROM unnest($2::text[], $3::text[],"
-            " $4::text[], $5::text[], $6::timestamptz[]) AS u(s, f, k, b, at)"
-            " ON CONFLICT DO NOTHING RETURNING subject_id, fact_id, kind, body, at)"
-            " SELECT subject_id, kind, body::text AS body FROM ("
-            " SELECT subject_id, fact_id, kind, body, at FROM reminder_facts"
-            " WHERE group_id = $1 AND subject_id = ANY($7::text[])"
-            " UNION ALL SELECT subject_id, fact_id, kind, body, at FROM kept) f"
-            " ORDER BY at, fact_id",
-            self.group_id,
-            [r.subject_id for r in new],
-            [r.fact_id for r in new],
-            [r.kind for r in new],
-            [r.body() for r in new],
-            [r.fact.at for r in new],
-            sorted(subjects),
-        )
-        return _by_subject(subjects, rows)
-
-
-def _by_subject(subjects: set[str], rows: Sequence[Any]) -> dict[str, list[core.Fact]]:
-    """Rows of `reminder_facts` (subject, kind, body), in order, as each subject's facts."""
-    out: dict[str, list[core.Fact]] = {s: [] for s in subjects}
-    for r in rows:
-        out[r["subject_id"]].append(decode_fact(r["kind"], r["body"]))
-    return out
+        for r in rows:
+            out[r["subject_id"]].append(decode_fact(r["kind"], r["body"]))
+        return out
 
 
 def _sent(r: core.Reminder) -> str:
