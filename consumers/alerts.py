@@ -37,6 +37,7 @@ from marketplace.events import to_message
 from marketplace.logs import get_logger
 from marketplace.reference import list_of_waste
 from marketplace.runtime import Transaction
+from marketplace.runtime.batching import columns
 from marketplace.runtime.decoding import decode_or_dead_letter
 from schemas import topics
 from schemas.listings import (
@@ -99,25 +100,10 @@ class Alerts:
             e = d.event
             match e:
                 case OfferPosted() | RequestPosted():
-                    is_offer = isinstance(e, OfferPosted)
                     lid = e.offer_id if isinstance(e, OfferPosted) else e.request_id
                     if lid in known:
                         continue  # a posting seen again: the first one stands
-                    terms = e.terms
-                    window = e.terms.available if isinstance(e, OfferPosted) else e.terms.wanted
-                    mass = (e.material.density_t_per_m3, e.material.mass_per_piece_t)
-                    listing = core.Listing(
-                        listing_id=lid,
-                        kind="offer" if is_offer else "request",
-                        owner_id=e.owner_id,
-                        material_code=e.material.code,
-                        title=self._title(e.material.code),
-                        region=e.location.region or "",
-                        quantity=_plain(terms.quantity),
-                        window=_plain(window),
-                        base_quantity=_base(terms, mass),
-                    )
-                    masses[lid] = mass
+                    listing, masses[lid] = posted(e, self._title(e.material.code))
                 case OfferUpdated() | RequestUpdated():
                     lid = e.offer_id if isinstance(e, OfferUpdated) else e.request_id
                     before = known.get(lid)
@@ -285,6 +271,7 @@ class Alerts:
         self, conn: Conn, listings: list[core.Listing], masses: dict[str, _Mass]
     ) -> None:
         none: _Mass = (None, None)
+        rows = [kept_row(self.group_id, x, masses.get(x.listing_id, none)) for x in listings]
         await conn.execute(
             "INSERT INTO search_alert_listings (group_id, listing_id, kind, owner_id,"
             " material_code, region, open, base_quantity, density_t_per_m3, mass_per_piece_t)"
@@ -295,20 +282,62 @@ class Alerts:
             " SET material_code = EXCLUDED.material_code, open = EXCLUDED.open,"
             " base_quantity = EXCLUDED.base_quantity",
             self.group_id,
-            [x.listing_id for x in listings],
-            [x.kind for x in listings],
-            [x.owner_id for x in listings],
-            [x.material_code for x in listings],
-            [x.region for x in listings],
-            [x.open for x in listings],
-            [x.base_quantity for x in listings],
-            [masses.get(x.listing_id, none)[0] for x in listings],
-            [masses.get(x.listing_id, none)[1] for x in listings],
+            *columns(rows)[1:],
         )
 
 
 # The material's mass per unit as posted: (t per m3, t per piece).
 _Mass = tuple[float | None, float | None]
+
+
+def posted(e: OfferPosted | RequestPosted, title: str) -> tuple[core.Listing, _Mass]:
+    """A posted listing as the core sees it, and its material's mass per unit."""
+    is_offer = isinstance(e, OfferPosted)
+    terms = e.terms
+    window = e.terms.available if isinstance(e, OfferPosted) else e.terms.wanted
+    mass = (e.material.density_t_per_m3, e.material.mass_per_piece_t)
+    listing = core.Listing(
+        listing_id=e.offer_id if isinstance(e, OfferPosted) else e.request_id,
+        kind="offer" if is_offer else "request",
+        owner_id=e.owner_id,
+        material_code=e.material.code,
+        title=title,
+        region=e.location.region or "",
+        quantity=_plain(terms.quantity),
+        window=_plain(window),
+        base_quantity=_base(terms, mass),
+    )
+    return listing, mass
+
+
+def kept_row(group_id: str, listing: core.Listing, mass: _Mass) -> tuple[Any, ...]:
+    """A listing's row of `search_alert_listings`, in the order of `KEPT_COLUMNS`."""
+    return (
+        group_id,
+        listing.listing_id,
+        listing.kind,
+        listing.owner_id,
+        listing.material_code,
+        listing.region,
+        listing.open,
+        listing.base_quantity,
+        mass[0],
+        mass[1],
+    )
+
+
+KEPT_COLUMNS = (
+    "group_id",
+    "listing_id",
+    "kind",
+    "owner_id",
+    "material_code",
+    "region",
+    "open",
+    "base_quantity",
+    "density_t_per_m3",
+    "mass_per_piece_t",
+)
 
 
 def _base(terms: Any, mass: _Mass) -> float | None:

@@ -34,14 +34,16 @@ In each round, next to each consumer (issue #18, target 1):
   size and settings, what it emitted per record produced with acks=all, offsets committed to Kafka
   batch by batch), `same_work_loop`;
 - `same-work+pg-floor`, for the consumers that write to PostgreSQL (the projector, analytics and
-  the auditor, `FLOOR_TABLES`; the notifier, the auctioneer and reminders, `FLOOR_STATEMENTS`):
+  the auditor and alerts, `FLOOR_TABLES`; the notifier, the auctioneer and reminders,
+  `FLOOR_STATEMENTS`):
   that loop plus
   the least PostgreSQL work their exactly-once contract needs, done as cheaply as PostgreSQL allows,
   `pg_floor_loop`: per partition batch one transaction on a connection of the consumers' pool that
   writes the rows the consumer writes for those records into the same tables of a migrated scratch
   database (same indexes) and moves the offset row on from where the batch began (the fence and the
-  advance in one UPDATE), then COMMIT. The first three COPY (binary) one row per record into their
-  table; the others run one statement a batch (`unnest`ed arrays) that writes their rows and
+  advance in one UPDATE), then COMMIT. The first four COPY (binary) one row per record into their
+  table (alerts: `search_alert_listings`, without its look for saved searches and its read of what
+  it knows); the others run one statement a batch (`unnest`ed arrays) that writes their rows and
   their emitted events' outbox rows and deletes the outbox rows Kafka acknowledged since (as the
   runtime does in the next batch's transaction): the notifier's `notifier_parties` (a match's
   parties, with the first record naming it), the auctioneer's deadline `timers` (each the first
@@ -108,6 +110,7 @@ import msgspec
 import orjson
 from aiokafka import TopicPartition
 
+from consumers.alerts import KEPT_COLUMNS as ALERTS_KEPT
 from loadtests import cpu, pgstats
 from loadtests.consumer_worker import KINDS
 from loadtests.report import bar_chart, commit, machine, statements_table, write_report
@@ -159,6 +162,7 @@ DIGEST_LEFT_OUT: dict[str, tuple[str, ...]] = {
     "notifier_carriers": ("group_id",),
     "auctioneer_jobs": ("group_id",),
     "reminder_facts": ("group_id",),
+    "search_alert_listings": ("group_id",),
     # Rows a run left unpublished (none after a clean one): the group, the identity the
     # database's sequence gave and the clock's `created_at` (now()).
     "outbox": ("id", "group_id", "created_at"),
@@ -453,6 +457,9 @@ FLOOR_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     # Every record, hash-chained per partition (`marketplace/audit/store.py`'s own row).
     "auditor": ("audit_log", audit_store.COLUMNS),
+    # What alerts keeps of each listing for its changes (its group's name in the row: each
+    # floor's rows carry one name of their own, left out of the digest).
+    "alerts": ("search_alert_listings", ALERTS_KEPT),
 }
 # These emit events, so their floor writes the outbox too: per batch one statement (`unnest`ed
 # arrays bound from `FloorEffects`, `floor_batch`) that inserts the batch's rows into the
@@ -545,6 +552,7 @@ FLOOR_DIGESTED = {
     "notifier": ("notifier_parties", "notifier_jobs", "notifier_carriers", "outbox"),
     "auctioneer": ("auctioneer_jobs", "timers", "outbox"),
     "reminders": ("reminder_facts", "timers", "outbox"),
+    "alerts": ("search_alert_listings",),
 }
 # What the projector drops from a listing's event to make its `body` (consumers/projector.py).
 _BODY_DROPPED = frozenset({"type", "offer_id", "request_id", "owner_id", "actor_id"})
@@ -585,6 +593,13 @@ def floor_row(kind: str, decoded: Decoded) -> tuple[Any, ...]:
         if made is None or made.kind != "listing":
             raise ValueError(f"the floor knows posted listings only, not {made}")
         return made.row
+    if kind == "alerts":
+        from consumers.alerts import kept_row, posted
+
+        event = decoded.event
+        if not isinstance(event, ls.OfferPosted | ls.RequestPosted):
+            raise ValueError(f"the floor knows posted listings only, not {event}")
+        return kept_row("bench.floor.alerts", *posted(event, ""))  # the title is not kept
     raise ValueError(f"no floor for {kind}")
 
 

@@ -274,6 +274,11 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
         baseline = later["same_work_baseline_per_s"]
         assert later["ratio_to_same_work"] == later["records_per_s"] / baseline
         assert later["runs"][0]["worker_cpu_s"][0] > 0
+    # Alerts' floor: what it keeps of each listing, by digest, and so does the bound that codes.
+    (alerts,) = [r for r in report["consumers"] if r["consumer"] == "alerts"]
+    assert alerts["floor_rows_equal"] is True
+    assert alerts["floor_codec_rows_equal"] is True
+    assert alerts["floor_runs"][0]["read_model"]["search_alert_listings"][0] == 400
     # Reminders' floor: each listing's facts and the timers its plan asks for, by digest, and so
     # does the floor that codes.
     (reminders,) = [r for r in report["consumers"] if r["consumer"] == "reminders"]
