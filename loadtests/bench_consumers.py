@@ -461,6 +461,26 @@ FLOOR_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     # floor's rows carry one name of their own, left out of the digest).
     "alerts": ("search_alert_listings", ALERTS_KEPT),
 }
+
+
+def _outbox_tail(first: int) -> str:
+    """The end of a floor statement that emits: its batch's events into the outbox (parameters
+    `first` to `first + 3`: topics, keys, values, headers as JSON) and the deletion of the rows
+    Kafka acknowledged since (`first + 4`); it returns the new rows' ids."""
+    topic, key, value, headers, published = range(first, first + 5)
+    return f"""published AS (
+    DELETE FROM outbox WHERE id = ANY(${published}::bigint[])
+), new_rows AS (
+    INSERT INTO outbox (group_id, topic, key, value, headers)
+    SELECT $1, u.topic, u.key, u.value, u.headers::jsonb
+      FROM unnest(${topic}::text[], ${key}::bytea[], ${value}::bytea[], ${headers}::text[])
+           AS u(topic, key, value, headers)
+    RETURNING id
+)
+SELECT coalesce(array_agg(id), '{{}}') FROM new_rows
+"""  # noqa: S608 - only parameter numbers are formatted in
+
+
 # These emit events, so their floor writes the outbox too: per batch one statement (`unnest`ed
 # arrays bound from `FloorEffects`, `floor_batch`) that inserts the batch's rows into the
 # consumer's tables and its emitted events into the outbox, and deletes the outbox rows of the
@@ -468,25 +488,16 @@ FLOOR_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
 # The notifier: the two parties of each match it sees (`notifier_parties`, first writer wins:
 # each match's row comes with the first record that names it, so a plain INSERT never
 # conflicts). $1 the group, $2-$4 the parties, $5-$8 the outbox rows, $9 the published ids.
-_NOTIFIER_FLOOR = """
+_NOTIFIER_FLOOR = f"""
 WITH parties AS (
     INSERT INTO notifier_parties (group_id, match_id, seller_id, buyer_id)
     SELECT $1, u.m, u.s, u.b FROM unnest($2::text[], $3::text[], $4::text[]) AS u(m, s, b)
-), published AS (
-    DELETE FROM outbox WHERE id = ANY($9::bigint[])
-), new_rows AS (
-    INSERT INTO outbox (group_id, topic, key, value, headers)
-    SELECT $1, u.topic, u.key, u.value, u.headers::jsonb
-      FROM unnest($5::text[], $6::bytea[], $7::bytea[], $8::text[]) AS u(topic, key, value, headers)
-    RETURNING id
-)
-SELECT coalesce(array_agg(id), '{}') FROM new_rows
-"""
+), {_outbox_tail(5)}"""  # noqa: S608 - constant text
 # The auctioneer: the deadline timers its decisions ask for (`timers`, each the first time it is
 # asked for, as ON CONFLICT DO NOTHING keeps it) and each job's auction as the batch leaves it
 # (`auctioneer_jobs`, inserted or updated). $1-$3 the group, topic and partition, $4-$9 the
 # timers, $10-$12 the jobs, $13-$16 the outbox rows, $17 the published ids.
-_AUCTIONEER_FLOOR = """
+_AUCTIONEER_FLOOR = f"""
 WITH asked AS (
     INSERT INTO timers (timer_id, topic, key, value, headers, due_at)
     SELECT u.id, u.topic, u.key, u.value, u.headers::jsonb, u.due
@@ -498,23 +509,13 @@ WITH asked AS (
       FROM unnest($10::text[], $11::text[], $12::text[]) AS u(id, status, body)
     ON CONFLICT (group_id, topic, partition, job_id)
     DO UPDATE SET status = EXCLUDED.status, body = EXCLUDED.body
-), published AS (
-    DELETE FROM outbox WHERE id = ANY($17::bigint[])
-), new_rows AS (
-    INSERT INTO outbox (group_id, topic, key, value, headers)
-    SELECT $1, u.topic, u.key, u.value, u.headers::jsonb
-      FROM unnest($13::text[], $14::bytea[], $15::bytea[], $16::text[])
-           AS u(topic, key, value, headers)
-    RETURNING id
-)
-SELECT coalesce(array_agg(id), '{}') FROM new_rows
-"""
+), {_outbox_tail(13)}"""  # noqa: S608 - constant text
 # Reminders: each listing's facts (`reminder_facts`, as the consumer keeps them: ON CONFLICT DO
 # NOTHING) and the timers its plan asks for (each the first time). Without the subjects'
 # advisory locks and without reading the facts back, which the consumer does (one subject's
 # facts come from several partitions): a floor leaves out what it can. $1 the group, $2-$6 the
 # facts, $7-$12 the timers, $13-$16 the outbox rows, $17 the published ids.
-_REMINDERS_FLOOR = """
+_REMINDERS_FLOOR = f"""
 WITH facts AS (
     INSERT INTO reminder_facts (group_id, subject_id, fact_id, kind, body, at)
     SELECT $1, u.s, u.f, u.k, u.b::jsonb, u.at
@@ -527,17 +528,7 @@ WITH facts AS (
       FROM unnest($7::text[], $8::text[], $9::bytea[], $10::bytea[], $11::text[],
                   $12::timestamptz[]) AS u(id, topic, key, value, headers, due)
     ON CONFLICT (timer_id) DO NOTHING
-), published AS (
-    DELETE FROM outbox WHERE id = ANY($17::bigint[])
-), new_rows AS (
-    INSERT INTO outbox (group_id, topic, key, value, headers)
-    SELECT $1, u.topic, u.key, u.value, u.headers::jsonb
-      FROM unnest($13::text[], $14::bytea[], $15::bytea[], $16::text[])
-           AS u(topic, key, value, headers)
-    RETURNING id
-)
-SELECT coalesce(array_agg(id), '{}') FROM new_rows
-"""
+), {_outbox_tail(13)}"""  # noqa: S608 - constant text
 FLOOR_STATEMENTS = {
     "notifier": _NOTIFIER_FLOOR,
     "auctioneer": _AUCTIONEER_FLOOR,
