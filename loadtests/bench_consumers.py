@@ -33,45 +33,43 @@ In each round, next to each consumer (issue #18, target 1):
 - `same-work`: aiokafka doing the consumer's Kafka work without its logic and database (its batch
   size and settings, what it emitted per record produced with acks=all, offsets committed to Kafka
   batch by batch), `same_work_loop`;
-- `same-work+pg-floor`, for the consumers that write to PostgreSQL (the projector, analytics and
-  the auditor and alerts, `FLOOR_TABLES`; the notifier, the auctioneer and reminders,
-  `FLOOR_STATEMENTS`):
-  that loop plus
-  the least PostgreSQL work their exactly-once contract needs, done as cheaply as PostgreSQL allows,
-  `pg_floor_loop`: per partition batch one transaction on a connection of the consumers' pool that
-  writes the rows the consumer writes for those records into the same tables of a migrated scratch
-  database (same indexes) and moves the offset row on from where the batch began (the fence and the
-  advance in one UPDATE), then COMMIT. The first four COPY (binary) one row per record into their
-  table (alerts: `search_alert_listings`, without its look for saved searches and its read of what
-  it knows); the others run one statement a batch (`unnest`ed arrays) that writes their rows and
-  their emitted events' outbox rows and deletes the outbox rows Kafka acknowledged since (as the
-  runtime does in the next batch's transaction): the notifier's `notifier_parties` (a match's
-  parties, with the first record naming it), the auctioneer's deadline `timers` (each the first
-  time asked) and `auctioneer_jobs` (each job's auction as the batch leaves it: upserted),
-  reminders' `reminder_facts` (each listing's facts) and the `timers` their plans ask for (without
-  the subjects' advisory locks and the facts read back, which the consumer needs); after
-  the commit they produce the very events the consumer emitted (keys, values, headers) onto the
-  scratch topic. The rows are built before the clock starts by the consumer's own code
-  (`floor_row`: the projector's `step`, analytics' `fact`; the auditor's chained rows by
-  `marketplace.audit.store.chained_rows`, its months' partitions made once before the clock, where
-  the auditor asks per batch; `floor_effects`: the notifier's planner, `plan` and `messages`, the
-  auctioneer's `decide` and `deadline_timer`, each partition's records in order from an empty
+- `same-work+pg-floor`, for the consumers that write to PostgreSQL (the projector, analytics, the
+  auditor and alerts, `FLOOR_TABLES`; the notifier, the auctioneer and reminders,
+  `FLOOR_STATEMENTS`): that loop plus the least PostgreSQL work their exactly-once contract needs,
+  done as cheaply as PostgreSQL allows, `pg_floor_loop`: per partition batch one transaction on a
+  connection of the consumers' pool that writes the rows the consumer writes for those records into
+  the same tables of a migrated scratch database (same indexes) and moves the offset row on from
+  where the batch began (the fence and the advance in one UPDATE), then COMMIT. The first four COPY
+  (binary) one row per record into their table (alerts: `search_alert_listings`, without its look
+  for saved searches and its read of what it knows); the others run one statement a batch
+  (`unnest`ed arrays) that writes their rows and their emitted events' outbox rows and deletes the
+  outbox rows Kafka acknowledged since (as the runtime does in the next batch's transaction): the
+  notifier's `notifier_parties` (a match's parties, with the first record naming it), the
+  auctioneer's deadline `timers` (each the first time asked) and `auctioneer_jobs` (each job's
+  auction as the batch leaves it: upserted), reminders' `reminder_facts` (each listing's facts) and
+  the `timers` their plans ask for (without the subjects' advisory locks and the facts read back,
+  which the consumer needs); after the commit they produce the very events the consumer emitted
+  (keys, values, headers) onto the scratch topic. The rows are built before the clock starts by the
+  consumer's own code (`floor_row`: the projector's `step`, analytics' `fact`; the auditor's chained
+  rows by `marketplace.audit.store.chained_rows`, its months' partitions made once before the clock,
+  where the auditor asks per batch; `floor_effects`: the notifier's planner, `plan` and `messages`,
+  the auctioneer's `decide` and `deadline_timer`, each partition's records in order from an empty
   state, and the outbox rows' JSON headers), so no decoding, hashing or logic is timed and no
   statement reads (the consumers look up what they remember); after each run the tables' rows are
   compared with the consumer's by digest (`floor_rows_equal`; `DIGEST_LEFT_OUT`: the group's name,
   each run's own, and the outbox's identity and clock, empty after a clean run anyway). It knows the
-  benchmark's workloads only: posted offers and requests (one row each), the matcher's proposals
-  and the jobs with their quotes. The report gives, per consumer, consumer / same-work, floor /
+  benchmark's workloads only: posted offers and requests (one row each), the matcher's proposals and
+  the jobs with their quotes. The report gives, per consumer, consumer / same-work, floor /
   same-work and consumer / floor (of the medians and per round), and CPU microseconds per record of
-  the worker (or the loop's process), PostgreSQL and the broker.
-  `--floor-nosync` adds a diagnostic, not a floor: the same floor committing with
-  `synchronous_commit = off` (what waiting for the WAL's fsync costs), `--floor-side-by-side N`
-  another: the floor with up to N partitions' transactions at once on connections of their own
-  (the runtime's `consumer_partition_concurrency`), `--floor-decode` another: the floor plus what
-  no consumer can leave out, timed (each record decoded, and for the table consumers its row
-  built by the consumer's own mapping), `--floor-codec` a bound: the floor plus only the coding
-  a consumer of these contracts does (each record decoded, each event it emits encoded again
-  from its struct with its CloudEvent headers), timed. `--no-floor` leaves the floors out.
+  the worker (or the loop's process), PostgreSQL and the broker. `--floor-nosync` adds a diagnostic,
+  not a floor: the same floor committing with `synchronous_commit = off` (what waiting for the WAL's
+  fsync costs), `--floor-side-by-side N` another: the floor with up to N partitions' transactions at
+  once on connections of their own (the runtime's `consumer_partition_concurrency`),
+  `--floor-decode` another: the floor plus what no consumer can leave out, timed (each record
+  decoded, and for the table consumers its row built by the consumer's own mapping), `--floor-codec`
+  a bound: the floor plus only the coding a consumer of these contracts does (each record decoded,
+  each event it emits encoded again from its struct with its CloudEvent headers), timed.
+  `--no-floor` leaves the floors out.
 `--peer`: the projector's job as a plain FastStream subscriber (loadtests/peer_faststream.py),
 at-least-once, in the same rounds as the projector on the same records; the report gives
 ours / peer and whether every run of either left the same rows in the read model (issue #18,

@@ -9,18 +9,21 @@ are applied."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 from typing import Any
 
 import asyncpg
 import pytest
 
 from marketplace.runtime.consumer import CONSUMERS_RENEWED, ExactlyOnceConsumer
-from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from tests.integration.kafka_helpers import make_topics, produce_numbers, unique, until_count
-from tests.integration.test_runtime_failures import Flaky, counts_table
+from tests.integration.test_runtime_failures import (
+    Flaky,
+    assert_applied_once,
+    counted,
+    counts_table,
+    flaky_running,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,20 +64,9 @@ async def test_an_assignment_that_fails_is_run_again_and_loses_nothing(
 
     monkeypatch.setattr(ExactlyOnceConsumer, "_read_offsets", read_offsets)
     flaky = Flaky(table, fail_on=None)
-    fast = dataclasses.replace(settings, consumer_max_batch=50, consumer_session_timeout_ms=10000)
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_consumer(fast, group_id=group, topics=[source], processor=flaky, stop=stop)
-    )
-    try:
-        await until_count(pool, f"SELECT coalesce(sum(count), 0) FROM {table}", len(sent), task)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+    async with flaky_running(settings, group, source, flaky, session_timeout_ms=10000) as task:
+        await until_count(pool, counted(table), len(sent), task)
     assert refused == [0]  # the assignment really met the refusals
     assert CONSUMERS_RENEWED.labels(group=group)._value.get() == renewals
-    rows = await pool.fetch(f"SELECT count, total FROM {table}")
-    assert sum(r["count"] for r in rows) == len(sent)
-    assert sum(r["total"] for r in rows) == sum(s.n for s in sent)
-    assert sorted(flaky.committed) == sorted(s.n for s in sent)
+    await assert_applied_once(pool, table, sent, flaky)
     await owner.execute(f"DROP TABLE {table}")

@@ -12,7 +12,6 @@ the fetcher task instead, silently), on the real broker."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 import asyncpg
@@ -27,7 +26,13 @@ from marketplace.runtime.consumer import CONSUMERS_RENEWED, MAX_RENEWALS_IN_A_RO
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
 from tests.integration.kafka_helpers import make_topics, produce_numbers, unique, until_count
-from tests.integration.test_runtime_failures import Flaky, counts_table
+from tests.integration.test_runtime_failures import (
+    Flaky,
+    assert_applied_once,
+    counted,
+    counts_table,
+    flaky_running,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -82,14 +87,8 @@ async def test_a_consumer_whose_client_task_died_is_replaced_and_loses_nothing(
     counter = CONSUMERS_RENEWED.labels(group=group)
     first = await produce_numbers(settings, source, 200)
     flaky = Flaky(table, fail_on=None)
-    fast = dataclasses.replace(settings, consumer_max_batch=50, consumer_session_timeout_ms=6000)
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_consumer(fast, group_id=group, topics=[source], processor=flaky, stop=stop)
-    )
-    counted = f"SELECT coalesce(sum(count), 0) FROM {table}"
-    try:
-        await until_count(pool, counted, len(first), task)
+    async with flaky_running(settings, group, source, flaky) as task:
+        await until_count(pool, counted(table), len(first), task)
         assert len(made) == 1
         broken = made[0]
         real_send = AIOKafkaClient.send
@@ -106,10 +105,7 @@ async def test_a_consumer_whose_client_task_died_is_replaced_and_loses_nothing(
             # What a heartbeat that finds no coordinator does: the next step looks it up again.
             broken._coordinator.coordinator_dead()
         second = await produce_numbers(settings, source, 200)
-        await until_count(pool, counted, len(first) + len(second), task)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+        await until_count(pool, counted(table), len(first) + len(second), task)
     # The first client's task really ended in aiokafka, as in the fault suite.
     died = _ended_task(broken, where)
     assert died.done()
@@ -120,11 +116,7 @@ async def test_a_consumer_whose_client_task_died_is_replaced_and_loses_nothing(
     assert len(made) == 2
     assert counter._value.get() == 1
     # Every record applied exactly once, each batch reported committed once.
-    sent = [*first, *second]
-    rows = await pool.fetch(f"SELECT count, total FROM {table}")
-    assert sum(r["count"] for r in rows) == len(sent)
-    assert sum(r["total"] for r in rows) == sum(s.n for s in sent)
-    assert sorted(flaky.committed) == sorted(s.n for s in sent)
+    await assert_applied_once(pool, table, [*first, *second], flaky)
     assert flaky.abandoned == []
     await owner.execute(f"DROP TABLE {table}")
 

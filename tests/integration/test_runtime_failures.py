@@ -5,8 +5,9 @@ hooks hear of each batch once: committed, or not."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -18,7 +19,13 @@ from marketplace.runtime import Transaction
 from marketplace.runtime.consumer import ProcessingFailed
 from marketplace.runtime.service import run_consumer
 from marketplace.settings import Settings
-from tests.integration.kafka_helpers import make_topics, produce_numbers, unique, until_count
+from tests.integration.kafka_helpers import (
+    Sent,
+    make_topics,
+    produce_numbers,
+    unique,
+    until_count,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +83,40 @@ async def counts_table(owner: asyncpg.Connection, group: str) -> str:
     return table
 
 
+def counted(table: str) -> str:
+    """The records `Flaky` has applied to `table`, all partitions together (for `until_count`)."""
+    return f"SELECT coalesce(sum(count), 0) FROM {table}"
+
+
+@contextlib.asynccontextmanager
+async def flaky_running(
+    settings: Settings, group: str, source: str, flaky: Flaky, session_timeout_ms: int = 6000
+) -> AsyncIterator[asyncio.Task[Any]]:
+    """`flaky` consuming `source` as `group` in batches of at most 50, stopped on the way out."""
+    fast = dataclasses.replace(
+        settings, consumer_max_batch=50, consumer_session_timeout_ms=session_timeout_ms
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_consumer(fast, group_id=group, topics=[source], processor=flaky, stop=stop)
+    )
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def assert_applied_once(
+    pool: asyncpg.Pool, table: str, sent: Sequence[Sent], flaky: Flaky
+) -> None:
+    """Every record applied exactly once, and each one's batch reported committed once."""
+    rows = await pool.fetch(f"SELECT count, total FROM {table}")
+    assert sum(r["count"] for r in rows) == len(sent)
+    assert sum(r["total"] for r in rows) == sum(s.n for s in sent)
+    assert sorted(flaky.committed) == sorted(s.n for s in sent)
+
+
 async def test_failed_batch_is_retried_from_reloaded_state(
     settings: Settings, pool: asyncpg.Pool, owner: asyncpg.Connection
 ) -> None:
@@ -84,24 +125,13 @@ async def test_failed_batch_is_retried_from_reloaded_state(
     await make_topics(settings, source, sink, partitions=2)
     sent = await produce_numbers(settings, source, 400)
     flaky = Flaky(table, fail_on=250, fail_times=2)
-    fast = dataclasses.replace(settings, consumer_max_batch=50, consumer_session_timeout_ms=6000)
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_consumer(fast, group_id=group, topics=[source], processor=flaky, stop=stop)
-    )
-    try:
-        await until_count(pool, f"SELECT coalesce(sum(count), 0) FROM {table}", len(sent), task)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-    rows = await pool.fetch(f"SELECT partition, count, total FROM {table}")
-    assert sum(r["count"] for r in rows) == len(sent)
-    assert sum(r["total"] for r in rows) == sum(s.n for s in sent)
+    async with flaky_running(settings, group, source, flaky) as task:
+        await until_count(pool, counted(table), len(sent), task)
+    # Each record's batch was reported committed once; the two failed batches, as not.
+    await assert_applied_once(pool, table, sent, flaky)
     assert flaky.failures_left == 0
     # 2 partitions loaded once each at the start, plus one reload per failure.
     assert flaky.loads == 2 + 2
-    # Each record's batch was reported committed once; the two failed batches, as not.
-    assert sorted(flaky.committed) == sorted(s.n for s in sent)
     assert len(flaky.abandoned) == 2
     assert all(250 in numbers for numbers in flaky.abandoned)
     await owner.execute(f"DROP TABLE {table}")
