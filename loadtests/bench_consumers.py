@@ -2,7 +2,8 @@
 baselines measured in the same run on the same broker.
 
     python -m loadtests.bench_consumers [--events 20000] [--instances 1,2] [--repeat 1]
-        [--consumers matcher,projector,auditor,analytics,auctioneer,notifier,alerts,reminders]
+        [--consumers matcher,projector,auditor,analytics,auctioneer,notifier,alerts,reminders,
+                     deals,webhooks,mailer]
         [--peer message,batch,default] [--compare COMMIT] [--variant LABEL:MARKETPLACE_X=V]
         [--profile] [--no-floor] [--floor-nosync] [--floor-decode] [--floor-codec]
         [--floor-side-by-side N]
@@ -16,7 +17,14 @@ The workloads, each put onto its topic directly:
   quotes of the simulated carriers on them (those whose coverage fits, else one that does not and
   is refused), about `--events` records in all;
 - `market.matches` (notifier): the proposals the matcher runs of this benchmark emitted (the
-  matcher runs once for them when it is not among `--consumers`).
+  matcher runs once for them when it is not among `--consumers`);
+- `partners.notifications` (webhooks, mailer: their inboxes, the part on the exactly-once
+  runtime, without the dispatcher's and sender's sending): the notifications one run of the
+  notifier issued on those proposals; every simulated firm is registered with one endpoint for
+  every kind and one member with a verified address, and every tenth consented to a facilitator
+  (`subscribers_of`);
+- `market.deals` (deals): `--events` messages and read receipts in the deal rooms of the
+  simulated firms (`deal_events`), with the same subscribers.
 Each consumer then applies exactly those records, starting from an empty state in a scratch
 database of its own (so nothing shared is touched), as separate processes
 (`loadtests/consumer_worker.py`); its throughput is the records of its topic applied per second
@@ -69,7 +77,12 @@ In each round, next to each consumer (issue #18, target 1):
   decoded, and for the table consumers its row built by the consumer's own mapping), `--floor-codec`
   a bound: the floor plus only the coding a consumer of these contracts does (each record decoded,
   each event it emits encoded again from its struct with its CloudEvent headers), timed.
-  `--no-floor` leaves the floors out.
+  The consumers that tell people (`FLOOR_COPIED`: deals, webhooks, mailer) have a floor of a
+  third sort: the very rows the first run of the consumer wrote, read back from its scratch
+  database (`copied_rows`) and dealt evenly over the records (`spread`), COPYed one table after
+  the other in each batch's transaction on a database set up alike, with the durability their
+  service commits with; it leaves out their reads (the people to tell, the endpoints, the
+  messages a receipt covers) and the mailer's rendering. `--no-floor` leaves the floors out.
 `--peer`: the projector's job as a plain FastStream subscriber (loadtests/peer_faststream.py),
 at-least-once, in the same rounds as the projector on the same records; the report gives
 ours / peer and whether every run of either left the same rows in the read model (issue #18,
@@ -85,6 +98,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import pstats
@@ -101,7 +115,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -136,6 +150,7 @@ from marketplace.translate.auction import auction_config
 from marketplace.translate.matching import market_config
 from producers.simulator.market import Market
 from schemas import common
+from schemas import deals as dl
 from schemas import listings as ls
 from schemas import logistics as lg
 from schemas import matches as ms
@@ -144,7 +159,26 @@ from schemas.topics import TopicSpec
 LISTINGS = "market.listings"
 JOBS = "logistics.jobs"
 MATCHES = "market.matches"
-TOPIC_OF = {"auctioneer": JOBS, "notifier": MATCHES}  # the others: LISTINGS
+NOTIFICATIONS = "partners.notifications"
+DEALS = "market.deals"
+# The consumers whose workload is the notifications one run of the notifier issued.
+NOTIFIED = ("webhooks", "mailer")
+TOPIC_OF = {  # the others: LISTINGS
+    "auctioneer": JOBS,
+    "notifier": MATCHES,
+    "webhooks": NOTIFICATIONS,
+    "mailer": NOTIFICATIONS,
+    "deals": DEALS,
+}
+# The consumers that tell people, whose floor writes the very rows their run wrote (taken from
+# its scratch database, `copied_rows`), in their order in each table: the tables.
+FLOOR_COPIED = {
+    "deals": ("deal_messages", "deal_receipts", "deal_notices"),
+    "webhooks": ("webhook_deliveries",),
+    "mailer": ("mail_deliveries", "mail_digest_items"),
+}
+# The simulated firms (`Market(seed, smes=400)`), a facilitator and the carriers in the rooms.
+FIRMS = 400
 # The projector's read-model tables whose rows the peer's must equal (issue #18, target 4).
 PROJECTED_TABLES = ("listings", "partners", "carriers", "matches", "jobs", "quotes")
 PEER_MODES = ("message", "batch", "default")
@@ -161,6 +195,12 @@ DIGEST_LEFT_OUT: dict[str, tuple[str, ...]] = {
     "auctioneer_jobs": ("group_id",),
     "reminder_facts": ("group_id",),
     "search_alert_listings": ("group_id",),
+    "mail_digest_items": ("group_id",),
+    # Besides the group, the clock's defaults at insertion (now()).
+    "webhook_deliveries": ("group_id", "created_at", "next_attempt_at"),
+    "mail_deliveries": ("group_id", "created_at", "next_attempt_at"),
+    # The identity the database's sequence gave each notice.
+    "deal_notices": ("notice_id",),
     # Rows a run left unpublished (none after a clean one): the group, the identity the
     # database's sequence gave and the clock's `created_at` (now()).
     "outbox": ("id", "group_id", "created_at"),
@@ -183,10 +223,15 @@ async def read_model_digest(
     return out
 
 
+def partner_id(seed: int, index: int) -> str:
+    """The id of the simulated firm `index` (the listings' owners, the jobs' parties)."""
+    return str(uuid.UUID(int=seed * 1_000_003 + index))
+
+
 def events(count: int, seed: int) -> list[Any]:
     """`count` OfferPosted/RequestPosted messages from the simulator's seeded mix."""
-    market = Market(seed, smes=400, carriers=0)
-    owners = {f.index: str(uuid.UUID(int=seed * 1_000_003 + f.index)) for f in market.firms}
+    market = Market(seed, smes=FIRMS, carriers=0)
+    owners = {f.index: partner_id(seed, f.index) for f in market.firms}
     out: list[Any] = []
     start = datetime.now(UTC)
     for action in market.actions(1000.0, start):
@@ -298,6 +343,138 @@ def job_events(jobs: int, seed: int) -> list[Any]:
                 to_message(quote, event_id=str(uuid.uuid4()), source="/loadtests", time=start)
             )
     return out
+
+
+def deal_events(count: int, seed: int) -> list[Any]:
+    """`count` records of market.deals: messages in the deal rooms of `count / 20` matches
+    between the simulated firms (a carrier named in every tenth room, an attachment on one
+    message in eight, each written by a person of its side) and read receipts, each by the
+    side that did not write the room's latest message (about half the records)."""
+    rng = random.Random(seed)
+    rooms = []
+    for n in range(max(count // 20, 1)):
+        seller, buyer = (partner_id(seed, i) for i in rng.sample(range(FIRMS), 2))
+        carrier = partner_id(seed, FIRMS + 1 + n % 12) if n % 10 == 0 else None
+        rooms.append((str(uuid.UUID(int=seed * 11_000_027 + n)), seller, buyer, carrier))
+    start = datetime.now(UTC)
+    latest: dict[str, tuple[str, str]] = {}  # room -> its latest message and its author
+    out: list[Any] = []
+    while len(out) < count:
+        match_id, seller, buyer, carrier = rng.choice(rooms)
+        last = latest.get(match_id)
+        event: Any
+        if last is not None and rng.random() < 0.5:
+            message_id, author = last
+            reader = buyer if author == seller else seller
+            event = dl.MessageRead(
+                match_id=match_id,
+                message_id=message_id,
+                partner_id=reader,
+                person_id=str(uuid.uuid5(uuid.NAMESPACE_OID, reader)),
+                seller_id=seller,
+                buyer_id=buyer,
+                carrier_id=carrier,
+            )
+        else:
+            side: Literal["seller", "buyer"] = "seller" if rng.random() < 0.5 else "buyer"
+            author = seller if side == "seller" else buyer
+            text = f"Pickup at the gate, load {len(out)} - can you confirm the time?".encode()
+            files = (
+                (
+                    dl.Attachment(
+                        attachment_id=str(uuid.uuid4()),
+                        name=f"weighing-slip-{len(out)}.pdf",
+                        media_type="application/pdf",
+                        size=48_000 + len(out),
+                        sha256=hashlib.sha256(b"%d" % len(out)).hexdigest(),
+                    ),
+                )
+                if rng.random() < 0.125
+                else ()
+            )
+            event = dl.MessagePosted(
+                message_id=str(uuid.uuid4()),
+                match_id=match_id,
+                author_id=author,
+                side=side,
+                person_id=str(uuid.uuid5(uuid.NAMESPACE_OID, author)),
+                text_sha256=hashlib.sha256(text).hexdigest(),
+                text_length=len(text),
+                attachments=files,
+                seller_id=seller,
+                buyer_id=buyer,
+                carrier_id=carrier,
+            )
+            latest[match_id] = (event.message_id, author)
+        out.append(to_message(event, event_id=str(uuid.uuid4()), source="/loadtests", time=start))
+    return out
+
+
+def subscribers_of(seed: int) -> Callable[[Any, str], Awaitable[None]]:
+    """A scratch database's `prepare` for the consumers that tell people (the deal rooms, the
+    webhook and mail inboxes): each simulated firm (the listings' owners, so the parties of the
+    matches, notifications and deal rooms) registered (an SME, in Bulgaria or Sweden), with one
+    member whose address is verified (languages in turn: en, bg, sv; the default mail
+    preferences: proposals at once, the rest in the digest) and one webhook endpoint for every
+    kind; one facilitator with one member, to whom every tenth partner consented (its members
+    get that SME's mail and deal-room notices too)."""
+    facilitator = partner_id(seed, FIRMS)
+    everyone = [partner_id(seed, i) for i in range(FIRMS)] + [facilitator]
+    people = [uuid.uuid5(uuid.NAMESPACE_URL, f"bench/{p}") for p in everyone]
+
+    async def prepare(conn: Any, group: str) -> None:  # noqa: ARG001 - the same for any group
+        now = datetime.now(UTC)
+        n = len(everyone)
+        await conn.copy_records_to_table(
+            "partners",
+            columns=["partner_id", "name", "role", "country", "registered_at", "updated_at"],
+            records=[
+                (
+                    p,
+                    f"Firm {i}",
+                    "facilitator" if p == facilitator else "sme",
+                    ("BG", "SE")[i % 2],
+                    now,
+                    now,
+                )
+                for i, p in enumerate(everyone)
+            ],
+        )
+        await conn.copy_records_to_table(
+            "people",
+            columns=["person_id", "partner_id", "email", "display_name", "role", "locale"],
+            records=[
+                (
+                    who,
+                    p,
+                    f"person{i}@firm{i}.example",
+                    f"Person {i}",
+                    "member",
+                    ("en", "bg", "sv")[i % 3],
+                )
+                for i, (who, p) in enumerate(zip(people, everyone, strict=True))
+            ],
+        )
+        await conn.copy_records_to_table(
+            "mail_verified",
+            columns=["person_id", "email", "how"],
+            records=[(who, f"person{i}@firm{i}.example", "verify") for i, who in enumerate(people)],
+        )
+        await conn.copy_records_to_table(
+            "webhook_endpoints",
+            columns=["endpoint_id", "partner_id", "url", "secret"],
+            records=[
+                (f"ep-{i}", p, f"http://127.0.0.1:9/hooks/{i}", f"whsec_bench{i:04d}")
+                for i, p in enumerate(everyone[: n - 1])
+            ],
+        )
+        await conn.copy_records_to_table(
+            "consents",
+            columns=["partner_id", "facilitator_id", "status", "granted_at", "updated_at"],
+            records=[(p, facilitator, "granted", now, now) for p in everyone[: n - 1 : 10]],
+        )
+
+    return prepare
 
 
 async def produce(
@@ -542,6 +719,7 @@ FLOOR_DIGESTED = {
     "auctioneer": ("auctioneer_jobs", "timers", "outbox"),
     "reminders": ("reminder_facts", "timers", "outbox"),
     "alerts": ("search_alert_listings",),
+    **FLOOR_COPIED,
 }
 # What the projector drops from a listing's event to make its `body` (consumers/projector.py).
 _BODY_DROPPED = frozenset({"type", "offer_id", "request_id", "owner_id", "actor_id"})
@@ -775,6 +953,65 @@ async def _range_records(
     return out
 
 
+async def workload_types(
+    settings: Settings, topic: str, start: dict[int, int], end: dict[int, int]
+) -> dict[str, int]:
+    """How many records of each event type the range holds."""
+    found: dict[str, int] = {}
+    for r in await _range_records(settings, topic, start, end):
+        kind = decode(topic, r.value, r.headers).envelope.type
+        found[kind] = found.get(kind, 0) + 1
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class CopiedTable:
+    """The rows a consumer of `FLOOR_COPIED` left in one table, in their order there (a `seq`
+    identity's, else the primary key's), without the columns the database fills in or the
+    group names (`DIGEST_LEFT_OUT`): `grouped`, whether the floor puts its group's name first."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    grouped: bool
+
+
+async def copied_rows(conn: Any, tables: Sequence[str]) -> list[CopiedTable]:
+    """What a consumer's run wrote to `tables`, read back from its scratch database."""
+    out = []
+    for table in tables:  # fixed names from this module, not input
+        names = [
+            r["column_name"]
+            for r in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = $1"
+                " AND table_schema = current_schema() ORDER BY ordinal_position",
+                table,
+            )
+        ]
+        left_out = {"seq", *DIGEST_LEFT_OUT.get(table, ())}
+        kept = tuple(n for n in names if n not in left_out)
+        order = "seq" if "seq" in names else "1"
+        listed = ", ".join(kept)
+        rows = await conn.fetch(f"SELECT {listed} FROM {table} ORDER BY {order}")  # noqa: S608
+        out.append(CopiedTable(table, kept, [tuple(r) for r in rows], "group_id" in names))
+    return out
+
+
+def spread(
+    copied: Sequence[CopiedTable], start: dict[int, int], end: dict[int, int]
+) -> dict[tuple[int, int], list[tuple[int, tuple[Any, ...]]]]:
+    """The copied rows dealt over the range's records, each table's evenly and in its order
+    (row i of n to record i * records / n, the records taken partition by partition): each
+    record's (table index, row)s. A batch of the floor then writes as many rows of each table
+    as the consumer wrote for as many records, on average."""
+    records = [(p, o) for p in sorted(start) for o in range(start[p], end[p])]
+    out: dict[tuple[int, int], list[tuple[int, tuple[Any, ...]]]] = {r: [] for r in records}
+    for index, found in enumerate(copied):
+        for i, row in enumerate(found.rows):
+            out[records[i * len(records) // len(found.rows)]].append((index, row))
+    return out
+
+
 async def floor_rows(
     settings: Settings, kind: str, topic: str, start: dict[int, int], end: dict[int, int]
 ) -> dict[tuple[int, int], tuple[Any, ...]]:
@@ -870,6 +1107,8 @@ async def pg_floor_loop(
     side_by_side: int = 1,
     decoding: bool = False,
     codec: bool = False,
+    copied: list[CopiedTable] | None = None,
+    prepare: Callable[[Any, str], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """The "same-work+pg-floor" baseline: the same-work loop plus the least PostgreSQL work
     `kind`'s exactly-once contract needs, as cheaply as PostgreSQL allows. Per partition batch,
@@ -904,17 +1143,26 @@ async def pg_floor_loop(
     overlaps the transactions of the batches in hand (as the runtime's `prepare`). The
     decisions, the rows, the outbox rows' JSON headers and the structs themselves are made
     before the clock (`codec_structs`), so a consumer doing the same work in any other way
-    cannot beat it by more than those leave out."""
+    cannot beat it by more than those leave out. For `FLOOR_COPIED` (the consumers that tell
+    people), `copied`: the rows a run of the consumer wrote (`copied_rows`), dealt over the
+    records (`spread`) and copied into their tables, each table's by one COPY a batch, on a
+    scratch database set up by the same `prepare` (the partners, people and endpoints they
+    refer to); with the durability the consumer's service commits with (the webhook inbox's
+    `webhook_synchronous_commit`). `codec=True` then decodes each record, as above (they emit
+    nothing); `decoding` is not offered (their rows are not made by a function of one record)."""
     if (decoding or codec) and kind == "auditor":
         raise ValueError("the auditor stores records as they are: its floor decodes nothing")
     if decoding and codec:
         raise ValueError("one diagnostic at a time: decoding (with logic) or codec")
     statement = FLOOR_STATEMENTS.get(kind)
-    if not (
-        (statement is not None and effects_at is not None and rows_at is None)
-        or (kind in FLOOR_TABLES and rows_at is not None and effects_at is None)
-    ):
-        raise ValueError(f"{kind}'s floor: rows_at for FLOOR_TABLES, effects_at for the others")
+    given = (rows_at is not None, effects_at is not None, copied is not None)
+    if given != (kind in FLOOR_TABLES, statement is not None, kind in FLOOR_COPIED):
+        raise ValueError(
+            f"{kind}'s floor: rows_at for FLOOR_TABLES, effects_at for FLOOR_STATEMENTS, copied"
+            " for FLOOR_COPIED"
+        )
+    if decoding and copied is not None:
+        raise ValueError(f"{kind}'s rows are not made record by record: no decoding diagnostic")
     table, names = FLOOR_TABLES.get(kind, ("", ()))
     total = sum(end[p] - start[p] for p in start)
     async with scratch_database(settings, "bench_floor") as scratch:
@@ -926,10 +1174,24 @@ async def pg_floor_loop(
         group = f"bench.floor.{kind}.{uuid.uuid4().hex[:6]}"
         conn = await connect(scratch)
         try:
+            if prepare is not None:
+                await prepare(conn, group)
             await start_group_at(conn, group, {(topic, p): o for p, o in start.items()})
         finally:
             await conn.close()
-        pool = await create_pool(scratch, reset_sessions=False)
+        durable = settings.webhook_synchronous_commit if kind == "webhooks" else True
+        pool = await create_pool(scratch, reset_sessions=False, synchronous_commit=durable)
+        # FLOOR_COPIED: the consumer's rows under this floor's group, dealt over the records.
+        tables = [
+            CopiedTable(
+                t.table,
+                ("group_id", *t.columns) if t.grouped else t.columns,
+                [(group, *row) for row in t.rows] if t.grouped else t.rows,
+                t.grouped,
+            )
+            for t in copied or ()
+        ]
+        copied_at = spread(tables, start, end) if copied is not None else None
         consumer = make_consumer(settings, group)
         producer = make_producer(settings)
         await consumer.start()
@@ -953,9 +1215,11 @@ async def pg_floor_loop(
                         "SELECT audit_ensure_partition(m) FROM unnest($1::timestamptz[]) AS m",
                         sorted({row[4] for row in rows_at.values()}),
                     )
-                if statement is None:
+                for t in tables:
+                    await warm.copy_records_to_table(t.table, records=[], columns=t.columns)
+                if table:
                     await warm.copy_records_to_table(table, records=[], columns=names)
-                else:  # prepared (and cached) by a run that writes nothing
+                elif statement is not None:  # prepared (and cached) by a run that writes nothing
                     await warm.fetchval(statement, *floor_batch(kind, group, topic, 0, [], []))
 
             gate = asyncio.Semaphore(side_by_side)
@@ -1025,10 +1289,21 @@ async def pg_floor_loop(
                         rows = [floor_row(kind, d) for d in decoded]
                     else:
                         rows = [rows_at[(tp.partition, r.offset)] for r in mine]
+                dealt: list[list[tuple[Any, ...]]] = [[] for _ in tables]
+                if copied_at is not None:
+                    for r in mine:
+                        for index, row in copied_at[(tp.partition, r.offset)]:
+                            dealt[index].append(row)
                 try:
                     async with gate, pool.acquire() as c, c.transaction():
                         if statement is not None:
                             ids = await c.fetchval(statement, *bound)
+                        elif copied_at is not None:
+                            for t, these in zip(tables, dealt, strict=True):
+                                if these:
+                                    await c.copy_records_to_table(
+                                        t.table, records=these, columns=t.columns
+                                    )
                         else:
                             await c.copy_records_to_table(table, records=rows, columns=names)
                         moved = await c.execute(
@@ -1191,6 +1466,7 @@ async def one_consumer(
     topics: list[str] | None = None,
     prepare: Callable[[Any, str], Awaitable[None]] | None = None,
     profile_to: Path | None = None,
+    capture: list[CopiedTable] | None = None,
 ) -> dict[str, Any]:
     """Records per second `instances` processes of `kind` apply the range of `measured` at
     (its other topics start at their current ends), with the events they emitted and the CPU
@@ -1199,7 +1475,8 @@ async def one_consumer(
     topics the workers read instead of the consumer's own (copies of them); `prepare(conn,
     group)`: called on the scratch database before the workers start (a state to start from);
     `profile_to`: the workers run under cProfile, each writing its statistics to this path
-    (suffixed with its number) when it stops."""
+    (suffixed with its number) when it stops; `capture`: filled with the rows the run left in
+    `kind`'s tables of `FLOOR_COPIED` (for its floor)."""
     total = sum(end[p] - start[p] for p in start)
     async with scratch_database(settings, "bench_consumers") as scratch:
         group = f"bench.{kind}.{uuid.uuid4().hex[:6]}"
@@ -1293,6 +1570,8 @@ async def one_consumer(
                         w.kill()
                         await w.wait()
             emitted = sum(x["emitted"] for x in said) if len(said) == len(workers) else None
+            if capture is not None:
+                capture.extend(await copied_rows(conn, FLOOR_COPIED[kind]))
             return {
                 "records_per_s": rate,
                 "emitted": emitted,
@@ -1510,20 +1789,40 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         jobs = job_events(max(args.events // 5, 1), args.seed)
         ranges[JOBS] = await produce(settings, jobs, JOBS)
         print(f"workload: {len(jobs):,} jobs and quotes on {JOBS}", flush=True)
-    order = [k for k in args.consumers if k != "notifier"]
-    if "notifier" in args.consumers:
+    prepares: dict[str, Callable[[Any, str], Awaitable[None]]] = {}
+    if "deals" in args.consumers:
+        rooms = deal_events(args.events, args.seed)
+        ranges[DEALS] = await produce(settings, rooms, DEALS)
+        print(f"workload: {len(rooms):,} messages and receipts on {DEALS}", flush=True)
+        prepares["deals"] = subscribers_of(args.seed)
+    later = ("notifier", *NOTIFIED)  # on the matcher's proposals, or the notifier's notices
+    order = [k for k in args.consumers if k not in later]
+    if set(later) & set(args.consumers):
         proposals_from = await _ends(settings, MATCHES)
         if "matcher" not in order:  # the notifier's workload is the matcher's proposals
             await one_consumer(settings, "matcher", 1, start, end)
-        order.append("notifier")
+        order += [name for name in later if name in args.consumers]
     for kind in order:
         topic = TOPIC_OF.get(kind, LISTINGS)
-        if kind == "notifier":
+        if kind in later and MATCHES not in ranges:
             await asyncio.sleep(2)  # the last matcher's outbox is published
             ranges[MATCHES] = (proposals_from, await _ends(settings, MATCHES))
             count = sum(ranges[MATCHES][1][p] - proposals_from[p] for p in proposals_from)
             print(f"workload: {count:,} records on {MATCHES} from the matcher runs", flush=True)
+        if kind in NOTIFIED and NOTIFICATIONS not in ranges:
+            # One run of the notifier on the proposals, apart from any measured one: what it
+            # notified is the inboxes' workload; its parties are the subscribers.
+            notices_from = await _ends(settings, NOTIFICATIONS)
+            await one_consumer(settings, "notifier", 1, *ranges[MATCHES], MATCHES)
+            await asyncio.sleep(2)  # its outbox is published
+            ranges[NOTIFICATIONS] = (notices_from, await _ends(settings, NOTIFICATIONS))
+            count = sum(ranges[NOTIFICATIONS][1][p] - notices_from[p] for p in notices_from)
+            print(f"workload: {count:,} notifications on {NOTIFICATIONS}", flush=True)
+            for inbox in NOTIFIED:
+                prepares[inbox] = subscribers_of(args.seed)
         first, last = ranges[topic]
+        # What the workload holds, by event type, for the consumers reported by their tables.
+        types = await workload_types(settings, topic, first, last) if kind in FLOOR_COPIED else {}
         records = sum(last[p] - first[p] for p in first)
         runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
         same_work: list[float] = []
@@ -1541,7 +1840,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             floor_at = await floor_rows(settings, kind, topic, first, last)
         elif kind in FLOOR_STATEMENTS and not args.no_floor:
             effects_at = await floor_effects(settings, kind, topic, first, last)
-        floored = bool(floor_at or effects_at)
+        # FLOOR_COPIED: the rows the first run of the current code wrote.
+        wants_copy = kind in FLOOR_COPIED and not args.no_floor
+        copied: list[CopiedTable] | None = [] if wants_copy else None
+        floored = bool(floor_at or effects_at or wants_copy)
         for n in range(args.repeat):  # interleaved, so the machine's swings fall on all alike
             # Each round starts with the next tree, so none always runs first (or right after
             # the same one).
@@ -1557,8 +1859,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                         topic,
                         tree,
                         overrides,
-                        digest=bool(peers or floored) and label == "current",
+                        digest=bool(peers or floored or kind in FLOOR_COPIED)
+                        and label == "current",
                         digest_tables=FLOOR_DIGESTED.get(kind, PROJECTED_TABLES),
+                        prepare=prepares.get(kind),
+                        # The first run of the current code's rows, for the floor.
+                        capture=copied if copied == [] and label == "current" else None,
                     )
                     runs.setdefault((label, k), []).append(run)
                     print(
@@ -1606,7 +1912,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     {"side_by_side": args.floor_side_by_side},
                 ),
                 (
-                    args.floor_decode and kind != "auditor",
+                    args.floor_decode and kind != "auditor" and kind not in FLOOR_COPIED,
                     "floor with decoding",
                     decoding,
                     {"decoding": True},
@@ -1633,6 +1939,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     size=size,
                     rows_at=floor_at,
                     effects_at=effects_at,
+                    copied=copied,
+                    prepare=prepares.get(kind),
                     **options,
                 )
                 into.append(floor)
@@ -1645,7 +1953,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             # One more run of the current code under cProfile, apart from the measured ones
             # (the profiler slows the worker down): where its time goes, per record.
             where = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-")) / f"{kind}.prof"
-            run = await one_consumer(settings, kind, 1, first, last, topic, profile_to=where)
+            run = await one_consumer(
+                settings, kind, 1, first, last, topic, prepare=prepares.get(kind), profile_to=where
+            )
             profiles[kind] = profile_summary(Path(f"{where}.0"), records, run)
             print(f"{kind:<10} profile {where}.0 ({run['records_per_s']:,.0f} records/s)")
             for line in profiles[kind]["self"][:15]:
@@ -1671,6 +1981,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "same_work_cpu": same_work_cpu,
                     "ratio_to_same_work": statistics.median(rates) / baseline,
                     "emitted_per_record": per_record,
+                    **({"workload_types": types} if types else {}),
                     **floor_figures(samples, rates, same_work, floors, records),
                     **nosync_figures(nosync, same_work),
                     **nosync_figures(wide, same_work, "floor_side_by_side"),

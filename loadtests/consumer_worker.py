@@ -24,6 +24,9 @@ KINDS = (
     "notifier",
     "alerts",
     "reminders",
+    "deals",
+    "webhooks",
+    "mailer",
 )
 
 
@@ -68,6 +71,21 @@ def consumer(kind: str, group: str, settings: Settings) -> tuple[list[str], Any]
         from consumers.reminders import Reminders
 
         return list(REMINDED), Reminders(settings, group)
+    if kind == "deals":
+        from consumers.deals import TOPICS as DEALT
+        from consumers.deals import DealRooms
+
+        return list(DEALT), DealRooms(group)
+    if kind == "webhooks":  # the inbox, without a dispatcher: every delivery waits for a claim
+        from consumers.webhooks import TOPIC as HOOKED
+        from consumers.webhooks import WebhookInbox
+
+        return [HOOKED], WebhookInbox(group, settings.webhook_keys_path)
+    if kind == "mailer":  # the inbox: messages rendered and stored, none sent
+        from consumers.mailer import TOPIC as MAILED
+        from consumers.mailer import MailInbox
+
+        return [MAILED], MailInbox(settings, group)
     raise SystemExit(f"unknown consumer {kind!r}: one of {', '.join(KINDS)}")
 
 
@@ -78,8 +96,17 @@ def main() -> None:
     topics, processor = consumer(kind, group, settings)
     if len(sys.argv) > 3:
         topics = sys.argv[3].split(",")
+    # The webhook inbox commits as its service does (`consumers.webhooks.run_webhooks`).
+    durable = settings.webhook_synchronous_commit if kind == "webhooks" else True
     stats = event_loop.run(
-        run_consumer(settings, group_id=group, topics=topics, processor=processor), settings
+        run_consumer(
+            settings,
+            group_id=group,
+            topics=topics,
+            processor=processor,
+            synchronous_commit=durable,
+        ),
+        settings,
     )
     print(
         json.dumps({"records": stats.records, "emitted": stats.emitted, "batches": stats.batches}),

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
@@ -25,9 +26,23 @@ from marketplace.mail.links import unsubscribe_token
 from marketplace.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class _Headers(HeaderRegistry):
+    """The standard library's header classes, each made once: its registry makes a new class
+    every time a header is set or read (`type(...)` per call), which was a quarter of a
+    message's rendering (consumers-20261201T185435Z's profile of the mail inbox: 0.52 ms of
+    2.3 ms per notification). The classes, and so the bytes, are the same."""
+
+    @functools.cache  # noqa: B019 - one registry for the process's life; the names are few
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        made: type[BaseHeader] = super().__getitem__(name)
+        return made
+
+
 # CRLF, and headers folded at whitespace only up to SMTP's line limit: a long List-Unsubscribe
 # link must stay one <URL>, never become encoded words.
-POLICY = email.policy.SMTP.clone(max_line_length=998)
+POLICY = email.policy.SMTP.clone(max_line_length=998, header_factory=_Headers())
 
 GENERIC = M("News from the exchange")
 HEADLINES = {

@@ -188,7 +188,7 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
         "--instances",
         "1",
         "--consumers",
-        "projector,auditor,notifier,auctioneer,alerts,reminders",
+        "projector,auditor,notifier,auctioneer,alerts,reminders,deals,webhooks,mailer",
         "--peer",
         "message",
         "--floor-decode",
@@ -288,8 +288,58 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     assert reminded["reminder_facts"][0] == 400
     assert reminded["timers"][0] > 0
     assert reminded["outbox"][0] == 0
+    # The consumers that tell people, each on a workload of its own, reported by the rows it
+    # wrote against what the workload holds (the report counts the records by type).
+    (deals,) = [r for r in report["consumers"] if r["consumer"] == "deals"]
+    assert deals["records"] == 400
+    dealt, types = deals["runs"][0]["read_model"], deals["workload_types"]
+    assert dealt["deal_messages"][0] == types["market.deal.message_posted.v1"]
+    assert types["market.deal.message_read.v1"] > 0
+    assert dealt["deal_receipts"][0] > 0
+    assert dealt["deal_notices"][0] >= 2 * deals["records"]  # the seller and the buyer at least
+    # The inboxes read the notifications one notifier run issued on the matcher's proposals:
+    # every notified firm has one endpoint for every kind and one member with a verified address.
+    for kind in ("webhooks", "mailer"):
+        (inbox,) = [r for r in report["consumers"] if r["consumer"] == kind]
+        assert inbox["records"] == inbox["workload_types"]["partners.notification.issued.v1"] > 0
+    (webhooks,) = [r for r in report["consumers"] if r["consumer"] == "webhooks"]
+    assert webhooks["runs"][0]["read_model"]["webhook_deliveries"][0] == webhooks["records"]
+    (mailer,) = [r for r in report["consumers"] if r["consumer"] == "mailer"]
+    mailed = mailer["runs"][0]["read_model"]
+    assert mailed["mail_deliveries"][0] > 0
+    assert mailed["mail_deliveries"][0] + mailed["mail_digest_items"][0] >= mailer["records"]
+    # Their floors wrote the rows a run of theirs wrote, dealt over the records, on a database
+    # set up alike: every table's rows equal by digest (ids, clocks and groups left out), and
+    # so for the bound that decodes every record too.
+    for row in (deals, webhooks, mailer):
+        assert row["floor_rows_equal"] is True, row["consumer"]
+        assert row["floor_codec_rows_equal"] is True, row["consumer"]
+        assert row["floor_per_s"] > 0
+    assert deals["floor_runs"][0]["read_model"]["deal_notices"] == dealt["deal_notices"]
     peer = rows["faststream-message"]["runs"][0]
     assert peer["settings"]["ack_policy"] == "ack"
     assert peer["transactions"] == 400  # one per message
     assert report["peer"]["rows_equal"] is True
     assert report["peer"]["ratios"]["faststream-message"] > 0
+
+
+def test_mail_render_report_compares_the_registries_on_the_same_bytes() -> None:
+    done = run(
+        sys.executable, "-m", "loadtests.bench_mail_render", "--messages", "40", "--repeat", "2"
+    )
+    found = re.search(r"report: (\S+\.json)", done.stdout)
+    assert found, done.stdout
+    path = Path(found.group(1))
+    try:
+        report = json.loads(path.read_text())
+    finally:
+        path.unlink()
+        path.with_suffix(".html").unlink()
+    assert report["bytes_equal"] is True
+    for name in ("cached registry", "standard registry"):
+        assert len(report["us_per_message"][name]) == 2
+        assert all(x > 0 for x in report["us_per_message"][name])
+        assert len(report["process_cpu_s_per_round"][name]) == 2
+    medians = report["median_us_per_message"]
+    ratio = medians["standard registry"] / medians["cached registry"]
+    assert report["rate_ratio_cached_over_standard"] == pytest.approx(ratio)
