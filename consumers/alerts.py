@@ -272,18 +272,7 @@ class Alerts:
     ) -> None:
         none: _Mass = (None, None)
         rows = [kept_row(self.group_id, x, masses.get(x.listing_id, none)) for x in listings]
-        await conn.execute(
-            "INSERT INTO search_alert_listings (group_id, listing_id, kind, owner_id,"
-            " material_code, region, open, base_quantity, density_t_per_m3, mass_per_piece_t)"
-            " SELECT $1, u.l, u.k, u.o, u.c, u.r, u.x, u.q, u.d, u.m FROM unnest($2::text[],"
-            " $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::float8[],"
-            " $9::float8[], $10::float8[]) AS u(l, k, o, c, r, x, q, d, m)"
-            " ON CONFLICT (group_id, listing_id) DO UPDATE"
-            " SET material_code = EXCLUDED.material_code, open = EXCLUDED.open,"
-            " base_quantity = EXCLUDED.base_quantity",
-            self.group_id,
-            *columns(rows)[1:],
-        )
+        await conn.execute(KEEP_LISTINGS, self.group_id, *columns(rows)[1:])
 
 
 # The material's mass per unit as posted: (t per m3, t per piece).
@@ -326,6 +315,17 @@ def kept_row(group_id: str, listing: core.Listing, mass: _Mass) -> tuple[Any, ..
     )
 
 
+# What `_keep` writes: $1 the group, then the columns of `kept_row`'s rows after the group.
+KEEP_LISTINGS = (
+    "INSERT INTO search_alert_listings (group_id, listing_id, kind, owner_id,"
+    " material_code, region, open, base_quantity, density_t_per_m3, mass_per_piece_t)"
+    " SELECT $1, u.l, u.k, u.o, u.c, u.r, u.x, u.q, u.d, u.m FROM unnest($2::text[],"
+    " $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::float8[],"
+    " $9::float8[], $10::float8[]) AS u(l, k, o, c, r, x, q, d, m)"
+    " ON CONFLICT (group_id, listing_id) DO UPDATE"
+    " SET material_code = EXCLUDED.material_code, open = EXCLUDED.open,"
+    " base_quantity = EXCLUDED.base_quantity"
+)
 KEPT_COLUMNS = (
     "group_id",
     "listing_id",

@@ -191,7 +191,7 @@ _PARTNER = _insert(
     "text, text, text, text, text",
     "(partner_id) ",
 )
-_LISTING = _insert(
+LISTING_INSERT = _insert(
     "analytics_listings",
     "listing_id, kind, owner_id, code, region, lat, lon, tonnes, posted_at",
     "text, text, text, text, text, float8, float8, float8, timestamptz",
@@ -258,7 +258,7 @@ _APPLY: dict[str, Callable[[Conn, Rows], Awaitable[None]]] = {
         " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, region, sector)"
         " WHERE p.partner_id = u.id"
     ),
-    "listing": _statement(_LISTING),
+    "listing": _statement(LISTING_INSERT),
     "withdrawn": _statement(
         "UPDATE analytics_listings l SET withdrawn_at = u.at"
         " FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)"

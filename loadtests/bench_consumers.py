@@ -6,7 +6,7 @@ baselines measured in the same run on the same broker.
                      deals,webhooks,mailer]
         [--peer message,batch,default] [--compare COMMIT] [--variant LABEL:MARKETPLACE_X=V]
         [--profile] [--no-floor] [--floor-nosync] [--floor-decode] [--floor-codec]
-        [--floor-side-by-side N]
+        [--floor-keep] [--floor-side-by-side N]
 
 The workloads, each put onto its topic directly:
 - `market.listings` (matcher, projector, auditor, analytics, alerts, reminders): `--events` offers
@@ -122,7 +122,9 @@ import msgspec
 import orjson
 from aiokafka import TopicPartition
 
+from consumers.alerts import KEEP_LISTINGS as ALERTS_KEEP
 from consumers.alerts import KEPT_COLUMNS as ALERTS_KEPT
+from consumers.analytics import LISTING_INSERT as ANALYTICS_LISTING
 from loadtests import cpu, pgstats
 from loadtests.consumer_worker import KINDS
 from loadtests.report import bar_chart, commit, machine, statements_table, write_report
@@ -197,7 +199,8 @@ DIGEST_LEFT_OUT: dict[str, tuple[str, ...]] = {
     "search_alert_listings": ("group_id",),
     "mail_digest_items": ("group_id",),
     # Besides the group, the clock's defaults at insertion (now()).
-    "webhook_deliveries": ("group_id", "created_at", "next_attempt_at"),
+    # The delivery's id is derived from the group's name too.
+    "webhook_deliveries": ("group_id", "created_at", "next_attempt_at", "delivery_id"),
     "mail_deliveries": ("group_id", "created_at", "next_attempt_at"),
     # The identity the database's sequence gave each notice.
     "deal_notices": ("notice_id",),
@@ -656,6 +659,17 @@ SELECT coalesce(array_agg(id), '{{}}') FROM new_rows
 """  # noqa: S608 - only parameter numbers are formatted in
 
 
+# The consumers of `FLOOR_TABLES` that write through a statement keeping the first of repeated
+# ids (an at-least-once producer's repeats: the outbox publishes again after a crash between
+# Kafka's acknowledgement and its delete, and COPY would fail the whole batch on one): the
+# statement and how a batch's rows bind to it (`--floor-keep`).
+FLOOR_KEPT: dict[str, tuple[str, Callable[[str, Sequence[tuple[Any, ...]]], list[Any]]]] = {
+    "analytics": (ANALYTICS_LISTING, lambda _group, rows: _columns(rows, 9)),
+    # Its group's name as the first parameter, the rows' own left out.
+    "alerts": (ALERTS_KEEP, lambda group, rows: [group, *_columns(rows, 10)[1:]]),
+}
+
+
 # These emit events, so their floor writes the outbox too: per batch one statement (`unnest`ed
 # arrays bound from `FloorEffects`, `floor_batch`) that inserts the batch's rows into the
 # consumer's tables and its emitted events into the outbox, and deletes the outbox rows of the
@@ -974,26 +988,40 @@ class CopiedTable:
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
     grouped: bool
+    types: tuple[str, ...]  # each column's type (`udt_name`), for the keeping statement
+
+    def keeping(self) -> str:
+        """The rows' statement that takes ids already there (`--floor-keep`)."""
+        arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(self.types, 1))
+        return (
+            f"INSERT INTO {self.table} ({', '.join(self.columns)})"  # noqa: S608 - fixed names
+            f" SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"
+        )
 
 
 async def copied_rows(conn: Any, tables: Sequence[str]) -> list[CopiedTable]:
     """What a consumer's run wrote to `tables`, read back from its scratch database."""
     out = []
     for table in tables:  # fixed names from this module, not input
-        names = [
-            r["column_name"]
+        types = {
+            r["column_name"]: r["udt_name"]
             for r in await conn.fetch(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = $1"
-                " AND table_schema = current_schema() ORDER BY ordinal_position",
+                "SELECT column_name, udt_name FROM information_schema.columns"
+                " WHERE table_name = $1 AND table_schema = current_schema()"
+                " ORDER BY ordinal_position",
                 table,
             )
-        ]
-        left_out = {"seq", *DIGEST_LEFT_OUT.get(table, ())}
+        }
+        names = list(types)
+        # The database fills in the rest; a column derived from the group is copied as it is.
+        left_out = {"seq", *DIGEST_LEFT_OUT.get(table, ())} - {"delivery_id"}
         kept = tuple(n for n in names if n not in left_out)
         order = "seq" if "seq" in names else "1"
         listed = ", ".join(kept)
         rows = await conn.fetch(f"SELECT {listed} FROM {table} ORDER BY {order}")  # noqa: S608
-        out.append(CopiedTable(table, kept, [tuple(r) for r in rows], "group_id" in names))
+        grouped = "group_id" in names
+        typed = (*(["text"] if grouped else []), *(types[n] for n in kept))
+        out.append(CopiedTable(table, kept, [tuple(r) for r in rows], grouped, typed))
     return out
 
 
@@ -1109,6 +1137,7 @@ async def pg_floor_loop(
     codec: bool = False,
     copied: list[CopiedTable] | None = None,
     prepare: Callable[[Any, str], Awaitable[None]] | None = None,
+    keep: bool = False,
 ) -> dict[str, Any]:
     """The "same-work+pg-floor" baseline: the same-work loop plus the least PostgreSQL work
     `kind`'s exactly-once contract needs, as cheaply as PostgreSQL allows. Per partition batch,
@@ -1149,7 +1178,12 @@ async def pg_floor_loop(
     scratch database set up by the same `prepare` (the partners, people and endpoints they
     refer to); with the durability the consumer's service commits with (the webhook inbox's
     `webhook_synchronous_commit`). `codec=True` then decodes each record, as above (they emit
-    nothing); `decoding` is not offered (their rows are not made by a function of one record)."""
+    nothing); `decoding` is not offered (their rows are not made by a function of one record).
+    `keep=True` (with `codec`, for `FLOOR_KEPT`): a bound, the bound that codes writing its rows
+    through the consumer's own statement, which keeps the first of repeated ids, instead of
+    COPY, which cannot: what any consumer fed by an at-least-once producer must do. For
+    `FLOOR_COPIED`, each table's rows through `INSERT ... SELECT * FROM unnest(...) ON CONFLICT
+    DO NOTHING` (`CopiedTable.keeping`)."""
     if (decoding or codec) and kind == "auditor":
         raise ValueError("the auditor stores records as they are: its floor decodes nothing")
     if decoding and codec:
@@ -1161,6 +1195,9 @@ async def pg_floor_loop(
             f"{kind}'s floor: rows_at for FLOOR_TABLES, effects_at for FLOOR_STATEMENTS, copied"
             " for FLOOR_COPIED"
         )
+    if keep and ((kind not in FLOOR_KEPT and kind not in FLOOR_COPIED) or not codec):
+        raise ValueError(f"keep: the bound that codes, for {', '.join(FLOOR_KEPT)} only")
+    kept_sql, kept_bind = FLOOR_KEPT[kind] if keep and kind in FLOOR_KEPT else ("", None)
     if decoding and copied is not None:
         raise ValueError(f"{kind}'s rows are not made record by record: no decoding diagnostic")
     table, names = FLOOR_TABLES.get(kind, ("", ()))
@@ -1188,6 +1225,7 @@ async def pg_floor_loop(
                 ("group_id", *t.columns) if t.grouped else t.columns,
                 [(group, *row) for row in t.rows] if t.grouped else t.rows,
                 t.grouped,
+                t.types,
             )
             for t in copied or ()
         ]
@@ -1217,7 +1255,9 @@ async def pg_floor_loop(
                     )
                 for t in tables:
                     await warm.copy_records_to_table(t.table, records=[], columns=t.columns)
-                if table:
+                if kept_bind is not None:
+                    await warm.execute(kept_sql, *kept_bind(group, []))
+                elif table:
                     await warm.copy_records_to_table(table, records=[], columns=names)
                 elif statement is not None:  # prepared (and cached) by a run that writes nothing
                     await warm.fetchval(statement, *floor_batch(kind, group, topic, 0, [], []))
@@ -1298,9 +1338,14 @@ async def pg_floor_loop(
                     async with gate, pool.acquire() as c, c.transaction():
                         if statement is not None:
                             ids = await c.fetchval(statement, *bound)
+                        elif kept_bind is not None:
+                            await c.execute(kept_sql, *kept_bind(group, rows))
                         elif copied_at is not None:
                             for t, these in zip(tables, dealt, strict=True):
-                                if these:
+                                if these and keep:
+                                    width = len(t.columns)
+                                    await c.execute(t.keeping(), *_columns(these, width))
+                                elif these:
                                     await c.copy_records_to_table(
                                         t.table, records=these, columns=t.columns
                                     )
@@ -1831,6 +1876,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         nosync: list[dict[str, Any]] = []  # --floor-nosync: the floor without the fsync wait
         decoding: list[dict[str, Any]] = []  # --floor-decode: the floor plus decoding, timed
         coding: list[dict[str, Any]] = []  # --floor-codec: the floor plus decoding and encoding
+        keeping: list[dict[str, Any]] = []  # --floor-keep: that through the keeping statement
         wide: list[dict[str, Any]] = []  # --floor-side-by-side N: partitions at once
         peers = args.peer if kind == "projector" else []
         # What the floor writes (and emits), built before any clock starts.
@@ -1923,6 +1969,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     coding,
                     {"codec": True},
                 ),
+                (
+                    args.floor_keep and (kind in FLOOR_KEPT or kind in FLOOR_COPIED),
+                    "floor with coding, keeping",
+                    keeping,
+                    {"codec": True, "keep": True},
+                ),
                 (args.floor_nosync, "floor, no fsync wait", nosync, {"sync": False}),
             ]
             for wanted, label, into, options in diagnostics:
@@ -1987,6 +2039,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     **nosync_figures(wide, same_work, "floor_side_by_side"),
                     **nosync_figures(decoding, same_work, "floor_decoding", samples),
                     **nosync_figures(coding, same_work, "floor_codec", samples),
+                    **nosync_figures(keeping, same_work, "floor_keep", samples),
                     "runs": samples,
                 }
             )
@@ -2043,6 +2096,14 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 f" records/s; rounds / same-work loop"
                 f" {[round(x, 3) for x in r['rounds_floor_codec_over_same_work']]};"
                 f" rows equal: {r['floor_codec_rows_equal']}",
+                flush=True,
+            )
+        if "floor_keep_per_s" in r:
+            print(
+                f"{r['consumer']:<10} floor with coding, keeping {r['floor_keep_per_s']:,.0f}"
+                f" records/s; rounds / same-work loop"
+                f" {[round(x, 3) for x in r['rounds_floor_keep_over_same_work']]};"
+                f" rows equal: {r['floor_keep_rows_equal']}",
                 flush=True,
             )
         if "floor_nosync_per_s" in r:
@@ -2288,6 +2349,13 @@ def main() -> None:
         help="a bound next to each floor: the same floor also decoding every record and encoding"
         " every event it emits again (msgspec, CloudEvent headers) in the timed part, the least"
         " coding a consumer of these contracts does (not the auditor)",
+    )
+    parser.add_argument(
+        "--floor-keep",
+        action="store_true",
+        help="a bound next to the floors of analytics, alerts and FLOOR_COPIED: the bound that"
+        " codes, writing through a statement that takes repeated ids (FLOOR_KEPT: the consumer's"
+        " own; FLOOR_COPIED: INSERT ... ON CONFLICT DO NOTHING) instead of COPY",
     )
     parser.add_argument(
         "--floor-nosync",

@@ -22,6 +22,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,6 +57,20 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
+
+
+def report_of(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The JSON report a benchmark's run wrote (its path in its last lines), read and removed
+    with its HTML page."""
+    found = re.search(r"report: (\S+\.json)", done.stdout)
+    assert found, done.stdout
+    path = Path(found.group(1))
+    try:
+        report: dict[str, Any] = json.loads(path.read_text())
+    finally:
+        path.unlink()
+        path.with_suffix(".html").unlink()
+    return report
 
 
 @pytest.fixture(scope="module")
@@ -193,16 +208,10 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
         "message",
         "--floor-decode",
         "--floor-codec",
+        "--floor-keep",
         env=env,
     )
-    found = re.search(r"report: (\S+\.json)", done.stdout)
-    assert found, done.stdout
-    path = Path(found.group(1))
-    try:
-        report = json.loads(path.read_text())
-    finally:
-        path.unlink()
-        path.with_suffix(".html").unlink()
+    report = report_of(done)
     for when in ("machine_at_start", "machine_at_end"):
         assert report[when]["load_1m"] >= 0
         assert report[when]["cores"] >= 1
@@ -278,6 +287,7 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     (alerts,) = [r for r in report["consumers"] if r["consumer"] == "alerts"]
     assert alerts["floor_rows_equal"] is True
     assert alerts["floor_codec_rows_equal"] is True
+    assert alerts["floor_keep_rows_equal"] is True  # through alerts' own statement
     assert alerts["floor_runs"][0]["read_model"]["search_alert_listings"][0] == 400
     # Reminders' floor: each listing's facts and the timers its plan asks for, by digest, and so
     # does the floor that codes.
@@ -314,6 +324,8 @@ def test_consumers_report_has_target_5_fields_and_the_faststream_peer(
     for row in (deals, webhooks, mailer):
         assert row["floor_rows_equal"] is True, row["consumer"]
         assert row["floor_codec_rows_equal"] is True, row["consumer"]
+        # The bound that writes through a statement taking repeated ids left the same rows.
+        assert row["floor_keep_rows_equal"] is True, row["consumer"]
         assert row["floor_per_s"] > 0
     assert deals["floor_runs"][0]["read_model"]["deal_notices"] == dealt["deal_notices"]
     peer = rows["faststream-message"]["runs"][0]
@@ -327,14 +339,7 @@ def test_mail_render_report_compares_the_registries_on_the_same_bytes() -> None:
     done = run(
         sys.executable, "-m", "loadtests.bench_mail_render", "--messages", "40", "--repeat", "2"
     )
-    found = re.search(r"report: (\S+\.json)", done.stdout)
-    assert found, done.stdout
-    path = Path(found.group(1))
-    try:
-        report = json.loads(path.read_text())
-    finally:
-        path.unlink()
-        path.with_suffix(".html").unlink()
+    report = report_of(done)
     assert report["bytes_equal"] is True
     for name in ("cached registry", "standard registry"):
         assert len(report["us_per_message"][name]) == 2

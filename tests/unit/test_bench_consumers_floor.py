@@ -1,6 +1,7 @@
-"""The exactly-once floors of loadtests/bench_consumers.py for the consumers that emit (the
-notifier and the auctioneer): what each record makes them write and emit, built before the clock
-by the consumers' own code, and the arguments of a batch's one statement."""
+"""The exactly-once floors of loadtests/bench_consumers.py: for the consumers that emit (the
+notifier and the auctioneer), what each record makes them write and emit, built before the clock
+by the consumers' own code, and the arguments of a batch's one statement; for the consumers that
+tell people, how a run's rows are dealt over the records and written again."""
 
 from __future__ import annotations
 
@@ -88,4 +89,38 @@ def test_the_notifiers_effects_remember_a_match_once_and_notify_both_parties() -
 def test_a_floor_statement_is_for_the_consumers_that_emit_only() -> None:
     with pytest.raises(ValueError, match="no floor statement"):
         bench.floor_batch("projector", "g", bench.LISTINGS, 0, [], [])
-    assert set(bench.FLOOR_STATEMENTS) | set(bench.FLOOR_TABLES) == set(bench.FLOOR_DIGESTED)
+    sorts = (set(bench.FLOOR_STATEMENTS), set(bench.FLOOR_TABLES), set(bench.FLOOR_COPIED))
+    assert set.union(*sorts) == set(bench.FLOOR_DIGESTED)
+    assert sum(len(k) for k in sorts) == len(bench.FLOOR_DIGESTED)  # each of one sort only
+    assert set(bench.FLOOR_KEPT) <= set(bench.FLOOR_TABLES)
+
+
+def test_copied_rows_are_dealt_over_the_records_evenly_and_in_order() -> None:
+    start, end = {0: 10, 1: 0}, {0: 14, 1: 2}  # six records: 0/10-13, then 1/0-1
+    messages = bench.CopiedTable("m", ("a",), [(n,) for n in range(3)], False, ("int4",))
+    notices = bench.CopiedTable("n", ("b",), [(n,) for n in range(12)], False, ("int4",))
+    dealt = bench.spread([messages, notices], start, end)
+    assert list(dealt) == [(0, 10), (0, 11), (0, 12), (0, 13), (1, 0), (1, 1)]
+    # Every row once, each table's in its order, as many per record as the run wrote on average.
+    for index, table in enumerate((messages, notices)):
+        rows = [row for rows in dealt.values() for i, row in rows if i == index]
+        assert rows == table.rows
+    assert [len([1 for i, _ in rows if i == 0]) for rows in dealt.values()] == [1, 0, 1, 0, 1, 0]
+    assert [len([1 for i, _ in rows if i == 1]) for rows in dealt.values()] == [2] * 6
+    assert bench.spread([bench.CopiedTable("e", ("a",), [], False, ("int4",))], start, end) == {
+        r: [] for r in dealt
+    }
+
+
+def test_the_keeping_statement_binds_one_typed_array_per_column() -> None:
+    table = bench.CopiedTable(
+        "webhook_deliveries",
+        ("group_id", "delivery_id", "body"),
+        [],
+        True,
+        ("text", "text", "bytea"),
+    )
+    assert table.keeping() == (
+        "INSERT INTO webhook_deliveries (group_id, delivery_id, body) SELECT * FROM"
+        " unnest($1::text[], $2::text[], $3::bytea[]) ON CONFLICT DO NOTHING"
+    )
