@@ -11,6 +11,7 @@ from producers.web import (
     agreements,
     deals,
     documents,
+    facilitation,
     invoices,
     legal,
     logistics,
@@ -30,6 +31,7 @@ def create_service(settings: Settings) -> web.Application:
     app.middlewares.append(pages_middleware)
     pages.setup(app)
     staff.add_routes(app)
+    facilitation.add_routes(app)
     staff_admins.add_routes(app)
     logistics.add_routes(app)
     preferences.add_routes(app)

@@ -43,6 +43,25 @@ def person_of(request: web.Request) -> Person:
     return request[SESSION].person
 
 
+async def organisation_role(request: web.Request) -> str | None:
+    """The partner role of the person's organisation (from the partner registry)."""
+    person = person_of(request)
+    if person.partner_id is None:
+        return None
+    role: str | None = await request.app[POOL].fetchval(
+        "SELECT role FROM partners WHERE partner_id = $1 AND active", person.partner_id
+    )
+    return role
+
+
+async def of_organisation(request: web.Request, role: str) -> Person:
+    """The person, when their organisation has the partner role `role` (403 otherwise): the
+    auditors' pages, the facilitators'."""
+    if await organisation_role(request) != role:
+        raise web.HTTPForbidden(text=f"only people of a {role} organisation see this page")
+    return person_of(request)
+
+
 async def form_of(request: web.Request) -> dict[str, str]:
     """The posted form, once its CSRF token matched (403 otherwise)."""
     posted = await request.post()

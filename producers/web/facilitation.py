@@ -30,6 +30,7 @@ from producers.web.common import (
     form_of,
     gettext_of,
     new_key,
+    of_organisation,
     person_of,
     render,
     see_other,
@@ -37,7 +38,6 @@ from producers.web.common import (
 from producers.web.forms import decode, document, field_errors
 from producers.web.session import PREFIX
 from producers.web.sme import proposal_rows
-from producers.web.staff import of_organisation
 from schemas.feedback import FEEDBACK_REASONS
 
 STALE_DAYS = 30

@@ -48,7 +48,7 @@ from marketplace.secretbox import key_file
 from marketplace.settings import Settings
 from producers.api.context import POOL, PRODUCER, SETTINGS
 from producers.api.impact import consumer_lag, impact_figures
-from producers.web.common import form_of, gettext_of, person_of, render
+from producers.web.common import form_of, gettext_of, of_organisation, person_of, render
 from producers.web.session import PREFIX
 from schemas.common import Role
 from schemas.partners import PartnerRegistered
@@ -73,24 +73,6 @@ def staff_only(request: web.Request) -> Person:
     if person.role != "operator":
         raise web.HTTPForbidden(text="only the association's staff see this page")
     return person
-
-
-async def organisation_role(request: web.Request) -> str | None:
-    """The partner role of the person's organisation (from the partner registry)."""
-    person = person_of(request)
-    if person.partner_id is None:
-        return None
-    role: str | None = await request.app[POOL].fetchval(
-        "SELECT role FROM partners WHERE partner_id = $1 AND active", person.partner_id
-    )
-    return role
-
-
-async def of_organisation(request: web.Request, role: str) -> Person:
-    """The person, when their organisation has the partner role `role` (403 otherwise)."""
-    if await organisation_role(request) != role:
-        raise web.HTTPForbidden(text=f"only people of a {role} organisation see this page")
-    return person_of(request)
 
 
 # --- organisations ---------------------------------------------------------------------------
@@ -599,10 +581,7 @@ async def _stop_jobs(app: web.Application) -> None:
 
 
 def add_routes(app: web.Application) -> None:
-    """The staff's and auditors' pages, and the facilitators' (producers/web/facilitation.py)."""
-    from producers.web import facilitation  # it uses of_organisation from here
-
-    facilitation.add_routes(app)
+    """The staff's and auditors' pages."""
     app[JOBS] = Jobs()
     app.on_cleanup.append(_stop_jobs)
     r = app.router
