@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from marketplace.kafka import make_consumer, make_producer, partition_counts
+from marketplace.kafka import make_consumer, make_producer, partition_counts, publish
 from marketplace.runtime.deadletter import TOPIC
 from marketplace.settings import Settings
 
@@ -124,8 +124,8 @@ async def replay(settings: Settings, letter: DeadLetter) -> tuple[str, int, int]
     producer = make_producer(settings, client_id="marketplace-dlq")
     await producer.start()
     try:
-        sent = await producer.send_and_wait(
-            letter.source_topic, letter.value, key=letter.key, headers=list(letter.headers)
+        sent = await publish(
+            producer, letter.source_topic, letter.value, key=letter.key, headers=letter.headers
         )
     finally:
         await producer.stop()

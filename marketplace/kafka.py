@@ -19,6 +19,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.structs import RecordMetadata
 
 from marketplace.logs import get_logger
 from marketplace.settings import Settings
@@ -107,6 +108,24 @@ async def delivered(producer: AIOKafkaProducer, sending: Awaitable[T]) -> T:
         if isinstance(exc, SenderStopped) or not sender_stopped(producer):
             raise
         raise SenderStopped(f"the Kafka producer's sender has stopped: {exc}") from exc
+
+
+async def publish(
+    producer: AIOKafkaProducer,
+    topic: str,
+    value: bytes,
+    *,
+    key: bytes | None,
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> RecordMetadata:
+    """One record sent and acknowledged, for the one-shot publishers (the API's writes, the
+    CLI's registrations, erasures and dead-letter replays): `send_and_wait` under `delivered`,
+    so that a producer whose sender has ended raises `SenderStopped` (a send still waiting is
+    given up within SENDER_CHECK_S)."""
+    sent: RecordMetadata = await delivered(
+        producer, producer.send_and_wait(topic, value, key=key, headers=list(headers))
+    )
+    return sent
 
 
 # Kafka error code for "topic already exists", so that concurrent `up`s do not fail each other.

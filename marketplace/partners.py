@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from marketplace.db import Conn
 from marketplace.events import to_message
+from marketplace.kafka import publish
 from marketplace.secretbox import KeyRing
 from marketplace.translate import shredding
 from schemas.base import Event
@@ -153,9 +154,7 @@ async def register_partner(
         time=datetime.now(UTC),
         subject=event.partner_id,
     )
-    await producer.send_and_wait(
-        message.topic, message.value, key=message.key, headers=list(message.headers)
-    )
+    await publish(producer, message.topic, message.value, key=message.key, headers=message.headers)
     return event.partner_id, await issue_key(conn, event.partner_id, event.role)
 
 

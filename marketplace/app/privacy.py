@@ -36,6 +36,7 @@ from marketplace import accounts
 from marketplace.core.ids import derived_id
 from marketplace.db import Conn
 from marketplace.events import to_message
+from marketplace.kafka import publish
 from marketplace.secretbox import KeyRing
 from marketplace.settings import Settings
 from marketplace.translate import shredding
@@ -288,8 +289,8 @@ async def withdraw_listings(
             time=now,
             subject=r["listing_id"],
         )
-        await producer.send_and_wait(
-            message.topic, message.value, key=message.key, headers=list(message.headers)
+        await publish(
+            producer, message.topic, message.value, key=message.key, headers=message.headers
         )
     return [r["listing_id"] for r in rows]
 
@@ -347,8 +348,8 @@ async def revoke_and_deactivate(
             time=now,
             subject=str(getattr(published, "partner_id")),  # noqa: B009 - both kinds have it
         )
-        await producer.send_and_wait(
-            message.topic, message.value, key=message.key, headers=list(message.headers)
+        await publish(
+            producer, message.topic, message.value, key=message.key, headers=message.headers
         )
     return done
 

@@ -15,9 +15,9 @@ import orjson
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from marketplace import metrics
+from marketplace import kafka, metrics
 from marketplace.events import to_message
-from marketplace.kafka import BROKEN_PRODUCER, delivered
+from marketplace.kafka import BROKEN_PRODUCER
 from marketplace.logs import get_logger
 from marketplace.secretbox import SecretKeyError, key_file
 from marketplace.translate import shredding
@@ -162,11 +162,8 @@ async def publish(request: web.Request, event: Event, *, event_id: str, subject:
             headers={"Retry-After": "2"},
         )
     try:
-        await delivered(
-            producer,
-            producer.send_and_wait(
-                message.topic, message.value, key=message.key, headers=list(message.headers)
-            ),
+        await kafka.publish(
+            producer, message.topic, message.value, key=message.key, headers=message.headers
         )
         PUBLISHED.labels(topic=message.topic).inc()
     except KafkaError as exc:

@@ -17,9 +17,13 @@ import asyncpg
 import pytest
 from aiokafka.client import AIOKafkaClient
 
+from marketplace import dlq, kafka
 from marketplace.cloudevents import Envelope
+from marketplace.db import connect
+from marketplace.dlq import DeadLetter
 from marketplace.events import to_message
 from marketplace.kafka import SenderStopped, delivered, make_producer, sender_stopped
+from marketplace.partners import register_partner
 from marketplace.runtime.outbox import OutboxMessage, OutboxPublisher
 from marketplace.settings import Settings
 from marketplace.timers import schedule
@@ -74,6 +78,63 @@ async def test_a_send_on_a_producer_whose_sender_ended_raises_instead_of_waiting
             await delivered(producer, producer.send_and_wait(topic, b"later", key=b"k"))
     finally:
         await asyncio.wait_for(producer.stop(), 15)
+
+
+async def test_a_one_shot_publisher_gives_up_when_its_sender_ends(
+    settings: Settings, broken_once: list[bool]
+) -> None:
+    """The one-shot publishers (partner registration here; also an erasure's withdrawals,
+    `marketplace dlq replay` and the API's writes) send through `kafka.publish`: on a producer
+    whose sender has ended they raise `SenderStopped`, the error the API and the outbox replace
+    a producer on, and a send still waiting is given up within a second (`delivered`). A plain
+    `send_and_wait` raised aiokafka's generic "Unexpected error during batch delivery" here."""
+    topic = unique("sender-once")
+    await make_topics(settings, topic, partitions=1)
+    producer = make_producer(settings)
+    await producer.start()
+    conn = await connect(settings)
+    try:
+        with pytest.raises(SenderStopped):  # the request that ends the sender
+            await kafka.publish(producer, topic, b"lost", key=b"k")
+        assert broken_once == [False]
+        assert sender_stopped(producer)
+        with pytest.raises(SenderStopped):
+            await asyncio.wait_for(
+                register_partner(
+                    conn,
+                    producer,
+                    name="Never Registered AB",
+                    role="sme",
+                    country="SE",
+                    region=None,
+                    sector=None,
+                    registered_by="tests",
+                    source="/tests",
+                    ring=None,
+                ),
+                30,
+            )
+    finally:
+        await conn.close()
+        await asyncio.wait_for(producer.stop(), 15)
+    assert await end_offsets(settings, topic) == {0: 0}  # nothing was written
+    # A replay, with a producer of its own, sends its record as it was.
+    letter = DeadLetter(
+        partition=0,
+        offset=0,
+        timestamp_ms=0,
+        group="g",
+        reason="test",
+        source_topic=topic,
+        source_partition=0,
+        source_offset=0,
+        key=b"k",
+        headers=(("ce_id", b"1"),),
+        value=b"again",
+    )
+    assert await asyncio.wait_for(dlq.replay(settings, letter), 60) == (topic, 0, 0)
+    (record,) = await read_all(settings, topic)
+    assert (record.key, record.value, record.headers) == (b"k", b"again", (("ce_id", b"1"),))
 
 
 async def test_the_outbox_replaces_the_producer_and_the_next_attempt_sends(
