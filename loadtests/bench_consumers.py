@@ -126,7 +126,7 @@ from consumers.alerts import KEEP_LISTINGS as ALERTS_KEEP
 from consumers.alerts import KEPT_COLUMNS as ALERTS_KEPT
 from consumers.analytics import LISTING_INSERT as ANALYTICS_LISTING
 from loadtests import cpu, pgstats
-from loadtests.consumer_worker import KINDS
+from loadtests.consumer_worker import KINDS, durable
 from loadtests.report import bar_chart, commit, machine, statements_table, write_report
 from loadtests.scratch import scratch_database, superuser_sql
 from marketplace.audit import chain as audit_chain
@@ -198,8 +198,8 @@ DIGEST_LEFT_OUT: dict[str, tuple[str, ...]] = {
     "reminder_facts": ("group_id",),
     "search_alert_listings": ("group_id",),
     "mail_digest_items": ("group_id",),
-    # Besides the group, the clock's defaults at insertion (now()).
-    # The delivery's id is derived from the group's name too.
+    # Besides the group, the clock's defaults at insertion (now()), and (`COPIED_AS_IS`) the
+    # delivery's id, which is derived from the group's name.
     "webhook_deliveries": ("group_id", "created_at", "next_attempt_at", "delivery_id"),
     "mail_deliveries": ("group_id", "created_at", "next_attempt_at"),
     # The identity the database's sequence gave each notice.
@@ -208,6 +208,10 @@ DIGEST_LEFT_OUT: dict[str, tuple[str, ...]] = {
     # database's sequence gave and the clock's `created_at` (now()).
     "outbox": ("id", "group_id", "created_at"),
 }
+
+# Columns left out of the digest that a copied floor (`FLOOR_COPIED`) still writes as the
+# consumer's run wrote them: derived from the run's group, not filled in by the database.
+COPIED_AS_IS: dict[str, tuple[str, ...]] = {"webhook_deliveries": ("delivery_id",)}
 
 
 async def read_model_digest(
@@ -981,14 +985,24 @@ async def workload_types(
 @dataclass(frozen=True, slots=True)
 class CopiedTable:
     """The rows a consumer of `FLOOR_COPIED` left in one table, in their order there (a `seq`
-    identity's, else the primary key's), without the columns the database fills in or the
-    group names (`DIGEST_LEFT_OUT`): `grouped`, whether the floor puts its group's name first."""
+    identity's, else by their first column), without the columns the database fills in or the
+    group names (`DIGEST_LEFT_OUT`): `grouped`, whether a group column is still to be put first
+    (`under`)."""
 
     table: str
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
     grouped: bool
     types: tuple[str, ...]  # each column's type (`udt_name`), for the keeping statement
+
+    def under(self, group: str) -> CopiedTable:
+        """The same rows with `group`'s name first (a floor's own group), where the table has
+        one."""
+        if not self.grouped:
+            return self
+        rows = [(group, *row) for row in self.rows]
+        columns, types = ("group_id", *self.columns), ("text", *self.types)
+        return CopiedTable(self.table, columns, rows, False, types)
 
     def keeping(self) -> str:
         """The rows' statement that takes ids already there (`--floor-keep`)."""
@@ -1013,15 +1027,14 @@ async def copied_rows(conn: Any, tables: Sequence[str]) -> list[CopiedTable]:
             )
         }
         names = list(types)
-        # The database fills in the rest; a column derived from the group is copied as it is.
-        left_out = {"seq", *DIGEST_LEFT_OUT.get(table, ())} - {"delivery_id"}
+        # The database fills in the rest, and the floor its own group's name.
+        left_out = {"seq", *DIGEST_LEFT_OUT.get(table, ())} - set(COPIED_AS_IS.get(table, ()))
         kept = tuple(n for n in names if n not in left_out)
         order = "seq" if "seq" in names else "1"
         listed = ", ".join(kept)
         rows = await conn.fetch(f"SELECT {listed} FROM {table} ORDER BY {order}")  # noqa: S608
-        grouped = "group_id" in names
-        typed = (*(["text"] if grouped else []), *(types[n] for n in kept))
-        out.append(CopiedTable(table, kept, [tuple(r) for r in rows], grouped, typed))
+        typed = tuple(types[n] for n in kept)
+        out.append(CopiedTable(table, kept, [tuple(r) for r in rows], "group_id" in names, typed))
     return out
 
 
@@ -1196,7 +1209,7 @@ async def pg_floor_loop(
             " for FLOOR_COPIED"
         )
     if keep and ((kind not in FLOOR_KEPT and kind not in FLOOR_COPIED) or not codec):
-        raise ValueError(f"keep: the bound that codes, for {', '.join(FLOOR_KEPT)} only")
+        raise ValueError("keep: with codec, for the kinds of FLOOR_KEPT and FLOOR_COPIED only")
     kept_sql, kept_bind = FLOOR_KEPT[kind] if keep and kind in FLOOR_KEPT else ("", None)
     if decoding and copied is not None:
         raise ValueError(f"{kind}'s rows are not made record by record: no decoding diagnostic")
@@ -1216,19 +1229,12 @@ async def pg_floor_loop(
             await start_group_at(conn, group, {(topic, p): o for p, o in start.items()})
         finally:
             await conn.close()
-        durable = settings.webhook_synchronous_commit if kind == "webhooks" else True
-        pool = await create_pool(scratch, reset_sessions=False, synchronous_commit=durable)
+        pool = await create_pool(
+            scratch, reset_sessions=False, synchronous_commit=durable(kind, settings)
+        )
         # FLOOR_COPIED: the consumer's rows under this floor's group, dealt over the records.
-        tables = [
-            CopiedTable(
-                t.table,
-                ("group_id", *t.columns) if t.grouped else t.columns,
-                [(group, *row) for row in t.rows] if t.grouped else t.rows,
-                t.grouped,
-                t.types,
-            )
-            for t in copied or ()
-        ]
+        tables = [t.under(group) for t in copied or ()]
+        keeping = [t.keeping() for t in tables]
         copied_at = spread(tables, start, end) if copied is not None else None
         consumer = make_consumer(settings, group)
         producer = make_producer(settings)
@@ -1253,8 +1259,11 @@ async def pg_floor_loop(
                         "SELECT audit_ensure_partition(m) FROM unnest($1::timestamptz[]) AS m",
                         sorted({row[4] for row in rows_at.values()}),
                     )
-                for t in tables:
-                    await warm.copy_records_to_table(t.table, records=[], columns=t.columns)
+                for t, sql in zip(tables, keeping, strict=True):
+                    if keep:
+                        await warm.execute(sql, *_columns([], len(t.columns)))
+                    else:
+                        await warm.copy_records_to_table(t.table, records=[], columns=t.columns)
                 if kept_bind is not None:
                     await warm.execute(kept_sql, *kept_bind(group, []))
                 elif table:
@@ -1341,10 +1350,9 @@ async def pg_floor_loop(
                         elif kept_bind is not None:
                             await c.execute(kept_sql, *kept_bind(group, rows))
                         elif copied_at is not None:
-                            for t, these in zip(tables, dealt, strict=True):
+                            for t, sql, these in zip(tables, keeping, dealt, strict=True):
                                 if these and keep:
-                                    width = len(t.columns)
-                                    await c.execute(t.keeping(), *_columns(these, width))
+                                    await c.execute(sql, *_columns(these, len(t.columns)))
                                 elif these:
                                     await c.copy_records_to_table(
                                         t.table, records=these, columns=t.columns
@@ -1835,11 +1843,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         ranges[JOBS] = await produce(settings, jobs, JOBS)
         print(f"workload: {len(jobs):,} jobs and quotes on {JOBS}", flush=True)
     prepares: dict[str, Callable[[Any, str], Awaitable[None]]] = {}
+    subscribers = subscribers_of(args.seed)  # the deal rooms' and the inboxes' scratch state
+    types_of: dict[str, dict[str, int]] = {}
     if "deals" in args.consumers:
         rooms = deal_events(args.events, args.seed)
         ranges[DEALS] = await produce(settings, rooms, DEALS)
         print(f"workload: {len(rooms):,} messages and receipts on {DEALS}", flush=True)
-        prepares["deals"] = subscribers_of(args.seed)
+        prepares["deals"] = subscribers
     later = ("notifier", *NOTIFIED)  # on the matcher's proposals, or the notifier's notices
     order = [k for k in args.consumers if k not in later]
     if set(later) & set(args.consumers):
@@ -1863,11 +1873,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             ranges[NOTIFICATIONS] = (notices_from, await _ends(settings, NOTIFICATIONS))
             count = sum(ranges[NOTIFICATIONS][1][p] - notices_from[p] for p in notices_from)
             print(f"workload: {count:,} notifications on {NOTIFICATIONS}", flush=True)
-            for inbox in NOTIFIED:
-                prepares[inbox] = subscribers_of(args.seed)
+            prepares.update(dict.fromkeys(NOTIFIED, subscribers))
         first, last = ranges[topic]
-        # What the workload holds, by event type, for the consumers reported by their tables.
-        types = await workload_types(settings, topic, first, last) if kind in FLOOR_COPIED else {}
+        # What the workload holds, by event type, for the consumers reported by their tables
+        # (read once per topic: the inboxes share theirs).
+        if kind in FLOOR_COPIED and topic not in types_of:
+            types_of[topic] = await workload_types(settings, topic, first, last)
+        types = types_of.get(topic, {}) if kind in FLOOR_COPIED else {}
         records = sum(last[p] - first[p] for p in first)
         runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
         same_work: list[float] = []

@@ -89,6 +89,12 @@ def consumer(kind: str, group: str, settings: Settings) -> tuple[list[str], Any]
     raise SystemExit(f"unknown consumer {kind!r}: one of {', '.join(KINDS)}")
 
 
+def durable(kind: str, settings: Settings) -> bool:
+    """Whether `kind`'s commits wait for the disk, as its service's do: the webhook inbox's
+    follow `webhook_synchronous_commit` (`consumers.webhooks.run_webhooks`), the others' do."""
+    return settings.webhook_synchronous_commit if kind == "webhooks" else True
+
+
 def main() -> None:
     kind, group = sys.argv[1], sys.argv[2]
     settings = Settings.from_env()
@@ -96,15 +102,13 @@ def main() -> None:
     topics, processor = consumer(kind, group, settings)
     if len(sys.argv) > 3:
         topics = sys.argv[3].split(",")
-    # The webhook inbox commits as its service does (`consumers.webhooks.run_webhooks`).
-    durable = settings.webhook_synchronous_commit if kind == "webhooks" else True
     stats = event_loop.run(
         run_consumer(
             settings,
             group_id=group,
             topics=topics,
             processor=processor,
-            synchronous_commit=durable,
+            synchronous_commit=durable(kind, settings),
         ),
         settings,
     )
